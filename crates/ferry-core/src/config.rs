@@ -1,0 +1,764 @@
+//! `ferry.toml`: parsing and validation (pure: the caller reads the file).
+//!
+//! Parsing turns syntax errors and unknown keys into one [`ConfigProblem`]
+//! with its line; validation then reports *every* semantic problem at once,
+//! each with its line, environment, table and column. Checks that need a
+//! database (columns exist, keys match) live in the engine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::value::Value;
+
+/// One thing wrong with the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigProblem {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigProblem {
+            line: None,
+            environment: None,
+            table: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+    pub fn at(mut self, line: Option<usize>) -> Self {
+        self.line = line;
+        self
+    }
+    pub fn env(mut self, env: &str) -> Self {
+        self.environment = Some(env.to_string());
+        self
+    }
+    pub fn table(mut self, table: &str) -> Self {
+        self.table = Some(table.to_string());
+        self
+    }
+    pub fn column(mut self, column: &str) -> Self {
+        self.column = Some(column.to_string());
+        self
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(env) = &self.environment {
+            write!(f, "environment `{env}`: ")?;
+        }
+        match (&self.table, &self.column) {
+            (Some(t), Some(c)) => write!(f, "table `{t}`, column `{c}`: ")?,
+            (Some(t), None) => write!(f, "table `{t}`: ")?,
+            (None, Some(c)) => write!(f, "column `{c}`: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Clone, Debug, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{} has {n} problem{}:",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {}:{p}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    /// Folder of the configuration file: relative SQLite and `dir:` paths
+    /// are resolved against it.
+    pub base_dir: PathBuf,
+    pub pipeline: Vec<String>,
+    pub environments: BTreeMap<String, EnvConfig>,
+    pub tables: BTreeMap<String, TableConfig>,
+    pub access: Option<AccessConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EnvConfig {
+    pub name: String,
+    pub url: UrlSource,
+    pub review: bool,
+    pub promotes_to: Option<String>,
+    pub checks: Vec<CheckConfig>,
+    pub hooks: Vec<HookConfig>,
+    pub line: Option<usize>,
+}
+
+/// Where an environment's URL comes from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum UrlSource {
+    /// Written in the file (never with a password: that is refused).
+    Inline(String),
+    /// Read from this environment variable.
+    Variable(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum CheckConfig {
+    Sql { sql: String, on: CheckSide },
+    Command { command: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSide {
+    Source,
+    Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum HookConfig {
+    Command { command: String, timeout_secs: u64 },
+    Webhook { url: String, timeout_secs: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TableConfig {
+    pub name: String,
+    /// `None`: use the primary key the database declares.
+    pub key: Option<Vec<String>>,
+    pub natural_key: Option<Vec<String>>,
+    /// column -> referenced table
+    pub references: BTreeMap<String, String>,
+    /// (column, parent table)
+    pub parent: Option<(String, String)>,
+    pub ignore: Vec<String>,
+    /// column -> what to stamp (only `now` today)
+    pub stamp: BTreeMap<String, StampValue>,
+    pub exclude: Option<String>,
+    #[serde(skip)]
+    pub draft: BTreeMap<String, Value>,
+    pub line: Option<usize>,
+}
+
+impl Eq for TableConfig {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum StampValue {
+    Now,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AccessConfig {
+    pub users: BTreeMap<String, Vec<String>>,
+    pub promote: BTreeMap<String, Vec<String>>,
+    pub approve: BTreeMap<String, Vec<String>>,
+    pub revert: BTreeMap<String, Vec<String>>,
+}
+
+// ---- raw, as written ----------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    pipeline: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    environments: BTreeMap<String, Spanned<RawEnv>>,
+    #[serde(default)]
+    tables: BTreeMap<String, Spanned<RawTable>>,
+    access: Option<Spanned<RawAccess>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
+    #[serde(default)]
+    review: bool,
+    promotes_to: Option<Spanned<String>>,
+    #[serde(default)]
+    checks: Vec<Spanned<RawCheck>>,
+    #[serde(default)]
+    hooks: Vec<Spanned<RawHook>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    sql: Option<String>,
+    on: Option<CheckSide>,
+    command: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    command: Option<String>,
+    webhook: Option<String>,
+    timeout: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    key: Option<Spanned<Vec<String>>>,
+    natural_key: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    references: BTreeMap<String, Spanned<String>>,
+    parent: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
+    #[serde(default)]
+    stamp: BTreeMap<String, Spanned<String>>,
+    exclude: Option<Spanned<String>>,
+    draft: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    #[serde(default)]
+    users: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    promote: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    approve: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    revert: BTreeMap<String, Spanned<Vec<String>>>,
+}
+
+/// Byte offset -> 1-based line.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn of<T>(&self, s: &Spanned<T>) -> Option<usize> {
+        self.line(s.span().start)
+    }
+    fn line(&self, offset: usize) -> Option<usize> {
+        Some(self.0.get(..offset)?.bytes().filter(|b| *b == b'\n').count() + 1)
+    }
+}
+
+/// The variable an environment's URL is read from when the file names none.
+pub fn default_url_var(env: &str) -> String {
+    let upper: String = env
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("FERRY_{upper}_URL")
+}
+
+/// True when a URL carries a password (`scheme://user:secret@host`).
+pub fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => userinfo.contains(':') && !userinfo.ends_with(':'),
+        None => url.contains("password="),
+    }
+}
+
+/// Parses and validates `text`, the contents of the file at `path`.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let fail = |problems| ConfigErrors {
+        file: path.to_path_buf(),
+        problems,
+    };
+    let lines = Lines(text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().and_then(|s| lines.line(s.start));
+        let message = e.message().to_string();
+        fail(vec![ConfigProblem::new(message).at(line)])
+    })?;
+    let mut problems = Vec::new();
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    let mut environments = BTreeMap::new();
+    for (name, env) in &raw.environments {
+        let line = lines.of(env);
+        let env = env.get_ref();
+        let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l).env(name);
+        if !valid_env_name(name) {
+            problems.push(p(
+                "an environment name uses letters, digits, `-` and `_` only".into(),
+                line,
+            ));
+        }
+        let url = match (&env.url, &env.url_env) {
+            (Some(_), Some(v)) => {
+                problems.push(p("give either `url` or `url_env`, not both".into(), lines.of(v)));
+                UrlSource::Variable(v.get_ref().clone())
+            }
+            (Some(u), None) => {
+                if url_has_password(u.get_ref()) {
+                    problems.push(p(
+                        format!(
+                            "`url` carries a password; put the URL in an environment variable and write `url_env = \"{}\"` instead",
+                            default_url_var(name)
+                        ),
+                        lines.of(u),
+                    ));
+                } else if let Err(m) = check_url_scheme(u.get_ref()) {
+                    problems.push(p(m, lines.of(u)));
+                }
+                UrlSource::Inline(u.get_ref().clone())
+            }
+            (None, Some(v)) => UrlSource::Variable(v.get_ref().clone()),
+            (None, None) => UrlSource::Variable(default_url_var(name)),
+        };
+        let mut checks = Vec::new();
+        for c in &env.checks {
+            let l = lines.of(c);
+            match (&c.get_ref().sql, &c.get_ref().command) {
+                (Some(sql), None) => checks.push(CheckConfig::Sql {
+                    sql: sql.clone(),
+                    on: c.get_ref().on.unwrap_or(CheckSide::Source),
+                }),
+                (None, Some(cmd)) => {
+                    if c.get_ref().on.is_some() {
+                        problems.push(p("`on` applies to `sql` checks only".into(), l));
+                    }
+                    checks.push(CheckConfig::Command { command: cmd.clone() })
+                }
+                _ => problems.push(p("a check has exactly one of `sql` or `command`".into(), l)),
+            }
+        }
+        let mut hooks = Vec::new();
+        for h in &env.hooks {
+            let l = lines.of(h);
+            let timeout_secs = h.get_ref().timeout.unwrap_or(30);
+            match (&h.get_ref().command, &h.get_ref().webhook) {
+                (Some(command), None) => hooks.push(HookConfig::Command {
+                    command: command.clone(),
+                    timeout_secs,
+                }),
+                (None, Some(url)) => {
+                    if !url.starts_with("http://") && !url.starts_with("https://") {
+                        problems.push(p(format!("webhook `{url}` is not an http:// or https:// URL"), l));
+                    }
+                    hooks.push(HookConfig::Webhook {
+                        url: url.clone(),
+                        timeout_secs,
+                    })
+                }
+                _ => problems.push(p("a hook has exactly one of `command` or `webhook`".into(), l)),
+            }
+        }
+        environments.insert(
+            name.clone(),
+            EnvConfig {
+                name: name.clone(),
+                url,
+                review: env.review,
+                promotes_to: env.promotes_to.as_ref().map(|s| s.get_ref().clone()),
+                checks,
+                hooks,
+                line,
+            },
+        );
+    }
+    for (name, env) in &raw.environments {
+        if let Some(to) = &env.get_ref().promotes_to {
+            if !raw.environments.contains_key(to.get_ref()) {
+                problems.push(
+                    ConfigProblem::new(format!(
+                        "`promotes_to` names `{}`, which is not an environment in this file",
+                        to.get_ref()
+                    ))
+                    .at(lines.of(to))
+                    .env(name),
+                );
+            }
+        }
+    }
+
+    let mut pipeline = Vec::new();
+    match &raw.pipeline {
+        None => problems.push(ConfigProblem::new(
+            "`pipeline` is missing: list the environments content flows through, e.g. pipeline = [\"staging\", \"production\"]",
+        ).at(Some(1))),
+        Some(p) => {
+            let mut seen = BTreeSet::new();
+            for e in p.get_ref() {
+                let name = e.get_ref();
+                if !raw.environments.contains_key(name) {
+                    problems.push(
+                        ConfigProblem::new(format!("the pipeline names `{name}`, but there is no [environments.{name}]"))
+                            .at(lines.of(e)),
+                    );
+                }
+                if !seen.insert(name.clone()) {
+                    problems.push(ConfigProblem::new(format!("`{name}` appears twice in the pipeline")).at(lines.of(e)));
+                }
+                pipeline.push(name.clone());
+            }
+        }
+    }
+
+    let mut tables = BTreeMap::new();
+    for (name, t) in &raw.tables {
+        let line = lines.of(t);
+        let t = t.get_ref();
+        let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l.or(line)).table(name);
+        if name.starts_with("_ferry") {
+            problems.push(p(
+                "tables named `_ferry*` belong to Ferry itself and cannot be managed".into(),
+                line,
+            ));
+        }
+        let key = t.key.as_ref().map(|k| {
+            if k.get_ref().is_empty() {
+                problems.push(p("`key` lists no column".into(), lines.of(k)));
+            }
+            k.get_ref().clone()
+        });
+        let natural_key = t.natural_key.as_ref().map(|k| {
+            if k.get_ref().is_empty() {
+                problems.push(p("`natural_key` lists no column".into(), lines.of(k)));
+            }
+            k.get_ref().clone()
+        });
+        let mut references = BTreeMap::new();
+        for (col, target) in &t.references {
+            if !raw.tables.contains_key(target.get_ref()) {
+                problems.push(
+                    p(
+                        format!(
+                            "references `{}`, which is not a managed table: add [tables.{}] or remove the reference",
+                            target.get_ref(),
+                            target.get_ref()
+                        ),
+                        lines.of(target),
+                    )
+                    .column(col),
+                );
+            }
+            references.insert(col.clone(), target.get_ref().clone());
+        }
+        let parent = match &t.parent {
+            None => None,
+            Some(par) => {
+                let map = par.get_ref();
+                if map.len() != 1 {
+                    problems.push(p(
+                        "`parent` names exactly one column and its table, e.g. parent = { form_id = \"forms\" }".into(),
+                        lines.of(par),
+                    ));
+                }
+                map.iter().next().map(|(col, target)| {
+                    if !raw.tables.contains_key(target.get_ref()) {
+                        problems.push(
+                            p(
+                                format!("parent `{}` is not a managed table", target.get_ref()),
+                                lines.of(target),
+                            )
+                            .column(col),
+                        );
+                    }
+                    if references.contains_key(col) {
+                        problems.push(
+                            p(
+                                "a column is either a reference or the parent, not both".into(),
+                                lines.of(target),
+                            )
+                            .column(col),
+                        );
+                    }
+                    (col.clone(), target.get_ref().clone())
+                })
+            }
+        };
+        let ignore: Vec<String> = t.ignore.iter().map(|s| s.get_ref().clone()).collect();
+        let mut stamp = BTreeMap::new();
+        for (col, v) in &t.stamp {
+            if v.get_ref() != "now" {
+                problems.push(
+                    p(
+                        format!("stamp value `{}` is not supported; use \"now\"", v.get_ref()),
+                        lines.of(v),
+                    )
+                    .column(col),
+                );
+            }
+            stamp.insert(col.clone(), StampValue::Now);
+        }
+        // A column plays one role.
+        let key_cols: Vec<&String> = key.iter().flatten().chain(natural_key.iter().flatten()).collect();
+        for ig in &t.ignore {
+            let c = ig.get_ref();
+            if key_cols.contains(&c) {
+                problems.push(p("a key column cannot be ignored".into(), lines.of(ig)).column(c));
+            }
+            if stamp.contains_key(c) {
+                problems.push(p("a column cannot be both ignored and stamped".into(), lines.of(ig)).column(c));
+            }
+            if references.contains_key(c) || parent.as_ref().is_some_and(|(pc, _)| pc == c) {
+                problems.push(p("a reference column cannot be ignored".into(), lines.of(ig)).column(c));
+            }
+        }
+        for (c, v) in &t.stamp {
+            if key_cols.contains(&c) {
+                problems.push(p("a key column cannot be stamped".into(), lines.of(v)).column(c));
+            }
+        }
+        let mut draft = BTreeMap::new();
+        if let Some(d) = &t.draft {
+            for (col, v) in d.get_ref() {
+                match toml_to_value(v) {
+                    Some(v) => {
+                        draft.insert(col.clone(), v);
+                    }
+                    None => {
+                        problems.push(p("a draft value is a string, number or boolean".into(), lines.of(d)).column(col))
+                    }
+                }
+            }
+        }
+        if let Some(e) = &t.exclude {
+            if e.get_ref().trim().is_empty() {
+                problems.push(p("`exclude` is empty".into(), lines.of(e)));
+            }
+        }
+        tables.insert(
+            name.clone(),
+            TableConfig {
+                name: name.clone(),
+                key,
+                natural_key,
+                references,
+                parent,
+                ignore,
+                stamp,
+                exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
+                draft,
+                line,
+            },
+        );
+    }
+    if tables.is_empty() {
+        problems.push(ConfigProblem::new(
+            "no table is managed: add a [tables.NAME] section with its `key`",
+        ));
+    }
+
+    let access = raw.access.as_ref().map(|a| {
+        let line = lines.of(a);
+        let a = a.get_ref();
+        let roles: BTreeSet<&String> = a.users.values().flatten().collect();
+        let mut check_map = |what: &str, m: &BTreeMap<String, Spanned<Vec<String>>>| {
+            let mut out = BTreeMap::new();
+            for (env, rs) in m {
+                if !raw.environments.contains_key(env) {
+                    problems.push(
+                        ConfigProblem::new(format!("[access] {what} names `{env}`, which is not an environment"))
+                            .at(lines.of(rs).or(line)),
+                    );
+                }
+                for r in rs.get_ref() {
+                    if !roles.contains(r) {
+                        problems.push(
+                            ConfigProblem::new(format!("[access] {what}.{env} names role `{r}`, which no user has"))
+                                .at(lines.of(rs).or(line)),
+                        );
+                    }
+                }
+                out.insert(env.clone(), rs.get_ref().clone());
+            }
+            out
+        };
+        let promote = check_map("promote", &a.promote);
+        let approve = check_map("approve", &a.approve);
+        let revert = check_map("revert", &a.revert);
+        AccessConfig {
+            users: a.users.clone(),
+            promote,
+            approve,
+            revert,
+        }
+    });
+
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    Ok(Config {
+        base_dir,
+        pipeline,
+        environments,
+        tables,
+        access,
+    })
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_url_scheme(url: &str) -> Result<(), String> {
+    const SCHEMES: [&str; 6] = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:", "dir:"];
+    if SCHEMES.iter().any(|s| url.starts_with(s)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a URL Ferry knows; use sqlite://PATH, postgres://..., mysql://... or dir:PATH",
+            redact_url(url)
+        ))
+    }
+}
+
+/// A URL with any password replaced by `***`, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.find("password=") {
+        Some(i) => {
+            let end = tail[i..].find('&').map_or(tail.len(), |e| i + e);
+            format!("{}password=***{}", &tail[..i], &tail[end..])
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn toml_to_value(v: &toml::Value) -> Option<Value> {
+    Some(match v {
+        toml::Value::String(s) => Value::Text(s.clone()),
+        toml::Value::Integer(i) => Value::Int(*i),
+        toml::Value::Float(f) => Value::Float(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        _ => return None,
+    })
+}
+
+impl Config {
+    /// Where `env` may promote to: its `promotes_to`, else the next
+    /// environment in the pipeline.
+    pub fn next_of(&self, env: &str) -> Option<&str> {
+        if let Some(to) = self.environments.get(env).and_then(|e| e.promotes_to.as_deref()) {
+            return Some(to);
+        }
+        let i = self.pipeline.iter().position(|e| e == env)?;
+        self.pipeline.get(i + 1).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+pipeline = ["staging", "production"]
+[environments.staging]
+url = "sqlite://staging.db"
+[environments.production]
+url_env = "FERRY_PRODUCTION_URL"
+review = true
+[tables.cities]
+key = ["id"]
+[tables.businesses]
+key = ["id"]
+references = { city_id = "cities" }
+ignore = ["view_count"]
+stamp = { modified_at = "now" }
+exclude = "created_by_team IN ('qa', 'dev')"
+draft = { is_published = false }
+"#;
+
+    #[test]
+    fn parses_the_product_example() {
+        let c = parse(GOOD, Path::new("/x/ferry.toml")).unwrap();
+        assert_eq!(c.pipeline, ["staging", "production"]);
+        assert_eq!(c.base_dir, Path::new("/x"));
+        let b = &c.tables["businesses"];
+        assert_eq!(b.references["city_id"], "cities");
+        assert_eq!(b.draft["is_published"], Value::Bool(false));
+        assert_eq!(c.next_of("staging"), Some("production"));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_line() {
+        let bad = r#"pipeline = ["staging", "prod"]
+[environments.staging]
+url = "postgres://u:secret@h/db"
+[tables.a]
+key = []
+references = { b_id = "b" }
+stamp = { at = "yesterday" }
+"#;
+        let err = parse(bad, Path::new("f.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        let lines: Vec<_> = err.problems.iter().map(|p| p.line).collect();
+        assert!(err.problems.len() >= 4, "{text}");
+        assert!(
+            lines.contains(&Some(1)) && lines.contains(&Some(3)) && lines.contains(&Some(5)),
+            "{text}"
+        );
+        assert!(text.contains("url_env"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_point_at_their_line() {
+        let bad = "pipeline = [\"a\"]\n[environments.a]\nurl = \"sqlite://a.db\"\n[tables.t]\nkeys = [\"id\"]\n";
+        let err = parse(bad, Path::new("f.toml")).unwrap_err();
+        assert_eq!(err.problems[0].line, Some(5), "{err}");
+        assert!(err.problems[0].message.contains("keys"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:pw@h:5/db?x=1"), "postgres://u:***@h:5/db?x=1");
+        assert_eq!(
+            redact_url("mysql://h/db?password=pw&a=b"),
+            "mysql://h/db?password=***&a=b"
+        );
+        assert!(url_has_password("postgres://u:pw@h/db"));
+        assert!(!url_has_password("postgres://u@h/db"));
+        assert!(!url_has_password("sqlite://a.db"));
+    }
+}

@@ -1,0 +1,310 @@
+//! The plan: what promoting a selection from one environment to the next
+//! would change, entry by entry. A plan is what a person reviews and what
+//! the engine applies.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{hex, unhex, RowHash};
+use crate::value::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Insert,
+    Update,
+    Delete,
+    Conflict,
+    Skip,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Insert => "insert",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Conflict => "conflict",
+            Action::Skip => "skip",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The target changed the row and the source did not.
+    TargetNewer,
+    /// The row exists only in the target and Ferry never synced it.
+    TargetOnly,
+    /// First contact: no sync base yet, the source wins.
+    NoBase,
+    /// Both sides changed different fields: merged.
+    Merged,
+    /// The row matches the table's `exclude` predicate.
+    Excluded,
+    PendingReview,
+    /// Both sides changed the same field differently.
+    BothChanged,
+    /// Deleted in the target, changed in the source.
+    DeletedInTarget,
+    /// Deleted in the source, changed in the target.
+    DeletedInSource,
+    /// A child deleted because its parent is deleted.
+    ParentDeleted,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::TargetNewer => "target-newer",
+            Reason::TargetOnly => "target-only",
+            Reason::NoBase => "no-base",
+            Reason::Merged => "merged",
+            Reason::Excluded => "excluded",
+            Reason::PendingReview => "pending-review",
+            Reason::BothChanged => "both-changed",
+            Reason::DeletedInTarget => "deleted-in-target",
+            Reason::DeletedInSource => "deleted-in-source",
+            Reason::ParentDeleted => "parent-deleted",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One changed (or conflicting) column of a row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldDiff {
+    pub column: String,
+    #[serde(with = "tagged_opt")]
+    pub source: Option<Value>,
+    #[serde(with = "tagged_opt")]
+    pub target: Option<Value>,
+}
+
+/// One row of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    pub table: String,
+    /// The row's key, canonical (in the target's types).
+    #[serde(with = "tagged_vec")]
+    pub key: Vec<Value>,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// Changed columns (update), conflicting columns (conflict).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldDiff>,
+    /// For updates: the compared columns to write from the source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<String>,
+    /// The source row (key + compared columns, canonical) to write.
+    #[serde(default, with = "tagged_opt_vec", skip_serializing_if = "Option::is_none")]
+    pub source: Option<Vec<Value>>,
+    /// The target row hash this entry expects at apply time; `None`: the
+    /// target must not have the row.
+    #[serde(default, with = "hash_opt", skip_serializing_if = "Option::is_none")]
+    pub expect_target: Option<RowHash>,
+    /// Packed per-field hashes of the source row, recorded as the sync base.
+    #[serde(default, with = "hex_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub source_fields: Vec<u8>,
+    /// Row hash of the source row (the new sync base).
+    #[serde(default, with = "hash_opt", skip_serializing_if = "Option::is_none")]
+    pub source_hash: Option<RowHash>,
+    /// Why a row outside the selection is in the plan: `table:key.column`
+    /// of the row that references it, or the parent it travels with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_by: Option<String>,
+}
+
+impl PlanEntry {
+    pub fn is_change(&self) -> bool {
+        matches!(self.action, Action::Insert | Action::Update | Action::Delete)
+    }
+
+    /// `table:key` as the command line writes it.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.table, key_label(&self.key))
+    }
+}
+
+/// A key as the command line writes it: values joined by commas.
+pub fn key_label(key: &[Value]) -> String {
+    key.iter().map(Value::display_text).collect::<Vec<_>>().join(",")
+}
+
+/// Counts of changes by action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub conflict: u64,
+    pub skip: u64,
+    /// Rows recorded as in sync (baseline).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub synced: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Counts {
+    pub fn add(&mut self, a: Action) {
+        match a {
+            Action::Insert => self.insert += 1,
+            Action::Update => self.update += 1,
+            Action::Delete => self.delete += 1,
+            Action::Conflict => self.conflict += 1,
+            Action::Skip => self.skip += 1,
+        }
+    }
+    pub fn changes(&self) -> u64 {
+        self.insert + self.update + self.delete
+    }
+}
+
+/// The plan for one promotion.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub from: String,
+    pub to: String,
+    /// When the plan was made (RFC 3339, UTC).
+    pub created_at: String,
+    /// The selection, as the command line gave it.
+    pub selection: Vec<String>,
+    /// Tables in apply order (parents first).
+    pub tables: Vec<String>,
+    /// Key columns of every table.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
+    /// Columns of the row images (`source`) of every table: key, then compared.
+    #[serde(default)]
+    pub columns: BTreeMap<String, Vec<String>>,
+    pub entries: Vec<PlanEntry>,
+    /// Rows left behind because they match `exclude`, per table.
+    #[serde(default)]
+    pub excluded: BTreeMap<String, u64>,
+}
+
+pub const PLAN_FORMAT: u32 = 1;
+
+impl Plan {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for e in &self.entries {
+            c.add(e.action);
+        }
+        c
+    }
+
+    pub fn conflicts(&self) -> impl Iterator<Item = &PlanEntry> {
+        self.entries.iter().filter(|e| e.action == Action::Conflict)
+    }
+
+    /// The key of an entry as (column, value) pairs.
+    pub fn named_key(&self, e: &PlanEntry) -> Vec<(String, Value)> {
+        let cols = self.keys.get(&e.table).cloned().unwrap_or_default();
+        cols.into_iter().zip(e.key.iter().cloned()).collect()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.entries.iter().any(PlanEntry::is_change)
+    }
+}
+
+mod tagged_vec {
+    use super::Value;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Value], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(Value::to_tagged))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+        let raw = Vec::<serde_json::Value>::deserialize(d)?;
+        raw.iter()
+            .map(|j| Value::from_tagged(j).ok_or_else(|| serde::de::Error::custom(format!("bad value {j}"))))
+            .collect()
+    }
+}
+
+mod tagged_opt_vec {
+    use super::Value;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<Value>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_seq(v.iter().map(Value::to_tagged)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Value>>, D::Error> {
+        let raw = Option::<Vec<serde_json::Value>>::deserialize(d)?;
+        raw.map(|raw| {
+            raw.iter()
+                .map(|j| Value::from_tagged(j).ok_or_else(|| serde::de::Error::custom(format!("bad value {j}"))))
+                .collect()
+        })
+        .transpose()
+    }
+}
+
+mod tagged_opt {
+    use super::Value;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(Value::to_tagged).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        let raw = Option::<serde_json::Value>::deserialize(d)?;
+        raw.map(|j| Value::from_tagged(&j).ok_or_else(|| serde::de::Error::custom(format!("bad value {j}"))))
+            .transpose()
+    }
+}
+
+mod hash_opt {
+    use super::{hex, unhex, RowHash};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<RowHash>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(|h| hex(h)).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RowHash>, D::Error> {
+        let raw = Option::<String>::deserialize(d)?;
+        raw.map(|s| {
+            unhex(&s)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| serde::de::Error::custom("bad row hash"))
+        })
+        .transpose()
+    }
+}
+
+mod hex_bytes {
+    use super::{hex, unhex};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let raw = String::deserialize(d)?;
+        unhex(&raw).ok_or_else(|| serde::de::Error::custom("bad hex"))
+    }
+}

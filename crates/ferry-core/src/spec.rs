@@ -1,0 +1,267 @@
+//! A managed table resolved against the schemas of both environments: the
+//! one description the planner and the appliers work from.
+
+use std::collections::BTreeMap;
+
+use crate::canonical::{hash_row, RowHashes};
+use crate::config::TableConfig;
+use crate::schema::TableSchema;
+use crate::value::{convert, ColumnType, ConvertError, Value};
+
+/// Where a column's value comes from on the target.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableSpec {
+    pub name: String,
+    pub key: Vec<String>,
+    /// Non-key columns compared and copied, sorted by name.
+    pub compared: Vec<String>,
+    /// Columns set on the target at apply time.
+    pub stamped: Vec<String>,
+    /// Columns never compared nor copied (configured `ignore`).
+    pub ignored: Vec<String>,
+    /// Target type of every key, compared and stamped column.
+    pub types: BTreeMap<String, ColumnType>,
+    /// column -> referenced table (references and the parent).
+    pub references: BTreeMap<String, String>,
+    pub parent: Option<(String, String)>,
+    pub exclude: Option<String>,
+    /// The referenced table's key column, for every reference column.
+    pub referenced_key: BTreeMap<String, String>,
+    /// Every column of the target table, in its order (before-images keep
+    /// them all, ignored ones included).
+    pub target_columns: Vec<String>,
+    /// Target types of every target column.
+    pub target_types: BTreeMap<String, ColumnType>,
+    /// Key columns the target generates (auto-increment, serial, identity).
+    pub generated_key: Vec<String>,
+}
+
+/// A problem that stops a table from being resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    pub environment: Option<String>,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl TableSpec {
+    /// Resolves `cfg` against the schemas read from the source and the
+    /// target. `keys` gives every managed table's key (for references).
+    pub fn resolve(
+        cfg: &TableConfig,
+        source: (&str, &TableSchema),
+        target: (&str, &TableSchema),
+        keys: &BTreeMap<String, Vec<String>>,
+    ) -> Result<TableSpec, Vec<SpecProblem>> {
+        let mut problems = Vec::new();
+        let (src_env, src) = source;
+        let (dst_env, dst) = target;
+        let problem = |env: Option<&str>, column: Option<&str>, message: String| SpecProblem {
+            environment: env.map(str::to_string),
+            column: column.map(str::to_string),
+            message,
+        };
+        let key = match &cfg.key {
+            Some(k) => k.clone(),
+            None if !dst.primary_key.is_empty() => dst.primary_key.clone(),
+            None => {
+                problems.push(problem(
+                    Some(dst_env),
+                    None,
+                    "the table has no primary key and the config gives no `key`: add key = [\"COLUMN\", ...]".into(),
+                ));
+                Vec::new()
+            }
+        };
+        let mentioned = key
+            .iter()
+            .chain(cfg.ignore.iter())
+            .chain(cfg.stamp.keys())
+            .chain(cfg.references.keys())
+            .chain(cfg.parent.iter().map(|(c, _)| c))
+            .chain(cfg.natural_key.iter().flatten())
+            .chain(cfg.draft.keys());
+        for col in mentioned {
+            for (env, schema) in [(src_env, src), (dst_env, dst)] {
+                if schema.column(col).is_none() {
+                    problems.push(problem(
+                        Some(env),
+                        Some(col),
+                        format!("no such column (the table has: {})", column_list(schema)),
+                    ));
+                }
+            }
+        }
+        let mut compared = Vec::new();
+        for c in &dst.columns {
+            let n = &c.name;
+            if key.contains(n) || cfg.ignore.contains(n) || cfg.stamp.contains_key(n) {
+                continue;
+            }
+            if src.column(n).is_none() {
+                problems.push(problem(
+                    Some(src_env),
+                    Some(n),
+                    format!(
+                        "the column exists in `{dst_env}` but not in `{src_env}`: migrate the schema, or add it to `ignore`"
+                    ),
+                ));
+                continue;
+            }
+            compared.push(n.clone());
+        }
+        for c in &src.columns {
+            let n = &c.name;
+            if dst.column(n).is_none() && !cfg.ignore.contains(n) && !cfg.stamp.contains_key(n) && !key.contains(n) {
+                problems.push(problem(
+                    Some(dst_env),
+                    Some(n),
+                    format!(
+                        "the column exists in `{src_env}` but not in `{dst_env}`: migrate the schema, or add it to `ignore`"
+                    ),
+                ));
+            }
+        }
+        compared.sort();
+        let mut references = cfg.references.clone();
+        if let Some((c, t)) = &cfg.parent {
+            references.insert(c.clone(), t.clone());
+        }
+        let mut referenced_key = BTreeMap::new();
+        for (col, table) in &references {
+            match keys.get(table).map(Vec::as_slice) {
+                Some([one]) => {
+                    referenced_key.insert(col.clone(), one.clone());
+                }
+                Some(_) => problems.push(problem(
+                    None,
+                    Some(col),
+                    format!("references `{table}`, whose key has several columns; a reference names a one-column key"),
+                )),
+                None => {}
+            }
+        }
+        let types = dst
+            .columns
+            .iter()
+            .filter(|c| key.contains(&c.name) || compared.contains(&c.name) || cfg.stamp.contains_key(&c.name))
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let generated_key = dst
+            .columns
+            .iter()
+            .filter(|c| c.auto_increment && key.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        Ok(TableSpec {
+            name: cfg.name.clone(),
+            key,
+            compared,
+            stamped: cfg.stamp.keys().cloned().collect(),
+            ignored: cfg.ignore.clone(),
+            types,
+            references,
+            parent: cfg.parent.clone(),
+            exclude: cfg.exclude.clone(),
+            referenced_key,
+            target_columns: dst.columns.iter().map(|c| c.name.clone()).collect(),
+            target_types: dst.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect(),
+            generated_key,
+        })
+    }
+
+    /// The columns read from both sides, in the order rows carry them: the
+    /// key columns, then the compared columns.
+    pub fn columns(&self) -> Vec<String> {
+        self.key.iter().chain(self.compared.iter()).cloned().collect()
+    }
+
+    pub fn is_self_referencing(&self) -> bool {
+        self.references.values().any(|t| *t == self.name)
+    }
+
+    /// Converts a raw row (in [`TableSpec::columns`] order) into canonical
+    /// values of the target's types. On failure, names the column.
+    pub fn canonicalize(&self, raw: &[Value]) -> Result<Vec<Value>, (String, ConvertError)> {
+        self.columns()
+            .iter()
+            .zip(raw)
+            .map(|(col, v)| {
+                let ty = self
+                    .types
+                    .get(col)
+                    .cloned()
+                    .unwrap_or(ColumnType::new(crate::value::LogicalType::Any));
+                convert(v, &ty).map_err(|e| (col.clone(), e))
+            })
+            .collect()
+    }
+
+    /// Converts the key columns at the start of a raw row.
+    pub fn canonicalize_key(&self, raw: &[Value]) -> Result<Vec<Value>, (String, ConvertError)> {
+        self.key
+            .iter()
+            .zip(raw)
+            .map(|(col, v)| convert(v, &self.types[col]).map_err(|e| (col.clone(), e)))
+            .collect()
+    }
+
+    /// Hashes the compared columns of a canonical row.
+    pub fn hash(&self, row: &[Value]) -> RowHashes {
+        let k = self.key.len();
+        hash_row(self.compared.iter().map(String::as_str).zip(&row[k..]))
+    }
+
+    /// The reference column that points back at this table, if any.
+    pub fn self_reference(&self) -> Option<&str> {
+        self.references
+            .iter()
+            .find(|(_, t)| **t == self.name)
+            .map(|(c, _)| c.as_str())
+    }
+
+    /// Orders items of a self-referencing table so that every row comes
+    /// after the row it references when both are among `items`. `key_of`
+    /// gives an item's key, `parent_of` the value of its self-reference.
+    /// A cycle keeps its remaining rows in their given order.
+    pub fn parent_first<T>(items: Vec<T>, key_of: impl Fn(&T) -> &Value, parent_of: impl Fn(&T) -> &Value) -> Vec<T> {
+        let mut pending = items;
+        let mut out = Vec::with_capacity(pending.len());
+        loop {
+            let waiting: std::collections::HashSet<Vec<u8>> = pending.iter().map(|i| encoded(key_of(i))).collect();
+            let is_waiting = |v: &Value| !v.is_null() && waiting.contains(&encoded(v));
+            let (ready, rest): (Vec<T>, Vec<T>) = pending.into_iter().partition(|i| {
+                let p = parent_of(i);
+                p.key_cmp(key_of(i)).is_eq() || !is_waiting(p)
+            });
+            let stuck = ready.is_empty();
+            out.extend(ready);
+            pending = rest;
+            if pending.is_empty() {
+                return out;
+            }
+            if stuck {
+                out.extend(pending);
+                return out;
+            }
+        }
+    }
+}
+
+fn encoded(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::canonical::encode_value(&mut out, v);
+    out
+}
+
+fn column_list(schema: &TableSchema) -> String {
+    schema
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

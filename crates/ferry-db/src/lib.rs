@@ -1,0 +1,174 @@
+//! Ferry's storage drivers behind one [`Store`] trait.
+//!
+//! A store reads a table's schema, streams rows in key order, fetches rows
+//! by column values, and writes inside one transaction ([`Txn`]) that also
+//! holds Ferry's own `_ferry_*` tables, so data and journal commit together.
+//! Stores speak [`ferry_core::Value`]s only: every engine-specific decision
+//! (types, quoting, placeholders, locks) stays in its module and in
+//! [`dialect`]. SQLite lives in [`sqlite`]; PostgreSQL, MySQL and directory
+//! stores implement the same trait.
+#![forbid(unsafe_code)]
+
+pub mod dialect;
+pub mod meta;
+pub mod sqlite;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use ferry_core::schema::TableSchema;
+use ferry_core::Value;
+use tokio::sync::mpsc;
+
+/// A row as a store reads or writes it, in the order of the requested columns.
+pub type Row = Vec<Value>;
+
+/// Batches of rows streamed from a scan; the stream ends when the sender
+/// is dropped. An error ends the stream.
+pub type RowBatches = mpsc::Receiver<Result<Vec<Row>, DbError>>;
+
+/// Rows per streamed batch.
+pub const BATCH_ROWS: usize = 1024;
+
+/// A full read of a table in key order.
+#[derive(Clone, Debug)]
+pub struct ScanRequest {
+    pub table: String,
+    /// Columns to read, in this order.
+    pub columns: Vec<String>,
+    /// Columns to order by (the table's key).
+    pub order_by: Vec<String>,
+    /// Only rows for which this SQL predicate is true.
+    pub filter: Option<String>,
+    /// Appends one boolean column: whether this SQL predicate is true.
+    pub flag: Option<String>,
+}
+
+/// A read of the rows whose `match_columns` equal one of `values`.
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub match_columns: Vec<String>,
+    pub values: Vec<Row>,
+    /// Appends one boolean column, as in [`ScanRequest::flag`].
+    pub flag: Option<String>,
+    /// Only rows for which this SQL predicate is true.
+    pub filter: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+            Engine::Mysql => "MySQL",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The database cannot be reached or opened.
+    Unreachable,
+    /// A statement failed (bad predicate, missing table, ...).
+    Query,
+    /// A write broke a constraint of the target.
+    Constraint,
+    /// Another writer holds the target.
+    Busy,
+}
+
+/// An error from a store, naming the environment and, when known, the table,
+/// the row (index in the batch) and the column.
+#[derive(Clone, Debug, thiserror::Error)]
+pub struct DbError {
+    pub kind: DbErrorKind,
+    pub env: String,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    /// Index of the failing row within the batch given to the write.
+    pub row: Option<usize>,
+    pub message: String,
+}
+
+impl DbError {
+    pub fn new(kind: DbErrorKind, env: &str, message: impl Into<String>) -> Self {
+        DbError {
+            kind,
+            env: env.to_string(),
+            table: None,
+            column: None,
+            row: None,
+            message: message.into(),
+        }
+    }
+    pub fn table(mut self, table: &str) -> Self {
+        self.table = Some(table.to_string());
+        self
+    }
+    pub fn row(mut self, row: usize) -> Self {
+        self.row = Some(row);
+        self
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "environment `{}`", self.env)?;
+        if let Some(t) = &self.table {
+            write!(f, ", table `{t}`")?;
+        }
+        if let Some(c) = &self.column {
+            write!(f, ", column `{c}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One environment's database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn engine(&self) -> Engine;
+    /// The environment's name, for messages.
+    fn env(&self) -> &str;
+    /// Verifies the database can be reached.
+    async fn ping(&self) -> Result<(), DbError>;
+    /// The table's schema, `None` when it does not exist.
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError>;
+    /// Whether Ferry's own tables exist (they are created by the first write).
+    async fn has_meta(&self) -> Result<bool, DbError>;
+    /// Streams a table in key order.
+    async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError>;
+    /// Reads the rows matching the given values, in no particular order.
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
+    /// Runs a SQL query expected to return one row; gives its first column.
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError>;
+    /// Opens the write transaction, creating or upgrading Ferry's tables in it.
+    async fn begin(&self) -> Result<Box<dyn Txn>, DbError>;
+}
+
+/// A write transaction. Dropping it without [`Txn::commit`] rolls back.
+#[async_trait]
+pub trait Txn: Send {
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
+    /// Inserts rows (values in `columns` order). On failure `DbError::row`
+    /// is the index of the failing row.
+    async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;
+    /// Updates rows: each item is (key values, values of `set`).
+    async fn update(&mut self, table: &str, key: &[String], set: &[String], rows: &[(Row, Row)])
+        -> Result<(), DbError>;
+    /// Deletes rows by key.
+    async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError>;
+    /// Called after rows with explicit values were inserted into a column
+    /// the target generates, so its next generated value cannot collide.
+    async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError>;
+    async fn commit(self: Box<Self>) -> Result<(), DbError>;
+}

@@ -1,0 +1,90 @@
+//! Ferry's own tables in each target database, created and upgraded by
+//! versioned migrations per dialect (like a migration tool's history table).
+//!
+//! - `_ferry_schema`: the migration version reached.
+//! - `_ferry_promotions`: one row per promotion, revert or baseline.
+//! - `_ferry_journal`: per promoted row, its before- and after-images and
+//!   its previous sync base, so a revert restores both.
+//! - `_ferry_sync`: the sync base, per (source environment, table, key):
+//!   the row hash and packed per-field hashes at the last sync.
+
+use crate::dialect::Dialect;
+
+pub const SCHEMA: &str = "_ferry_schema";
+pub const PROMOTIONS: &str = "_ferry_promotions";
+pub const JOURNAL: &str = "_ferry_journal";
+pub const SYNC: &str = "_ferry_sync";
+
+pub const PROMOTION_COLUMNS: [&str; 11] = [
+    "id",
+    "kind",
+    "source_env",
+    "target_env",
+    "user_name",
+    "at",
+    "selection",
+    "counts",
+    "plan_hash",
+    "reverts",
+    "reverted_by",
+];
+pub const JOURNAL_COLUMNS: [&str; 8] = [
+    "promotion_id",
+    "seq",
+    "table_name",
+    "row_key",
+    "action",
+    "before_image",
+    "after_image",
+    "base_before",
+];
+pub const SYNC_COLUMNS: [&str; 6] = [
+    "source_env",
+    "table_name",
+    "row_key",
+    "row_hash",
+    "field_hashes",
+    "promotion_id",
+];
+
+pub fn columns(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// The migrations of `dialect`, in order; migration `i` brings the schema to
+/// version `i + 1`.
+pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
+    let (text, long_text, blob, key_text) = match dialect {
+        Dialect::Sqlite => ("TEXT", "TEXT", "BLOB", "TEXT"),
+        Dialect::Postgres => ("TEXT", "TEXT", "BYTEA", "TEXT"),
+        // Keys must fit an index: 255 characters of utf8mb4.
+        Dialect::Mysql => ("VARCHAR(255)", "LONGTEXT", "BLOB", "VARCHAR(255)"),
+    };
+    let bigint = if dialect == Dialect::Sqlite {
+        "INTEGER"
+    } else {
+        "BIGINT"
+    };
+    let q = |s: &str| dialect.ident(s);
+    vec![vec![
+        format!("CREATE TABLE {} (version {bigint} NOT NULL)", q(SCHEMA)),
+        format!(
+            "CREATE TABLE {} (id {key_text} NOT NULL PRIMARY KEY, kind {text} NOT NULL, source_env {text}, \
+             target_env {text} NOT NULL, user_name {text} NOT NULL, at {text} NOT NULL, selection {long_text} NOT NULL, \
+             counts {long_text} NOT NULL, plan_hash {text}, reverts {text}, reverted_by {text})",
+            q(PROMOTIONS)
+        ),
+        format!(
+            "CREATE TABLE {} (promotion_id {key_text} NOT NULL, seq {bigint} NOT NULL, table_name {text} NOT NULL, \
+             row_key {long_text} NOT NULL, action {text} NOT NULL, before_image {long_text}, after_image {long_text}, \
+             base_before {long_text}, PRIMARY KEY (promotion_id, seq))",
+            q(JOURNAL)
+        ),
+        format!(
+            "CREATE TABLE {} (source_env {key_text} NOT NULL, table_name {key_text} NOT NULL, row_key {key_text} NOT NULL, \
+             row_hash {blob} NOT NULL, field_hashes {blob} NOT NULL, promotion_id {text}, \
+             PRIMARY KEY (source_env, table_name, row_key))",
+            q(SYNC)
+        ),
+    ]]
+}

@@ -1,0 +1,653 @@
+//! SQLite through rusqlite, run on blocking threads.
+//!
+//! Values are decoded by each cell's runtime storage class (SQLite lets a
+//! column hold any class), never by the declared type; the declared type
+//! only gives the column's logical type (see [`logical_type`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Timelike;
+use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
+use ferry_core::value::{ColumnType, LogicalType, Value};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::mpsc;
+
+use crate::dialect::Dialect;
+use crate::meta;
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
+
+const D: Dialect = Dialect::Sqlite;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An SQLite database file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    env: String,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens an existing database file (never creates one).
+    pub fn open(env: &str, path: &Path) -> Result<SqliteStore, DbError> {
+        if !path.exists() {
+            return Err(DbError::new(
+                DbErrorKind::Unreachable,
+                env,
+                format!(
+                    "the SQLite file {} does not exist; check the environment's url (a relative path is relative to ferry.toml)",
+                    path.display()
+                ),
+            ));
+        }
+        let store = SqliteStore {
+            env: env.to_string(),
+            path: path.to_path_buf(),
+        };
+        let conn = store.connect(false)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| {
+                DbError::new(
+                    DbErrorKind::Unreachable,
+                    env,
+                    format!("{} is not a readable SQLite database: {e}", path.display()),
+                )
+            })?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self, write: bool) -> Result<Connection, DbError> {
+        let flags = if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
+        };
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| {
+            DbError::new(
+                DbErrorKind::Unreachable,
+                &self.env,
+                format!("cannot open {}: {e}", self.path.display()),
+            )
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+        if write {
+            conn.execute_batch("PRAGMA foreign_keys = ON")
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(conn)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> DbError {
+        to_db_error(&self.env, e)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteStore) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| DbError::new(DbErrorKind::Query, &self.env, format!("worker thread failed: {e}")))?
+    }
+}
+
+/// Creates (or opens) an SQLite file and runs an SQL script in it: used by
+/// `ferry demo` and `ferry init --demo` to lay out sample environments.
+pub fn run_script(path: &Path, sql: &str) -> Result<(), DbError> {
+    let env = path.display().to_string();
+    let conn = Connection::open(path).map_err(|e| to_db_error(&env, e))?;
+    conn.execute_batch(sql).map_err(|e| to_db_error(&env, e))
+}
+
+fn to_db_error(env: &str, e: rusqlite::Error) -> DbError {
+    let message = e.to_string();
+    let kind = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            rusqlite::ErrorCode::ConstraintViolation => DbErrorKind::Constraint,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => DbErrorKind::Busy,
+            rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase => DbErrorKind::Unreachable,
+            _ => DbErrorKind::Query,
+        },
+        _ => DbErrorKind::Query,
+    };
+    let mut err = DbError::new(kind, env, message.clone());
+    // "NOT NULL constraint failed: table.column" names the column.
+    if let Some((_, rest)) = message.split_once("constraint failed: ") {
+        if let Some((table, column)) = rest.split(',').next().and_then(|s| s.trim().split_once('.')) {
+            err.table = Some(table.to_string());
+            err.column = Some(column.to_string());
+        }
+    }
+    err
+}
+
+/// The logical type of an SQLite column from its declared type. SQLite's
+/// own affinity rules come first; well-known names refine them.
+pub fn logical_type(declared: &str) -> LogicalType {
+    let d = declared.to_ascii_uppercase();
+    let has = |s: &str| d.contains(s);
+    if d.is_empty() {
+        LogicalType::Any
+    } else if has("BOOL") {
+        LogicalType::Bool
+    } else if has("TIMESTAMPTZ") || has("WITH TIME ZONE") {
+        LogicalType::TimestampTz
+    } else if has("DATETIME") || has("TIMESTAMP") {
+        LogicalType::Timestamp
+    } else if d == "DATE" {
+        LogicalType::Date
+    } else if d == "TIME" {
+        LogicalType::Time
+    } else if has("JSON") {
+        LogicalType::Json
+    } else if has("UUID") {
+        LogicalType::Uuid
+    } else if has("INT") {
+        LogicalType::Int
+    } else if has("CHAR") || has("CLOB") || has("TEXT") {
+        LogicalType::Text
+    } else if has("BLOB") {
+        LogicalType::Bytes
+    } else if has("REAL") || has("FLOA") || has("DOUB") {
+        LogicalType::Float
+    } else if has("DEC") || has("NUMERIC") {
+        LogicalType::Decimal
+    } else {
+        LogicalType::Any
+    }
+}
+
+fn decode(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Float(f),
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) => Value::Text(s.to_string()),
+            // TEXT that is not UTF-8 keeps its bytes exactly.
+            Err(_) => Value::Bytes(t.to_vec()),
+        },
+        ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+fn fmt_micros(secs_fmt: String, nanos: u32) -> String {
+    let micros = nanos / 1_000;
+    if micros == 0 {
+        secs_fmt
+    } else {
+        format!("{secs_fmt}.{micros:06}")
+    }
+}
+
+/// How a canonical value is stored in SQLite: dates and times as text (with
+/// microseconds when they are not zero), booleans as 0/1, JSON as compact
+/// text, UUIDs as hyphenated text.
+fn encode(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Int(i) => SqlValue::Integer(*i),
+        Value::Float(f) => SqlValue::Real(*f),
+        Value::Decimal(d) => SqlValue::Text(d.clone()),
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Bytes(b) => SqlValue::Blob(b.clone()),
+        Value::Json(j) => SqlValue::Text(j.to_string()),
+        Value::Date(d) => SqlValue::Text(d.format("%Y-%m-%d").to_string()),
+        Value::Time(t) => SqlValue::Text(fmt_micros(t.format("%H:%M:%S").to_string(), t.nanosecond())),
+        Value::Timestamp(t) => SqlValue::Text(fmt_micros(t.format("%Y-%m-%d %H:%M:%S").to_string(), t.nanosecond())),
+        Value::TimestampTz(t) => SqlValue::Text(format!(
+            "{}+00:00",
+            fmt_micros(t.format("%Y-%m-%d %H:%M:%S").to_string(), t.nanosecond())
+        )),
+        Value::Uuid(_) => SqlValue::Text(v.display_text()),
+    }
+}
+
+fn read_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &[SqlValue],
+    mut each: impl FnMut(Row) -> bool,
+) -> rusqlite::Result<()> {
+    let n = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            row.push(decode(r.get_ref(i)?));
+        }
+        if !each(row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn introspect(conn: &Connection, table: &str) -> rusqlite::Result<Option<TableSchema>> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+        [table],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    let sql = format!("PRAGMA table_xinfo({})", D.ident(table));
+    let mut stmt = conn.prepare(&sql)?;
+    let mut cols: Vec<(ColumnSchema, i64)> = stmt
+        .query_map([], |r| {
+            let name: String = r.get("name")?;
+            let declared: String = r.get::<_, Option<String>>("type")?.unwrap_or_default();
+            let notnull: bool = r.get("notnull")?;
+            let default: Option<String> = r.get("dflt_value")?;
+            let pk: i64 = r.get("pk")?;
+            let hidden: i64 = r.get("hidden")?;
+            Ok((
+                ColumnSchema {
+                    ty: ColumnType::new(logical_type(&declared)),
+                    name,
+                    declared,
+                    nullable: !notnull,
+                    has_default: default.is_some() || hidden != 0,
+                    auto_increment: false,
+                },
+                pk * 1000 + hidden,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    // Generated (hidden) columns are not data Ferry copies.
+    cols.retain(|(_, tag)| tag % 1000 == 0);
+    let mut pk: Vec<(i64, String)> = cols
+        .iter()
+        .filter(|(_, tag)| *tag >= 1000)
+        .map(|(c, tag)| (tag / 1000, c.name.clone()))
+        .collect();
+    pk.sort();
+    let primary_key: Vec<String> = pk.into_iter().map(|(_, n)| n).collect();
+    let mut columns: Vec<ColumnSchema> = cols.into_iter().map(|(c, _)| c).collect();
+    if let [only] = primary_key.as_slice() {
+        if let Some(c) = columns.iter_mut().find(|c| c.name == *only) {
+            // INTEGER PRIMARY KEY is the rowid: SQLite assigns it.
+            if c.declared.eq_ignore_ascii_case("INTEGER") {
+                c.auto_increment = true;
+                c.has_default = true;
+            }
+        }
+    }
+    let sql = format!("PRAGMA foreign_key_list({})", D.ident(table));
+    let mut stmt = conn.prepare(&sql)?;
+    let mut fks: Vec<(i64, i64, String, String, Option<String>)> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get("id")?,
+                r.get("seq")?,
+                r.get("table")?,
+                r.get("from")?,
+                r.get("to")?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    fks.sort_by_key(|f| (f.0, f.1));
+    let mut foreign_keys: Vec<ForeignKey> = Vec::new();
+    let mut last_id = None;
+    for (id, _, ref_table, from, to) in fks {
+        if last_id != Some(id) {
+            foreign_keys.push(ForeignKey {
+                columns: Vec::new(),
+                ref_table: ref_table.clone(),
+                ref_columns: Vec::new(),
+            });
+            last_id = Some(id);
+        }
+        if let Some(fk) = foreign_keys.last_mut() {
+            fk.columns.push(from);
+            fk.ref_columns.push(to.unwrap_or_default());
+        }
+    }
+    Ok(Some(TableSchema {
+        name: table.to_string(),
+        columns,
+        primary_key,
+        foreign_keys,
+    }))
+}
+
+fn chunk_size(per_row: usize) -> usize {
+    (D.max_params() / per_row.max(1)).clamp(1, 500)
+}
+
+fn fetch_on(conn: &Connection, env: &str, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+    let mut out = Vec::new();
+    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
+        let sql = D.fetch(req, chunk.len());
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(|e| to_db_error(env, e).table(&req.table))?;
+        let params: Vec<SqlValue> = chunk.iter().flatten().map(encode).collect();
+        read_rows(&mut stmt, &params, |r| {
+            out.push(r);
+            true
+        })
+        .map_err(|e| to_db_error(env, e).table(&req.table))?;
+    }
+    Ok(out)
+}
+
+fn meta_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [meta::SCHEMA],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    conn.query_row(
+        &format!("SELECT max(version) FROM {}", D.ident(meta::SCHEMA)),
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let current = meta_version(conn)?.unwrap_or(0);
+    let all = meta::migrations(D);
+    for (i, steps) in all.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        for sql in steps {
+            conn.execute(sql, [])?;
+        }
+        conn.execute(&format!("DELETE FROM {}", D.ident(meta::SCHEMA)), [])?;
+        conn.execute(
+            &format!("INSERT INTO {} (version) VALUES (?1)", D.ident(meta::SCHEMA)),
+            [version],
+        )?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
+    fn env(&self) -> &str {
+        &self.env
+    }
+
+    async fn ping(&self) -> Result<(), DbError> {
+        self.blocking(|s| s.connect(false).map(|_| ())).await
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        let table = table.to_string();
+        self.blocking(move |s| {
+            let conn = s.connect(false)?;
+            introspect(&conn, &table).map_err(|e| s.err(e).table(&table))
+        })
+        .await
+    }
+
+    async fn has_meta(&self) -> Result<bool, DbError> {
+        self.blocking(|s| {
+            let conn = s.connect(false)?;
+            meta_version(&conn).map(|v| v.is_some()).map_err(|e| s.err(e))
+        })
+        .await
+    }
+
+    async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
+        let (tx, rx) = mpsc::channel(4);
+        let conn = self.connect(false)?;
+        let sql = D.scan(&req);
+        // Prepare here so a bad predicate or table fails the call itself.
+        conn.prepare(&sql).map_err(|e| self.err(e).table(&req.table))?;
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            let run = || -> rusqlite::Result<()> {
+                let mut stmt = conn.prepare(&sql)?;
+                let mut batch = Vec::with_capacity(BATCH_ROWS);
+                let mut open = true;
+                read_rows(&mut stmt, &[], |row| {
+                    batch.push(row);
+                    if batch.len() == BATCH_ROWS {
+                        open = tx.blocking_send(Ok(std::mem::take(&mut batch))).is_ok();
+                        batch.reserve(BATCH_ROWS);
+                    }
+                    open
+                })?;
+                if open && !batch.is_empty() {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = tx.blocking_send(Err(to_db_error(&env, e).table(&req.table)));
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        self.blocking(move |s| {
+            let conn = s.connect(false)?;
+            fetch_on(&conn, &s.env, &req)
+        })
+        .await
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let sql = sql.to_string();
+        self.blocking(move |s| {
+            let conn = s.connect(false)?;
+            let mut stmt = conn.prepare(&sql).map_err(|e| s.err(e))?;
+            let mut first = None;
+            read_rows(&mut stmt, &[], |r| {
+                first = r.into_iter().next();
+                false
+            })
+            .map_err(|e| s.err(e))?;
+            Ok(first)
+        })
+        .await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
+        let conn = self
+            .blocking(|s| {
+                let conn = s.connect(true)?;
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| s.err(e))?;
+                migrate(&conn).map_err(|e| s.err(e))?;
+                Ok(conn)
+            })
+            .await?;
+        Ok(Box::new(SqliteTxn {
+            env: self.env.clone(),
+            conn: Some(conn),
+        }))
+    }
+}
+
+/// An open `BEGIN IMMEDIATE` transaction on its own connection. Dropping
+/// the connection without `COMMIT` rolls back.
+struct SqliteTxn {
+    env: String,
+    conn: Option<Connection>,
+}
+
+impl SqliteTxn {
+    async fn run<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Connection, &str) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))?;
+        let env = self.env.clone();
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&conn, &env);
+            (conn, out)
+        })
+        .await
+        .map_err(|e| DbError::new(DbErrorKind::Query, &self.env, format!("worker thread failed: {e}")))?;
+        self.conn = Some(conn);
+        out
+    }
+}
+
+#[async_trait]
+impl Txn for SqliteTxn {
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        self.run(move |conn, env| fetch_on(conn, env, &req)).await
+    }
+
+    async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let (table, columns, rows) = (table.to_string(), columns.to_vec(), rows.to_vec());
+        self.run(move |conn, env| {
+            let sql = D.insert(&table, &columns, 1);
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(|e| to_db_error(env, e).table(&table))?;
+            for (i, row) in rows.iter().enumerate() {
+                stmt.execute(rusqlite::params_from_iter(row.iter().map(encode)))
+                    .map_err(|e| to_db_error(env, e).table(&table).row(i))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update(
+        &mut self,
+        table: &str,
+        key: &[String],
+        set: &[String],
+        rows: &[(Row, Row)],
+    ) -> Result<(), DbError> {
+        let (table, key, set, rows) = (table.to_string(), key.to_vec(), set.to_vec(), rows.to_vec());
+        self.run(move |conn, env| {
+            let sql = D.update(&table, &key, &set);
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(|e| to_db_error(env, e).table(&table))?;
+            for (i, (k, values)) in rows.iter().enumerate() {
+                stmt.execute(rusqlite::params_from_iter(values.iter().chain(k).map(encode)))
+                    .map_err(|e| to_db_error(env, e).table(&table).row(i))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
+        let (table, key, keys) = (table.to_string(), key.to_vec(), keys.to_vec());
+        self.run(move |conn, env| {
+            let sql = D.delete(&table, &key);
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(|e| to_db_error(env, e).table(&table))?;
+            for (i, k) in keys.iter().enumerate() {
+                stmt.execute(rusqlite::params_from_iter(k.iter().map(encode)))
+                    .map_err(|e| to_db_error(env, e).table(&table).row(i))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
+        // SQLite's rowid (and AUTOINCREMENT's sqlite_sequence) always move
+        // past the largest explicit value inserted.
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        self.run(|conn, env| {
+            conn.execute_batch("COMMIT").map_err(|e| {
+                let mut err = to_db_error(env, e);
+                if err.kind == DbErrorKind::Constraint {
+                    err.message = format!("{} (checked at commit)", err.message);
+                }
+                err
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_types_map_to_logical_types() {
+        for (declared, want) in [
+            ("", LogicalType::Any),
+            ("INTEGER", LogicalType::Int),
+            ("BIGINT", LogicalType::Int),
+            ("varchar(20)", LogicalType::Text),
+            ("BLOB", LogicalType::Bytes),
+            ("REAL", LogicalType::Float),
+            ("DECIMAL(10,2)", LogicalType::Decimal),
+            ("BOOLEAN", LogicalType::Bool),
+            ("DATETIME", LogicalType::Timestamp),
+            ("DATE", LogicalType::Date),
+            ("JSON", LogicalType::Json),
+        ] {
+            assert_eq!(logical_type(declared), want, "{declared}");
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_rows_in_key_order_and_reports_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, icon BLOB);
+             INSERT INTO t VALUES (3, 'c', NULL), (1, 'a🦀', x'00ff'), (2, 'b', NULL);",
+        )
+        .unwrap();
+        let store = SqliteStore::open("staging", &path).unwrap();
+        let schema = store.table_schema("t").await.unwrap().unwrap();
+        assert_eq!(schema.primary_key, ["id"]);
+        assert!(schema.column("id").unwrap().auto_increment);
+        let mut rx = store
+            .scan(ScanRequest {
+                table: "t".into(),
+                columns: vec!["id".into(), "name".into(), "icon".into()],
+                order_by: vec!["id".into()],
+                filter: None,
+                flag: Some("name = 'b'".into()),
+            })
+            .await
+            .unwrap();
+        let rows = rx.recv().await.unwrap().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            vec![
+                Value::Int(1),
+                Value::Text("a🦀".into()),
+                Value::Bytes(vec![0, 255]),
+                Value::Int(0)
+            ]
+        );
+        assert_eq!(rows[1][3], Value::Int(1));
+        let missing = SqliteStore::open("prod", &dir.path().join("nope.db")).unwrap_err();
+        assert_eq!(missing.kind, DbErrorKind::Unreachable);
+        assert!(missing.to_string().contains("prod"), "{missing}");
+    }
+}

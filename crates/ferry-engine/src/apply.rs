@@ -1,0 +1,392 @@
+//! Applying a plan: one transaction on the target that re-checks the rows
+//! the plan expects, writes parents before children (deletes in reverse),
+//! stamps, and records the journal and the sync base, so data and journal
+//! commit together or not at all.
+
+use std::collections::BTreeMap;
+
+use ferry_core::canonical::key_text;
+use ferry_core::plan::{Action, Counts, Plan, PlanEntry, Reason};
+use ferry_core::rules::SyncBase;
+use ferry_core::spec::TableSpec;
+use ferry_core::value::Value;
+use ferry_db::{DbError, DbErrorKind, FetchRequest, Row, Txn};
+
+use crate::error::{Error, Result};
+use crate::journal::{self, JournalRow, PromotionRecord};
+use crate::pair::Pair;
+use crate::planner::target_side;
+
+#[derive(Clone, Debug)]
+pub struct PromoteOptions {
+    pub user: String,
+    /// Resolve conflicts in favour of the source.
+    pub force: bool,
+}
+
+/// What a promotion did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Promotion {
+    pub id: String,
+    pub at: String,
+    pub counts: Counts,
+}
+
+/// Turns conflicts into the source's change (`--force`).
+fn force(e: &PlanEntry) -> PlanEntry {
+    let mut e = e.clone();
+    e.action = match (e.reason, &e.source) {
+        (Some(Reason::DeletedInTarget), _) => Action::Insert,
+        (Some(Reason::DeletedInSource), _) | (_, None) => Action::Delete,
+        _ => Action::Update,
+    };
+    e
+}
+
+/// Refuses a plan with conflicts unless forced; returns the entries to apply.
+pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<PlanEntry>> {
+    let conflicts: Vec<&PlanEntry> = plan.conflicts().collect();
+    if !conflicts.is_empty() && !force_conflicts {
+        let list: Vec<String> = conflicts
+            .iter()
+            .take(10)
+            .map(|e| {
+                let cols: Vec<&str> = e.fields.iter().map(|f| f.column.as_str()).collect();
+                format!(
+                    "  {} ({}{})",
+                    e.label(),
+                    e.reason.map(|r| r.name()).unwrap_or("conflict"),
+                    if cols.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", cols.join(", "))
+                    }
+                )
+            })
+            .collect();
+        return Err(Error::Blocked(format!(
+            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}\nSee them with `ferry diff {} {}`; leave those rows out of the selection, or pass --force to let `{}` win",
+            plan.from,
+            plan.to,
+            conflicts.len(),
+            list.join("\n"),
+            plan.from,
+            plan.to,
+            plan.from
+        )));
+    }
+    Ok(plan
+        .entries
+        .iter()
+        .filter_map(|e| match e.action {
+            Action::Insert | Action::Update | Action::Delete => Some(e.clone()),
+            Action::Conflict => Some(force(e)),
+            Action::Skip => None,
+        })
+        .collect())
+}
+
+fn write_error(pair: &Pair, table: &str, key: Option<&[Value]>, e: DbError) -> Error {
+    let key = key
+        .map(|k| format!(", key {}", ferry_core::plan::key_label(k)))
+        .unwrap_or_default();
+    let column = e.column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default();
+    let hint = match e.kind {
+        DbErrorKind::Constraint => "the row breaks a constraint of the target; fix the row in the source (or the target's constraint) and promote again",
+        DbErrorKind::Busy => "another writer holds the target; try again when it is done",
+        _ => "fix the cause and promote again",
+    };
+    Error::Data(format!(
+        "{} -> {}: environment `{}`, table `{table}`{key}{column}: {}. The promotion was rolled back and nothing was written; {hint}",
+        pair.from, pair.to, pair.to, e.message
+    ))
+}
+
+/// Applies a plan in one transaction and journals it. Returns `None` when
+/// the plan changes nothing.
+pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<Option<Promotion>> {
+    if plan.from != pair.from || plan.to != pair.to {
+        return Err(Error::Usage(format!(
+            "the plan goes {} -> {}, not {} -> {}",
+            plan.from, plan.to, pair.from, pair.to
+        )));
+    }
+    let entries = changes(plan, opts.force)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut by_table: BTreeMap<&str, Vec<&PlanEntry>> = BTreeMap::new();
+    for e in &entries {
+        by_table.entry(e.table.as_str()).or_default().push(e);
+    }
+    let mut txn = pair.target.begin().await?;
+    let promotion = apply_in(pair, plan, opts, &entries, &by_table, txn.as_mut()).await?;
+    txn.commit().await.map_err(|e| write_error(pair, "(commit)", None, e))?;
+    Ok(Some(promotion))
+}
+
+async fn apply_in(
+    pair: &Pair,
+    plan: &Plan,
+    opts: &PromoteOptions,
+    entries: &[PlanEntry],
+    by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
+    txn: &mut dyn Txn,
+) -> Result<Promotion> {
+    // Re-check, inside the transaction, that the target is what the plan saw,
+    // and keep the before-images.
+    let mut before: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let mut stale = Vec::new();
+    for (table, es) in by_table {
+        let spec = pair.spec(table)?;
+        let keys: Vec<Vec<Value>> = es.iter().map(|e| e.key.clone()).collect();
+        let rows = fetch_full(txn, spec, keys).await?;
+        let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
+        for raw in rows {
+            let projected = project(spec, &raw);
+            let side = target_side(spec, &pair.to, &projected)?;
+            current.insert(key_text(&side.row[..spec.key.len()]), (raw, side.hashes.row));
+        }
+        for e in es {
+            let kt = key_text(&e.key);
+            let now = current.get(&kt);
+            if now.map(|(_, h)| *h) != e.expect_target {
+                stale.push(e.label());
+            }
+            if let Some((raw, _)) = now {
+                before.insert((table.to_string(), kt), raw.clone());
+            }
+        }
+    }
+    if !stale.is_empty() {
+        return Err(Error::Blocked(format!(
+            "{} -> {}: the target changed since the plan was made ({}{}); nothing was written. Make a new plan and review it again",
+            pair.from,
+            pair.to,
+            stale.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+            if stale.len() > 10 { format!(" and {} more", stale.len() - 10) } else { String::new() }
+        )));
+    }
+
+    let at = journal::now();
+    let id = journal::new_id();
+    let mut journal_rows: Vec<JournalRow> = Vec::new();
+    let mut counts = Counts::default();
+    let mut bases: BTreeMap<&str, Vec<journal::BaseUpdate>> = BTreeMap::new();
+    let mut previous: BTreeMap<String, BTreeMap<String, SyncBase>> = BTreeMap::new();
+    for (table, es) in by_table {
+        let keys: Vec<Vec<Value>> = es.iter().map(|e| e.key.clone()).collect();
+        previous.insert(
+            table.to_string(),
+            journal::read_bases(txn, &pair.from, table, &keys).await?,
+        );
+    }
+
+    let mut record = |e: &PlanEntry, spec: &TableSpec, after: Option<Vec<(String, Value)>>| {
+        let kt = key_text(&e.key);
+        journal_rows.push(JournalRow {
+            seq: journal_rows.len() as i64 + 1,
+            table: e.table.clone(),
+            key: spec.key.iter().cloned().zip(e.key.iter().cloned()).collect(),
+            action: e.action.name().to_string(),
+            before: before
+                .get(&(e.table.clone(), kt.clone()))
+                .map(|raw| spec.target_columns.iter().cloned().zip(raw.iter().cloned()).collect()),
+            after,
+            base_before: previous.get(&e.table).and_then(|m| m.get(&kt)).cloned(),
+        });
+        counts.add(e.action);
+    };
+
+    // Inserts and updates, parents first.
+    for table in &pair.order {
+        let Some(es) = by_table.get(table.as_str()) else {
+            continue;
+        };
+        let spec = pair.spec(table)?;
+        let stamps: Vec<(String, Value)> = spec
+            .stamped
+            .iter()
+            .map(|c| (c.clone(), journal::stamp_value(at, &spec.target_types[c])))
+            .collect();
+        let mut inserts: Vec<&PlanEntry> = es.iter().copied().filter(|e| e.action == Action::Insert).collect();
+        if let Some(col) = spec.self_reference() {
+            let idx = spec.columns().iter().position(|c| c == col).unwrap_or(0);
+            inserts = TableSpec::parent_first(
+                inserts,
+                |e| &e.key[0],
+                |e| e.source.as_ref().map_or(&Value::Null, |r| &r[idx]),
+            );
+        }
+        if !inserts.is_empty() {
+            let columns: Vec<String> = spec
+                .columns()
+                .into_iter()
+                .chain(stamps.iter().map(|(c, _)| c.clone()))
+                .collect();
+            let rows: Vec<Row> = inserts
+                .iter()
+                .map(|e| {
+                    let mut r = e.source.clone().unwrap_or_default();
+                    r.extend(stamps.iter().map(|(_, v)| v.clone()));
+                    r
+                })
+                .collect();
+            txn.insert(table, &columns, &rows)
+                .await
+                .map_err(|err| write_error(pair, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
+            for (e, row) in inserts.iter().zip(&rows) {
+                record(
+                    e,
+                    spec,
+                    Some(columns.iter().cloned().zip(row.iter().cloned()).collect()),
+                );
+            }
+            for col in &spec.generated_key {
+                txn.advance_generated(table, col)
+                    .await
+                    .map_err(|err| write_error(pair, table, None, err))?;
+            }
+        }
+        // Updates, grouped by the columns they set.
+        let mut groups: BTreeMap<Vec<String>, Vec<&PlanEntry>> = BTreeMap::new();
+        for e in es.iter().filter(|e| e.action == Action::Update) {
+            groups.entry(e.set.clone()).or_default().push(e);
+        }
+        let columns = spec.columns();
+        for (set, group) in groups {
+            let set_cols: Vec<String> = set
+                .iter()
+                .cloned()
+                .chain(stamps.iter().map(|(c, _)| c.clone()))
+                .collect();
+            let rows: Vec<(Row, Row)> = group
+                .iter()
+                .map(|e| {
+                    let src = e.source.clone().unwrap_or_default();
+                    let mut values: Row = set
+                        .iter()
+                        .map(|c| {
+                            columns
+                                .iter()
+                                .position(|x| x == c)
+                                .map_or(Value::Null, |i| src[i].clone())
+                        })
+                        .collect();
+                    values.extend(stamps.iter().map(|(_, v)| v.clone()));
+                    (e.key.clone(), values)
+                })
+                .collect();
+            txn.update(table, &spec.key, &set_cols, &rows)
+                .await
+                .map_err(|err| write_error(pair, table, err.row.map(|i| group[i].key.as_slice()), err))?;
+            for (e, (_, values)) in group.iter().zip(&rows) {
+                record(
+                    e,
+                    spec,
+                    Some(set_cols.iter().cloned().zip(values.iter().cloned()).collect()),
+                );
+            }
+        }
+    }
+    // Deletes, children first.
+    for table in pair.order.iter().rev() {
+        let Some(es) = by_table.get(table.as_str()) else {
+            continue;
+        };
+        let spec = pair.spec(table)?;
+        let mut deletes: Vec<&PlanEntry> = es.iter().copied().filter(|e| e.action == Action::Delete).collect();
+        if deletes.is_empty() {
+            continue;
+        }
+        if let Some(col) = spec.self_reference() {
+            let idx = spec.target_columns.iter().position(|c| c == col).unwrap_or(0);
+            let with_parent: Vec<(&PlanEntry, Value)> = deletes
+                .iter()
+                .map(|e| {
+                    let parent = before
+                        .get(&(e.table.clone(), key_text(&e.key)))
+                        .map_or(Value::Null, |r| r[idx].clone());
+                    (*e, parent)
+                })
+                .collect();
+            deletes = TableSpec::parent_first(with_parent, |(e, _)| &e.key[0], |(_, p)| p)
+                .into_iter()
+                .map(|(e, _)| e)
+                .collect();
+            deletes.reverse();
+        }
+        let keys: Vec<Row> = deletes.iter().map(|e| e.key.clone()).collect();
+        txn.delete(table, &spec.key, &keys)
+            .await
+            .map_err(|err| write_error(pair, table, err.row.map(|i| deletes[i].key.as_slice()), err))?;
+        for e in &deletes {
+            record(e, spec, None);
+        }
+    }
+
+    // The new sync base: the source row for writes, nothing for deletes.
+    for e in entries {
+        let base = match e.action {
+            Action::Delete => None,
+            _ => e.source_hash.map(|row| SyncBase {
+                row,
+                fields: SyncBase::unpack_fields(&e.source_fields),
+            }),
+        };
+        bases.entry(e.table.as_str()).or_default().push((e.key.clone(), base));
+    }
+    for (table, list) in &bases {
+        journal::write_bases(txn, &pair.from, table, Some(&id), list).await?;
+    }
+    let promotion = PromotionRecord {
+        id: id.clone(),
+        kind: "promote".into(),
+        from: Some(pair.from.clone()),
+        to: pair.to.clone(),
+        user: opts.user.clone(),
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        selection: plan.selection.clone(),
+        counts: counts.clone(),
+        reverts: None,
+        reverted_by: None,
+    };
+    journal::write_journal(txn, &promotion, &journal_rows, None).await?;
+    Ok(Promotion {
+        id,
+        at: promotion.at,
+        counts,
+    })
+}
+
+/// A full target row (every target column) cut down to the spec's columns.
+pub fn project(spec: &TableSpec, raw: &[Value]) -> Row {
+    spec.columns()
+        .iter()
+        .map(|c| {
+            spec.target_columns
+                .iter()
+                .position(|t| t == c)
+                .map_or(Value::Null, |i| raw[i].clone())
+        })
+        .collect()
+}
+
+/// Reads the current rows of `keys` inside a transaction (every target column).
+pub async fn fetch_full(txn: &mut dyn Txn, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(1000) {
+        out.extend(
+            txn.fetch(FetchRequest {
+                table: spec.name.clone(),
+                columns: spec.target_columns.clone(),
+                match_columns: spec.key.clone(),
+                values: chunk.to_vec(),
+                flag: None,
+                filter: None,
+            })
+            .await?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,126 @@
+//! `ferry check`: the configuration against every database it names.
+//! Reads only; reports every problem at once.
+
+use std::collections::BTreeMap;
+
+use ferry_core::config::ConfigProblem;
+use ferry_core::schema::TableSchema;
+
+use crate::error::Error;
+use crate::pair;
+use crate::project::Project;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EnvStatus {
+    pub name: String,
+    pub engine: Option<String>,
+    pub reachable: bool,
+    pub tables: usize,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckReport {
+    pub environments: Vec<EnvStatus>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn problems_of(e: Error, env: &str) -> Vec<ConfigProblem> {
+    match e {
+        Error::Config(c) => c.problems,
+        other => vec![ConfigProblem::new(other.to_string()).env(env)],
+    }
+}
+
+/// Checks every environment and every pair that content flows between.
+pub async fn check(project: &Project) -> CheckReport {
+    let mut problems = Vec::new();
+    let mut environments = Vec::new();
+    let mut schemas: BTreeMap<String, BTreeMap<String, TableSchema>> = BTreeMap::new();
+    for env in project.config.environments.keys() {
+        let store = match project.open(env).await {
+            Ok(s) => s,
+            Err(e) => {
+                problems.extend(problems_of(e, env));
+                environments.push(EnvStatus {
+                    name: env.clone(),
+                    engine: None,
+                    reachable: false,
+                    tables: 0,
+                });
+                continue;
+            }
+        };
+        let found = match pair::schemas(project, &*store).await {
+            Ok(s) => s,
+            Err(e) => {
+                problems.extend(problems_of(e, env));
+                BTreeMap::new()
+            }
+        };
+        for (name, t) in &project.config.tables {
+            if !found.contains_key(name) {
+                continue;
+            }
+            if let Some(pred) = &t.exclude {
+                let dialect_check = format!(
+                    "SELECT count(*) FROM ({}) AS x",
+                    exclude_probe(store.engine(), name, pred)
+                );
+                if let Err(e) = store.query_scalar(&dialect_check).await {
+                    problems.push(
+                        ConfigProblem::new(format!("`exclude` does not run here: {}", e.message))
+                            .at(t.line)
+                            .env(env)
+                            .table(name),
+                    );
+                }
+            }
+        }
+        environments.push(EnvStatus {
+            name: env.clone(),
+            engine: Some(store.engine().to_string()),
+            reachable: true,
+            tables: found.len(),
+        });
+        schemas.insert(env.clone(), found);
+    }
+    // Every pair content flows between, and each environment against itself
+    // (keys and columns exist).
+    let mut pairs: Vec<(String, String)> = project
+        .config
+        .environments
+        .keys()
+        .map(|e| (e.clone(), e.clone()))
+        .collect();
+    for env in project.config.environments.keys() {
+        if let Some(next) = project.config.next_of(env) {
+            pairs.push((env.clone(), next.to_string()));
+        }
+    }
+    for (from, to) in pairs {
+        let (Some(a), Some(b)) = (schemas.get(&from), schemas.get(&to)) else {
+            continue;
+        };
+        if let Err(e) = pair::resolve(project, (&from, a), (&to, b)) {
+            problems.extend(problems_of(e, &to));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert(p.to_string()));
+    CheckReport { environments, problems }
+}
+
+fn exclude_probe(engine: ferry_db::Engine, table: &str, pred: &str) -> String {
+    let d = match engine {
+        ferry_db::Engine::Sqlite => ferry_db::dialect::Dialect::Sqlite,
+        ferry_db::Engine::Postgres => ferry_db::dialect::Dialect::Postgres,
+        ferry_db::Engine::Mysql => ferry_db::dialect::Dialect::Mysql,
+    };
+    format!("SELECT 1 FROM {} WHERE ({pred})", d.ident(table))
+}

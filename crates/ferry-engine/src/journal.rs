@@ -1,0 +1,341 @@
+//! Ferry's records in a target: promotions, journal rows with their images,
+//! and the sync base. Reading and writing them goes through the generic
+//! store operations on the `_ferry_*` tables (see `ferry_db::meta`).
+
+use std::collections::BTreeMap;
+
+use chrono::Timelike;
+use ferry_core::canonical::{hex, key_text, unhex};
+use ferry_core::plan::Counts;
+use ferry_core::rules::SyncBase;
+use ferry_core::value::{ColumnType, LogicalType, Value};
+use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store, Txn};
+
+use crate::error::{Error, Result};
+
+/// One promotion, revert or baseline, as recorded in the target.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PromotionRecord {
+    pub id: String,
+    pub kind: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub user: String,
+    pub at: String,
+    pub selection: Vec<String>,
+    pub counts: Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverts: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverted_by: Option<String>,
+}
+
+/// One row a promotion wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JournalRow {
+    pub seq: i64,
+    pub table: String,
+    /// Key columns and canonical values.
+    pub key: Vec<(String, Value)>,
+    pub action: String,
+    /// The whole target row before (raw, every column), if it existed.
+    pub before: Option<Vec<(String, Value)>>,
+    /// The columns written and their values, if the row was written.
+    pub after: Option<Vec<(String, Value)>>,
+    /// The sync base before the promotion, if any.
+    pub base_before: Option<SyncBase>,
+}
+
+impl JournalRow {
+    pub fn key_values(&self) -> Vec<Value> {
+        self.key.iter().map(|(_, v)| v.clone()).collect()
+    }
+    pub fn key_columns(&self) -> Vec<String> {
+        self.key.iter().map(|(c, _)| c.clone()).collect()
+    }
+}
+
+/// Encodes named values as a JSON object of tagged values.
+pub fn image(pairs: impl IntoIterator<Item = (String, Value)>) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = pairs.into_iter().map(|(c, v)| (c, v.to_tagged())).collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Decodes [`image`].
+pub fn parse_image(s: &str) -> Option<Vec<(String, Value)>> {
+    let j: serde_json::Value = serde_json::from_str(s).ok()?;
+    j.as_object()?
+        .iter()
+        .map(|(c, v)| Some((c.clone(), Value::from_tagged(v)?)))
+        .collect()
+}
+
+pub fn encode_base(b: &SyncBase) -> String {
+    format!("{}:{}", hex(&b.row), hex(&b.packed_fields()))
+}
+
+fn decode_base(s: &str) -> Option<SyncBase> {
+    let (h, f) = s.split_once(':')?;
+    Some(SyncBase {
+        row: unhex(h)?.try_into().ok()?,
+        fields: SyncBase::unpack_fields(&unhex(f)?),
+    })
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::Text(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn opt_text(v: Option<String>) -> Value {
+    v.map_or(Value::Null, Value::Text)
+}
+
+/// The current time, in UTC, at microsecond precision.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let n = chrono::Utc::now();
+    n.with_nanosecond(n.nanosecond() / 1_000 * 1_000).unwrap_or(n)
+}
+
+/// Formats a time as PRODUCT.md's stamp text (`YYYY-MM-DD HH:MM:SS.ffffff`).
+pub fn stamp_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// The value a stamped column receives, in the column's own type.
+pub fn stamp_value(t: chrono::DateTime<chrono::Utc>, ty: &ColumnType) -> Value {
+    match ty.logical {
+        LogicalType::Timestamp => Value::Timestamp(t.naive_utc()),
+        LogicalType::TimestampTz => Value::TimestampTz(t),
+        LogicalType::Date => Value::Date(t.date_naive()),
+        LogicalType::Int => Value::Int(t.timestamp()),
+        LogicalType::Float | LogicalType::Decimal => Value::Float(t.timestamp_micros() as f64 / 1e6),
+        _ => Value::Text(stamp_text(t)),
+    }
+}
+
+impl PromotionRecord {
+    fn from_row(r: &Row) -> Option<PromotionRecord> {
+        let counts: Counts = serde_json::from_str(&text(r.get(7))?).unwrap_or_default();
+        Some(PromotionRecord {
+            id: text(r.first())?,
+            kind: text(r.get(1))?,
+            from: text(r.get(2)),
+            to: text(r.get(3))?,
+            user: text(r.get(4))?,
+            at: text(r.get(5))?,
+            selection: serde_json::from_str(&text(r.get(6))?).unwrap_or_default(),
+            counts,
+            reverts: text(r.get(9)),
+            reverted_by: text(r.get(10)),
+        })
+    }
+
+    pub fn to_row(&self, plan_hash: Option<String>) -> Row {
+        vec![
+            Value::Text(self.id.clone()),
+            Value::Text(self.kind.clone()),
+            opt_text(self.from.clone()),
+            Value::Text(self.to.clone()),
+            Value::Text(self.user.clone()),
+            Value::Text(self.at.clone()),
+            Value::Text(serde_json::to_string(&self.selection).unwrap_or_default()),
+            Value::Text(serde_json::to_string(&self.counts).unwrap_or_default()),
+            opt_text(plan_hash),
+            opt_text(self.reverts.clone()),
+            opt_text(self.reverted_by.clone()),
+        ]
+    }
+}
+
+/// Every promotion recorded in `store`, newest first.
+pub async fn promotions(store: &dyn Store) -> Result<Vec<PromotionRecord>> {
+    if !store.has_meta().await? {
+        return Ok(Vec::new());
+    }
+    let mut rx = store
+        .scan(ScanRequest {
+            table: meta::PROMOTIONS.into(),
+            columns: meta::columns(&meta::PROMOTION_COLUMNS),
+            order_by: vec!["id".into()],
+            filter: None,
+            flag: None,
+        })
+        .await?;
+    let mut out = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        out.extend(batch?.iter().filter_map(PromotionRecord::from_row));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The journal rows of one promotion, in the order they were written.
+pub async fn journal_rows(store: &dyn Store, id: &str) -> Result<Vec<JournalRow>> {
+    let rows = store
+        .fetch(FetchRequest {
+            table: meta::JOURNAL.into(),
+            columns: meta::columns(&meta::JOURNAL_COLUMNS),
+            match_columns: vec!["promotion_id".into()],
+            values: vec![vec![Value::Text(id.to_string())]],
+            flag: None,
+            filter: None,
+        })
+        .await?;
+    let mut out: Vec<JournalRow> = rows
+        .iter()
+        .map(|r| {
+            let bad = || Error::Data(format!("journal row of promotion {id} is damaged"));
+            let seq = match r.get(1) {
+                Some(Value::Int(i)) => *i,
+                _ => return Err(bad()),
+            };
+            Ok(JournalRow {
+                seq,
+                table: text(r.get(2)).ok_or_else(bad)?,
+                key: parse_image(&text(r.get(3)).ok_or_else(bad)?).ok_or_else(bad)?,
+                action: text(r.get(4)).ok_or_else(bad)?,
+                before: text(r.get(5)).and_then(|s| parse_image(&s)),
+                after: text(r.get(6)).and_then(|s| parse_image(&s)),
+                base_before: text(r.get(7)).and_then(|s| decode_base(&s)),
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|j| j.seq);
+    Ok(out)
+}
+
+/// Writes journal rows and the promotion record in an open transaction.
+pub async fn write_journal(
+    txn: &mut dyn Txn,
+    record: &PromotionRecord,
+    rows: &[JournalRow],
+    plan_hash: Option<String>,
+) -> Result<()> {
+    txn.insert(
+        meta::PROMOTIONS,
+        &meta::columns(&meta::PROMOTION_COLUMNS),
+        &[record.to_row(plan_hash)],
+    )
+    .await?;
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|j| {
+            vec![
+                Value::Text(record.id.clone()),
+                Value::Int(j.seq),
+                Value::Text(j.table.clone()),
+                Value::Text(image(j.key.clone())),
+                Value::Text(j.action.clone()),
+                opt_text(j.before.clone().map(image)),
+                opt_text(j.after.clone().map(image)),
+                opt_text(j.base_before.as_ref().map(encode_base)),
+            ]
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        txn.insert(meta::JOURNAL, &meta::columns(&meta::JOURNAL_COLUMNS), chunk)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Reads the sync base of `keys` of one table inside a transaction.
+pub async fn read_bases(
+    txn: &mut dyn Txn,
+    from: &str,
+    table: &str,
+    keys: &[Vec<Value>],
+) -> Result<BTreeMap<String, SyncBase>> {
+    let mut out = BTreeMap::new();
+    for chunk in keys.chunks(1000) {
+        let rows = txn
+            .fetch(FetchRequest {
+                table: meta::SYNC.into(),
+                columns: meta::columns(&["row_key", "row_hash", "field_hashes"]),
+                match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
+                values: chunk
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            Value::Text(from.into()),
+                            Value::Text(table.into()),
+                            Value::Text(key_text(k)),
+                        ]
+                    })
+                    .collect(),
+                flag: None,
+                filter: None,
+            })
+            .await?;
+        for r in rows {
+            if let (Some(Value::Text(k)), Some(Value::Bytes(h)), Some(Value::Bytes(f))) =
+                (r.first(), r.get(1), r.get(2))
+            {
+                if let Ok(row) = h.as_slice().try_into() {
+                    out.insert(
+                        k.clone(),
+                        SyncBase {
+                            row,
+                            fields: SyncBase::unpack_fields(f),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A row's key and its new sync base (`None` forgets the row).
+pub type BaseUpdate = (Vec<Value>, Option<SyncBase>);
+
+/// Replaces the sync base of rows: `None` forgets the row.
+pub async fn write_bases(
+    txn: &mut dyn Txn,
+    from: &str,
+    table: &str,
+    promotion: Option<&str>,
+    bases: &[BaseUpdate],
+) -> Result<()> {
+    let key_cols = meta::columns(&["source_env", "table_name", "row_key"]);
+    for chunk in bases.chunks(1000) {
+        let keys: Vec<Row> = chunk
+            .iter()
+            .map(|(k, _)| {
+                vec![
+                    Value::Text(from.into()),
+                    Value::Text(table.into()),
+                    Value::Text(key_text(k)),
+                ]
+            })
+            .collect();
+        txn.delete(meta::SYNC, &key_cols, &keys).await?;
+        let rows: Vec<Row> = chunk
+            .iter()
+            .filter_map(|(k, b)| {
+                let b = b.as_ref()?;
+                Some(vec![
+                    Value::Text(from.into()),
+                    Value::Text(table.into()),
+                    Value::Text(key_text(k)),
+                    Value::Bytes(b.row.to_vec()),
+                    Value::Bytes(b.packed_fields()),
+                    opt_text(promotion.map(str::to_string)),
+                ])
+            })
+            .collect();
+        if !rows.is_empty() {
+            txn.insert(meta::SYNC, &meta::columns(&meta::SYNC_COLUMNS), &rows)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A new globally unique, time-ordered id for a promotion or review.
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}

@@ -1,0 +1,16 @@
+//! Ferry's operations over stores: plan, promote, journal, revert, baseline
+//! and check. The command line and the server are thin layers over this.
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod baseline;
+pub mod check;
+pub mod error;
+pub mod journal;
+pub mod pair;
+pub mod planner;
+pub mod progress;
+pub mod project;
+pub mod revert;
+
+pub use error::{Error, Result};

@@ -1,0 +1,198 @@
+//! Two environments opened together, with every managed table resolved
+//! against both schemas and put in apply order (parents first).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ferry_core::config::{ConfigErrors, ConfigProblem};
+use ferry_core::schema::TableSchema;
+use ferry_core::spec::TableSpec;
+use ferry_db::Store;
+
+use crate::error::{Error, Result};
+use crate::project::Project;
+
+pub struct Pair {
+    pub from: String,
+    pub to: String,
+    pub source: Arc<dyn Store>,
+    pub target: Arc<dyn Store>,
+    pub specs: BTreeMap<String, TableSpec>,
+    /// Managed tables, parents before children.
+    pub order: Vec<String>,
+}
+
+impl Pair {
+    pub fn spec(&self, table: &str) -> Result<&TableSpec> {
+        self.specs.get(table).ok_or_else(|| {
+            Error::Usage(format!(
+                "`{table}` is not a managed table (managed: {})",
+                self.order.join(", ")
+            ))
+        })
+    }
+}
+
+/// Refuses a promotion that does not follow the pipeline.
+pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
+    project.env_config(from)?;
+    project.env_config(to)?;
+    if from == to {
+        return Err(Error::Usage(format!("`{from}` cannot be promoted into itself")));
+    }
+    let next = project.config.next_of(from);
+    if next == Some(to) {
+        return Ok(());
+    }
+    let pipeline = &project.config.pipeline;
+    let path = match (
+        pipeline.iter().position(|e| e == from),
+        pipeline.iter().position(|e| e == to),
+    ) {
+        (Some(a), Some(b)) if a < b => format!(
+            "promote one step at a time: {}",
+            pipeline[a..=b]
+                .windows(2)
+                .map(|w| format!("`ferry promote {} {}`", w[0], w[1]))
+                .collect::<Vec<_>>()
+                .join(", then ")
+        ),
+        (Some(a), Some(b)) if a > b => {
+            "content flows left to right only; to reset a lower environment use `ferry refresh`".to_string()
+        }
+        _ => match next {
+            Some(n) => format!("`{from}` promotes to `{n}`"),
+            None => format!("`{from}` is the end of the pipeline"),
+        },
+    };
+    Err(Error::Blocked(format!(
+        "`{from}` -> `{to}` does not follow the pipeline ({}): {path}",
+        pipeline.join(" -> ")
+    )))
+}
+
+/// Reads every managed table's schema from `store`.
+pub async fn schemas(project: &Project, store: &dyn Store) -> Result<BTreeMap<String, TableSchema>> {
+    let mut out = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (name, t) in &project.config.tables {
+        match store.table_schema(name).await? {
+            Some(s) => {
+                out.insert(name.clone(), s);
+            }
+            None => missing.push(
+                ConfigProblem::new("the table does not exist in this database")
+                    .at(t.line)
+                    .env(store.env())
+                    .table(name),
+            ),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Config(ConfigErrors {
+            file: project.path.clone(),
+            problems: missing,
+        }));
+    }
+    Ok(out)
+}
+
+/// Resolves every managed table between two schemas, reporting every
+/// problem at once.
+pub fn resolve(
+    project: &Project,
+    from: (&str, &BTreeMap<String, TableSchema>),
+    to: (&str, &BTreeMap<String, TableSchema>),
+) -> Result<(BTreeMap<String, TableSpec>, Vec<String>)> {
+    let tables = &project.config.tables;
+    let keys: BTreeMap<String, Vec<String>> = tables
+        .iter()
+        .map(|(n, t)| {
+            let key = t
+                .key
+                .clone()
+                .or_else(|| to.1.get(n).map(|s| s.primary_key.clone()))
+                .unwrap_or_default();
+            (n.clone(), key)
+        })
+        .collect();
+    let mut specs = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, cfg) in tables {
+        let (Some(src), Some(dst)) = (from.1.get(name), to.1.get(name)) else {
+            continue;
+        };
+        match TableSpec::resolve(cfg, (from.0, src), (to.0, dst), &keys) {
+            Ok(spec) => {
+                specs.insert(name.clone(), spec);
+            }
+            Err(ps) => problems.extend(ps.into_iter().map(|p| ConfigProblem {
+                line: cfg.line,
+                environment: p.environment,
+                table: Some(name.clone()),
+                column: p.column,
+                message: p.message,
+            })),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Config(ConfigErrors {
+            file: project.path.clone(),
+            problems,
+        }));
+    }
+    let order = apply_order(project, &specs)?;
+    Ok((specs, order))
+}
+
+/// Tables ordered parents first (references and parents, self-references
+/// aside); ties broken by name.
+fn apply_order(project: &Project, specs: &BTreeMap<String, TableSpec>) -> Result<Vec<String>> {
+    let mut remaining: BTreeSet<&String> = specs.keys().collect();
+    let mut order = Vec::new();
+    while !remaining.is_empty() {
+        let ready: Vec<&String> = remaining
+            .iter()
+            .copied()
+            .filter(|t| specs[*t].references.values().all(|r| r == *t || !remaining.contains(r)))
+            .collect();
+        if ready.is_empty() {
+            let cycle: Vec<&str> = remaining.iter().map(|s| s.as_str()).collect();
+            return Err(Error::Config(ConfigErrors {
+                file: project.path.clone(),
+                problems: vec![ConfigProblem::new(format!(
+                    "the references between {} form a cycle; Ferry needs an order that puts parents first",
+                    cycle.join(", ")
+                ))],
+            }));
+        }
+        for t in ready {
+            remaining.remove(t);
+            order.push(t.clone());
+        }
+    }
+    Ok(order)
+}
+
+/// Opens both environments of a promotion and resolves the tables.
+pub async fn open(project: &Project, from: &str, to: &str) -> Result<Pair> {
+    check_route(project, from, to)?;
+    open_unchecked(project, from, to).await
+}
+
+/// Like [`open`], without the pipeline check (baseline and refresh work
+/// on any pair).
+pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<Pair> {
+    let source = project.open(from).await?;
+    let target = project.open(to).await?;
+    let (src, dst) = tokio::try_join!(schemas(project, &*source), schemas(project, &*target))?;
+    let (specs, order) = resolve(project, (from, &src), (to, &dst))?;
+    Ok(Pair {
+        from: from.to_string(),
+        to: to.to_string(),
+        source,
+        target,
+        specs,
+        order,
+    })
+}

@@ -1,0 +1,843 @@
+//! Building a plan: stream both sides of each selected table in key order,
+//! merge them, and classify the rows that differ with the three-way rules;
+//! then pull in the rows that references need and the children that travel
+//! with their parents.
+//!
+//! Memory holds the differing rows only (and, for `--where`/`--id`
+//! selections, the selected keys), never a whole table.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ferry_core::canonical::{key_text, RowHashes};
+use ferry_core::plan::{Action, FieldDiff, Plan, PlanEntry, Reason, PLAN_FORMAT};
+use ferry_core::rules::{decide, differing, ConflictKind, Decision, SyncBase};
+use ferry_core::selection::Selection;
+use ferry_core::spec::TableSpec;
+use ferry_core::value::{convert, key_cmp, Value};
+use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
+
+use crate::error::{Error, Result};
+use crate::pair::Pair;
+use crate::progress::Progress;
+
+/// A row as one side holds it, canonical, with its hashes.
+#[derive(Clone, Debug)]
+pub struct SideRow {
+    pub row: Vec<Value>,
+    pub hashes: RowHashes,
+}
+
+/// A key seen on either side, waiting for classification.
+struct Candidate {
+    key: Vec<Value>,
+    source: Option<SideRow>,
+    target: Option<SideRow>,
+    excluded: bool,
+    explicit: bool,
+    pulled_by: Option<String>,
+}
+
+/// What a table contributes to the selection.
+#[derive(Clone, Debug)]
+enum Mode {
+    /// Every row (optionally only rows matching a predicate on both sides).
+    Scan(Option<String>),
+    /// These keys.
+    Keys(Vec<Vec<Value>>),
+    /// The children of these parent keys.
+    Children(Vec<Value>),
+}
+
+/// Rows equal on both sides, reported to `baseline`.
+pub type EqualRows = Vec<(String, Vec<Value>, RowHashes)>;
+
+pub struct Planner<'a> {
+    pair: &'a Pair,
+    has_meta: bool,
+    entries: Vec<PlanEntry>,
+    /// (table, key text) -> index in `entries`
+    index: HashMap<(String, String), usize>,
+    excluded: BTreeMap<String, u64>,
+    collect_equal: bool,
+    equal: EqualRows,
+    progress: Progress,
+}
+
+fn conv_err(pair: &Pair, spec: &TableSpec, key: &[Value], env: &str, col: &str, e: impl std::fmt::Display) -> Error {
+    Error::Data(format!(
+        "{} -> {}: environment `{env}`, table `{}`, key {}, column `{col}`: {e}. Nothing was written; fix the value (or the column type) and plan again",
+        pair.from,
+        pair.to,
+        spec.name,
+        ferry_core::plan::key_label(key),
+    ))
+}
+
+impl<'a> Planner<'a> {
+    pub async fn new(pair: &'a Pair, progress: Progress) -> Result<Planner<'a>> {
+        let has_meta = pair.target.has_meta().await?;
+        Ok(Planner {
+            pair,
+            has_meta,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            excluded: BTreeMap::new(),
+            collect_equal: false,
+            equal: Vec::new(),
+            progress,
+        })
+    }
+
+    /// Also report every row equal on both sides (for `baseline`).
+    pub fn collect_equal(mut self) -> Self {
+        self.collect_equal = true;
+        self
+    }
+
+    /// Canonicalises a raw row read from one side.
+    fn side(&self, spec: &TableSpec, env: &str, raw: &[Value]) -> Result<SideRow> {
+        let row = spec.canonicalize(raw).map_err(|(col, e)| {
+            let key: Vec<Value> = raw[..spec.key.len()].to_vec();
+            conv_err(self.pair, spec, &key, env, &col, e)
+        })?;
+        let hashes = spec.hash(&row);
+        Ok(SideRow { row, hashes })
+    }
+
+    /// Plans the selection.
+    pub async fn run(mut self, selection: &Selection) -> Result<(Plan, EqualRows)> {
+        let pair = self.pair;
+        for t in selection.named_tables() {
+            pair.spec(t)?;
+        }
+        let mut modes: BTreeMap<String, Mode> = BTreeMap::new();
+        if selection.is_everything() {
+            for t in &pair.order {
+                modes.insert(t.clone(), Mode::Scan(None));
+            }
+        }
+        for t in &selection.tables {
+            modes.insert(t.clone(), Mode::Scan(None));
+        }
+        for (t, pred) in &selection.wheres {
+            if !matches!(modes.get(t), Some(Mode::Scan(None))) {
+                let combined = match modes.remove(t) {
+                    Some(Mode::Scan(Some(prev))) => format!("({prev}) OR ({pred})"),
+                    _ => pred.clone(),
+                };
+                modes.insert(t.clone(), Mode::Scan(Some(combined)));
+            }
+        }
+        let mut explicit_keys: HashMap<String, Vec<Vec<Value>>> = HashMap::new();
+        for (t, parts) in &selection.ids {
+            let spec = pair.spec(t)?;
+            explicit_keys
+                .entry(t.clone())
+                .or_default()
+                .push(parse_key(spec, parts)?);
+        }
+        // Children of a fully scanned parent are scanned fully too.
+        for t in &pair.order {
+            if let Some((_, parent)) = &pair.specs[t].parent {
+                if matches!(modes.get(parent), Some(Mode::Scan(None))) {
+                    modes.insert(t.clone(), Mode::Scan(None));
+                }
+            }
+        }
+
+        let mut child_keys: HashMap<String, Vec<Value>> = HashMap::new();
+        for t in pair.order.clone() {
+            let spec = &pair.specs[&t];
+            let mut selected_keys: Vec<Vec<Value>> = Vec::new();
+            let scanned_fully = matches!(modes.get(&t), Some(Mode::Scan(None)));
+            if let Some(mode) = modes.get(&t).cloned() {
+                let track = !scanned_fully;
+                selected_keys.extend(self.process(spec, mode, false, None, track).await?);
+            }
+            if !scanned_fully {
+                if let Some(keys) = explicit_keys.remove(&t) {
+                    selected_keys.extend(self.process(spec, Mode::Keys(keys), true, None, true).await?);
+                }
+                if let Some(parents) = child_keys.remove(&t) {
+                    selected_keys.extend(self.process(spec, Mode::Children(parents), false, None, true).await?);
+                }
+            }
+            // Selecting a parent selects its children.
+            if !selected_keys.is_empty() {
+                for child in &pair.order {
+                    let c = &pair.specs[child];
+                    if c.parent.as_ref().is_some_and(|(_, p)| *p == t)
+                        && !matches!(modes.get(child), Some(Mode::Scan(None)))
+                    {
+                        child_keys
+                            .entry(child.clone())
+                            .or_default()
+                            .extend(selected_keys.iter().map(|k| k[0].clone()));
+                    }
+                }
+            }
+        }
+        self.pull_references().await?;
+        self.delete_children_of_deleted().await?;
+        self.progress.finish();
+
+        let order: HashMap<&String, usize> = pair.order.iter().enumerate().map(|(i, t)| (t, i)).collect();
+        let mut entries = self.entries;
+        entries.sort_by(|a, b| {
+            order[&a.table]
+                .cmp(&order[&b.table])
+                .then_with(|| key_cmp(&a.key, &b.key))
+        });
+        let plan = Plan {
+            format: PLAN_FORMAT,
+            from: pair.from.clone(),
+            to: pair.to.clone(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            selection: selection.words(),
+            tables: pair.order.clone(),
+            keys: pair.specs.iter().map(|(t, s)| (t.clone(), s.key.clone())).collect(),
+            columns: pair.specs.iter().map(|(t, s)| (t.clone(), s.columns())).collect(),
+            entries,
+            excluded: self.excluded,
+        };
+        Ok((plan, self.equal))
+    }
+
+    /// Reads one table's selected rows from both sides and classifies them.
+    /// Returns the selected keys when `track` (for children selection).
+    async fn process(
+        &mut self,
+        spec: &TableSpec,
+        mode: Mode,
+        explicit: bool,
+        pulled_by: Option<String>,
+        track: bool,
+    ) -> Result<Vec<Vec<Value>>> {
+        let mut tracked = Vec::new();
+        match mode {
+            Mode::Scan(filter) => {
+                self.merge_scan(spec, filter, track.then_some(&mut tracked)).await?;
+            }
+            Mode::Keys(keys) => {
+                let cands = self
+                    .fetch_candidates(spec, &spec.key, keys.clone(), explicit, pulled_by)
+                    .await?;
+                if explicit {
+                    let found: HashSet<String> = cands.iter().map(|c| key_text(&c.key)).collect();
+                    if let Some(k) = keys.iter().find(|k| !found.contains(&key_text(k))) {
+                        return Err(Error::Usage(format!(
+                            "--id {}:{}: no such row in `{}` or `{}`",
+                            spec.name,
+                            ferry_core::plan::key_label(k),
+                            self.pair.from,
+                            self.pair.to
+                        )));
+                    }
+                }
+                tracked.extend(cands.iter().map(|c| c.key.clone()));
+                self.classify(spec, cands).await?;
+            }
+            Mode::Children(parents) => {
+                let Some((col, _)) = spec.parent.clone() else {
+                    return Ok(tracked);
+                };
+                let cands = self
+                    .fetch_candidates(
+                        spec,
+                        &[col],
+                        parents.into_iter().map(|v| vec![v]).collect(),
+                        false,
+                        None,
+                    )
+                    .await?;
+                tracked.extend(cands.iter().map(|c| c.key.clone()));
+                self.classify(spec, cands).await?;
+            }
+        }
+        Ok(if track { tracked } else { Vec::new() })
+    }
+
+    /// Fetches the rows matching `values` on `columns` from both sides.
+    async fn fetch_candidates(
+        &mut self,
+        spec: &TableSpec,
+        columns: &[String],
+        values: Vec<Vec<Value>>,
+        explicit: bool,
+        pulled_by: Option<String>,
+    ) -> Result<Vec<Candidate>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = FetchRequest {
+            table: spec.name.clone(),
+            columns: spec.columns(),
+            match_columns: columns.to_vec(),
+            values,
+            flag: spec.exclude.clone(),
+            filter: None,
+        };
+        let source_rows = self.pair.source.fetch(req.clone()).await?;
+        let target_rows = self.pair.target.fetch(FetchRequest { flag: None, ..req }).await?;
+        let mut by_key: BTreeMap<String, Candidate> = BTreeMap::new();
+        let n = spec.columns().len();
+        for raw in source_rows {
+            let excluded = is_true(raw.get(n));
+            let side = self.side(spec, &self.pair.from, &raw[..n])?;
+            let key = side.row[..spec.key.len()].to_vec();
+            by_key.insert(
+                key_text(&key),
+                Candidate {
+                    key,
+                    source: Some(side),
+                    target: None,
+                    excluded,
+                    explicit,
+                    pulled_by: pulled_by.clone(),
+                },
+            );
+        }
+        for raw in target_rows {
+            let side = self.side(spec, &self.pair.to, &raw)?;
+            let key = side.row[..spec.key.len()].to_vec();
+            by_key
+                .entry(key_text(&key))
+                .or_insert_with(|| Candidate {
+                    key,
+                    source: None,
+                    target: None,
+                    excluded: false,
+                    explicit,
+                    pulled_by: pulled_by.clone(),
+                })
+                .target = Some(side);
+        }
+        Ok(by_key.into_values().collect())
+    }
+
+    /// Streams both sides of a table in key order and classifies the keys
+    /// whose rows differ.
+    async fn merge_scan(
+        &mut self,
+        spec: &TableSpec,
+        filter: Option<String>,
+        mut track: Option<&mut Vec<Vec<Value>>>,
+    ) -> Result<()> {
+        let pair = self.pair;
+        let columns = spec.columns();
+        let req = ScanRequest {
+            table: spec.name.clone(),
+            columns: columns.clone(),
+            order_by: spec.key.clone(),
+            filter: filter.clone(),
+            flag: spec.exclude.clone(),
+        };
+        let (mut src, mut dst) = tokio::try_join!(
+            pair.source.scan(req.clone()),
+            pair.target.scan(ScanRequest { flag: None, ..req })
+        )?;
+        let bar = self.progress.table(&spec.name);
+        let n = columns.len();
+        let k = spec.key.len();
+        let mut s_buf: std::vec::IntoIter<Row> = Vec::new().into_iter();
+        let mut t_buf: std::vec::IntoIter<Row> = Vec::new().into_iter();
+        let mut s_next: Option<(SideRow, bool)> = None;
+        let mut t_next: Option<SideRow> = None;
+        let mut s_done = false;
+        let mut t_done = false;
+        let mut last_s: Option<Vec<Value>> = None;
+        let mut last_t: Option<Vec<Value>> = None;
+        let mut pending: Vec<Candidate> = Vec::new();
+        loop {
+            if s_next.is_none() && !s_done {
+                match next_row(&mut s_buf, &mut src).await? {
+                    Some(raw) => {
+                        let excluded = is_true(raw.get(n));
+                        let side = self.side(spec, &pair.from, &raw[..n])?;
+                        check_order(&pair.from, spec, &mut last_s, &side.row[..k])?;
+                        s_next = Some((side, excluded));
+                    }
+                    None => s_done = true,
+                }
+            }
+            if t_next.is_none() && !t_done {
+                match next_row(&mut t_buf, &mut dst).await? {
+                    Some(raw) => {
+                        let side = self.side(spec, &pair.to, &raw)?;
+                        check_order(&pair.to, spec, &mut last_t, &side.row[..k])?;
+                        t_next = Some(side);
+                    }
+                    None => t_done = true,
+                }
+            }
+            let ord = match (&s_next, &t_next) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((s, _)), Some(t)) => key_cmp(&s.row[..k], &t.row[..k]),
+            };
+            let (source, excluded, target) = match ord {
+                std::cmp::Ordering::Less => {
+                    let (s, ex) = s_next.take().unwrap_or_else(|| unreachable!("checked above"));
+                    (Some(s), ex, None)
+                }
+                std::cmp::Ordering::Greater => (None, false, t_next.take()),
+                std::cmp::Ordering::Equal => {
+                    let (s, ex) = s_next.take().unwrap_or_else(|| unreachable!("checked above"));
+                    (Some(s), ex, t_next.take())
+                }
+            };
+            bar.inc(1);
+            let key = source
+                .as_ref()
+                .or(target.as_ref())
+                .map(|r| r.row[..k].to_vec())
+                .unwrap_or_default();
+            if let Some(tracked) = track.as_deref_mut() {
+                tracked.push(key.clone());
+            }
+            if let (Some(s), Some(t), false) = (&source, &target, excluded) {
+                if s.hashes.row == t.hashes.row {
+                    if self.collect_equal {
+                        self.equal.push((spec.name.clone(), key, s.hashes.clone()));
+                    }
+                    continue;
+                }
+            }
+            pending.push(Candidate {
+                key,
+                source,
+                target,
+                excluded,
+                explicit: false,
+                pulled_by: None,
+            });
+            if pending.len() >= 512 {
+                self.classify(spec, std::mem::take(&mut pending)).await?;
+            }
+        }
+        bar.finish();
+        self.classify(spec, pending).await
+    }
+
+    /// Looks up the sync base of the given keys.
+    async fn bases(&self, spec: &TableSpec, keys: &[&Vec<Value>]) -> Result<HashMap<String, SyncBase>> {
+        if !self.has_meta || keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .pair
+            .target
+            .fetch(FetchRequest {
+                table: meta::SYNC.into(),
+                columns: meta::columns(&["row_key", "row_hash", "field_hashes"]),
+                match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
+                values: keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            Value::Text(self.pair.from.clone()),
+                            Value::Text(spec.name.clone()),
+                            Value::Text(key_text(k)),
+                        ]
+                    })
+                    .collect(),
+                flag: None,
+                filter: None,
+            })
+            .await?;
+        Ok(rows.into_iter().filter_map(|r| parse_base(&r)).collect())
+    }
+
+    /// Applies the three-way rules to a batch of candidates.
+    async fn classify(&mut self, spec: &TableSpec, cands: Vec<Candidate>) -> Result<()> {
+        let keys: Vec<&Vec<Value>> = cands.iter().map(|c| &c.key).collect();
+        let bases = self.bases(spec, &keys).await?;
+        for c in cands {
+            let kt = key_text(&c.key);
+            if self.index.contains_key(&(spec.name.clone(), kt.clone())) {
+                continue;
+            }
+            if c.excluded {
+                // Rows matching `exclude` never leave the source, and their
+                // target twin is never deleted because of them.
+                *self.excluded.entry(spec.name.clone()).or_default() += 1;
+                if c.explicit {
+                    self.push(entry(spec, &c, Action::Skip, Some(Reason::Excluded)));
+                }
+                continue;
+            }
+            let base = bases.get(&kt);
+            let decision = decide(
+                c.source.as_ref().map(|s| &s.hashes),
+                c.target.as_ref().map(|t| &t.hashes),
+                base,
+            );
+            let e = match decision {
+                Decision::Nothing => {
+                    if self.collect_equal {
+                        if let Some(s) = &c.source {
+                            self.equal.push((spec.name.clone(), c.key.clone(), s.hashes.clone()));
+                        }
+                    }
+                    continue;
+                }
+                Decision::Insert => entry(spec, &c, Action::Insert, None),
+                Decision::Update {
+                    fields,
+                    no_base,
+                    merged,
+                } => {
+                    let mut e = entry(spec, &c, Action::Update, None);
+                    e.reason = if merged {
+                        Some(Reason::Merged)
+                    } else if no_base {
+                        Some(Reason::NoBase)
+                    } else {
+                        None
+                    };
+                    e.set = fields.iter().map(|i| spec.compared[*i].clone()).collect();
+                    e
+                }
+                Decision::Delete => entry(spec, &c, Action::Delete, None),
+                Decision::SkipTargetNewer => entry(spec, &c, Action::Skip, Some(Reason::TargetNewer)),
+                Decision::SkipTargetOnly => entry(spec, &c, Action::Skip, Some(Reason::TargetOnly)),
+                Decision::Conflict { kind, fields } => {
+                    let reason = match kind {
+                        ConflictKind::BothChanged => Reason::BothChanged,
+                        ConflictKind::DeletedInTarget => Reason::DeletedInTarget,
+                        ConflictKind::DeletedInSource => Reason::DeletedInSource,
+                    };
+                    let mut e = entry(spec, &c, Action::Conflict, Some(reason));
+                    if !fields.is_empty() {
+                        let overlap: Vec<&String> = fields.iter().map(|i| &spec.compared[*i]).collect();
+                        e.fields.retain(|f| overlap.contains(&&f.column));
+                    }
+                    e
+                }
+            };
+            self.push(e);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, e: PlanEntry) {
+        self.index
+            .insert((e.table.clone(), key_text(&e.key)), self.entries.len());
+        self.entries.push(e);
+    }
+
+    /// Whether the plan writes this row (insert or update).
+    fn writes(&self, table: &str, key: &[Value]) -> Option<Action> {
+        self.index
+            .get(&(table.to_string(), key_text(key)))
+            .map(|i| self.entries[*i].action)
+    }
+
+    /// Pulls in every referenced row the target lacks, transitively, and
+    /// brings the children of pulled-in parents.
+    async fn pull_references(&mut self) -> Result<()> {
+        let pair = self.pair;
+        let mut checked: HashSet<(String, String)> = HashSet::new();
+        loop {
+            // referenced table -> (key value, who needs it)
+            let mut needed: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
+            for e in &self.entries {
+                if !matches!(e.action, Action::Insert | Action::Update) {
+                    continue;
+                }
+                let spec = &pair.specs[&e.table];
+                let Some(row) = &e.source else { continue };
+                for (col, table) in &spec.references {
+                    let Some(i) = spec.columns().iter().position(|c| c == col) else {
+                        continue;
+                    };
+                    let v = &row[i];
+                    if v.is_null() || (table == &e.table && v.key_cmp(&e.key[0]).is_eq()) {
+                        continue;
+                    }
+                    let kt = key_text(std::slice::from_ref(v));
+                    if !checked.insert((table.clone(), kt)) {
+                        continue;
+                    }
+                    match self.writes(table, std::slice::from_ref(v)) {
+                        Some(Action::Insert | Action::Update) => continue,
+                        Some(Action::Delete) => {
+                            return Err(Error::Data(format!(
+                                "{} -> {}: table `{}`, key {}, column `{col}`: references {table}:{}, which the plan deletes. Nothing was written; promote the referencing row's change first, or leave the delete out of the selection",
+                                pair.from, pair.to, e.table, ferry_core::plan::key_label(&e.key), v.display_text()
+                            )))
+                        }
+                        _ => {}
+                    }
+                    needed
+                        .entry(table.clone())
+                        .or_default()
+                        .push((v.clone(), format!("{}.{col}", e.label())));
+                }
+            }
+            if needed.is_empty() {
+                return Ok(());
+            }
+            for (table, wants) in needed {
+                let spec = &pair.specs[&table];
+                let req = FetchRequest {
+                    table: table.clone(),
+                    columns: spec.key.clone(),
+                    match_columns: spec.key.clone(),
+                    values: wants.iter().map(|(v, _)| vec![v.clone()]).collect(),
+                    flag: None,
+                    filter: None,
+                };
+                let in_target: HashSet<String> = pair
+                    .target
+                    .fetch(req)
+                    .await?
+                    .iter()
+                    .filter_map(|r| spec.canonicalize_key(r).ok())
+                    .map(|k| key_text(&k))
+                    .collect();
+                let missing: Vec<(Value, String)> = wants
+                    .into_iter()
+                    .filter(|(v, _)| !in_target.contains(&key_text(std::slice::from_ref(v))))
+                    .collect();
+                for (v, by) in missing {
+                    let cands = self
+                        .fetch_candidates(spec, &spec.key, vec![vec![v.clone()]], false, Some(by.clone()))
+                        .await?;
+                    let cand = cands.into_iter().find(|c| c.source.is_some());
+                    let (by_label, col) = by.rsplit_once('.').unwrap_or((&by, ""));
+                    let (by_table, by_key) = by_label.split_once(':').unwrap_or((by_label, ""));
+                    match cand {
+                        None => {
+                            return Err(Error::Data(format!(
+                                "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which exists neither in `{}` nor in `{}`. Nothing was written; fix the reference in `{}`",
+                                pair.from, pair.to, v.display_text(), pair.from, pair.to, pair.from
+                            )))
+                        }
+                        Some(c) if c.excluded => {
+                            return Err(Error::Data(format!(
+                                "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which matches `exclude` in `{}` and never leaves it. Nothing was written; point the reference at a promotable row, or leave {by_label} out of the selection",
+                                pair.from, pair.to, v.display_text(), pair.from
+                            )))
+                        }
+                        Some(c) => {
+                            let key = c.key.clone();
+                            self.classify(spec, vec![c]).await?;
+                            if self.writes(&table, &key) != Some(Action::Insert) {
+                                return Err(Error::Data(format!(
+                                    "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which `{}` deleted since the last sync. Nothing was written; restore it there or change the reference",
+                                    pair.from, pair.to, v.display_text(), pair.to
+                                )));
+                            }
+                            // A new parent brings its children.
+                            for child in &pair.order {
+                                let cs = &pair.specs[child];
+                                if cs.parent.as_ref().is_some_and(|(_, p)| *p == table) {
+                                    self.process(cs, Mode::Children(vec![key[0].clone()]), false, Some(format!("{table}:{}", v.display_text())), false)
+                                        .await?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Children travel with their parent: when the plan deletes a parent,
+    /// its remaining children in the target are deleted first.
+    async fn delete_children_of_deleted(&mut self) -> Result<()> {
+        let pair = self.pair;
+        for child in pair.order.iter().rev() {
+            let spec = &pair.specs[child];
+            let Some((col, parent)) = &spec.parent else { continue };
+            let deleted: Vec<Vec<Value>> = self
+                .entries
+                .iter()
+                .filter(|e| e.table == *parent && e.action == Action::Delete)
+                .map(|e| vec![e.key[0].clone()])
+                .collect();
+            if deleted.is_empty() {
+                continue;
+            }
+            let rows = pair
+                .target
+                .fetch(FetchRequest {
+                    table: child.clone(),
+                    columns: spec.columns(),
+                    match_columns: vec![col.clone()],
+                    values: deleted,
+                    flag: None,
+                    filter: None,
+                })
+                .await?;
+            for raw in rows {
+                let side = self.side(spec, &pair.to, &raw)?;
+                let key = side.row[..spec.key.len()].to_vec();
+                let idx = self.index.get(&(child.clone(), key_text(&key))).copied();
+                match idx.map(|i| (i, self.entries[i].action)) {
+                    Some((_, Action::Delete | Action::Conflict)) => {}
+                    Some((i, _)) => {
+                        let e = &mut self.entries[i];
+                        e.action = Action::Delete;
+                        e.reason = Some(Reason::ParentDeleted);
+                        e.expect_target = Some(side.hashes.row);
+                    }
+                    None => {
+                        let c = Candidate {
+                            key,
+                            source: None,
+                            target: Some(side),
+                            excluded: false,
+                            explicit: false,
+                            pulled_by: None,
+                        };
+                        self.push(entry(spec, &c, Action::Delete, Some(Reason::ParentDeleted)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds an entry with the row images and field diffs of a candidate.
+fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>) -> PlanEntry {
+    let k = spec.key.len();
+    let mut fields = Vec::new();
+    let mut set = Vec::new();
+    if let (Some(s), Some(t)) = (&c.source, &c.target) {
+        for i in differing(&s.hashes.fields, &t.hashes.fields, spec.compared.len()) {
+            fields.push(FieldDiff {
+                column: spec.compared[i].clone(),
+                source: Some(s.row[k + i].clone()),
+                target: Some(t.row[k + i].clone()),
+            });
+            set.push(spec.compared[i].clone());
+        }
+    }
+    PlanEntry {
+        table: spec.name.clone(),
+        key: c.key.clone(),
+        action,
+        reason,
+        fields,
+        // Conflicts keep every differing column, so `--force` can apply them.
+        set: if action == Action::Conflict { set } else { Vec::new() },
+        source: c.source.as_ref().map(|s| s.row.clone()),
+        expect_target: c.target.as_ref().map(|t| t.hashes.row),
+        source_fields: c.source.as_ref().map(|s| s.hashes.fields.concat()).unwrap_or_default(),
+        source_hash: c.source.as_ref().map(|s| s.hashes.row),
+        pulled_by: c.pulled_by.clone(),
+    }
+}
+
+fn is_true(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Int(1) | Value::Bool(true)))
+}
+
+fn parse_base(r: &Row) -> Option<(String, SyncBase)> {
+    let (Value::Text(k), Value::Bytes(h), Value::Bytes(f)) = (r.first()?, r.get(1)?, r.get(2)?) else {
+        return None;
+    };
+    Some((
+        k.clone(),
+        SyncBase {
+            row: h.as_slice().try_into().ok()?,
+            fields: SyncBase::unpack_fields(f),
+        },
+    ))
+}
+
+/// Converts `--id` key parts to the key column types.
+pub fn parse_key(spec: &TableSpec, parts: &[String]) -> Result<Vec<Value>> {
+    if parts.len() != spec.key.len() {
+        return Err(Error::Usage(format!(
+            "--id {}:{}: the key of `{}` has {} column(s) ({}); give one value per column, separated by commas",
+            spec.name,
+            parts.join(","),
+            spec.name,
+            spec.key.len(),
+            spec.key.join(", ")
+        )));
+    }
+    spec.key
+        .iter()
+        .zip(parts)
+        .map(|(col, p)| {
+            let ty = &spec.types[col];
+            convert(&Value::Text(p.clone()), ty).map_err(|e| {
+                Error::Usage(format!(
+                    "--id {}:{}: key column `{col}`: {e}",
+                    spec.name,
+                    parts.join(",")
+                ))
+            })
+        })
+        .collect()
+}
+
+async fn next_row(buf: &mut std::vec::IntoIter<Row>, rx: &mut ferry_db::RowBatches) -> Result<Option<Row>> {
+    loop {
+        if let Some(r) = buf.next() {
+            return Ok(Some(r));
+        }
+        match rx.recv().await {
+            Some(batch) => *buf = batch?.into_iter(),
+            None => return Ok(None),
+        }
+    }
+}
+
+fn check_order(env: &str, spec: &TableSpec, last: &mut Option<Vec<Value>>, key: &[Value]) -> Result<()> {
+    if let Some(prev) = last {
+        if key_cmp(prev, key) != std::cmp::Ordering::Less {
+            return Err(Error::Data(format!(
+                "environment `{env}`, table `{}`: rows came out of key order ({} after {}); the key ({}) must be unique and of one type",
+                spec.name,
+                ferry_core::plan::key_label(key),
+                ferry_core::plan::key_label(prev),
+                spec.key.join(", ")
+            )));
+        }
+    }
+    *last = Some(key.to_vec());
+    Ok(())
+}
+
+/// Hashes rows of `spec` read raw from the target (in spec column order).
+pub fn target_side(spec: &TableSpec, env: &str, raw: &[Value]) -> Result<SideRow> {
+    let row = spec.canonicalize(raw).map_err(|(col, e)| {
+        Error::Data(format!(
+            "environment `{env}`, table `{}`, key {}, column `{col}`: {e}",
+            spec.name,
+            ferry_core::plan::key_label(&raw[..spec.key.len().min(raw.len())])
+        ))
+    })?;
+    let hashes = spec.hash(&row);
+    Ok(SideRow { row, hashes })
+}
+
+/// Plans a promotion of `selection` from the pair's source to its target.
+pub async fn plan(pair: &Pair, selection: &Selection, progress: Progress) -> Result<Plan> {
+    let (plan, _) = Planner::new(pair, progress).await?.run(selection).await?;
+    Ok(plan)
+}
+
+/// Reads one store's current rows of `spec` for `keys` (all target columns).
+pub async fn fetch_full(store: &dyn Store, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .fetch(FetchRequest {
+            table: spec.name.clone(),
+            columns: spec.target_columns.clone(),
+            match_columns: spec.key.clone(),
+            values: keys,
+            flag: None,
+            filter: None,
+        })
+        .await?)
+}

@@ -1,0 +1,87 @@
+//! A loaded `ferry.toml` and the environments it names: resolving URLs
+//! (never printing a password) and opening stores.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_core::config::{self, redact_url, Config, UrlSource};
+use ferry_db::sqlite::SqliteStore;
+use ferry_db::Store;
+
+use crate::error::{Error, Result};
+
+/// A configuration and where it came from.
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub config: Config,
+    pub path: PathBuf,
+}
+
+impl Project {
+    /// Reads and validates the configuration file.
+    pub fn load(path: &Path) -> Result<Project> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read the configuration {}: {e}; run `ferry init` to write a starter ferry.toml, or pass --config PATH",
+                path.display()
+            ))
+        })?;
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_path_buf())
+        };
+        let config = config::parse(&text, &abs)?;
+        Ok(Project { config, path: abs })
+    }
+
+    pub fn from_config(config: Config, path: PathBuf) -> Project {
+        Project { config, path }
+    }
+
+    /// The environment's URL, from the file or its variable.
+    pub fn url(&self, env: &str) -> Result<String> {
+        let e = self.env_config(env)?;
+        match &e.url {
+            UrlSource::Inline(u) => Ok(u.clone()),
+            UrlSource::Variable(var) => std::env::var(var).map_err(|_| {
+                Error::Usage(format!(
+                    "environment `{env}`: the variable {var} is not set; export {var}=URL (for example sqlite://{env}.db), or write url = \"...\" under [environments.{env}]"
+                ))
+            }),
+        }
+    }
+
+    pub fn env_config(&self, env: &str) -> Result<&config::EnvConfig> {
+        self.config.environments.get(env).ok_or_else(|| {
+            let known: Vec<&str> = self.config.environments.keys().map(String::as_str).collect();
+            Error::Usage(format!(
+                "there is no environment `{env}` in {} (known: {})",
+                self.path.display(),
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Opens the environment's store.
+    pub async fn open(&self, env: &str) -> Result<Arc<dyn Store>> {
+        let url = self.url(env)?;
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let path = Path::new(rest);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                self.config.base_dir.join(path)
+            };
+            return Ok(Arc::new(SqliteStore::open(env, &path)?));
+        }
+        Err(Error::Usage(format!(
+            "environment `{env}`: `{}` is not supported by this build of Ferry yet (SQLite environments are: sqlite://PATH)",
+            redact_url(&url)
+        )))
+    }
+}

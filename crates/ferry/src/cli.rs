@@ -1,0 +1,146 @@
+//! The command line: clap structs only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Promote application content between environments: staging -> preprod -> production",
+    long_about = "Ferry carries rows people author in admin tools (charts, businesses, forms, banners, reference tables) \
+from one environment to the next, one way, with diffs, conflict detection, stable ids, an audit journal and revert.",
+    after_help = "Examples:\n  ferry demo                                  a guided tour on temporary SQLite files\n  ferry init --demo                           sample environments and a ferry.toml here\n  ferry diff staging production               what would change\n  ferry promote staging production --id businesses:7\n  ferry log production\n  ferry revert 01J9Z...                       undo a promotion\n\nExit codes: 0 done, 1 error, 2 usage or config error, 3 blocked by conflicts or gates (nothing applied), 4 permission denied (nothing applied)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "ferry.toml", env = "FERRY_CONFIG")]
+    pub config: PathBuf,
+    /// Act as this user (else $FERRY_USER, else the login name).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never ask; without a terminal, commands that would ask refuse unless given --yes.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SelectionArgs {
+    /// Only this table (repeatable).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Only this row, by the source row's key: TABLE:KEY, or TABLE:V1,V2 for a composite key (repeatable).
+    #[arg(long = "id", value_name = "TABLE:KEY")]
+    pub ids: Vec<String>,
+    /// Only rows matching an SQL predicate, run on each database as written: TABLE:'PREDICATE' (repeatable).
+    #[arg(long = "where", value_name = "TABLE:PREDICATE")]
+    pub wheres: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a starter ferry.toml (--demo: sample SQLite environments with data).
+    #[command(after_help = "Examples:\n  ferry init\n  ferry init --demo && ferry diff staging production")]
+    Init {
+        /// Also create staging.db and production.db with sample content.
+        #[arg(long)]
+        demo: bool,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A guided tour on temporary SQLite files; needs no set-up.
+    Demo {
+        /// Keep the demo's files in this folder instead of a temporary one.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+    /// Validate the configuration, reach every environment, verify tables, keys and columns.
+    Check,
+    /// Show what promoting FROM into TO would change.
+    #[command(
+        after_help = "Examples:\n  ferry diff staging production\n  ferry diff staging production --table businesses --json\n  ferry diff staging production --where \"businesses:city_id = 3\""
+    )]
+    Diff {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        selection: SelectionArgs,
+    },
+    /// Make a plan (what `promote` would apply); -o saves it for review.
+    #[command(
+        after_help = "Examples:\n  ferry plan staging production -o plan.json\n  ferry promote staging production --plan plan.json"
+    )]
+    Plan {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        selection: SelectionArgs,
+        /// Write the plan to this file.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Apply the changes from FROM to TO in one transaction, journalled.
+    #[command(
+        after_help = "Examples:\n  ferry promote staging production\n  ferry promote staging production --id businesses:7 --yes\n  ferry promote staging production --dry-run"
+    )]
+    Promote {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        selection: SelectionArgs,
+        /// Apply exactly this saved plan (refused if the target moved since).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Show what would be applied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply rows already approved upstream directly (review environments).
+        #[arg(long)]
+        approve_revisions: bool,
+        /// Resolve conflicts in favour of the source (never target-newer rows, gates or permissions).
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the promotions recorded in ENV (every environment when omitted), newest first.
+    Log {
+        env: Option<String>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one promotion: who, when, and every row it wrote.
+    Show { promotion: String },
+    /// Restore exactly what a promotion replaced.
+    #[command(
+        after_help = "Examples:\n  ferry revert 01J9ZQ4M6W4T8Y2F3K5N7P9R1S\n  ferry revert 01J9ZQ4M6W4T8Y2F3K5N7P9R1S --force   # even if those rows changed since"
+    )]
+    Revert {
+        promotion: String,
+        /// Restore even rows that changed since the promotion.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Record the rows equal in FROM and TO as in sync (and list those that differ).
+    Baseline {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        selection: SelectionArgs,
+        /// Show what would be recorded; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

@@ -1,0 +1,59 @@
+//! `ferry baseline`
+
+use anyhow::Result;
+use ferry_core::plan::Plan;
+use ferry_engine::{baseline, pair};
+
+use super::{load, print_json, print_text, selection};
+use crate::cli::{Global, SelectionArgs};
+use crate::output;
+use crate::ui;
+
+pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run: bool) -> Result<u8> {
+    let project = load(g)?;
+    let sel = selection(args)?;
+    let pair = pair::open_unchecked(&project, from, to).await?;
+    if dry_run {
+        let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
+        report(g, &plan, None, equal.len() as u64, true)?;
+        return Ok(0);
+    }
+    if !ui::confirm(
+        g,
+        &format!("Record the rows equal in {from} and {to} as in sync?"),
+        "baseline",
+    )? {
+        print_text("Nothing was written.\n")?;
+        return Ok(1);
+    }
+    let done = baseline::baseline(&pair, &sel, &ui::user(g), ui::progress(g)).await?;
+    report(g, &done.differing, done.id.as_deref(), done.recorded, false)?;
+    Ok(0)
+}
+
+fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run: bool) -> Result<()> {
+    if g.json {
+        print_json(&serde_json::json!({
+            "baseline": id,
+            "recorded": recorded,
+            "dry_run": dry_run,
+            "differing": differing.entries.iter().map(|e| output::entry_json(differing, e)).collect::<Vec<_>>(),
+        }))?;
+        return Ok(());
+    }
+    let verb = if dry_run { "would record" } else { "recorded" };
+    let mut text = format!(
+        "{} -> {}: {verb} {recorded} equal row(s) as in sync.\n",
+        differing.from, differing.to
+    );
+    if !differing.entries.is_empty() {
+        text.push_str(&format!(
+            "{} row(s) differ and were not recorded; decide them with `ferry diff {} {}`:\n",
+            differing.entries.len(),
+            differing.from,
+            differing.to
+        ));
+        text.push_str(&output::plan_text(differing));
+    }
+    print_text(&text)
+}

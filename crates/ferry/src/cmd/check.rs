@@ -1,0 +1,50 @@
+//! `ferry check`
+
+use anyhow::Result;
+use ferry_engine::check::check;
+
+use super::{load, print_json, print_text};
+use crate::cli::Global;
+use crate::ui;
+
+pub async fn run(g: &Global) -> Result<u8> {
+    let project = load(g)?;
+    let report = check(&project).await;
+    if g.json {
+        print_json(
+            &serde_json::json!({"ok": report.ok(), "environments": report.environments, "problems": report.problems}),
+        )?;
+    } else {
+        let mut out = String::new();
+        for e in &report.environments {
+            let state = if e.reachable {
+                ui::green(&format!(
+                    "ok ({}, {} managed tables)",
+                    e.engine.as_deref().unwrap_or("?"),
+                    e.tables
+                ))
+            } else {
+                ui::red("unreachable")
+            };
+            out.push_str(&format!("{:<16} {state}\n", e.name));
+        }
+        if report.ok() {
+            out.push_str(&format!(
+                "\n{} is valid: every environment is reachable and every table, key and column checks out.\n",
+                project.path.display()
+            ));
+        } else {
+            let n = report.problems.len();
+            out.push_str(&format!(
+                "\n{} has {n} problem{}:\n",
+                project.path.display(),
+                if n == 1 { "" } else { "s" }
+            ));
+            for p in &report.problems {
+                out.push_str(&format!("  {}:{p}\n", project.path.display()));
+            }
+        }
+        print_text(&out)?;
+    }
+    Ok(if report.ok() { 0 } else { 2 })
+}

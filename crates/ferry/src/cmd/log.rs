@@ -1,0 +1,52 @@
+//! `ferry log` and `ferry show`
+
+use anyhow::Result;
+use ferry_engine::{journal, revert};
+
+use super::{load, print_json, print_text};
+use crate::cli::Global;
+use crate::output;
+
+pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
+    let project = load(g)?;
+    let envs: Vec<String> = match env {
+        Some(e) => {
+            project.env_config(e)?;
+            vec![e.to_string()]
+        }
+        None => project.config.environments.keys().cloned().collect(),
+    };
+    let mut records = Vec::new();
+    for e in &envs {
+        let store = match project.open(e).await {
+            Ok(s) => s,
+            // Listing every environment skips the ones not configured here.
+            Err(err) if env.is_none() => {
+                tracing::warn!("skipping {e}: {err}");
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        records.extend(journal::promotions(&*store).await?);
+    }
+    records.sort_by(|a, b| b.id.cmp(&a.id));
+    records.truncate(limit);
+    if g.json {
+        print_json(&output::log_json(&records))?;
+    } else {
+        print_text(&output::log_text(&records))?;
+    }
+    Ok(0)
+}
+
+pub async fn show(g: &Global, id: &str) -> Result<u8> {
+    let project = load(g)?;
+    let (store, record) = revert::find(&project, id).await?;
+    let rows = journal::journal_rows(&*store, id).await?;
+    if g.json {
+        print_json(&output::show_json(&record, &rows))?;
+    } else {
+        print_text(&output::show_text(&record, &rows))?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,100 @@
+//! One module per command; each returns the process exit code.
+
+mod baseline;
+mod check;
+pub mod demo;
+mod diff;
+pub mod init;
+mod log;
+mod promote;
+mod revert;
+
+use anyhow::Result;
+use ferry_core::selection::{parse_id, parse_where, Selection};
+use ferry_engine::project::Project;
+use ferry_engine::Error;
+
+use crate::cli::{Cli, Command, Global, SelectionArgs};
+
+pub async fn run(cli: Cli) -> Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init { demo, force } => init::run(g, demo, force).await,
+        Command::Demo { keep } => demo::run(g, keep).await,
+        Command::Check => check::run(g).await,
+        Command::Diff { from, to, selection } => diff::run(g, &from, &to, &selection, None, true).await,
+        Command::Plan {
+            from,
+            to,
+            selection,
+            output,
+        } => diff::run(g, &from, &to, &selection, output, false).await,
+        Command::Promote {
+            from,
+            to,
+            selection,
+            plan,
+            dry_run,
+            approve_revisions,
+            force,
+        } => {
+            let opts = promote::Options {
+                plan,
+                dry_run,
+                approve_revisions,
+                force,
+            };
+            promote::run(g, &from, &to, &selection, opts).await
+        }
+        Command::Log { env, limit } => log::run(g, env.as_deref(), limit).await,
+        Command::Show { promotion } => log::show(g, &promotion).await,
+        Command::Revert { promotion, force } => revert::run(g, &promotion, force).await,
+        Command::Baseline {
+            from,
+            to,
+            selection,
+            dry_run,
+        } => baseline::run(g, &from, &to, &selection, dry_run).await,
+    }
+}
+
+pub fn load(g: &Global) -> Result<Project> {
+    Ok(Project::load(&g.config)?)
+}
+
+pub fn selection(args: &SelectionArgs) -> Result<Selection> {
+    let usage = |e: ferry_core::selection::SelectionError| Error::Usage(e.0);
+    Ok(Selection {
+        tables: args.tables.clone(),
+        ids: args
+            .ids
+            .iter()
+            .map(|s| parse_id(s))
+            .collect::<Result<_, _>>()
+            .map_err(usage)?,
+        wheres: args
+            .wheres
+            .iter()
+            .map(|s| parse_where(s))
+            .collect::<Result<_, _>>()
+            .map_err(usage)?,
+    })
+}
+
+/// Prints a JSON value on stdout.
+pub fn print_json(v: &serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints text on stdout.
+pub fn print_text(s: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `ferry revert`
+
+use anyhow::Result;
+use ferry_engine::{journal, revert};
+
+use super::{load, print_json, print_text};
+use crate::cli::Global;
+use crate::output;
+use crate::ui;
+
+pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
+    let project = load(g)?;
+    let (store, record) = revert::find(&project, id).await?;
+    if !g.json {
+        let rows = journal::journal_rows(&*store, id).await?;
+        print_text(&format!(
+            "Reverting restores the rows this promotion replaced:\n{}",
+            output::show_text(&record, &rows)
+        ))?;
+    }
+    drop(store);
+    if !ui::confirm(g, &format!("Revert {id} in {}?", record.to), &format!("reverting {id}"))? {
+        print_text("Nothing was written.\n")?;
+        return Ok(1);
+    }
+    let done = revert::revert(&project, id, &ui::user(g), force).await?;
+    if g.json {
+        print_json(
+            &serde_json::json!({"promotion": done.id, "reverts": id, "counts": {"insert": done.counts.insert, "update": done.counts.update, "delete": done.counts.delete}}),
+        )?;
+    } else {
+        print_text(&format!(
+            "{} {id} reverted in {} by {} ({} restored, {} re-inserted, {} removed).\n",
+            ui::green("Done:"),
+            record.to,
+            ui::bold(&done.id),
+            done.counts.update,
+            done.counts.insert,
+            done.counts.delete
+        ))?;
+    }
+    Ok(0)
+}

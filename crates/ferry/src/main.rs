@@ -1,0 +1,65 @@
+//! The `ferry` binary: parses the command line and hands each command to
+//! its module in `cmd/`, which calls the engine. Exit codes: 0 done,
+//! 1 error, 2 usage or configuration error, 3 blocked by conflicts or
+//! gates (nothing applied), 4 permission denied (nothing applied).
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod output;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("FERRY_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.global.json;
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(0),
+        Err(e) => {
+            let (code, kind) = match e.downcast_ref::<ferry_engine::Error>() {
+                Some(err) => (err.exit_code(), err.code()),
+                None => match e.downcast_ref::<ui::Refused>() {
+                    Some(_) => (2, "refused"),
+                    None => (1, "error"),
+                },
+            };
+            if json {
+                let body = serde_json::json!({"error": {"code": kind, "exit": code, "message": format!("{e:#}")}});
+                println!("{body}");
+            }
+            eprintln!("{} {e:#}", ui::error_label());
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,300 @@
+//! How plans, promotions and journals look: for people (a terminal or a
+//! pipe) and as `--json` (stable, documented in docs/json.md).
+
+use std::fmt::Write as _;
+
+use ferry_core::plan::{key_label, Action, Plan, PlanEntry, Reason};
+use ferry_core::Value;
+use ferry_engine::journal::{JournalRow, PromotionRecord};
+use serde_json::{json, Value as J};
+
+use crate::ui;
+
+fn plain(v: &Value) -> J {
+    v.to_plain_json()
+}
+
+fn object(pairs: &[(String, Value)]) -> J {
+    J::Object(pairs.iter().map(|(c, v)| (c.clone(), plain(v))).collect())
+}
+
+/// One plan entry as `--json`.
+pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
+    let mut o = json!({
+        "table": e.table,
+        "key": object(&plan.named_key(e)),
+        "action": e.action.name(),
+        "fields": e.fields.iter().map(|f| json!({
+            "column": f.column,
+            "source": f.source.as_ref().map(plain),
+            "target": f.target.as_ref().map(plain),
+        })).collect::<Vec<_>>(),
+        "reason": e.reason.map(|r| r.name()),
+    });
+    if let Some(by) = &e.pulled_by {
+        o["pulled_by"] = json!(by);
+    }
+    if e.action == Action::Insert {
+        if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
+            let row: Vec<(String, Value)> = cols.iter().cloned().zip(src.iter().cloned()).collect();
+            o["row"] = object(&row);
+        }
+    }
+    o
+}
+
+/// A plan as `--json`.
+pub fn plan_json(plan: &Plan) -> J {
+    let counts = plan.counts();
+    json!({
+        "from": plan.from,
+        "to": plan.to,
+        "selection": plan.selection,
+        "counts": counts,
+        "no_base": plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count(),
+        "excluded": plan.excluded,
+        "changes": plan.entries.iter().map(|e| entry_json(plan, e)).collect::<Vec<_>>(),
+    })
+}
+
+fn short(v: &Value) -> String {
+    let text = match v {
+        Value::Text(s) => format!("{s:?}"),
+        other => other.display_text(),
+    };
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+fn summary_line(plan: &Plan) -> String {
+    let c = plan.counts();
+    let mut parts = vec![
+        format!("{} insert{}", c.insert, if c.insert == 1 { "" } else { "s" }),
+        format!("{} update{}", c.update, if c.update == 1 { "" } else { "s" }),
+        format!("{} delete{}", c.delete, if c.delete == 1 { "" } else { "s" }),
+    ];
+    if c.conflict > 0 {
+        parts.push(ui::magenta(&format!(
+            "{} conflict{}",
+            c.conflict,
+            if c.conflict == 1 { "" } else { "s" }
+        )));
+    }
+    if c.skip > 0 {
+        parts.push(format!("{} skipped", c.skip));
+    }
+    parts.join(", ")
+}
+
+/// A plan for people.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} -> {}: {}",
+        ui::bold(&plan.from),
+        ui::bold(&plan.to),
+        summary_line(plan)
+    );
+    let excluded: u64 = plan.excluded.values().sum();
+    if excluded > 0 {
+        let per: Vec<String> = plan.excluded.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            ui::dim(&format!("  left behind by `exclude`: {}", per.join(", ")))
+        );
+    }
+    let mut table = "";
+    for e in &plan.entries {
+        if e.table != table {
+            table = &e.table;
+            let _ = writeln!(out, "\n{}", ui::bold(table));
+        }
+        let (mark, word) = match e.action {
+            Action::Insert => (ui::green("+"), ui::green("insert  ")),
+            Action::Update => (ui::yellow("~"), ui::yellow("update  ")),
+            Action::Delete => (ui::red("-"), ui::red("delete  ")),
+            Action::Conflict => (ui::magenta("!"), ui::magenta("conflict")),
+            Action::Skip => (ui::dim("="), ui::dim("skip    ")),
+        };
+        let key = plan
+            .named_key(e)
+            .iter()
+            .map(|(c, v)| format!("{c}={}", v.display_text()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut notes = Vec::new();
+        if let Some(r) = e.reason {
+            notes.push(match r {
+                Reason::NoBase => ui::yellow("no-base: first contact, source wins"),
+                Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
+                Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
+                other => other.name().to_string(),
+            });
+        }
+        if let Some(by) = &e.pulled_by {
+            notes.push(format!("needed by {by}"));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            ui::dim(&format!("  ({})", notes.join("; ")))
+        };
+        let _ = writeln!(out, "  {mark} {word} {key}{notes}");
+        match e.action {
+            Action::Insert => {
+                if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
+                    let k = plan.keys.get(&e.table).map_or(1, Vec::len);
+                    let shown: Vec<String> = cols
+                        .iter()
+                        .zip(src)
+                        .skip(k)
+                        .filter(|(_, v)| !v.is_null())
+                        .take(4)
+                        .map(|(c, v)| format!("{c}={}", short(v)))
+                        .collect();
+                    if !shown.is_empty() {
+                        let _ = writeln!(out, "               {}", ui::dim(&shown.join("  ")));
+                    }
+                }
+            }
+            _ => {
+                for f in &e.fields {
+                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                    let s = f.source.as_ref().map_or("(none)".to_string(), short);
+                    let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));
+                }
+            }
+        }
+    }
+    let no_base = plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count();
+    if no_base > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} {no_base} update{} {} first contact (no sync base yet): the same id may hold unrelated rows created separately in each environment. Check them; `ferry baseline {} {}` records equal rows as synced.",
+            ui::yellow("warning:"),
+            if no_base == 1 { "" } else { "s" },
+            if no_base == 1 { "is" } else { "are" },
+            plan.from,
+            plan.to
+        );
+    }
+    if plan.entries.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNothing to promote: {} already has every selected row of {}.",
+            plan.to, plan.from
+        );
+    }
+    out
+}
+
+/// A log line's counts for people.
+fn counts_text(r: &PromotionRecord) -> String {
+    let c = &r.counts;
+    if r.kind == "baseline" {
+        return format!("{} rows recorded as in sync", c.synced);
+    }
+    format!("+{} ~{} -{}", c.insert, c.update, c.delete)
+}
+
+pub fn log_json(records: &[PromotionRecord]) -> J {
+    J::Array(
+        records
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id, "kind": r.kind, "from": r.from, "to": r.to, "user": r.user, "at": r.at,
+                    "counts": {"insert": r.counts.insert, "update": r.counts.update, "delete": r.counts.delete, "synced": r.counts.synced},
+                    "selection": r.selection, "reverts": r.reverts, "reverted_by": r.reverted_by,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn log_text(records: &[PromotionRecord]) -> String {
+    if records.is_empty() {
+        return "No promotions recorded yet.\n".to_string();
+    }
+    let mut out = String::new();
+    for r in records {
+        let route = format!("{} -> {}", r.from.as_deref().unwrap_or("?"), r.to);
+        let mut note = String::new();
+        if let Some(by) = &r.reverted_by {
+            note = ui::dim(&format!("  reverted by {by}"));
+        }
+        if let Some(of) = &r.reverts {
+            note = ui::dim(&format!("  reverts {of}"));
+        }
+        let _ = writeln!(
+            out,
+            "{}  {:<8} {:<28} {:<10} {}  {}{note}",
+            ui::bold(&r.id),
+            r.kind,
+            route,
+            r.user,
+            r.at,
+            counts_text(r)
+        );
+    }
+    out
+}
+
+pub fn show_json(r: &PromotionRecord, rows: &[JournalRow]) -> J {
+    let mut o = log_json(std::slice::from_ref(r))[0].take();
+    o["rows"] = J::Array(
+        rows.iter()
+            .map(|j| {
+                json!({
+                    "table": j.table,
+                    "key": object(&j.key),
+                    "action": j.action,
+                    "before": j.before.as_deref().map(object),
+                    "after": j.after.as_deref().map(object),
+                })
+            })
+            .collect(),
+    );
+    o
+}
+
+pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
+    let mut out = log_text(std::slice::from_ref(r));
+    if !r.selection.is_empty() {
+        let _ = writeln!(out, "{}", ui::dim(&format!("selection: {}", r.selection.join(" "))));
+    }
+    for j in rows {
+        let key = key_label(&j.key_values());
+        let _ = writeln!(out, "  {:<7} {}:{key}", j.action, j.table);
+        if let Some(after) = &j.after {
+            for (c, v) in after {
+                let old = j
+                    .before
+                    .as_ref()
+                    .and_then(|b| b.iter().find(|(bc, _)| bc == c))
+                    .map(|(_, bv)| bv);
+                match old {
+                    Some(o) if o == v => {}
+                    Some(o) => {
+                        let _ = writeln!(
+                            out,
+                            "            {c}: {} -> {}",
+                            ui::red(&short(o)),
+                            ui::green(&short(v))
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "            {c}: {}", ui::green(&short(v)));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
