@@ -1,0 +1,6 @@
+//! Integration tests of the `ferry` binary on real SQLite files.
+
+mod bad_input;
+mod commands;
+mod common;
+mod demo_init;
