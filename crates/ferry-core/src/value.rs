@@ -90,6 +90,10 @@ pub struct ColumnType {
     /// Inclusive integer range (`smallint`, `tinyint unsigned`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub int_range: Option<(i128, i128)>,
+    /// 32 for single-precision floats (`real`, MySQL `FLOAT`): values are
+    /// rounded to what the column keeps before they are compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub float_bits: Option<u8>,
 }
 
 impl ColumnType {
@@ -98,8 +102,16 @@ impl ColumnType {
             logical,
             max_chars: None,
             int_range: None,
+            float_bits: None,
         }
     }
+}
+
+/// A double rounded to single precision, written back as the shortest
+/// double that prints the same (so 1.1 stays 1.1).
+pub fn round_to_single(f: f64) -> f64 {
+    let single = f as f32;
+    format!("{single}").parse().unwrap_or(f)
 }
 
 /// Why a value cannot be converted to a target column's type.
@@ -128,9 +140,11 @@ pub fn convert(value: &Value, ty: &ColumnType) -> Result<Value, ConvertError> {
         (LogicalType::Any, v) => any_canonical(v),
         (LogicalType::Bool, v) => Value::Bool(to_bool(v).ok_or_else(|| cannot(v, ty, "not a boolean"))?),
         (LogicalType::Int, v) => Value::Int(to_int(v).ok_or_else(|| cannot(v, ty, "not an integer"))?),
-        (LogicalType::Float, v) => Value::Float(canonical_float(
-            to_float(v).ok_or_else(|| cannot(v, ty, "not a number"))?,
-        )),
+        (LogicalType::Float, v) => {
+            let f = to_float(v).ok_or_else(|| cannot(v, ty, "not a number"))?;
+            let f = if ty.float_bits == Some(32) { round_to_single(f) } else { f };
+            Value::Float(canonical_float(f))
+        }
         (LogicalType::Decimal, v) => {
             Value::Decimal(to_decimal(v).ok_or_else(|| cannot(v, ty, "not a decimal number"))?)
         }

@@ -3,6 +3,34 @@
 
 use crate::{FetchRequest, ScanRequest};
 
+/// Per-column SQL a store needs around identifiers and placeholders: casts
+/// for reading a type the driver cannot decode, casts for parameters, and
+/// a byte-wise order for text keys.
+pub trait ColumnSql {
+    fn dialect(&self) -> Dialect;
+    /// The expression that reads `col` in a SELECT list.
+    fn read(&self, col: &str) -> String {
+        self.dialect().ident(col)
+    }
+    /// The parameter `placeholder` as a value of `col`.
+    fn param(&self, _col: &str, placeholder: String) -> String {
+        placeholder
+    }
+    /// `col` in an ORDER BY, so that rows come in Ferry's key order.
+    fn order(&self, col: &str) -> String {
+        self.dialect().ident(col)
+    }
+}
+
+/// No casts: the dialect's plain identifiers and placeholders.
+pub struct Plain(pub Dialect);
+
+impl ColumnSql for Plain {
+    fn dialect(&self) -> Dialect {
+        self.0
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -40,18 +68,6 @@ impl Dialect {
         cols.iter().map(|c| self.ident(c)).collect::<Vec<_>>().join(", ")
     }
 
-    /// `ORDER BY` on a key with byte-wise text order on every engine.
-    fn order_by(self, cols: &[String]) -> String {
-        cols.iter()
-            .map(|c| match self {
-                Dialect::Sqlite => format!("{} COLLATE BINARY", self.ident(c)),
-                Dialect::Postgres => format!("{} COLLATE \"C\"", self.ident(c)),
-                Dialect::Mysql => self.ident(c),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     fn flag_column(self, flag: &Option<String>) -> String {
         match flag {
             Some(pred) => format!(", (({pred}) IS TRUE)"),
@@ -59,10 +75,10 @@ impl Dialect {
         }
     }
 
-    pub fn scan(self, req: &ScanRequest) -> String {
+    pub fn scan(self, req: &ScanRequest, c: &dyn ColumnSql) -> String {
         let mut sql = format!(
             "SELECT {}{} FROM {}",
-            self.list(&req.columns),
+            reads(c, &req.columns),
             self.flag_column(&req.flag),
             self.ident(&req.table)
         );
@@ -70,21 +86,22 @@ impl Dialect {
             sql.push_str(&format!(" WHERE ({f})"));
         }
         if !req.order_by.is_empty() {
-            sql.push_str(&format!(" ORDER BY {}", self.order_by(&req.order_by)));
+            let order: Vec<String> = req.order_by.iter().map(|k| c.order(k)).collect();
+            sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
         }
         sql
     }
 
     /// A fetch of `n` value tuples; parameters numbered from 1.
-    pub fn fetch(self, req: &FetchRequest, n: usize) -> String {
+    pub fn fetch(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
         let m = req.match_columns.len();
         let mut p = 0;
-        let mut next = || {
+        let mut next = |col: &str| {
             p += 1;
-            self.param(p)
+            c.param(col, self.param(p))
         };
         let cond = if m == 1 {
-            let params: Vec<String> = (0..n).map(|_| next()).collect();
+            let params: Vec<String> = (0..n).map(|_| next(&req.match_columns[0])).collect();
             format!("{} IN ({})", self.ident(&req.match_columns[0]), params.join(", "))
         } else {
             let tuples: Vec<String> = (0..n)
@@ -92,7 +109,7 @@ impl Dialect {
                     let parts: Vec<String> = req
                         .match_columns
                         .iter()
-                        .map(|c| format!("{} = {}", self.ident(c), next()))
+                        .map(|col| format!("{} = {}", self.ident(col), next(col)))
                         .collect();
                     format!("({})", parts.join(" AND "))
                 })
@@ -101,7 +118,7 @@ impl Dialect {
         };
         let mut sql = format!(
             "SELECT {}{} FROM {} WHERE ({cond})",
-            self.list(&req.columns),
+            reads(c, &req.columns),
             self.flag_column(&req.flag),
             self.ident(&req.table)
         );
@@ -112,22 +129,24 @@ impl Dialect {
     }
 
     /// A multi-row insert of `rows` rows.
-    pub fn insert(self, table: &str, columns: &[String], rows: usize) -> String {
+    pub fn insert(self, table: &str, columns: &[String], rows: usize, c: &dyn ColumnSql) -> String {
         let mut p = 0;
         let tuples: Vec<String> = (0..rows)
             .map(|_| {
                 let params: Vec<String> = columns
                     .iter()
-                    .map(|_| {
+                    .map(|col| {
                         p += 1;
-                        self.param(p)
+                        c.param(col, self.param(p))
                     })
                     .collect();
                 format!("({})", params.join(", "))
             })
             .collect();
+        // Explicit ids go into identity columns too (PostgreSQL).
+        let overriding = if self == Dialect::Postgres { " OVERRIDING SYSTEM VALUE" } else { "" };
         format!(
-            "INSERT INTO {} ({}) VALUES {}",
+            "INSERT INTO {} ({}){overriding} VALUES {}",
             self.ident(table),
             self.list(columns),
             tuples.join(", ")
@@ -135,14 +154,14 @@ impl Dialect {
     }
 
     /// An update of one row: the `set` parameters first, then the key.
-    pub fn update(self, table: &str, key: &[String], set: &[String]) -> String {
+    pub fn update(self, table: &str, key: &[String], set: &[String], c: &dyn ColumnSql) -> String {
         let mut p = 0;
-        let mut next = || {
+        let mut next = |col: &str| {
             p += 1;
-            self.param(p)
+            c.param(col, self.param(p))
         };
-        let sets: Vec<String> = set.iter().map(|c| format!("{} = {}", self.ident(c), next())).collect();
-        let wheres: Vec<String> = key.iter().map(|c| format!("{} = {}", self.ident(c), next())).collect();
+        let sets: Vec<String> = set.iter().map(|col| format!("{} = {}", self.ident(col), next(col))).collect();
+        let wheres: Vec<String> = key.iter().map(|col| format!("{} = {}", self.ident(col), next(col))).collect();
         format!(
             "UPDATE {} SET {} WHERE {}",
             self.ident(table),
@@ -152,14 +171,18 @@ impl Dialect {
     }
 
     /// A delete of one row by key.
-    pub fn delete(self, table: &str, key: &[String]) -> String {
+    pub fn delete(self, table: &str, key: &[String], c: &dyn ColumnSql) -> String {
         let wheres: Vec<String> = key
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{} = {}", self.ident(c), self.param(i + 1)))
+            .map(|(i, col)| format!("{} = {}", self.ident(col), c.param(col, self.param(i + 1))))
             .collect();
         format!("DELETE FROM {} WHERE {}", self.ident(table), wheres.join(" AND "))
     }
+}
+
+fn reads(c: &dyn ColumnSql, cols: &[String]) -> String {
+    cols.iter().map(|col| c.read(col)).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -176,11 +199,11 @@ mod tests {
     fn builds_statements() {
         let cols = vec!["id".to_string(), "name".to_string()];
         assert_eq!(
-            Dialect::Postgres.insert("t", &cols, 2),
-            "INSERT INTO \"t\" (\"id\", \"name\") VALUES ($1, $2), ($3, $4)"
+            Dialect::Postgres.insert("t", &cols, 2, &Plain(Dialect::Postgres)),
+            "INSERT INTO \"t\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE VALUES ($1, $2), ($3, $4)"
         );
         assert_eq!(
-            Dialect::Sqlite.update("t", &cols[..1], &cols[1..]),
+            Dialect::Sqlite.update("t", &cols[..1], &cols[1..], &Plain(Dialect::Sqlite)),
             "UPDATE \"t\" SET \"name\" = ?1 WHERE \"id\" = ?2"
         );
     }

@@ -11,6 +11,8 @@
 
 pub mod dialect;
 pub mod meta;
+pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;

@@ -15,11 +15,25 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
 
-use crate::dialect::Dialect;
+use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
 use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
 
 const D: Dialect = Dialect::Sqlite;
+
+/// SQLite needs no casts; text keys order by BINARY collation (byte-wise).
+struct SqliteColumns;
+
+impl ColumnSql for SqliteColumns {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+    fn order(&self, col: &str) -> String {
+        format!("{} COLLATE BINARY", D.ident(col))
+    }
+}
+
+const PLAIN: Plain = Plain(D);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An SQLite database file.
@@ -326,7 +340,7 @@ fn chunk_size(per_row: usize) -> usize {
 fn fetch_on(conn: &Connection, env: &str, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = D.fetch(req, chunk.len());
+        let sql = D.fetch(req, chunk.len(), &PLAIN);
         let mut stmt = conn
             .prepare_cached(&sql)
             .map_err(|e| to_db_error(env, e).table(&req.table))?;
@@ -410,7 +424,7 @@ impl Store for SqliteStore {
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
         let (tx, rx) = mpsc::channel(4);
         let conn = self.connect(false)?;
-        let sql = D.scan(&req);
+        let sql = D.scan(&req, &SqliteColumns);
         // Prepare here so a bad predicate or table fails the call itself.
         conn.prepare(&sql).map_err(|e| self.err(e).table(&req.table))?;
         let env = self.env.clone();
@@ -516,7 +530,7 @@ impl Txn for SqliteTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let (table, columns, rows) = (table.to_string(), columns.to_vec(), rows.to_vec());
         self.run(move |conn, env| {
-            let sql = D.insert(&table, &columns, 1);
+            let sql = D.insert(&table, &columns, 1, &PLAIN);
             let mut stmt = conn
                 .prepare_cached(&sql)
                 .map_err(|e| to_db_error(env, e).table(&table))?;
@@ -538,7 +552,7 @@ impl Txn for SqliteTxn {
     ) -> Result<(), DbError> {
         let (table, key, set, rows) = (table.to_string(), key.to_vec(), set.to_vec(), rows.to_vec());
         self.run(move |conn, env| {
-            let sql = D.update(&table, &key, &set);
+            let sql = D.update(&table, &key, &set, &PLAIN);
             let mut stmt = conn
                 .prepare_cached(&sql)
                 .map_err(|e| to_db_error(env, e).table(&table))?;
@@ -554,7 +568,7 @@ impl Txn for SqliteTxn {
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let (table, key, keys) = (table.to_string(), key.to_vec(), keys.to_vec());
         self.run(move |conn, env| {
-            let sql = D.delete(&table, &key);
+            let sql = D.delete(&table, &key, &PLAIN);
             let mut stmt = conn
                 .prepare_cached(&sql)
                 .map_err(|e| to_db_error(env, e).table(&table))?;

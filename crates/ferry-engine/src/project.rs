@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_core::config::{self, redact_url, Config, UrlSource};
+use ferry_db::mysql::MySqlStore;
+use ferry_db::postgres::PgStore;
 use ferry_db::sqlite::SqliteStore;
 use ferry_db::Store;
 
@@ -79,8 +81,14 @@ impl Project {
             };
             return Ok(Arc::new(SqliteStore::open(env, &path)?));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Arc::new(PgStore::connect(env, &url).await?));
+        }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            return Ok(Arc::new(MySqlStore::connect(env, &url).await?));
+        }
         Err(Error::Usage(format!(
-            "environment `{env}`: `{}` is not supported by this build of Ferry yet (SQLite environments are: sqlite://PATH)",
+            "environment `{env}`: `{}` is not a URL Ferry can open; use sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB",
             redact_url(&url)
         )))
     }

@@ -1,0 +1,597 @@
+//! MySQL and MariaDB through sqlx's concrete driver.
+//!
+//! Column kinds come from `information_schema` (MariaDB reports JSON as a
+//! `longtext` with a `json_valid` check, and the wire type of a JSON value
+//! as BLOB). Types the driver cannot decode exactly (DECIMAL, ENUM, SET,
+//! TIME, BIT, unsigned BIGINT, UUID) are read with `CAST(... AS CHAR)`.
+//! Sessions run in UTC, utf8mb4 and strict mode, so a value the column
+//! cannot hold is an error, never a silent truncation. DDL commits
+//! implicitly in MySQL, so Ferry's tables are migrated before the write
+//! transaction opens; the transaction runs on its own connection and holds
+//! `GET_LOCK` for the target, released when the connection closes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
+use ferry_core::value::{round_to_single, ColumnType, LogicalType, Value};
+use futures_util::TryStreamExt;
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
+use sqlx::query::Query;
+use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, TypeInfo};
+use tokio::sync::mpsc;
+
+use crate::dialect::{ColumnSql, Dialect};
+use crate::meta;
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
+
+const D: Dialect = Dialect::Mysql;
+
+const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
+    sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES', 'NO_AUTO_VALUE_ON_ZERO')";
+
+#[derive(Clone, Debug, Default)]
+struct TableSql {
+    /// columns read through `CAST(... AS CHAR)`
+    as_text: Vec<String>,
+    /// columns read through `CAST(... AS UNSIGNED)` (BIT)
+    as_int: Vec<String>,
+    /// text-like key columns, ordered byte-wise
+    textual: Vec<String>,
+}
+
+impl ColumnSql for TableSql {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+    fn read(&self, col: &str) -> String {
+        if self.as_text.iter().any(|c| c == col) {
+            format!("CAST({} AS CHAR)", D.ident(col))
+        } else if self.as_int.iter().any(|c| c == col) {
+            format!("CAST({} AS UNSIGNED)", D.ident(col))
+        } else {
+            D.ident(col)
+        }
+    }
+    fn order(&self, col: &str) -> String {
+        if self.textual.iter().any(|c| c == col) {
+            format!("{} COLLATE utf8mb4_bin", D.ident(col))
+        } else {
+            D.ident(col)
+        }
+    }
+}
+
+pub struct MySqlStore {
+    env: String,
+    options: MySqlConnectOptions,
+    pool: MySqlPool,
+    tables: Mutex<HashMap<String, Arc<TableSql>>>,
+}
+
+fn err(env: &str, e: sqlx::Error) -> DbError {
+    let kind = match &e {
+        sqlx::Error::Database(d) => match d.code().as_deref() {
+            Some(c) if c.starts_with("23") => DbErrorKind::Constraint,
+            // Data too long, out of range, incorrect value: the target cannot hold it.
+            Some(c) if c.starts_with("22") || c == "HY000" => DbErrorKind::Constraint,
+            _ => DbErrorKind::Query,
+        },
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            DbErrorKind::Unreachable
+        }
+        _ => DbErrorKind::Query,
+    };
+    let message = match &e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    };
+    let mut out = DbError::new(kind, env, message.clone());
+    // "Data too long for column 'name' at row 1", "Column 'x' cannot be null"
+    for marker in ["for column '", "Column '"] {
+        if let Some((_, rest)) = message.split_once(marker) {
+            out.column = rest.split('\'').next().map(str::to_string);
+            break;
+        }
+    }
+    out
+}
+
+fn logical(data_type: &str, column_type: &str, max_len: Option<i64>, is_json: bool) -> ColumnType {
+    let unsigned = column_type.contains("unsigned");
+    let mut t = ColumnType::new(match data_type {
+        _ if is_json => LogicalType::Json,
+        "tinyint" if column_type.starts_with("tinyint(1)") => LogicalType::Bool,
+        "bigint" if unsigned => LogicalType::Decimal,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" | "bit" => LogicalType::Int,
+        "float" | "double" | "real" => LogicalType::Float,
+        "decimal" | "numeric" => LogicalType::Decimal,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => LogicalType::Bytes,
+        "json" => LogicalType::Json,
+        "date" => LogicalType::Date,
+        "datetime" | "timestamp" => LogicalType::Timestamp,
+        "time" => LogicalType::Time,
+        "uuid" => LogicalType::Uuid,
+        _ => LogicalType::Text,
+    });
+    let range = |bits: u32| -> (i128, i128) {
+        if unsigned {
+            (0, (1i128 << bits) - 1)
+        } else {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+        }
+    };
+    match data_type {
+        "tinyint" if t.logical == LogicalType::Int => t.int_range = Some(range(8)),
+        "smallint" => t.int_range = Some(range(16)),
+        "mediumint" => t.int_range = Some(range(24)),
+        "int" | "integer" => t.int_range = Some(range(32)),
+        "float" => t.float_bits = Some(32),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !is_json => {
+            t.max_chars = max_len.and_then(|n| u32::try_from(n).ok());
+        }
+        _ => {}
+    }
+    t
+}
+
+fn decode(row: &MySqlRow, i: usize) -> Result<Value, sqlx::Error> {
+    let col = row.column(i);
+    let name = col.type_info().name().to_string();
+    macro_rules! get {
+        ($t:ty) => {
+            row.try_get::<Option<$t>, _>(i)?
+        };
+    }
+    Ok(match name.as_str() {
+        "BOOLEAN" => get!(bool).map_or(Value::Null, Value::Bool),
+        "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => get!(i64).map_or(Value::Null, Value::Int),
+        "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" => {
+            get!(u32).map_or(Value::Null, |v| Value::Int(v.into()))
+        }
+        "BIGINT UNSIGNED" => get!(u64).map_or(Value::Null, |v| match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Decimal(v.to_string()),
+        }),
+        "FLOAT" => get!(f32).map_or(Value::Null, |v| Value::Float(round_to_single(f64::from(v)))),
+        "DOUBLE" => get!(f64).map_or(Value::Null, Value::Float),
+        "DATE" => get!(NaiveDate).map_or(Value::Null, Value::Date),
+        "TIME" => get!(NaiveTime).map_or(Value::Null, Value::Time),
+        "DATETIME" | "TIMESTAMP" => get!(NaiveDateTime).map_or(Value::Null, Value::Timestamp),
+        _ => {
+            // Text, JSON, BLOB and anything cast to CHAR: bytes first, then
+            // text when they are UTF-8 (canonical conversion settles the kind).
+            match row.try_get::<Option<Vec<u8>>, _>(i) {
+                Ok(Some(b)) => match String::from_utf8(b) {
+                    Ok(s) => Value::Text(s),
+                    Err(e) => Value::Bytes(e.into_bytes()),
+                },
+                Ok(None) => Value::Null,
+                Err(_) => get!(String).map_or(Value::Null, Value::Text),
+            }
+        }
+    })
+}
+
+fn decode_row(row: &MySqlRow) -> Result<Row, sqlx::Error> {
+    (0..row.len()).map(|i| decode(row, i)).collect()
+}
+
+fn bind_all<'q>(mut q: Query<'q, MySql, MySqlArguments>, values: &'q [Value]) -> Query<'q, MySql, MySqlArguments> {
+    for v in values {
+        q = match v {
+            Value::Null => q.bind(Option::<String>::None),
+            Value::Bool(b) => q.bind(*b),
+            Value::Int(i) => q.bind(*i),
+            Value::Float(f) => q.bind(*f),
+            Value::Bytes(b) => q.bind(b.as_slice()),
+            Value::Date(d) => q.bind(*d),
+            Value::Time(t) => q.bind(*t),
+            Value::Timestamp(t) => q.bind(*t),
+            Value::TimestampTz(t) => q.bind(t.naive_utc()),
+            Value::Json(j) => q.bind(j.to_string()),
+            other => q.bind(other.display_text()),
+        };
+    }
+    q
+}
+
+fn chunk_size(per_row: usize) -> usize {
+    (D.max_params() / per_row.max(1)).clamp(1, 1000)
+}
+
+async fn session(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
+    conn.execute(SESSION).await.map(|_| ())
+}
+
+impl MySqlStore {
+    /// Connects to `url` (`mysql://` or `mariadb://`). Errors never show the password.
+    pub async fn connect(env: &str, url: &str) -> Result<MySqlStore, DbError> {
+        let url_fixed = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_string(),
+        };
+        let options: MySqlConnectOptions = url_fixed.parse().map_err(|e: sqlx::Error| {
+            DbError::new(
+                DbErrorKind::Unreachable,
+                env,
+                format!("the URL {} is not valid: {e}", ferry_core::config::redact_url(url)),
+            )
+        })?;
+        let options = options.charset("utf8mb4").log_statements(tracing::log::LevelFilter::Trace);
+        let pool = MySqlPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(15))
+            .after_connect(|conn, _| Box::pin(async move { session(conn).await }))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| {
+                DbError::new(
+                    DbErrorKind::Unreachable,
+                    env,
+                    format!("cannot connect to {}: {}", ferry_core::config::redact_url(url), err(env, e).message),
+                )
+            })?;
+        Ok(MySqlStore {
+            env: env.to_string(),
+            options,
+            pool,
+            tables: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
+        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
+            return Ok(t);
+        }
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        let (_, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
+        let sql = Arc::new(sql);
+        if let Ok(mut m) = self.tables.lock() {
+            m.insert(table.to_string(), sql.clone());
+        }
+        Ok(sql)
+    }
+}
+
+async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<TableSchema>, TableSql), sqlx::Error> {
+    let cols = sqlx::query(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
+                CAST(IS_NULLABLE AS CHAR), CAST(COLUMN_DEFAULT AS CHAR), CAST(EXTRA AS CHAR), \
+                CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED) \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+         ORDER BY ORDINAL_POSITION",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    if cols.is_empty() {
+        return Ok((None, TableSql::default()));
+    }
+    // MariaDB's JSON is longtext with a json_valid() check named after the column.
+    let checks: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(CHECK_CLAUSE AS CHAR) FROM information_schema.CHECK_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    let mut sql = TableSql::default();
+    let mut columns = Vec::new();
+    for r in &cols {
+        let name: String = r.try_get(0)?;
+        let data_type: String = r.try_get::<String, _>(1)?.to_ascii_lowercase();
+        let column_type: String = r.try_get::<String, _>(2)?.to_ascii_lowercase();
+        let nullable: String = r.try_get(3)?;
+        let default: Option<String> = r.try_get(4)?;
+        let extra: String = r.try_get::<Option<String>, _>(5)?.unwrap_or_default().to_ascii_lowercase();
+        let max_len: Option<i64> = r.try_get(6)?;
+        if extra.contains("generated") && !extra.contains("default_generated") {
+            continue;
+        }
+        let is_json = data_type == "json"
+            || checks.iter().any(|c| c.replace('`', "").to_ascii_lowercase() == format!("json_valid({})", name.to_ascii_lowercase()));
+        let ty = logical(&data_type, &column_type, max_len, is_json);
+        match data_type.as_str() {
+            "decimal" | "numeric" | "enum" | "set" | "time" | "json" | "uuid" => sql.as_text.push(name.clone()),
+            "bigint" if column_type.contains("unsigned") => sql.as_text.push(name.clone()),
+            "bit" => sql.as_int.push(name.clone()),
+            _ => {}
+        }
+        if matches!(ty.logical, LogicalType::Text | LogicalType::Uuid) {
+            sql.textual.push(name.clone());
+        }
+        let auto = extra.contains("auto_increment");
+        columns.push(ColumnSchema {
+            name,
+            declared: column_type,
+            ty,
+            nullable: nullable == "YES",
+            has_default: default.is_some() || auto || nullable == "YES",
+            auto_increment: auto,
+        });
+    }
+    let keys = sqlx::query(
+        "SELECT CAST(CONSTRAINT_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(REFERENCED_TABLE_NAME AS CHAR), \
+                CAST(REFERENCED_COLUMN_NAME AS CHAR) \
+         FROM information_schema.KEY_COLUMN_USAGE \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+           AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL) \
+         ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut primary_key = Vec::new();
+    let mut foreign_keys: Vec<ForeignKey> = Vec::new();
+    let mut last: Option<String> = None;
+    for r in keys {
+        let constraint: String = r.try_get(0)?;
+        let column: String = r.try_get(1)?;
+        if constraint == "PRIMARY" {
+            primary_key.push(column);
+            continue;
+        }
+        if last.as_deref() != Some(constraint.as_str()) {
+            foreign_keys.push(ForeignKey {
+                columns: Vec::new(),
+                ref_table: r.try_get(2)?,
+                ref_columns: Vec::new(),
+            });
+            last = Some(constraint);
+        }
+        if let Some(fk) = foreign_keys.last_mut() {
+            fk.columns.push(column);
+            fk.ref_columns.push(r.try_get(3)?);
+        }
+    }
+    Ok((
+        Some(TableSchema {
+            name: table.to_string(),
+            columns,
+            primary_key,
+            foreign_keys,
+        }),
+        sql,
+    ))
+}
+
+async fn fetch_on(conn: &mut MySqlConnection, env: &str, cols: &TableSql, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+    let mut out = Vec::new();
+    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
+        let sql = D.fetch(req, chunk.len(), cols);
+        let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        let rows = bind_all(sqlx::query(&sql), &flat)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| err(env, e).table(&req.table))?;
+        for r in &rows {
+            out.push(decode_row(r).map_err(|e| err(env, e).table(&req.table))?);
+        }
+    }
+    Ok(out)
+}
+
+async fn meta_version(conn: &mut MySqlConnection) -> Result<Option<i64>, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    )
+    .bind(meta::SCHEMA)
+    .fetch_one(&mut *conn)
+    .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    sqlx::query_scalar(&format!("SELECT CAST(MAX(version) AS SIGNED) FROM {}", D.ident(meta::SCHEMA)))
+        .fetch_one(&mut *conn)
+        .await
+}
+
+#[async_trait]
+impl Store for MySqlStore {
+    fn engine(&self) -> Engine {
+        Engine::Mysql
+    }
+
+    fn env(&self) -> &str {
+        &self.env
+    }
+
+    async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| err(&self.env, e))
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e).table(table))?;
+        if schema.is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(table.to_string(), Arc::new(sql));
+            }
+        }
+        Ok(schema)
+    }
+
+    async fn has_meta(&self) -> Result<bool, DbError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        Ok(meta_version(&mut conn).await.map_err(|e| err(&self.env, e))?.is_some())
+    }
+
+    async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let sql = D.scan(&req, &*cols);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        conn.prepare(sql.as_str()).await.map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (tx, rx) = mpsc::channel(4);
+        let env = self.env.clone();
+        tokio::spawn(async move {
+            let mut stream = sqlx::query(&sql).fetch(&mut *conn);
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(r)) => match decode_row(&r) {
+                        Ok(row) => {
+                            batch.push(row);
+                            if batch.len() == BATCH_ROWS && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(err(&env, e).table(&req.table))).await;
+                            return;
+                        }
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(err(&env, e).table(&req.table))).await;
+                        return;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch)).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        fetch_on(&mut conn, &self.env, &cols, &req).await
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let row = sqlx::query(sql).fetch_optional(&self.pool).await.map_err(|e| err(&self.env, e))?;
+        match row {
+            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        session(&mut conn).await.map_err(e)?;
+        // One writer per target; the lock lives as long as this connection.
+        let key = format!("ferry:{}", self.env);
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)").bind(&key).fetch_one(&mut conn).await.map_err(e)?;
+        if got != Some(1) {
+            eprintln!("ferry: another writer holds `{}`; waiting for it to finish...", self.env);
+            let got: Option<i64> =
+                sqlx::query_scalar("SELECT GET_LOCK(?, -1)").bind(&key).fetch_one(&mut conn).await.map_err(e)?;
+            if got != Some(1) {
+                return Err(DbError::new(DbErrorKind::Busy, &self.env, "could not take the writer lock"));
+            }
+        }
+        // DDL commits implicitly here: migrate before the transaction opens.
+        let current = meta_version(&mut conn).await.map_err(e)?.unwrap_or(0);
+        for (i, steps) in meta::migrations(D).iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= current {
+                continue;
+            }
+            for s in steps {
+                conn.execute(format!("{s} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str()).await.map_err(e)?;
+            }
+            conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str()).await.map_err(e)?;
+            sqlx::query(&format!("INSERT INTO {} (version) VALUES (?)", D.ident(meta::SCHEMA)))
+                .bind(version)
+                .execute(&mut conn)
+                .await
+                .map_err(e)?;
+        }
+        conn.execute("START TRANSACTION").await.map_err(e)?;
+        Ok(Box::new(MySqlTxn {
+            env: self.env.clone(),
+            conn: Some(conn),
+            tables: HashMap::new(),
+        }))
+    }
+}
+
+struct MySqlTxn {
+    env: String,
+    conn: Option<MySqlConnection>,
+    tables: HashMap<String, Arc<TableSql>>,
+}
+
+impl MySqlTxn {
+    fn conn(&mut self) -> Result<&mut MySqlConnection, DbError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
+    }
+
+    async fn cols(&mut self, table: &str) -> Result<Arc<TableSql>, DbError> {
+        if let Some(t) = self.tables.get(table) {
+            return Ok(t.clone());
+        }
+        let env = self.env.clone();
+        let (_, sql) = introspect(self.conn()?, table).await.map_err(|e| err(&env, e).table(table))?;
+        let sql = Arc::new(sql);
+        self.tables.insert(table.to_string(), sql.clone());
+        Ok(sql)
+    }
+
+    async fn exec_rows(&mut self, table: &str, sql: &str, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let conn = self.conn()?;
+        for (i, values) in rows.iter().enumerate() {
+            bind_all(sqlx::query(sql), values).execute(&mut *conn).await.map_err(|e| {
+                let mut d = err(&env, e).row(i);
+                d.table = Some(table.to_string());
+                d
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Txn for MySqlTxn {
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.cols(&req.table).await?;
+        let env = self.env.clone();
+        fetch_on(self.conn()?, &env, &cols, &req).await
+    }
+
+    async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let sql = D.insert(table, columns, 1, &*cols);
+        self.exec_rows(table, &sql, rows.to_vec()).await
+    }
+
+    async fn update(&mut self, table: &str, key: &[String], set: &[String], rows: &[(Row, Row)]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let sql = D.update(table, key, set, &*cols);
+        let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
+        self.exec_rows(table, &sql, rows).await
+    }
+
+    async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let sql = D.delete(table, key, &*cols);
+        self.exec_rows(table, &sql, keys.to_vec()).await
+    }
+
+    async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
+        // InnoDB moves AUTO_INCREMENT past every explicit value inserted.
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,598 @@
+//! PostgreSQL through sqlx's concrete driver.
+//!
+//! Reads decode each column by its PostgreSQL type; types the driver cannot
+//! decode exactly (NUMERIC, enums, intervals, arrays, ...) are read as
+//! text. Writes bind every value as text with a cast to the column's type
+//! (`$1::numeric`), so PostgreSQL itself parses it: exact for decimals,
+//! JSON, timestamps and enums alike. The write transaction runs on its own
+//! connection (closing it rolls back) and holds a transaction-scoped
+//! advisory lock, so writers into one target never interleave.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
+use ferry_core::value::{round_to_single, ColumnType, LogicalType, Value};
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
+use tokio::sync::mpsc;
+
+use crate::dialect::{ColumnSql, Dialect};
+use crate::meta;
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
+
+const D: Dialect = Dialect::Postgres;
+
+/// What Ferry needs to know to read and write one table's columns.
+#[derive(Clone, Debug, Default)]
+struct TableSql {
+    /// column -> its type as a cast target (`numeric`, `character varying`).
+    casts: HashMap<String, String>,
+    /// columns read as `::text`
+    as_text: Vec<String>,
+    /// columns whose order needs `COLLATE "C"` (text-like)
+    textual: Vec<String>,
+}
+
+impl ColumnSql for TableSql {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+    fn read(&self, col: &str) -> String {
+        if self.as_text.iter().any(|c| c == col) {
+            format!("{}::text", D.ident(col))
+        } else {
+            D.ident(col)
+        }
+    }
+    fn param(&self, col: &str, placeholder: String) -> String {
+        match self.casts.get(col) {
+            Some(t) => format!("{placeholder}::{t}"),
+            None => placeholder,
+        }
+    }
+    fn order(&self, col: &str) -> String {
+        if self.textual.iter().any(|c| c == col) {
+            format!("{} COLLATE \"C\"", D.ident(col))
+        } else {
+            D.ident(col)
+        }
+    }
+}
+
+pub struct PgStore {
+    env: String,
+    options: PgConnectOptions,
+    pool: PgPool,
+    tables: Mutex<HashMap<String, Arc<TableSql>>>,
+}
+
+fn err(env: &str, e: sqlx::Error) -> DbError {
+    let kind = match &e {
+        sqlx::Error::Database(d) => match d.code().as_deref() {
+            Some(c) if c.starts_with("23") => DbErrorKind::Constraint,
+            Some("55P03") | Some("40P01") => DbErrorKind::Busy,
+            _ => DbErrorKind::Query,
+        },
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            DbErrorKind::Unreachable
+        }
+        _ => DbErrorKind::Query,
+    };
+    let mut out = DbError::new(kind, env, e.to_string());
+    if let sqlx::Error::Database(d) = &e {
+        if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            out.column = pg.column().map(str::to_string);
+            out.table = pg.table().map(str::to_string);
+            if let Some(detail) = pg.detail() {
+                out.message = format!("{} ({detail})", pg.message());
+            } else {
+                out.message = pg.message().to_string();
+            }
+        }
+    }
+    out
+}
+
+/// Logical type of a PostgreSQL type (`regtype` text and `typtype`).
+fn logical(regtype: &str, typtype: &str, typmod: i32) -> ColumnType {
+    let mut t = ColumnType::new(match regtype {
+        "smallint" | "integer" | "bigint" => LogicalType::Int,
+        "real" | "double precision" => LogicalType::Float,
+        "numeric" => LogicalType::Decimal,
+        "boolean" => LogicalType::Bool,
+        "bytea" => LogicalType::Bytes,
+        "json" | "jsonb" => LogicalType::Json,
+        "date" => LogicalType::Date,
+        "time without time zone" => LogicalType::Time,
+        "timestamp without time zone" => LogicalType::Timestamp,
+        "timestamp with time zone" => LogicalType::TimestampTz,
+        "uuid" => LogicalType::Uuid,
+        _ => LogicalType::Text,
+    });
+    let _ = typtype;
+    match regtype {
+        "smallint" => t.int_range = Some((i16::MIN.into(), i16::MAX.into())),
+        "integer" => t.int_range = Some((i32::MIN.into(), i32::MAX.into())),
+        "real" => t.float_bits = Some(32),
+        "character varying" | "character" if typmod > 4 => t.max_chars = Some((typmod - 4) as u32),
+        _ => {}
+    }
+    t
+}
+
+/// Types read natively; every other is read as text.
+fn native(regtype: &str) -> bool {
+    matches!(
+        regtype,
+        "smallint"
+            | "integer"
+            | "bigint"
+            | "real"
+            | "double precision"
+            | "boolean"
+            | "text"
+            | "character varying"
+            | "character"
+            | "name"
+            | "bytea"
+            | "json"
+            | "jsonb"
+            | "date"
+            | "time without time zone"
+            | "timestamp without time zone"
+            | "timestamp with time zone"
+            | "uuid"
+    )
+}
+
+fn decode(row: &PgRow, i: usize) -> Result<Value, sqlx::Error> {
+    let name = row.column(i).type_info().name().to_string();
+    macro_rules! get {
+        ($t:ty) => {
+            row.try_get::<Option<$t>, _>(i)?
+        };
+    }
+    Ok(match name.as_str() {
+        "INT2" => get!(i16).map_or(Value::Null, |v| Value::Int(v.into())),
+        "INT4" => get!(i32).map_or(Value::Null, |v| Value::Int(v.into())),
+        "INT8" => get!(i64).map_or(Value::Null, Value::Int),
+        "FLOAT4" => get!(f32).map_or(Value::Null, |v| Value::Float(round_to_single(f64::from(v)))),
+        "FLOAT8" => get!(f64).map_or(Value::Null, Value::Float),
+        "BOOL" => get!(bool).map_or(Value::Null, Value::Bool),
+        "BYTEA" => get!(Vec<u8>).map_or(Value::Null, Value::Bytes),
+        "JSON" | "JSONB" => get!(serde_json::Value).map_or(Value::Null, Value::Json),
+        "DATE" => get!(NaiveDate).map_or(Value::Null, Value::Date),
+        "TIME" => get!(NaiveTime).map_or(Value::Null, Value::Time),
+        "TIMESTAMP" => get!(NaiveDateTime).map_or(Value::Null, Value::Timestamp),
+        "TIMESTAMPTZ" => get!(DateTime<Utc>).map_or(Value::Null, Value::TimestampTz),
+        "UUID" => get!(uuid::Uuid).map_or(Value::Null, |u| Value::Uuid(*u.as_bytes())),
+        _ => get!(String).map_or(Value::Null, Value::Text),
+    })
+}
+
+fn decode_row(row: &PgRow) -> Result<Row, sqlx::Error> {
+    (0..row.len()).map(|i| decode(row, i)).collect()
+}
+
+/// The text PostgreSQL parses back into the value (bound with a cast).
+fn text_of(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => b.to_string(),
+        Value::Float(f) if f.is_nan() => "NaN".into(),
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
+        Value::Bytes(b) => format!("\\x{}", ferry_core::canonical::hex(b)),
+        Value::Json(j) => j.to_string(),
+        Value::TimestampTz(t) => t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string(),
+        Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        Value::Time(t) => t.format("%H:%M:%S%.6f").to_string(),
+        other => other.display_text(),
+    })
+}
+
+fn bind_all<'q>(mut q: Query<'q, Postgres, PgArguments>, values: &[Value]) -> Query<'q, Postgres, PgArguments> {
+    for v in values {
+        q = q.bind(text_of(v));
+    }
+    q
+}
+
+fn chunk_size(per_row: usize) -> usize {
+    (D.max_params() / per_row.max(1)).clamp(1, 1000)
+}
+
+impl PgStore {
+    /// Connects to `url` (a `postgres://` URL). The error never shows the password.
+    pub async fn connect(env: &str, url: &str) -> Result<PgStore, DbError> {
+        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+            DbError::new(
+                DbErrorKind::Unreachable,
+                env,
+                format!("the URL {} is not valid: {e}", ferry_core::config::redact_url(url)),
+            )
+        })?;
+        let options = options.log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| {
+                DbError::new(
+                    DbErrorKind::Unreachable,
+                    env,
+                    format!("cannot connect to {}: {}", ferry_core::config::redact_url(url), err(env, e).message),
+                )
+            })?;
+        Ok(PgStore {
+            env: env.to_string(),
+            options,
+            pool,
+            tables: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
+        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
+            return Ok(t);
+        }
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        let (_, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
+        let sql = Arc::new(sql);
+        if let Ok(mut m) = self.tables.lock() {
+            m.insert(table.to_string(), sql.clone());
+        }
+        Ok(sql)
+    }
+}
+
+async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<TableSchema>, TableSql), sqlx::Error> {
+    let cols = sqlx::query(
+        "SELECT a.attname::text, a.atttypid::regtype::text, a.atttypmod, NOT a.attnotnull, \
+                (a.atthasdef OR a.attidentity <> ''), (a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid), '') LIKE 'nextval(%'), \
+                a.attgenerated <> '', t.typtype::text, t.typcategory::text \
+         FROM pg_attribute a \
+         JOIN pg_class c ON c.oid = a.attrelid \
+         JOIN pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE c.oid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    if cols.is_empty() {
+        return Ok((None, TableSql::default()));
+    }
+    let mut sql = TableSql::default();
+    let mut columns = Vec::new();
+    for r in &cols {
+        let name: String = r.try_get(0)?;
+        let regtype: String = r.try_get(1)?;
+        let typmod: i32 = r.try_get(2)?;
+        let generated: bool = r.try_get(6)?;
+        let typtype: String = r.try_get(7)?;
+        let category: String = r.try_get(8)?;
+        if generated {
+            continue;
+        }
+        if !native(&regtype) {
+            sql.as_text.push(name.clone());
+        }
+        if category == "S" || typtype == "e" {
+            sql.textual.push(name.clone());
+        }
+        sql.casts.insert(name.clone(), regtype.clone());
+        columns.push(ColumnSchema {
+            ty: logical(&regtype, &typtype, typmod),
+            declared: regtype,
+            nullable: r.try_get(3)?,
+            has_default: r.try_get(4)?,
+            auto_increment: r.try_get(5)?,
+            name,
+        });
+    }
+    let pk: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text FROM pg_index i \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+         WHERE i.indrelid = to_regclass(quote_ident($1)) AND i.indisprimary \
+         ORDER BY array_position(i.indkey::int2[], a.attnum)",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let fks = sqlx::query(
+        "SELECT con.oid::int8, a.attname::text, rc.relname::text, ra.attname::text \
+         FROM pg_constraint con \
+         CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(src, dst, n) \
+         JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.src \
+         JOIN pg_class rc ON rc.oid = con.confrelid \
+         JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.dst \
+         WHERE con.contype = 'f' AND con.conrelid = to_regclass(quote_ident($1)) \
+         ORDER BY con.oid, k.n",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut foreign_keys: Vec<ForeignKey> = Vec::new();
+    let mut last = None;
+    for r in fks {
+        let id: i64 = r.try_get(0)?;
+        if last != Some(id) {
+            foreign_keys.push(ForeignKey {
+                columns: Vec::new(),
+                ref_table: r.try_get(2)?,
+                ref_columns: Vec::new(),
+            });
+            last = Some(id);
+        }
+        if let Some(fk) = foreign_keys.last_mut() {
+            fk.columns.push(r.try_get(1)?);
+            fk.ref_columns.push(r.try_get(3)?);
+        }
+    }
+    Ok((
+        Some(TableSchema {
+            name: table.to_string(),
+            columns,
+            primary_key: pk,
+            foreign_keys,
+        }),
+        sql,
+    ))
+}
+
+async fn fetch_on(conn: &mut PgConnection, env: &str, sql_cols: &TableSql, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+    let mut out = Vec::new();
+    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
+        let sql = D.fetch(req, chunk.len(), sql_cols);
+        let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        let q = bind_all(sqlx::query(&sql), &flat);
+        let rows = q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| err(env, e).table(&req.table))?;
+        for r in &rows {
+            out.push(decode_row(r).map_err(|e| err(env, e).table(&req.table))?);
+        }
+    }
+    Ok(out)
+}
+
+async fn meta_version(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass(quote_ident($1))::text")
+        .bind(meta::SCHEMA)
+        .fetch_one(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    sqlx::query_scalar(&format!("SELECT max(version)::int8 FROM {}", D.ident(meta::SCHEMA)))
+        .fetch_one(&mut *conn)
+        .await
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn env(&self) -> &str {
+        &self.env
+    }
+
+    async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| err(&self.env, e))
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e).table(table))?;
+        if schema.is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(table.to_string(), Arc::new(sql));
+            }
+        }
+        Ok(schema)
+    }
+
+    async fn has_meta(&self) -> Result<bool, DbError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        Ok(meta_version(&mut conn).await.map_err(|e| err(&self.env, e))?.is_some())
+    }
+
+    async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let sql = D.scan(&req, &*cols);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        // Prepare first so a bad predicate fails the call itself.
+        conn.prepare(sql.as_str()).await.map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (tx, rx) = mpsc::channel(4);
+        let env = self.env.clone();
+        tokio::spawn(async move {
+            let mut stream = sqlx::query(&sql).fetch(&mut *conn);
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(r)) => match decode_row(&r) {
+                        Ok(row) => {
+                            batch.push(row);
+                            if batch.len() == BATCH_ROWS && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(err(&env, e).table(&req.table))).await;
+                            return;
+                        }
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(err(&env, e).table(&req.table))).await;
+                        return;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch)).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        fetch_on(&mut conn, &self.env, &cols, &req).await
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let row = sqlx::query(sql).fetch_optional(&self.pool).await.map_err(|e| err(&self.env, e))?;
+        match row {
+            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        conn.execute("BEGIN").await.map_err(e)?;
+        // One writer per target: a transaction-scoped advisory lock.
+        let key = format!("ferry:{}", self.env);
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+            .bind(&key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        if !got {
+            eprintln!("ferry: another writer holds `{}`; waiting for it to finish...", self.env);
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(&key)
+                .execute(&mut conn)
+                .await
+                .map_err(e)?;
+        }
+        let current = meta_version(&mut conn).await.map_err(e)?.unwrap_or(0);
+        for (i, steps) in meta::migrations(D).iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= current {
+                continue;
+            }
+            for s in steps {
+                conn.execute(s.as_str()).await.map_err(e)?;
+            }
+            conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str()).await.map_err(e)?;
+            sqlx::query(&format!("INSERT INTO {} (version) VALUES ($1)", D.ident(meta::SCHEMA)))
+                .bind(version)
+                .execute(&mut conn)
+                .await
+                .map_err(e)?;
+        }
+        Ok(Box::new(PgTxn {
+            env: self.env.clone(),
+            conn: Some(conn),
+            store_tables: HashMap::new(),
+        }))
+    }
+}
+
+struct PgTxn {
+    env: String,
+    conn: Option<PgConnection>,
+    store_tables: HashMap<String, Arc<TableSql>>,
+}
+
+impl PgTxn {
+    fn conn(&mut self) -> Result<&mut PgConnection, DbError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
+    }
+
+    async fn cols(&mut self, table: &str) -> Result<Arc<TableSql>, DbError> {
+        if let Some(t) = self.store_tables.get(table) {
+            return Ok(t.clone());
+        }
+        let env = self.env.clone();
+        let (_, sql) = introspect(self.conn()?, table).await.map_err(|e| err(&env, e).table(table))?;
+        let sql = Arc::new(sql);
+        self.store_tables.insert(table.to_string(), sql.clone());
+        Ok(sql)
+    }
+
+    async fn exec_rows(&mut self, table: &str, sql: &str, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let conn = self.conn()?;
+        for (i, values) in rows.iter().enumerate() {
+            bind_all(sqlx::query(sql), values)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    let mut d = err(&env, e).row(i);
+                    d.table = Some(table.to_string());
+                    d
+                })?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Txn for PgTxn {
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.cols(&req.table).await?;
+        let env = self.env.clone();
+        fetch_on(self.conn()?, &env, &cols, &req).await
+    }
+
+    async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let sql = D.insert(table, columns, 1, &*cols);
+        self.exec_rows(table, &sql, rows.to_vec()).await
+    }
+
+    async fn update(&mut self, table: &str, key: &[String], set: &[String], rows: &[(Row, Row)]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let sql = D.update(table, key, set, &*cols);
+        let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
+        self.exec_rows(table, &sql, rows).await
+    }
+
+    async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let sql = D.delete(table, key, &*cols);
+        self.exec_rows(table, &sql, keys.to_vec()).await
+    }
+
+    async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let sql = format!(
+            "SELECT setval(s, greatest((SELECT max({c}) FROM {t}), 1)) FROM pg_get_serial_sequence($1, $2) AS s WHERE s IS NOT NULL",
+            c = D.ident(column),
+            t = D.ident(table)
+        );
+        sqlx::query(&sql)
+            .bind(D.ident(table))
+            .bind(column)
+            .execute(self.conn()?)
+            .await
+            .map(|_| ())
+            .map_err(|e| err(&env, e).table(table))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let mut conn = self.conn.take().ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+}
