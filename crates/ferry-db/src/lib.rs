@@ -155,6 +155,28 @@ pub trait Store: Send + Sync {
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError>;
     /// Opens the write transaction, creating or upgrading Ferry's tables in it.
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError>;
+    /// Takes this database's writer lock if it is free; `None` when another
+    /// writer holds it. The lock lasts as long as the returned guard, so
+    /// promote, revert and baseline into one target never interleave.
+    async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError>;
+    /// Waits for the writer lock.
+    async fn lock_writer(&self) -> Result<WriterLock, DbError>;
+}
+
+/// Holds a writer lock until dropped (a file lock, or the connection that
+/// holds a database lock).
+pub struct WriterLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl WriterLock {
+    pub fn new(guard: impl Send + Sync + 'static) -> WriterLock {
+        WriterLock(Box::new(guard))
+    }
+}
+
+impl fmt::Debug for WriterLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriterLock")
+    }
 }
 
 /// A write transaction. Dropping it without [`Txn::commit`] rolls back.

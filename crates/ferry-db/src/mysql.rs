@@ -7,8 +7,8 @@
 //! Sessions run in UTC, utf8mb4 and strict mode, so a value the column
 //! cannot hold is an error, never a silent truncation. DDL commits
 //! implicitly in MySQL, so Ferry's tables are migrated before the write
-//! transaction opens; the transaction runs on its own connection and holds
-//! `GET_LOCK` for the target, released when the connection closes.
+//! transaction opens; the transaction runs on its own connection, and the
+//! writer lock is a `GET_LOCK` held by a connection of its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS};
 
 const D: Dialect = Dialect::Mysql;
 
@@ -241,6 +241,19 @@ impl MySqlStore {
             pool,
             tables: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// GET_LOCK names are server-wide: the key names the database. The lock
+    /// lives as long as the connection the guard holds.
+    async fn writer_lock(&self, timeout: i64) -> Result<Option<WriterLock>, DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('ferry:', DATABASE()), ?)")
+            .bind(timeout)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        Ok((got == Some(1)).then(|| WriterLock::new(conn)))
     }
 
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
@@ -473,21 +486,21 @@ impl Store for MySqlStore {
         }
     }
 
+    async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
+        self.writer_lock(0).await
+    }
+
+    async fn lock_writer(&self) -> Result<WriterLock, DbError> {
+        // A year: MySQL and MariaDB disagree on what a negative timeout means.
+        self.writer_lock(31_536_000)
+            .await?
+            .ok_or_else(|| DbError::new(DbErrorKind::Busy, &self.env, "could not take the writer lock"))
+    }
+
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
         let e = |x| err(&self.env, x);
         let mut conn = self.options.connect().await.map_err(e)?;
         session(&mut conn).await.map_err(e)?;
-        // One writer per target; the lock lives as long as this connection.
-        let key = format!("ferry:{}", self.env);
-        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)").bind(&key).fetch_one(&mut conn).await.map_err(e)?;
-        if got != Some(1) {
-            eprintln!("ferry: another writer holds `{}`; waiting for it to finish...", self.env);
-            let got: Option<i64> =
-                sqlx::query_scalar("SELECT GET_LOCK(?, -1)").bind(&key).fetch_one(&mut conn).await.map_err(e)?;
-            if got != Some(1) {
-                return Err(DbError::new(DbErrorKind::Busy, &self.env, "could not take the writer lock"));
-            }
-        }
         // DDL commits implicitly here: migrate before the transaction opens.
         let current = meta_version(&mut conn).await.map_err(e)?.unwrap_or(0);
         for (i, steps) in meta::migrations(D).iter().enumerate() {

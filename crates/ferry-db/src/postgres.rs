@@ -5,8 +5,8 @@
 //! text. Writes bind every value as text with a cast to the column's type
 //! (`$1::numeric`), so PostgreSQL itself parses it: exact for decimals,
 //! JSON, timestamps and enums alike. The write transaction runs on its own
-//! connection (closing it rolls back) and holds a transaction-scoped
-//! advisory lock, so writers into one target never interleave.
+//! connection (closing it rolls back); the writer lock is a session
+//! advisory lock on a connection of its own, held for the whole operation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,9 +24,12 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS};
 
 const D: Dialect = Dialect::Postgres;
+
+/// Advisory locks are per database: one key serves every target.
+const LOCK_KEY: &str = "ferry-writer";
 
 /// What Ferry needs to know to read and write one table's columns.
 #[derive(Clone, Debug, Default)]
@@ -461,25 +464,32 @@ impl Store for PgStore {
         }
     }
 
+    async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        Ok(got.then(|| WriterLock::new(conn)))
+    }
+
+    async fn lock_writer(&self) -> Result<WriterLock, DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(LOCK_KEY)
+            .execute(&mut conn)
+            .await
+            .map_err(e)?;
+        Ok(WriterLock::new(conn))
+    }
+
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
         let e = |x| err(&self.env, x);
         let mut conn = self.options.connect().await.map_err(e)?;
         conn.execute("BEGIN").await.map_err(e)?;
-        // One writer per target: a transaction-scoped advisory lock.
-        let key = format!("ferry:{}", self.env);
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
-            .bind(&key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(e)?;
-        if !got {
-            eprintln!("ferry: another writer holds `{}`; waiting for it to finish...", self.env);
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(&key)
-                .execute(&mut conn)
-                .await
-                .map_err(e)?;
-        }
         let current = meta_version(&mut conn).await.map_err(e)?.unwrap_or(0);
         for (i, steps) in meta::migrations(D).iter().enumerate() {
             let version = i as i64 + 1;

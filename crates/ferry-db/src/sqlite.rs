@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, BATCH_ROWS};
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS};
 
 const D: Dialect = Dialect::Sqlite;
 
@@ -74,6 +74,21 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The writer lock is a file beside the database (`NAME.ferry-lock`), so
+    /// waiting for another Ferry writer never blocks the application's own
+    /// writers on the database itself.
+    fn lock_file(&self) -> Result<std::fs::File, DbError> {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".ferry-lock");
+        let path = self.path.with_file_name(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| DbError::new(DbErrorKind::Busy, &self.env, format!("cannot open the lock file {}: {e}", path.display())))
     }
 
     fn connect(&self, write: bool) -> Result<Connection, DbError> {
@@ -475,6 +490,27 @@ impl Store for SqliteStore {
             Ok(first)
         })
         .await
+    }
+
+    async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
+        let file = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(WriterLock::new(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(DbError::new(DbErrorKind::Busy, &self.env, format!("cannot lock: {e}"))),
+        }
+    }
+
+    async fn lock_writer(&self) -> Result<WriterLock, DbError> {
+        let file = self.lock_file()?;
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            file.lock()
+                .map(|_| WriterLock::new(file))
+                .map_err(|e| DbError::new(DbErrorKind::Busy, &env, format!("cannot lock: {e}")))
+        })
+        .await
+        .map_err(|e| DbError::new(DbErrorKind::Busy, &self.env, format!("worker thread failed: {e}")))?
     }
 
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {

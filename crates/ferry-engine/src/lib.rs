@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod check;
 pub mod error;
 pub mod journal;
+pub mod lock;
 pub mod pair;
 pub mod planner;
 pub mod progress;

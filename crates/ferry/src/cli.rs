@@ -34,6 +34,9 @@ pub struct Global {
     /// Never ask; without a terminal, commands that would ask refuse unless given --yes.
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
+    /// When another Ferry writer holds the target, refuse (exit 3) instead of waiting.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -48,8 +48,10 @@ fn main() -> ExitCode {
                 },
             };
             if json {
+                use std::io::Write;
                 let body = serde_json::json!({"error": {"code": kind, "exit": code, "message": format!("{e:#}")}});
-                println!("{body}");
+                // A closed stdout must not turn an error into a panic.
+                let _ = writeln!(std::io::stdout(), "{body}");
             }
             eprintln!("{} {e:#}", ui::error_label());
             ExitCode::from(code)
@@ -58,8 +60,10 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == broken
+            // `--json` output goes through serde_json, which wraps the I/O error.
+            || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == broken
     })
 }

@@ -126,3 +126,9 @@ pub fn progress(global: &Global) -> Progress {
         multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
     }))
 }
+
+/// Takes the target's writer lock for a write command, saying on stderr
+/// when it waits for another writer (or refusing with --no-wait).
+pub async fn writer_lock(global: &Global, store: &dyn ferry_db::Store) -> anyhow::Result<ferry_db::WriterLock> {
+    Ok(ferry_engine::lock::writer(store, !global.no_wait, |msg| eprintln!("ferry: {msg}")).await?)
+}

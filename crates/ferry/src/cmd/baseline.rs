@@ -26,6 +26,7 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
+    let _lock = ui::writer_lock(g, &*pair.target).await?;
     let done = baseline::baseline(&pair, &sel, &ui::user(g), ui::progress(g)).await?;
     report(g, &done.differing, done.id.as_deref(), done.recorded, false)?;
     Ok(0)

@@ -37,6 +37,8 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
     }
     let _ = opts.approve_revisions;
     let pair = pair::open(&project, from, to).await?;
+    // Held from planning to commit: a second writer waits for this one.
+    let _lock = if opts.dry_run { None } else { Some(ui::writer_lock(g, &*pair.target).await?) };
     let plan: Plan = match &opts.plan {
         Some(path) => {
             let text =

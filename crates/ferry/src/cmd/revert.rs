@@ -18,7 +18,7 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
             output::show_text(&record, &rows)
         ))?;
     }
-    drop(store);
+    let _lock = ui::writer_lock(g, &*store).await?;
     if !ui::confirm(g, &format!("Revert {id} in {}?", record.to), &format!("reverting {id}"))? {
         print_text("Nothing was written.\n")?;
         return Ok(1);
