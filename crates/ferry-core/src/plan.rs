@@ -60,6 +60,11 @@ pub enum Reason {
     DeletedInSource,
     /// A child deleted because its parent is deleted.
     ParentDeleted,
+    /// `--take target` decided the row: the target's version stays and is
+    /// recorded as in sync.
+    KeptTarget,
+    /// `--take source` decided the row: the source's version is written.
+    TakenSource,
 }
 
 impl Reason {
@@ -75,6 +80,8 @@ impl Reason {
             Reason::DeletedInTarget => "deleted-in-target",
             Reason::DeletedInSource => "deleted-in-source",
             Reason::ParentDeleted => "parent-deleted",
+            Reason::KeptTarget => "kept-target",
+            Reason::TakenSource => "taken-source",
         }
     }
 }
@@ -93,6 +100,10 @@ pub struct FieldDiff {
     pub source: Option<Value>,
     #[serde(with = "tagged_opt")]
     pub target: Option<Value>,
+    /// For conflicts: the value at the last sync, when Ferry kept it (rows
+    /// it promoted); `None` when the base was not kept (baselined rows).
+    #[serde(default, with = "tagged_opt", skip_serializing_if = "Option::is_none")]
+    pub base: Option<Value>,
 }
 
 /// One row of the plan.
@@ -128,6 +139,9 @@ pub struct PlanEntry {
     /// of the row that references it, or the parent it travels with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulled_by: Option<String>,
+    /// For conflicts: whether the base values of `fields` are known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_kept: bool,
 }
 
 impl PlanEntry {
@@ -144,6 +158,48 @@ impl PlanEntry {
 /// A key as the command line writes it: values joined by commas.
 pub fn key_label(key: &[Value]) -> String {
     key.iter().map(Value::display_text).collect::<Vec<_>>().join(",")
+}
+
+/// Which side `--take` gives a row to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl PlanEntry {
+    /// The entry as the source's change: what `--force` does to a conflict
+    /// and `--take source` to a conflict or a target-newer row.
+    pub fn source_wins(&self) -> PlanEntry {
+        let mut e = self.clone();
+        e.action = match (e.reason, &e.source, e.expect_target) {
+            (Some(Reason::DeletedInSource), _, _) | (_, None, _) => Action::Delete,
+            (_, Some(_), None) => Action::Insert,
+            _ => Action::Update,
+        };
+        if e.action == Action::Update && e.set.is_empty() {
+            e.set = e.fields.iter().map(|f| f.column.clone()).collect();
+        }
+        e
+    }
+
+    /// Decides a conflicting or target-newer row for one side.
+    pub fn take(&self, side: Side) -> PlanEntry {
+        match side {
+            Side::Source => {
+                let mut e = self.source_wins();
+                e.reason = Some(Reason::TakenSource);
+                e
+            }
+            Side::Target => {
+                let mut e = self.clone();
+                e.action = Action::Skip;
+                e.reason = Some(Reason::KeptTarget);
+                e
+            }
+        }
+    }
 }
 
 /// Counts of changes by action.
@@ -196,15 +252,65 @@ pub struct Plan {
     /// Columns of the row images (`source`) of every table: key, then compared.
     #[serde(default)]
     pub columns: BTreeMap<String, Vec<String>>,
+    /// Every table as resolved against both schemas when the plan was made:
+    /// with them a saved plan applies without its source environment.
+    #[serde(default)]
+    pub specs: BTreeMap<String, crate::spec::TableSpec>,
     pub entries: Vec<PlanEntry>,
     /// Rows left behind because they match `exclude`, per table.
     #[serde(default)]
     pub excluded: BTreeMap<String, u64>,
+    /// blake3 of the saved plan with this field empty (see [`Plan::seal`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
 }
 
 pub const PLAN_FORMAT: u32 = 1;
 
+/// Why a saved plan cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanFileError(pub String);
+
 impl Plan {
+    fn digest(&self) -> String {
+        let mut unsealed = self.clone();
+        unsealed.hash.clear();
+        let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
+        blake3::hash(&bytes).to_hex().to_string()
+    }
+
+    /// The plan as a self-contained file: format version, row images, the
+    /// target state it expects, the table specs and a hash over all of it.
+    pub fn to_file(&self) -> String {
+        let mut sealed = self.clone();
+        sealed.hash = self.digest();
+        serde_json::to_string_pretty(&sealed).unwrap_or_default()
+    }
+
+    /// Reads a plan file written by [`Plan::to_file`], refusing one of
+    /// another format or one edited since it was written.
+    pub fn from_file(text: &str) -> Result<Plan, PlanFileError> {
+        let head: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| PlanFileError(format!("not a Ferry plan (invalid JSON: {e})")))?;
+        match head.get("format").and_then(serde_json::Value::as_u64) {
+            Some(f) if f == u64::from(PLAN_FORMAT) => {}
+            Some(f) => {
+                return Err(PlanFileError(format!(
+                    "plan format {f} is not the format this Ferry reads ({PLAN_FORMAT}); make the plan again with this version"
+                )))
+            }
+            None => return Err(PlanFileError("not a Ferry plan (no `format`)".into())),
+        }
+        let plan: Plan = serde_json::from_value(head).map_err(|e| PlanFileError(format!("not a Ferry plan: {e}")))?;
+        if plan.hash.is_empty() || plan.hash != plan.digest() {
+            return Err(PlanFileError(
+                "the plan's hash does not match its content: it was edited after it was made; make and review a new plan".into(),
+            ));
+        }
+        Ok(plan)
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for e in &self.entries {

@@ -10,7 +10,7 @@ use ferry_core::plan::{Action, Counts, Plan, PlanEntry, Reason};
 use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
-use ferry_db::{DbError, DbErrorKind, FetchRequest, Row, Txn};
+use ferry_db::{DbError, DbErrorKind, FetchRequest, Row, Store, Txn};
 
 use crate::error::{Error, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
@@ -30,17 +30,6 @@ pub struct Promotion {
     pub id: String,
     pub at: String,
     pub counts: Counts,
-}
-
-/// Turns conflicts into the source's change (`--force`).
-fn force(e: &PlanEntry) -> PlanEntry {
-    let mut e = e.clone();
-    e.action = match (e.reason, &e.source) {
-        (Some(Reason::DeletedInTarget), _) => Action::Insert,
-        (Some(Reason::DeletedInSource), _) | (_, None) => Action::Delete,
-        _ => Action::Update,
-    };
-    e
 }
 
 /// Refuses a plan with conflicts unless forced; returns the entries to apply.
@@ -80,13 +69,15 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<PlanEntry>> {
         .iter()
         .filter_map(|e| match e.action {
             Action::Insert | Action::Update | Action::Delete => Some(e.clone()),
-            Action::Conflict => Some(force(e)),
+            Action::Conflict => Some(e.source_wins()),
+            // `--take target`: only the sync base is written.
+            Action::Skip if e.reason == Some(Reason::KeptTarget) => Some(e.clone()),
             Action::Skip => None,
         })
         .collect())
 }
 
-fn write_error(pair: &Pair, table: &str, key: Option<&[Value]>, e: DbError) -> Error {
+fn write_error(pair: &Plan, table: &str, key: Option<&[Value]>, e: DbError) -> Error {
     let key = key
         .map(|k| format!(", key {}", ferry_core::plan::key_label(k)))
         .unwrap_or_default();
@@ -102,6 +93,14 @@ fn write_error(pair: &Pair, table: &str, key: Option<&[Value]>, e: DbError) -> E
     ))
 }
 
+fn spec_of<'p>(plan: &'p Plan, table: &str) -> Result<&'p TableSpec> {
+    plan.specs.get(table).ok_or_else(|| {
+        Error::Usage(format!(
+            "the plan has no description of table `{table}`; make the plan again"
+        ))
+    })
+}
+
 /// Applies a plan in one transaction and journals it. Returns `None` when
 /// the plan changes nothing.
 pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<Option<Promotion>> {
@@ -111,6 +110,12 @@ pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<
             plan.from, plan.to, pair.from, pair.to
         )));
     }
+    promote_plan(&*pair.target, plan, opts).await
+}
+
+/// Applies a (possibly saved) plan to its target, with nothing but the
+/// target: the plan carries its row images, table specs and expectations.
+pub async fn promote_plan(target: &dyn Store, plan: &Plan, opts: &PromoteOptions) -> Result<Option<Promotion>> {
     let entries = changes(plan, opts.force)?;
     if entries.is_empty() {
         return Ok(None);
@@ -119,14 +124,30 @@ pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<
     for e in &entries {
         by_table.entry(e.table.as_str()).or_default().push(e);
     }
-    let mut txn = pair.target.begin().await?;
-    let promotion = apply_in(pair, plan, opts, &entries, &by_table, txn.as_mut()).await?;
-    txn.commit().await.map_err(|e| write_error(pair, "(commit)", None, e))?;
+    // The target's schema must still hold every column the plan writes.
+    for table in by_table.keys() {
+        let spec = spec_of(plan, table)?;
+        let schema = target.table_schema(table).await?.ok_or_else(|| {
+            Error::Blocked(format!(
+                "{}: table `{table}` no longer exists; nothing was written",
+                plan.to
+            ))
+        })?;
+        let wanted = spec.columns().into_iter().chain(spec.stamped.iter().cloned());
+        if let Some(missing) = wanted.into_iter().find(|c| schema.column(c).is_none()) {
+            return Err(Error::Blocked(format!(
+                "{}: table `{table}` has no column `{missing}` any more; the schema changed since the plan was made. Nothing was written; make a new plan",
+                plan.to
+            )));
+        }
+    }
+    let mut txn = target.begin().await?;
+    let promotion = apply_in(plan, opts, &entries, &by_table, txn.as_mut()).await?;
+    txn.commit().await.map_err(|e| write_error(plan, "(commit)", None, e))?;
     Ok(Some(promotion))
 }
 
 async fn apply_in(
-    pair: &Pair,
     plan: &Plan,
     opts: &PromoteOptions,
     entries: &[PlanEntry],
@@ -138,13 +159,13 @@ async fn apply_in(
     let mut before: BTreeMap<(String, String), Row> = BTreeMap::new();
     let mut stale = Vec::new();
     for (table, es) in by_table {
-        let spec = pair.spec(table)?;
+        let spec = spec_of(plan, table)?;
         let keys: Vec<Vec<Value>> = es.iter().map(|e| e.key.clone()).collect();
         let rows = fetch_full(txn, spec, keys).await?;
         let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
         for raw in rows {
             let projected = project(spec, &raw);
-            let side = target_side(spec, &pair.to, &projected)?;
+            let side = target_side(spec, &plan.to, &projected)?;
             current.insert(key_text(&side.row[..spec.key.len()]), (raw, side.hashes.row));
         }
         for e in es {
@@ -161,8 +182,8 @@ async fn apply_in(
     if !stale.is_empty() {
         return Err(Error::Blocked(format!(
             "{} -> {}: the target changed since the plan was made ({}{}); nothing was written. Make a new plan and review it again",
-            pair.from,
-            pair.to,
+            plan.from,
+            plan.to,
             stale.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
             if stale.len() > 10 { format!(" and {} more", stale.len() - 10) } else { String::new() }
         )));
@@ -178,7 +199,7 @@ async fn apply_in(
         let keys: Vec<Vec<Value>> = es.iter().map(|e| e.key.clone()).collect();
         previous.insert(
             table.to_string(),
-            journal::read_bases(txn, &pair.from, table, &keys).await?,
+            journal::read_bases(txn, &plan.from, table, &keys).await?,
         );
     }
 
@@ -188,7 +209,11 @@ async fn apply_in(
             seq: journal_rows.len() as i64 + 1,
             table: e.table.clone(),
             key: spec.key.iter().cloned().zip(e.key.iter().cloned()).collect(),
-            action: e.action.name().to_string(),
+            action: if e.reason == Some(Reason::KeptTarget) {
+                "keep".to_string()
+            } else {
+                e.action.name().to_string()
+            },
             before: before
                 .get(&(e.table.clone(), kt.clone()))
                 .map(|raw| spec.target_columns.iter().cloned().zip(raw.iter().cloned()).collect()),
@@ -199,11 +224,11 @@ async fn apply_in(
     };
 
     // Inserts and updates, parents first.
-    for table in &pair.order {
+    for table in &plan.tables {
         let Some(es) = by_table.get(table.as_str()) else {
             continue;
         };
-        let spec = pair.spec(table)?;
+        let spec = spec_of(plan, table)?;
         let stamps: Vec<(String, Value)> = spec
             .stamped
             .iter()
@@ -234,7 +259,7 @@ async fn apply_in(
                 .collect();
             txn.insert(table, &columns, &rows)
                 .await
-                .map_err(|err| write_error(pair, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
+                .map_err(|err| write_error(plan, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
             for (e, row) in inserts.iter().zip(&rows) {
                 record(
                     e,
@@ -245,7 +270,7 @@ async fn apply_in(
             for col in &spec.generated_key {
                 txn.advance_generated(table, col)
                     .await
-                    .map_err(|err| write_error(pair, table, None, err))?;
+                    .map_err(|err| write_error(plan, table, None, err))?;
             }
         }
         // Updates, grouped by the columns they set.
@@ -279,7 +304,7 @@ async fn apply_in(
                 .collect();
             txn.update(table, &spec.key, &set_cols, &rows)
                 .await
-                .map_err(|err| write_error(pair, table, err.row.map(|i| group[i].key.as_slice()), err))?;
+                .map_err(|err| write_error(plan, table, err.row.map(|i| group[i].key.as_slice()), err))?;
             for (e, (_, values)) in group.iter().zip(&rows) {
                 record(
                     e,
@@ -290,11 +315,11 @@ async fn apply_in(
         }
     }
     // Deletes, children first.
-    for table in pair.order.iter().rev() {
+    for table in plan.tables.iter().rev() {
         let Some(es) = by_table.get(table.as_str()) else {
             continue;
         };
-        let spec = pair.spec(table)?;
+        let spec = spec_of(plan, table)?;
         let mut deletes: Vec<&PlanEntry> = es.iter().copied().filter(|e| e.action == Action::Delete).collect();
         if deletes.is_empty() {
             continue;
@@ -319,13 +344,18 @@ async fn apply_in(
         let keys: Vec<Row> = deletes.iter().map(|e| e.key.clone()).collect();
         txn.delete(table, &spec.key, &keys)
             .await
-            .map_err(|err| write_error(pair, table, err.row.map(|i| deletes[i].key.as_slice()), err))?;
+            .map_err(|err| write_error(plan, table, err.row.map(|i| deletes[i].key.as_slice()), err))?;
         for e in &deletes {
             record(e, spec, None);
         }
     }
 
-    // The new sync base: the source row for writes, nothing for deletes.
+    // Rows decided for the target: nothing written but their sync base.
+    for e in entries.iter().filter(|e| e.reason == Some(Reason::KeptTarget)) {
+        let spec = spec_of(plan, &e.table)?;
+        record(e, spec, None);
+    }
+    // The new sync base: the source row for writes (and kept rows), nothing for deletes.
     for e in entries {
         let base = match e.action {
             Action::Delete => None,
@@ -337,13 +367,13 @@ async fn apply_in(
         bases.entry(e.table.as_str()).or_default().push((e.key.clone(), base));
     }
     for (table, list) in &bases {
-        journal::write_bases(txn, &pair.from, table, Some(&id), list).await?;
+        journal::write_bases(txn, &plan.from, table, Some(&id), list).await?;
     }
     let promotion = PromotionRecord {
         id: id.clone(),
         kind: "promote".into(),
-        from: Some(pair.from.clone()),
-        to: pair.to.clone(),
+        from: Some(plan.from.clone()),
+        to: plan.to.clone(),
         user: opts.user.clone(),
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         selection: plan.selection.clone(),

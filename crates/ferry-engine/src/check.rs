@@ -33,7 +33,21 @@ impl CheckReport {
 fn problems_of(e: Error, env: &str) -> Vec<ConfigProblem> {
     match e {
         Error::Config(c) => c.problems,
-        other => vec![ConfigProblem::new(other.to_string()).env(env)],
+        // The problem names the environment (and table) itself: keep the
+        // database's message only, so neither is said twice.
+        Error::Db(d) => {
+            let p = ConfigProblem::new(d.message).env(&d.env);
+            vec![match &d.table {
+                Some(t) => p.table(t),
+                None => p,
+            }]
+        }
+        other => {
+            let text = other.to_string();
+            let prefix = format!("environment `{env}`: ");
+            let message = text.strip_prefix(&prefix).unwrap_or(&text);
+            vec![ConfigProblem::new(message).env(env)]
+        }
     }
 }
 
@@ -56,8 +70,11 @@ pub async fn check(project: &Project) -> CheckReport {
                 continue;
             }
         };
-        let found = match pair::schemas(project, &*store).await {
-            Ok(s) => s,
+        let found = match pair::schemas_found(project, &*store).await {
+            Ok((found, missing)) => {
+                problems.extend(missing);
+                found
+            }
             Err(e) => {
                 problems.extend(problems_of(e, env));
                 BTreeMap::new()
@@ -70,7 +87,7 @@ pub async fn check(project: &Project) -> CheckReport {
             if let Some(pred) = &t.exclude {
                 let dialect_check = format!(
                     "SELECT count(*) FROM ({}) AS x",
-                    exclude_probe(store.engine(), name, pred)
+                    predicate_probe(store.engine(), name, pred)
                 );
                 if let Err(e) = store.query_scalar(&dialect_check).await {
                     problems.push(
@@ -116,7 +133,9 @@ pub async fn check(project: &Project) -> CheckReport {
     CheckReport { environments, problems }
 }
 
-fn exclude_probe(engine: ferry_db::Engine, table: &str, pred: &str) -> String {
+/// A query selecting the rows of `table` matching an SQL predicate, to see
+/// whether the predicate runs there.
+pub(crate) fn predicate_probe(engine: ferry_db::Engine, table: &str, pred: &str) -> String {
     let d = match engine {
         ferry_db::Engine::Sqlite => ferry_db::dialect::Dialect::Sqlite,
         ferry_db::Engine::Postgres => ferry_db::dialect::Dialect::Postgres,

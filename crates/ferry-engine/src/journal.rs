@@ -335,7 +335,12 @@ pub async fn write_bases(
     Ok(())
 }
 
-/// A new globally unique, time-ordered id for a promotion or review.
+/// A new globally unique, time-ordered id for a promotion or review (a
+/// ULID; monotonic within the process, so ids made in one millisecond
+/// still sort in the order they were made).
 pub fn new_id() -> String {
-    ulid::Ulid::new().to_string()
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
 }

@@ -179,6 +179,7 @@ impl<'a> Planner<'a> {
         }
         self.pull_references().await?;
         self.delete_children_of_deleted().await?;
+        self.base_values().await?;
         self.progress.finish();
 
         let order: HashMap<&String, usize> = pair.order.iter().enumerate().map(|(i, t)| (t, i)).collect();
@@ -197,6 +198,8 @@ impl<'a> Planner<'a> {
             tables: pair.order.clone(),
             keys: pair.specs.iter().map(|(t, s)| (t.clone(), s.key.clone())).collect(),
             columns: pair.specs.iter().map(|(t, s)| (t.clone(), s.columns())).collect(),
+            specs: pair.specs.clone(),
+            hash: String::new(),
             entries,
             excluded: self.excluded,
         };
@@ -215,8 +218,26 @@ impl<'a> Planner<'a> {
     ) -> Result<Vec<Vec<Value>>> {
         let mut tracked = Vec::new();
         match mode {
-            Mode::Scan(filter) => {
-                self.merge_scan(spec, filter, track.then_some(&mut tracked)).await?;
+            Mode::Scan(None) => {
+                self.merge_scan(spec, None, track.then_some(&mut tracked)).await?;
+            }
+            Mode::Scan(Some(filter)) => {
+                // A predicate selects the keys whose row matches it on
+                // either side; both rows are then compared whole. Filtering
+                // each side on its own would make a row that an edit moved
+                // out of (or into) the predicate look deleted on one side,
+                // and plan a delete or an insert for a mere update.
+                let keys = self.matching_keys(spec, &filter).await?;
+                let bar = self.progress.table(&spec.name);
+                for chunk in keys.chunks(512) {
+                    let cands = self
+                        .fetch_candidates(spec, &spec.key, chunk.to_vec(), false, None)
+                        .await?;
+                    bar.inc(chunk.len() as u64);
+                    tracked.extend(cands.iter().map(|c| c.key.clone()));
+                    self.classify(spec, cands).await?;
+                }
+                bar.finish();
             }
             Mode::Keys(keys) => {
                 let cands = self
@@ -315,6 +336,35 @@ impl<'a> Planner<'a> {
         Ok(by_key.into_values().collect())
     }
 
+    /// The keys of the rows matching `filter` in the source or in the
+    /// target (canonical, each once).
+    async fn matching_keys(&self, spec: &TableSpec, filter: &str) -> Result<Vec<Vec<Value>>> {
+        let pair = self.pair;
+        let req = ScanRequest {
+            table: spec.name.clone(),
+            columns: spec.key.clone(),
+            order_by: spec.key.clone(),
+            filter: Some(filter.to_string()),
+            flag: None,
+        };
+        let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for (store, env) in [(&pair.source, &pair.from), (&pair.target, &pair.to)] {
+            let mut rx = match store.scan(req.clone()).await {
+                Ok(rx) => rx,
+                Err(e) => return Err(where_error(pair, spec, Some(filter), e).await),
+            };
+            while let Some(batch) = rx.recv().await {
+                for raw in batch? {
+                    let key = spec
+                        .canonicalize_key(&raw)
+                        .map_err(|(col, e)| conv_err(pair, spec, &raw, env, &col, e))?;
+                    keys.entry(key_text(&key)).or_insert(key);
+                }
+            }
+        }
+        Ok(keys.into_values().collect())
+    }
+
     /// Streams both sides of a table in key order and classifies the keys
     /// whose rows differ.
     async fn merge_scan(
@@ -332,10 +382,14 @@ impl<'a> Planner<'a> {
             filter: filter.clone(),
             flag: spec.exclude.clone(),
         };
-        let (mut src, mut dst) = tokio::try_join!(
+        let scans = tokio::try_join!(
             pair.source.scan(req.clone()),
             pair.target.scan(ScanRequest { flag: None, ..req })
-        )?;
+        );
+        let (mut src, mut dst) = match scans {
+            Ok(s) => s,
+            Err(e) => return Err(where_error(pair, spec, filter.as_deref(), e).await),
+        };
         let bar = self.progress.table(&spec.name);
         let n = columns.len();
         let k = spec.key.len();
@@ -645,6 +699,82 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Shows, for every both-changed conflict, the value each conflicting
+    /// field had at the last sync: the row as Ferry promoted it, from the
+    /// journal. Rows only baselined have no kept base.
+    async fn base_values(&mut self) -> Result<()> {
+        if !self.has_meta {
+            return Ok(());
+        }
+        let pair = self.pair;
+        for i in 0..self.entries.len() {
+            if self.entries[i].reason != Some(Reason::BothChanged) {
+                continue;
+            }
+            let spec = &pair.specs[&self.entries[i].table];
+            let key = self.entries[i].key.clone();
+            let sync = pair
+                .target
+                .fetch(FetchRequest {
+                    table: meta::SYNC.into(),
+                    columns: meta::columns(&["promotion_id"]),
+                    match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
+                    values: vec![vec![
+                        Value::Text(pair.from.clone()),
+                        Value::Text(spec.name.clone()),
+                        Value::Text(key_text(&key)),
+                    ]],
+                    flag: None,
+                    filter: None,
+                })
+                .await?;
+            let Some(Value::Text(promotion)) = sync.into_iter().next().and_then(|r| r.into_iter().next()) else {
+                continue;
+            };
+            let row_key = crate::journal::image(spec.key.iter().cloned().zip(key.iter().cloned()));
+            let rows = pair
+                .target
+                .fetch(FetchRequest {
+                    table: meta::JOURNAL.into(),
+                    columns: meta::columns(&["action", "before_image", "after_image"]),
+                    match_columns: meta::columns(&["promotion_id", "table_name", "row_key"]),
+                    values: vec![vec![
+                        Value::Text(promotion),
+                        Value::Text(spec.name.clone()),
+                        Value::Text(row_key),
+                    ]],
+                    flag: None,
+                    filter: None,
+                })
+                .await?;
+            let Some(r) = rows
+                .into_iter()
+                .find(|r| matches!(r.first(), Some(Value::Text(a)) if a == "insert" || a == "update"))
+            else {
+                continue;
+            };
+            let image = |v: Option<&Value>| match v {
+                Some(Value::Text(s)) => crate::journal::parse_image(s).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let (before, after) = (image(r.get(1)), image(r.get(2)));
+            let lookup = |col: &str| {
+                after
+                    .iter()
+                    .chain(before.iter())
+                    .find(|(c, _)| c == col)
+                    .map(|(_, v)| v.clone())
+            };
+            let e = &mut self.entries[i];
+            for f in e.fields.iter_mut() {
+                let ty = &spec.types[&f.column];
+                f.base = lookup(&f.column).and_then(|v| convert(&v, ty).ok());
+            }
+            e.base_kept = e.fields.iter().all(|f| f.base.is_some());
+        }
+        Ok(())
+    }
+
     /// Children travel with their parent: when the plan deletes a parent,
     /// its remaining children in the target are deleted first.
     async fn delete_children_of_deleted(&mut self) -> Result<()> {
@@ -713,6 +843,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
                 column: spec.compared[i].clone(),
                 source: Some(s.row[k + i].clone()),
                 target: Some(t.row[k + i].clone()),
+                base: None,
             });
             set.push(spec.compared[i].clone());
         }
@@ -730,6 +861,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         source_fields: c.source.as_ref().map(|s| s.hashes.fields.concat()).unwrap_or_default(),
         source_hash: c.source.as_ref().map(|s| s.hashes.row),
         pulled_by: c.pulled_by.clone(),
+        base_kept: false,
     }
 }
 
@@ -748,6 +880,62 @@ fn parse_base(r: &Row) -> Option<(String, SyncBase)> {
             fields: SyncBase::unpack_fields(f),
         },
     ))
+}
+
+/// A scan that failed: when a `--where` predicate does not run on one side,
+/// that is a usage error naming the predicate and the environment (exit 2),
+/// not a database failure.
+async fn where_error(pair: &Pair, spec: &TableSpec, filter: Option<&str>, e: ferry_db::DbError) -> Error {
+    let Some(pred) = filter else { return e.into() };
+    if e.kind != ferry_db::DbErrorKind::Query {
+        return e.into();
+    }
+    for store in [&pair.source, &pair.target] {
+        let probe = format!(
+            "SELECT count(*) FROM ({}) AS x",
+            crate::check::predicate_probe(store.engine(), &spec.name, pred)
+        );
+        if let Err(p) = store.query_scalar(&probe).await {
+            // rusqlite appends the whole statement ("... in SELECT ..."): the
+            // predicate is what the user wrote, so say that instead.
+            let why = p.message.split(" in SELECT ").next().unwrap_or(&p.message);
+            return Error::Usage(format!(
+                "--where {}:{pred}: the predicate does not run in environment `{}`: {why}. Nothing was written; it is passed to the database as written, so use that database's SQL and the table's columns",
+                spec.name,
+                store.env()
+            ));
+        }
+    }
+    e.into()
+}
+
+/// `--take source|target` with `--id`: decides the conflicting or
+/// target-newer rows named by `ids`. The only way to overwrite a
+/// target-newer row. Returns how many rows were decided.
+pub fn take(plan: &mut Plan, side: ferry_core::plan::Side, ids: &[(String, Vec<String>)]) -> Result<usize> {
+    if ids.is_empty() {
+        return Err(Error::Usage(
+            "--take decides single rows: name them with --id TABLE:KEY".into(),
+        ));
+    }
+    let mut keys = HashSet::new();
+    for (t, parts) in ids {
+        let spec = plan
+            .specs
+            .get(t)
+            .ok_or_else(|| Error::Usage(format!("`{t}` is not a managed table")))?;
+        keys.insert((t.clone(), key_text(&parse_key(spec, parts)?)));
+    }
+    let mut n = 0;
+    for e in plan.entries.iter_mut() {
+        let decidable =
+            e.action == Action::Conflict || (e.action == Action::Skip && e.reason == Some(Reason::TargetNewer));
+        if decidable && keys.contains(&(e.table.clone(), key_text(&e.key))) {
+            *e = e.take(side);
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Converts `--id` key parts to the key column types.

@@ -120,6 +120,10 @@ async fn revert_in(
     for r in rows {
         let schema = &schemas[&r.table];
         let cur = current_row(txn, schema, r).await?;
+        if r.action == "keep" {
+            now.push(cur);
+            continue;
+        }
         match (&r.after, &cur) {
             (None, None) => {}
             (Some(after), Some(c)) => {
@@ -174,6 +178,18 @@ async fn revert_in(
         let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
         let key_cols = r.key_columns();
         let key = r.key_values();
+        if r.action == "keep" {
+            // `--take target` wrote only the sync base: restore it.
+            journal::write_bases(
+                txn,
+                &from,
+                &r.table,
+                Some(&new_id),
+                &[(key.clone(), r.base_before.clone())],
+            )
+            .await?;
+            continue;
+        }
         let (action, after): (Action, Option<Vec<(String, Value)>>) = match (&r.before, cur) {
             (None, None) => continue,
             (None, Some(_)) => {

@@ -52,6 +52,12 @@ pub struct SelectionArgs {
     pub wheres: Vec<String>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TakeSide {
+    Source,
+    Target,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a starter ferry.toml (--demo: sample SQLite environments with data).
@@ -116,6 +122,10 @@ pub enum Command {
         /// Resolve conflicts in favour of the source (never target-newer rows, gates or permissions).
         #[arg(long)]
         force: bool,
+        /// Decide the rows named with --id: `source` writes the source's version (even over a
+        /// target-newer row), `target` keeps the target's and records it as in sync.
+        #[arg(long, value_enum, value_name = "SIDE")]
+        take: Option<TakeSide>,
     },
     /// List the promotions recorded in ENV (every environment when omitted), newest first.
     Log {

@@ -28,11 +28,15 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
             "column": f.column,
             "source": f.source.as_ref().map(plain),
             "target": f.target.as_ref().map(plain),
+            "base": f.base.as_ref().map(plain),
         })).collect::<Vec<_>>(),
         "reason": e.reason.map(|r| r.name()),
     });
     if let Some(by) = &e.pulled_by {
         o["pulled_by"] = json!(by);
+    }
+    if e.action == Action::Conflict {
+        o["base"] = json!(if e.base_kept { "kept" } else { "not kept" });
     }
     if e.action == Action::Insert {
         if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
@@ -57,9 +61,29 @@ pub fn plan_json(plan: &Plan) -> J {
     })
 }
 
+/// Text in double quotes with only quotes, backslashes and control
+/// characters escaped, so emoji and accents show as they are.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn short(v: &Value) -> String {
     let text = match v {
-        Value::Text(s) => format!("{s:?}"),
+        Value::Text(s) => quoted(s),
         other => other.display_text(),
     };
     if text.chars().count() > 60 {
@@ -161,6 +185,23 @@ pub fn plan_text(plan: &Plan) -> String {
                     if !shown.is_empty() {
                         let _ = writeln!(out, "               {}", ui::dim(&shown.join("  ")));
                     }
+                }
+            }
+            Action::Conflict if !e.fields.is_empty() => {
+                for f in &e.fields {
+                    let base = match &f.base {
+                        Some(b) => short(b),
+                        None => ui::dim("(base not kept)"),
+                    };
+                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                    let s = f.source.as_ref().map_or("(none)".to_string(), short);
+                    let _ = writeln!(
+                        out,
+                        "               {}: base {base}  target {}  source {}",
+                        f.column,
+                        ui::red(&t),
+                        ui::green(&s)
+                    );
                 }
             }
             _ => {

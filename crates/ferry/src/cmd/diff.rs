@@ -23,7 +23,7 @@ pub async fn run(
     let pair = pair::open(&project, from, to).await?;
     let plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
     if let Some(path) = &save {
-        let text = serde_json::to_string_pretty(&plan)?;
+        let text = plan.to_file();
         std::fs::write(path, text).with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
     if g.json {

@@ -29,7 +29,7 @@ pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
         };
         records.extend(journal::promotions(&*store).await?);
     }
-    records.sort_by(|a, b| b.id.cmp(&a.id));
+    records.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     records.truncate(limit);
     if g.json {
         print_json(&output::log_json(&records))?;

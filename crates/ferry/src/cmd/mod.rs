@@ -37,12 +37,17 @@ pub async fn run(cli: Cli) -> Result<u8> {
             dry_run,
             approve_revisions,
             force,
+            take,
         } => {
             let opts = promote::Options {
                 plan,
                 dry_run,
                 approve_revisions,
                 force,
+                take: take.map(|t| match t {
+                    crate::cli::TakeSide::Source => ferry_core::plan::Side::Source,
+                    crate::cli::TakeSide::Target => ferry_core::plan::Side::Target,
+                }),
             };
             promote::run(g, &from, &to, &selection, opts).await
         }

@@ -17,11 +17,17 @@ pub struct Options {
     pub dry_run: bool,
     pub approve_revisions: bool,
     pub force: bool,
+    pub take: Option<ferry_core::plan::Side>,
 }
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: Options) -> Result<u8> {
     let project = load(g)?;
     let sel = selection(args)?;
+    if opts.take.is_some() && (opts.plan.is_some() || sel.ids.is_empty()) {
+        return Err(
+            Error::Usage("--take decides single rows: name them with --id TABLE:KEY (and no --plan)".into()).into(),
+        );
+    }
     if opts.plan.is_some() && !sel.is_everything() {
         return Err(Error::Usage(
             "--plan applies the saved plan as it is; give no --table, --id or --where with it".into(),
@@ -36,17 +42,44 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
         .into());
     }
     let _ = opts.approve_revisions;
-    let pair = pair::open(&project, from, to).await?;
-    // Held from planning to commit: a second writer waits for this one.
-    let _lock = if opts.dry_run { None } else { Some(ui::writer_lock(g, &*pair.target).await?) };
-    let plan: Plan = match &opts.plan {
+    // A saved plan applies with nothing but its target: the source may be gone.
+    let (target, plan, _lock) = match &opts.plan {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|e| Error::Usage(format!("{} is not a Ferry plan: {e}", path.display())))?
+            let plan = Plan::from_file(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            if plan.from != from || plan.to != to {
+                return Err(Error::Usage(format!(
+                    "{} is a plan for {} -> {}, not {from} -> {to}",
+                    path.display(),
+                    plan.from,
+                    plan.to
+                ))
+                .into());
+            }
+            pair::check_route(&project, from, to)?;
+            let target = project.open(to).await?;
+            let lock = if opts.dry_run {
+                None
+            } else {
+                Some(ui::writer_lock(g, &*target).await?)
+            };
+            (target, plan, lock)
         }
-        None => planner::plan(&pair, &sel, ui::progress(g)).await?,
+        None => {
+            let pair = pair::open(&project, from, to).await?;
+            // Held from planning to commit: a second writer waits for this one.
+            let lock = if opts.dry_run {
+                None
+            } else {
+                Some(ui::writer_lock(g, &*pair.target).await?)
+            };
+            let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
+            if let Some(side) = opts.take {
+                planner::take(&mut plan, side, &sel.ids)?;
+            }
+            (pair.target.clone(), plan, lock)
+        }
     };
     // Refuse conflicts before asking anything.
     let changes = apply::changes(&plan, opts.force)?;
@@ -69,8 +102,8 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
         return Ok(1);
     }
     let user = ui::user(g);
-    let done = apply::promote(
-        &pair,
+    let done = apply::promote_plan(
+        &*target,
         &plan,
         &PromoteOptions {
             user,
@@ -86,13 +119,14 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
                 )?;
             } else {
                 print_text(&format!(
-                    "\n{} promotion {} into {}: {} inserted, {} updated, {} deleted.\nUndo it with: ferry revert {}\n",
+                    "\n{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\nUndo it with: ferry revert {}\n",
                     ui::green("Done:"),
                     ui::bold(&p.id),
                     to,
                     p.counts.insert,
                     p.counts.update,
                     p.counts.delete,
+                    if p.counts.skip > 0 { format!(", {} kept as the target has them", p.counts.skip) } else { String::new() },
                     p.id
                 ))?;
             }
