@@ -65,6 +65,9 @@ pub enum Reason {
     KeptTarget,
     /// `--take source` decided the row: the source's version is written.
     TakenSource,
+    /// A natural-key row matched for the first time, equal on both sides:
+    /// the promotion records the id mapping and nothing else.
+    Matched,
 }
 
 impl Reason {
@@ -82,6 +85,7 @@ impl Reason {
             Reason::ParentDeleted => "parent-deleted",
             Reason::KeptTarget => "kept-target",
             Reason::TakenSource => "taken-source",
+            Reason::Matched => "matched",
         }
     }
 }
@@ -96,9 +100,9 @@ impl fmt::Display for Reason {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldDiff {
     pub column: String,
-    #[serde(with = "tagged_opt")]
+    #[serde(default, with = "tagged_opt", skip_serializing_if = "Option::is_none")]
     pub source: Option<Value>,
-    #[serde(with = "tagged_opt")]
+    #[serde(default, with = "tagged_opt", skip_serializing_if = "Option::is_none")]
     pub target: Option<Value>,
     /// For conflicts: the value at the last sync, when Ferry kept it (rows
     /// it promoted); `None` when the base was not kept (baselined rows).
@@ -142,11 +146,25 @@ pub struct PlanEntry {
     /// For conflicts: whether the base values of `fields` are known.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub base_kept: bool,
+    /// Tables matched by a natural key: the key of the matched target row
+    /// (`key` is then the source row's key). `None` for a new row, whose key
+    /// the target assigns.
+    #[serde(default, with = "tagged_opt_vec", skip_serializing_if = "Option::is_none")]
+    pub target_key: Option<Vec<Value>>,
+    /// Reference columns whose value is the source key of a natural-key row
+    /// this plan inserts: rewritten to the id the target assigns it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
 }
 
 impl PlanEntry {
     pub fn is_change(&self) -> bool {
         matches!(self.action, Action::Insert | Action::Update | Action::Delete)
+    }
+
+    /// The row's key in the target (differs from `key` for natural-key tables).
+    pub fn target_key(&self) -> &[Value] {
+        self.target_key.as_deref().unwrap_or(&self.key)
     }
 
     /// `table:key` as the command line writes it.
@@ -370,6 +388,9 @@ mod tagged_opt_vec {
     }
 }
 
+/// An optional value whose `None` is left out of the file (the fields
+/// using it skip it), so that a JSON `null` is the value NULL: a field
+/// changed to or from NULL, or a NULL base, reads back as it was written.
 mod tagged_opt {
     use super::Value;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -378,9 +399,10 @@ mod tagged_opt {
         v.as_ref().map(Value::to_tagged).serialize(s)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-        let raw = Option::<serde_json::Value>::deserialize(d)?;
-        raw.map(|j| Value::from_tagged(&j).ok_or_else(|| serde::de::Error::custom(format!("bad value {j}"))))
-            .transpose()
+        let j = serde_json::Value::deserialize(d)?;
+        Value::from_tagged(&j)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad value {j}")))
     }
 }
 

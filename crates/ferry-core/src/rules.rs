@@ -22,6 +22,9 @@ pub struct SyncBase {
     /// another length when the compared columns changed since: then every
     /// field counts as changed.
     pub fields: Vec<FieldHash>,
+    /// For tables matched by a natural key: the key text of the target row
+    /// this source row is matched with (the stored id mapping).
+    pub target_key: Option<String>,
 }
 
 impl SyncBase {
@@ -29,6 +32,7 @@ impl SyncBase {
         SyncBase {
             row: h.row,
             fields: h.fields.clone(),
+            target_key: None,
         }
     }
 

@@ -34,6 +34,11 @@ pub struct TableSpec {
     pub target_types: BTreeMap<String, ColumnType>,
     /// Key columns the target generates (auto-increment, serial, identity).
     pub generated_key: Vec<String>,
+    /// Columns rows are matched by across environments when ids differ per
+    /// environment; the key is then environment-local (never compared, never
+    /// copied) and new rows get the id the target assigns.
+    #[serde(default)]
+    pub natural_key: Option<Vec<String>>,
 }
 
 /// A problem that stops a table from being resolved.
@@ -150,6 +155,19 @@ impl TableSpec {
         if !problems.is_empty() {
             return Err(problems);
         }
+        if cfg.natural_key.is_some() {
+            let generated = key.len() == 1 && dst.column(&key[0]).is_some_and(|c| c.auto_increment);
+            if !generated {
+                problems.push(problem(
+                    Some(dst_env),
+                    key.first().map(String::as_str),
+                    format!(
+                        "with `natural_key`, new rows get the id `{dst_env}` assigns, so the key must be one column the target generates (auto-increment, serial, identity or SQLite INTEGER PRIMARY KEY)"
+                    ),
+                ));
+                return Err(problems);
+            }
+        }
         let generated_key = dst
             .columns
             .iter()
@@ -170,6 +188,7 @@ impl TableSpec {
             target_columns: dst.columns.iter().map(|c| c.name.clone()).collect(),
             target_types: dst.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect(),
             generated_key,
+            natural_key: cfg.natural_key.clone(),
         })
     }
 

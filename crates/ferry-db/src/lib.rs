@@ -186,6 +186,15 @@ pub trait Txn: Send {
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;
+    /// Inserts one row leaving `key` out, and returns the value the target
+    /// generated for it (auto-increment, serial, identity or rowid).
+    async fn insert_returning(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        row: &Row,
+        key: &str,
+    ) -> Result<Value, DbError>;
     /// Updates rows: each item is (key values, values of `set`).
     async fn update(&mut self, table: &str, key: &[String], set: &[String], rows: &[(Row, Row)])
         -> Result<(), DbError>;

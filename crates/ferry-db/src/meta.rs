@@ -6,7 +6,8 @@
 //! - `_ferry_journal`: per promoted row, its before- and after-images and
 //!   its previous sync base, so a revert restores both.
 //! - `_ferry_sync`: the sync base, per (source environment, table, key):
-//!   the row hash and packed per-field hashes at the last sync.
+//!   the row hash and packed per-field hashes at the last sync, and for
+//!   natural-key tables the key of the matched target row (the id mapping).
 
 use crate::dialect::Dialect;
 
@@ -28,7 +29,7 @@ pub const PROMOTION_COLUMNS: [&str; 11] = [
     "reverts",
     "reverted_by",
 ];
-pub const JOURNAL_COLUMNS: [&str; 8] = [
+pub const JOURNAL_COLUMNS: [&str; 9] = [
     "promotion_id",
     "seq",
     "table_name",
@@ -37,14 +38,16 @@ pub const JOURNAL_COLUMNS: [&str; 8] = [
     "before_image",
     "after_image",
     "base_before",
+    "source_key",
 ];
-pub const SYNC_COLUMNS: [&str; 6] = [
+pub const SYNC_COLUMNS: [&str; 7] = [
     "source_env",
     "table_name",
     "row_key",
     "row_hash",
     "field_hashes",
     "promotion_id",
+    "target_key",
 ];
 
 pub fn columns(names: &[&str]) -> Vec<String> {
@@ -86,5 +89,11 @@ pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
              PRIMARY KEY (source_env, table_name, row_key))",
             q(SYNC)
         ),
+    ],
+    // v2: the id mapping of tables matched by a natural key, and the source
+    // key of a journalled row whose target key differs.
+    vec![
+        format!("ALTER TABLE {} ADD COLUMN target_key {long_text}", q(SYNC)),
+        format!("ALTER TABLE {} ADD COLUMN source_key {long_text}", q(JOURNAL)),
     ]]
 }

@@ -3,13 +3,13 @@
 //! stamps, and records the journal and the sync base, so data and journal
 //! commit together or not at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::canonical::key_text;
 use ferry_core::plan::{Action, Counts, Plan, PlanEntry, Reason};
 use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
-use ferry_core::value::Value;
+use ferry_core::value::{convert, Value};
 use ferry_db::{DbError, DbErrorKind, FetchRequest, Row, Store, Txn};
 
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<PlanEntry>> {
             Action::Insert | Action::Update | Action::Delete => Some(e.clone()),
             Action::Conflict => Some(e.source_wins()),
             // `--take target`: only the sync base is written.
-            Action::Skip if e.reason == Some(Reason::KeptTarget) => Some(e.clone()),
+            Action::Skip if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) => Some(e.clone()),
             Action::Skip => None,
         })
         .collect())
@@ -81,7 +81,20 @@ fn write_error(pair: &Plan, table: &str, key: Option<&[Value]>, e: DbError) -> E
     let key = key
         .map(|k| format!(", key {}", ferry_core::plan::key_label(k)))
         .unwrap_or_default();
-    let column = e.column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default();
+    let column = match (&e.column, e.kind) {
+        (Some(c), _) => format!(", column `{c}`"),
+        // A CHECK constraint names its expression, not a column: name the
+        // table's columns the expression uses.
+        (None, DbErrorKind::Constraint) => {
+            let used = constraint_columns(pair.specs.get(table), &e.message);
+            match used.as_slice() {
+                [] => String::new(),
+                [one] => format!(", column `{one}`"),
+                many => format!(", columns `{}`", many.join("`, `")),
+            }
+        }
+        (None, _) => String::new(),
+    };
     let hint = match e.kind {
         DbErrorKind::Constraint => "the row breaks a constraint of the target; fix the row in the source (or the target's constraint) and promote again",
         DbErrorKind::Busy => "another writer holds the target; try again when it is done",
@@ -91,6 +104,24 @@ fn write_error(pair: &Plan, table: &str, key: Option<&[Value]>, e: DbError) -> E
         "{} -> {}: environment `{}`, table `{table}`{key}{column}: {}. The promotion was rolled back and nothing was written; {hint}",
         pair.from, pair.to, pair.to, e.message
     ))
+}
+
+/// The columns of `spec`'s table that appear, as whole identifiers, in what
+/// a constraint error says after "constraint failed:".
+fn constraint_columns(spec: Option<&TableSpec>, message: &str) -> Vec<String> {
+    let Some(spec) = spec else { return Vec::new() };
+    let said = message
+        .split_once("constraint failed")
+        .map_or(message, |(_, rest)| rest);
+    let words: std::collections::BTreeSet<&str> = said
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    spec.target_columns
+        .iter()
+        .filter(|c| words.contains(c.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn spec_of<'p>(plan: &'p Plan, table: &str) -> Result<&'p TableSpec> {
@@ -160,7 +191,9 @@ async fn apply_in(
     let mut stale = Vec::new();
     for (table, es) in by_table {
         let spec = spec_of(plan, table)?;
-        let keys: Vec<Vec<Value>> = es.iter().map(|e| e.key.clone()).collect();
+        // A new natural-key row has no target key yet: nothing to re-check.
+        let es: Vec<&&PlanEntry> = es.iter().filter(|e| !is_natural_insert(spec, e)).collect();
+        let keys: Vec<Vec<Value>> = es.iter().map(|e| e.target_key().to_vec()).collect();
         let rows = fetch_full(txn, spec, keys).await?;
         let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
         for raw in rows {
@@ -169,7 +202,7 @@ async fn apply_in(
             current.insert(key_text(&side.row[..spec.key.len()]), (raw, side.hashes.row));
         }
         for e in es {
-            let kt = key_text(&e.key);
+            let kt = key_text(e.target_key());
             let now = current.get(&kt);
             if now.map(|(_, h)| *h) != e.expect_target {
                 stale.push(e.label());
@@ -203,22 +236,26 @@ async fn apply_in(
         );
     }
 
-    let mut record = |e: &PlanEntry, spec: &TableSpec, after: Option<Vec<(String, Value)>>| {
+    // Keys the target assigned to new natural-key rows: (table, source key text) -> key.
+    let mut new_keys: HashMap<(String, String), Vec<Value>> = HashMap::new();
+    let mut record = |e: &PlanEntry, spec: &TableSpec, target_key: &[Value], after: Option<Vec<(String, Value)>>| {
         let kt = key_text(&e.key);
         journal_rows.push(JournalRow {
             seq: journal_rows.len() as i64 + 1,
             table: e.table.clone(),
-            key: spec.key.iter().cloned().zip(e.key.iter().cloned()).collect(),
-            action: if e.reason == Some(Reason::KeptTarget) {
+            key: spec.key.iter().cloned().zip(target_key.iter().cloned()).collect(),
+            action: if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) {
                 "keep".to_string()
             } else {
                 e.action.name().to_string()
             },
             before: before
-                .get(&(e.table.clone(), kt.clone()))
+                .get(&(e.table.clone(), key_text(target_key)))
                 .map(|raw| spec.target_columns.iter().cloned().zip(raw.iter().cloned()).collect()),
             after,
             base_before: previous.get(&e.table).and_then(|m| m.get(&kt)).cloned(),
+            // Natural-key tables record the base under the source key.
+            source_key: (target_key != e.key.as_slice()).then(|| kt.clone()),
         });
         counts.add(e.action);
     };
@@ -243,7 +280,30 @@ async fn apply_in(
                 |e| e.source.as_ref().map_or(&Value::Null, |r| &r[idx]),
             );
         }
-        if !inserts.is_empty() {
+        if !inserts.is_empty() && spec.natural_key.is_some() {
+            // The target assigns the key: insert one by one and keep it.
+            let k = spec.key.len();
+            let columns: Vec<String> = spec
+                .compared
+                .iter()
+                .cloned()
+                .chain(stamps.iter().map(|(c, _)| c.clone()))
+                .collect();
+            for e in &inserts {
+                let src = resolved_source(plan, spec, e, &new_keys)?;
+                let mut row: Row = src[k..].to_vec();
+                row.extend(stamps.iter().map(|(_, v)| v.clone()));
+                let new = txn
+                    .insert_returning(table, &columns, &row, &spec.key[0])
+                    .await
+                    .map_err(|err| write_error(plan, table, Some(&e.key), err))?;
+                let new = convert(&new, &spec.types[&spec.key[0]]).unwrap_or(new);
+                new_keys.insert((table.clone(), key_text(&e.key)), vec![new.clone()]);
+                let mut after: Vec<(String, Value)> = vec![(spec.key[0].clone(), new.clone())];
+                after.extend(columns.iter().cloned().zip(row.iter().cloned()));
+                record(e, spec, &[new], Some(after));
+            }
+        } else if !inserts.is_empty() {
             let columns: Vec<String> = spec
                 .columns()
                 .into_iter()
@@ -252,11 +312,11 @@ async fn apply_in(
             let rows: Vec<Row> = inserts
                 .iter()
                 .map(|e| {
-                    let mut r = e.source.clone().unwrap_or_default();
+                    let mut r = resolved_source(plan, spec, e, &new_keys)?;
                     r.extend(stamps.iter().map(|(_, v)| v.clone()));
-                    r
+                    Ok(r)
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             txn.insert(table, &columns, &rows)
                 .await
                 .map_err(|err| write_error(plan, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
@@ -264,6 +324,7 @@ async fn apply_in(
                 record(
                     e,
                     spec,
+                    &e.key,
                     Some(columns.iter().cloned().zip(row.iter().cloned()).collect()),
                 );
             }
@@ -288,7 +349,7 @@ async fn apply_in(
             let rows: Vec<(Row, Row)> = group
                 .iter()
                 .map(|e| {
-                    let src = e.source.clone().unwrap_or_default();
+                    let src = resolved_source(plan, spec, e, &new_keys)?;
                     let mut values: Row = set
                         .iter()
                         .map(|c| {
@@ -299,9 +360,9 @@ async fn apply_in(
                         })
                         .collect();
                     values.extend(stamps.iter().map(|(_, v)| v.clone()));
-                    (e.key.clone(), values)
+                    Ok((e.target_key().to_vec(), values))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             txn.update(table, &spec.key, &set_cols, &rows)
                 .await
                 .map_err(|err| write_error(plan, table, err.row.map(|i| group[i].key.as_slice()), err))?;
@@ -309,6 +370,7 @@ async fn apply_in(
                 record(
                     e,
                     spec,
+                    e.target_key(),
                     Some(set_cols.iter().cloned().zip(values.iter().cloned()).collect()),
                 );
             }
@@ -330,30 +392,33 @@ async fn apply_in(
                 .iter()
                 .map(|e| {
                     let parent = before
-                        .get(&(e.table.clone(), key_text(&e.key)))
+                        .get(&(e.table.clone(), key_text(e.target_key())))
                         .map_or(Value::Null, |r| r[idx].clone());
                     (*e, parent)
                 })
                 .collect();
-            deletes = TableSpec::parent_first(with_parent, |(e, _)| &e.key[0], |(_, p)| p)
+            deletes = TableSpec::parent_first(with_parent, |(e, _)| &e.target_key()[0], |(_, p)| p)
                 .into_iter()
                 .map(|(e, _)| e)
                 .collect();
             deletes.reverse();
         }
-        let keys: Vec<Row> = deletes.iter().map(|e| e.key.clone()).collect();
+        let keys: Vec<Row> = deletes.iter().map(|e| e.target_key().to_vec()).collect();
         txn.delete(table, &spec.key, &keys)
             .await
             .map_err(|err| write_error(plan, table, err.row.map(|i| deletes[i].key.as_slice()), err))?;
         for e in &deletes {
-            record(e, spec, None);
+            record(e, spec, e.target_key(), None);
         }
     }
 
     // Rows decided for the target: nothing written but their sync base.
-    for e in entries.iter().filter(|e| e.reason == Some(Reason::KeptTarget)) {
+    for e in entries
+        .iter()
+        .filter(|e| matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)))
+    {
         let spec = spec_of(plan, &e.table)?;
-        record(e, spec, None);
+        record(e, spec, e.target_key(), None);
     }
     // The new sync base: the source row for writes (and kept rows), nothing for deletes.
     for e in entries {
@@ -362,6 +427,14 @@ async fn apply_in(
             _ => e.source_hash.map(|row| SyncBase {
                 row,
                 fields: SyncBase::unpack_fields(&e.source_fields),
+                // Natural-key tables: the id mapping.
+                target_key: spec_of(plan, &e.table)
+                    .ok()
+                    .filter(|s| s.natural_key.is_some())
+                    .and_then(|_| match e.action {
+                        Action::Insert => new_keys.get(&(e.table.clone(), key_text(&e.key))).map(|k| key_text(k)),
+                        _ => Some(key_text(e.target_key())),
+                    }),
             }),
         };
         bases.entry(e.table.as_str()).or_default().push((e.key.clone(), base));
@@ -387,6 +460,44 @@ async fn apply_in(
         at: promotion.at,
         counts,
     })
+}
+
+fn is_natural_insert(spec: &TableSpec, e: &PlanEntry) -> bool {
+    spec.natural_key.is_some() && e.action == Action::Insert
+}
+
+/// The entry's source row with its deferred references (source keys of
+/// natural-key rows this promotion inserted) replaced by the keys the
+/// target assigned them.
+fn resolved_source(
+    plan: &Plan,
+    spec: &TableSpec,
+    e: &PlanEntry,
+    new_keys: &HashMap<(String, String), Vec<Value>>,
+) -> Result<Row> {
+    let mut row = e.source.clone().unwrap_or_default();
+    let columns = spec.columns();
+    for col in &e.deferred {
+        let (Some(i), Some(table)) = (columns.iter().position(|c| c == col), spec.references.get(col)) else {
+            continue;
+        };
+        let source_key = key_text(std::slice::from_ref(&row[i]));
+        match new_keys.get(&(table.clone(), source_key)) {
+            Some(k) => row[i] = k[0].clone(),
+            None => {
+                return Err(Error::Data(format!(
+                    "{} -> {}: table `{}`, key {}, column `{col}`: references {table}:{}, which has no row in `{}` and is not part of this promotion. Nothing was written; promote that row too",
+                    plan.from,
+                    plan.to,
+                    e.table,
+                    ferry_core::plan::key_label(&e.key),
+                    row[i].display_text(),
+                    plan.to
+                )))
+            }
+        }
+    }
+    Ok(row)
 }
 
 /// A full target row (every target column) cut down to the spec's columns.

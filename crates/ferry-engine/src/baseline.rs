@@ -50,11 +50,15 @@ pub async fn baseline(pair: &Pair, selection: &Selection, user: &str, progress: 
         let table = &equal[start].0;
         let end = equal[start..]
             .iter()
-            .position(|(t, _, _)| t != table)
+            .position(|(t, _, _, _)| t != table)
             .map_or(equal.len(), |n| start + n);
         let bases: Vec<_> = equal[start..end]
             .iter()
-            .map(|(_, k, h)| (k.clone(), Some(ferry_core::rules::SyncBase::of(h))))
+            .map(|(_, k, h, target_key)| {
+                let mut base = ferry_core::rules::SyncBase::of(h);
+                base.target_key = target_key.as_deref().map(ferry_core::canonical::key_text);
+                (k.clone(), Some(base))
+            })
             .collect();
         journal::write_bases(txn.as_mut(), &pair.from, table, Some(&id), &bases).await?;
         start = end;

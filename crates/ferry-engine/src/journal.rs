@@ -44,6 +44,16 @@ pub struct JournalRow {
     pub after: Option<Vec<(String, Value)>>,
     /// The sync base before the promotion, if any.
     pub base_before: Option<SyncBase>,
+    /// The row's key in the sync base (the source key) when it is not `key`
+    /// (natural-key tables), as key text.
+    pub source_key: Option<String>,
+}
+
+impl JournalRow {
+    /// The key text the row's sync base is recorded under.
+    pub fn base_key(&self) -> String {
+        self.source_key.clone().unwrap_or_else(|| key_text(&self.key_values()))
+    }
 }
 
 impl JournalRow {
@@ -70,16 +80,42 @@ pub fn parse_image(s: &str) -> Option<Vec<(String, Value)>> {
         .collect()
 }
 
+/// A sync base as text for the journal: `rowhash:fieldhashes[:targetkey]`.
 pub fn encode_base(b: &SyncBase) -> String {
-    format!("{}:{}", hex(&b.row), hex(&b.packed_fields()))
+    let mut s = format!("{}:{}", hex(&b.row), hex(&b.packed_fields()));
+    if let Some(t) = &b.target_key {
+        s.push(':');
+        s.push_str(t);
+    }
+    s
 }
 
 fn decode_base(s: &str) -> Option<SyncBase> {
-    let (h, f) = s.split_once(':')?;
+    let mut parts = s.splitn(3, ':');
+    let (h, f) = (parts.next()?, parts.next()?);
     Some(SyncBase {
         row: unhex(h)?.try_into().ok()?,
         fields: SyncBase::unpack_fields(&unhex(f)?),
+        target_key: parts.next().map(str::to_string),
     })
+}
+
+/// The columns of `_ferry_sync` read back as a [`SyncBase`].
+pub const SYNC_READ: [&str; 4] = ["row_key", "row_hash", "field_hashes", "target_key"];
+
+/// Parses a row of [`SYNC_READ`] columns: (row key text, base).
+pub fn parse_sync_row(r: &[Value]) -> Option<(String, SyncBase)> {
+    let (Value::Text(k), Value::Bytes(h), Value::Bytes(f)) = (r.first()?, r.get(1)?, r.get(2)?) else {
+        return None;
+    };
+    Some((
+        k.clone(),
+        SyncBase {
+            row: h.as_slice().try_into().ok()?,
+            fields: SyncBase::unpack_fields(f),
+            target_key: text(r.get(3)),
+        },
+    ))
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -200,6 +236,7 @@ pub async fn journal_rows(store: &dyn Store, id: &str) -> Result<Vec<JournalRow>
                 before: text(r.get(5)).and_then(|s| parse_image(&s)),
                 after: text(r.get(6)).and_then(|s| parse_image(&s)),
                 base_before: text(r.get(7)).and_then(|s| decode_base(&s)),
+                source_key: text(r.get(8)),
             })
         })
         .collect::<Result<_>>()?;
@@ -232,6 +269,7 @@ pub async fn write_journal(
                 opt_text(j.before.clone().map(image)),
                 opt_text(j.after.clone().map(image)),
                 opt_text(j.base_before.as_ref().map(encode_base)),
+                opt_text(j.source_key.clone()),
             ]
         })
         .collect();
@@ -249,12 +287,23 @@ pub async fn read_bases(
     table: &str,
     keys: &[Vec<Value>],
 ) -> Result<BTreeMap<String, SyncBase>> {
+    let texts: Vec<String> = keys.iter().map(|k| key_text(k)).collect();
+    read_bases_text(txn, from, table, &texts).await
+}
+
+/// [`read_bases`] with keys given as key text.
+pub async fn read_bases_text(
+    txn: &mut dyn Txn,
+    from: &str,
+    table: &str,
+    keys: &[String],
+) -> Result<BTreeMap<String, SyncBase>> {
     let mut out = BTreeMap::new();
     for chunk in keys.chunks(1000) {
         let rows = txn
             .fetch(FetchRequest {
                 table: meta::SYNC.into(),
-                columns: meta::columns(&["row_key", "row_hash", "field_hashes"]),
+                columns: meta::columns(&SYNC_READ),
                 match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
                 values: chunk
                     .iter()
@@ -262,7 +311,7 @@ pub async fn read_bases(
                         vec![
                             Value::Text(from.into()),
                             Value::Text(table.into()),
-                            Value::Text(key_text(k)),
+                            Value::Text(k.clone()),
                         ]
                     })
                     .collect(),
@@ -270,21 +319,7 @@ pub async fn read_bases(
                 filter: None,
             })
             .await?;
-        for r in rows {
-            if let (Some(Value::Text(k)), Some(Value::Bytes(h)), Some(Value::Bytes(f))) =
-                (r.first(), r.get(1), r.get(2))
-            {
-                if let Ok(row) = h.as_slice().try_into() {
-                    out.insert(
-                        k.clone(),
-                        SyncBase {
-                            row,
-                            fields: SyncBase::unpack_fields(f),
-                        },
-                    );
-                }
-            }
-        }
+        out.extend(rows.iter().filter_map(|r| parse_sync_row(r)));
     }
     Ok(out)
 }
@@ -300,6 +335,18 @@ pub async fn write_bases(
     promotion: Option<&str>,
     bases: &[BaseUpdate],
 ) -> Result<()> {
+    let by_text: Vec<(String, Option<SyncBase>)> = bases.iter().map(|(k, b)| (key_text(k), b.clone())).collect();
+    write_bases_text(txn, from, table, promotion, &by_text).await
+}
+
+/// [`write_bases`] with keys given as key text.
+pub async fn write_bases_text(
+    txn: &mut dyn Txn,
+    from: &str,
+    table: &str,
+    promotion: Option<&str>,
+    bases: &[(String, Option<SyncBase>)],
+) -> Result<()> {
     let key_cols = meta::columns(&["source_env", "table_name", "row_key"]);
     for chunk in bases.chunks(1000) {
         let keys: Vec<Row> = chunk
@@ -308,7 +355,7 @@ pub async fn write_bases(
                 vec![
                     Value::Text(from.into()),
                     Value::Text(table.into()),
-                    Value::Text(key_text(k)),
+                    Value::Text(k.clone()),
                 ]
             })
             .collect();
@@ -320,10 +367,11 @@ pub async fn write_bases(
                 Some(vec![
                     Value::Text(from.into()),
                     Value::Text(table.into()),
-                    Value::Text(key_text(k)),
+                    Value::Text(k.clone()),
                     Value::Bytes(b.row.to_vec()),
                     Value::Bytes(b.packed_fields()),
                     opt_text(promotion.map(str::to_string)),
+                    opt_text(b.target_key.clone()),
                 ])
             })
             .collect();

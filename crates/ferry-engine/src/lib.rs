@@ -8,6 +8,7 @@ pub mod check;
 pub mod error;
 pub mod journal;
 pub mod lock;
+mod natural;
 pub mod pair;
 pub mod planner;
 pub mod progress;

@@ -17,6 +17,7 @@ use ferry_core::value::{convert, key_cmp, Value};
 use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 
 use crate::error::{Error, Result};
+use crate::natural::{self, NaturalMatch};
 use crate::pair::Pair;
 use crate::progress::Progress;
 
@@ -25,16 +26,46 @@ use crate::progress::Progress;
 pub struct SideRow {
     pub row: Vec<Value>,
     pub hashes: RowHashes,
+    /// Reference columns holding the source key of a natural-key row the
+    /// target does not have yet (resolved when the plan is applied).
+    pub deferred: Vec<String>,
 }
 
 /// A key seen on either side, waiting for classification.
-struct Candidate {
-    key: Vec<Value>,
-    source: Option<SideRow>,
-    target: Option<SideRow>,
-    excluded: bool,
-    explicit: bool,
-    pulled_by: Option<String>,
+#[derive(Clone)]
+pub(crate) struct Candidate {
+    pub key: Vec<Value>,
+    pub source: Option<SideRow>,
+    pub target: Option<SideRow>,
+    pub excluded: bool,
+    pub explicit: bool,
+    pub pulled_by: Option<String>,
+    /// Natural-key tables: the matched target row's key.
+    pub target_key: Option<Vec<Value>>,
+    /// Natural-key tables: a target-only row, whose key is not a source
+    /// key, so it has no sync base to look up.
+    pub no_base: bool,
+}
+
+impl Candidate {
+    pub(crate) fn natural(
+        key: Vec<Value>,
+        source: Option<SideRow>,
+        target: Option<SideRow>,
+        target_key: Option<Vec<Value>>,
+        excluded: bool,
+    ) -> Candidate {
+        Candidate {
+            key,
+            source,
+            target,
+            excluded,
+            explicit: false,
+            pulled_by: None,
+            target_key,
+            no_base: false,
+        }
+    }
 }
 
 /// What a table contributes to the selection.
@@ -48,8 +79,9 @@ enum Mode {
     Children(Vec<Value>),
 }
 
-/// Rows equal on both sides, reported to `baseline`.
-pub type EqualRows = Vec<(String, Vec<Value>, RowHashes)>;
+/// Rows equal on both sides, reported to `baseline`: (table, source key,
+/// hashes, matched target key for natural-key tables).
+pub type EqualRows = Vec<(String, Vec<Value>, RowHashes, Option<Vec<Value>>)>;
 
 pub struct Planner<'a> {
     pair: &'a Pair,
@@ -61,6 +93,8 @@ pub struct Planner<'a> {
     collect_equal: bool,
     equal: EqualRows,
     progress: Progress,
+    /// Natural-key tables, matched once per plan.
+    natural: HashMap<String, NaturalMatch>,
 }
 
 fn conv_err(pair: &Pair, spec: &TableSpec, key: &[Value], env: &str, col: &str, e: impl std::fmt::Display) -> Error {
@@ -85,6 +119,7 @@ impl<'a> Planner<'a> {
             collect_equal: false,
             equal: Vec::new(),
             progress,
+            natural: HashMap::new(),
         })
     }
 
@@ -100,8 +135,110 @@ impl<'a> Planner<'a> {
             let key: Vec<Value> = raw[..spec.key.len()].to_vec();
             conv_err(self.pair, spec, &key, env, &col, e)
         })?;
+        let mut row = row;
+        let mut deferred = Vec::new();
+        if env == self.pair.from {
+            // References to natural-key tables: the source id becomes the id
+            // of the matched target row; a row the target lacks stays
+            // deferred until the plan is applied.
+            for (i, col) in spec.columns().iter().enumerate() {
+                let Some(m) = spec.references.get(col).and_then(|t| self.natural.get(t)) else {
+                    continue;
+                };
+                if row[i].is_null() {
+                    continue;
+                }
+                match m.map.get(&key_text(std::slice::from_ref(&row[i]))) {
+                    Some(Some(target_key)) => row[i] = target_key[0].clone(),
+                    _ => deferred.push(col.clone()),
+                }
+            }
+        }
         let hashes = spec.hash(&row);
-        Ok(SideRow { row, hashes })
+        Ok(SideRow { row, hashes, deferred })
+    }
+
+    /// Matches a natural-key table once: both sides read whole (reference
+    /// data), the stored mapping from the sync base.
+    async fn load_natural(&mut self, spec: &TableSpec) -> Result<()> {
+        let pair = self.pair;
+        let n = spec.columns().len();
+        let req = ScanRequest {
+            table: spec.name.clone(),
+            columns: spec.columns(),
+            order_by: spec.key.clone(),
+            filter: None,
+            flag: spec.exclude.clone(),
+        };
+        let mut source = Vec::new();
+        let mut rx = pair.source.scan(req.clone()).await?;
+        while let Some(batch) = rx.recv().await {
+            for raw in batch? {
+                let excluded = is_true(raw.get(n));
+                source.push((self.side(spec, &pair.from, &raw[..n])?, excluded));
+            }
+        }
+        let mut target = Vec::new();
+        let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
+        while let Some(batch) = rx.recv().await {
+            for raw in batch? {
+                target.push(self.side(spec, &pair.to, &raw)?);
+            }
+        }
+        let mut bases = HashMap::new();
+        if self.has_meta {
+            let rows = pair
+                .target
+                .fetch(FetchRequest {
+                    table: meta::SYNC.into(),
+                    columns: meta::columns(&crate::journal::SYNC_READ),
+                    match_columns: meta::columns(&["source_env", "table_name"]),
+                    values: vec![vec![Value::Text(pair.from.clone()), Value::Text(spec.name.clone())]],
+                    flag: None,
+                    filter: None,
+                })
+                .await?;
+            bases = rows.iter().filter_map(|r| crate::journal::parse_sync_row(r)).collect();
+        }
+        let m = natural::match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+        self.natural.insert(spec.name.clone(), m);
+        Ok(())
+    }
+
+    /// The candidates of a natural-key table for a selection mode.
+    async fn natural_candidates(&self, spec: &TableSpec, mode: &Mode) -> Result<Vec<Candidate>> {
+        let Some(m) = self.natural.get(&spec.name) else {
+            return Ok(Vec::new());
+        };
+        Ok(match mode {
+            Mode::Scan(None) => m.by_source.values().chain(m.unclaimed.iter()).cloned().collect(),
+            Mode::Scan(Some(filter)) => {
+                let keys = self.matching_keys(spec, filter).await?;
+                keys.iter()
+                    .filter_map(|k| m.by_source.get(&key_text(k)).cloned())
+                    .collect()
+            }
+            Mode::Keys(keys) => keys
+                .iter()
+                .filter_map(|k| m.by_source.get(&key_text(k)).cloned())
+                .collect(),
+            Mode::Children(parents) => {
+                let Some((col, _)) = &spec.parent else {
+                    return Ok(Vec::new());
+                };
+                let i = spec.columns().iter().position(|c| c == col).unwrap_or(0);
+                let wanted: HashSet<String> = parents.iter().map(|p| key_text(std::slice::from_ref(p))).collect();
+                m.by_source
+                    .values()
+                    .filter(|c| {
+                        c.source
+                            .as_ref()
+                            .is_some_and(|s| wanted.contains(&key_text(std::slice::from_ref(&s.row[i]))))
+                    })
+                    .cloned()
+                    .collect()
+            }
+        })
     }
 
     /// Plans the selection.
@@ -145,6 +282,11 @@ impl<'a> Planner<'a> {
             }
         }
 
+        for t in &pair.order {
+            if pair.specs[t].natural_key.is_some() {
+                self.load_natural(&pair.specs[t]).await?;
+            }
+        }
         let mut child_keys: HashMap<String, Vec<Value>> = HashMap::new();
         for t in pair.order.clone() {
             let spec = &pair.specs[&t];
@@ -217,6 +359,24 @@ impl<'a> Planner<'a> {
         track: bool,
     ) -> Result<Vec<Vec<Value>>> {
         let mut tracked = Vec::new();
+        if spec.natural_key.is_some() {
+            let mut cands = self.natural_candidates(spec, &mode).await?;
+            if let Mode::Keys(keys) = &mode {
+                if explicit && cands.len() < keys.len() {
+                    return Err(Error::Usage(format!(
+                        "--id {}: no such row in `{}` (for a table matched by natural key, --id names the source row's key)",
+                        spec.name, self.pair.from
+                    )));
+                }
+            }
+            for c in cands.iter_mut() {
+                c.explicit = explicit;
+                c.pulled_by = pulled_by.clone();
+            }
+            tracked.extend(cands.iter().map(|c| c.key.clone()));
+            self.classify(spec, cands).await?;
+            return Ok(if track { tracked } else { Vec::new() });
+        }
         match mode {
             Mode::Scan(None) => {
                 self.merge_scan(spec, None, track.then_some(&mut tracked)).await?;
@@ -315,6 +475,8 @@ impl<'a> Planner<'a> {
                     excluded,
                     explicit,
                     pulled_by: pulled_by.clone(),
+                    target_key: None,
+                    no_base: false,
                 },
             );
         }
@@ -330,6 +492,8 @@ impl<'a> Planner<'a> {
                     excluded: false,
                     explicit,
                     pulled_by: pulled_by.clone(),
+                    target_key: None,
+                    no_base: false,
                 })
                 .target = Some(side);
         }
@@ -453,7 +617,7 @@ impl<'a> Planner<'a> {
             if let (Some(s), Some(t), false) = (&source, &target, excluded) {
                 if s.hashes.row == t.hashes.row {
                     if self.collect_equal {
-                        self.equal.push((spec.name.clone(), key, s.hashes.clone()));
+                        self.equal.push((spec.name.clone(), key, s.hashes.clone(), None));
                     }
                     continue;
                 }
@@ -465,6 +629,8 @@ impl<'a> Planner<'a> {
                 excluded,
                 explicit: false,
                 pulled_by: None,
+                target_key: None,
+                no_base: false,
             });
             if pending.len() >= 512 {
                 self.classify(spec, std::mem::take(&mut pending)).await?;
@@ -484,7 +650,7 @@ impl<'a> Planner<'a> {
             .target
             .fetch(FetchRequest {
                 table: meta::SYNC.into(),
-                columns: meta::columns(&["row_key", "row_hash", "field_hashes"]),
+                columns: meta::columns(&crate::journal::SYNC_READ),
                 match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
                 values: keys
                     .iter()
@@ -500,14 +666,26 @@ impl<'a> Planner<'a> {
                 filter: None,
             })
             .await?;
-        Ok(rows.into_iter().filter_map(|r| parse_base(&r)).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| crate::journal::parse_sync_row(&r))
+            .collect())
     }
 
     /// Applies the three-way rules to a batch of candidates.
     async fn classify(&mut self, spec: &TableSpec, cands: Vec<Candidate>) -> Result<()> {
-        let keys: Vec<&Vec<Value>> = cands.iter().map(|c| &c.key).collect();
+        let keys: Vec<&Vec<Value>> = cands.iter().filter(|c| !c.no_base).map(|c| &c.key).collect();
         let bases = self.bases(spec, &keys).await?;
         for c in cands {
+            if c.no_base {
+                // A natural-key row only in the target: shown, never touched,
+                // and kept out of the index of source keys.
+                if c.source.is_none() {
+                    self.entries
+                        .push(entry(spec, &c, Action::Skip, Some(Reason::TargetOnly)));
+                }
+                continue;
+            }
             let kt = key_text(&c.key);
             if self.index.contains_key(&(spec.name.clone(), kt.clone())) {
                 continue;
@@ -528,10 +706,17 @@ impl<'a> Planner<'a> {
                 base,
             );
             let e = match decision {
+                Decision::Nothing
+                    if spec.natural_key.is_some() && base.is_none() && c.target.is_some() && !self.collect_equal =>
+                {
+                    // First match by natural key: record the id mapping.
+                    entry(spec, &c, Action::Skip, Some(Reason::Matched))
+                }
                 Decision::Nothing => {
                     if self.collect_equal {
                         if let Some(s) = &c.source {
-                            self.equal.push((spec.name.clone(), c.key.clone(), s.hashes.clone()));
+                            self.equal
+                                .push((spec.name.clone(), c.key.clone(), s.hashes.clone(), c.target_key.clone()));
                         }
                     }
                     continue;
@@ -610,6 +795,10 @@ impl<'a> Planner<'a> {
                     if v.is_null() || (table == &e.table && v.key_cmp(&e.key[0]).is_eq()) {
                         continue;
                     }
+                    // A matched natural-key reference already names a target row.
+                    if pair.specs[table].natural_key.is_some() && !e.deferred.contains(col) {
+                        continue;
+                    }
                     let kt = key_text(std::slice::from_ref(v));
                     if !checked.insert((table.clone(), kt)) {
                         continue;
@@ -643,22 +832,36 @@ impl<'a> Planner<'a> {
                     flag: None,
                     filter: None,
                 };
-                let in_target: HashSet<String> = pair
-                    .target
-                    .fetch(req)
-                    .await?
-                    .iter()
-                    .filter_map(|r| spec.canonicalize_key(r).ok())
-                    .map(|k| key_text(&k))
-                    .collect();
+                // A natural-key row is in the target when it is matched (and
+                // then it was rewritten already): nothing to look up.
+                let in_target: HashSet<String> = if spec.natural_key.is_some() {
+                    HashSet::new()
+                } else {
+                    pair.target
+                        .fetch(req)
+                        .await?
+                        .iter()
+                        .filter_map(|r| spec.canonicalize_key(r).ok())
+                        .map(|k| key_text(&k))
+                        .collect()
+                };
                 let missing: Vec<(Value, String)> = wants
                     .into_iter()
                     .filter(|(v, _)| !in_target.contains(&key_text(std::slice::from_ref(v))))
                     .collect();
                 for (v, by) in missing {
-                    let cands = self
-                        .fetch_candidates(spec, &spec.key, vec![vec![v.clone()]], false, Some(by.clone()))
-                        .await?;
+                    let cands = if spec.natural_key.is_some() {
+                        let mut c = self
+                            .natural_candidates(spec, &Mode::Keys(vec![vec![v.clone()]]))
+                            .await?;
+                        for x in c.iter_mut() {
+                            x.pulled_by = Some(by.clone());
+                        }
+                        c
+                    } else {
+                        self.fetch_candidates(spec, &spec.key, vec![vec![v.clone()]], false, Some(by.clone()))
+                            .await?
+                    };
                     let cand = cands.into_iter().find(|c| c.source.is_some());
                     let (by_label, col) = by.rsplit_once('.').unwrap_or((&by, ""));
                     let (by_table, by_key) = by_label.split_once(':').unwrap_or((by_label, ""));
@@ -786,7 +989,7 @@ impl<'a> Planner<'a> {
                 .entries
                 .iter()
                 .filter(|e| e.table == *parent && e.action == Action::Delete)
-                .map(|e| vec![e.key[0].clone()])
+                .map(|e| vec![e.target_key()[0].clone()])
                 .collect();
             if deleted.is_empty() {
                 continue;
@@ -822,6 +1025,8 @@ impl<'a> Planner<'a> {
                             excluded: false,
                             explicit: false,
                             pulled_by: None,
+                            target_key: None,
+                            no_base: false,
                         };
                         self.push(entry(spec, &c, Action::Delete, Some(Reason::ParentDeleted)));
                     }
@@ -862,24 +1067,13 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         source_hash: c.source.as_ref().map(|s| s.hashes.row),
         pulled_by: c.pulled_by.clone(),
         base_kept: false,
+        target_key: c.target_key.clone(),
+        deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),
     }
 }
 
 fn is_true(v: Option<&Value>) -> bool {
     matches!(v, Some(Value::Int(1) | Value::Bool(true)))
-}
-
-fn parse_base(r: &Row) -> Option<(String, SyncBase)> {
-    let (Value::Text(k), Value::Bytes(h), Value::Bytes(f)) = (r.first()?, r.get(1)?, r.get(2)?) else {
-        return None;
-    };
-    Some((
-        k.clone(),
-        SyncBase {
-            row: h.as_slice().try_into().ok()?,
-            fields: SyncBase::unpack_fields(f),
-        },
-    ))
 }
 
 /// A scan that failed: when a `--where` predicate does not run on one side,
@@ -1004,7 +1198,11 @@ pub fn target_side(spec: &TableSpec, env: &str, raw: &[Value]) -> Result<SideRow
         ))
     })?;
     let hashes = spec.hash(&row);
-    Ok(SideRow { row, hashes })
+    Ok(SideRow {
+        row,
+        hashes,
+        deferred: Vec::new(),
+    })
 }
 
 /// Plans a promotion of `selection` from the pair's source to its target.

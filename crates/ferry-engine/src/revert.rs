@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::canonical::{encode_value, key_text};
+use ferry_core::canonical::encode_value;
 use ferry_core::plan::{Action, Counts};
 use ferry_core::schema::TableSchema;
 use ferry_core::value::{convert, Value};
@@ -180,12 +180,12 @@ async fn revert_in(
         let key = r.key_values();
         if r.action == "keep" {
             // `--take target` wrote only the sync base: restore it.
-            journal::write_bases(
+            journal::write_bases_text(
                 txn,
                 &from,
                 &r.table,
                 Some(&new_id),
-                &[(key.clone(), r.base_before.clone())],
+                &[(r.base_key(), r.base_before.clone())],
             )
             .await?;
             continue;
@@ -227,13 +227,14 @@ async fn revert_in(
             }
         };
         counts.add(action);
-        let current_base = journal::read_bases(txn, &from, &r.table, std::slice::from_ref(&key)).await?;
-        journal::write_bases(
+        let base_key = r.base_key();
+        let current_base = journal::read_bases_text(txn, &from, &r.table, std::slice::from_ref(&base_key)).await?;
+        journal::write_bases_text(
             txn,
             &from,
             &r.table,
             Some(&new_id),
-            &[(key.clone(), r.base_before.clone())],
+            &[(base_key.clone(), r.base_before.clone())],
         )
         .await?;
         journal_rows.push(JournalRow {
@@ -245,7 +246,8 @@ async fn revert_in(
                 .as_ref()
                 .map(|c| all.iter().cloned().zip(c.iter().cloned()).collect()),
             after,
-            base_before: current_base.get(&key_text(&key)).cloned(),
+            base_before: current_base.get(&base_key).cloned(),
+            source_key: r.source_key.clone(),
         });
     }
     let record = PromotionRecord {

@@ -158,11 +158,17 @@ pub fn plan_text(plan: &Plan) -> String {
                 Reason::NoBase => ui::yellow("no-base: first contact, source wins"),
                 Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
                 Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
+                Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
                 other => other.name().to_string(),
             });
         }
         if let Some(by) = &e.pulled_by {
             notes.push(format!("needed by {by}"));
+        }
+        if let Some(tk) = &e.target_key {
+            // Natural-key tables: ids differ per environment.
+            let which = if e.source.is_some() { "matched with" } else { "is" };
+            notes.push(format!("{which} {}:{} in {}", e.table, key_label(tk), plan.to));
         }
         let notes = if notes.is_empty() {
             String::new()
