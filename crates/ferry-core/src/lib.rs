@@ -6,6 +6,7 @@
 //! feeds them through these types.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod canonical;
 pub mod config;
 pub mod plan;

@@ -5,6 +5,9 @@
 //! - `_ferry_promotions`: one row per promotion, revert or baseline.
 //! - `_ferry_journal`: per promoted row, its before- and after-images and
 //!   its previous sync base, so a revert restores both.
+//! - `_ferry_audit`: every action and every refusal, who, when, result.
+//! - `_ferry_reviews`: reviews in environments with `review = true`, with
+//!   the plan they hold.
 //! - `_ferry_sync`: the sync base, per (source environment, table, key):
 //!   the row hash and packed per-field hashes at the last sync, and for
 //!   natural-key tables the key of the matched target row (the id mapping).
@@ -15,6 +18,32 @@ pub const SCHEMA: &str = "_ferry_schema";
 pub const PROMOTIONS: &str = "_ferry_promotions";
 pub const JOURNAL: &str = "_ferry_journal";
 pub const SYNC: &str = "_ferry_sync";
+pub const AUDIT: &str = "_ferry_audit";
+pub const REVIEWS: &str = "_ferry_reviews";
+
+pub const AUDIT_COLUMNS: [&str; 9] = [
+    "id",
+    "at",
+    "user_name",
+    "action",
+    "source_env",
+    "target_env",
+    "result",
+    "detail",
+    "ref_id",
+];
+pub const REVIEW_COLUMNS: [&str; 10] = [
+    "id",
+    "source_env",
+    "target_env",
+    "user_name",
+    "at",
+    "status",
+    "plan",
+    "draft_promotion",
+    "decided_by",
+    "decided_at",
+];
 
 pub const PROMOTION_COLUMNS: [&str; 11] = [
     "id",
@@ -95,5 +124,20 @@ pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
     vec![
         format!("ALTER TABLE {} ADD COLUMN target_key {long_text}", q(SYNC)),
         format!("ALTER TABLE {} ADD COLUMN source_key {long_text}", q(JOURNAL)),
+    ],
+    // v3: the audit trail (every action and refusal) and reviews.
+    vec![
+        format!(
+            "CREATE TABLE {} (id {key_text} NOT NULL PRIMARY KEY, at {text} NOT NULL, user_name {text} NOT NULL, \
+             action {text} NOT NULL, source_env {text}, target_env {text} NOT NULL, result {text} NOT NULL, \
+             detail {long_text}, ref_id {text})",
+            q(AUDIT)
+        ),
+        format!(
+            "CREATE TABLE {} (id {key_text} NOT NULL PRIMARY KEY, source_env {text} NOT NULL, target_env {text} NOT NULL, \
+             user_name {text} NOT NULL, at {text} NOT NULL, status {text} NOT NULL, plan {long_text} NOT NULL, \
+             draft_promotion {text}, decided_by {text}, decided_at {text})",
+            q(REVIEWS)
+        ),
     ]]
 }

@@ -147,6 +147,34 @@ pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<
 /// Applies a (possibly saved) plan to its target, with nothing but the
 /// target: the plan carries its row images, table specs and expectations.
 pub async fn promote_plan(target: &dyn Store, plan: &Plan, opts: &PromoteOptions) -> Result<Option<Promotion>> {
+    promote_plan_with(target, plan, opts, "promote", |_| Vec::new()).await
+}
+
+/// A write to Ferry's own tables made in a promotion's transaction.
+pub enum MetaWrite {
+    Insert {
+        table: String,
+        columns: Vec<String>,
+        rows: Vec<Row>,
+    },
+    Update {
+        table: String,
+        key: Vec<String>,
+        set: Vec<String>,
+        rows: Vec<(Row, Row)>,
+    },
+}
+
+/// [`promote_plan`] recording the promotion as `kind` (promote, draft,
+/// approve) and making `extra` writes to Ferry's tables (given the new
+/// promotion's id) in the same transaction.
+pub async fn promote_plan_with(
+    target: &dyn Store,
+    plan: &Plan,
+    opts: &PromoteOptions,
+    kind: &str,
+    extra: impl FnOnce(&str) -> Vec<MetaWrite>,
+) -> Result<Option<Promotion>> {
     let entries = changes(plan, opts.force)?;
     if entries.is_empty() {
         return Ok(None);
@@ -173,7 +201,13 @@ pub async fn promote_plan(target: &dyn Store, plan: &Plan, opts: &PromoteOptions
         }
     }
     let mut txn = target.begin().await?;
-    let promotion = apply_in(plan, opts, &entries, &by_table, txn.as_mut()).await?;
+    let promotion = apply_in(plan, opts, kind, &entries, &by_table, txn.as_mut()).await?;
+    for write in extra(&promotion.id) {
+        match write {
+            MetaWrite::Insert { table, columns, rows } => txn.insert(&table, &columns, &rows).await?,
+            MetaWrite::Update { table, key, set, rows } => txn.update(&table, &key, &set, &rows).await?,
+        }
+    }
     txn.commit().await.map_err(|e| write_error(plan, "(commit)", None, e))?;
     Ok(Some(promotion))
 }
@@ -181,6 +215,7 @@ pub async fn promote_plan(target: &dyn Store, plan: &Plan, opts: &PromoteOptions
 async fn apply_in(
     plan: &Plan,
     opts: &PromoteOptions,
+    kind: &str,
     entries: &[PlanEntry],
     by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
     txn: &mut dyn Txn,
@@ -444,7 +479,7 @@ async fn apply_in(
     }
     let promotion = PromotionRecord {
         id: id.clone(),
-        kind: "promote".into(),
+        kind: kind.into(),
         from: Some(plan.from.clone()),
         to: plan.to.clone(),
         user: opts.user.clone(),

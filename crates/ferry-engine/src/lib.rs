@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod audit;
 pub mod baseline;
 pub mod check;
 pub mod error;
@@ -14,5 +15,6 @@ pub mod planner;
 pub mod progress;
 pub mod project;
 pub mod revert;
+pub mod reviews;
 
 pub use error::{Error, Result};

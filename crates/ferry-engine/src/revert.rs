@@ -49,8 +49,25 @@ fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {
     }
 }
 
-/// Reverts promotion `id` (or a revert, which re-applies what it undid).
+/// Reverts promotion `id` (or a revert, which re-applies what it undid),
+/// when `user` may revert in its environment (exit 4 otherwise).
 pub async fn revert(project: &Project, id: &str, user: &str, force: bool) -> Result<Promotion> {
+    let (store, original) = find(project, id).await?;
+    crate::audit::require(
+        project,
+        &*store,
+        user,
+        ferry_core::access::Right::Revert,
+        "revert",
+        original.from.as_deref(),
+    )
+    .await?;
+    revert_unchecked(project, id, user, force).await
+}
+
+/// [`revert`] without the permission check (rejecting a review removes its
+/// drafts this way: the approver's right decides).
+pub async fn revert_unchecked(project: &Project, id: &str, user: &str, force: bool) -> Result<Promotion> {
     let (store, original) = find(project, id).await?;
     if original.kind == "baseline" {
         return Err(Error::Usage(format!(

@@ -52,6 +52,29 @@ pub struct SelectionArgs {
     pub wheres: Vec<String>,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum ReviewAction {
+    /// The review's changes, field by field, with the target's current values where it moved.
+    Show { id: String },
+    /// Apply the held changes and publish the drafts, in one transaction (--only for part of it).
+    #[command(
+        after_help = "Examples:\n  ferry review approve 01J9Z... --as bob\n  ferry review approve 01J9Z... --only businesses:7"
+    )]
+    Approve {
+        id: String,
+        /// Approve only this row (repeatable): TABLE:KEY.
+        #[arg(long = "only", value_name = "TABLE:KEY")]
+        only: Vec<String>,
+    },
+    /// Remove the drafts and discard the held changes (--only for part of the held changes).
+    Reject {
+        id: String,
+        /// Reject only this row (repeatable): TABLE:KEY.
+        #[arg(long = "only", value_name = "TABLE:KEY")]
+        only: Vec<String>,
+    },
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum TakeSide {
     Source,
@@ -145,6 +168,26 @@ pub enum Command {
         /// Restore even rows that changed since the promotion.
         #[arg(long)]
         force: bool,
+    },
+    /// List the reviews recorded in ENV (every environment when omitted), newest first.
+    #[command(after_help = "Examples:\n  ferry reviews production\n  ferry reviews --json")]
+    Reviews {
+        env: Option<String>,
+        /// Also list decided reviews (approved, rejected).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show, approve or reject a review.
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
+    /// The audit trail of ENV (every environment when omitted): every action and refusal, newest first.
+    Audit {
+        env: Option<String>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Record the rows equal in FROM and TO as in sync (and list those that differ).
     Baseline {

@@ -1,8 +1,9 @@
 //! `ferry baseline`
 
 use anyhow::Result;
+use ferry_core::access::Right;
 use ferry_core::plan::Plan;
-use ferry_engine::{baseline, pair};
+use ferry_engine::{audit, baseline, pair};
 
 use super::{load, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
@@ -26,8 +27,14 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
+    let user = ui::user(g);
+    // `baseline` writes the sync base: it needs `promote` into the target.
+    audit::require(&project, &*pair.target, &user, Right::Promote, "baseline", Some(from)).await?;
     let _lock = ui::writer_lock(g, &*pair.target).await?;
-    let done = baseline::baseline(&pair, &sel, &ui::user(g), ui::progress(g)).await?;
+    let done = baseline::baseline(&pair, &sel, &user, ui::progress(g)).await;
+    let entry = audit::AuditEntry::new(&user, "baseline", Some(from), to).outcome(&done, |b| b.id.clone());
+    let _ = audit::record(&*pair.target, &entry).await;
+    let done = done?;
     report(g, &done.differing, done.id.as_deref(), done.recorded, false)?;
     Ok(0)
 }

@@ -8,6 +8,7 @@ pub mod init;
 mod log;
 mod promote;
 mod revert;
+mod reviews;
 
 use anyhow::Result;
 use ferry_core::selection::{parse_id, parse_where, Selection};
@@ -54,6 +55,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Log { env, limit } => log::run(g, env.as_deref(), limit).await,
         Command::Show { promotion } => log::show(g, &promotion).await,
         Command::Revert { promotion, force } => revert::run(g, &promotion, force).await,
+        Command::Reviews { env, all } => reviews::list(g, env.as_deref(), all).await,
+        Command::Review { action } => reviews::act(g, action).await,
+        Command::Audit { env, limit } => reviews::audit(g, env.as_deref(), limit).await,
         Command::Baseline {
             from,
             to,

@@ -1,11 +1,16 @@
 //! `ferry promote`
 
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use ferry_core::access::Right;
 use ferry_core::plan::Plan;
+use ferry_db::Store;
 use ferry_engine::apply::{self, PromoteOptions};
-use ferry_engine::{pair, planner, Error};
+use ferry_engine::audit::{self, AuditEntry};
+use ferry_engine::{pair, planner, reviews, Error};
 
 use super::{load, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
@@ -21,6 +26,38 @@ pub struct Options {
 }
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: Options) -> Result<u8> {
+    let user = ui::user(g);
+    // The target once opened, so that a refusal is audited there.
+    let mut target: Option<Arc<dyn Store>> = None;
+    let result = promote(g, from, to, args, &opts, &user, &mut target).await;
+    if let (Some(store), Err(e)) = (&target, &result) {
+        if let Some(err) = e.downcast_ref::<Error>() {
+            // Permission refusals are audited where they are decided.
+            if !matches!(err, Error::Denied(_)) && !opts.dry_run {
+                let mut entry = AuditEntry::new(&user, "promote", Some(from), to);
+                entry.result = match err {
+                    Error::Blocked(_) => "blocked",
+                    Error::Db(_) | Error::Data(_) => "failed",
+                    _ => "refused",
+                }
+                .into();
+                entry.detail = err.to_string();
+                let _ = audit::record(&**store, &entry).await;
+            }
+        }
+    }
+    result
+}
+
+async fn promote(
+    g: &Global,
+    from: &str,
+    to: &str,
+    args: &SelectionArgs,
+    opts: &Options,
+    user: &str,
+    opened: &mut Option<Arc<dyn Store>>,
+) -> Result<u8> {
     let project = load(g)?;
     let sel = selection(args)?;
     if opts.take.is_some() && (opts.plan.is_some() || sel.ids.is_empty()) {
@@ -34,16 +71,9 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
         )
         .into());
     }
-    let env = project.env_config(to)?;
-    if env.review && !opts.dry_run {
-        return Err(Error::Usage(format!(
-            "`{to}` has review = true: promotions into it become reviews, which this version of Ferry does not support yet. Nothing was written; remove `review = true` to promote directly"
-        ))
-        .into());
-    }
-    let _ = opts.approve_revisions;
+    let review_env = project.env_config(to)?.review;
     // A saved plan applies with nothing but its target: the source may be gone.
-    let (target, plan, _lock) = match &opts.plan {
+    let (target, source, plan, _lock) = match &opts.plan {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
@@ -59,15 +89,28 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
             }
             pair::check_route(&project, from, to)?;
             let target = project.open(to).await?;
+            *opened = Some(target.clone());
+            if !opts.dry_run {
+                audit::require(&project, &*target, user, Right::Promote, "promote", Some(from)).await?;
+            }
             let lock = if opts.dry_run {
                 None
             } else {
                 Some(ui::writer_lock(g, &*target).await?)
             };
-            (target, plan, lock)
+            let source = if opts.approve_revisions {
+                project.open(from).await.ok()
+            } else {
+                None
+            };
+            (target, source, plan, lock)
         }
         None => {
             let pair = pair::open(&project, from, to).await?;
+            *opened = Some(pair.target.clone());
+            if !opts.dry_run {
+                audit::require(&project, &*pair.target, user, Right::Promote, "promote", Some(from)).await?;
+            }
             // Held from planning to commit: a second writer waits for this one.
             let lock = if opts.dry_run {
                 None
@@ -78,11 +121,12 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
             if let Some(side) = opts.take {
                 planner::take(&mut plan, side, &sel.ids)?;
             }
-            (pair.target.clone(), plan, lock)
+            (pair.target.clone(), Some(pair.source.clone()), plan, lock)
         }
     };
-    // Refuse conflicts before asking anything.
+    // Refuse conflicts and rows under review before asking anything.
     let changes = apply::changes(&plan, opts.force)?;
+    reviews::check_open(&*target, &plan).await?;
     if !g.json {
         print_text(&output::plan_text(&plan))?;
     }
@@ -96,21 +140,72 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
         }
         return Ok(0);
     }
-    let question = format!("Promote {} change(s) from {from} into {to}?", changes.len());
+    let question = if review_env {
+        format!("Submit {} change(s) from {from} for review in {to}?", changes.len())
+    } else {
+        format!("Promote {} change(s) from {from} into {to}?", changes.len())
+    };
     if !ui::confirm(g, &question, &format!("promoting into `{to}`"))? {
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
-    let user = ui::user(g);
-    let done = apply::promote_plan(
-        &*target,
-        &plan,
-        &PromoteOptions {
-            user,
-            force: opts.force,
-        },
-    )
-    .await?;
+    let promote_opts = PromoteOptions {
+        user: user.to_string(),
+        force: opts.force,
+    };
+    if review_env {
+        let direct = match (&source, opts.approve_revisions) {
+            (Some(s), true) => reviews::approved_upstream(&project, &**s, &plan).await?,
+            _ => HashSet::new(),
+        };
+        let done = reviews::submit(&project, &*target, &plan, &promote_opts, &direct).await?;
+        let mut entry = AuditEntry::new(user, "promote", Some(from), to);
+        entry.ref_id = done.review.clone().or(done.direct.as_ref().map(|p| p.id.clone()));
+        entry.detail = "submitted for review".into();
+        let _ = audit::record(&*target, &entry).await;
+        let promotion = done.direct.as_ref().or(done.drafts.as_ref());
+        if g.json {
+            print_json(&serde_json::json!({
+                "promotion": promotion.map(|p| p.id.clone()),
+                "review": done.review,
+                "drafts": done.drafts.as_ref().map(|p| p.id.clone()),
+                "direct": done.direct.as_ref().map(|p| p.id.clone()),
+                "counts": promotion.map_or(serde_json::json!({"insert": 0, "update": 0, "delete": 0}), |p| serde_json::json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})),
+            }))?;
+        } else {
+            let mut text = String::from("\n");
+            if let Some(p) = &done.direct {
+                text.push_str(&format!(
+                    "{} {} change(s) approved upstream applied directly: promotion {}.\n",
+                    ui::green("Done:"),
+                    p.counts.changes(),
+                    ui::bold(&p.id)
+                ));
+            }
+            if let Some(p) = &done.drafts {
+                text.push_str(&format!(
+                    "{} {} new row(s) inserted as drafts: promotion {}.\n",
+                    ui::green("Drafts:"),
+                    p.counts.insert,
+                    ui::bold(&p.id)
+                ));
+            }
+            match &done.review {
+                Some(r) => text.push_str(&format!(
+                    "{} review {} waits for an approver in {to}: ferry review show {r}\n",
+                    ui::yellow("Review:"),
+                    ui::bold(r)
+                )),
+                None => text.push_str("Nothing waits for review.\n"),
+            }
+            print_text(&text)?;
+        }
+        return Ok(0);
+    }
+    let done = apply::promote_plan(&*target, &plan, &promote_opts).await?;
+    let mut entry = AuditEntry::new(user, "promote", Some(from), to);
+    entry.ref_id = done.as_ref().map(|p| p.id.clone());
+    let _ = audit::record(&*target, &entry).await;
     match done {
         Some(p) => {
             if g.json {
@@ -126,7 +221,11 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
                     p.counts.insert,
                     p.counts.update,
                     p.counts.delete,
-                    if p.counts.skip > 0 { format!(", {} kept as the target has them", p.counts.skip) } else { String::new() },
+                    if p.counts.skip > 0 {
+                        format!(", {} kept as the target has them", p.counts.skip)
+                    } else {
+                        String::new()
+                    },
                     p.id
                 ))?;
             }

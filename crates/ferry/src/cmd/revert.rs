@@ -1,7 +1,7 @@
 //! `ferry revert`
 
 use anyhow::Result;
-use ferry_engine::{journal, revert};
+use ferry_engine::{audit, journal, revert};
 
 use super::{load, print_json, print_text};
 use crate::cli::Global;
@@ -23,7 +23,14 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
-    let done = revert::revert(&project, id, &ui::user(g), force).await?;
+    let user = ui::user(g);
+    let done = revert::revert(&project, id, &user, force).await;
+    if !matches!(done, Err(ferry_engine::Error::Denied(_))) {
+        let entry = audit::AuditEntry::new(&user, "revert", record.from.as_deref(), &record.to)
+            .outcome(&done, |p| Some(p.id.clone()));
+        let _ = audit::record(&*store, &entry).await;
+    }
+    let done = done?;
     if g.json {
         print_json(
             &serde_json::json!({"promotion": done.id, "reverts": id, "counts": {"insert": done.counts.insert, "update": done.counts.update, "delete": done.counts.delete}}),

@@ -1,0 +1,605 @@
+//! Reviews: promoting into an environment with `review = true` does not
+//! overwrite it. New rows of tables with `draft` arrive at once as drafts
+//! (with the draft values, together with the new rows they reference and
+//! their new children, so foreign keys hold); every other change is held in
+//! a review that an approver approves (applying the held changes and
+//! publishing the drafts in one transaction) or rejects (removing the
+//! drafts). A promotion touching rows of an open review is refused.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ferry_core::access::{self, Right};
+use ferry_core::canonical::key_text;
+use ferry_core::plan::{Action, Plan, PlanEntry, Reason};
+use ferry_core::value::{convert, Value};
+use ferry_db::{meta, Row, ScanRequest, Store};
+
+use crate::apply::{self, MetaWrite, PromoteOptions, Promotion};
+use crate::error::{Error, Result};
+use crate::journal;
+use crate::project::Project;
+
+/// A review as recorded in its environment.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Review {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// Who submitted it.
+    pub user: String,
+    pub at: String,
+    /// open, approved, rejected
+    pub status: String,
+    /// The changes under review: held changes, and `publish` updates for
+    /// the drafts already inserted.
+    pub plan: Plan,
+    /// Entry indices decided so far, and how.
+    #[serde(default)]
+    pub decided: BTreeMap<usize, Decided>,
+    /// The promotion that inserted the drafts.
+    pub draft_promotion: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Decided {
+    pub approved: bool,
+    pub by: String,
+    pub at: String,
+    /// The promotion that applied it (approvals).
+    pub promotion: Option<String>,
+}
+
+impl Review {
+    fn row(&self) -> Row {
+        let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+        let body = serde_json::json!({"plan": self.plan, "decided": self.decided});
+        vec![
+            Value::Text(self.id.clone()),
+            Value::Text(self.from.clone()),
+            Value::Text(self.to.clone()),
+            Value::Text(self.user.clone()),
+            Value::Text(self.at.clone()),
+            Value::Text(self.status.clone()),
+            Value::Text(body.to_string()),
+            opt(&self.draft_promotion),
+            opt(&self.decided_by),
+            opt(&self.decided_at),
+        ]
+    }
+
+    fn from_row(r: &[Value]) -> Option<Review> {
+        let t = |i: usize| match r.get(i) {
+            Some(Value::Text(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let body: serde_json::Value = serde_json::from_str(&t(6)?).ok()?;
+        Some(Review {
+            id: t(0)?,
+            from: t(1)?,
+            to: t(2)?,
+            user: t(3)?,
+            at: t(4)?,
+            status: t(5)?,
+            plan: serde_json::from_value(body.get("plan")?.clone()).ok()?,
+            decided: serde_json::from_value(body.get("decided").cloned().unwrap_or_default()).unwrap_or_default(),
+            draft_promotion: t(7),
+            decided_by: t(8),
+            decided_at: t(9),
+        })
+    }
+
+    /// Entries not decided yet.
+    pub fn pending(&self) -> impl Iterator<Item = (usize, &PlanEntry)> {
+        self.plan
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.decided.contains_key(i))
+    }
+
+    fn update(&self) -> MetaWrite {
+        let row = self.row();
+        MetaWrite::Update {
+            table: meta::REVIEWS.into(),
+            key: vec!["id".into()],
+            set: meta::columns(&meta::REVIEW_COLUMNS[1..]),
+            rows: vec![(vec![Value::Text(self.id.clone())], row[1..].to_vec())],
+        }
+    }
+}
+
+/// Every review recorded in `store`, newest first.
+pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
+    if !store.has_meta().await? {
+        return Ok(Vec::new());
+    }
+    let Ok(mut rx) = store
+        .scan(ScanRequest {
+            table: meta::REVIEWS.into(),
+            columns: meta::columns(&meta::REVIEW_COLUMNS),
+            order_by: vec!["id".into()],
+            filter: None,
+            flag: None,
+        })
+        .await
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        out.extend(batch?.iter().filter_map(|r| Review::from_row(r)));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Finds review `id` in any environment of the project.
+pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
+    for env in project.config.environments.keys() {
+        let Ok(store) = project.open(env).await else { continue };
+        if let Some(r) = list(&*store).await?.into_iter().find(|r| r.id == id) {
+            return Ok((store, r));
+        }
+    }
+    Err(Error::Usage(format!(
+        "no environment has a review `{id}`; `ferry reviews` lists them"
+    )))
+}
+
+/// Refuses a plan that touches rows of an open review in its target.
+pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
+    let open: Vec<Review> = list(target).await?.into_iter().filter(|r| r.status == "open").collect();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let mut held: HashMap<(String, String), String> = HashMap::new();
+    for r in &open {
+        for (_, e) in r.pending() {
+            held.insert((e.table.clone(), key_text(&e.key)), r.id.clone());
+        }
+    }
+    let touched: Vec<String> = plan
+        .entries
+        .iter()
+        .filter(|e| e.is_change() || e.action == Action::Conflict)
+        .filter_map(|e| {
+            held.get(&(e.table.clone(), key_text(&e.key)))
+                .map(|id| format!("{} (review {id})", e.label()))
+        })
+        .collect();
+    if touched.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Blocked(format!(
+        "{} -> {}: {} row(s) are waiting in an open review: {}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
+        plan.from,
+        plan.to,
+        touched.len(),
+        touched.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// The entries approved upstream: a row whose content equals what a review
+/// approved in the source environment, by someone who holds `approve` in
+/// the target, may be applied directly (`--approve-revisions`).
+pub async fn approved_upstream(project: &Project, source: &dyn Store, plan: &Plan) -> Result<HashSet<usize>> {
+    // (table, key) -> approved rows as (column, value) pairs, and who approved them.
+    let mut approved: HashMap<(String, String), Vec<(Vec<(String, Value)>, String)>> = HashMap::new();
+    for r in list(source).await? {
+        // The rows inserted with the drafts (what they reference, their
+        // children) were approved with the review.
+        if let (Some(p), Some(by), "approved") = (&r.draft_promotion, &r.decided_by, r.status.as_str()) {
+            for j in journal::journal_rows(source, p).await? {
+                if let (Some(after), "insert") = (&j.after, j.action.as_str()) {
+                    approved
+                        .entry((j.table.clone(), key_text(&j.key_values())))
+                        .or_default()
+                        .push((after.clone(), by.clone()));
+                }
+            }
+        }
+        for (i, d) in &r.decided {
+            if !d.approved {
+                continue;
+            }
+            if let Some(e) = r.plan.entries.get(*i) {
+                if let (Some(row), Some(columns)) = (&e.source, r.plan.columns.get(&e.table)) {
+                    let named = columns.iter().cloned().zip(row.iter().cloned()).collect();
+                    approved
+                        .entry((e.table.clone(), key_text(&e.key)))
+                        .or_default()
+                        .push((named, d.by.clone()));
+                }
+            }
+        }
+    }
+    let mut out = HashSet::new();
+    for (i, e) in plan.entries.iter().enumerate() {
+        let (Some(hash), Some(spec)) = (e.source_hash, plan.specs.get(&e.table)) else {
+            continue;
+        };
+        let Some(candidates) = approved.get(&(e.table.clone(), key_text(&e.key))) else {
+            continue;
+        };
+        let ok = candidates.iter().any(|(row, by)| {
+            let canonical: Option<Vec<Value>> = spec
+                .columns()
+                .iter()
+                .map(|c| {
+                    let v = row.iter().find(|(rc, _)| rc == c).map(|(_, v)| v)?;
+                    convert(v, &spec.types[c]).ok()
+                })
+                .collect();
+            canonical.is_some_and(|r| spec.hash(&r).row == hash)
+                && access::check(project.config.access.as_ref(), by, Right::Approve, &plan.to).is_ok()
+        });
+        if ok {
+            out.insert(i);
+        }
+    }
+    Ok(out)
+}
+
+/// What a promotion into a review environment did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Submitted {
+    /// Changes applied directly (approved upstream), if any.
+    pub direct: Option<Promotion>,
+    /// The drafts inserted at once, if any.
+    pub drafts: Option<Promotion>,
+    /// The review holding the rest, if anything is held.
+    pub review: Option<String>,
+}
+
+/// Submits a plan into a review environment. A draft waiting to be
+/// published is an `update` entry of its draft columns with reason
+/// `pending-review`.
+pub async fn submit(
+    project: &Project,
+    target: &dyn Store,
+    plan: &Plan,
+    opts: &PromoteOptions,
+    direct: &HashSet<usize>,
+) -> Result<Submitted> {
+    let changes: Vec<(usize, PlanEntry)> = plan
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.is_change() || e.action == Action::Conflict)
+        .map(|(i, e)| (i, e.clone()))
+        .collect();
+    let mut out = Submitted {
+        direct: None,
+        drafts: None,
+        review: None,
+    };
+    // Already approved upstream: applied as a plain promotion.
+    let direct_entries: Vec<PlanEntry> = changes
+        .iter()
+        .filter(|(i, _)| direct.contains(i))
+        .map(|(_, e)| e.clone())
+        .collect();
+    if !direct_entries.is_empty() {
+        let p = Plan {
+            entries: direct_entries,
+            ..plan.clone()
+        };
+        out.direct = apply::promote_plan(target, &p, opts).await?;
+    }
+    let rest: Vec<PlanEntry> = changes
+        .into_iter()
+        .filter(|(i, _)| !direct.contains(i))
+        .map(|(_, e)| e)
+        .collect();
+    if rest.is_empty() {
+        return Ok(out);
+    }
+    let draft_set = drafts_of(project, plan, &rest);
+    let mut draft_entries = Vec::new();
+    let mut review_entries = Vec::new();
+    for e in &rest {
+        if !draft_set.contains(&(e.table.clone(), key_text(&e.key))) {
+            review_entries.push(e.clone());
+            continue;
+        }
+        let values = &project.config.tables[&e.table].draft;
+        let spec = &plan.specs[&e.table];
+        let mut draft = e.clone();
+        if !values.is_empty() {
+            let columns = spec.columns();
+            let mut row = e.source.clone().unwrap_or_default();
+            for (col, v) in values {
+                if let Some(i) = columns.iter().position(|c| c == col) {
+                    row[i] = convert(v, &spec.types[col]).map_err(|err| {
+                        Error::Usage(format!("table `{}`: draft value for column `{col}`: {err}", e.table))
+                    })?;
+                }
+            }
+            // Publishing later sets the draft columns to the source's values.
+            let publish = PlanEntry {
+                action: Action::Update,
+                reason: Some(Reason::PendingReview),
+                set: values.keys().filter(|c| columns.contains(c)).cloned().collect(),
+                expect_target: Some(spec.hash(&row).row),
+                fields: Vec::new(),
+                deferred: Vec::new(),
+                ..e.clone()
+            };
+            review_entries.push(publish);
+            draft.source = Some(row);
+        }
+        draft_entries.push(draft);
+    }
+    let now = journal::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let review = Review {
+        id: journal::new_id(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        user: opts.user.clone(),
+        at: now,
+        status: "open".into(),
+        plan: Plan {
+            entries: review_entries,
+            ..plan.clone()
+        },
+        decided: BTreeMap::new(),
+        draft_promotion: None,
+        decided_by: None,
+        decided_at: None,
+    };
+    if review.plan.entries.is_empty() && draft_entries.is_empty() {
+        return Ok(out);
+    }
+    let insert = |r: &Review| MetaWrite::Insert {
+        table: meta::REVIEWS.into(),
+        columns: meta::columns(&meta::REVIEW_COLUMNS),
+        rows: vec![r.row()],
+    };
+    if draft_entries.is_empty() {
+        let mut txn = target.begin().await?;
+        if let MetaWrite::Insert { table, columns, rows } = insert(&review) {
+            txn.insert(&table, &columns, &rows).await?;
+        }
+        txn.commit().await?;
+    } else {
+        let drafts_plan = Plan {
+            entries: draft_entries,
+            ..plan.clone()
+        };
+        let review_ref = &review;
+        out.drafts = apply::promote_plan_with(target, &drafts_plan, opts, "draft", |promotion| {
+            let mut r = review_ref.clone();
+            r.draft_promotion = Some(promotion.to_string());
+            vec![insert(&r)]
+        })
+        .await?;
+    }
+    out.review = Some(review.id);
+    Ok(out)
+}
+
+/// The new rows that arrive at once as drafts: inserts of tables with
+/// `draft`, the new rows they reference (transitively) and their new
+/// children, so foreign keys hold.
+fn drafts_of(project: &Project, plan: &Plan, entries: &[PlanEntry]) -> HashSet<(String, String)> {
+    let inserts: HashMap<(String, String), &PlanEntry> = entries
+        .iter()
+        .filter(|e| e.action == Action::Insert)
+        .map(|e| ((e.table.clone(), key_text(&e.key)), e))
+        .collect();
+    let mut set: HashSet<(String, String)> = inserts
+        .keys()
+        .filter(|(t, _)| project.config.tables.get(t).is_some_and(|c| !c.draft.is_empty()))
+        .cloned()
+        .collect();
+    loop {
+        let before = set.len();
+        for (id, e) in &inserts {
+            let spec = &plan.specs[&e.table];
+            let columns = spec.columns();
+            let value_of = |col: &str| {
+                columns
+                    .iter()
+                    .position(|c| c == col)
+                    .and_then(|i| e.source.as_ref().map(|r| r[i].clone()))
+            };
+            if set.contains(id) {
+                // The new rows a draft references come with it.
+                for (col, table) in &spec.references {
+                    if let Some(v) = value_of(col).filter(|v| !v.is_null()) {
+                        let target = (table.clone(), key_text(std::slice::from_ref(&v)));
+                        if inserts.contains_key(&target) {
+                            set.insert(target);
+                        }
+                    }
+                }
+            } else if let Some((col, parent)) = &spec.parent {
+                // A new child of a draft comes with it.
+                if let Some(v) = value_of(col) {
+                    if set.contains(&(parent.clone(), key_text(std::slice::from_ref(&v)))) {
+                        set.insert(id.clone());
+                    }
+                }
+            }
+        }
+        if set.len() == before {
+            return set;
+        }
+    }
+}
+
+/// Parses `--only T:KEY` against the review's plan: the indices chosen.
+fn chosen(review: &Review, only: &[(String, Vec<String>)]) -> Result<Vec<usize>> {
+    let pending: Vec<usize> = review.pending().map(|(i, _)| i).collect();
+    if only.is_empty() {
+        return Ok(pending);
+    }
+    let mut out = Vec::new();
+    for (table, parts) in only {
+        let spec =
+            review.plan.specs.get(table).ok_or_else(|| {
+                Error::Usage(format!("review {}: `{table}` is not a table of this review", review.id))
+            })?;
+        let key = crate::planner::parse_key(spec, parts)?;
+        let found: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|i| review.plan.entries[*i].table == *table && review.plan.entries[*i].key == key)
+            .collect();
+        if found.is_empty() {
+            return Err(Error::Usage(format!(
+                "review {}: {table}:{} is not waiting in this review",
+                review.id,
+                parts.join(",")
+            )));
+        }
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Approves review `id` (all of it, or the `only` rows): applies the held
+/// changes and publishes the drafts in one transaction, journalled and
+/// revertible like any promotion. A review whose target rows changed since
+/// it was made refuses (exit 3).
+pub async fn approve(
+    project: &Project,
+    id: &str,
+    user: &str,
+    only: &[(String, Vec<String>)],
+) -> Result<Option<Promotion>> {
+    let (store, review) = find(project, id).await?;
+    crate::audit::require(project, &*store, user, Right::Approve, "approve", Some(&review.from)).await?;
+    if review.status != "open" {
+        return Err(Error::Blocked(format!("review {id} is {} already", review.status)));
+    }
+    if let Err(why) = access::check_not_own(project.config.access.as_ref(), user, &review.user) {
+        let err = Error::Denied(format!("{why}. Nothing was written"));
+        let entry = crate::audit::AuditEntry::new(user, "approve", Some(&review.from), &review.to)
+            .outcome::<()>(&Err(Error::Denied(why)), |_| None);
+        let _ = crate::audit::record(&*store, &entry).await;
+        return Err(err);
+    }
+    let picked = chosen(&review, only)?;
+    let plan = Plan {
+        entries: picked.iter().map(|i| review.plan.entries[*i].clone()).collect(),
+        ..review.plan.clone()
+    };
+    let opts = PromoteOptions {
+        user: user.to_string(),
+        force: false,
+    };
+    let now = journal::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let decide = |promotion: Option<String>| {
+        let mut r = review.clone();
+        for i in &picked {
+            r.decided.insert(
+                *i,
+                Decided {
+                    approved: true,
+                    by: user.to_string(),
+                    at: now.clone(),
+                    promotion: promotion.clone(),
+                },
+            );
+        }
+        if r.pending().next().is_none() {
+            r.status = "approved".into();
+            r.decided_by = Some(user.to_string());
+            r.decided_at = Some(now.clone());
+        }
+        r
+    };
+    let done = apply::promote_plan_with(&*store, &plan, &opts, "approve", |promotion| {
+        vec![decide(Some(promotion.to_string())).update()]
+    })
+    .await
+    .map_err(|e| match e {
+        Error::Blocked(m) => Error::Blocked(format!(
+            "review {id} is stale: {m}. Reject it and promote again to make a fresh review"
+        )),
+        other => other,
+    })?;
+    if done.is_none() {
+        // Nothing to write (already equal): record the decision alone.
+        let mut txn = store.begin().await?;
+        if let MetaWrite::Update { table, key, set, rows } = decide(None).update() {
+            txn.update(&table, &key, &set, &rows).await?;
+        }
+        txn.commit().await?;
+    }
+    Ok(done)
+}
+
+/// Rejects review `id`: removes the drafts (reverting the promotion that
+/// inserted them, sync base included) and discards the held changes.
+/// `only` rejects some held changes and leaves the rest open.
+pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<()> {
+    let (store, review) = find(project, id).await?;
+    crate::audit::require(project, &*store, user, Right::Approve, "reject", Some(&review.from)).await?;
+    if review.status != "open" {
+        return Err(Error::Blocked(format!("review {id} is {} already", review.status)));
+    }
+    let picked = chosen(&review, only)?;
+    let whole = picked.len() == review.pending().count();
+    if !whole && review.draft_promotion.is_some() {
+        let drafts: Vec<String> = picked
+            .iter()
+            .map(|i| &review.plan.entries[*i])
+            .filter(|e| e.reason == Some(Reason::PendingReview))
+            .map(PlanEntry::label)
+            .collect();
+        if !drafts.is_empty() {
+            return Err(Error::Usage(format!(
+                "review {id}: {} are drafts already in `{}`; reject the whole review to remove them, or approve them",
+                drafts.join(", "),
+                review.to
+            )));
+        }
+    }
+    if whole {
+        if let Some(p) = &review.draft_promotion {
+            match crate::revert::revert_unchecked(project, p, user, false).await {
+                Ok(_) => {}
+                Err(Error::Blocked(m)) if m.contains("already reverted") => {}
+                Err(Error::Blocked(m)) => {
+                    return Err(Error::Blocked(format!(
+                        "review {id}: its drafts cannot be removed: {m}"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let now = journal::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut r = review.clone();
+    for i in &picked {
+        r.decided.insert(
+            *i,
+            Decided {
+                approved: false,
+                by: user.to_string(),
+                at: now.clone(),
+                promotion: None,
+            },
+        );
+    }
+    if r.pending().next().is_none() {
+        r.status = if r.decided.values().any(|d| d.approved) {
+            "approved"
+        } else {
+            "rejected"
+        }
+        .into();
+        r.decided_by = Some(user.to_string());
+        r.decided_at = Some(now);
+    }
+    let mut txn = store.begin().await?;
+    if let MetaWrite::Update { table, key, set, rows } = r.update() {
+        txn.update(&table, &key, &set, &rows).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! `ferry reviews`, `ferry review show|approve|reject` and `ferry audit`
+
+use anyhow::Result;
+use ferry_core::plan::Reason;
+use ferry_core::selection::parse_id;
+use ferry_engine::audit::{self, AuditEntry};
+use ferry_engine::reviews::{self, Review};
+use ferry_engine::Error;
+use serde_json::json;
+
+use super::{load, print_json, print_text};
+use crate::cli::{Global, ReviewAction};
+use crate::output;
+use crate::ui;
+
+fn review_json(r: &Review) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "status": r.status,
+        "by": r.user,
+        "from": r.from,
+        "to": r.to,
+        "at": r.at,
+        "draft_promotion": r.draft_promotion,
+        "decided_by": r.decided_by,
+        "decided_at": r.decided_at,
+        "changes": r.plan.entries.iter().enumerate().map(|(i, e)| {
+            let mut v = output::entry_json(&r.plan, e);
+            v["state"] = json!(match r.decided.get(&i) {
+                Some(d) if d.approved => "approved",
+                Some(_) => "rejected",
+                None => "pending",
+            });
+            if e.reason == Some(Reason::PendingReview) {
+                v["draft"] = json!(true);
+            }
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
+    let project = load(g)?;
+    let envs: Vec<String> = match env {
+        Some(e) => {
+            project.env_config(e)?;
+            vec![e.to_string()]
+        }
+        None => project.config.environments.keys().cloned().collect(),
+    };
+    let mut found = Vec::new();
+    for e in &envs {
+        let store = match project.open(e).await {
+            Ok(s) => s,
+            Err(err) if env.is_none() => {
+                tracing::warn!("skipping {e}: {err}");
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        found.extend(
+            reviews::list(&*store)
+                .await?
+                .into_iter()
+                .filter(|r| all || r.status == "open"),
+        );
+    }
+    found.sort_by(|a, b| b.id.cmp(&a.id));
+    if g.json {
+        print_json(&serde_json::Value::Array(found.iter().map(review_json).collect()))?;
+        return Ok(0);
+    }
+    if found.is_empty() {
+        print_text(if all { "No reviews.\n" } else { "No open reviews.\n" })?;
+        return Ok(0);
+    }
+    let mut out = String::new();
+    for r in &found {
+        let pending = r.pending().count();
+        out.push_str(&format!(
+            "{}  {:<9} {} -> {}  by {:<10} {}  {} change(s), {} pending\n",
+            ui::bold(&r.id),
+            r.status,
+            r.from,
+            r.to,
+            r.user,
+            r.at,
+            r.plan.entries.len(),
+            pending
+        ));
+    }
+    print_text(&out)?;
+    Ok(0)
+}
+
+fn only(values: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    Ok(values
+        .iter()
+        .map(|s| parse_id(s).map_err(|e| Error::Usage(e.0.replace("--id", "--only"))))
+        .collect::<Result<_, _>>()?)
+}
+
+pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
+    let project = load(g)?;
+    let user = ui::user(g);
+    match action {
+        ReviewAction::Show { id } => {
+            let (_, r) = reviews::find(&project, &id).await?;
+            if g.json {
+                print_json(&review_json(&r))?;
+            } else {
+                let mut text = format!(
+                    "review {} ({}) {} -> {}, submitted by {} at {}\n",
+                    ui::bold(&r.id),
+                    r.status,
+                    r.from,
+                    r.to,
+                    r.user,
+                    r.at
+                );
+                if let Some(p) = &r.draft_promotion {
+                    text.push_str(&format!("drafts inserted by promotion {p}\n"));
+                }
+                let mut pending = r.plan.clone();
+                pending.entries = r.pending().map(|(_, e)| e.clone()).collect();
+                text.push_str(&output::plan_text(&pending));
+                if r.decided.values().any(|d| d.approved) {
+                    text.push_str(&format!(
+                        "{} change(s) already approved\n",
+                        r.decided.values().filter(|d| d.approved).count()
+                    ));
+                }
+                print_text(&text)?;
+            }
+            Ok(0)
+        }
+        ReviewAction::Approve { id, only: rows } => {
+            let rows = only(&rows)?;
+            let (_, r) = reviews::find(&project, &id).await?;
+            if !ui::confirm(
+                g,
+                &format!("Approve review {id} in {}?", r.to),
+                &format!("approving {id}"),
+            )? {
+                print_text("Nothing was written.\n")?;
+                return Ok(1);
+            }
+            let done = reviews::approve(&project, &id, &user, &rows).await;
+            let store = project.open(&r.to).await?;
+            let mut entry = AuditEntry::new(&user, "approve", Some(&r.from), &r.to)
+                .outcome(&done, |p| p.as_ref().map(|p| p.id.clone()).or(Some(id.clone())));
+            if !matches!(done, Err(Error::Denied(_))) {
+                if entry.ref_id.is_none() {
+                    entry.ref_id = Some(id.clone());
+                }
+                let _ = audit::record(&*store, &entry).await;
+            }
+            let done = done?;
+            if g.json {
+                print_json(
+                    &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}))}),
+                )?;
+            } else {
+                match &done {
+                    Some(p) => print_text(&format!(
+                        "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). Undo it with: ferry revert {}\n",
+                        ui::green("Done:"),
+                        if rows.is_empty() { String::new() } else { " in part".into() },
+                        ui::bold(&p.id),
+                        p.counts.insert,
+                        p.counts.update,
+                        p.counts.delete,
+                        p.id
+                    ))?,
+                    None => print_text(&format!("{} review {id} approved; nothing needed writing.\n", ui::green("Done:")))?,
+                }
+            }
+            Ok(0)
+        }
+        ReviewAction::Reject { id, only: rows } => {
+            let rows = only(&rows)?;
+            let (_, r) = reviews::find(&project, &id).await?;
+            if !ui::confirm(
+                g,
+                &format!("Reject review {id} in {}?", r.to),
+                &format!("rejecting {id}"),
+            )? {
+                print_text("Nothing was written.\n")?;
+                return Ok(1);
+            }
+            let done = reviews::reject(&project, &id, &user, &rows).await;
+            let store = project.open(&r.to).await?;
+            let entry = AuditEntry::new(&user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.clone()));
+            if !matches!(done, Err(Error::Denied(_))) {
+                let _ = audit::record(&*store, &entry).await;
+            }
+            done?;
+            if g.json {
+                print_json(&json!({"review": id, "rejected": true}))?;
+            } else {
+                print_text(&format!(
+                    "{} review {id} rejected: the drafts are removed, the held changes discarded.\n",
+                    ui::green("Done:")
+                ))?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
+    let project = load(g)?;
+    let envs: Vec<String> = match env {
+        Some(e) => {
+            project.env_config(e)?;
+            vec![e.to_string()]
+        }
+        None => project.config.environments.keys().cloned().collect(),
+    };
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    for e in &envs {
+        let store = match project.open(e).await {
+            Ok(s) => s,
+            Err(err) if env.is_none() => {
+                tracing::warn!("skipping {e}: {err}");
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        entries.extend(audit::list(&*store).await?);
+    }
+    entries.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
+    entries.truncate(limit);
+    if g.json {
+        print_json(&serde_json::to_value(&entries)?)?;
+        return Ok(0);
+    }
+    if entries.is_empty() {
+        print_text("Nothing audited yet.\n")?;
+        return Ok(0);
+    }
+    let mut out = String::new();
+    for a in &entries {
+        let result = match a.result.as_str() {
+            "ok" => ui::green("ok"),
+            other => ui::red(other),
+        };
+        out.push_str(&format!(
+            "{}  {:<10} {:<9} {} -> {}  {}{}\n",
+            a.at,
+            a.user,
+            a.action,
+            a.from.as_deref().unwrap_or("-"),
+            a.to,
+            result,
+            a.ref_id.as_ref().map(|r| format!("  {r}")).unwrap_or_default()
+        ));
+        if a.result != "ok" && !a.detail.is_empty() {
+            let first: String = a.detail.lines().next().unwrap_or("").chars().take(160).collect();
+            out.push_str(&format!("    {}\n", ui::dim(&first)));
+        }
+    }
+    print_text(&out)?;
+    Ok(0)
+}
