@@ -164,6 +164,18 @@ pub struct TableConfig {
     #[serde(skip)]
     pub draft: BTreeMap<String, Value>,
     pub line: Option<usize>,
+    /// The line where each column the table names is written (`key`,
+    /// `references`, `parent`, `ignore`, `stamp`...), so a problem with a
+    /// column points at it rather than at the table's header.
+    #[serde(skip)]
+    pub column_lines: BTreeMap<String, usize>,
+}
+
+impl TableConfig {
+    /// The line of `column` in the file, else the table's line.
+    pub fn line_of(&self, column: Option<&str>) -> Option<usize> {
+        column.and_then(|c| self.column_lines.get(c).copied()).or(self.line)
+    }
 }
 
 impl Eq for TableConfig {}
@@ -502,6 +514,38 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 })
             }
         };
+        let mut column_lines: BTreeMap<String, usize> = BTreeMap::new();
+        {
+            let mut note = |col: &String, l: Option<usize>| {
+                if let Some(l) = l {
+                    column_lines.entry(col.clone()).or_insert(l);
+                }
+            };
+            for k in t.key.iter().chain(t.natural_key.iter()) {
+                for col in k.get_ref() {
+                    note(col, lines.of(k));
+                }
+            }
+            for (col, target) in &t.references {
+                note(col, lines.of(target));
+            }
+            if let Some(par) = &t.parent {
+                for (col, target) in par.get_ref() {
+                    note(col, lines.of(target));
+                }
+            }
+            for ig in &t.ignore {
+                note(ig.get_ref(), lines.of(ig));
+            }
+            for (col, v) in &t.stamp {
+                note(col, lines.of(v));
+            }
+            if let Some(d) = &t.draft {
+                for col in d.get_ref().keys() {
+                    note(col, lines.of(d));
+                }
+            }
+        }
         let ignore: Vec<String> = t.ignore.iter().map(|s| s.get_ref().clone()).collect();
         let mut stamp = BTreeMap::new();
         for (col, v) in &t.stamp {
@@ -566,6 +610,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
                 draft,
                 line,
+                column_lines,
             },
         );
     }

@@ -66,6 +66,17 @@ pub enum Engine {
     Mysql,
 }
 
+impl Engine {
+    /// The SQL dialect the engine speaks.
+    pub fn dialect(self) -> dialect::Dialect {
+        match self {
+            Engine::Sqlite => dialect::Dialect::Sqlite,
+            Engine::Postgres => dialect::Dialect::Postgres,
+            Engine::Mysql => dialect::Dialect::Mysql,
+        }
+    }
+}
+
 impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -7,13 +7,15 @@ use ferry_db::DbError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration is invalid (every problem listed).
-    #[error("{0}")]
+    // `transparent`, not "{0}": with `#[from]` the inner error is also the
+    // source, and `{:#}` would print the same message twice.
+    #[error(transparent)]
     Config(#[from] ConfigErrors),
     /// The command was used wrongly (bad selection, unknown environment).
     #[error("{0}")]
     Usage(String),
     /// A database failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Db(#[from] DbError),
     /// The data cannot be promoted as it is (a value the target cannot
     /// hold, a reference that cannot be satisfied, a constraint broken).

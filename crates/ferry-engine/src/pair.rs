@@ -73,6 +73,23 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
 
 /// Reads every managed table's schema from `store`.
 pub async fn schemas(project: &Project, store: &dyn Store) -> Result<BTreeMap<String, TableSchema>> {
+    let (out, missing) = schemas_found(project, store).await?;
+    if !missing.is_empty() {
+        return Err(Error::Config(ConfigErrors {
+            file: project.path.clone(),
+            problems: missing,
+        }));
+    }
+    Ok(out)
+}
+
+/// Reads the schema of every managed table `store` has, and reports the
+/// ones it lacks (so `check` can verify the others and report every
+/// problem at once).
+pub async fn schemas_found(
+    project: &Project,
+    store: &dyn Store,
+) -> Result<(BTreeMap<String, TableSchema>, Vec<ConfigProblem>)> {
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
     for (name, t) in &project.config.tables {
@@ -88,13 +105,7 @@ pub async fn schemas(project: &Project, store: &dyn Store) -> Result<BTreeMap<St
             ),
         }
     }
-    if !missing.is_empty() {
-        return Err(Error::Config(ConfigErrors {
-            file: project.path.clone(),
-            problems: missing,
-        }));
-    }
-    Ok(out)
+    Ok((out, missing))
 }
 
 /// Resolves every managed table between two schemas, reporting every
@@ -127,7 +138,7 @@ pub fn resolve(
                 specs.insert(name.clone(), spec);
             }
             Err(ps) => problems.extend(ps.into_iter().map(|p| ConfigProblem {
-                line: cfg.line,
+                line: cfg.line_of(p.column.as_deref()),
                 environment: p.environment,
                 table: Some(name.clone()),
                 column: p.column,
@@ -185,7 +196,17 @@ pub async fn open(project: &Project, from: &str, to: &str) -> Result<Pair> {
 pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<Pair> {
     let source = project.open(from).await?;
     let target = project.open(to).await?;
-    let (src, dst) = tokio::try_join!(schemas(project, &*source), schemas(project, &*target))?;
+    // Both sides, every missing table named at once (whichever side
+    // answers first).
+    let (src, dst) = tokio::join!(schemas_found(project, &*source), schemas_found(project, &*target));
+    let ((src, mut missing), (dst, missing_in_target)) = (src?, dst?);
+    missing.extend(missing_in_target);
+    if !missing.is_empty() {
+        return Err(Error::Config(ConfigErrors {
+            file: project.path.clone(),
+            problems: missing,
+        }));
+    }
     let (specs, order) = resolve(project, (from, &src), (to, &dst))?;
     Ok(Pair {
         from: from.to_string(),

@@ -186,7 +186,8 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
 /// the target, may be applied directly (`--approve-revisions`).
 pub async fn approved_upstream(project: &Project, source: &dyn Store, plan: &Plan) -> Result<HashSet<usize>> {
     // (table, key) -> approved rows as (column, value) pairs, and who approved them.
-    let mut approved: HashMap<(String, String), Vec<(Vec<(String, Value)>, String)>> = HashMap::new();
+    type Approved = Vec<(Vec<(String, Value)>, String)>;
+    let mut approved: HashMap<(String, String), Approved> = HashMap::new();
     for r in list(source).await? {
         // The rows inserted with the drafts (what they reference, their
         // children) were approved with the review.
