@@ -144,7 +144,11 @@ impl Dialect {
             })
             .collect();
         // Explicit ids go into identity columns too (PostgreSQL).
-        let overriding = if self == Dialect::Postgres { " OVERRIDING SYSTEM VALUE" } else { "" };
+        let overriding = if self == Dialect::Postgres {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
         format!(
             "INSERT INTO {} ({}){overriding} VALUES {}",
             self.ident(table),
@@ -160,8 +164,14 @@ impl Dialect {
             p += 1;
             c.param(col, self.param(p))
         };
-        let sets: Vec<String> = set.iter().map(|col| format!("{} = {}", self.ident(col), next(col))).collect();
-        let wheres: Vec<String> = key.iter().map(|col| format!("{} = {}", self.ident(col), next(col))).collect();
+        let sets: Vec<String> = set
+            .iter()
+            .map(|col| format!("{} = {}", self.ident(col), next(col)))
+            .collect();
+        let wheres: Vec<String> = key
+            .iter()
+            .map(|col| format!("{} = {}", self.ident(col), next(col)))
+            .collect();
         format!(
             "UPDATE {} SET {} WHERE {}",
             self.ident(table),

@@ -26,7 +26,9 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS};
+use crate::{
+    DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
+};
 
 const D: Dialect = Dialect::Mysql;
 
@@ -221,20 +223,29 @@ impl MySqlStore {
                 format!("the URL {} is not valid: {e}", ferry_core::config::redact_url(url)),
             )
         })?;
-        let options = options.charset("utf8mb4").log_statements(tracing::log::LevelFilter::Trace);
+        let options = options
+            .charset("utf8mb4")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let unreachable = |e: sqlx::Error| {
+            DbError::new(
+                DbErrorKind::Unreachable,
+                env,
+                format!(
+                    "cannot connect to {}: {}",
+                    ferry_core::config::redact_url(url),
+                    err(env, e).message
+                ),
+            )
+        };
+        // One direct connection first: a refused or failing connection
+        // fails at once rather than after the pool's acquire timeout.
+        let probe = options.connect().await.map_err(unreachable)?;
+        let _ = probe.close().await;
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
             .after_connect(|conn, _| Box::pin(async move { session(conn).await }))
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| {
-                DbError::new(
-                    DbErrorKind::Unreachable,
-                    env,
-                    format!("cannot connect to {}: {}", ferry_core::config::redact_url(url), err(env, e).message),
-                )
-            })?;
+            .connect_lazy_with(options.clone());
         Ok(MySqlStore {
             env: env.to_string(),
             options,
@@ -301,13 +312,18 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
         let column_type: String = r.try_get::<String, _>(2)?.to_ascii_lowercase();
         let nullable: String = r.try_get(3)?;
         let default: Option<String> = r.try_get(4)?;
-        let extra: String = r.try_get::<Option<String>, _>(5)?.unwrap_or_default().to_ascii_lowercase();
+        let extra: String = r
+            .try_get::<Option<String>, _>(5)?
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let max_len: Option<i64> = r.try_get(6)?;
         if extra.contains("generated") && !extra.contains("default_generated") {
             continue;
         }
         let is_json = data_type == "json"
-            || checks.iter().any(|c| c.replace('`', "").to_ascii_lowercase() == format!("json_valid({})", name.to_ascii_lowercase()));
+            || checks.iter().any(|c| {
+                c.replace('`', "").to_ascii_lowercase() == format!("json_valid({})", name.to_ascii_lowercase())
+            });
         let ty = logical(&data_type, &column_type, max_len, is_json);
         match data_type.as_str() {
             "decimal" | "numeric" | "enum" | "set" | "time" | "json" | "uuid" => sql.as_text.push(name.clone()),
@@ -373,7 +389,12 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
     ))
 }
 
-async fn fetch_on(conn: &mut MySqlConnection, env: &str, cols: &TableSql, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+async fn fetch_on(
+    conn: &mut MySqlConnection,
+    env: &str,
+    cols: &TableSql,
+    req: &FetchRequest,
+) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
         let sql = D.fetch(req, chunk.len(), cols);
@@ -399,9 +420,12 @@ async fn meta_version(conn: &mut MySqlConnection) -> Result<Option<i64>, sqlx::E
     if n == 0 {
         return Ok(None);
     }
-    sqlx::query_scalar(&format!("SELECT CAST(MAX(version) AS SIGNED) FROM {}", D.ident(meta::SCHEMA)))
-        .fetch_one(&mut *conn)
-        .await
+    sqlx::query_scalar(&format!(
+        "SELECT CAST(MAX(version) AS SIGNED) FROM {}",
+        D.ident(meta::SCHEMA)
+    ))
+    .fetch_one(&mut *conn)
+    .await
 }
 
 #[async_trait]
@@ -415,12 +439,18 @@ impl Store for MySqlStore {
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| err(&self.env, e))
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| err(&self.env, e))
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e).table(table))?;
+        let (schema, sql) = introspect(&mut conn, table)
+            .await
+            .map_err(|e| err(&self.env, e).table(table))?;
         if schema.is_some() {
             if let Ok(mut m) = self.tables.lock() {
                 m.insert(table.to_string(), Arc::new(sql));
@@ -438,7 +468,9 @@ impl Store for MySqlStore {
         let cols = self.table_sql(&req.table).await?;
         let sql = D.scan(&req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        conn.prepare(sql.as_str()).await.map_err(|e| err(&self.env, e).table(&req.table))?;
+        conn.prepare(sql.as_str())
+            .await
+            .map_err(|e| err(&self.env, e).table(&req.table))?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
@@ -479,7 +511,10 @@ impl Store for MySqlStore {
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql).fetch_optional(&self.pool).await.map_err(|e| err(&self.env, e))?;
+        let row = sqlx::query(sql)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err(&self.env, e))?;
         match row {
             Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
             _ => Ok(None),
@@ -509,9 +544,13 @@ impl Store for MySqlStore {
                 continue;
             }
             for s in steps {
-                conn.execute(format!("{s} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str()).await.map_err(e)?;
+                conn.execute(format!("{s} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
+                    .await
+                    .map_err(e)?;
             }
-            conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str()).await.map_err(e)?;
+            conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str())
+                .await
+                .map_err(e)?;
             sqlx::query(&format!("INSERT INTO {} (version) VALUES (?)", D.ident(meta::SCHEMA)))
                 .bind(version)
                 .execute(&mut conn)
@@ -545,7 +584,9 @@ impl MySqlTxn {
             return Ok(t.clone());
         }
         let env = self.env.clone();
-        let (_, sql) = introspect(self.conn()?, table).await.map_err(|e| err(&env, e).table(table))?;
+        let (_, sql) = introspect(self.conn()?, table)
+            .await
+            .map_err(|e| err(&env, e).table(table))?;
         let sql = Arc::new(sql);
         self.tables.insert(table.to_string(), sql.clone());
         Ok(sql)
@@ -555,11 +596,14 @@ impl MySqlTxn {
         let env = self.env.clone();
         let conn = self.conn()?;
         for (i, values) in rows.iter().enumerate() {
-            bind_all(sqlx::query(sql), values).execute(&mut *conn).await.map_err(|e| {
-                let mut d = err(&env, e).row(i);
-                d.table = Some(table.to_string());
-                d
-            })?;
+            bind_all(sqlx::query(sql), values)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    let mut d = err(&env, e).row(i);
+                    d.table = Some(table.to_string());
+                    d
+                })?;
         }
         Ok(())
     }
@@ -579,7 +623,29 @@ impl Txn for MySqlTxn {
         self.exec_rows(table, &sql, rows.to_vec()).await
     }
 
-    async fn update(&mut self, table: &str, key: &[String], set: &[String], rows: &[(Row, Row)]) -> Result<(), DbError> {
+    async fn insert_returning(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        row: &Row,
+        _key: &str,
+    ) -> Result<Value, DbError> {
+        self.insert(table, columns, std::slice::from_ref(row)).await?;
+        let env = self.env.clone();
+        let id: u64 = sqlx::query_scalar("SELECT LAST_INSERT_ID()")
+            .fetch_one(self.conn()?)
+            .await
+            .map_err(|e| err(&env, e).table(table))?;
+        Ok(i64::try_from(id).map_or_else(|_| Value::Decimal(id.to_string()), Value::Int))
+    }
+
+    async fn update(
+        &mut self,
+        table: &str,
+        key: &[String],
+        set: &[String],
+        rows: &[(Row, Row)],
+    ) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let sql = D.update(table, key, set, &*cols);
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();

@@ -24,7 +24,9 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS};
+use crate::{
+    DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
+};
 
 const D: Dialect = Dialect::Postgres;
 
@@ -221,18 +223,25 @@ impl PgStore {
             )
         })?;
         let options = options.log_statements(tracing::log::LevelFilter::Trace);
+        let unreachable = |e: sqlx::Error| {
+            DbError::new(
+                DbErrorKind::Unreachable,
+                env,
+                format!(
+                    "cannot connect to {}: {}",
+                    ferry_core::config::redact_url(url),
+                    err(env, e).message
+                ),
+            )
+        };
+        // One direct connection first: a refused or failing connection
+        // fails at once rather than after the pool's acquire timeout.
+        let probe = options.connect().await.map_err(unreachable)?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| {
-                DbError::new(
-                    DbErrorKind::Unreachable,
-                    env,
-                    format!("cannot connect to {}: {}", ferry_core::config::redact_url(url), err(env, e).message),
-                )
-            })?;
+            .connect_lazy_with(options.clone());
         Ok(PgStore {
             env: env.to_string(),
             options,
@@ -351,7 +360,12 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
     ))
 }
 
-async fn fetch_on(conn: &mut PgConnection, env: &str, sql_cols: &TableSql, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+async fn fetch_on(
+    conn: &mut PgConnection,
+    env: &str,
+    sql_cols: &TableSql,
+    req: &FetchRequest,
+) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
         let sql = D.fetch(req, chunk.len(), sql_cols);
@@ -392,12 +406,18 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| err(&self.env, e))
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| err(&self.env, e))
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e).table(table))?;
+        let (schema, sql) = introspect(&mut conn, table)
+            .await
+            .map_err(|e| err(&self.env, e).table(table))?;
         if schema.is_some() {
             if let Ok(mut m) = self.tables.lock() {
                 m.insert(table.to_string(), Arc::new(sql));
@@ -416,7 +436,9 @@ impl Store for PgStore {
         let sql = D.scan(&req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
         // Prepare first so a bad predicate fails the call itself.
-        conn.prepare(sql.as_str()).await.map_err(|e| err(&self.env, e).table(&req.table))?;
+        conn.prepare(sql.as_str())
+            .await
+            .map_err(|e| err(&self.env, e).table(&req.table))?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
@@ -457,7 +479,10 @@ impl Store for PgStore {
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql).fetch_optional(&self.pool).await.map_err(|e| err(&self.env, e))?;
+        let row = sqlx::query(sql)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err(&self.env, e))?;
         match row {
             Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
             _ => Ok(None),
@@ -499,7 +524,9 @@ impl Store for PgStore {
             for s in steps {
                 conn.execute(s.as_str()).await.map_err(e)?;
             }
-            conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str()).await.map_err(e)?;
+            conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str())
+                .await
+                .map_err(e)?;
             sqlx::query(&format!("INSERT INTO {} (version) VALUES ($1)", D.ident(meta::SCHEMA)))
                 .bind(version)
                 .execute(&mut conn)
@@ -532,7 +559,9 @@ impl PgTxn {
             return Ok(t.clone());
         }
         let env = self.env.clone();
-        let (_, sql) = introspect(self.conn()?, table).await.map_err(|e| err(&env, e).table(table))?;
+        let (_, sql) = introspect(self.conn()?, table)
+            .await
+            .map_err(|e| err(&env, e).table(table))?;
         let sql = Arc::new(sql);
         self.store_tables.insert(table.to_string(), sql.clone());
         Ok(sql)
@@ -569,7 +598,30 @@ impl Txn for PgTxn {
         self.exec_rows(table, &sql, rows.to_vec()).await
     }
 
-    async fn update(&mut self, table: &str, key: &[String], set: &[String], rows: &[(Row, Row)]) -> Result<(), DbError> {
+    async fn insert_returning(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        row: &Row,
+        key: &str,
+    ) -> Result<Value, DbError> {
+        let cols = self.cols(table).await?;
+        let sql = format!("{} RETURNING {}", D.insert(table, columns, 1, &*cols), cols.read(key));
+        let env = self.env.clone();
+        let r = bind_all(sqlx::query(&sql), row)
+            .fetch_one(self.conn()?)
+            .await
+            .map_err(|e| err(&env, e).table(table).row(0))?;
+        decode(&r, 0).map_err(|e| err(&env, e).table(table))
+    }
+
+    async fn update(
+        &mut self,
+        table: &str,
+        key: &[String],
+        set: &[String],
+        rows: &[(Row, Row)],
+    ) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let sql = D.update(table, key, set, &*cols);
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
@@ -600,7 +652,10 @@ impl Txn for PgTxn {
 
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         let env = self.env.clone();
-        let mut conn = self.conn.take().ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
         conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
         let _ = conn.close().await;
         Ok(())
