@@ -278,9 +278,27 @@ pub struct Plan {
     /// Rows left behind because they match `exclude`, per table.
     #[serde(default)]
     pub excluded: BTreeMap<String, u64>,
+    /// Results of the target environment's source-side `sql` checks, run
+    /// when the plan was saved: promoting the saved plan takes them from
+    /// here (the source may be gone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
     /// blake3 of the saved plan with this field empty (see [`Plan::seal`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+}
+
+/// The result of one gate check, as a saved plan carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check as configured: its SQL text or its command.
+    pub check: String,
+    /// `source` or `target` (sql checks), `command`.
+    pub side: String,
+    pub passed: bool,
+    /// What the check returned or printed (trimmed).
+    #[serde(default)]
+    pub output: String,
 }
 
 pub const PLAN_FORMAT: u32 = 1;
@@ -434,5 +452,28 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let raw = String::deserialize(d)?;
         unhex(&raw).ok_or_else(|| serde::de::Error::custom("bad hex"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_field_values_survive_a_saved_plan() {
+        let known = FieldDiff {
+            column: "qty".into(),
+            source: Some(Value::Int(1)),
+            target: Some(Value::Null),
+            base: Some(Value::Null),
+        };
+        let unknown = FieldDiff {
+            base: None,
+            ..known.clone()
+        };
+        for f in [known, unknown] {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(serde_json::from_str::<FieldDiff>(&json).unwrap(), f, "{json}");
+        }
     }
 }
