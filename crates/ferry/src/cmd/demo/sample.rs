@@ -1,0 +1,81 @@
+//! The sample content shared by `ferry demo` and `ferry init --demo`: an
+//! admin tool's cities, partners, businesses, forms and form fields in two
+//! SQLite environments that start identical, and the `ferry.toml` that
+//! manages them. The SQL and the configuration are plain files next to this
+//! one, embedded in the binary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ferry_core::selection::Selection;
+use ferry_engine::baseline::{self, Baseline};
+use ferry_engine::progress::Progress;
+use ferry_engine::project::Project;
+use ferry_engine::{pair, Error};
+
+/// The commented configuration of the sample environments.
+pub const CONFIG: &str = include_str!("ferry.toml");
+/// Schema and rows of both environments.
+pub const DATA: &str = include_str!("data.sql");
+/// The edits the tour makes in staging.
+pub const EDITS: &str = include_str!("edits.sql");
+/// The database files, next to the configuration (as its urls say).
+pub const DATABASES: [&str; 2] = ["staging.db", "production.db"];
+pub const SOURCE: &str = "staging";
+pub const TARGET: &str = "production";
+
+/// Refuses (exit 2) when any of `paths` exists, unless `force`.
+pub fn refuse_existing(paths: &[PathBuf], force: bool, hint: &str) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    let existing: Vec<String> = paths
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let (what, verb) = if existing.len() == 1 {
+        (existing[0].clone(), "exists")
+    } else {
+        (existing.join(", "), "exist")
+    };
+    Err(Error::Usage(format!("{what} already {verb}; nothing was written. {hint}")).into())
+}
+
+/// The sample environments, laid out and in sync.
+pub struct Sample {
+    pub project: Project,
+    pub baseline: Baseline,
+}
+
+/// Writes the configuration at `config` and both databases next to it
+/// (replacing any that exist), then records the baseline as `user`.
+pub async fn lay_out(config: &Path, user: &str) -> Result<Sample> {
+    let dir = folder_of(config);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    std::fs::write(config, CONFIG).with_context(|| format!("cannot write {}", config.display()))?;
+    for db in DATABASES {
+        let path = dir.join(db);
+        for stale in [path.clone(), dir.join(format!("{db}-journal"))] {
+            if stale.exists() {
+                std::fs::remove_file(&stale).with_context(|| format!("cannot replace {}", stale.display()))?;
+            }
+        }
+        ferry_db::sqlite::run_script(&path, DATA).map_err(Error::from)?;
+    }
+    let project = Project::load(config)?;
+    let pair = pair::open(&project, SOURCE, TARGET).await?;
+    let baseline = baseline::baseline(&pair, &Selection::default(), user, Progress::hidden()).await?;
+    Ok(Sample { project, baseline })
+}
+
+/// The folder a configuration file lives in (`.` for a bare file name).
+pub fn folder_of(config: &Path) -> PathBuf {
+    match config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
