@@ -78,9 +78,21 @@ impl TableSpec {
                 Vec::new()
             }
         };
+        // Ignored columns are environment-local: one side having it is enough.
+        for col in &cfg.ignore {
+            if src.column(col).is_none() && dst.column(col).is_none() {
+                problems.push(problem(
+                    Some(dst_env),
+                    Some(col),
+                    format!(
+                        "no such column in either environment (the table has: {})",
+                        column_list(dst)
+                    ),
+                ));
+            }
+        }
         let mentioned = key
             .iter()
-            .chain(cfg.ignore.iter())
             .chain(cfg.stamp.keys())
             .chain(cfg.references.keys())
             .chain(cfg.parent.iter().map(|(c, _)| c))

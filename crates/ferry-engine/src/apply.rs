@@ -457,11 +457,22 @@ async fn apply_in(
     }
     // The new sync base: the source row for writes (and kept rows), nothing for deletes.
     for e in entries {
+        // A reference resolved here (to a natural-key row this promotion
+        // inserted) is synced as written, not as the source's own key.
+        let resolved = match e.action {
+            Action::Insert | Action::Update if !e.deferred.is_empty() => {
+                let spec = spec_of(plan, &e.table)?;
+                Some(spec.hash(&resolved_source(plan, spec, e, &new_keys)?))
+            }
+            _ => None,
+        };
         let base = match e.action {
             Action::Delete => None,
             _ => e.source_hash.map(|row| SyncBase {
-                row,
-                fields: SyncBase::unpack_fields(&e.source_fields),
+                row: resolved.as_ref().map_or(row, |h| h.row),
+                fields: resolved
+                    .as_ref()
+                    .map_or_else(|| SyncBase::unpack_fields(&e.source_fields), |h| h.fields.clone()),
                 // Natural-key tables: the id mapping.
                 target_key: spec_of(plan, &e.table)
                     .ok()
@@ -489,7 +500,9 @@ async fn apply_in(
         reverts: None,
         reverted_by: None,
     };
-    journal::write_journal(txn, &promotion, &journal_rows, None).await?;
+    // A saved plan's hash says which reviewed plan this promotion applied.
+    let plan_hash = Some(plan.hash.clone()).filter(|h| !h.is_empty());
+    journal::write_journal(txn, &promotion, &journal_rows, plan_hash).await?;
     Ok(Promotion {
         id,
         at: promotion.at,

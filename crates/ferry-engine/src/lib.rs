@@ -7,6 +7,8 @@ pub mod audit;
 pub mod baseline;
 pub mod check;
 pub mod error;
+pub mod gates;
+pub mod hooks;
 pub mod journal;
 pub mod lock;
 mod natural;

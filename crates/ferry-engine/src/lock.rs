@@ -18,6 +18,8 @@ pub async fn writer(store: &dyn Store, wait: bool, on_wait: impl FnOnce(&str)) -
             "another Ferry writer is working on `{env}`; nothing was written. Try again when it is done, or leave out --no-wait to wait for it"
         )));
     }
-    on_wait(&format!("another Ferry writer is working on `{env}`; waiting for it to finish..."));
+    on_wait(&format!(
+        "another Ferry writer is working on `{env}`; waiting for it to finish..."
+    ));
     Ok(store.lock_writer().await?)
 }

@@ -344,6 +344,7 @@ impl<'a> Planner<'a> {
             hash: String::new(),
             entries,
             excluded: self.excluded,
+            checks: Vec::new(),
         };
         Ok((plan, self.equal))
     }

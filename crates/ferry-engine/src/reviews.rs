@@ -148,6 +148,40 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
     )))
 }
 
+/// The pending entries of `review` whose target row changed since the
+/// review was made (approving them is refused as stale): entry index -> the
+/// target's current row, canonical, in the spec's column order (`None`:
+/// the row is gone from the target).
+pub async fn moved(store: &dyn Store, review: &Review) -> Result<BTreeMap<usize, Option<Vec<Value>>>> {
+    let mut by_table: BTreeMap<&str, Vec<(usize, &PlanEntry)>> = BTreeMap::new();
+    for (i, e) in review.pending() {
+        // A new natural-key row has no target key yet: nothing can move.
+        let natural = review.plan.specs.get(&e.table).is_some_and(|s| s.natural_key.is_some());
+        if !(natural && e.action == Action::Insert) {
+            by_table.entry(e.table.as_str()).or_default().push((i, e));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (table, entries) in by_table {
+        let Some(spec) = review.plan.specs.get(table) else {
+            continue;
+        };
+        let keys = entries.iter().map(|(_, e)| e.target_key().to_vec()).collect();
+        let mut current = HashMap::new();
+        for raw in crate::planner::fetch_full(store, spec, keys).await? {
+            let side = crate::planner::target_side(spec, &review.to, &apply::project(spec, &raw))?;
+            current.insert(key_text(&side.row[..spec.key.len()]), side);
+        }
+        for (i, e) in entries {
+            let now = current.get(&key_text(e.target_key()));
+            if now.map(|s| s.hashes.row) != e.expect_target {
+                out.insert(i, now.map(|s| s.row.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Refuses a plan that touches rows of an open review in its target.
 pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
     let open: Vec<Review> = list(target).await?.into_iter().filter(|r| r.status == "open").collect();
@@ -545,7 +579,18 @@ pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Ve
     }
     let picked = chosen(&review, only)?;
     let whole = picked.len() == review.pending().count();
-    if !whole && review.draft_promotion.is_some() {
+    // Drafts published by a partial approval are drafts no more: once one
+    // is, the promotion that inserted them cannot be undone as a whole.
+    let published = review.decided.iter().any(|(i, d)| {
+        d.approved
+            && review
+                .plan
+                .entries
+                .get(*i)
+                .is_some_and(|e| e.reason == Some(Reason::PendingReview))
+    });
+    let remove_drafts = whole && !published;
+    if !remove_drafts && review.draft_promotion.is_some() {
         let drafts: Vec<String> = picked
             .iter()
             .map(|i| &review.plan.entries[*i])
@@ -554,13 +599,18 @@ pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Ve
             .collect();
         if !drafts.is_empty() {
             return Err(Error::Usage(format!(
-                "review {id}: {} are drafts already in `{}`; reject the whole review to remove them, or approve them",
+                "review {id}: {} are drafts already in `{}`; {}",
                 drafts.join(", "),
-                review.to
+                review.to,
+                if published {
+                    "other drafts of this review are published already, so they can only be approved"
+                } else {
+                    "reject the whole review to remove them, or approve them"
+                }
             )));
         }
     }
-    if whole {
+    if remove_drafts {
         if let Some(p) = &review.draft_promotion {
             match crate::revert::revert_unchecked(project, p, user, false).await {
                 Ok(_) => {}

@@ -81,7 +81,7 @@ fn quoted(s: &str) -> String {
     out
 }
 
-fn short(v: &Value) -> String {
+pub fn short(v: &Value) -> String {
     let text = match v {
         Value::Text(s) => quoted(s),
         other => other.display_text(),

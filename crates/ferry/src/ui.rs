@@ -62,7 +62,7 @@ pub fn confirm(global: &Global, question: &str, what: &str) -> anyhow::Result<bo
     }
     if !std::io::stdin().is_terminal() {
         return Err(Refused(format!(
-            "{what} needs confirmation and there is no terminal to ask on; nothing was written. Pass --yes to confirm, or --dry-run to only look"
+            "{what} needs confirmation and there is no terminal to ask on; nothing was written. Pass --yes to confirm (promote and baseline also take --dry-run to only look)"
         ))
         .into());
     }

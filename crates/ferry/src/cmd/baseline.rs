@@ -19,6 +19,11 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
         report(g, &plan, None, equal.len() as u64, true)?;
         return Ok(0);
     }
+    if !g.yes && !g.json {
+        // Show what would be recorded before asking.
+        let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
+        report(g, &plan, None, equal.len() as u64, true)?;
+    }
     if !ui::confirm(
         g,
         &format!("Record the rows equal in {from} and {to} as in sync?"),

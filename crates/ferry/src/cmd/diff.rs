@@ -21,7 +21,12 @@ pub async fn run(
     let project = load(g)?;
     let sel = selection(args)?;
     let pair = pair::open(&project, from, to).await?;
-    let plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
+    let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
+    // A saved plan carries the results of the target's source-side checks.
+    let checks = match &save {
+        Some(_) => super::gates::record(g, &project, &*pair.source, &mut plan).await,
+        None => Vec::new(),
+    };
     if let Some(path) = &save {
         let text = plan.to_file();
         std::fs::write(path, text).with_context(|| format!("cannot write the plan to {}", path.display()))?;
@@ -30,6 +35,7 @@ pub async fn run(
         let mut v = output::plan_json(&plan);
         if let Some(path) = &save {
             v["saved_to"] = serde_json::json!(path.display().to_string());
+            v["checks"] = super::gates::checks_json(&checks);
         }
         print_json(&v)?;
     } else {

@@ -4,6 +4,7 @@ mod baseline;
 mod check;
 pub mod demo;
 mod diff;
+mod gates;
 pub mod init;
 mod log;
 mod promote;

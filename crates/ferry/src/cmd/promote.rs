@@ -10,6 +10,7 @@ use ferry_core::plan::Plan;
 use ferry_db::Store;
 use ferry_engine::apply::{self, PromoteOptions};
 use ferry_engine::audit::{self, AuditEntry};
+use ferry_engine::project::Project;
 use ferry_engine::{pair, planner, reviews, Error};
 
 use super::{load, print_json, print_text, selection};
@@ -87,7 +88,7 @@ async fn promote(
                 ))
                 .into());
             }
-            pair::check_route(&project, from, to)?;
+            route(&project, from, to, opened).await?;
             let target = project.open(to).await?;
             *opened = Some(target.clone());
             if !opts.dry_run {
@@ -106,6 +107,7 @@ async fn promote(
             (target, source, plan, lock)
         }
         None => {
+            route(&project, from, to, opened).await?;
             let pair = pair::open(&project, from, to).await?;
             *opened = Some(pair.target.clone());
             if !opts.dry_run {
@@ -130,10 +132,13 @@ async fn promote(
     if !g.json {
         print_text(&output::plan_text(&plan))?;
     }
+    // Gates: the target's checks, before anything is written (dry runs too).
+    let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, !changes.is_empty()).await?;
     if opts.dry_run || changes.is_empty() {
         if g.json {
             let mut v = serde_json::json!({"promotion": null, "review": null, "counts": counts(&plan), "dry_run": opts.dry_run});
             v["plan"] = output::plan_json(&plan);
+            v["checks"] = super::gates::checks_json(&checks);
             print_json(&v)?;
         } else if opts.dry_run {
             print_text("\nDry run: nothing was written.\n")?;
@@ -164,12 +169,18 @@ async fn promote(
         entry.detail = "submitted for review".into();
         let _ = audit::record(&*target, &entry).await;
         let promotion = done.direct.as_ref().or(done.drafts.as_ref());
+        let hooks = match promotion {
+            Some(p) => super::gates::hooks(g, &project, &*target, p, from, to, user, done.review.as_deref()).await,
+            None => Vec::new(),
+        };
         if g.json {
             print_json(&serde_json::json!({
                 "promotion": promotion.map(|p| p.id.clone()),
                 "review": done.review,
                 "drafts": done.drafts.as_ref().map(|p| p.id.clone()),
                 "direct": done.direct.as_ref().map(|p| p.id.clone()),
+                "checks": super::gates::checks_json(&checks),
+                "hooks": super::gates::hooks_json(&hooks),
                 "counts": promotion.map_or(serde_json::json!({"insert": 0, "update": 0, "delete": 0}), |p| serde_json::json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})),
             }))?;
         } else {
@@ -208,9 +219,10 @@ async fn promote(
     let _ = audit::record(&*target, &entry).await;
     match done {
         Some(p) => {
+            let hooks = super::gates::hooks(g, &project, &*target, &p, from, to, user, None).await;
             if g.json {
                 print_json(
-                    &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at}),
+                    &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at, "checks": super::gates::checks_json(&checks), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
                 print_text(&format!(
@@ -244,4 +256,18 @@ async fn promote(
 fn counts(plan: &Plan) -> serde_json::Value {
     let c = plan.counts();
     serde_json::json!({"insert": c.insert, "update": c.update, "delete": c.delete})
+}
+
+/// Refuses a promotion that does not follow the pipeline; the refusal is
+/// audited in the target (opened for that) like any other.
+async fn route(project: &Project, from: &str, to: &str, opened: &mut Option<Arc<dyn Store>>) -> Result<()> {
+    if let Err(e) = pair::check_route(project, from, to) {
+        if matches!(e, Error::Blocked(_)) {
+            if let Ok(target) = project.open(to).await {
+                *opened = Some(target);
+            }
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }

@@ -1,8 +1,11 @@
 //! `ferry reviews`, `ferry review show|approve|reject` and `ferry audit`
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
-use ferry_core::plan::Reason;
+use ferry_core::plan::{Action, Reason};
 use ferry_core::selection::parse_id;
+use ferry_core::Value;
 use ferry_engine::audit::{self, AuditEntry};
 use ferry_engine::reviews::{self, Review};
 use ferry_engine::Error;
@@ -93,6 +96,51 @@ pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
     Ok(0)
 }
 
+/// The rows of an open review whose target moved: base (the target when
+/// the review was made, where known), the target now, and what the review
+/// brings.
+fn moved_text(r: &Review, moved: &BTreeMap<usize, Option<Vec<Value>>>) -> String {
+    if moved.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{} {} row(s) changed in {} since this review was made; approving them is refused as stale (reject the review and promote again):\n",
+        ui::yellow("warning:"),
+        moved.len(),
+        r.to
+    );
+    for (i, now) in moved {
+        let e = &r.plan.entries[*i];
+        out.push_str(&format!("  {}\n", e.label()));
+        let (Some(spec), Some(source)) = (r.plan.specs.get(&e.table), &e.source) else {
+            continue;
+        };
+        let Some(now) = now else {
+            out.push_str("      the row is gone from the target\n");
+            continue;
+        };
+        for (c, column) in spec.columns().iter().enumerate().skip(spec.key.len()) {
+            let (s, t) = (&source[c], &now[c]);
+            if s == t {
+                continue;
+            }
+            // An update's columns outside its field diff were equal then.
+            let base = match e.fields.iter().find(|f| f.column == *column) {
+                Some(f) => f.target.clone(),
+                None if e.action == Action::Update && e.reason != Some(Reason::PendingReview) => Some(s.clone()),
+                None => None,
+            };
+            out.push_str(&format!(
+                "      {column}: base {}  target now {}  review brings {}\n",
+                base.as_ref().map_or_else(|| ui::dim("(unknown)"), output::short),
+                ui::red(&output::short(t)),
+                ui::green(&output::short(s))
+            ));
+        }
+    }
+    out
+}
+
 fn only(values: &[String]) -> Result<Vec<(String, Vec<String>)>> {
     Ok(values
         .iter()
@@ -105,9 +153,29 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
     let user = ui::user(g);
     match action {
         ReviewAction::Show { id } => {
-            let (_, r) = reviews::find(&project, &id).await?;
+            let (store, r) = reviews::find(&project, &id).await?;
+            // The three-way view where the target moved since the review was made.
+            let moved = if r.status == "open" {
+                reviews::moved(&*store, &r).await?
+            } else {
+                BTreeMap::new()
+            };
             if g.json {
-                print_json(&review_json(&r))?;
+                let mut v = review_json(&r);
+                for (i, now) in &moved {
+                    let columns = r.plan.columns.get(&r.plan.entries[*i].table);
+                    v["changes"][*i]["moved"] = json!(true);
+                    v["changes"][*i]["target_now"] = match (now, columns) {
+                        (Some(row), Some(cols)) => serde_json::Value::Object(
+                            cols.iter()
+                                .zip(row)
+                                .map(|(c, v)| (c.clone(), v.to_plain_json()))
+                                .collect(),
+                        ),
+                        _ => serde_json::Value::Null,
+                    };
+                }
+                print_json(&v)?;
             } else {
                 let mut text = format!(
                     "review {} ({}) {} -> {}, submitted by {} at {}\n",
@@ -130,6 +198,7 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                         r.decided.values().filter(|d| d.approved).count()
                     ));
                 }
+                text.push_str(&moved_text(&r, &moved));
                 print_text(&text)?;
             }
             Ok(0)
@@ -145,10 +214,17 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 print_text("Nothing was written.\n")?;
                 return Ok(1);
             }
+            let target = project.open(&r.to).await?;
+            // Approving writes the target: one writer at a time.
+            let _lock = ui::writer_lock(g, &*target).await?;
             let done = reviews::approve(&project, &id, &user, &rows).await;
             let store = project.open(&r.to).await?;
             let mut entry = AuditEntry::new(&user, "approve", Some(&r.from), &r.to)
                 .outcome(&done, |p| p.as_ref().map(|p| p.id.clone()).or(Some(id.clone())));
+            if done.is_ok() && r.user == user {
+                // Only possible without [access] (single-user mode): said in the audit.
+                entry.detail = format!("approved their own review {id} (single-user mode: no [access])");
+            }
             if !matches!(done, Err(Error::Denied(_))) {
                 if entry.ref_id.is_none() {
                     entry.ref_id = Some(id.clone());
@@ -156,9 +232,14 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 let _ = audit::record(&*store, &entry).await;
             }
             let done = done?;
+            // The approval wrote the changes: the target's hooks run now.
+            let hooks = match &done {
+                Some(p) => super::gates::hooks(g, &project, &*store, p, &r.from, &r.to, &user, Some(&id)).await,
+                None => Vec::new(),
+            };
             if g.json {
                 print_json(
-                    &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}))}),
+                    &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
                 match &done {
@@ -188,6 +269,8 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 print_text("Nothing was written.\n")?;
                 return Ok(1);
             }
+            let target = project.open(&r.to).await?;
+            let _lock = ui::writer_lock(g, &*target).await?;
             let done = reviews::reject(&project, &id, &user, &rows).await;
             let store = project.open(&r.to).await?;
             let entry = AuditEntry::new(&user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.clone()));

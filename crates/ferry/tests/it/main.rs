@@ -4,3 +4,6 @@ mod bad_input;
 mod commands;
 mod common;
 mod demo_init;
+mod gates_hooks;
+mod reviews;
+mod three_way_cli;

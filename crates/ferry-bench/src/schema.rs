@@ -1,0 +1,312 @@
+//! The workload's five tables (`shared/workloads/README.md`), their types
+//! per engine, and the `ferry.toml` over them.
+
+use std::fmt;
+
+/// How a column's values are generated, stored and compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Text,
+    /// A JSON document (text on SQLite, `jsonb` on PostgreSQL, `JSON` on MariaDB).
+    Json,
+    Blob,
+    /// A timestamp to the second (text on SQLite).
+    Ts,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Col {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub nullable: bool,
+    pub unique: bool,
+    /// The referenced table (a foreign key on its `id`).
+    pub refs: Option<&'static str>,
+}
+
+const fn col(name: &'static str, kind: Kind) -> Col {
+    Col {
+        name,
+        kind,
+        nullable: false,
+        unique: false,
+        refs: None,
+    }
+}
+
+const fn null(name: &'static str, kind: Kind) -> Col {
+    Col {
+        nullable: true,
+        ..col(name, kind)
+    }
+}
+
+const fn unique(name: &'static str) -> Col {
+    Col {
+        unique: true,
+        ..col(name, Kind::Text)
+    }
+}
+
+const fn fk(name: &'static str, table: &'static str) -> Col {
+    Col {
+        refs: Some(table),
+        ..col(name, Kind::Int)
+    }
+}
+
+#[derive(Debug)]
+pub struct Table {
+    pub name: &'static str,
+    pub cols: &'static [Col],
+}
+
+impl Table {
+    pub fn col_index(&self, name: &str) -> usize {
+        self.cols
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{}.{name}: no such column", self.name))
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.cols.iter().map(|c| c.name).collect()
+    }
+}
+
+pub const CITIES: usize = 0;
+pub const PARTNERS: usize = 1;
+pub const BUSINESSES: usize = 2;
+pub const FORMS: usize = 3;
+pub const FIELDS: usize = 4;
+
+/// Parents first; `id` is always the first column.
+pub static TABLES: [Table; 5] = [
+    Table {
+        name: "cities",
+        cols: &[
+            col("id", Kind::Int),
+            unique("name"),
+            col("country", Kind::Text),
+            col("modified_at", Kind::Ts),
+        ],
+    },
+    Table {
+        name: "partners",
+        cols: &[
+            col("id", Kind::Int),
+            unique("name"),
+            fk("city_id", "cities"),
+            col("modified_at", Kind::Ts),
+        ],
+    },
+    Table {
+        name: "businesses",
+        cols: &[
+            col("id", Kind::Int),
+            col("name", Kind::Text),
+            fk("partner_id", "partners"),
+            fk("city_id", "cities"),
+            col("config", Kind::Json),
+            null("icon", Kind::Blob),
+            col("modified_at", Kind::Ts),
+        ],
+    },
+    Table {
+        name: "forms",
+        cols: &[
+            col("id", Kind::Int),
+            fk("business_id", "businesses"),
+            col("title", Kind::Text),
+            col("modified_at", Kind::Ts),
+        ],
+    },
+    Table {
+        name: "form_fields",
+        cols: &[
+            col("id", Kind::Int),
+            fk("form_id", "forms"),
+            col("label", Kind::Text),
+            col("kind", Kind::Text),
+            col("position", Kind::Int),
+            null("options", Kind::Json),
+            col("modified_at", Kind::Ts),
+        ],
+    },
+];
+
+pub fn table_index(name: &str) -> usize {
+    TABLES
+        .iter()
+        .position(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{name}: not a workload table"))
+}
+
+/// The three engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 3] = [Engine::Sqlite, Engine::Postgres, Engine::Mysql];
+
+    /// The variable holding the server URL (`None` for SQLite).
+    pub fn var(self) -> Option<&'static str> {
+        match self {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some("FERRY_TEST_POSTGRES_URL"),
+            Engine::Mysql => Some("FERRY_TEST_MYSQL_URL"),
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => Some(Engine::Sqlite),
+            "postgres" | "postgresql" | "pg" => Some(Engine::Postgres),
+            "mysql" | "mariadb" => Some(Engine::Mysql),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+            Engine::Mysql => "MariaDB",
+        })
+    }
+}
+
+fn col_type(engine: Engine, c: &Col) -> &'static str {
+    match (engine, c.kind) {
+        (Engine::Sqlite, Kind::Int) => "INTEGER",
+        (Engine::Sqlite, Kind::Blob) => "BLOB",
+        (Engine::Sqlite, _) => "TEXT",
+        (Engine::Postgres, Kind::Int) => "bigint",
+        (Engine::Postgres, Kind::Text) => "text",
+        (Engine::Postgres, Kind::Json) => "jsonb",
+        (Engine::Postgres, Kind::Blob) => "bytea",
+        (Engine::Postgres, Kind::Ts) => "timestamp",
+        (Engine::Mysql, Kind::Int) => "BIGINT",
+        (Engine::Mysql, Kind::Text) => "VARCHAR(255)",
+        (Engine::Mysql, Kind::Json) => "JSON",
+        (Engine::Mysql, Kind::Blob) => "BLOB",
+        (Engine::Mysql, Kind::Ts) => "DATETIME",
+    }
+}
+
+/// `CREATE TABLE` and the indexes on its foreign-key columns.
+pub fn ddl(engine: Engine, t: &Table) -> Vec<String> {
+    let mut defs = Vec::new();
+    for (i, c) in t.cols.iter().enumerate() {
+        let mut d = format!("{} {}", c.name, col_type(engine, c));
+        if i == 0 {
+            d.push_str(" PRIMARY KEY");
+        } else if !c.nullable {
+            d.push_str(" NOT NULL");
+        }
+        if c.unique && engine != Engine::Mysql {
+            d.push_str(" UNIQUE");
+        }
+        if let (Some(r), false) = (c.refs, engine == Engine::Mysql) {
+            d.push_str(&format!(" REFERENCES {r}(id)"));
+        }
+        defs.push(d);
+    }
+    if engine == Engine::Mysql {
+        for c in t.cols {
+            if c.unique {
+                defs.push(format!("UNIQUE KEY {}_{}_key ({})", t.name, c.name, c.name));
+            }
+            if let Some(r) = c.refs {
+                defs.push(format!("KEY {}_{}_idx ({})", t.name, c.name, c.name));
+                defs.push(format!(
+                    "CONSTRAINT {}_{}_fk FOREIGN KEY ({}) REFERENCES {r}(id)",
+                    t.name, c.name, c.name
+                ));
+            }
+        }
+    }
+    let tail = if engine == Engine::Mysql {
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    } else {
+        ""
+    };
+    let mut out = vec![format!("CREATE TABLE {} ({}){tail}", t.name, defs.join(", "))];
+    if engine != Engine::Mysql {
+        for c in t.cols.iter().filter(|c| c.refs.is_some()) {
+            out.push(format!(
+                "CREATE INDEX {}_{}_idx ON {} ({})",
+                t.name, c.name, t.name, c.name
+            ));
+        }
+    }
+    out
+}
+
+/// The variables the benchmark's `ferry.toml` reads its URLs from.
+pub const STAGING_VAR: &str = "FERRY_BENCH_STAGING_URL";
+pub const PRODUCTION_VAR: &str = "FERRY_BENCH_PRODUCTION_URL";
+
+/// The workload's Ferry configuration: every table keyed by `id`,
+/// `references` for every foreign key except `form_fields.form_id`, which
+/// is the parent.
+pub fn ferry_toml() -> String {
+    let mut s = format!(
+        "pipeline = [\"staging\", \"production\"]\n\n[environments.staging]\nurl_env = \"{STAGING_VAR}\"\n\n[environments.production]\nurl_env = \"{PRODUCTION_VAR}\"\n"
+    );
+    for t in &TABLES {
+        s.push_str(&format!("\n[tables.{}]\nkey = [\"id\"]\n", t.name));
+        let refs: Vec<&Col> = t.cols.iter().filter(|c| c.refs.is_some()).collect();
+        if t.name == "form_fields" {
+            s.push_str("parent = { form_id = \"forms\" }\n");
+        } else if !refs.is_empty() {
+            let list: Vec<String> = refs
+                .iter()
+                .map(|c| format!("{} = \"{}\"", c.name, c.refs.unwrap_or_default()))
+                .collect();
+            s.push_str(&format!("references = {{ {} }}\n", list.join(", ")));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_parses() {
+        let c = ferry_core::config::parse(&ferry_toml(), std::path::Path::new("/x/ferry.toml")).unwrap();
+        assert_eq!(c.tables.len(), 5);
+        assert_eq!(
+            c.tables["form_fields"].parent,
+            Some(("form_id".to_string(), "forms".to_string()))
+        );
+        assert_eq!(c.tables["businesses"].references.len(), 2);
+    }
+
+    #[test]
+    fn ddl_declares_keys_and_indexes() {
+        let pg = ddl(Engine::Postgres, &TABLES[BUSINESSES]);
+        assert!(pg[0].contains("config jsonb NOT NULL"), "{pg:?}");
+        assert_eq!(pg.len(), 3);
+        let my = ddl(Engine::Mysql, &TABLES[CITIES]);
+        assert!(my[0].contains("UNIQUE KEY"), "{my:?}");
+        assert!(my[0].contains("utf8mb4_bin"), "{my:?}");
+    }
+}
