@@ -9,24 +9,8 @@ use crate::output;
 
 pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
     let project = load(g)?;
-    let envs: Vec<String> = match env {
-        Some(e) => {
-            project.env_config(e)?;
-            vec![e.to_string()]
-        }
-        None => project.config.environments.keys().cloned().collect(),
-    };
     let mut records = Vec::new();
-    for e in &envs {
-        let store = match project.open(e).await {
-            Ok(s) => s,
-            // Listing every environment skips the ones not configured here.
-            Err(err) if env.is_none() => {
-                tracing::warn!("skipping {e}: {err}");
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
+    for store in super::stores(&project, env).await? {
         records.extend(journal::promotions(&*store).await?);
     }
     records.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));

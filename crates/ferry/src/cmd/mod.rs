@@ -91,6 +91,23 @@ pub fn selection(args: &SelectionArgs) -> Result<Selection> {
     })
 }
 
+/// The stores a read command looks at: `env`, or every environment of the
+/// project (skipping, with a log line, the ones that cannot be opened here).
+pub async fn stores(project: &Project, env: Option<&str>) -> Result<Vec<std::sync::Arc<dyn ferry_db::Store>>> {
+    let Some(e) = env else {
+        let mut out = Vec::new();
+        for name in project.config.environments.keys() {
+            match project.open(name).await {
+                Ok(s) => out.push(s),
+                Err(err) => tracing::warn!("skipping {name}: {err}"),
+            }
+        }
+        return Ok(out);
+    };
+    project.env_config(e)?;
+    Ok(vec![project.open(e).await?])
+}
+
 /// Prints a JSON value on stdout.
 pub fn print_json(v: &serde_json::Value) -> Result<()> {
     use std::io::Write;

@@ -44,23 +44,8 @@ fn review_json(r: &Review) -> serde_json::Value {
 
 pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
     let project = load(g)?;
-    let envs: Vec<String> = match env {
-        Some(e) => {
-            project.env_config(e)?;
-            vec![e.to_string()]
-        }
-        None => project.config.environments.keys().cloned().collect(),
-    };
     let mut found = Vec::new();
-    for e in &envs {
-        let store = match project.open(e).await {
-            Ok(s) => s,
-            Err(err) if env.is_none() => {
-                tracing::warn!("skipping {e}: {err}");
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
+    for store in super::stores(&project, env).await? {
         found.extend(
             reviews::list(&*store)
                 .await?
@@ -293,23 +278,8 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
 
 pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
     let project = load(g)?;
-    let envs: Vec<String> = match env {
-        Some(e) => {
-            project.env_config(e)?;
-            vec![e.to_string()]
-        }
-        None => project.config.environments.keys().cloned().collect(),
-    };
     let mut entries: Vec<AuditEntry> = Vec::new();
-    for e in &envs {
-        let store = match project.open(e).await {
-            Ok(s) => s,
-            Err(err) if env.is_none() => {
-                tracing::warn!("skipping {e}: {err}");
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
+    for store in super::stores(&project, env).await? {
         entries.extend(audit::list(&*store).await?);
     }
     entries.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
