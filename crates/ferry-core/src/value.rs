@@ -94,6 +94,26 @@ pub struct ColumnType {
     /// rounded to what the column keeps before they are compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub float_bits: Option<u8>,
+    /// `numeric(p, s)` / `decimal(p, s)`: at most `p` digits, `s` of them
+    /// after the point. The engines round extra fractional digits away
+    /// without an error, so a decimal that does not fit is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimal_digits: Option<(u32, u32)>,
+    /// SQLite's NUMERIC affinity (`DECIMAL`, `NUMERIC`): a decimal is stored
+    /// as a 64-bit INTEGER when it is one, else as a REAL, which keeps 15
+    /// significant digits; a decimal that needs more is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decimal_as_real: bool,
+    /// Fractional-second digits a time or timestamp column keeps
+    /// (`datetime(3)`, `timestamp(0)`; `None`: all six). Finer digits are
+    /// cut off, as single-precision floats are rounded: the value is what
+    /// the column keeps, and the stores write it that way (see [`fit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_digits: Option<u8>,
+    /// `CHAR(n)`: blank-padded, so trailing spaces are not part of the
+    /// value and are dropped (see [`fit`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blank_padded: bool,
 }
 
 impl ColumnType {
@@ -103,15 +123,28 @@ impl ColumnType {
             max_chars: None,
             int_range: None,
             float_bits: None,
+            decimal_digits: None,
+            decimal_as_real: false,
+            fraction_digits: None,
+            blank_padded: false,
         }
     }
 }
 
 /// A double rounded to single precision, written back as the shortest
 /// double that prints the same (so 1.1 stays 1.1).
+///
+/// Near the largest single, that shortest text is beyond it (f32::MAX prints
+/// as `3.4028235e38`, which a FLOAT column refuses as out of range): there
+/// the exact single is kept.
 pub fn round_to_single(f: f64) -> f64 {
     let single = f as f32;
-    format!("{single}").parse().unwrap_or(f)
+    let shortest: f64 = format!("{single}").parse().unwrap_or(f);
+    if single.is_finite() && shortest.abs() > f64::from(f32::MAX) {
+        f64::from(single)
+    } else {
+        shortest
+    }
 }
 
 /// Why a value cannot be converted to a target column's type.
@@ -142,7 +175,11 @@ pub fn convert(value: &Value, ty: &ColumnType) -> Result<Value, ConvertError> {
         (LogicalType::Int, v) => Value::Int(to_int(v).ok_or_else(|| cannot(v, ty, "not an integer"))?),
         (LogicalType::Float, v) => {
             let f = to_float(v).ok_or_else(|| cannot(v, ty, "not a number"))?;
-            let f = if ty.float_bits == Some(32) { round_to_single(f) } else { f };
+            let f = if ty.float_bits == Some(32) {
+                round_to_single(f)
+            } else {
+                f
+            };
             Value::Float(canonical_float(f))
         }
         (LogicalType::Decimal, v) => {
@@ -167,11 +204,44 @@ pub fn convert(value: &Value, ty: &ColumnType) -> Result<Value, ConvertError> {
         }
         (LogicalType::Uuid, v) => Value::Uuid(to_uuid(v).ok_or_else(|| cannot(v, ty, "not a UUID"))?),
     };
+    let out = fit(&out, ty);
     check_limits(&out, ty)?;
     Ok(out)
 }
 
+/// A value of the column's logical type as the column keeps it: fractional
+/// seconds cut to [`ColumnType::fraction_digits`], trailing spaces dropped
+/// from a [`ColumnType::blank_padded`] text. [`convert`] applies it, and the
+/// stores apply it to what they write, so what is stored is exactly what
+/// Ferry compares (an engine that rounds instead of cutting never sees the
+/// finer digits).
+pub fn fit(value: &Value, ty: &ColumnType) -> Value {
+    let cut = |nanos: u32| match ty.fraction_digits {
+        Some(d) if d < 9 => {
+            let unit = 10u32.pow(9 - u32::from(d));
+            nanos / unit * unit
+        }
+        _ => nanos,
+    };
+    match value {
+        Value::Text(s) if ty.blank_padded && s.ends_with(' ') => Value::Text(s.trim_end_matches(' ').to_string()),
+        Value::Time(t) if ty.fraction_digits.is_some() => {
+            Value::Time(t.with_nanosecond(cut(t.nanosecond())).unwrap_or(*t))
+        }
+        Value::Timestamp(t) if ty.fraction_digits.is_some() => {
+            Value::Timestamp(t.with_nanosecond(cut(t.nanosecond())).unwrap_or(*t))
+        }
+        Value::TimestampTz(t) if ty.fraction_digits.is_some() => {
+            Value::TimestampTz(t.with_nanosecond(cut(t.nanosecond())).unwrap_or(*t))
+        }
+        other => other.clone(),
+    }
+}
+
 fn check_limits(value: &Value, ty: &ColumnType) -> Result<(), ConvertError> {
+    if let Value::Decimal(d) = value {
+        check_decimal(value, d, ty)?;
+    }
     if let (Some(max), Value::Text(s)) = (ty.max_chars, value) {
         let n = s.chars().count();
         if n > max as usize {
@@ -186,6 +256,48 @@ fn check_limits(value: &Value, ty: &ColumnType) -> Result<(), ConvertError> {
         let i = i128::from(*i);
         if i < lo || i > hi {
             return Err(cannot(value, ty, format!("out of range {lo}..={hi}")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a normalised decimal against [`ColumnType::decimal_digits`] and
+/// [`ColumnType::decimal_as_real`].
+fn check_decimal(value: &Value, d: &str, ty: &ColumnType) -> Result<(), ConvertError> {
+    let unsigned = d.trim_start_matches('-');
+    let (int_part, frac_part) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let int_digits = int_part.trim_start_matches('0').len() as u32;
+    let frac_digits = frac_part.len() as u32;
+    if let Some((precision, scale)) = ty.decimal_digits {
+        if frac_digits > scale {
+            return Err(cannot(
+                value,
+                ty,
+                format!("{frac_digits} digits after the point, the column keeps {scale}"),
+            ));
+        }
+        if int_digits > precision.saturating_sub(scale) {
+            return Err(cannot(
+                value,
+                ty,
+                format!(
+                    "{int_digits} digits before the point, the column holds at most {}",
+                    precision.saturating_sub(scale)
+                ),
+            ));
+        }
+    }
+    if ty.decimal_as_real && d.parse::<i64>().is_err() {
+        let digits = format!("{int_part}{frac_part}");
+        let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+        if significant > 15 {
+            return Err(cannot(
+                value,
+                ty,
+                format!(
+                    "{significant} significant digits; SQLite keeps a DECIMAL or NUMERIC value as a 64-bit integer or a double (15 digits), so use a TEXT column for exact decimals"
+                ),
+            ));
         }
     }
     Ok(())
@@ -646,6 +758,73 @@ pub fn key_cmp(a: &[Value], b: &[Value]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decimal_the_column_would_round_or_cut_is_refused() {
+        let numeric = ColumnType {
+            decimal_digits: Some((6, 2)),
+            ..ColumnType::new(LogicalType::Decimal)
+        };
+        let ok = |s: &str| convert(&Value::Text(s.into()), &numeric).map(|v| v.display_text());
+        assert_eq!(ok("1234.50"), Ok("1234.5".into()));
+        assert_eq!(ok("-0.01"), Ok("-0.01".into()));
+        assert!(ok("1.234")
+            .unwrap_err()
+            .message
+            .contains("3 digits after the point, the column keeps 2"));
+        assert!(ok("12345.6")
+            .unwrap_err()
+            .message
+            .contains("5 digits before the point, the column holds at most 4"));
+        let sqlite = ColumnType {
+            decimal_as_real: true,
+            ..ColumnType::new(LogicalType::Decimal)
+        };
+        let real = |s: &str| convert(&Value::Text(s.into()), &sqlite);
+        assert!(real("123456789012345.6").is_err(), "16 significant digits");
+        assert!(real("12345678901234.5").is_ok(), "15 significant digits");
+        assert!(real("9223372036854775807").is_ok(), "a 64-bit integer");
+        assert!(real("100000000000000000000").is_ok(), "one significant digit");
+    }
+
+    #[test]
+    fn values_are_fitted_to_what_the_column_keeps() {
+        let seconds = ColumnType {
+            fraction_digits: Some(0),
+            ..ColumnType::new(LogicalType::Timestamp)
+        };
+        let at = convert(&Value::Text("2024-12-31 23:59:59.999999".into()), &seconds).unwrap();
+        assert_eq!(at.display_text(), "2024-12-31 23:59:59", "cut, not rounded");
+        let millis = ColumnType {
+            fraction_digits: Some(3),
+            ..ColumnType::new(LogicalType::Time)
+        };
+        let t = convert(&Value::Text("10:00:00.123456".into()), &millis).unwrap();
+        assert_eq!(t.display_text(), "10:00:00.123");
+        let char3 = ColumnType {
+            blank_padded: true,
+            max_chars: Some(3),
+            ..ColumnType::new(LogicalType::Text)
+        };
+        assert_eq!(
+            convert(&Value::Text("ab ".into()), &char3),
+            Ok(Value::Text("ab".into()))
+        );
+        assert_eq!(
+            convert(&Value::Text("abc  ".into()), &char3),
+            Ok(Value::Text("abc".into()))
+        );
+        assert_eq!(convert(&Value::Text(" a".into()), &char3), Ok(Value::Text(" a".into())));
+    }
+
+    #[test]
+    fn the_largest_single_stays_a_single() {
+        let max = round_to_single(f64::from(f32::MAX));
+        assert!(max <= f64::from(f32::MAX), "{max:e}");
+        assert_eq!(max as f32, f32::MAX);
+        assert_eq!(round_to_single(1.1), 1.1);
+        assert_eq!(round_to_single(16_777_217.0), 16_777_216.0);
+    }
 
     #[test]
     fn decimals_normalise_by_value() {

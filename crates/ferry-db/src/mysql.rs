@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
-use ferry_core::value::{round_to_single, ColumnType, LogicalType, Value};
+use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use futures_util::TryStreamExt;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
@@ -43,6 +43,21 @@ struct TableSql {
     as_int: Vec<String>,
     /// text-like key columns, ordered byte-wise
     textual: Vec<String>,
+    /// column -> its type, to write values as the column keeps them
+    types: HashMap<String, ColumnType>,
+}
+
+impl TableSql {
+    /// A row to write (values in `names` order) as the columns keep it
+    /// ([`fit`]): fractional seconds are cut here, whether the server would
+    /// cut or round them.
+    fn fit(&self, names: &[String], values: &[Value]) -> Vec<Value> {
+        names
+            .iter()
+            .zip(values)
+            .map(|(name, v)| self.types.get(name).map_or_else(|| v.clone(), |t| fit(v, t)))
+            .collect()
+    }
 }
 
 impl ColumnSql for TableSql {
@@ -92,20 +107,44 @@ fn err(env: &str, e: sqlx::Error) -> DbError {
         other => other.to_string(),
     };
     let mut out = DbError::new(kind, env, message.clone());
-    // "Data too long for column 'name' at row 1", "Column 'x' cannot be null"
-    for marker in ["for column '", "Column '"] {
-        if let Some((_, rest)) = message.split_once(marker) {
-            out.column = rest.split('\'').next().map(str::to_string);
-            break;
+    // "Data too long for column 'name' at row 1", "Column 'x' cannot be null",
+    // and MariaDB's "Incorrect date value: '...' for column `db`.`t`.`name` at row 1".
+    if let Some((_, rest)) = message.rsplit_once("for column `") {
+        let qualified = rest.split(" at row").next().unwrap_or(rest);
+        out.column = qualified
+            .rsplit("`.`")
+            .next()
+            .map(|c| c.trim_end_matches('`').replace("``", "`"));
+    } else {
+        for marker in ["for column '", "Column '"] {
+            if let Some((_, rest)) = message.split_once(marker) {
+                out.column = rest.split('\'').next().map(str::to_string);
+                break;
+            }
         }
     }
     out
+}
+
+/// `(p, s)` of a `decimal(p,s)` column type (`decimal(10,2) unsigned`).
+fn precision_scale(column_type: &str) -> Option<(u32, u32)> {
+    let inner = column_type.split_once('(')?.1.split_once(')')?.0;
+    let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
 }
 
 fn logical(data_type: &str, column_type: &str, max_len: Option<i64>, is_json: bool) -> ColumnType {
     let unsigned = column_type.contains("unsigned");
     let mut t = ColumnType::new(match data_type {
         _ if is_json => LogicalType::Json,
+        // CHAR(n) is blank-padded (and read back without the padding).
+        "char" => {
+            return ColumnType {
+                max_chars: max_len.and_then(|n| u32::try_from(n).ok()),
+                blank_padded: true,
+                ..ColumnType::new(LogicalType::Text)
+            }
+        }
         "tinyint" if column_type.starts_with("tinyint(1)") => LogicalType::Bool,
         "bigint" if unsigned => LogicalType::Decimal,
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" | "bit" => LogicalType::Int,
@@ -132,6 +171,11 @@ fn logical(data_type: &str, column_type: &str, max_len: Option<i64>, is_json: bo
         "mediumint" => t.int_range = Some(range(24)),
         "int" | "integer" => t.int_range = Some(range(32)),
         "float" => t.float_bits = Some(32),
+        "decimal" | "numeric" => t.decimal_digits = precision_scale(column_type),
+        // datetime(p), timestamp(p), time(p): no (p) keeps whole seconds.
+        "datetime" | "timestamp" | "time" => {
+            t.fraction_digits = Some(precision_scale(column_type).map_or(0, |(p, _)| p.min(6) as u8))
+        }
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !is_json => {
             t.max_chars = max_len.and_then(|n| u32::try_from(n).ok());
         }
@@ -190,6 +234,9 @@ fn bind_all<'q>(mut q: Query<'q, MySql, MySqlArguments>, values: &'q [Value]) ->
             Value::Int(i) => q.bind(*i),
             Value::Float(f) => q.bind(*f),
             Value::Bytes(b) => q.bind(b.as_slice()),
+            Value::Date(d) if !(0..=9999).contains(&d.year()) => q.bind(v.display_text()),
+            Value::Timestamp(t) if !(0..=9999).contains(&t.year()) => q.bind(v.display_text()),
+            Value::TimestampTz(t) if !(0..=9999).contains(&t.year()) => q.bind(v.display_text()),
             Value::Date(d) => q.bind(*d),
             Value::Time(t) => q.bind(*t),
             Value::Timestamp(t) => q.bind(*t),
@@ -328,12 +375,14 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
         match data_type.as_str() {
             "decimal" | "numeric" | "enum" | "set" | "time" | "json" | "uuid" => sql.as_text.push(name.clone()),
             "bigint" if column_type.contains("unsigned") => sql.as_text.push(name.clone()),
-            "bit" => sql.as_int.push(name.clone()),
+            // YEAR does not decode as an integer: read it as one.
+            "bit" | "year" => sql.as_int.push(name.clone()),
             _ => {}
         }
         if matches!(ty.logical, LogicalType::Text | LogicalType::Uuid) {
             sql.textual.push(name.clone());
         }
+        sql.types.insert(name.clone(), ty.clone());
         let auto = extra.contains("auto_increment");
         columns.push(ColumnSchema {
             name,
@@ -592,11 +641,20 @@ impl MySqlTxn {
         Ok(sql)
     }
 
-    async fn exec_rows(&mut self, table: &str, sql: &str, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+    /// Runs `sql` once per row; `names` are the columns of each row's values.
+    async fn exec_rows(
+        &mut self,
+        table: &str,
+        cols: &TableSql,
+        names: &[String],
+        sql: &str,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<(), DbError> {
         let env = self.env.clone();
         let conn = self.conn()?;
         for (i, values) in rows.iter().enumerate() {
-            bind_all(sqlx::query(sql), values)
+            let values = cols.fit(names, values);
+            bind_all(sqlx::query(sql), &values)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| {
@@ -620,7 +678,7 @@ impl Txn for MySqlTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let sql = D.insert(table, columns, 1, &*cols);
-        self.exec_rows(table, &sql, rows.to_vec()).await
+        self.exec_rows(table, &cols, columns, &sql, rows.to_vec()).await
     }
 
     async fn insert_returning(
@@ -649,13 +707,14 @@ impl Txn for MySqlTxn {
         let cols = self.cols(table).await?;
         let sql = D.update(table, key, set, &*cols);
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
-        self.exec_rows(table, &sql, rows).await
+        let names: Vec<String> = set.iter().chain(key).cloned().collect();
+        self.exec_rows(table, &cols, &names, &sql, rows).await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let sql = D.delete(table, key, &*cols);
-        self.exec_rows(table, &sql, keys.to_vec()).await
+        self.exec_rows(table, &cols, key, &sql, keys.to_vec()).await
     }
 
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
-use ferry_core::value::{round_to_single, ColumnType, LogicalType, Value};
+use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
@@ -42,6 +42,34 @@ struct TableSql {
     as_text: Vec<String>,
     /// columns whose order needs `COLLATE "C"` (text-like)
     textual: Vec<String>,
+    /// column -> its type, to write values as the column keeps them
+    types: HashMap<String, ColumnType>,
+}
+
+impl TableSql {
+    /// A row to write (values in `names` order) as the columns keep it
+    /// ([`fit`]). PostgreSQL text cannot hold the NUL character: such a
+    /// value is refused here, naming its column (the server would not).
+    fn fit(&self, env: &str, names: &[String], values: &[Value]) -> Result<Vec<Value>, DbError> {
+        names
+            .iter()
+            .zip(values)
+            .map(|(name, v)| {
+                if let Value::Text(s) = v {
+                    if s.contains('\0') {
+                        let mut e = DbError::new(
+                            DbErrorKind::Constraint,
+                            env,
+                            "the text holds a NUL character (\\0), which PostgreSQL text cannot store",
+                        );
+                        e.column = Some(name.clone());
+                        return Err(e);
+                    }
+                }
+                Ok(self.types.get(name).map_or_else(|| v.clone(), |t| fit(v, t)))
+            })
+            .collect()
+    }
 }
 
 impl ColumnSql for TableSql {
@@ -121,14 +149,42 @@ fn logical(regtype: &str, typtype: &str, typmod: i32) -> ColumnType {
         _ => LogicalType::Text,
     });
     let _ = typtype;
+    // char(n) is blank-padded: read as `::text`, which drops the padding.
+    t.blank_padded = regtype == "character";
     match regtype {
         "smallint" => t.int_range = Some((i16::MIN.into(), i16::MAX.into())),
         "integer" => t.int_range = Some((i32::MIN.into(), i32::MAX.into())),
         "real" => t.float_bits = Some(32),
         "character varying" | "character" if typmod > 4 => t.max_chars = Some((typmod - 4) as u32),
+        // time(p), timestamp(p): typmod is p (-1: the default, 6 digits).
+        "time without time zone" | "timestamp without time zone" | "timestamp with time zone"
+            if (0..6).contains(&typmod) =>
+        {
+            t.fraction_digits = Some(typmod as u8)
+        }
+        // numeric(p, s): typmod - 4 = p << 16 | s (s as 11 signed bits).
+        "numeric" if typmod >= 4 => {
+            let m = typmod - 4;
+            let (precision, scale) = ((m >> 16) & 0xffff, ((m & 0x7ff) ^ 1024) - 1024);
+            if (0..=precision).contains(&scale) {
+                t.decimal_digits = Some((precision as u32, scale as u32));
+            }
+        }
         _ => {}
     }
     t
+}
+
+/// The type a parameter is cast to for a column of `regtype`. `regtype`
+/// drops the length, and a bare `character` or `bit` means length 1: an
+/// explicit cast to it would cut `'FRA'` to `'F'` without a word. Their
+/// unbounded forms leave the length check to the column itself.
+fn cast_type(regtype: &str) -> &str {
+    match regtype {
+        "character" => "bpchar",
+        "bit" => "varbit",
+        other => other,
+    }
 }
 
 /// Types read natively; every other is read as text.
@@ -143,7 +199,6 @@ fn native(regtype: &str) -> bool {
             | "boolean"
             | "text"
             | "character varying"
-            | "character"
             | "name"
             | "bytea"
             | "json"
@@ -300,9 +355,11 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
         if category == "S" || typtype == "e" {
             sql.textual.push(name.clone());
         }
-        sql.casts.insert(name.clone(), regtype.clone());
+        sql.casts.insert(name.clone(), cast_type(&regtype).to_string());
+        let ty = logical(&regtype, &typtype, typmod);
+        sql.types.insert(name.clone(), ty.clone());
         columns.push(ColumnSchema {
-            ty: logical(&regtype, &typtype, typmod),
+            ty,
             declared: regtype,
             nullable: r.try_get(3)?,
             has_default: r.try_get(4)?,
@@ -567,11 +624,20 @@ impl PgTxn {
         Ok(sql)
     }
 
-    async fn exec_rows(&mut self, table: &str, sql: &str, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+    /// Runs `sql` once per row; `names` are the columns of each row's values.
+    async fn exec_rows(
+        &mut self,
+        table: &str,
+        cols: &TableSql,
+        names: &[String],
+        sql: &str,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<(), DbError> {
         let env = self.env.clone();
         let conn = self.conn()?;
         for (i, values) in rows.iter().enumerate() {
-            bind_all(sqlx::query(sql), values)
+            let values = cols.fit(&env, names, values).map_err(|e| e.table(table).row(i))?;
+            bind_all(sqlx::query(sql), &values)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| {
@@ -595,7 +661,7 @@ impl Txn for PgTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let sql = D.insert(table, columns, 1, &*cols);
-        self.exec_rows(table, &sql, rows.to_vec()).await
+        self.exec_rows(table, &cols, columns, &sql, rows.to_vec()).await
     }
 
     async fn insert_returning(
@@ -608,7 +674,8 @@ impl Txn for PgTxn {
         let cols = self.cols(table).await?;
         let sql = format!("{} RETURNING {}", D.insert(table, columns, 1, &*cols), cols.read(key));
         let env = self.env.clone();
-        let r = bind_all(sqlx::query(&sql), row)
+        let row = cols.fit(&env, columns, row).map_err(|e| e.table(table).row(0))?;
+        let r = bind_all(sqlx::query(&sql), &row)
             .fetch_one(self.conn()?)
             .await
             .map_err(|e| err(&env, e).table(table).row(0))?;
@@ -625,13 +692,14 @@ impl Txn for PgTxn {
         let cols = self.cols(table).await?;
         let sql = D.update(table, key, set, &*cols);
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
-        self.exec_rows(table, &sql, rows).await
+        let names: Vec<String> = set.iter().chain(key).cloned().collect();
+        self.exec_rows(table, &cols, &names, &sql, rows).await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let sql = D.delete(table, key, &*cols);
-        self.exec_rows(table, &sql, keys.to_vec()).await
+        self.exec_rows(table, &cols, key, &sql, keys.to_vec()).await
     }
 
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError> {

@@ -1,1 +1,7 @@
 //! Integration tests of the engine on real SQLite files.
+
+mod common;
+mod engines;
+mod properties;
+mod scenarios;
+mod three_way;

@@ -1,0 +1,17 @@
+//! The engine against real PostgreSQL and MariaDB servers (and SQLite
+//! files): exact values for every type across every engine pair, values the
+//! target cannot hold, quoted identifiers, generated ids, one writer per
+//! target, and the promotion scenarios on mixed engines.
+//!
+//! Server URLs come from `FERRY_TEST_POSTGRES_URL` and `FERRY_TEST_MYSQL_URL`
+//! (for example `postgres://postgres@127.0.0.1:5432/postgres` and
+//! `mysql://root@127.0.0.1:3306/mysql`); see [`support`].
+
+mod bad_values;
+mod column_limits;
+mod concurrency;
+mod generated_ids;
+mod identifiers;
+mod round_trip;
+mod scenarios;
+mod support;
