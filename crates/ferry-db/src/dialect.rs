@@ -93,29 +93,37 @@ impl Dialect {
     }
 
     /// A fetch of `n` value tuples; parameters numbered from 1.
-    pub fn fetch(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
-        let m = req.match_columns.len();
+    /// A condition matching `n` value tuples of `columns`; parameters
+    /// numbered from 1.
+    fn matching(self, columns: &[String], n: usize, c: &dyn ColumnSql) -> String {
         let mut p = 0;
         let mut next = |col: &str| {
             p += 1;
             c.param(col, self.param(p))
         };
-        let cond = if m == 1 {
-            let params: Vec<String> = (0..n).map(|_| next(&req.match_columns[0])).collect();
-            format!("{} IN ({})", self.ident(&req.match_columns[0]), params.join(", "))
-        } else {
-            let tuples: Vec<String> = (0..n)
-                .map(|_| {
-                    let parts: Vec<String> = req
-                        .match_columns
-                        .iter()
-                        .map(|col| format!("{} = {}", self.ident(col), next(col)))
-                        .collect();
-                    format!("({})", parts.join(" AND "))
-                })
-                .collect();
-            tuples.join(" OR ")
-        };
+        if let [only] = columns {
+            let params: Vec<String> = (0..n).map(|_| next(only)).collect();
+            return format!("{} IN ({})", self.ident(only), params.join(", "));
+        }
+        let tuples: Vec<String> = (0..n)
+            .map(|_| {
+                let parts: Vec<String> = columns
+                    .iter()
+                    .map(|col| format!("{} = {}", self.ident(col), next(col)))
+                    .collect();
+                format!("({})", parts.join(" AND "))
+            })
+            .collect();
+        tuples.join(" OR ")
+    }
+
+    /// A delete of `n` rows by key.
+    pub fn delete_many(self, table: &str, key: &[String], n: usize, c: &dyn ColumnSql) -> String {
+        format!("DELETE FROM {} WHERE ({})", self.ident(table), self.matching(key, n, c))
+    }
+
+    pub fn fetch(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
+        let cond = self.matching(&req.match_columns, n, c);
         let mut sql = format!(
             "SELECT {}{} FROM {} WHERE ({cond})",
             reads(c, &req.columns),

@@ -642,6 +642,49 @@ impl MySqlTxn {
     }
 
     /// Runs `sql` once per row; `names` are the columns of each row's values.
+    /// Runs a multi-row statement (`sql_for(n)` for `n` rows of
+    /// `names` values each) over `rows` in chunks under the placeholder
+    /// limit. When a chunk fails, its rows run one by one to name the one
+    /// that fails (after rolling the chunk back to a savepoint where the
+    /// engine aborts the transaction on an error).
+    async fn exec_batched(
+        &mut self,
+        table: &str,
+        cols: &TableSql,
+        names: &[String],
+        rows: Vec<Vec<Value>>,
+        sql_for: impl Fn(usize) -> String,
+    ) -> Result<(), DbError> {
+        let per_chunk = chunk_size(names.len());
+        let mut start = 0;
+        for chunk in rows.chunks(per_chunk) {
+            if chunk.len() > 1 {
+                let mut flat = Vec::with_capacity(chunk.len() * names.len());
+                for values in chunk {
+                    flat.extend(cols.fit(names, values));
+                }
+                let conn = self.conn()?;
+                let done = bind_all(sqlx::query(&sql_for(chunk.len())), &flat)
+                    .execute(&mut *conn)
+                    .await;
+                // A failed statement is rolled back alone: retry its rows one by one.
+                if done.is_ok() {
+                    start += chunk.len();
+                    continue;
+                }
+            }
+            let one = sql_for(1);
+            self.exec_rows(table, cols, names, &one, chunk.to_vec())
+                .await
+                .map_err(|mut e| {
+                    e.row = e.row.map(|r| r + start);
+                    e
+                })?;
+            start += chunk.len();
+        }
+        Ok(())
+    }
+
     async fn exec_rows(
         &mut self,
         table: &str,
@@ -677,8 +720,11 @@ impl Txn for MySqlTxn {
 
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
-        let sql = D.insert(table, columns, 1, &*cols);
-        self.exec_rows(table, &cols, columns, &sql, rows.to_vec()).await
+        let c = cols.clone();
+        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
+            D.insert(table, columns, n, &*c)
+        })
+        .await
     }
 
     async fn insert_returning(
@@ -713,8 +759,9 @@ impl Txn for MySqlTxn {
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
-        let sql = D.delete(table, key, &*cols);
-        self.exec_rows(table, &cols, key, &sql, keys.to_vec()).await
+        let c = cols.clone();
+        self.exec_batched(table, &cols, key, keys.to_vec(), |n| D.delete_many(table, key, n, &*c))
+            .await
     }
 
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {

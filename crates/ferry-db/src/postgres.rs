@@ -625,6 +625,61 @@ impl PgTxn {
     }
 
     /// Runs `sql` once per row; `names` are the columns of each row's values.
+    /// Runs a multi-row statement (`sql_for(n)` for `n` rows of
+    /// `names` values each) over `rows` in chunks under the placeholder
+    /// limit. When a chunk fails, its rows run one by one to name the one
+    /// that fails (after rolling the chunk back to a savepoint where the
+    /// engine aborts the transaction on an error).
+    async fn exec_batched(
+        &mut self,
+        table: &str,
+        cols: &TableSql,
+        names: &[String],
+        rows: Vec<Vec<Value>>,
+        sql_for: impl Fn(usize) -> String,
+    ) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let per_chunk = chunk_size(names.len());
+        let mut start = 0;
+        for chunk in rows.chunks(per_chunk) {
+            if chunk.len() > 1 {
+                let mut flat = Vec::with_capacity(chunk.len() * names.len());
+                for (i, values) in chunk.iter().enumerate() {
+                    let i = start + i;
+                    flat.extend(cols.fit(&env, names, values).map_err(|e| e.table(table).row(i))?);
+                }
+                let conn = self.conn()?;
+                conn.execute("SAVEPOINT ferry_batch").await.map_err(|e| err(&env, e))?;
+                let done = bind_all(sqlx::query(&sql_for(chunk.len())), &flat)
+                    .execute(&mut *conn)
+                    .await;
+                match done {
+                    Ok(_) => {
+                        conn.execute("RELEASE SAVEPOINT ferry_batch")
+                            .await
+                            .map_err(|e| err(&env, e))?;
+                        start += chunk.len();
+                        continue;
+                    }
+                    Err(_) => {
+                        conn.execute("ROLLBACK TO SAVEPOINT ferry_batch")
+                            .await
+                            .map_err(|e| err(&env, e))?;
+                    }
+                }
+            }
+            let one = sql_for(1);
+            self.exec_rows(table, cols, names, &one, chunk.to_vec())
+                .await
+                .map_err(|mut e| {
+                    e.row = e.row.map(|r| r + start);
+                    e
+                })?;
+            start += chunk.len();
+        }
+        Ok(())
+    }
+
     async fn exec_rows(
         &mut self,
         table: &str,
@@ -660,8 +715,11 @@ impl Txn for PgTxn {
 
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
-        let sql = D.insert(table, columns, 1, &*cols);
-        self.exec_rows(table, &cols, columns, &sql, rows.to_vec()).await
+        let c = cols.clone();
+        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
+            D.insert(table, columns, n, &*c)
+        })
+        .await
     }
 
     async fn insert_returning(
@@ -698,8 +756,9 @@ impl Txn for PgTxn {
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
-        let sql = D.delete(table, key, &*cols);
-        self.exec_rows(table, &cols, key, &sql, keys.to_vec()).await
+        let c = cols.clone();
+        self.exec_batched(table, &cols, key, keys.to_vec(), |n| D.delete_many(table, key, n, &*c))
+            .await
     }
 
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError> {
