@@ -217,16 +217,20 @@ impl TableSpec {
     /// Converts a raw row (in [`TableSpec::columns`] order) into canonical
     /// values of the target's types. On failure, names the column.
     pub fn canonicalize(&self, raw: &[Value]) -> Result<Vec<Value>, (String, ConvertError)> {
-        self.columns()
+        self.canonicalize_owned(raw.to_vec())
+    }
+
+    /// [`TableSpec::canonicalize`] of an owned row (values already of their
+    /// column's kind are moved, not copied). Extra trailing values are dropped.
+    pub fn canonicalize_owned(&self, raw: Vec<Value>) -> Result<Vec<Value>, (String, ConvertError)> {
+        let any = ColumnType::new(crate::value::LogicalType::Any);
+        self.key
             .iter()
+            .chain(self.compared.iter())
             .zip(raw)
             .map(|(col, v)| {
-                let ty = self
-                    .types
-                    .get(col)
-                    .cloned()
-                    .unwrap_or(ColumnType::new(crate::value::LogicalType::Any));
-                convert(v, &ty).map_err(|e| (col.clone(), e))
+                let ty = self.types.get(col).unwrap_or(&any);
+                crate::value::convert_owned(v, ty).map_err(|e| (col.clone(), e))
             })
             .collect()
     }
@@ -241,6 +245,13 @@ impl TableSpec {
     }
 
     /// Hashes the compared columns of a canonical row.
+    /// The row hash alone (equal to [`TableSpec::hash`]'s `row`), without
+    /// the per-field hashes: what the merge compares for every row.
+    pub fn row_hash(&self, row: &[Value]) -> crate::canonical::RowHash {
+        let k = self.key.len();
+        crate::canonical::row_digest(self.compared.iter().map(String::as_str).zip(&row[k..]))
+    }
+
     pub fn hash(&self, row: &[Value]) -> RowHashes {
         let k = self.key.len();
         hash_row(self.compared.iter().map(String::as_str).zip(&row[k..]))

@@ -204,7 +204,27 @@ pub fn convert(value: &Value, ty: &ColumnType) -> Result<Value, ConvertError> {
         }
         (LogicalType::Uuid, v) => Value::Uuid(to_uuid(v).ok_or_else(|| cannot(v, ty, "not a UUID"))?),
     };
-    let out = fit(&out, ty);
+    let out = fit_owned(out, ty);
+    check_limits(&out, ty)?;
+    Ok(out)
+}
+
+/// [`convert`] of an owned value: a value already of the column's kind is
+/// moved, not copied (the common case when both sides share an engine).
+pub fn convert_owned(value: Value, ty: &ColumnType) -> Result<Value, ConvertError> {
+    let kept = matches!(
+        (ty.logical, &value),
+        (_, Value::Null)
+            | (LogicalType::Int, Value::Int(_))
+            | (LogicalType::Bytes, Value::Bytes(_))
+            | (LogicalType::Bool, Value::Bool(_))
+            | (LogicalType::Text, Value::Text(_))
+            | (LogicalType::Any, Value::Int(_) | Value::Text(_) | Value::Bytes(_))
+    );
+    if !kept {
+        return convert(&value, ty);
+    }
+    let out = fit_owned(value, ty);
     check_limits(&out, ty)?;
     Ok(out)
 }
@@ -216,6 +236,11 @@ pub fn convert(value: &Value, ty: &ColumnType) -> Result<Value, ConvertError> {
 /// Ferry compares (an engine that rounds instead of cutting never sees the
 /// finer digits).
 pub fn fit(value: &Value, ty: &ColumnType) -> Value {
+    fit_owned(value.clone(), ty)
+}
+
+/// [`fit`] on an owned value: returns it as it is when nothing changes.
+pub fn fit_owned(value: Value, ty: &ColumnType) -> Value {
     let cut = |nanos: u32| match ty.fraction_digits {
         Some(d) if d < 9 => {
             let unit = 10u32.pow(9 - u32::from(d));
@@ -223,7 +248,7 @@ pub fn fit(value: &Value, ty: &ColumnType) -> Value {
         }
         _ => nanos,
     };
-    match value {
+    match &value {
         Value::Text(s) if ty.blank_padded && s.ends_with(' ') => Value::Text(s.trim_end_matches(' ').to_string()),
         Value::Time(t) if ty.fraction_digits.is_some() => {
             Value::Time(t.with_nanosecond(cut(t.nanosecond())).unwrap_or(*t))
@@ -234,7 +259,7 @@ pub fn fit(value: &Value, ty: &ColumnType) -> Value {
         Value::TimestampTz(t) if ty.fraction_digits.is_some() => {
             Value::TimestampTz(t.with_nanosecond(cut(t.nanosecond())).unwrap_or(*t))
         }
-        other => other.clone(),
+        _ => value,
     }
 }
 
@@ -858,6 +883,21 @@ mod tests {
         let c = convert(&Value::Text("2024-05-01T12:00:00+02:00".into()), &tz).unwrap();
         let d = convert(&Value::Text("2024-05-01 10:00:00".into()), &tz).unwrap();
         assert_eq!(c, d);
+    }
+
+    #[test]
+    fn owned_conversion_equals_borrowed() {
+        let mut ty = ColumnType::new(LogicalType::Text);
+        ty.blank_padded = true;
+        for (v, ty) in [
+            (Value::Text("ab  ".into()), ty.clone()),
+            (Value::Int(3), ColumnType::new(LogicalType::Int)),
+            (Value::Text("7".into()), ColumnType::new(LogicalType::Int)),
+            (Value::Null, ColumnType::new(LogicalType::Json)),
+            (Value::Bytes(vec![1]), ColumnType::new(LogicalType::Any)),
+        ] {
+            assert_eq!(convert_owned(v.clone(), &ty), convert(&v, &ty), "{v:?}");
+        }
     }
 
     #[test]

@@ -96,7 +96,12 @@ impl Dialect {
     /// A condition matching `n` value tuples of `columns`; parameters
     /// numbered from 1.
     fn matching(self, columns: &[String], n: usize, c: &dyn ColumnSql) -> String {
-        let mut p = 0;
+        self.matching_from(columns, n, c, 0)
+    }
+
+    /// [`Dialect::matching`] with parameters numbered after `skip` others.
+    fn matching_from(self, columns: &[String], n: usize, c: &dyn ColumnSql, skip: usize) -> String {
+        let mut p = skip;
         let mut next = |col: &str| {
             p += 1;
             c.param(col, self.param(p))
@@ -123,7 +128,18 @@ impl Dialect {
     }
 
     pub fn fetch(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
-        let cond = self.matching(&req.match_columns, n, c);
+        let fixed: Vec<String> = req
+            .fixed
+            .iter()
+            .enumerate()
+            .map(|(i, (col, _))| format!("{} = {}", self.ident(col), c.param(col, self.param(i + 1))))
+            .collect();
+        let matched = self.matching_from(&req.match_columns, n, c, fixed.len());
+        let cond = if fixed.is_empty() {
+            matched
+        } else {
+            format!("{} AND ({matched})", fixed.join(" AND "))
+        };
         let mut sql = format!(
             "SELECT {}{} FROM {} WHERE ({cond})",
             reads(c, &req.columns),

@@ -57,6 +57,16 @@ pub struct FetchRequest {
     pub flag: Option<String>,
     /// Only rows for which this SQL predicate is true.
     pub filter: Option<String>,
+    /// Columns that must equal one value, bound before the matched values
+    /// (`a = $1 AND b = $2 AND c IN ($3, ...)`: an index-friendly lookup).
+    pub fixed: Vec<(String, Value)>,
+}
+
+impl FetchRequest {
+    /// The values bound for a chunk of `values`: the fixed ones first.
+    pub fn params<'a>(&'a self, chunk: &'a [Row]) -> impl Iterator<Item = &'a Value> {
+        self.fixed.iter().map(|(_, v)| v).chain(chunk.iter().flatten())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

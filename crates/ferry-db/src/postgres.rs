@@ -426,7 +426,7 @@ async fn fetch_on(
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
         let sql = D.fetch(req, chunk.len(), sql_cols);
-        let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        let flat: Vec<Value> = req.params(chunk).cloned().collect();
         let q = bind_all(sqlx::query(&sql), &flat);
         let rows = q
             .fetch_all(&mut *conn)

@@ -422,7 +422,7 @@ fn fetch_on(conn: &Connection, env: &str, req: &FetchRequest) -> Result<Vec<Row>
         let mut stmt = conn
             .prepare_cached(&sql)
             .map_err(|e| to_db_error(env, e).table(&req.table))?;
-        let params: Vec<SqlValue> = chunk.iter().flatten().map(encode).collect();
+        let params: Vec<SqlValue> = req.params(chunk).map(encode).collect();
         read_rows(&mut stmt, &params, |r| {
             out.push(r);
             true

@@ -573,6 +573,7 @@ pub async fn fetch_full(txn: &mut dyn Txn, spec: &TableSpec, keys: Vec<Vec<Value
                 values: chunk.to_vec(),
                 flag: None,
                 filter: None,
+                fixed: Vec::new(),
             })
             .await?,
         );

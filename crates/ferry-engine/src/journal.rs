@@ -218,6 +218,7 @@ pub async fn journal_rows(store: &dyn Store, id: &str) -> Result<Vec<JournalRow>
             values: vec![vec![Value::Text(id.to_string())]],
             flag: None,
             filter: None,
+            fixed: Vec::new(),
         })
         .await?;
     let mut out: Vec<JournalRow> = rows
@@ -304,19 +305,14 @@ pub async fn read_bases_text(
             .fetch(FetchRequest {
                 table: meta::SYNC.into(),
                 columns: meta::columns(&SYNC_READ),
-                match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
-                values: chunk
-                    .iter()
-                    .map(|k| {
-                        vec![
-                            Value::Text(from.into()),
-                            Value::Text(table.into()),
-                            Value::Text(k.clone()),
-                        ]
-                    })
-                    .collect(),
+                match_columns: meta::columns(&["row_key"]),
+                values: chunk.iter().map(|k| vec![Value::Text(k.clone())]).collect(),
                 flag: None,
                 filter: None,
+                fixed: vec![
+                    ("source_env".into(), Value::Text(from.into())),
+                    ("table_name".into(), Value::Text(table.into())),
+                ],
             })
             .await?;
         out.extend(rows.iter().filter_map(|r| parse_sync_row(r)));

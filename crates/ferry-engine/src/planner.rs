@@ -130,14 +130,17 @@ impl<'a> Planner<'a> {
     }
 
     /// Canonicalises a raw row read from one side.
-    fn side(&self, spec: &TableSpec, env: &str, raw: &[Value]) -> Result<SideRow> {
-        let row = spec.canonicalize(raw).map_err(|(col, e)| {
-            let key: Vec<Value> = raw[..spec.key.len()].to_vec();
-            conv_err(self.pair, spec, &key, env, &col, e)
-        })?;
-        let mut row = row;
+    /// Canonicalises a raw row of one side and hashes it. With `full`
+    /// false only the row hash is computed (the merge compares that); the
+    /// per-field hashes follow for the rows that differ ([`with_fields`]).
+    fn side(&self, spec: &TableSpec, env: &str, raw: Vec<Value>, full: bool) -> Result<SideRow> {
+        let key: Vec<Value> = raw[..spec.key.len().min(raw.len())].to_vec();
+        let mut row = spec
+            .canonicalize_owned(raw)
+            .map_err(|(col, e)| conv_err(self.pair, spec, &key, env, &col, e))?;
         let mut deferred = Vec::new();
-        if env == self.pair.from {
+        let natural_refs = spec.references.values().any(|t| self.natural.contains_key(t));
+        if natural_refs && env == self.pair.from {
             // References to natural-key tables: the source id becomes the id
             // of the matched target row; a row the target lacks stays
             // deferred until the plan is applied.
@@ -154,7 +157,14 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let hashes = spec.hash(&row);
+        let hashes = if full {
+            spec.hash(&row)
+        } else {
+            RowHashes {
+                row: spec.row_hash(&row),
+                fields: Vec::new(),
+            }
+        };
         Ok(SideRow { row, hashes, deferred })
     }
 
@@ -175,14 +185,16 @@ impl<'a> Planner<'a> {
         while let Some(batch) = rx.recv().await {
             for raw in batch? {
                 let excluded = is_true(raw.get(n));
-                source.push((self.side(spec, &pair.from, &raw[..n])?, excluded));
+                let mut raw = raw;
+                raw.truncate(n);
+                source.push((self.side(spec, &pair.from, raw, true)?, excluded));
             }
         }
         let mut target = Vec::new();
         let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
         while let Some(batch) = rx.recv().await {
             for raw in batch? {
-                target.push(self.side(spec, &pair.to, &raw)?);
+                target.push(self.side(spec, &pair.to, raw, true)?);
             }
         }
         let mut bases = HashMap::new();
@@ -196,6 +208,7 @@ impl<'a> Planner<'a> {
                     values: vec![vec![Value::Text(pair.from.clone()), Value::Text(spec.name.clone())]],
                     flag: None,
                     filter: None,
+                    fixed: Vec::new(),
                 })
                 .await?;
             bases = rows.iter().filter_map(|r| crate::journal::parse_sync_row(r)).collect();
@@ -458,6 +471,7 @@ impl<'a> Planner<'a> {
             values,
             flag: spec.exclude.clone(),
             filter: None,
+            fixed: Vec::new(),
         };
         let source_rows = self.pair.source.fetch(req.clone()).await?;
         let target_rows = self.pair.target.fetch(FetchRequest { flag: None, ..req }).await?;
@@ -465,7 +479,9 @@ impl<'a> Planner<'a> {
         let n = spec.columns().len();
         for raw in source_rows {
             let excluded = is_true(raw.get(n));
-            let side = self.side(spec, &self.pair.from, &raw[..n])?;
+            let mut raw = raw;
+            raw.truncate(n);
+            let side = self.side(spec, &self.pair.from, raw, true)?;
             let key = side.row[..spec.key.len()].to_vec();
             by_key.insert(
                 key_text(&key),
@@ -482,7 +498,7 @@ impl<'a> Planner<'a> {
             );
         }
         for raw in target_rows {
-            let side = self.side(spec, &self.pair.to, &raw)?;
+            let side = self.side(spec, &self.pair.to, raw, true)?;
             let key = side.row[..spec.key.len()].to_vec();
             by_key
                 .entry(key_text(&key))
@@ -572,7 +588,9 @@ impl<'a> Planner<'a> {
                 match next_row(&mut s_buf, &mut src).await? {
                     Some(raw) => {
                         let excluded = is_true(raw.get(n));
-                        let side = self.side(spec, &pair.from, &raw[..n])?;
+                        let mut raw = raw;
+                        raw.truncate(n);
+                        let side = self.side(spec, &pair.from, raw, false)?;
                         check_order(&pair.from, spec, &mut last_s, &side.row[..k])?;
                         s_next = Some((side, excluded));
                     }
@@ -582,7 +600,7 @@ impl<'a> Planner<'a> {
             if t_next.is_none() && !t_done {
                 match next_row(&mut t_buf, &mut dst).await? {
                     Some(raw) => {
-                        let side = self.side(spec, &pair.to, &raw)?;
+                        let side = self.side(spec, &pair.to, raw, false)?;
                         check_order(&pair.to, spec, &mut last_t, &side.row[..k])?;
                         t_next = Some(side);
                     }
@@ -618,7 +636,7 @@ impl<'a> Planner<'a> {
             if let (Some(s), Some(t), false) = (&source, &target, excluded) {
                 if s.hashes.row == t.hashes.row {
                     if self.collect_equal {
-                        self.equal.push((spec.name.clone(), key, s.hashes.clone(), None));
+                        self.equal.push((spec.name.clone(), key, spec.hash(&s.row), None));
                     }
                     continue;
                 }
@@ -652,19 +670,14 @@ impl<'a> Planner<'a> {
             .fetch(FetchRequest {
                 table: meta::SYNC.into(),
                 columns: meta::columns(&crate::journal::SYNC_READ),
-                match_columns: meta::columns(&["source_env", "table_name", "row_key"]),
-                values: keys
-                    .iter()
-                    .map(|k| {
-                        vec![
-                            Value::Text(self.pair.from.clone()),
-                            Value::Text(spec.name.clone()),
-                            Value::Text(key_text(k)),
-                        ]
-                    })
-                    .collect(),
+                match_columns: meta::columns(&["row_key"]),
+                values: keys.iter().map(|k| vec![Value::Text(key_text(k))]).collect(),
                 flag: None,
                 filter: None,
+                fixed: vec![
+                    ("source_env".into(), Value::Text(self.pair.from.clone())),
+                    ("table_name".into(), Value::Text(spec.name.clone())),
+                ],
             })
             .await?;
         Ok(rows
@@ -674,7 +687,12 @@ impl<'a> Planner<'a> {
     }
 
     /// Applies the three-way rules to a batch of candidates.
-    async fn classify(&mut self, spec: &TableSpec, cands: Vec<Candidate>) -> Result<()> {
+    async fn classify(&mut self, spec: &TableSpec, mut cands: Vec<Candidate>) -> Result<()> {
+        for c in cands.iter_mut() {
+            for side in [c.source.as_mut(), c.target.as_mut()].into_iter().flatten() {
+                with_fields(spec, side);
+            }
+        }
         let keys: Vec<&Vec<Value>> = cands.iter().filter(|c| !c.no_base).map(|c| &c.key).collect();
         let bases = self.bases(spec, &keys).await?;
         for c in cands {
@@ -832,6 +850,7 @@ impl<'a> Planner<'a> {
                     values: wants.iter().map(|(v, _)| vec![v.clone()]).collect(),
                     flag: None,
                     filter: None,
+                    fixed: Vec::new(),
                 };
                 // A natural-key row is in the target when it is matched (and
                 // then it was rewritten already): nothing to look up.
@@ -930,6 +949,7 @@ impl<'a> Planner<'a> {
                     ]],
                     flag: None,
                     filter: None,
+                    fixed: Vec::new(),
                 })
                 .await?;
             let Some(Value::Text(promotion)) = sync.into_iter().next().and_then(|r| r.into_iter().next()) else {
@@ -949,6 +969,7 @@ impl<'a> Planner<'a> {
                     ]],
                     flag: None,
                     filter: None,
+                    fixed: Vec::new(),
                 })
                 .await?;
             let Some(r) = rows
@@ -1004,10 +1025,11 @@ impl<'a> Planner<'a> {
                     values: deleted,
                     flag: None,
                     filter: None,
+                    fixed: Vec::new(),
                 })
                 .await?;
             for raw in rows {
-                let side = self.side(spec, &pair.to, &raw)?;
+                let side = self.side(spec, &pair.to, raw, true)?;
                 let key = side.row[..spec.key.len()].to_vec();
                 let idx = self.index.get(&(child.clone(), key_text(&key))).copied();
                 match idx.map(|i| (i, self.entries[i].action)) {
@@ -1035,6 +1057,13 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds the per-field hashes to a row hashed by row only.
+fn with_fields(spec: &TableSpec, side: &mut SideRow) {
+    if side.hashes.fields.len() != spec.compared.len() {
+        side.hashes = spec.hash(&side.row);
     }
 }
 
@@ -1225,6 +1254,7 @@ pub async fn fetch_full(store: &dyn Store, spec: &TableSpec, keys: Vec<Vec<Value
             values: keys,
             flag: None,
             filter: None,
+            fixed: Vec::new(),
         })
         .await?)
 }

@@ -108,6 +108,7 @@ async fn current_row(txn: &mut dyn Txn, schema: &TableSchema, r: &JournalRow) ->
             values: vec![r.key_values()],
             flag: None,
             filter: None,
+            fixed: Vec::new(),
         })
         .await?;
     Ok(rows.into_iter().next())

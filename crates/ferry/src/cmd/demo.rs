@@ -429,6 +429,7 @@ async fn businesses(store: &dyn Store, ids: &[i64]) -> Result<BTreeMap<i64, Vec<
             values: ids.iter().map(|i| vec![Value::Int(*i)]).collect(),
             flag: None,
             filter: None,
+            fixed: Vec::new(),
         })
         .await
         .map_err(Error::from)?;
