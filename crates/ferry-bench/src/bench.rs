@@ -337,6 +337,11 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
             );
         }
     }
+    // Production as a database in service would be: its statistics (Ferry's
+    // sync table included) refreshed after the baseline's bulk write. Without
+    // this, PostgreSQL plans the sync-base lookups on a 271,000-row table it
+    // believes empty (see docs/performance.md).
+    dbs.production.analyze().await.context("analyzing production")?;
     dbs.production
         .copy_to(&dbs.pristine)
         .await

@@ -354,6 +354,9 @@ impl Db {
                 }
                 c.execute("SET FOREIGN_KEY_CHECKS = 1").await?;
                 c.close().await?;
+                // Fresh tables: give them their statistics now rather than
+                // whenever InnoDB's background task gets to them.
+                dst.analyze().await?;
             }
             _ => bail!("cannot copy between engines"),
         }
@@ -403,6 +406,35 @@ impl Db {
                     q.execute(&mut *tx).await.with_context(|| sql.clone())?;
                 }
                 tx.commit().await?;
+                c.close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes the planner statistics of every table (Ferry's included),
+    /// as autovacuum or InnoDB's background statistics would in a database
+    /// in service. SQLite keeps none unless asked: nothing to do there.
+    pub async fn analyze(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(_) => {}
+            Db::Postgres(..) => {
+                let mut c = pg(&self.url()).await?;
+                c.execute("ANALYZE").await?;
+                c.close().await?;
+            }
+            Db::Mysql(_, n) => {
+                let mut c = my(&self.url()).await?;
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+                )
+                .bind(n)
+                .fetch_all(&mut c)
+                .await?;
+                let list: Vec<String> = tables.iter().map(|t| format!("`{t}`")).collect();
+                sqlx::raw_sql(&format!("ANALYZE TABLE {}", list.join(", ")))
+                    .execute(&mut c)
+                    .await?;
                 c.close().await?;
             }
         }

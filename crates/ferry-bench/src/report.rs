@@ -17,6 +17,28 @@ pub struct Context {
     pub sqldiff: String,
     /// The load average when the run started.
     pub load: String,
+    /// The source measured: `git describe`-like commit and whether the
+    /// work tree had changes.
+    pub source: String,
+}
+
+/// The commit of the work tree (and whether it has uncommitted changes).
+pub fn source() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            format!("commit {c}{}", if dirty { " with uncommitted changes" } else { "" })
+        }
+        None => "unknown (not a git work tree)".into(),
+    }
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -71,6 +93,7 @@ impl Context {
             runs: opts.runs,
             sqldiff,
             load: loadavg(),
+            source: source(),
         }
     }
 }
@@ -88,7 +111,8 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 
 fn faster(ferry: Option<f64>, sync: Option<f64>) -> String {
     match (ferry, sync) {
-        (Some(f), Some(s)) if f > 0.0 => format!("{:.1}x faster", s / f),
+        (Some(f), Some(s)) if f > 0.0 && s >= f => format!("{:.1}x faster", s / f),
+        (Some(f), Some(s)) if s > 0.0 => format!("{:.1}x slower", f / s),
         _ => "—".into(),
     }
 }
@@ -346,8 +370,9 @@ pub fn markdown(ctx: &Context, results: &[EngineResult]) -> String {
         ctx.scale, ctx.runs, ctx.command
     ));
     s.push_str(&format!(
-        "- Date: {}\n- Machine: {} CPU(s) ({}), {} memory; load average (1, 5, 15 min) {} at the start, {} at the end\n- Seed: {}\n- sqldiff: {}\n",
+        "- Date: {}\n- Source: {}\n- Machine: {} CPU(s) ({}), {} memory; load average (1, 5, 15 min) {} at the start, {} at the end\n- Seed: {}\n- sqldiff: {}\n",
         ctx.date,
+        ctx.source,
         ctx.nproc,
         ctx.cpu,
         ctx.memory,
@@ -436,4 +461,55 @@ pub fn write(path: &std::path::Path, ctx: &Context, results: &[EngineResult]) ->
         }
     }
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            command: "cargo run --release -p ferry-bench -- --scale 0.2".into(),
+            date: "today".into(),
+            nproc: 2,
+            memory: "24 GiB".into(),
+            cpu: "cpu".into(),
+            scale: 0.2,
+            seed: 1,
+            runs: 3,
+            sqldiff: "not installed".into(),
+            load: "0 0 0".into(),
+            source: "commit abc".into(),
+        }
+    }
+
+    #[test]
+    fn rewriting_keeps_the_text_around_the_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docs/performance.md");
+        let results = vec![EngineResult::Skipped(
+            Engine::Postgres,
+            "FERRY_TEST_POSTGRES_URL not set".into(),
+        )];
+        write(&path, &ctx(), &results).unwrap();
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(first.starts_with("# Performance"), "{first}");
+        let edited = first.replace("# Performance\n", "# Performance\n\nBy hand, before.\n") + "\nBy hand, after.\n";
+        std::fs::write(&path, &edited).unwrap();
+        write(&path, &ctx(), &results).unwrap();
+        let second = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            second.contains("By hand, before.") && second.contains("By hand, after."),
+            "{second}"
+        );
+        assert_eq!(second.matches(BEGIN).count(), 1, "{second}");
+        assert!(second.contains("PostgreSQL: skipped"), "{second}");
+    }
+
+    #[test]
+    fn speedups_read_both_ways() {
+        assert_eq!(faster(Some(1.0), Some(5.0)), "5.0x faster");
+        assert_eq!(faster(Some(2.0), Some(0.5)), "4.0x slower");
+        assert_eq!(ratio(Some(1.0), None), "—");
+    }
 }
