@@ -122,6 +122,17 @@ impl Dialect {
         tuples.join(" OR ")
     }
 
+    /// `DELETE ... WHERE f1 = $1 AND ... AND column IN (...)` for `n` values.
+    pub fn delete_in(self, table: &str, fixed: &[String], column: &str, n: usize, c: &dyn ColumnSql) -> String {
+        let mut conds: Vec<String> = fixed
+            .iter()
+            .enumerate()
+            .map(|(i, col)| format!("{} = {}", self.ident(col), c.param(col, self.param(i + 1))))
+            .collect();
+        conds.push(self.matching_from(&[column.to_string()], n, c, fixed.len()));
+        format!("DELETE FROM {} WHERE {}", self.ident(table), conds.join(" AND "))
+    }
+
     /// A delete of `n` rows by key.
     pub fn delete_many(self, table: &str, key: &[String], n: usize, c: &dyn ColumnSql) -> String {
         format!("DELETE FROM {} WHERE ({})", self.ident(table), self.matching(key, n, c))

@@ -221,6 +221,15 @@ pub trait Txn: Send {
         -> Result<(), DbError>;
     /// Deletes rows by key.
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError>;
+    /// Deletes the rows whose `fixed` columns equal their values and whose
+    /// `column` is one of `values` (one index-friendly statement per chunk).
+    async fn delete_in(
+        &mut self,
+        table: &str,
+        fixed: &[(String, Value)],
+        column: &str,
+        values: &[Value],
+    ) -> Result<(), DbError>;
     /// Called after rows with explicit values were inserted into a column
     /// the target generates, so its next generated value cannot collide.
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError>;

@@ -764,6 +764,32 @@ impl Txn for MySqlTxn {
             .await
     }
 
+    async fn delete_in(
+        &mut self,
+        table: &str,
+        fixed: &[(String, Value)],
+        column: &str,
+        values: &[Value],
+    ) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let env = self.env.clone();
+        let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
+        let conn = self.conn()?;
+        for chunk in values.chunks(chunk_size(1).saturating_sub(fixed.len()).max(1)) {
+            let sql = D.delete_in(table, &names, column, chunk.len(), &*cols);
+            let params: Vec<Value> = fixed
+                .iter()
+                .map(|(_, v)| v.clone())
+                .chain(chunk.iter().cloned())
+                .collect();
+            bind_all(sqlx::query(&sql), &params)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| err(&env, e).table(table))?;
+        }
+        Ok(())
+    }
+
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
         // InnoDB moves AUTO_INCREMENT past every explicit value inserted.
         Ok(())

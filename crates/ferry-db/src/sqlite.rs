@@ -706,6 +706,27 @@ impl Txn for SqliteTxn {
         .await
     }
 
+    async fn delete_in(
+        &mut self,
+        table: &str,
+        fixed: &[(String, Value)],
+        column: &str,
+        values: &[Value],
+    ) -> Result<(), DbError> {
+        let (table, fixed, column, values) = (table.to_string(), fixed.to_vec(), column.to_string(), values.to_vec());
+        self.run(move |conn, env| {
+            let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
+            for chunk in values.chunks(chunk_size(1).saturating_sub(fixed.len()).max(1)) {
+                let sql = D.delete_in(&table, &names, &column, chunk.len(), &PLAIN);
+                let params = fixed.iter().map(|(_, v)| v).chain(chunk).map(encode);
+                conn.execute(&sql, rusqlite::params_from_iter(params))
+                    .map_err(|e| to_db_error(env, e).table(&table))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
         // SQLite's rowid (and AUTOINCREMENT's sqlite_sequence) always move
         // past the largest explicit value inserted.

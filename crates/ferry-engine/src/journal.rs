@@ -343,19 +343,13 @@ pub async fn write_bases_text(
     promotion: Option<&str>,
     bases: &[(String, Option<SyncBase>)],
 ) -> Result<()> {
-    let key_cols = meta::columns(&["source_env", "table_name", "row_key"]);
     for chunk in bases.chunks(1000) {
-        let keys: Vec<Row> = chunk
-            .iter()
-            .map(|(k, _)| {
-                vec![
-                    Value::Text(from.into()),
-                    Value::Text(table.into()),
-                    Value::Text(k.clone()),
-                ]
-            })
-            .collect();
-        txn.delete(meta::SYNC, &key_cols, &keys).await?;
+        let fixed = [
+            ("source_env".to_string(), Value::Text(from.into())),
+            ("table_name".to_string(), Value::Text(table.into())),
+        ];
+        let keys: Vec<Value> = chunk.iter().map(|(k, _)| Value::Text(k.clone())).collect();
+        txn.delete_in(meta::SYNC, &fixed, "row_key", &keys).await?;
         let rows: Vec<Row> = chunk
             .iter()
             .filter_map(|(k, b)| {
