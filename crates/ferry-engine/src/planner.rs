@@ -7,6 +7,7 @@
 //! selections, the selected keys), never a whole table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use ferry_core::canonical::{key_text, RowHashes};
 use ferry_core::plan::{Action, FieldDiff, Plan, PlanEntry, Reason, PLAN_FORMAT};
@@ -15,6 +16,7 @@ use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{convert, key_cmp, Value};
 use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::natural::{self, NaturalMatch};
@@ -95,13 +97,104 @@ pub struct Planner<'a> {
     progress: Progress,
     /// Natural-key tables, matched once per plan.
     natural: HashMap<String, NaturalMatch>,
+    sides: Sides,
 }
 
-fn conv_err(pair: &Pair, spec: &TableSpec, key: &[Value], env: &str, col: &str, e: impl std::fmt::Display) -> Error {
+/// The id mapping of one natural-key table: source key text -> the matched
+/// target key (`None`: a row the target lacks).
+type IdMap = HashMap<String, Option<Vec<Value>>>;
+
+/// What turning a raw row into a [`SideRow`] needs, shareable with the
+/// tasks that canonicalise and hash both sides of a scan in parallel.
+#[derive(Clone, Default)]
+struct Sides {
+    from: String,
+    to: String,
+    /// Natural-key tables: table -> source key text -> matched target key.
+    natural: Arc<HashMap<String, IdMap>>,
+}
+
+impl Sides {
+    /// Canonicalises a raw row of one side and hashes it. With `full`
+    /// false only the row hash is computed (the merge compares that); the
+    /// per-field hashes follow for the rows that differ ([`with_fields`]).
+    fn side(&self, spec: &TableSpec, env: &str, raw: Vec<Value>, full: bool) -> Result<SideRow> {
+        let key: Vec<Value> = raw[..spec.key.len().min(raw.len())].to_vec();
+        let mut row = spec
+            .canonicalize_owned(raw)
+            .map_err(|(col, e)| conv_err((&self.from, &self.to), spec, &key, env, &col, e))?;
+        let mut deferred = Vec::new();
+        let natural_refs = spec.references.values().any(|t| self.natural.contains_key(t));
+        if natural_refs && env == self.from {
+            // References to natural-key tables: the source id becomes the id
+            // of the matched target row; a row the target lacks stays
+            // deferred until the plan is applied.
+            for (i, col) in spec.columns().iter().enumerate() {
+                let Some(m) = spec.references.get(col).and_then(|t| self.natural.get(t)) else {
+                    continue;
+                };
+                if row[i].is_null() {
+                    continue;
+                }
+                match m.get(&key_text(std::slice::from_ref(&row[i]))) {
+                    Some(Some(target_key)) => row[i] = target_key[0].clone(),
+                    _ => deferred.push(col.clone()),
+                }
+            }
+        }
+        let hashes = if full {
+            spec.hash(&row)
+        } else {
+            RowHashes {
+                row: spec.row_hash(&row),
+                fields: Vec::new(),
+            }
+        };
+        Ok(SideRow { row, hashes, deferred })
+    }
+
+    /// Canonicalises and hashes a scan's batches on a task of its own, so
+    /// the two sides of a merge use both cores. Source rows carry whether
+    /// they match `exclude` (the scan's extra flag column).
+    fn stream(
+        self,
+        mut rx: ferry_db::RowBatches,
+        spec: Arc<TableSpec>,
+        env: String,
+    ) -> mpsc::Receiver<Result<Vec<(SideRow, bool)>>> {
+        let (tx, out) = mpsc::channel(4);
+        let n = spec.key.len() + spec.compared.len();
+        tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                let converted = batch.map_err(Error::from).and_then(|rows| {
+                    rows.into_iter()
+                        .map(|mut raw| {
+                            let excluded = is_true(raw.get(n));
+                            raw.truncate(n);
+                            Ok((self.side(&spec, &env, raw, false)?, excluded))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                });
+                let failed = converted.is_err();
+                if tx.send(converted).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        out
+    }
+}
+
+fn conv_err(
+    (from, to): (&str, &str),
+    spec: &TableSpec,
+    key: &[Value],
+    env: &str,
+    col: &str,
+    e: impl std::fmt::Display,
+) -> Error {
     Error::Data(format!(
-        "{} -> {}: environment `{env}`, table `{}`, key {}, column `{col}`: {e}. Nothing was written; fix the value (or the column type) and plan again",
-        pair.from,
-        pair.to,
+        "{from} -> {to}: environment `{env}`, table `{}`, key {}, column `{col}`: {e}. Nothing was written; fix the value (or the column type) and plan again",
         spec.name,
         ferry_core::plan::key_label(key),
     ))
@@ -120,6 +213,11 @@ impl<'a> Planner<'a> {
             equal: Vec::new(),
             progress,
             natural: HashMap::new(),
+            sides: Sides {
+                from: pair.from.clone(),
+                to: pair.to.clone(),
+                natural: Arc::new(HashMap::new()),
+            },
         })
     }
 
@@ -134,38 +232,7 @@ impl<'a> Planner<'a> {
     /// false only the row hash is computed (the merge compares that); the
     /// per-field hashes follow for the rows that differ ([`with_fields`]).
     fn side(&self, spec: &TableSpec, env: &str, raw: Vec<Value>, full: bool) -> Result<SideRow> {
-        let key: Vec<Value> = raw[..spec.key.len().min(raw.len())].to_vec();
-        let mut row = spec
-            .canonicalize_owned(raw)
-            .map_err(|(col, e)| conv_err(self.pair, spec, &key, env, &col, e))?;
-        let mut deferred = Vec::new();
-        let natural_refs = spec.references.values().any(|t| self.natural.contains_key(t));
-        if natural_refs && env == self.pair.from {
-            // References to natural-key tables: the source id becomes the id
-            // of the matched target row; a row the target lacks stays
-            // deferred until the plan is applied.
-            for (i, col) in spec.columns().iter().enumerate() {
-                let Some(m) = spec.references.get(col).and_then(|t| self.natural.get(t)) else {
-                    continue;
-                };
-                if row[i].is_null() {
-                    continue;
-                }
-                match m.map.get(&key_text(std::slice::from_ref(&row[i]))) {
-                    Some(Some(target_key)) => row[i] = target_key[0].clone(),
-                    _ => deferred.push(col.clone()),
-                }
-            }
-        }
-        let hashes = if full {
-            spec.hash(&row)
-        } else {
-            RowHashes {
-                row: spec.row_hash(&row),
-                fields: Vec::new(),
-            }
-        };
-        Ok(SideRow { row, hashes, deferred })
+        self.sides.side(spec, env, raw, full)
     }
 
     /// Matches a natural-key table once: both sides read whole (reference
@@ -214,6 +281,9 @@ impl<'a> Planner<'a> {
             bases = rows.iter().filter_map(|r| crate::journal::parse_sync_row(r)).collect();
         }
         let m = natural::match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+        let mut maps = (*self.sides.natural).clone();
+        maps.insert(spec.name.clone(), m.map.clone());
+        self.sides.natural = Arc::new(maps);
         self.natural.insert(spec.name.clone(), m);
         Ok(())
     }
@@ -538,7 +608,7 @@ impl<'a> Planner<'a> {
                 for raw in batch? {
                     let key = spec
                         .canonicalize_key(&raw)
-                        .map_err(|(col, e)| conv_err(pair, spec, &raw, env, &col, e))?;
+                        .map_err(|(col, e)| conv_err((&pair.from, &pair.to), spec, &raw, env, &col, e))?;
                     keys.entry(key_text(&key)).or_insert(key);
                 }
             }
@@ -567,15 +637,17 @@ impl<'a> Planner<'a> {
             pair.source.scan(req.clone()),
             pair.target.scan(ScanRequest { flag: None, ..req })
         );
-        let (mut src, mut dst) = match scans {
+        let (src, dst) = match scans {
             Ok(s) => s,
             Err(e) => return Err(where_error(pair, spec, filter.as_deref(), e).await),
         };
+        let shared = Arc::new(spec.clone());
+        let mut src = self.sides.clone().stream(src, shared.clone(), pair.from.clone());
+        let mut dst = self.sides.clone().stream(dst, shared, pair.to.clone());
         let bar = self.progress.table(&spec.name);
-        let n = columns.len();
         let k = spec.key.len();
-        let mut s_buf: std::vec::IntoIter<Row> = Vec::new().into_iter();
-        let mut t_buf: std::vec::IntoIter<Row> = Vec::new().into_iter();
+        let mut s_buf: std::vec::IntoIter<(SideRow, bool)> = Vec::new().into_iter();
+        let mut t_buf: std::vec::IntoIter<(SideRow, bool)> = Vec::new().into_iter();
         let mut s_next: Option<(SideRow, bool)> = None;
         let mut t_next: Option<SideRow> = None;
         let mut s_done = false;
@@ -585,12 +657,8 @@ impl<'a> Planner<'a> {
         let mut pending: Vec<Candidate> = Vec::new();
         loop {
             if s_next.is_none() && !s_done {
-                match next_row(&mut s_buf, &mut src).await? {
-                    Some(raw) => {
-                        let excluded = is_true(raw.get(n));
-                        let mut raw = raw;
-                        raw.truncate(n);
-                        let side = self.side(spec, &pair.from, raw, false)?;
+                match next_item(&mut s_buf, &mut src).await? {
+                    Some((side, excluded)) => {
                         check_order(&pair.from, spec, &mut last_s, &side.row[..k])?;
                         s_next = Some((side, excluded));
                     }
@@ -598,9 +666,8 @@ impl<'a> Planner<'a> {
                 }
             }
             if t_next.is_none() && !t_done {
-                match next_row(&mut t_buf, &mut dst).await? {
-                    Some(raw) => {
-                        let side = self.side(spec, &pair.to, raw, false)?;
+                match next_item(&mut t_buf, &mut dst).await? {
+                    Some((side, _)) => {
                         check_order(&pair.to, spec, &mut last_t, &side.row[..k])?;
                         t_next = Some(side);
                     }
@@ -1190,7 +1257,8 @@ pub fn parse_key(spec: &TableSpec, parts: &[String]) -> Result<Vec<Value>> {
         .collect()
 }
 
-async fn next_row(buf: &mut std::vec::IntoIter<Row>, rx: &mut ferry_db::RowBatches) -> Result<Option<Row>> {
+/// The next item of a stream of batches.
+async fn next_item<T>(buf: &mut std::vec::IntoIter<T>, rx: &mut mpsc::Receiver<Result<Vec<T>>>) -> Result<Option<T>> {
     loop {
         if let Some(r) = buf.next() {
             return Ok(Some(r));
