@@ -163,6 +163,33 @@ impl Dialect {
         sql
     }
 
+    /// A multi-row insert of `rows` rows that replaces the non-key columns
+    /// of rows whose `key` exists already (served by the key's index).
+    pub fn upsert(self, table: &str, key: &[String], columns: &[String], rows: usize, c: &dyn ColumnSql) -> String {
+        let insert = self.insert(table, columns, rows, c);
+        let rest: Vec<&String> = columns.iter().filter(|col| !key.contains(col)).collect();
+        match self {
+            Dialect::Mysql => {
+                let sets: Vec<String> = rest
+                    .iter()
+                    .map(|col| format!("{} = VALUES({})", self.ident(col), self.ident(col)))
+                    .collect();
+                format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+            }
+            Dialect::Sqlite | Dialect::Postgres => {
+                let sets: Vec<String> = rest
+                    .iter()
+                    .map(|col| format!("{} = excluded.{}", self.ident(col), self.ident(col)))
+                    .collect();
+                format!(
+                    "{insert} ON CONFLICT ({}) DO UPDATE SET {}",
+                    self.list(key),
+                    sets.join(", ")
+                )
+            }
+        }
+    }
+
     /// A multi-row insert of `rows` rows.
     pub fn insert(self, table: &str, columns: &[String], rows: usize, c: &dyn ColumnSql) -> String {
         let mut p = 0;

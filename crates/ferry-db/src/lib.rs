@@ -182,6 +182,11 @@ pub trait Store: Send + Sync {
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError>;
     /// Waits for the writer lock.
     async fn lock_writer(&self) -> Result<WriterLock, DbError>;
+    /// Refreshes the planner statistics of one of Ferry's tables after it
+    /// grew a lot (a baseline), so the next lookups use its index.
+    async fn refresh_statistics(&self, _table: &str) -> Result<(), DbError> {
+        Ok(())
+    }
 }
 
 /// Holds a writer lock until dropped (a file lock, or the connection that
@@ -207,6 +212,9 @@ pub trait Txn: Send {
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;
+    /// Inserts rows, replacing the non-key columns of rows whose `key`
+    /// (a primary key or unique index) exists already.
+    async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError>;
     /// Inserts one row leaving `key` out, and returns the value the target
     /// generated for it (auto-increment, serial, identity or rowid).
     async fn insert_returning(

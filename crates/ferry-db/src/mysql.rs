@@ -581,6 +581,14 @@ impl Store for MySqlStore {
             .ok_or_else(|| DbError::new(DbErrorKind::Busy, &self.env, "could not take the writer lock"))
     }
 
+    async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
+        sqlx::query(&format!("ANALYZE TABLE {}", D.ident(table)))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| err(&self.env, e).table(table))
+    }
+
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
         let e = |x| err(&self.env, x);
         let mut conn = self.options.connect().await.map_err(e)?;
@@ -723,6 +731,15 @@ impl Txn for MySqlTxn {
         let c = cols.clone();
         self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
             D.insert(table, columns, n, &*c)
+        })
+        .await
+    }
+
+    async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let cols = self.cols(table).await?;
+        let c = cols.clone();
+        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
+            D.upsert(table, key, columns, n, &*c)
         })
         .await
     }

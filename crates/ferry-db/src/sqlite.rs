@@ -645,6 +645,22 @@ impl Txn for SqliteTxn {
         .await
     }
 
+    async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let (table, key, columns, rows) = (table.to_string(), key.to_vec(), columns.to_vec(), rows.to_vec());
+        self.run(move |conn, env| {
+            let sql = D.upsert(&table, &key, &columns, 1, &PLAIN);
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(|e| to_db_error(env, e).table(&table))?;
+            for (i, row) in rows.iter().enumerate() {
+                stmt.execute(rusqlite::params_from_iter(row.iter().map(encode)))
+                    .map_err(|e| to_db_error(env, e).table(&table).row(i))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_returning(
         &mut self,
         table: &str,

@@ -81,6 +81,8 @@ pub async fn baseline(pair: &Pair, selection: &Selection, user: &str, progress: 
     };
     journal::write_journal(txn.as_mut(), &record, &[], None).await?;
     txn.commit().await?;
+    // The sync table grew: let the target's planner see it before the next plan.
+    let _ = pair.target.refresh_statistics(ferry_db::meta::SYNC).await;
     Ok(Baseline {
         id: Some(id),
         recorded: equal.len() as u64,

@@ -343,13 +343,22 @@ pub async fn write_bases_text(
     promotion: Option<&str>,
     bases: &[(String, Option<SyncBase>)],
 ) -> Result<()> {
+    let key = meta::columns(&["source_env", "table_name", "row_key"]);
     for chunk in bases.chunks(1000) {
-        let fixed = [
-            ("source_env".to_string(), Value::Text(from.into())),
-            ("table_name".to_string(), Value::Text(table.into())),
-        ];
-        let keys: Vec<Value> = chunk.iter().map(|(k, _)| Value::Text(k.clone())).collect();
-        txn.delete_in(meta::SYNC, &fixed, "row_key", &keys).await?;
+        // Forgotten rows are deleted; the others are written over (an upsert
+        // finds existing rows by the primary key, statistics or not).
+        let forget: Vec<Value> = chunk
+            .iter()
+            .filter(|(_, b)| b.is_none())
+            .map(|(k, _)| Value::Text(k.clone()))
+            .collect();
+        if !forget.is_empty() {
+            let fixed = [
+                ("source_env".to_string(), Value::Text(from.into())),
+                ("table_name".to_string(), Value::Text(table.into())),
+            ];
+            txn.delete_in(meta::SYNC, &fixed, "row_key", &forget).await?;
+        }
         let rows: Vec<Row> = chunk
             .iter()
             .filter_map(|(k, b)| {
@@ -366,7 +375,7 @@ pub async fn write_bases_text(
             })
             .collect();
         if !rows.is_empty() {
-            txn.insert(meta::SYNC, &meta::columns(&meta::SYNC_COLUMNS), &rows)
+            txn.upsert(meta::SYNC, &key, &meta::columns(&meta::SYNC_COLUMNS), &rows)
                 .await?;
         }
     }

@@ -6,4 +6,5 @@ mod common;
 mod demo_init;
 mod gates_hooks;
 mod reviews;
+mod reviews_postgres;
 mod three_way_cli;
