@@ -81,9 +81,11 @@ enum Mode {
     Children(Vec<Value>),
 }
 
-/// Rows equal on both sides, reported to `baseline`: (table, source key,
-/// hashes, matched target key for natural-key tables).
-pub type EqualRows = Vec<(String, Vec<Value>, RowHashes, Option<Vec<Value>>)>;
+/// Receives every row equal on both sides (for `baseline`): table, source
+/// key, hashes, and the matched target key for natural-key tables. A sink
+/// lets the baseline spill them instead of holding a table in memory.
+pub type EqualSink<'s> =
+    Box<dyn FnMut(&str, &[Value], &RowHashes, Option<&[Value]>) -> std::io::Result<()> + Send + Sync + 's>;
 
 pub struct Planner<'a> {
     pair: &'a Pair,
@@ -92,8 +94,8 @@ pub struct Planner<'a> {
     /// (table, key text) -> index in `entries`
     index: HashMap<(String, String), usize>,
     excluded: BTreeMap<String, u64>,
-    collect_equal: bool,
-    equal: EqualRows,
+    equal: Option<EqualSink<'a>>,
+    equal_count: u64,
     progress: Progress,
     /// Natural-key tables, matched once per plan.
     natural: HashMap<String, NaturalMatch>,
@@ -209,8 +211,8 @@ impl<'a> Planner<'a> {
             entries: Vec::new(),
             index: HashMap::new(),
             excluded: BTreeMap::new(),
-            collect_equal: false,
-            equal: Vec::new(),
+            equal: None,
+            equal_count: 0,
             progress,
             natural: HashMap::new(),
             sides: Sides {
@@ -221,10 +223,29 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// Also report every row equal on both sides (for `baseline`).
-    pub fn collect_equal(mut self) -> Self {
-        self.collect_equal = true;
+    /// Also report every row equal on both sides to `sink` (for `baseline`).
+    pub fn on_equal(mut self, sink: EqualSink<'a>) -> Self {
+        self.equal = Some(sink);
         self
+    }
+
+    fn collects_equal(&self) -> bool {
+        self.equal.is_some()
+    }
+
+    fn record_equal(
+        &mut self,
+        table: &str,
+        key: &[Value],
+        hashes: &RowHashes,
+        target_key: Option<&[Value]>,
+    ) -> Result<()> {
+        if let Some(sink) = self.equal.as_mut() {
+            sink(table, key, hashes, target_key)
+                .map_err(|e| Error::Data(format!("cannot keep the rows to record as in sync: {e}")))?;
+            self.equal_count += 1;
+        }
+        Ok(())
     }
 
     /// Canonicalises a raw row read from one side.
@@ -325,7 +346,9 @@ impl<'a> Planner<'a> {
     }
 
     /// Plans the selection.
-    pub async fn run(mut self, selection: &Selection) -> Result<(Plan, EqualRows)> {
+    /// Plans the selection; also gives how many rows were equal when a sink
+    /// was set with [`Planner::on_equal`].
+    pub async fn run(mut self, selection: &Selection) -> Result<(Plan, u64)> {
         let pair = self.pair;
         for t in selection.named_tables() {
             pair.spec(t)?;
@@ -429,7 +452,7 @@ impl<'a> Planner<'a> {
             excluded: self.excluded,
             checks: Vec::new(),
         };
-        Ok((plan, self.equal))
+        Ok((plan, self.equal_count))
     }
 
     /// Reads one table's selected rows from both sides and classifies them.
@@ -702,8 +725,9 @@ impl<'a> Planner<'a> {
             }
             if let (Some(s), Some(t), false) = (&source, &target, excluded) {
                 if s.hashes.row == t.hashes.row {
-                    if self.collect_equal {
-                        self.equal.push((spec.name.clone(), key, spec.hash(&s.row), None));
+                    if self.collects_equal() {
+                        let hashes = spec.hash(&s.row);
+                        self.record_equal(&spec.name, &key, &hashes, None)?;
                     }
                     continue;
                 }
@@ -793,16 +817,16 @@ impl<'a> Planner<'a> {
             );
             let e = match decision {
                 Decision::Nothing
-                    if spec.natural_key.is_some() && base.is_none() && c.target.is_some() && !self.collect_equal =>
+                    if spec.natural_key.is_some() && base.is_none() && c.target.is_some() && !self.collects_equal() =>
                 {
                     // First match by natural key: record the id mapping.
                     entry(spec, &c, Action::Skip, Some(Reason::Matched))
                 }
                 Decision::Nothing => {
-                    if self.collect_equal {
+                    if self.collects_equal() {
                         if let Some(s) = &c.source {
-                            self.equal
-                                .push((spec.name.clone(), c.key.clone(), s.hashes.clone(), c.target_key.clone()));
+                            let (key, hashes, target_key) = (c.key.clone(), s.hashes.clone(), c.target_key.clone());
+                            self.record_equal(&spec.name, &key, &hashes, target_key.as_deref())?;
                         }
                     }
                     continue;

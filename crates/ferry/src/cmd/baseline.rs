@@ -16,13 +16,13 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
     let pair = pair::open_unchecked(&project, from, to).await?;
     if dry_run {
         let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
-        report(g, &plan, None, equal.len() as u64, true)?;
+        report(g, &plan, None, equal, true)?;
         return Ok(0);
     }
     if !g.yes && !g.json {
         // Show what would be recorded before asking.
         let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
-        report(g, &plan, None, equal.len() as u64, true)?;
+        report(g, &plan, None, equal, true)?;
     }
     if !ui::confirm(
         g,

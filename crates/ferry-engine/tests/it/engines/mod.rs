@@ -15,3 +15,4 @@ mod identifiers;
 mod round_trip;
 mod scenarios;
 mod support;
+mod three_way;

@@ -507,3 +507,46 @@ pub async fn texts(store: &dyn Store, table: &str, columns: &[&str]) -> Vec<Stri
 pub fn pair_name(from: Eng, to: Eng) -> String {
     format!("{}_to_{}", from.name(), to.name())
 }
+
+impl Db {
+    /// Drops the database now, as if the environment were gone (the guard
+    /// then finds nothing left to drop).
+    pub async fn drop_now(&self) {
+        if let Some(path) = &self.path {
+            std::fs::remove_file(path).expect("remove SQLite file");
+            return;
+        }
+        let (server, name) = self.server.as_ref().expect("a server database");
+        let dropped: Result<(), sqlx::Error> = match self.eng {
+            Eng::Postgres => {
+                async {
+                    let mut c = sqlx::PgConnection::connect(server).await?;
+                    c.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await?;
+                    c.close().await
+                }
+                .await
+            }
+            _ => {
+                async {
+                    let mut c = sqlx::MySqlConnection::connect(server).await?;
+                    c.execute(format!("DROP DATABASE {name}").as_str()).await?;
+                    c.close().await
+                }
+                .await
+            }
+        };
+        if let Err(e) = dropped {
+            panic!("{}: could not drop {name}: {}", self.eng.name(), redact(&e.to_string()));
+        }
+    }
+}
+
+/// Every row of `table` as display text, or `<no table>` when it does not
+/// exist (Ferry's own tables before its first write).
+pub async fn texts_if_any(store: &dyn Store, table: &str, columns: &[&str]) -> Vec<String> {
+    match store.table_schema(table).await {
+        Ok(Some(_)) => texts(store, table, columns).await,
+        Ok(None) => vec![format!("<no table {table}>")],
+        Err(e) => panic!("{table}: {e}"),
+    }
+}
