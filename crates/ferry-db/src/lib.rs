@@ -9,6 +9,7 @@
 //! stores implement the same trait.
 #![forbid(unsafe_code)]
 
+mod batches;
 pub mod dialect;
 pub mod meta;
 pub mod mysql;

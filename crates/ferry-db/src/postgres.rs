@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
-use futures_util::TryStreamExt;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
@@ -24,9 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::{
-    DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
-};
+use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
 
 const D: Dialect = Dialect::Postgres;
 
@@ -499,32 +496,8 @@ impl Store for PgStore {
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
-            let mut stream = sqlx::query(&sql).fetch(&mut *conn);
-            let mut batch = Vec::with_capacity(BATCH_ROWS);
-            loop {
-                match stream.try_next().await {
-                    Ok(Some(r)) => match decode_row(&r) {
-                        Ok(row) => {
-                            batch.push(row);
-                            if batch.len() == BATCH_ROWS && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(err(&env, e).table(&req.table))).await;
-                            return;
-                        }
-                    },
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = tx.send(Err(err(&env, e).table(&req.table))).await;
-                        return;
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch)).await;
-            }
+            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            crate::batches::send(stream, decode_row, |e| err(&env, e).table(&req.table), tx).await;
         });
         Ok(rx)
     }
