@@ -58,6 +58,10 @@ enum Internal {
     },
 }
 
+/// The same allocator as the `ferry` binary, so the figures are Ferry's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
