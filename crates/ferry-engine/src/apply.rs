@@ -10,7 +10,7 @@ use ferry_core::plan::{Action, Counts, Plan, PlanEntry, Reason};
 use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{convert, Value};
-use ferry_db::{DbError, DbErrorKind, FetchRequest, Row, Store, Txn};
+use ferry_db::{DbError, DbErrorKind, Row, Store, Txn};
 
 use crate::error::{Error, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
@@ -561,22 +561,11 @@ pub fn project(spec: &TableSpec, raw: &[Value]) -> Row {
         .collect()
 }
 
-/// Reads the current rows of `keys` inside a transaction (every target column).
+/// Reads the current rows of `keys` inside a transaction (every target
+/// column); the store chunks the lookup under its placeholder limit.
 pub async fn fetch_full(txn: &mut dyn Txn, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
-    let mut out = Vec::new();
-    for chunk in keys.chunks(1000) {
-        out.extend(
-            txn.fetch(FetchRequest {
-                table: spec.name.clone(),
-                columns: spec.target_columns.clone(),
-                match_columns: spec.key.clone(),
-                values: chunk.to_vec(),
-                flag: None,
-                filter: None,
-                fixed: Vec::new(),
-            })
-            .await?,
-        );
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    Ok(txn.fetch(crate::planner::full_rows(spec, keys)).await?)
 }

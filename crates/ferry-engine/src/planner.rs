@@ -1333,20 +1333,24 @@ pub async fn plan(pair: &Pair, selection: &Selection, progress: Progress) -> Res
     Ok(plan)
 }
 
+/// The request for the current rows of `keys`, every target column (what a
+/// before-image keeps).
+pub fn full_rows(spec: &TableSpec, keys: Vec<Vec<Value>>) -> FetchRequest {
+    FetchRequest {
+        table: spec.name.clone(),
+        columns: spec.target_columns.clone(),
+        match_columns: spec.key.clone(),
+        values: keys,
+        flag: None,
+        filter: None,
+        fixed: Vec::new(),
+    }
+}
+
 /// Reads one store's current rows of `spec` for `keys` (all target columns).
 pub async fn fetch_full(store: &dyn Store, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(store
-        .fetch(FetchRequest {
-            table: spec.name.clone(),
-            columns: spec.target_columns.clone(),
-            match_columns: spec.key.clone(),
-            values: keys,
-            flag: None,
-            filter: None,
-            fixed: Vec::new(),
-        })
-        .await?)
+    Ok(store.fetch(full_rows(spec, keys)).await?)
 }
