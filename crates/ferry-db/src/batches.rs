@@ -4,30 +4,69 @@
 use futures_util::{Stream, TryStreamExt};
 use tokio::sync::mpsc;
 
+use crate::raw::RawBatch;
 use crate::{DbError, Row, BATCH_ROWS};
 
 /// Decodes `stream` into batches of [`BATCH_ROWS`] rows sent on `tx`, until
 /// the stream ends, an error (sent as the last item), or the receiver hangs up.
 pub(crate) async fn send<R, S>(
-    mut stream: S,
+    stream: S,
     decode: impl Fn(&R) -> Result<Row, sqlx::Error>,
     fail: impl Fn(sqlx::Error) -> DbError,
     tx: mpsc::Sender<Result<Vec<Row>, DbError>>,
 ) where
     S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
 {
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let add = |batch: &mut Vec<Row>, r: &R| {
+        batch.push(decode(r)?);
+        Ok(batch.len())
+    };
+    send_with(stream, Vec::new, add, fail, tx).await
+}
+
+/// Like [`send`], for a raw scan: `add` appends one row to the batch.
+pub(crate) async fn send_raw<R, S>(
+    stream: S,
+    key_len: usize,
+    add: impl Fn(&mut RawBatch, &R) -> Result<(), sqlx::Error>,
+    fail: impl Fn(sqlx::Error) -> DbError,
+    tx: mpsc::Sender<Result<RawBatch, DbError>>,
+) where
+    S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    let add = |batch: &mut RawBatch, r: &R| {
+        add(batch, r)?;
+        Ok(batch.len())
+    };
+    send_with(stream, || RawBatch::new(key_len), add, fail, tx).await
+}
+
+/// The loop of both: `add` appends a row and gives the batch's length.
+async fn send_with<R, S, B>(
+    mut stream: S,
+    fresh: impl Fn() -> B,
+    add: impl Fn(&mut B, &R) -> Result<usize, sqlx::Error>,
+    fail: impl Fn(sqlx::Error) -> DbError,
+    tx: mpsc::Sender<Result<B, DbError>>,
+) where
+    S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    let mut batch = fresh();
+    let mut len = 0;
     loop {
-        let row = match stream.try_next().await {
-            Ok(Some(r)) => decode(&r),
+        let added = match stream.try_next().await {
+            Ok(Some(r)) => add(&mut batch, &r),
             Ok(None) => break,
             Err(e) => Err(e),
         };
-        match row {
-            Ok(row) => {
-                batch.push(row);
-                if batch.len() == BATCH_ROWS && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
-                    return;
+        match added {
+            Ok(n) => {
+                len = n;
+                if len == BATCH_ROWS {
+                    if tx.send(Ok(std::mem::replace(&mut batch, fresh()))).await.is_err() {
+                        return;
+                    }
+                    len = 0;
                 }
             }
             Err(e) => {
@@ -36,7 +75,7 @@ pub(crate) async fn send<R, S>(
             }
         }
     }
-    if !batch.is_empty() {
+    if len > 0 {
         let _ = tx.send(Ok(batch)).await;
     }
 }

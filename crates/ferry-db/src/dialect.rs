@@ -242,6 +242,77 @@ impl Dialect {
         )
     }
 
+    /// An update of `rows` rows in one statement, each row's parameters
+    /// being its `set` values, then its key values (as in
+    /// [`Dialect::update`], which is what one row gets). PostgreSQL joins a
+    /// `VALUES` list, MySQL a `UNION ALL` of `SELECT`s; SQLite, in process,
+    /// runs [`Dialect::update`] per row.
+    pub fn update_many(self, table: &str, key: &[String], set: &[String], rows: usize, c: &dyn ColumnSql) -> String {
+        if rows <= 1 || self == Dialect::Sqlite {
+            return self.update(table, key, set, c);
+        }
+        let names: Vec<&String> = set.iter().chain(key).collect();
+        let alias = |i: usize| format!("_ferry_{i}");
+        let t = self.ident(table);
+        let v = "_ferry_v";
+        let mut p = 0;
+        let mut next = |col: &str| {
+            p += 1;
+            c.param(col, self.param(p))
+        };
+        let on: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{t}.{} = {v}.{}", self.ident(k), alias(set.len() + i)))
+            .collect();
+        if self == Dialect::Postgres {
+            let tuples: Vec<String> = (0..rows)
+                .map(|_| format!("({})", names.iter().map(|col| next(col)).collect::<Vec<_>>().join(", ")))
+                .collect();
+            let aliases: Vec<String> = (0..names.len()).map(alias).collect();
+            let sets: Vec<String> = set
+                .iter()
+                .enumerate()
+                .map(|(i, col)| format!("{} = {v}.{}", self.ident(col), alias(i)))
+                .collect();
+            return format!(
+                "UPDATE {t} SET {} FROM (VALUES {}) AS {v} ({}) WHERE {}",
+                sets.join(", "),
+                tuples.join(", "),
+                aliases.join(", "),
+                on.join(" AND ")
+            );
+        }
+        let selects: Vec<String> = (0..rows)
+            .map(|r| {
+                let cells: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, col)| {
+                        let param = next(col);
+                        if r == 0 {
+                            format!("{param} AS {}", alias(i))
+                        } else {
+                            param
+                        }
+                    })
+                    .collect();
+                format!("SELECT {}", cells.join(", "))
+            })
+            .collect();
+        let sets: Vec<String> = set
+            .iter()
+            .enumerate()
+            .map(|(i, col)| format!("{t}.{} = {v}.{}", self.ident(col), alias(i)))
+            .collect();
+        format!(
+            "UPDATE {t} JOIN ({}) AS {v} ON {} SET {}",
+            selects.join(" UNION ALL "),
+            on.join(" AND "),
+            sets.join(", ")
+        )
+    }
+
     /// A delete of one row by key.
     pub fn delete(self, table: &str, key: &[String], c: &dyn ColumnSql) -> String {
         let wheres: Vec<String> = key

@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod meta;
 pub mod mysql;
 pub mod postgres;
+pub mod raw;
 pub mod sqlite;
 
 use std::fmt;
@@ -22,6 +23,8 @@ use async_trait::async_trait;
 use ferry_core::schema::TableSchema;
 use ferry_core::Value;
 use tokio::sync::mpsc;
+
+pub use raw::{RawBatch, RawBatches};
 
 /// A row as a store reads or writes it, in the order of the requested columns.
 pub type Row = Vec<Value>;
@@ -171,6 +174,33 @@ pub trait Store: Send + Sync {
     async fn has_meta(&self) -> Result<bool, DbError>;
     /// Streams a table in key order.
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError>;
+    /// Streams a table in key order for comparison: the first
+    /// `order_by.len()` columns (the key) decoded, the others as one raw
+    /// image per row, and the flag. This default encodes decoded values;
+    /// the engines send their own bytes, which is much cheaper.
+    async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
+        let k = req.order_by.len();
+        let n = req.columns.len();
+        let mut rows = self.scan(req).await?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Some(batch) = rows.recv().await {
+                let out = batch.map(|rows| {
+                    let mut b = RawBatch::new(k);
+                    for row in rows {
+                        row[..k].iter().for_each(|v| b.push_key(v.clone()));
+                        raw::push_values(&mut b, &row[k..n]);
+                        b.end_row(raw::is_true(row.get(n)));
+                    }
+                    b
+                });
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
     /// Reads the rows matching the given values, in no particular order.
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
     /// Runs a SQL query expected to return one row; gives its first column.

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
+use crate::raw::{tag, RawBatch, RawBatches};
 use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
 
 const D: Dialect = Dialect::Mysql;
@@ -526,6 +527,37 @@ impl Store for MySqlStore {
         Ok(rx)
     }
 
+    async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
+        let (k, n) = (req.order_by.len(), req.columns.len());
+        let cols = self.table_sql(&req.table).await?;
+        let sql = D.scan(&req, &*cols);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        conn.prepare(sql.as_str())
+            .await
+            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (tx, rx) = mpsc::channel(4);
+        let env = self.env.clone();
+        tokio::spawn(async move {
+            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let add = |b: &mut RawBatch, r: &MySqlRow| -> Result<(), sqlx::Error> {
+                for i in 0..k {
+                    b.push_key(decode(r, i)?);
+                }
+                for i in k..n {
+                    match r.try_get_unchecked::<Option<&[u8]>, _>(i)? {
+                        None => b.push_null(),
+                        Some(bytes) => b.push_cell(tag::BYTES, bytes),
+                    }
+                }
+                let flag = r.len() > n && crate::raw::is_true(Some(&decode(r, n)?));
+                b.end_row(flag);
+                Ok(())
+            };
+            crate::batches::send_raw(stream, k, add, |e| err(&env, e).table(&req.table), tx).await;
+        });
+        Ok(rx)
+    }
+
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
@@ -741,10 +773,11 @@ impl Txn for MySqlTxn {
         rows: &[(Row, Row)],
     ) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
-        let sql = D.update(table, key, set, &*cols);
+        let c = cols.clone();
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
         let names: Vec<String> = set.iter().chain(key).cloned().collect();
-        self.exec_rows(table, &cols, &names, &sql, rows).await
+        self.exec_batched(table, &cols, &names, rows, |n| D.update_many(table, key, set, n, &*c))
+            .await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {

@@ -18,11 +18,12 @@ use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo, ValueRef as _};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
+use crate::raw::{tag, RawBatch, RawBatches};
 use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
 
 const D: Dialect = Dialect::Postgres;
@@ -502,6 +503,40 @@ impl Store for PgStore {
         Ok(rx)
     }
 
+    async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
+        let (k, n) = (req.order_by.len(), req.columns.len());
+        let cols = self.table_sql(&req.table).await?;
+        let sql = D.scan(&req, &*cols);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        // Prepare first so a bad predicate fails the call itself.
+        conn.prepare(sql.as_str())
+            .await
+            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (tx, rx) = mpsc::channel(4);
+        let env = self.env.clone();
+        tokio::spawn(async move {
+            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let add = |b: &mut RawBatch, r: &PgRow| -> Result<(), sqlx::Error> {
+                for i in 0..k {
+                    b.push_key(decode(r, i)?);
+                }
+                for i in k..n {
+                    let v = r.try_get_raw(i)?;
+                    if v.is_null() {
+                        b.push_null();
+                    } else {
+                        b.push_cell(tag::BYTES, v.as_bytes().map_err(sqlx::Error::Decode)?);
+                    }
+                }
+                let flag = r.len() > n && crate::raw::is_true(Some(&decode(r, n)?));
+                b.end_row(flag);
+                Ok(())
+            };
+            crate::batches::send_raw(stream, k, add, |e| err(&env, e).table(&req.table), tx).await;
+        });
+        Ok(rx)
+    }
+
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
@@ -738,10 +773,11 @@ impl Txn for PgTxn {
         rows: &[(Row, Row)],
     ) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
-        let sql = D.update(table, key, set, &*cols);
+        let c = cols.clone();
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
         let names: Vec<String> = set.iter().chain(key).cloned().collect();
-        self.exec_rows(table, &cols, &names, &sql, rows).await
+        self.exec_batched(table, &cols, &names, rows, |n| D.update_many(table, key, set, n, &*c))
+            .await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {

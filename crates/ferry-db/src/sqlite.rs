@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
+use crate::raw::{self, tag, RawBatch, RawBatches};
 use crate::{
     DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
 };
@@ -122,6 +123,47 @@ impl SqliteStore {
 
     fn err(&self, e: rusqlite::Error) -> DbError {
         to_db_error(&self.env, e)
+    }
+
+    /// Runs a scan on a blocking thread of its own, sending batches of
+    /// [`BATCH_ROWS`] rows that `add` builds (it returns the batch's length).
+    fn stream<B: Send + 'static>(
+        &self,
+        req: &ScanRequest,
+        fresh: impl Fn() -> B + Send + 'static,
+        mut add: impl FnMut(&mut B, &rusqlite::Row<'_>) -> rusqlite::Result<usize> + Send + 'static,
+    ) -> Result<mpsc::Receiver<Result<B, DbError>>, DbError> {
+        let (tx, rx) = mpsc::channel(4);
+        let conn = self.connect(false)?;
+        let sql = D.scan(req, &SqliteColumns);
+        // Prepare here so a bad predicate or table fails the call itself.
+        conn.prepare(&sql).map_err(|e| self.err(e).table(&req.table))?;
+        let (env, table) = (self.env.clone(), req.table.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut run = || -> rusqlite::Result<()> {
+                let mut stmt = conn.prepare(&sql)?;
+                let mut rows = stmt.query([])?;
+                let mut batch = fresh();
+                let mut len = 0;
+                while let Some(r) = rows.next()? {
+                    len = add(&mut batch, r)?;
+                    if len == BATCH_ROWS {
+                        if tx.blocking_send(Ok(std::mem::replace(&mut batch, fresh()))).is_err() {
+                            return Ok(());
+                        }
+                        len = 0;
+                    }
+                }
+                if len > 0 {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = tx.blocking_send(Err(to_db_error(&env, e).table(&table)));
+            }
+        });
+        Ok(rx)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -500,35 +542,38 @@ impl Store for SqliteStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (tx, rx) = mpsc::channel(4);
-        let conn = self.connect(false)?;
-        let sql = D.scan(&req, &SqliteColumns);
-        // Prepare here so a bad predicate or table fails the call itself.
-        conn.prepare(&sql).map_err(|e| self.err(e).table(&req.table))?;
-        let env = self.env.clone();
-        tokio::task::spawn_blocking(move || {
-            let run = || -> rusqlite::Result<()> {
-                let mut stmt = conn.prepare(&sql)?;
-                let mut batch = Vec::with_capacity(BATCH_ROWS);
-                let mut open = true;
-                read_rows(&mut stmt, &[], |row| {
-                    batch.push(row);
-                    if batch.len() == BATCH_ROWS {
-                        open = tx.blocking_send(Ok(std::mem::take(&mut batch))).is_ok();
-                        batch.reserve(BATCH_ROWS);
-                    }
-                    open
-                })?;
-                if open && !batch.is_empty() {
-                    let _ = tx.blocking_send(Ok(batch));
+        self.stream(&req, Vec::new, |batch, r| {
+            let row = (0..r.as_ref().column_count())
+                .map(|i| r.get_ref(i).map(decode))
+                .collect::<rusqlite::Result<Row>>()?;
+            batch.push(row);
+            Ok(batch.len())
+        })
+    }
+
+    async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
+        let (k, n) = (req.order_by.len(), req.columns.len());
+        self.stream(
+            &req,
+            move || RawBatch::new(k),
+            move |b, r| {
+                for i in 0..k {
+                    b.push_key(decode(r.get_ref(i)?));
                 }
-                Ok(())
-            };
-            if let Err(e) = run() {
-                let _ = tx.blocking_send(Err(to_db_error(&env, e).table(&req.table)));
-            }
-        });
-        Ok(rx)
+                for i in k..n {
+                    match r.get_ref(i)? {
+                        ValueRef::Null => b.push_null(),
+                        ValueRef::Integer(v) => b.push_cell(tag::INTEGER, &v.to_le_bytes()),
+                        ValueRef::Real(f) => b.push_cell(tag::REAL, &f.to_bits().to_le_bytes()),
+                        ValueRef::Text(t) => b.push_cell(tag::TEXT, t),
+                        ValueRef::Blob(x) => b.push_cell(tag::BLOB, x),
+                    }
+                }
+                let flag = r.as_ref().column_count() > n && raw::is_true(Some(&decode(r.get_ref(n)?)));
+                b.end_row(flag);
+                Ok(b.len())
+            },
+        )
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {

@@ -11,6 +11,7 @@ pub mod gates;
 pub mod hooks;
 pub mod journal;
 pub mod lock;
+mod merge;
 mod natural;
 pub mod pair;
 pub mod planner;

@@ -20,6 +20,9 @@ pub struct Pair {
     pub specs: BTreeMap<String, TableSpec>,
     /// Managed tables, parents before children.
     pub order: Vec<String>,
+    /// Tables whose rows can be compared by raw images (same engine, same
+    /// declared column types): the planner's fast merge.
+    pub raw_comparable: BTreeSet<String>,
 }
 
 impl Pair {
@@ -208,6 +211,12 @@ pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<P
         }));
     }
     let (specs, order) = resolve(project, (from, &src), (to, &dst))?;
+    let same_engine = source.engine() == target.engine();
+    let raw_comparable = specs
+        .iter()
+        .filter(|(t, spec)| crate::merge::raw_comparable(same_engine, spec, &src[*t], &dst[*t]))
+        .map(|(t, _)| t.clone())
+        .collect();
     Ok(Pair {
         from: from.to_string(),
         to: to.to_string(),
@@ -215,5 +224,6 @@ pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<P
         target,
         specs,
         order,
+        raw_comparable,
     })
 }

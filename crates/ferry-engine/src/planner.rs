@@ -19,6 +19,7 @@ use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::merge::RawMerge;
 use crate::natural::{self, NaturalMatch};
 use crate::pair::Pair;
 use crate::progress::Progress;
@@ -485,6 +486,9 @@ impl<'a> Planner<'a> {
             return Ok(if track { tracked } else { Vec::new() });
         }
         match mode {
+            // The raw merge sees only the keys that differ: it cannot give
+            // every selected key.
+            Mode::Scan(None) if !track && self.merges_raw(spec) => self.merge_raw(spec).await?,
             Mode::Scan(None) => {
                 self.merge_scan(spec, None, track.then_some(&mut tracked)).await?;
             }
@@ -748,6 +752,62 @@ impl<'a> Planner<'a> {
         }
         bar.finish();
         self.classify(spec, pending).await
+    }
+
+    /// Whether a full scan of `spec` can use the raw merge ([`crate::merge`]):
+    /// not for a baseline (it records the hashes of equal rows too), nor
+    /// for references to natural-key tables (the source's ids are rewritten
+    /// before comparing).
+    fn merges_raw(&self, spec: &TableSpec) -> bool {
+        let pair = self.pair;
+        pair.raw_comparable.contains(&spec.name)
+            && !self.collects_equal()
+            && !spec.references.values().any(|t| pair.specs[t].natural_key.is_some())
+    }
+
+    /// Streams both sides of a table as raw images in key order, and reads
+    /// again whole, to classify them, only the rows whose images differ.
+    async fn merge_raw(&mut self, spec: &TableSpec) -> Result<()> {
+        let pair = self.pair;
+        let req = ScanRequest {
+            table: spec.name.clone(),
+            columns: spec.columns(),
+            order_by: spec.key.clone(),
+            filter: None,
+            flag: spec.exclude.clone(),
+        };
+        let scans = tokio::try_join!(
+            pair.source.scan_raw(req.clone()),
+            pair.target.scan_raw(ScanRequest { flag: None, ..req })
+        );
+        let (src, dst) = match scans {
+            Ok(s) => s,
+            Err(e) => return Err(where_error(pair, spec, None, e).await),
+        };
+        let mut merge = RawMerge::new(spec, (&pair.from, src), (&pair.to, dst));
+        let bar = self.progress.table(&spec.name);
+        let mut keys = Vec::new();
+        loop {
+            let next = merge.next_differing().await?;
+            bar.inc(merge.take_read());
+            if let Some(raw) = &next {
+                let key = spec
+                    .canonicalize_key(raw)
+                    .map_err(|(col, e)| conv_err((&pair.from, &pair.to), spec, raw, &pair.from, &col, e))?;
+                keys.push(key);
+            }
+            if keys.len() >= 512 || (next.is_none() && !keys.is_empty()) {
+                let cands = self
+                    .fetch_candidates(spec, &spec.key, std::mem::take(&mut keys), false, None)
+                    .await?;
+                self.classify(spec, cands).await?;
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        bar.finish();
+        Ok(())
     }
 
     /// Looks up the sync base of the given keys.

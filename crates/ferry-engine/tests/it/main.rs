@@ -2,6 +2,7 @@
 
 mod common;
 mod engines;
+mod merge;
 mod properties;
 mod scenarios;
 mod three_way;
