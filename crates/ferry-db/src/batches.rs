@@ -4,7 +4,7 @@
 use futures_util::{Stream, TryStreamExt};
 use tokio::sync::mpsc;
 
-use crate::raw::RawBatch;
+use crate::raw::{RawBatch, RawSender};
 use crate::{DbError, Row, BATCH_ROWS};
 
 /// Decodes `stream` into batches of [`BATCH_ROWS`] rows sent on `tx`, until
@@ -21,16 +21,15 @@ pub(crate) async fn send<R, S>(
         batch.push(decode(r)?);
         Ok(batch.len())
     };
-    send_with(stream, Vec::new, add, fail, tx).await
+    send_with(stream, || Vec::with_capacity(BATCH_ROWS), add, fail, tx).await
 }
 
 /// Like [`send`], for a raw scan: `add` appends one row to the batch.
 pub(crate) async fn send_raw<R, S>(
     stream: S,
-    key_len: usize,
     add: impl Fn(&mut RawBatch, &R) -> Result<(), sqlx::Error>,
     fail: impl Fn(sqlx::Error) -> DbError,
-    tx: mpsc::Sender<Result<RawBatch, DbError>>,
+    sender: RawSender,
 ) where
     S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
 {
@@ -38,7 +37,8 @@ pub(crate) async fn send_raw<R, S>(
         add(batch, r)?;
         Ok(batch.len())
     };
-    send_with(stream, || RawBatch::new(key_len), add, fail, tx).await
+    let tx = sender.tx.clone();
+    send_with(stream, || sender.fresh(), add, fail, tx).await
 }
 
 /// The loop of both: `add` appends a row and gives the batch's length.

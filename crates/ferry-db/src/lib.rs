@@ -182,11 +182,11 @@ pub trait Store: Send + Sync {
         let k = req.order_by.len();
         let n = req.columns.len();
         let mut rows = self.scan(req).await?;
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = raw::channel(k);
         tokio::spawn(async move {
             while let Some(batch) = rows.recv().await {
                 let out = batch.map(|rows| {
-                    let mut b = RawBatch::new(k);
+                    let mut b = tx.fresh();
                     for row in rows {
                         row[..k].iter().for_each(|v| b.push_key(v.clone()));
                         raw::push_values(&mut b, &row[k..n]);
@@ -194,7 +194,7 @@ pub trait Store: Send + Sync {
                     }
                     b
                 });
-                if tx.send(out).await.is_err() {
+                if !tx.send(out).await {
                     return;
                 }
             }

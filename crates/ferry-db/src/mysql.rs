@@ -535,7 +535,7 @@ impl Store for MySqlStore {
         conn.prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
-        let (tx, rx) = mpsc::channel(4);
+        let (sender, rx) = crate::raw::channel(k);
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);
@@ -553,7 +553,7 @@ impl Store for MySqlStore {
                 b.end_row(flag);
                 Ok(())
             };
-            crate::batches::send_raw(stream, k, add, |e| err(&env, e).table(&req.table), tx).await;
+            crate::batches::send_raw(stream, add, |e| err(&env, e).table(&req.table), sender).await;
         });
         Ok(rx)
     }

@@ -7,13 +7,77 @@
 //! that differ say nothing (JSON `{"a":1, "b":2}` and `{"b":2,"a":1}` are
 //! equal values): those rows are read again whole and compared canonically.
 
+use std::sync::{Arc, Mutex};
+
 use ferry_core::Value;
 use tokio::sync::mpsc;
 
 use crate::DbError;
 
-/// Batches of a raw scan ([`crate::Store::scan_raw`]).
-pub type RawBatches = mpsc::Receiver<Result<RawBatch, DbError>>;
+/// Batches read but not yet consumed, per scan: a few, so reading runs
+/// ahead of the merge without holding much of a table.
+const IN_FLIGHT: usize = 4;
+
+/// Consumed batches, handed back to the reader to fill again: a scan
+/// reuses a handful of buffers instead of allocating (and the allocator
+/// zeroing fresh pages for) one per batch.
+type Pool = Arc<Mutex<Vec<RawBatch>>>;
+
+/// The receiving end of a raw scan ([`crate::Store::scan_raw`]).
+pub struct RawBatches {
+    rx: mpsc::Receiver<Result<RawBatch, DbError>>,
+    pool: Pool,
+}
+
+impl RawBatches {
+    /// The next batch; `None` at the end of the scan. An error ends it.
+    pub async fn recv(&mut self) -> Option<Result<RawBatch, DbError>> {
+        self.rx.recv().await
+    }
+
+    /// Hands a consumed batch back to the reader.
+    pub fn recycle(&self, mut batch: RawBatch) {
+        batch.clear();
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.len() < IN_FLIGHT + 2 {
+                pool.push(batch);
+            }
+        }
+    }
+}
+
+/// The sending end of a raw scan.
+pub struct RawSender {
+    pub(crate) tx: mpsc::Sender<Result<RawBatch, DbError>>,
+    pool: Pool,
+    key_len: usize,
+}
+
+impl RawSender {
+    /// An empty batch: a recycled one, or a new one.
+    pub fn fresh(&self) -> RawBatch {
+        let recycled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        recycled.unwrap_or_else(|| RawBatch::new(self.key_len))
+    }
+
+    pub async fn send(&self, batch: Result<RawBatch, DbError>) -> bool {
+        self.tx.send(batch).await.is_ok()
+    }
+}
+
+/// A raw scan's channel, for rows with `key_len` key columns.
+pub fn channel(key_len: usize) -> (RawSender, RawBatches) {
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    let pool = Pool::default();
+    (
+        RawSender {
+            tx,
+            pool: pool.clone(),
+            key_len,
+        },
+        RawBatches { rx, pool },
+    )
+}
 
 /// Tag bytes of the cells of an image. Each cell is a tag, then (except for
 /// NULL) a 4-byte little-endian length and the bytes.
@@ -48,6 +112,14 @@ impl RawBatch {
             ends: Vec::with_capacity(crate::BATCH_ROWS),
             flags: Vec::with_capacity(crate::BATCH_ROWS),
         }
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.data.clear();
+        self.ends.clear();
+        self.flags.clear();
     }
 
     pub fn len(&self) -> usize {

@@ -200,7 +200,9 @@ pub async fn promote_plan_with(
             )));
         }
     }
+    let started = std::time::Instant::now();
     let mut txn = target.begin().await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: transaction open");
     let promotion = apply_in(plan, opts, kind, &entries, &by_table, txn.as_mut()).await?;
     for write in extra(&promotion.id) {
         match write {
@@ -209,6 +211,7 @@ pub async fn promote_plan_with(
         }
     }
     txn.commit().await.map_err(|e| write_error(plan, "(commit)", None, e))?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: committed");
     Ok(Some(promotion))
 }
 
@@ -222,6 +225,8 @@ async fn apply_in(
 ) -> Result<Promotion> {
     // Re-check, inside the transaction, that the target is what the plan saw,
     // and keep the before-images.
+    let started = std::time::Instant::now();
+    let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: {what}");
     let mut before: BTreeMap<(String, String), Row> = BTreeMap::new();
     let mut stale = Vec::new();
     for (table, es) in by_table {
@@ -257,6 +262,7 @@ async fn apply_in(
         )));
     }
 
+    step("target re-checked");
     let at = journal::now();
     let id = journal::new_id();
     let mut journal_rows: Vec<JournalRow> = Vec::new();
@@ -295,6 +301,7 @@ async fn apply_in(
         counts.add(e.action);
     };
 
+    step("sync bases read");
     // Inserts and updates, parents first.
     for table in &plan.tables {
         let Some(es) = by_table.get(table.as_str()) else {
@@ -411,6 +418,7 @@ async fn apply_in(
             }
         }
     }
+    step("inserted and updated");
     // Deletes, children first.
     for table in plan.tables.iter().rev() {
         let Some(es) = by_table.get(table.as_str()) else {
@@ -455,6 +463,7 @@ async fn apply_in(
         let spec = spec_of(plan, &e.table)?;
         record(e, spec, e.target_key(), None);
     }
+    step("deleted");
     // The new sync base: the source row for writes (and kept rows), nothing for deletes.
     for e in entries {
         // A reference resolved here (to a natural-key row this promotion
@@ -488,6 +497,7 @@ async fn apply_in(
     for (table, list) in &bases {
         journal::write_bases(txn, &plan.from, table, Some(&id), list).await?;
     }
+    step("sync bases written");
     let promotion = PromotionRecord {
         id: id.clone(),
         kind: kind.into(),
@@ -503,6 +513,7 @@ async fn apply_in(
     // A saved plan's hash says which reviewed plan this promotion applied.
     let plan_hash = Some(plan.hash.clone()).filter(|h| !h.is_empty());
     journal::write_journal(txn, &promotion, &journal_rows, plan_hash).await?;
+    step("journal written");
     Ok(Promotion {
         id,
         at: promotion.at,

@@ -57,7 +57,8 @@ impl Side {
                 self.last = Some(next.key(next.len() - 1).to_vec());
             }
             self.read += next.len() as u64;
-            self.batch = next;
+            let done = std::mem::replace(&mut self.batch, next);
+            self.rx.recycle(done);
             self.at = 0;
         }
         Ok(true)

@@ -426,9 +426,15 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        let started = std::time::Instant::now();
+        let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "plan: {what}");
+        step("tables merged");
         self.pull_references().await?;
+        step("references pulled");
         self.delete_children_of_deleted().await?;
+        step("children of deleted rows added");
         self.base_values().await?;
+        step("base values of conflicts read");
         self.progress.finish();
 
         let order: HashMap<&String, usize> = pair.order.iter().enumerate().map(|(i, t)| (t, i)).collect();
