@@ -3,6 +3,7 @@
 //! stamps, and records the journal and the sync base, so data and journal
 //! commit together or not at all.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::canonical::key_text;
@@ -33,7 +34,7 @@ pub struct Promotion {
 }
 
 /// Refuses a plan with conflicts unless forced; returns the entries to apply.
-pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<PlanEntry>> {
+pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Cow<'_, PlanEntry>>> {
     let conflicts: Vec<&PlanEntry> = plan.conflicts().collect();
     if !conflicts.is_empty() && !force_conflicts {
         let list: Vec<String> = conflicts
@@ -68,10 +69,11 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<PlanEntry>> {
         .entries
         .iter()
         .filter_map(|e| match e.action {
-            Action::Insert | Action::Update | Action::Delete => Some(e.clone()),
-            Action::Conflict => Some(e.source_wins()),
+            // Borrowed: a large promotion's row images are not copied.
+            Action::Insert | Action::Update | Action::Delete => Some(Cow::Borrowed(e)),
+            Action::Conflict => Some(Cow::Owned(e.source_wins())),
             // `--take target`: only the sync base is written.
-            Action::Skip if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) => Some(e.clone()),
+            Action::Skip if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) => Some(Cow::Borrowed(e)),
             Action::Skip => None,
         })
         .collect())
@@ -219,7 +221,7 @@ async fn apply_in(
     plan: &Plan,
     opts: &PromoteOptions,
     kind: &str,
-    entries: &[PlanEntry],
+    entries: &[Cow<'_, PlanEntry>],
     by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
     txn: &mut dyn Txn,
 ) -> Result<Promotion> {
@@ -512,7 +514,7 @@ async fn apply_in(
     };
     // A saved plan's hash says which reviewed plan this promotion applied.
     let plan_hash = Some(plan.hash.clone()).filter(|h| !h.is_empty());
-    journal::write_journal(txn, &promotion, &journal_rows, plan_hash).await?;
+    journal::write_journal(txn, &promotion, journal_rows, plan_hash).await?;
     step("journal written");
     Ok(Promotion {
         id,

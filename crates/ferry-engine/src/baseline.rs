@@ -111,7 +111,7 @@ pub async fn baseline(pair: &Pair, selection: &Selection, user: &str, progress: 
         reverts: None,
         reverted_by: None,
     };
-    journal::write_journal(txn.as_mut(), &record, &[], None).await?;
+    journal::write_journal(txn.as_mut(), &record, Vec::new(), None).await?;
     txn.commit().await?;
     // The sync table grew: let the target's planner see it before the next plan.
     let _ = pair.target.refresh_statistics(ferry_db::meta::SYNC).await;

@@ -249,7 +249,7 @@ pub async fn journal_rows(store: &dyn Store, id: &str) -> Result<Vec<JournalRow>
 pub async fn write_journal(
     txn: &mut dyn Txn,
     record: &PromotionRecord,
-    rows: &[JournalRow],
+    rows: Vec<JournalRow>,
     plan_hash: Option<String>,
 ) -> Result<()> {
     txn.insert(
@@ -258,19 +258,21 @@ pub async fn write_journal(
         &[record.to_row(plan_hash)],
     )
     .await?;
+    // The rows are consumed: a promotion's before- and after-images are
+    // turned into text once, never copied.
     let rows: Vec<Row> = rows
-        .iter()
+        .into_iter()
         .map(|j| {
             vec![
                 Value::Text(record.id.clone()),
                 Value::Int(j.seq),
-                Value::Text(j.table.clone()),
-                Value::Text(image(j.key.clone())),
-                Value::Text(j.action.clone()),
-                opt_text(j.before.clone().map(image)),
-                opt_text(j.after.clone().map(image)),
+                Value::Text(j.table),
+                Value::Text(image(j.key)),
+                Value::Text(j.action),
+                opt_text(j.before.map(image)),
+                opt_text(j.after.map(image)),
                 opt_text(j.base_before.as_ref().map(encode_base)),
-                opt_text(j.source_key.clone()),
+                opt_text(j.source_key),
             ]
         })
         .collect();

@@ -280,7 +280,7 @@ async fn revert_in(
         reverts: Some(id.clone()),
         reverted_by: None,
     };
-    journal::write_journal(txn, &record, &journal_rows, None).await?;
+    journal::write_journal(txn, &record, journal_rows, None).await?;
     let key = vec!["id".to_string()];
     let set = vec!["reverted_by".to_string()];
     txn.update(
