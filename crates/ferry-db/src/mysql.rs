@@ -312,6 +312,18 @@ impl MySqlStore {
         Ok((got == Some(1)).then(|| WriterLock::new(conn)))
     }
 
+    /// A scan's SQL, prepared on the connection that will run it, so a bad
+    /// predicate or table fails the call itself rather than the stream.
+    async fn prepared_scan(&self, req: &ScanRequest) -> Result<(String, sqlx::pool::PoolConnection<MySql>), DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let sql = D.scan(req, &*cols);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        conn.prepare(sql.as_str())
+            .await
+            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        Ok((sql, conn))
+    }
+
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
         if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
             return Ok(t);
@@ -512,12 +524,7 @@ impl Store for MySqlStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(&req, &*cols);
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        conn.prepare(sql.as_str())
-            .await
-            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (sql, mut conn) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
@@ -529,12 +536,7 @@ impl Store for MySqlStore {
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(&req, &*cols);
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        conn.prepare(sql.as_str())
-            .await
-            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (sql, mut conn) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
         let env = self.env.clone();
         tokio::spawn(async move {

@@ -303,6 +303,21 @@ impl PgStore {
         })
     }
 
+    /// A scan's SQL, prepared on the connection that will run it, so a bad
+    /// predicate or table fails the call itself rather than the stream.
+    async fn prepared_scan(
+        &self,
+        req: &ScanRequest,
+    ) -> Result<(String, sqlx::pool::PoolConnection<Postgres>), DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let sql = D.scan(req, &*cols);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        conn.prepare(sql.as_str())
+            .await
+            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        Ok((sql, conn))
+    }
+
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
         if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
             return Ok(t);
@@ -487,13 +502,7 @@ impl Store for PgStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(&req, &*cols);
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        // Prepare first so a bad predicate fails the call itself.
-        conn.prepare(sql.as_str())
-            .await
-            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (sql, mut conn) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
@@ -505,13 +514,7 @@ impl Store for PgStore {
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(&req, &*cols);
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        // Prepare first so a bad predicate fails the call itself.
-        conn.prepare(sql.as_str())
-            .await
-            .map_err(|e| err(&self.env, e).table(&req.table))?;
+        let (sql, mut conn) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
         let env = self.env.clone();
         tokio::spawn(async move {

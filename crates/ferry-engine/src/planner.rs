@@ -15,6 +15,7 @@ use ferry_core::rules::{decide, differing, ConflictKind, Decision, SyncBase};
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{convert, key_cmp, Value};
+use ferry_db::raw::is_true;
 use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 use tokio::sync::mpsc;
 
@@ -658,18 +659,8 @@ impl<'a> Planner<'a> {
         mut track: Option<&mut Vec<Vec<Value>>>,
     ) -> Result<()> {
         let pair = self.pair;
-        let columns = spec.columns();
-        let req = ScanRequest {
-            table: spec.name.clone(),
-            columns: columns.clone(),
-            order_by: spec.key.clone(),
-            filter: filter.clone(),
-            flag: spec.exclude.clone(),
-        };
-        let scans = tokio::try_join!(
-            pair.source.scan(req.clone()),
-            pair.target.scan(ScanRequest { flag: None, ..req })
-        );
+        let (src_req, dst_req) = full_scan(spec, filter.clone());
+        let scans = tokio::try_join!(pair.source.scan(src_req), pair.target.scan(dst_req));
         let (src, dst) = match scans {
             Ok(s) => s,
             Err(e) => return Err(where_error(pair, spec, filter.as_deref(), e).await),
@@ -775,17 +766,8 @@ impl<'a> Planner<'a> {
     /// again whole, to classify them, only the rows whose images differ.
     async fn merge_raw(&mut self, spec: &TableSpec) -> Result<()> {
         let pair = self.pair;
-        let req = ScanRequest {
-            table: spec.name.clone(),
-            columns: spec.columns(),
-            order_by: spec.key.clone(),
-            filter: None,
-            flag: spec.exclude.clone(),
-        };
-        let scans = tokio::try_join!(
-            pair.source.scan_raw(req.clone()),
-            pair.target.scan_raw(ScanRequest { flag: None, ..req })
-        );
+        let (src_req, dst_req) = full_scan(spec, None);
+        let scans = tokio::try_join!(pair.source.scan_raw(src_req), pair.target.scan_raw(dst_req));
         let (src, dst) = match scans {
             Ok(s) => s,
             Err(e) => return Err(where_error(pair, spec, None, e).await),
@@ -1259,8 +1241,21 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
     }
 }
 
-fn is_true(v: Option<&Value>) -> bool {
-    matches!(v, Some(Value::Int(1) | Value::Bool(true)))
+/// The scans of both sides of a table in key order: the source's with the
+/// `exclude` flag, the target's without.
+fn full_scan(spec: &TableSpec, filter: Option<String>) -> (ScanRequest, ScanRequest) {
+    let source = ScanRequest {
+        table: spec.name.clone(),
+        columns: spec.columns(),
+        order_by: spec.key.clone(),
+        filter,
+        flag: spec.exclude.clone(),
+    };
+    let target = ScanRequest {
+        flag: None,
+        ..source.clone()
+    };
+    (source, target)
 }
 
 /// A scan that failed: when a `--where` predicate does not run on one side,
