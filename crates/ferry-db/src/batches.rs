@@ -1,10 +1,11 @@
 //! Turning a driver's row stream into the batches a scan sends: shared by
 //! the sqlx stores (PostgreSQL, MySQL).
 
+use ferry_core::Value;
 use futures_util::{Stream, TryStreamExt};
 use tokio::sync::mpsc;
 
-use crate::raw::{RawBatch, RawSender};
+use crate::raw::{tag, RawBatch, RawSender};
 use crate::{DbError, Row, BATCH_ROWS};
 
 /// Decodes `stream` into batches of [`BATCH_ROWS`] rows sent on `tx`, until
@@ -24,18 +25,40 @@ pub(crate) async fn send<R, S>(
     send_with(stream, || Vec::with_capacity(BATCH_ROWS), add, fail, tx).await
 }
 
-/// Like [`send`], for a raw scan: `add` appends one row to the batch.
+/// Decodes column `i` of a row into a value (the key columns, the flag).
+pub(crate) type DecodeKey<R> = fn(&R, usize) -> Result<Value, sqlx::Error>;
+
+/// Column `i` of a row as the bytes the engine sent, `None` for NULL.
+pub(crate) type RawCell<R> = fn(&R, usize) -> Result<Option<&[u8]>, sqlx::Error>;
+
+/// Like [`send`], for a raw scan of `columns` columns whose first `key_len`
+/// are the key: the key is decoded with `decode`, every other column taken
+/// as the bytes `cell` gives (`None` for NULL), and a column after them is
+/// the flag.
 pub(crate) async fn send_raw<R, S>(
     stream: S,
-    add: impl Fn(&mut RawBatch, &R) -> Result<(), sqlx::Error>,
+    (key_len, columns): (usize, usize),
+    decode: DecodeKey<R>,
+    cell: RawCell<R>,
     fail: impl Fn(sqlx::Error) -> DbError,
     sender: RawSender,
 ) where
+    R: sqlx::Row,
     S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
 {
-    let add = |batch: &mut RawBatch, r: &R| {
-        add(batch, r)?;
-        Ok(batch.len())
+    let add = |b: &mut RawBatch, r: &R| {
+        for i in 0..key_len {
+            b.push_key(decode(r, i)?);
+        }
+        for i in key_len..columns {
+            match cell(r, i)? {
+                None => b.push_null(),
+                Some(bytes) => b.push_cell(tag::BYTES, bytes),
+            }
+        }
+        let flag = r.len() > columns && crate::raw::is_true(Some(&decode(r, columns)?));
+        b.end_row(flag);
+        Ok(b.len())
     };
     let tx = sender.tx.clone();
     send_with(stream, || sender.fresh(), add, fail, tx).await

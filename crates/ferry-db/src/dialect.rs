@@ -350,4 +350,26 @@ mod tests {
             "UPDATE \"t\" SET \"name\" = ?1 WHERE \"id\" = ?2"
         );
     }
+
+    #[test]
+    fn multi_row_updates_take_each_rows_set_values_then_its_key() {
+        let (key, set) = (vec!["id".to_string()], vec!["name".to_string()]);
+        assert_eq!(
+            Dialect::Postgres.update_many("t", &key, &set, 2, &Plain(Dialect::Postgres)),
+            "UPDATE \"t\" SET \"name\" = _ferry_v._ferry_0 FROM (VALUES ($1, $2), ($3, $4)) AS _ferry_v (_ferry_0, _ferry_1) WHERE \"t\".\"id\" = _ferry_v._ferry_1"
+        );
+        assert_eq!(
+            Dialect::Mysql.update_many("t", &key, &set, 2, &Plain(Dialect::Mysql)),
+            "UPDATE `t` JOIN (SELECT ? AS _ferry_0, ? AS _ferry_1 UNION ALL SELECT ?, ?) AS _ferry_v ON `t`.`id` = _ferry_v._ferry_1 SET `t`.`name` = _ferry_v._ferry_0"
+        );
+        // One row, and SQLite always, get the plain statement.
+        assert_eq!(
+            Dialect::Postgres.update_many("t", &key, &set, 1, &Plain(Dialect::Postgres)),
+            Dialect::Postgres.update("t", &key, &set, &Plain(Dialect::Postgres))
+        );
+        assert_eq!(
+            Dialect::Sqlite.update_many("t", &key, &set, 5, &Plain(Dialect::Sqlite)),
+            Dialect::Sqlite.update("t", &key, &set, &Plain(Dialect::Sqlite))
+        );
+    }
 }

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::raw::{tag, RawBatch, RawBatches};
+use crate::raw::RawBatches;
 use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
 
 const D: Dialect = Dialect::Mysql;
@@ -218,6 +218,11 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, sqlx::Error> {
             }
         }
     })
+}
+
+/// A raw scan's cell: the value's bytes as MySQL sent them, `None` for NULL.
+fn raw_cell(row: &MySqlRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
+    row.try_get_unchecked::<Option<&[u8]>, _>(i)
 }
 
 fn decode_row(row: &MySqlRow) -> Result<Row, sqlx::Error> {
@@ -541,21 +546,8 @@ impl Store for MySqlStore {
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);
-            let add = |b: &mut RawBatch, r: &MySqlRow| -> Result<(), sqlx::Error> {
-                for i in 0..k {
-                    b.push_key(decode(r, i)?);
-                }
-                for i in k..n {
-                    match r.try_get_unchecked::<Option<&[u8]>, _>(i)? {
-                        None => b.push_null(),
-                        Some(bytes) => b.push_cell(tag::BYTES, bytes),
-                    }
-                }
-                let flag = r.len() > n && crate::raw::is_true(Some(&decode(r, n)?));
-                b.end_row(flag);
-                Ok(())
-            };
-            crate::batches::send_raw(stream, add, |e| err(&env, e).table(&req.table), sender).await;
+            let fail = |e| err(&env, e).table(&req.table);
+            crate::batches::send_raw(stream, (k, n), decode, raw_cell, fail, sender).await;
         });
         Ok(rx)
     }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
-use crate::raw::{tag, RawBatch, RawBatches};
+use crate::raw::RawBatches;
 use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
 
 const D: Dialect = Dialect::Postgres;
@@ -232,6 +232,15 @@ fn decode(row: &PgRow, i: usize) -> Result<Value, sqlx::Error> {
         "UUID" => get!(uuid::Uuid).map_or(Value::Null, |u| Value::Uuid(*u.as_bytes())),
         _ => get!(String).map_or(Value::Null, Value::Text),
     })
+}
+
+/// A raw scan's cell: the binary value PostgreSQL sent, `None` for NULL.
+fn raw_cell(row: &PgRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
+    let v = row.try_get_raw(i)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    v.as_bytes().map(Some).map_err(sqlx::Error::Decode)
 }
 
 fn decode_row(row: &PgRow) -> Result<Row, sqlx::Error> {
@@ -519,23 +528,8 @@ impl Store for PgStore {
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);
-            let add = |b: &mut RawBatch, r: &PgRow| -> Result<(), sqlx::Error> {
-                for i in 0..k {
-                    b.push_key(decode(r, i)?);
-                }
-                for i in k..n {
-                    let v = r.try_get_raw(i)?;
-                    if v.is_null() {
-                        b.push_null();
-                    } else {
-                        b.push_cell(tag::BYTES, v.as_bytes().map_err(sqlx::Error::Decode)?);
-                    }
-                }
-                let flag = r.len() > n && crate::raw::is_true(Some(&decode(r, n)?));
-                b.end_row(flag);
-                Ok(())
-            };
-            crate::batches::send_raw(stream, add, |e| err(&env, e).table(&req.table), sender).await;
+            let fail = |e| err(&env, e).table(&req.table);
+            crate::batches::send_raw(stream, (k, n), decode, raw_cell, fail, sender).await;
         });
         Ok(rx)
     }

@@ -767,11 +767,8 @@ impl<'a> Planner<'a> {
     async fn merge_raw(&mut self, spec: &TableSpec) -> Result<()> {
         let pair = self.pair;
         let (src_req, dst_req) = full_scan(spec, None);
-        let scans = tokio::try_join!(pair.source.scan_raw(src_req), pair.target.scan_raw(dst_req));
-        let (src, dst) = match scans {
-            Ok(s) => s,
-            Err(e) => return Err(where_error(pair, spec, None, e).await),
-        };
+        // No predicate here: a failing scan is the database's error as it is.
+        let (src, dst) = tokio::try_join!(pair.source.scan_raw(src_req), pair.target.scan_raw(dst_req))?;
         let mut merge = RawMerge::new(spec, (&pair.from, src), (&pair.to, dst));
         let bar = self.progress.table(&spec.name);
         let mut keys = Vec::new();

@@ -32,8 +32,9 @@ async fn equal_values_with_different_bytes_plan_nothing() {
             (3, 'QA only', NULL, NULL, 'qa'),
             (4, 'Spring', NULL, NULL, NULL);"#,
     );
-    // The same values, written otherwise: JSON keys reordered and spaced,
-    // a REAL stored as an integer, and the QA row the target also has.
+    // The same values, written otherwise: JSON keys reordered and spaced
+    // (different bytes), a REAL written as an integer literal, and the QA
+    // row the target also has.
     w.exec(
         PRODUCTION,
         r#"INSERT INTO banners VALUES
@@ -95,4 +96,20 @@ async fn a_column_declared_otherwise_takes_the_canonical_merge() {
     assert!(!pair.raw_comparable.contains("banners"));
     let plan = w.plan_all().await;
     assert_eq!(common::summary(&plan), ["banners:2 update/no-base"]);
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_unique_is_refused_by_name() {
+    // `code` is the configured key but not unique: the merge would pair
+    // the wrong rows, so the plan fails naming the environment and table.
+    let schema = "CREATE TABLE banners (code TEXT NOT NULL, title TEXT NOT NULL);
+                  INSERT INTO banners VALUES ('a', 'one'), ('b', 'two'), ('b', 'three');";
+    let w = World::new(schema, "[tables.banners]\nkey = [\"code\"]\n");
+    assert!(w.pair().await.raw_comparable.contains("banners"));
+    let err = w.try_plan(&Default::default()).await.expect_err("duplicate keys");
+    let text = err.to_string();
+    assert!(
+        text.contains("environment `staging`") && text.contains("table `banners`") && text.contains("unique"),
+        "{text}"
+    );
 }
