@@ -177,6 +177,42 @@ impl RawBatch {
     }
 }
 
+/// The value of a TEXT cell: a string, or its exact bytes when they are not
+/// UTF-8.
+pub fn text_value(t: &[u8]) -> Value {
+    match std::str::from_utf8(t) {
+        Ok(s) => Value::Text(s.to_string()),
+        Err(_) => Value::Bytes(t.to_vec()),
+    }
+}
+
+/// The values of an image whose cells are storage classes (SQLite's),
+/// decoded exactly as the store decodes them, so a differing row need not
+/// be read again. `None` when a cell holds an engine's own binary encoding
+/// ([`tag::BYTES`]), which only that engine's fetch decodes.
+pub fn decode_image(image: &[u8]) -> Option<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut rest = image;
+    while let Some((&t, after)) = rest.split_first() {
+        if t == tag::NULL {
+            out.push(Value::Null);
+            rest = after;
+            continue;
+        }
+        let len = u32::from_le_bytes(after.get(..4)?.try_into().ok()?) as usize;
+        let bytes = after.get(4..4 + len)?;
+        rest = &after[4 + len..];
+        out.push(match t {
+            tag::INTEGER => Value::Int(i64::from_le_bytes(bytes.try_into().ok()?)),
+            tag::REAL => Value::Float(f64::from_bits(u64::from_le_bytes(bytes.try_into().ok()?))),
+            tag::TEXT => text_value(bytes),
+            tag::BLOB => Value::Bytes(bytes.to_vec()),
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
 /// Whether a flag column's value is true, as the stores return it.
 pub fn is_true(v: Option<&Value>) -> bool {
     matches!(v, Some(Value::Int(1) | Value::Bool(true)))
@@ -214,5 +250,36 @@ mod tests {
         // "ab" + NULL and "a" + "b" must not look alike.
         assert_ne!(b.image(0), b.image(1));
         assert_eq!(b.take_key(0), vec![Value::Int(1)]);
+    }
+
+    #[test]
+    fn storage_class_images_decode_to_the_values_read() {
+        let mut b = RawBatch::new(0);
+        b.push_cell(tag::INTEGER, &(-7i64).to_le_bytes());
+        b.push_null();
+        b.push_cell(tag::REAL, &2.5f64.to_bits().to_le_bytes());
+        b.push_cell(tag::TEXT, "é🚀".as_bytes());
+        b.push_cell(tag::TEXT, &[0xff, 0x00]);
+        b.push_cell(tag::BLOB, &[1, 2]);
+        b.push_cell(tag::TEXT, b"");
+        b.end_row(false);
+        let want = vec![
+            Value::Int(-7),
+            Value::Null,
+            Value::Float(2.5),
+            Value::Text("é🚀".into()),
+            Value::Bytes(vec![0xff, 0x00]),
+            Value::Bytes(vec![1, 2]),
+            Value::Text(String::new()),
+        ];
+        assert_eq!(decode_image(b.image(0)), Some(want));
+        assert_eq!(decode_image(&[]), Some(Vec::new()));
+        // An engine's own encoding is not decoded here.
+        let mut pg = RawBatch::new(0);
+        pg.push_cell(tag::BYTES, &[0, 0, 0, 1]);
+        pg.end_row(false);
+        assert_eq!(decode_image(pg.image(0)), None);
+        // A truncated image is refused, not misread.
+        assert_eq!(decode_image(&b.image(0)[..3]), None);
     }
 }

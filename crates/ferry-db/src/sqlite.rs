@@ -5,6 +5,7 @@
 //! only gives the column's logical type (see [`logical_type`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,6 +45,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SqliteStore {
     env: String,
     path: PathBuf,
+    /// A reading connection kept between lookups: opening one reads the
+    /// schema again, and a plan makes hundreds of lookups.
+    reader: Arc<Mutex<Option<Connection>>>,
 }
 
 impl SqliteStore {
@@ -62,16 +66,18 @@ impl SqliteStore {
         let store = SqliteStore {
             env: env.to_string(),
             path: path.to_path_buf(),
+            reader: Arc::default(),
         };
-        let conn = store.connect(false)?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| {
-                DbError::new(
-                    DbErrorKind::Unreachable,
-                    env,
-                    format!("{} is not a readable SQLite database: {e}", path.display()),
-                )
-            })?;
+        store.read(|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                .map_err(|e| {
+                    DbError::new(
+                        DbErrorKind::Unreachable,
+                        env,
+                        format!("{} is not a readable SQLite database: {e}", path.display()),
+                    )
+                })
+        })?;
         Ok(store)
     }
 
@@ -121,6 +127,21 @@ impl SqliteStore {
                 .map_err(|e| self.err(e))?;
         }
         Ok(conn)
+    }
+
+    /// Runs `f` on the kept reading connection (opened on first use; a
+    /// concurrent caller opens one of its own).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let kept = self.reader.lock().ok().and_then(|mut r| r.take());
+        let conn = match kept {
+            Some(conn) => conn,
+            None => self.connect(false)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut r) = self.reader.lock() {
+            *r = Some(conn);
+        }
+        out
     }
 
     fn err(&self, e: rusqlite::Error) -> DbError {
@@ -305,11 +326,8 @@ fn decode(v: ValueRef<'_>) -> Value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
         ValueRef::Real(f) => Value::Float(f),
-        ValueRef::Text(t) => match std::str::from_utf8(t) {
-            Ok(s) => Value::Text(s.to_string()),
-            // TEXT that is not UTF-8 keeps its bytes exactly.
-            Err(_) => Value::Bytes(t.to_vec()),
-        },
+        // TEXT that is not UTF-8 keeps its bytes exactly.
+        ValueRef::Text(t) => raw::text_value(t),
         ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
     }
 }
@@ -528,19 +546,13 @@ impl Store for SqliteStore {
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
         let table = table.to_string();
-        self.blocking(move |s| {
-            let conn = s.connect(false)?;
-            introspect(&conn, &table).map_err(|e| s.err(e).table(&table))
-        })
-        .await
+        self.blocking(move |s| s.read(|conn| introspect(conn, &table).map_err(|e| s.err(e).table(&table))))
+            .await
     }
 
     async fn has_meta(&self) -> Result<bool, DbError> {
-        self.blocking(|s| {
-            let conn = s.connect(false)?;
-            meta_version(&conn).map(|v| v.is_some()).map_err(|e| s.err(e))
-        })
-        .await
+        self.blocking(|s| s.read(|conn| meta_version(conn).map(|v| v.is_some()).map_err(|e| s.err(e))))
+            .await
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
@@ -586,11 +598,8 @@ impl Store for SqliteStore {
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        self.blocking(move |s| {
-            let conn = s.connect(false)?;
-            fetch_on(&conn, &s.env, &req)
-        })
-        .await
+        self.blocking(move |s| s.read(|conn| fetch_on(conn, &s.env, &req)))
+            .await
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {

@@ -16,6 +16,8 @@ use ferry_core::spec::TableSpec;
 use ferry_core::value::{key_cmp, Value};
 use ferry_db::{RawBatch, RawBatches};
 
+use tokio::sync::mpsc;
+
 use crate::error::{Error, Result};
 
 /// Whether the rows of `spec` can be compared by their raw images: both
@@ -40,7 +42,7 @@ struct Side {
     at: usize,
     /// The last key of the previous batch, to check the order across batches.
     last: Option<Vec<Value>>,
-    /// Rows received since [`RawMerge::take_read`] last asked.
+    /// Source rows received since the last [`Chunk`].
     read: u64,
 }
 
@@ -68,10 +70,28 @@ impl Side {
         self.batch.key(self.at)
     }
 
-    fn take(&mut self) -> Vec<Value> {
+    /// Moves the current row out: its key, and its cells when the image
+    /// decodes.
+    fn take(&mut self) -> Taken {
+        let cells = ferry_db::raw::decode_image(self.batch.image(self.at));
         let key = self.batch.take_key(self.at);
         self.at += 1;
-        key
+        Taken { key, cells }
+    }
+}
+
+/// A row moved out of a batch.
+struct Taken {
+    key: Vec<Value>,
+    cells: Option<Vec<Value>>,
+}
+
+impl Taken {
+    /// The whole row (key, then cells), or `None` when it must be read again.
+    fn into_row(self) -> Option<Vec<Value>> {
+        let mut row = self.key;
+        row.extend(self.cells?);
+        Some(row)
     }
 }
 
@@ -95,6 +115,40 @@ fn check_order(env: &str, table: &str, key_cols: &[String], last: Option<&[Value
     }
     Ok(())
 }
+
+/// A key whose rows differ, exist on one side only, or whose source row
+/// matches `exclude`.
+pub(crate) struct Differing {
+    /// The key as the scans decoded it.
+    pub key: Vec<Value>,
+    /// The rows (key, then the scanned columns) decoded from their images,
+    /// when the engine's images are storage classes (SQLite); `None` when
+    /// they hold an engine's own encoding and the rows must be read again.
+    pub rows: Option<DecodedRows>,
+}
+
+/// Both sides of a [`Differing`] key, as a fetch would have returned them.
+pub(crate) struct DecodedRows {
+    pub source: Option<Vec<Value>>,
+    pub target: Option<Vec<Value>>,
+    /// Whether the source row matched `exclude`.
+    pub excluded: bool,
+}
+
+/// What the merge task sends: differing keys, and how many source rows it
+/// read since the last chunk (for a progress bar).
+pub(crate) struct Chunk {
+    pub read: u64,
+    pub rows: Vec<Differing>,
+}
+
+/// Differing keys per [`Chunk`], at most: the planner classifies them while
+/// the merge reads on.
+const CHUNK_ROWS: usize = 512;
+
+/// A chunk goes out after this many source rows even with few differing
+/// keys, so a progress bar moves.
+const CHUNK_READ: u64 = 64 * 1024;
 
 /// The merge of one table's two raw scans.
 pub(crate) struct RawMerge {
@@ -122,15 +176,41 @@ impl RawMerge {
         }
     }
 
-    /// How many source rows arrived since the last call (for a progress bar).
-    pub(crate) fn take_read(&mut self) -> u64 {
-        std::mem::take(&mut self.source.read)
+    /// Runs the merge on a task of its own, so that reading both sides goes
+    /// on while the planner reads and classifies the differing rows. The
+    /// chunks end with the scans; an error is the last item.
+    pub(crate) fn spawn(mut self) -> mpsc::Receiver<Result<Chunk>> {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut rows = Vec::new();
+            loop {
+                let next = match self.next_differing().await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let done = next.is_none();
+                rows.extend(next);
+                if done || rows.len() >= CHUNK_ROWS || self.source.read >= CHUNK_READ {
+                    let read = std::mem::take(&mut self.source.read);
+                    let chunk = Chunk {
+                        read,
+                        rows: std::mem::take(&mut rows),
+                    };
+                    if tx.send(Ok(chunk)).await.is_err() || done {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
     }
 
-    /// The next key (as the scans decoded it) whose rows differ, exist on
-    /// one side only, or whose source row matches `exclude`; `None` at the
-    /// end of both scans.
-    pub(crate) async fn next_differing(&mut self) -> Result<Option<Vec<Value>>> {
+    /// The next key whose rows differ, exist on one side only, or whose
+    /// source row matches `exclude`; `None` at the end of both scans.
+    async fn next_differing(&mut self) -> Result<Option<Differing>> {
         loop {
             let s = self.source.fill(&self.table, &self.key_cols).await?;
             let t = self.target.fill(&self.table, &self.key_cols).await?;
@@ -140,20 +220,37 @@ impl RawMerge {
                 (false, true) => Ordering::Greater,
                 (true, true) => key_cmp(self.source.key(), self.target.key()),
             };
-            match ord {
-                Ordering::Less => return Ok(Some(self.source.take())),
-                Ordering::Greater => return Ok(Some(self.target.take())),
+            let (source, target) = match ord {
+                Ordering::Less => (true, false),
+                Ordering::Greater => (false, true),
                 Ordering::Equal => {
                     let (sb, tb) = (&self.source.batch, &self.target.batch);
                     let (i, j) = (self.source.at, self.target.at);
-                    let differ = sb.flag(i) || sb.image(i) != tb.image(j);
-                    self.target.at += 1;
-                    if differ {
-                        return Ok(Some(self.source.take()));
+                    if !sb.flag(i) && sb.image(i) == tb.image(j) {
+                        self.source.at += 1;
+                        self.target.at += 1;
+                        continue;
                     }
-                    self.source.at += 1;
+                    (true, true)
                 }
-            }
+            };
+            let excluded = source && self.source.batch.flag(self.source.at);
+            let source = source.then(|| self.source.take());
+            let target = target.then(|| self.target.take());
+            let key = source
+                .as_ref()
+                .or(target.as_ref())
+                .map(|t| t.key.clone())
+                .unwrap_or_default();
+            let rows = match (source.map(Taken::into_row), target.map(Taken::into_row)) {
+                (Some(None), _) | (_, Some(None)) => None,
+                (source, target) => Some(DecodedRows {
+                    source: source.flatten(),
+                    target: target.flatten(),
+                    excluded,
+                }),
+            };
+            return Ok(Some(Differing { key, rows }));
         }
     }
 }

@@ -577,14 +577,34 @@ impl<'a> Planner<'a> {
             filter: None,
             fixed: Vec::new(),
         };
-        let source_rows = self.pair.source.fetch(req.clone()).await?;
-        let target_rows = self.pair.target.fetch(FetchRequest { flag: None, ..req }).await?;
-        let mut by_key: BTreeMap<String, Candidate> = BTreeMap::new();
+        let (source, target) = tokio::try_join!(
+            self.pair.source.fetch(req.clone()),
+            self.pair.target.fetch(FetchRequest { flag: None, ..req })
+        )?;
         let n = spec.columns().len();
-        for raw in source_rows {
-            let excluded = is_true(raw.get(n));
-            let mut raw = raw;
-            raw.truncate(n);
+        let source = source
+            .into_iter()
+            .map(|mut raw| {
+                let excluded = is_true(raw.get(n));
+                raw.truncate(n);
+                (raw, excluded)
+            })
+            .collect();
+        self.candidates(spec, source, target, explicit, pulled_by)
+    }
+
+    /// Pairs rows read from both sides by key: source rows with whether
+    /// they match `exclude`, target rows as they are.
+    fn candidates(
+        &self,
+        spec: &TableSpec,
+        source: Vec<(Row, bool)>,
+        target: Vec<Row>,
+        explicit: bool,
+        pulled_by: Option<String>,
+    ) -> Result<Vec<Candidate>> {
+        let mut by_key: BTreeMap<String, Candidate> = BTreeMap::new();
+        for (raw, excluded) in source {
             let side = self.side(spec, &self.pair.from, raw, true)?;
             let key = side.row[..spec.key.len()].to_vec();
             by_key.insert(
@@ -601,7 +621,7 @@ impl<'a> Planner<'a> {
                 },
             );
         }
-        for raw in target_rows {
+        for raw in target {
             let side = self.side(spec, &self.pair.to, raw, true)?;
             let key = side.row[..spec.key.len()].to_vec();
             by_key
@@ -769,27 +789,27 @@ impl<'a> Planner<'a> {
         let (src_req, dst_req) = full_scan(spec, None);
         // No predicate here: a failing scan is the database's error as it is.
         let (src, dst) = tokio::try_join!(pair.source.scan_raw(src_req), pair.target.scan_raw(dst_req))?;
-        let mut merge = RawMerge::new(spec, (&pair.from, src), (&pair.to, dst));
+        let mut chunks = RawMerge::new(spec, (&pair.from, src), (&pair.to, dst)).spawn();
         let bar = self.progress.table(&spec.name);
-        let mut keys = Vec::new();
-        loop {
-            let next = merge.next_differing().await?;
-            bar.inc(merge.take_read());
-            if let Some(raw) = &next {
-                let key = spec
-                    .canonicalize_key(raw)
-                    .map_err(|(col, e)| conv_err((&pair.from, &pair.to), spec, raw, &pair.from, &col, e))?;
-                keys.push(key);
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk?;
+            bar.inc(chunk.read);
+            let (mut source, mut target, mut again) = (Vec::new(), Vec::new(), Vec::new());
+            for d in chunk.rows {
+                match d.rows {
+                    Some(rows) => {
+                        source.extend(rows.source.map(|r| (r, rows.excluded)));
+                        target.extend(rows.target);
+                    }
+                    None => again.push(
+                        spec.canonicalize_key(&d.key)
+                            .map_err(|(col, e)| conv_err((&pair.from, &pair.to), spec, &d.key, &pair.from, &col, e))?,
+                    ),
+                }
             }
-            if keys.len() >= 512 || (next.is_none() && !keys.is_empty()) {
-                let cands = self
-                    .fetch_candidates(spec, &spec.key, std::mem::take(&mut keys), false, None)
-                    .await?;
-                self.classify(spec, cands).await?;
-            }
-            if next.is_none() {
-                break;
-            }
+            let mut cands = self.candidates(spec, source, target, false, None)?;
+            cands.extend(self.fetch_candidates(spec, &spec.key, again, false, None).await?);
+            self.classify(spec, cands).await?;
         }
         bar.finish();
         Ok(())
