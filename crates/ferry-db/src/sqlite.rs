@@ -889,4 +889,42 @@ mod tests {
         assert_eq!(missing.kind, DbErrorKind::Unreachable);
         assert!(missing.to_string().contains("prod"), "{missing}");
     }
+
+    #[test]
+    fn a_v3_sync_base_is_rebuilt_clustered_by_its_key_and_kept() {
+        let conn = Connection::open_in_memory().unwrap();
+        for steps in &meta::migrations(D)[..3] {
+            for sql in steps {
+                conn.execute(sql, []).unwrap();
+            }
+        }
+        conn.execute_batch(
+            "INSERT INTO _ferry_schema VALUES (3);
+             INSERT INTO _ferry_sync VALUES ('staging', 'forms', '[1]', x'01', x'02', 'P1', NULL),
+                                            ('staging', 'forms', '[2]', x'03', x'04', NULL, '[7]');",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(meta_version(&conn).unwrap(), Some(meta::migrations(D).len() as i64));
+        let sql: String = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE name = '_ferry_sync'", [], |r| r.get(0))
+            .unwrap();
+        assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
+        let rows: Vec<(String, Option<String>, Option<String>)> = conn
+            .prepare("SELECT row_key, promotion_id, target_key FROM _ferry_sync ORDER BY row_key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("[1]".to_string(), Some("P1".to_string()), None),
+                ("[2]".to_string(), None, Some("[7]".to_string()))
+            ]
+        );
+        // Migrating again changes nothing.
+        migrate(&conn).unwrap();
+    }
 }

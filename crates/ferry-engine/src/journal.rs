@@ -333,7 +333,9 @@ pub async fn write_bases(
     promotion: Option<&str>,
     bases: &[BaseUpdate],
 ) -> Result<()> {
-    let by_text: Vec<(String, Option<SyncBase>)> = bases.iter().map(|(k, b)| (key_text(k), b.clone())).collect();
+    let mut by_text: Vec<(String, Option<SyncBase>)> = bases.iter().map(|(k, b)| (key_text(k), b.clone())).collect();
+    // In the order of `_ferry_sync`'s key: each page of it is visited once.
+    by_text.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     write_bases_text(txn, from, table, promotion, &by_text).await
 }
 
