@@ -6,7 +6,7 @@ use futures_util::{Stream, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::raw::{tag, RawBatch, RawSender};
-use crate::{DbError, Row, BATCH_ROWS};
+use crate::{Batch, DbError, Row, BATCH_ROWS};
 
 /// Decodes `stream` into batches of [`BATCH_ROWS`] rows sent on `tx`, until
 /// the stream ends, an error (sent as the last item), or the receiver hangs up.
@@ -20,7 +20,7 @@ pub(crate) async fn send<R, S>(
 {
     let add = |batch: &mut Vec<Row>, r: &R| {
         batch.push(decode(r)?);
-        Ok(batch.len())
+        Ok(())
     };
     send_with(stream, || Vec::with_capacity(BATCH_ROWS), add, fail, tx).await
 }
@@ -58,24 +58,23 @@ pub(crate) async fn send_raw<R, S>(
         }
         let flag = r.len() > columns && crate::raw::is_true(Some(&decode(r, columns)?));
         b.end_row(flag);
-        Ok(b.len())
+        Ok(())
     };
     let tx = sender.tx.clone();
     send_with(stream, || sender.fresh(), add, fail, tx).await
 }
 
 /// The loop of both: `add` appends a row and gives the batch's length.
-async fn send_with<R, S, B>(
+async fn send_with<R, S, B: Batch>(
     mut stream: S,
     fresh: impl Fn() -> B,
-    add: impl Fn(&mut B, &R) -> Result<usize, sqlx::Error>,
+    add: impl Fn(&mut B, &R) -> Result<(), sqlx::Error>,
     fail: impl Fn(sqlx::Error) -> DbError,
     tx: mpsc::Sender<Result<B, DbError>>,
 ) where
     S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
 {
     let mut batch = fresh();
-    let mut len = 0;
     loop {
         let added = match stream.try_next().await {
             Ok(Some(r)) => add(&mut batch, &r),
@@ -83,13 +82,9 @@ async fn send_with<R, S, B>(
             Err(e) => Err(e),
         };
         match added {
-            Ok(n) => {
-                len = n;
-                if len == BATCH_ROWS {
-                    if tx.send(Ok(std::mem::replace(&mut batch, fresh()))).await.is_err() {
-                        return;
-                    }
-                    len = 0;
+            Ok(()) => {
+                if batch.is_full() && tx.send(Ok(std::mem::replace(&mut batch, fresh()))).await.is_err() {
+                    return;
                 }
             }
             Err(e) => {
@@ -98,7 +93,7 @@ async fn send_with<R, S, B>(
             }
         }
     }
-    if len > 0 {
+    if !batch.is_empty() {
         let _ = tx.send(Ok(batch)).await;
     }
 }

@@ -36,6 +36,21 @@ pub type RowBatches = mpsc::Receiver<Result<Vec<Row>, DbError>>;
 /// Rows per streamed batch.
 pub const BATCH_ROWS: usize = 1024;
 
+/// What a scan sends, decoded rows or raw ones, and when a batch is full.
+pub(crate) trait Batch {
+    fn is_empty(&self) -> bool;
+    fn is_full(&self) -> bool;
+}
+
+impl Batch for Vec<Row> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+    fn is_full(&self) -> bool {
+        self.len() >= BATCH_ROWS
+    }
+}
+
 /// A full read of a table in key order.
 #[derive(Clone, Debug)]
 pub struct ScanRequest {

@@ -79,6 +79,11 @@ pub fn channel(key_len: usize) -> (RawSender, RawBatches) {
     )
 }
 
+/// A raw batch is also full at this many bytes of images: small enough to
+/// stay in the CPU's cache and in the allocator's reused pages (rows with
+/// 2 KB blobs would otherwise make 2 MB batches, fresh memory each time).
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Tag bytes of the cells of an image. Each cell is a tag, then (except for
 /// NULL) a 4-byte little-endian length and the bytes.
 pub mod tag {
@@ -91,7 +96,7 @@ pub mod tag {
     pub const BYTES: u8 = 5;
 }
 
-/// Up to [`crate::BATCH_ROWS`] rows: keys, images and exclusion flags,
+/// Up to [`crate::BATCH_ROWS`] rows (or [`BATCH_BYTES`] of images): keys, images and exclusion flags,
 /// stored flat so a batch costs a few allocations, not a few per row.
 #[derive(Debug, Default)]
 pub struct RawBatch {
@@ -108,7 +113,7 @@ impl RawBatch {
         RawBatch {
             key_len,
             keys: Vec::with_capacity(key_len * crate::BATCH_ROWS),
-            data: Vec::with_capacity(64 * crate::BATCH_ROWS),
+            data: Vec::with_capacity(BATCH_BYTES + 4096),
             ends: Vec::with_capacity(crate::BATCH_ROWS),
             flags: Vec::with_capacity(crate::BATCH_ROWS),
         }
@@ -211,6 +216,15 @@ pub fn decode_image(image: &[u8]) -> Option<Vec<Value>> {
         });
     }
     Some(out)
+}
+
+impl crate::Batch for RawBatch {
+    fn is_empty(&self) -> bool {
+        RawBatch::is_empty(self)
+    }
+    fn is_full(&self) -> bool {
+        self.len() >= crate::BATCH_ROWS || self.data.len() >= BATCH_BYTES
+    }
 }
 
 /// Whether a flag column's value is true, as the stores return it.

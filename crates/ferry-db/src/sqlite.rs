@@ -20,7 +20,7 @@ use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
 use crate::raw::{self, tag, RawBatch, RawBatches};
 use crate::{
-    DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
+    Batch, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
 };
 
 const D: Dialect = Dialect::Sqlite;
@@ -148,14 +148,14 @@ impl SqliteStore {
         to_db_error(&self.env, e)
     }
 
-    /// Runs a scan on a blocking thread of its own, sending batches of
-    /// [`BATCH_ROWS`] rows that `add` builds (it returns the batch's length).
-    fn stream<B: Send + 'static>(
+    /// Runs a scan on a blocking thread of its own, sending the batches that
+    /// `add` builds, row by row, each when it is full.
+    fn stream<B: Batch + Send + 'static>(
         &self,
         req: &ScanRequest,
         tx: mpsc::Sender<Result<B, DbError>>,
         fresh: impl Fn() -> B + Send + 'static,
-        mut add: impl FnMut(&mut B, &rusqlite::Row<'_>) -> rusqlite::Result<usize> + Send + 'static,
+        mut add: impl FnMut(&mut B, &rusqlite::Row<'_>) -> rusqlite::Result<()> + Send + 'static,
     ) -> Result<(), DbError> {
         let conn = self.connect(false)?;
         let sql = D.scan(req, &SqliteColumns);
@@ -167,17 +167,13 @@ impl SqliteStore {
                 let mut stmt = conn.prepare(&sql)?;
                 let mut rows = stmt.query([])?;
                 let mut batch = fresh();
-                let mut len = 0;
                 while let Some(r) = rows.next()? {
-                    len = add(&mut batch, r)?;
-                    if len == BATCH_ROWS {
-                        if tx.blocking_send(Ok(std::mem::replace(&mut batch, fresh()))).is_err() {
-                            return Ok(());
-                        }
-                        len = 0;
+                    add(&mut batch, r)?;
+                    if batch.is_full() && tx.blocking_send(Ok(std::mem::replace(&mut batch, fresh()))).is_err() {
+                        return Ok(());
                     }
                 }
-                if len > 0 {
+                if !batch.is_empty() {
                     let _ = tx.blocking_send(Ok(batch));
                 }
                 Ok(())
@@ -563,7 +559,7 @@ impl Store for SqliteStore {
                 .map(|i| r.get_ref(i).map(decode))
                 .collect::<rusqlite::Result<Row>>()?;
             batch.push(row);
-            Ok(batch.len())
+            Ok(())
         })?;
         Ok(rx)
     }
@@ -591,7 +587,7 @@ impl Store for SqliteStore {
                 }
                 let flag = r.as_ref().column_count() > n && raw::is_true(Some(&decode(r.get_ref(n)?)));
                 b.end_row(flag);
-                Ok(b.len())
+                Ok(())
             },
         )?;
         Ok(rx)
@@ -907,7 +903,9 @@ mod tests {
         migrate(&conn).unwrap();
         assert_eq!(meta_version(&conn).unwrap(), Some(meta::migrations(D).len() as i64));
         let sql: String = conn
-            .query_row("SELECT sql FROM sqlite_master WHERE name = '_ferry_sync'", [], |r| r.get(0))
+            .query_row("SELECT sql FROM sqlite_master WHERE name = '_ferry_sync'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
         let rows: Vec<(String, Option<String>, Option<String>)> = conn
