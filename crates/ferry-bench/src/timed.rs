@@ -88,7 +88,8 @@ pub async fn run_here(config: &Path, op: Op) -> Result<Outcome> {
         Op::Promote => {
             let pair = pair::open(&project, "staging", "production").await?;
             let _lock = lock::writer(&*pair.target, true, |_| {}).await?;
-            let plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
+            let mut plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
+            plan.under_lock.0 = true;
             count(&mut out, &plan);
             let opts = PromoteOptions {
                 user: "ferry-bench".into(),

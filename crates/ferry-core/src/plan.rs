@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{hex, unhex, RowHash};
+use crate::rules::SyncBase;
 use crate::value::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -155,6 +156,10 @@ pub struct PlanEntry {
     /// this plan inserts: rewritten to the id the target assigns it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<String>,
+    /// The sync base the planner found for the row (`Some(None)`: none),
+    /// in memory only: see [`Plan::under_lock`].
+    #[serde(skip)]
+    pub base: InMemory<Option<Option<SyncBase>>>,
 }
 
 impl PlanEntry {
@@ -286,6 +291,23 @@ pub struct Plan {
     /// blake3 of the saved plan with this field empty (see [`Plan::seal`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// Whether the plan was made under the target's writer lock, held until
+    /// it is applied: then no other writer can have changed the sync bases
+    /// its entries carry, and the promotion journals them without reading
+    /// them again. Never saved: a plan read from a file reads them.
+    #[serde(skip)]
+    pub under_lock: InMemory<bool>,
+}
+
+/// What a plan carries in memory only: never saved, and no part of what the
+/// plan says (two plans that differ only here are equal).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InMemory<T>(pub T);
+
+impl<T> PartialEq for InMemory<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The result of one gate check, as a saved plan carries it.

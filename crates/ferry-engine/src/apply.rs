@@ -272,11 +272,18 @@ async fn apply_in(
     let mut bases: BTreeMap<&str, Vec<journal::BaseUpdate>> = BTreeMap::new();
     let mut previous: BTreeMap<String, BTreeMap<String, SyncBase>> = BTreeMap::new();
     for (table, es) in by_table {
-        let keys: Vec<Vec<Value>> = es.iter().map(|e| e.key.clone()).collect();
-        previous.insert(
-            table.to_string(),
-            journal::read_bases(txn, &plan.from, table, &keys).await?,
-        );
+        let unknown: Vec<Vec<Value>> = es
+            .iter()
+            .filter(|e| carried_base(plan, e).is_none())
+            .map(|e| e.key.clone())
+            .collect();
+        let mut bases = journal::read_bases(txn, &plan.from, table, &unknown).await?;
+        for e in es {
+            if let Some(Some(base)) = carried_base(plan, e) {
+                bases.insert(key_text(&e.key), base.clone());
+            }
+        }
+        previous.insert(table.to_string(), bases);
     }
 
     // Keys the target assigned to new natural-key rows: (table, source key text) -> key.
@@ -521,6 +528,13 @@ async fn apply_in(
         at: promotion.at,
         counts,
     })
+}
+
+/// The sync base an entry carries, when it can be trusted: a plan made
+/// under the writer lock (held until now) carries the bases it read, and no
+/// other writer can have changed them since.
+fn carried_base<'e>(plan: &Plan, e: &'e PlanEntry) -> Option<&'e Option<SyncBase>> {
+    e.base.0.as_ref().filter(|_| plan.under_lock.0)
 }
 
 fn is_natural_insert(spec: &TableSpec, e: &PlanEntry) -> bool {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::canonical::{key_text, RowHashes};
-use ferry_core::plan::{Action, FieldDiff, Plan, PlanEntry, Reason, PLAN_FORMAT};
+use ferry_core::plan::{Action, FieldDiff, InMemory, Plan, PlanEntry, Reason, PLAN_FORMAT};
 use ferry_core::rules::{decide, differing, ConflictKind, Decision, SyncBase};
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
@@ -459,6 +459,7 @@ impl<'a> Planner<'a> {
             entries,
             excluded: self.excluded,
             checks: Vec::new(),
+            under_lock: InMemory(false),
         };
         Ok((plan, self.equal_count))
     }
@@ -930,7 +931,10 @@ impl<'a> Planner<'a> {
                     e
                 }
             };
-            self.push(e);
+            self.push(PlanEntry {
+                base: InMemory(Some(base.cloned())),
+                ..e
+            });
         }
         Ok(())
     }
@@ -1255,6 +1259,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         base_kept: false,
         target_key: c.target_key.clone(),
         deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),
+        base: InMemory(None),
     }
 }
 

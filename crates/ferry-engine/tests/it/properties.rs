@@ -600,14 +600,22 @@ proptest! {
     /// 3. Reverting a promotion restores production exactly (every column
     /// of every managed row, by storage class and bytes) and its sync base;
     /// reverting the revert brings the promotion back exactly.
-    /// The promotion applies either the plan as made or the same plan
-    /// saved to a file and read back (which must then be equal to it).
+    /// The promotion applies either the plan as made (journalling the sync
+    /// bases it carries when `locked`, as a promotion planned under the
+    /// writer lock does) or the same plan saved to a file and read back
+    /// (which must then be equal to it).
     #[test]
-    fn revert_restores_exactly(c in case(), baseline in any::<bool>(), saved in any::<bool>()) {
+    fn revert_restores_exactly(
+        c in case(),
+        baseline in any::<bool>(),
+        saved in any::<bool>(),
+        locked in any::<bool>(),
+    ) {
         runtime().block_on(async {
             let (base, staging, production) = (c.base(), c.staging(), c.production());
             let w = world(&base, baseline, &staging, &production).await;
-            let plan = w.plan_all().await;
+            let mut plan = w.plan_all().await;
+            plan.under_lock.0 = locked;
             let (data_before, sync_before) = (w.dump(PRODUCTION), w.sync(PRODUCTION));
             let promotion = if saved {
                 w.promote_saved(&plan, true).await

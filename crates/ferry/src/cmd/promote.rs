@@ -120,6 +120,7 @@ async fn promote(
                 Some(ui::writer_lock(g, &*pair.target).await?)
             };
             let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
+            plan.under_lock.0 = lock.is_some();
             if let Some(side) = opts.take {
                 planner::take(&mut plan, side, &sel.ids)?;
             }
