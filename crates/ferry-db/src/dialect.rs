@@ -167,6 +167,11 @@ impl Dialect {
     /// of rows whose `key` exists already (served by the key's index).
     pub fn upsert(self, table: &str, key: &[String], columns: &[String], rows: usize, c: &dyn ColumnSql) -> String {
         let insert = self.insert(table, columns, rows, c);
+        self.on_conflict(insert, key, columns)
+    }
+
+    /// `insert` with the clause that makes it an upsert on `key`.
+    fn on_conflict(self, insert: String, key: &[String], columns: &[String]) -> String {
         let rest: Vec<&String> = columns.iter().filter(|col| !key.contains(col)).collect();
         match self {
             Dialect::Mysql => {
@@ -313,6 +318,82 @@ impl Dialect {
         )
     }
 
+    /// PostgreSQL: the rows of a multi-row statement as one `text[]`
+    /// parameter per column of `names` (`$1`, `$2`, ...), unnested and each
+    /// cast to its column's type, as a query with the columns `_ferry_0`,
+    /// `_ferry_1`, ...: the statement does not grow with the rows, so the
+    /// server parses and plans it once, whatever their number.
+    fn unnest(self, names: &[String], c: &dyn ColumnSql) -> String {
+        let arrays: Vec<String> = (1..=names.len())
+            .map(|i| format!("{}::text[]", self.param(i)))
+            .collect();
+        let aliases: Vec<String> = (0..names.len()).map(unnest_alias).collect();
+        let cells: Vec<String> = names
+            .iter()
+            .zip(&aliases)
+            .map(|(col, a)| format!("{} AS {a}", c.param(col, format!("_ferry_u.{a}"))))
+            .collect();
+        format!(
+            "SELECT {} FROM UNNEST({}) AS _ferry_u ({})",
+            cells.join(", "),
+            arrays.join(", "),
+            aliases.join(", ")
+        )
+    }
+
+    /// PostgreSQL: an insert of the rows of [`Dialect::unnest`].
+    pub fn insert_unnest(self, table: &str, columns: &[String], c: &dyn ColumnSql) -> String {
+        format!(
+            "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE {}",
+            self.ident(table),
+            self.list(columns),
+            self.unnest(columns, c)
+        )
+    }
+
+    /// PostgreSQL: an upsert of the rows of [`Dialect::unnest`].
+    pub fn upsert_unnest(self, table: &str, key: &[String], columns: &[String], c: &dyn ColumnSql) -> String {
+        self.on_conflict(self.insert_unnest(table, columns, c), key, columns)
+    }
+
+    /// PostgreSQL: an update of the rows of [`Dialect::unnest`], each row
+    /// being its `set` values, then its key values.
+    pub fn update_unnest(self, table: &str, key: &[String], set: &[String], c: &dyn ColumnSql) -> String {
+        let names: Vec<String> = set.iter().chain(key).cloned().collect();
+        let t = self.ident(table);
+        let sets: Vec<String> = set
+            .iter()
+            .enumerate()
+            .map(|(i, col)| format!("{} = _ferry_v.{}", self.ident(col), unnest_alias(i)))
+            .collect();
+        let on: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{t}.{} = _ferry_v.{}", self.ident(k), unnest_alias(set.len() + i)))
+            .collect();
+        format!(
+            "UPDATE {t} SET {} FROM ({}) AS _ferry_v WHERE {}",
+            sets.join(", "),
+            self.unnest(&names, c),
+            on.join(" AND ")
+        )
+    }
+
+    /// PostgreSQL: a delete of the keys of [`Dialect::unnest`].
+    pub fn delete_unnest(self, table: &str, key: &[String], c: &dyn ColumnSql) -> String {
+        let t = self.ident(table);
+        let on: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{t}.{} = _ferry_v.{}", self.ident(k), unnest_alias(i)))
+            .collect();
+        format!(
+            "DELETE FROM {t} USING ({}) AS _ferry_v WHERE {}",
+            self.unnest(key, c),
+            on.join(" AND ")
+        )
+    }
+
     /// A delete of one row by key.
     pub fn delete(self, table: &str, key: &[String], c: &dyn ColumnSql) -> String {
         let wheres: Vec<String> = key
@@ -322,6 +403,10 @@ impl Dialect {
             .collect();
         format!("DELETE FROM {} WHERE {}", self.ident(table), wheres.join(" AND "))
     }
+}
+
+fn unnest_alias(i: usize) -> String {
+    format!("_ferry_{i}")
 }
 
 fn reads(c: &dyn ColumnSql, cols: &[String]) -> String {
@@ -348,6 +433,50 @@ mod tests {
         assert_eq!(
             Dialect::Sqlite.update("t", &cols[..1], &cols[1..], &Plain(Dialect::Sqlite)),
             "UPDATE \"t\" SET \"name\" = ?1 WHERE \"id\" = ?2"
+        );
+    }
+
+    #[test]
+    fn postgres_writes_many_rows_as_one_array_per_column() {
+        struct Cast;
+        impl ColumnSql for Cast {
+            fn dialect(&self) -> Dialect {
+                Dialect::Postgres
+            }
+            fn param(&self, col: &str, placeholder: String) -> String {
+                if col == "id" {
+                    format!("{placeholder}::bigint")
+                } else {
+                    placeholder
+                }
+            }
+        }
+        let (key, set) = (vec!["id".to_string()], vec!["name".to_string()]);
+        let cols = vec!["id".to_string(), "name".to_string()];
+        let d = Dialect::Postgres;
+        let rows = "SELECT _ferry_u._ferry_0::bigint AS _ferry_0, _ferry_u._ferry_1 AS _ferry_1 \
+                    FROM UNNEST($1::text[], $2::text[]) AS _ferry_u (_ferry_0, _ferry_1)";
+        assert_eq!(
+            d.insert_unnest("t", &cols, &Cast),
+            format!("INSERT INTO \"t\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE {rows}")
+        );
+        assert_eq!(
+            d.upsert_unnest("t", &key, &cols, &Cast),
+            format!(
+                "INSERT INTO \"t\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE {rows} \
+                 ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\""
+            )
+        );
+        assert_eq!(
+            d.update_unnest("t", &key, &set, &Cast),
+            "UPDATE \"t\" SET \"name\" = _ferry_v._ferry_0 FROM (SELECT _ferry_u._ferry_0 AS _ferry_0, \
+             _ferry_u._ferry_1::bigint AS _ferry_1 FROM UNNEST($1::text[], $2::text[]) AS _ferry_u (_ferry_0, _ferry_1)) \
+             AS _ferry_v WHERE \"t\".\"id\" = _ferry_v._ferry_1"
+        );
+        assert_eq!(
+            d.delete_unnest("t", &key, &Cast),
+            "DELETE FROM \"t\" USING (SELECT _ferry_u._ferry_0::bigint AS _ferry_0 FROM UNNEST($1::text[]) \
+             AS _ferry_u (_ferry_0)) AS _ferry_v WHERE \"t\".\"id\" = _ferry_v._ferry_0"
         );
     }
 

@@ -270,6 +270,10 @@ fn bind_all<'q>(mut q: Query<'q, Postgres, PgArguments>, values: &[Value]) -> Qu
     q
 }
 
+/// Rows per multi-row write: the statement is the same for any number (one
+/// array per column), so this only bounds the memory of one chunk.
+const UNNEST_ROWS: usize = 5_000;
+
 fn chunk_size(per_row: usize) -> usize {
     (D.max_params() / per_row.max(1)).clamp(1, 1000)
 }
@@ -637,36 +641,39 @@ impl PgTxn {
         Ok(sql)
     }
 
-    /// Runs `sql` once per row; `names` are the columns of each row's values.
-    /// Runs a multi-row statement (`sql_for(n)` for `n` rows of
-    /// `names` values each) over `rows` in chunks under the placeholder
-    /// limit. When a chunk fails, its rows run one by one to name the one
-    /// that fails (after rolling the chunk back to a savepoint where the
-    /// engine aborts the transaction on an error).
+    /// Writes `rows` (values of `names` each) with `many`, a statement over
+    /// one `text[]` parameter per column ([`Dialect::unnest`]), in chunks
+    /// of [`UNNEST_ROWS`]. When a chunk fails, its rows run one by one with
+    /// `one` to name the row that fails (after rolling the chunk back to a
+    /// savepoint, since PostgreSQL aborts the transaction on an error).
     async fn exec_batched(
         &mut self,
         table: &str,
         cols: &TableSql,
         names: &[String],
         rows: Vec<Vec<Value>>,
-        sql_for: impl Fn(usize) -> String,
+        (many, one): (String, String),
     ) -> Result<(), DbError> {
         let env = self.env.clone();
-        let per_chunk = chunk_size(names.len());
         let mut start = 0;
-        for chunk in rows.chunks(per_chunk) {
+        for chunk in rows.chunks(UNNEST_ROWS) {
             if chunk.len() > 1 {
-                let mut flat = Vec::with_capacity(chunk.len() * names.len());
+                let mut arrays: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); names.len()];
                 for (i, values) in chunk.iter().enumerate() {
-                    let i = start + i;
-                    flat.extend(cols.fit(&env, names, values).map_err(|e| e.table(table).row(i))?);
+                    let fitted = cols
+                        .fit(&env, names, values)
+                        .map_err(|e| e.table(table).row(start + i))?;
+                    for (array, v) in arrays.iter_mut().zip(&fitted) {
+                        array.push(text_of(v));
+                    }
                 }
                 let conn = self.conn()?;
                 conn.execute("SAVEPOINT ferry_batch").await.map_err(|e| err(&env, e))?;
-                let done = bind_all(sqlx::query(&sql_for(chunk.len())), &flat)
-                    .execute(&mut *conn)
-                    .await;
-                match done {
+                let mut q = sqlx::query(&many);
+                for array in arrays {
+                    q = q.bind(array);
+                }
+                match q.execute(&mut *conn).await {
                     Ok(_) => {
                         conn.execute("RELEASE SAVEPOINT ferry_batch")
                             .await
@@ -681,7 +688,6 @@ impl PgTxn {
                     }
                 }
             }
-            let one = sql_for(1);
             self.exec_rows(table, cols, names, &one, chunk.to_vec())
                 .await
                 .map_err(|mut e| {
@@ -729,19 +735,18 @@ impl Txn for PgTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
-        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
-            D.insert(table, columns, n, &*c)
-        })
-        .await
+        let sql = (D.insert_unnest(table, columns, &*c), D.insert(table, columns, 1, &*c));
+        self.exec_batched(table, &cols, columns, rows.to_vec(), sql).await
     }
 
     async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
-        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
-            D.upsert(table, key, columns, n, &*c)
-        })
-        .await
+        let sql = (
+            D.upsert_unnest(table, key, columns, &*c),
+            D.upsert(table, key, columns, 1, &*c),
+        );
+        self.exec_batched(table, &cols, columns, rows.to_vec(), sql).await
     }
 
     async fn insert_returning(
@@ -773,15 +778,15 @@ impl Txn for PgTxn {
         let c = cols.clone();
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
         let names: Vec<String> = set.iter().chain(key).cloned().collect();
-        self.exec_batched(table, &cols, &names, rows, |n| D.update_many(table, key, set, n, &*c))
-            .await
+        let sql = (D.update_unnest(table, key, set, &*c), D.update(table, key, set, &*c));
+        self.exec_batched(table, &cols, &names, rows, sql).await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
-        self.exec_batched(table, &cols, key, keys.to_vec(), |n| D.delete_many(table, key, n, &*c))
-            .await
+        let sql = (D.delete_unnest(table, key, &*c), D.delete(table, key, &*c));
+        self.exec_batched(table, &cols, key, keys.to_vec(), sql).await
     }
 
     async fn delete_in(
