@@ -466,23 +466,27 @@ impl Db {
         Ok(out)
     }
 
-    /// The server's version string.
+    /// The server's version string, with the setting that decides whether
+    /// the data stays cached (PostgreSQL's shared_buffers, in front of the OS
+    /// cache; MariaDB's InnoDB buffer pool, which reads past the OS cache).
     pub async fn version(&self) -> Result<String> {
         Ok(match self {
             Db::Sqlite(_) => format!("SQLite {}", rusqlite::version()),
             Db::Postgres(..) => {
                 let mut c = pg(&self.url()).await?;
                 let v: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut c).await?;
+                let buffers: String = sqlx::query_scalar("SHOW shared_buffers").fetch_one(&mut c).await?;
                 c.close().await?;
-                format!("PostgreSQL {v}")
+                format!("PostgreSQL {v}, shared_buffers {buffers}")
             }
             Db::Mysql(..) => {
                 let mut c = my(&self.url()).await?;
-                let v: String = sqlx::query_scalar("SELECT CAST(version() AS CHAR)")
-                    .fetch_one(&mut c)
-                    .await?;
+                let (v, pool): (String, u64) =
+                    sqlx::query_as("SELECT CAST(version() AS CHAR), CAST(@@innodb_buffer_pool_size AS UNSIGNED)")
+                        .fetch_one(&mut c)
+                        .await?;
                 c.close().await?;
-                format!("MariaDB {v}")
+                format!("MariaDB {v}, innodb_buffer_pool_size {} MB", pool >> 20)
             }
         })
     }

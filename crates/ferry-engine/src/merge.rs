@@ -1,7 +1,9 @@
 //! The fast merge of a full-table plan: both sides streamed in key order as
 //! raw images ([`ferry_db::RawBatch`]), rows whose images are equal dropped
-//! at once, and only the keys of the others handed to the planner, which
-//! reads those rows again whole and classifies them canonically.
+//! at once, and only the others handed to the planner, which classifies
+//! them canonically: decoded from their images where those are storage
+//! classes (SQLite), read again whole otherwise. The merge runs on a task
+//! of its own ([`RawMerge::spawn`]), so reading goes on meanwhile.
 //!
 //! It applies when both environments run on the same engine and every
 //! column the plan reads has the same declared type on both sides
