@@ -249,15 +249,15 @@ impl Dialect {
 
     /// An update of `rows` rows in one statement, each row's parameters
     /// being its `set` values, then its key values (as in
-    /// [`Dialect::update`], which is what one row gets). PostgreSQL joins a
-    /// `VALUES` list, MySQL a `UNION ALL` of `SELECT`s; SQLite, in process,
-    /// runs [`Dialect::update`] per row.
+    /// [`Dialect::update`], which is what one row gets): MySQL joins a
+    /// `UNION ALL` of `SELECT`s (PostgreSQL has [`Dialect::update_unnest`]);
+    /// SQLite, in process, runs [`Dialect::update`] per row.
     pub fn update_many(self, table: &str, key: &[String], set: &[String], rows: usize, c: &dyn ColumnSql) -> String {
         if rows <= 1 || self == Dialect::Sqlite {
             return self.update(table, key, set, c);
         }
         let names: Vec<&String> = set.iter().chain(key).collect();
-        let alias = |i: usize| format!("_ferry_{i}");
+        let alias = derived_alias;
         let t = self.ident(table);
         let v = "_ferry_v";
         let mut p = 0;
@@ -265,29 +265,6 @@ impl Dialect {
             p += 1;
             c.param(col, self.param(p))
         };
-        let on: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("{t}.{} = {v}.{}", self.ident(k), alias(set.len() + i)))
-            .collect();
-        if self == Dialect::Postgres {
-            let tuples: Vec<String> = (0..rows)
-                .map(|_| format!("({})", names.iter().map(|col| next(col)).collect::<Vec<_>>().join(", ")))
-                .collect();
-            let aliases: Vec<String> = (0..names.len()).map(alias).collect();
-            let sets: Vec<String> = set
-                .iter()
-                .enumerate()
-                .map(|(i, col)| format!("{} = {v}.{}", self.ident(col), alias(i)))
-                .collect();
-            return format!(
-                "UPDATE {t} SET {} FROM (VALUES {}) AS {v} ({}) WHERE {}",
-                sets.join(", "),
-                tuples.join(", "),
-                aliases.join(", "),
-                on.join(" AND ")
-            );
-        }
         let selects: Vec<String> = (0..rows)
             .map(|r| {
                 let cells: Vec<String> = names
@@ -313,7 +290,7 @@ impl Dialect {
         format!(
             "UPDATE {t} JOIN ({}) AS {v} ON {} SET {}",
             selects.join(" UNION ALL "),
-            on.join(" AND "),
+            self.match_derived(&t, key, set.len()),
             sets.join(", ")
         )
     }
@@ -327,7 +304,7 @@ impl Dialect {
         let arrays: Vec<String> = (1..=names.len())
             .map(|i| format!("{}::text[]", self.param(i)))
             .collect();
-        let aliases: Vec<String> = (0..names.len()).map(unnest_alias).collect();
+        let aliases: Vec<String> = (0..names.len()).map(derived_alias).collect();
         let cells: Vec<String> = names
             .iter()
             .zip(&aliases)
@@ -364,34 +341,35 @@ impl Dialect {
         let sets: Vec<String> = set
             .iter()
             .enumerate()
-            .map(|(i, col)| format!("{} = _ferry_v.{}", self.ident(col), unnest_alias(i)))
-            .collect();
-        let on: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("{t}.{} = _ferry_v.{}", self.ident(k), unnest_alias(set.len() + i)))
+            .map(|(i, col)| format!("{} = _ferry_v.{}", self.ident(col), derived_alias(i)))
             .collect();
         format!(
             "UPDATE {t} SET {} FROM ({}) AS _ferry_v WHERE {}",
             sets.join(", "),
             self.unnest(&names, c),
-            on.join(" AND ")
+            self.match_derived(&t, key, set.len())
         )
     }
 
     /// PostgreSQL: a delete of the keys of [`Dialect::unnest`].
     pub fn delete_unnest(self, table: &str, key: &[String], c: &dyn ColumnSql) -> String {
         let t = self.ident(table);
-        let on: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("{t}.{} = _ferry_v.{}", self.ident(k), unnest_alias(i)))
-            .collect();
         format!(
             "DELETE FROM {t} USING ({}) AS _ferry_v WHERE {}",
             self.unnest(key, c),
-            on.join(" AND ")
+            self.match_derived(&t, key, 0)
         )
+    }
+
+    /// The join of table `t` (quoted) with a derived table `_ferry_v` of
+    /// rows on `key`, whose values are its columns from `_ferry_{first}` on.
+    fn match_derived(self, t: &str, key: &[String], first: usize) -> String {
+        let on: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{t}.{} = _ferry_v.{}", self.ident(k), derived_alias(first + i)))
+            .collect();
+        on.join(" AND ")
     }
 
     /// A delete of one row by key.
@@ -405,7 +383,7 @@ impl Dialect {
     }
 }
 
-fn unnest_alias(i: usize) -> String {
+fn derived_alias(i: usize) -> String {
     format!("_ferry_{i}")
 }
 
@@ -483,10 +461,6 @@ mod tests {
     #[test]
     fn multi_row_updates_take_each_rows_set_values_then_its_key() {
         let (key, set) = (vec!["id".to_string()], vec!["name".to_string()]);
-        assert_eq!(
-            Dialect::Postgres.update_many("t", &key, &set, 2, &Plain(Dialect::Postgres)),
-            "UPDATE \"t\" SET \"name\" = _ferry_v._ferry_0 FROM (VALUES ($1, $2), ($3, $4)) AS _ferry_v (_ferry_0, _ferry_1) WHERE \"t\".\"id\" = _ferry_v._ferry_1"
-        );
         assert_eq!(
             Dialect::Mysql.update_many("t", &key, &set, 2, &Plain(Dialect::Mysql)),
             "UPDATE `t` JOIN (SELECT ? AS _ferry_0, ? AS _ferry_1 UNION ALL SELECT ?, ?) AS _ferry_v ON `t`.`id` = _ferry_v._ferry_1 SET `t`.`name` = _ferry_v._ferry_0"
