@@ -245,12 +245,13 @@ async fn apply_in(
         }
         for e in es {
             let kt = key_text(e.target_key());
-            let now = current.get(&kt);
-            if now.map(|(_, h)| *h) != e.expect_target {
+            // Each row is planned once: its before-image is moved, not copied.
+            let now = current.remove(&kt);
+            if now.as_ref().map(|(_, h)| *h) != e.expect_target {
                 stale.push(e.label());
             }
             if let Some((raw, _)) = now {
-                before.insert((table.to_string(), kt), raw.clone());
+                before.insert((table.to_string(), kt), raw);
             }
         }
     }
