@@ -18,7 +18,9 @@ use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo, ValueRef as _};
+use sqlx::{
+    Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, Statement as _, TypeInfo, ValueRef as _,
+};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
@@ -234,6 +236,63 @@ fn decode(row: &PgRow, i: usize) -> Result<Value, sqlx::Error> {
     })
 }
 
+/// The values of a raw scan's image, from the binary values PostgreSQL
+/// sent for columns of the given types, decoded exactly as [`decode`]
+/// decodes them (a differing row need not be read again); `None` when a
+/// type is not one of those, or a value does not decode.
+fn decode_image(types: &[String], image: &[u8]) -> Option<Vec<Value>> {
+    let cells = crate::raw::cells(image)?;
+    if cells.len() != types.len() {
+        return None;
+    }
+    cells
+        .into_iter()
+        .zip(types)
+        .map(|((_, bytes), ty)| match bytes {
+            None => Some(Value::Null),
+            Some(b) => decode_binary(ty, b),
+        })
+        .collect()
+}
+
+/// One value in PostgreSQL's binary format (big-endian integers, times in
+/// microseconds from 2000-01-01), as [`decode`] reads it through sqlx.
+fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
+    let epoch = || NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let micros = |b: &[u8]| -> Option<chrono::Duration> {
+        Some(chrono::Duration::microseconds(i64::from_be_bytes(b.try_into().ok()?)))
+    };
+    Some(match ty {
+        "INT2" => Value::Int(i16::from_be_bytes(b.try_into().ok()?).into()),
+        "INT4" => Value::Int(i32::from_be_bytes(b.try_into().ok()?).into()),
+        "INT8" => Value::Int(i64::from_be_bytes(b.try_into().ok()?)),
+        "FLOAT4" => Value::Float(round_to_single(f64::from(f32::from_be_bytes(b.try_into().ok()?)))),
+        "FLOAT8" => Value::Float(f64::from_be_bytes(b.try_into().ok()?)),
+        "BOOL" => Value::Bool(*b.first()? != 0),
+        "BYTEA" => Value::Bytes(b.to_vec()),
+        "JSON" => Value::Json(serde_json::from_slice(b).ok()?),
+        // JSONB: a version byte (1), then the text.
+        "JSONB" => match b.split_first()? {
+            (1, text) => Value::Json(serde_json::from_slice(text).ok()?),
+            _ => return None,
+        },
+        "DATE" => {
+            let days = i32::from_be_bytes(b.try_into().ok()?);
+            Value::Date(
+                epoch()?
+                    .date()
+                    .checked_add_signed(chrono::Duration::days(days.into()))?,
+            )
+        }
+        "TIME" => Value::Time(NaiveTime::from_hms_opt(0, 0, 0)?.overflowing_add_signed(micros(b)?).0),
+        "TIMESTAMP" => Value::Timestamp(epoch()?.checked_add_signed(micros(b)?)?),
+        "TIMESTAMPTZ" => Value::TimestampTz(epoch()?.checked_add_signed(micros(b)?)?.and_utc()),
+        "UUID" => Value::Uuid(b.try_into().ok()?),
+        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => Value::Text(std::str::from_utf8(b).ok()?.to_string()),
+        _ => return None,
+    })
+}
+
 /// A raw scan's cell: the binary value PostgreSQL sent, `None` for NULL.
 fn raw_cell(row: &PgRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
     let v = row.try_get_raw(i)?;
@@ -318,17 +377,25 @@ impl PgStore {
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
     /// predicate or table fails the call itself rather than the stream.
+    /// Prepares a scan: its SQL, the connection it is prepared on, and the
+    /// type names of the columns it returns (`INT8`, `TEXT`, ...).
     async fn prepared_scan(
         &self,
         req: &ScanRequest,
-    ) -> Result<(String, sqlx::pool::PoolConnection<Postgres>), DbError> {
+    ) -> Result<(String, sqlx::pool::PoolConnection<Postgres>, Vec<String>), DbError> {
         let cols = self.table_sql(&req.table).await?;
         let sql = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        conn.prepare(sql.as_str())
+        let stmt = conn
+            .prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
-        Ok((sql, conn))
+        let types = stmt
+            .columns()
+            .iter()
+            .map(|c| c.type_info().name().to_string())
+            .collect();
+        Ok((sql, conn, types))
     }
 
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
@@ -515,7 +582,7 @@ impl Store for PgStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn) = self.prepared_scan(&req).await?;
+        let (sql, mut conn, _) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
@@ -527,8 +594,10 @@ impl Store for PgStore {
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn) = self.prepared_scan(&req).await?;
+        let (sql, mut conn, types) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
+        let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
+        let rx = rx.with_decoder(Arc::new(move |image: &[u8]| decode_image(&cells, image)));
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);

@@ -23,13 +23,30 @@ const IN_FLIGHT: usize = 4;
 /// zeroing fresh pages for) one per batch.
 type Pool = Arc<Mutex<Vec<RawBatch>>>;
 
+/// Turns one row's image back into the values a fetch of the row returns
+/// (in the scan's column order, the key left out), or `None` when it
+/// cannot: then the row is read again.
+pub type ImageDecoder = Arc<dyn Fn(&[u8]) -> Option<Vec<Value>> + Send + Sync>;
+
 /// The receiving end of a raw scan ([`crate::Store::scan_raw`]).
 pub struct RawBatches {
     rx: mpsc::Receiver<Result<RawBatch, DbError>>,
     pool: Pool,
+    decoder: Option<ImageDecoder>,
 }
 
 impl RawBatches {
+    /// The scan's images decode with `decoder`.
+    pub fn with_decoder(mut self, decoder: ImageDecoder) -> RawBatches {
+        self.decoder = Some(decoder);
+        self
+    }
+
+    /// The values of an image, when the store said how to decode them.
+    pub fn decode(&self, image: &[u8]) -> Option<Vec<Value>> {
+        self.decoder.as_ref().and_then(|d| d(image))
+    }
+
     /// The next batch; `None` at the end of the scan. An error ends it.
     pub async fn recv(&mut self) -> Option<Result<RawBatch, DbError>> {
         self.rx.recv().await
@@ -75,7 +92,11 @@ pub fn channel(key_len: usize) -> (RawSender, RawBatches) {
             pool: pool.clone(),
             key_len,
         },
-        RawBatches { rx, pool },
+        RawBatches {
+            rx,
+            pool,
+            decoder: None,
+        },
     )
 }
 
@@ -191,31 +212,44 @@ pub fn text_value(t: &[u8]) -> Value {
     }
 }
 
-/// The values of an image whose cells are storage classes (SQLite's),
-/// decoded exactly as the store decodes them, so a differing row need not
-/// be read again. `None` when a cell holds an engine's own binary encoding
-/// ([`tag::BYTES`]), which only that engine's fetch decodes.
-pub fn decode_image(image: &[u8]) -> Option<Vec<Value>> {
+/// One cell of an image: its tag and bytes (`None` for NULL).
+pub type Cell<'a> = (u8, Option<&'a [u8]>);
+
+/// The cells of an image, or `None` for an image that does not parse.
+pub fn cells(image: &[u8]) -> Option<Vec<Cell<'_>>> {
     let mut out = Vec::new();
     let mut rest = image;
     while let Some((&t, after)) = rest.split_first() {
         if t == tag::NULL {
-            out.push(Value::Null);
+            out.push((t, None));
             rest = after;
             continue;
         }
         let len = u32::from_le_bytes(after.get(..4)?.try_into().ok()?) as usize;
-        let bytes = after.get(4..4 + len)?;
+        out.push((t, Some(after.get(4..4 + len)?)));
         rest = &after[4 + len..];
-        out.push(match t {
-            tag::INTEGER => Value::Int(i64::from_le_bytes(bytes.try_into().ok()?)),
-            tag::REAL => Value::Float(f64::from_bits(u64::from_le_bytes(bytes.try_into().ok()?))),
-            tag::TEXT => text_value(bytes),
-            tag::BLOB => Value::Bytes(bytes.to_vec()),
-            _ => return None,
-        });
     }
     Some(out)
+}
+
+/// The values of an image whose cells are storage classes (SQLite's),
+/// decoded exactly as the store decodes them, so a differing row need not
+/// be read again. `None` when a cell holds an engine's own binary encoding
+/// ([`tag::BYTES`]), which only that engine decodes.
+pub fn decode_image(image: &[u8]) -> Option<Vec<Value>> {
+    cells(image)?
+        .into_iter()
+        .map(|(t, bytes)| {
+            Some(match (t, bytes) {
+                (_, None) => Value::Null,
+                (tag::INTEGER, Some(b)) => Value::Int(i64::from_le_bytes(b.try_into().ok()?)),
+                (tag::REAL, Some(b)) => Value::Float(f64::from_bits(u64::from_le_bytes(b.try_into().ok()?))),
+                (tag::TEXT, Some(b)) => text_value(b),
+                (tag::BLOB, Some(b)) => Value::Bytes(b.to_vec()),
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 impl crate::Batch for RawBatch {

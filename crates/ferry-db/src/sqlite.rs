@@ -590,7 +590,7 @@ impl Store for SqliteStore {
                 Ok(())
             },
         )?;
-        Ok(rx)
+        Ok(rx.with_decoder(Arc::new(raw::decode_image)))
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {

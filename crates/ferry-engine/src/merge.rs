@@ -1,9 +1,10 @@
 //! The fast merge of a full-table plan: both sides streamed in key order as
 //! raw images ([`ferry_db::RawBatch`]), rows whose images are equal dropped
 //! at once, and only the others handed to the planner, which classifies
-//! them canonically: decoded from their images where those are storage
-//! classes (SQLite), read again whole otherwise. The merge runs on a task
-//! of its own ([`RawMerge::spawn`]), so reading goes on meanwhile.
+//! them canonically: decoded from their images where the store says how
+//! (SQLite's storage classes, PostgreSQL's binary values), read again whole
+//! otherwise. The merge runs on a task of its own ([`RawMerge::spawn`]), so
+//! reading goes on meanwhile.
 //!
 //! It applies when both environments run on the same engine and every
 //! column the plan reads has the same declared type on both sides
@@ -75,7 +76,7 @@ impl Side {
     /// Moves the current row out: its key, and its cells when the image
     /// decodes.
     fn take(&mut self) -> Taken {
-        let cells = ferry_db::raw::decode_image(self.batch.image(self.at));
+        let cells = self.rx.decode(self.batch.image(self.at));
         let key = self.batch.take_key(self.at);
         self.at += 1;
         Taken { key, cells }
@@ -123,9 +124,10 @@ fn check_order(env: &str, table: &str, key_cols: &[String], last: Option<&[Value
 pub(crate) struct Differing {
     /// The key as the scans decoded it.
     pub key: Vec<Value>,
-    /// The rows (key, then the scanned columns) decoded from their images,
-    /// when the engine's images are storage classes (SQLite); `None` when
-    /// they hold an engine's own encoding and the rows must be read again.
+    /// The rows (key, then the scanned columns) decoded from their images
+    /// ([`ferry_db::RawBatches::decode`]); `None` when an image does not
+    /// decode (MySQL, a type the store leaves to sqlx) and the rows must be
+    /// read again.
     pub rows: Option<DecodedRows>,
 }
 
