@@ -13,6 +13,7 @@ mod batches;
 pub mod dialect;
 pub mod meta;
 pub mod mysql;
+mod pgcopy;
 pub mod postgres;
 pub mod raw;
 pub mod sqlite;

@@ -18,9 +18,7 @@ use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{
-    Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, Statement as _, TypeInfo, ValueRef as _,
-};
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, Statement as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
@@ -291,15 +289,6 @@ fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
         "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => Value::Text(std::str::from_utf8(b).ok()?.to_string()),
         _ => return None,
     })
-}
-
-/// A raw scan's cell: the binary value PostgreSQL sent, `None` for NULL.
-fn raw_cell(row: &PgRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
-    let v = row.try_get_raw(i)?;
-    if v.is_null() {
-        return Ok(None);
-    }
-    v.as_bytes().map(Some).map_err(sqlx::Error::Decode)
 }
 
 fn decode_row(row: &PgRow) -> Result<Row, sqlx::Error> {
@@ -592,6 +581,8 @@ impl Store for PgStore {
         Ok(rx)
     }
 
+    /// Reads through binary `COPY (SELECT ...) TO STDOUT` (`pgcopy.rs`):
+    /// the same binary values as a query's, split without a row object each.
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
         let (sql, mut conn, types) = self.prepared_scan(&req).await?;
@@ -600,9 +591,27 @@ impl Store for PgStore {
         let rx = rx.with_decoder(Arc::new(move |image: &[u8]| decode_image(&cells, image)));
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
-            let fail = |e| err(&env, e).table(&req.table);
-            crate::batches::send_raw(stream, (k, n), decode, raw_cell, fail, sender).await;
+            let layout = crate::pgcopy::Layout {
+                types: &types,
+                key_len: k,
+                columns: n,
+                decode: decode_binary,
+            };
+            let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+            let read = match conn.copy_out_raw(&copy).await {
+                Ok(stream) => crate::pgcopy::send_raw(stream, &layout, &sender).await,
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(true) => {}
+                // The rest of the COPY may still be on its way: close the
+                // connection rather than drain it when it is next used.
+                Ok(false) => conn.close_on_drop(),
+                Err(e) => {
+                    conn.close_on_drop();
+                    let _ = sender.send(Err(err(&env, e).table(&req.table))).await;
+                }
+            }
         });
         Ok(rx)
     }
