@@ -3,7 +3,6 @@
 //! stamps, and records the journal and the sync base, so data and journal
 //! commit together or not at all.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::canonical::key_text;
@@ -33,8 +32,26 @@ pub struct Promotion {
     pub counts: Counts,
 }
 
+/// An entry to apply: the plan's own, borrowed (a large promotion's row
+/// images are not copied), or a conflict resolved for `--force`, boxed so
+/// the list holds a pointer per entry.
+pub enum Change<'a> {
+    Planned(&'a PlanEntry),
+    Resolved(Box<PlanEntry>),
+}
+
+impl std::ops::Deref for Change<'_> {
+    type Target = PlanEntry;
+    fn deref(&self) -> &PlanEntry {
+        match self {
+            Change::Planned(e) => e,
+            Change::Resolved(e) => e,
+        }
+    }
+}
+
 /// Refuses a plan with conflicts unless forced; returns the entries to apply.
-pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Cow<'_, PlanEntry>>> {
+pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
     let conflicts: Vec<&PlanEntry> = plan.conflicts().collect();
     if !conflicts.is_empty() && !force_conflicts {
         let list: Vec<String> = conflicts
@@ -69,11 +86,10 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Cow<'_, PlanEnt
         .entries
         .iter()
         .filter_map(|e| match e.action {
-            // Borrowed: a large promotion's row images are not copied.
-            Action::Insert | Action::Update | Action::Delete => Some(Cow::Borrowed(e)),
-            Action::Conflict => Some(Cow::Owned(e.source_wins())),
+            Action::Insert | Action::Update | Action::Delete => Some(Change::Planned(e)),
+            Action::Conflict => Some(Change::Resolved(Box::new(e.source_wins()))),
             // `--take target`: only the sync base is written.
-            Action::Skip if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) => Some(Cow::Borrowed(e)),
+            Action::Skip if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) => Some(Change::Planned(e)),
             Action::Skip => None,
         })
         .collect())
@@ -221,7 +237,7 @@ async fn apply_in(
     plan: &Plan,
     opts: &PromoteOptions,
     kind: &str,
-    entries: &[Cow<'_, PlanEntry>],
+    entries: &[Change<'_>],
     by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
     txn: &mut dyn Txn,
 ) -> Result<Promotion> {

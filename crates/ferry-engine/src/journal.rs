@@ -258,26 +258,29 @@ pub async fn write_journal(
         &[record.to_row(plan_hash)],
     )
     .await?;
-    // The rows are consumed: a promotion's before- and after-images are
-    // turned into text once, never copied.
-    let rows: Vec<Row> = rows
-        .into_iter()
-        .map(|j| {
-            vec![
-                Value::Text(record.id.clone()),
-                Value::Int(j.seq),
-                Value::Text(j.table),
-                Value::Text(image(j.key)),
-                Value::Text(j.action),
-                opt_text(j.before.map(image)),
-                opt_text(j.after.map(image)),
-                opt_text(j.base_before.as_ref().map(encode_base)),
-                opt_text(j.source_key),
-            ]
-        })
-        .collect();
-    for chunk in rows.chunks(1000) {
-        txn.insert(meta::JOURNAL, &meta::columns(&meta::JOURNAL_COLUMNS), chunk)
+    // The rows are consumed a thousand at a time: a promotion's before- and
+    // after-images are turned into text once, never copied, and only one
+    // chunk's text is held at once.
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows
+            .by_ref()
+            .take(1000)
+            .map(|j| {
+                vec![
+                    Value::Text(record.id.clone()),
+                    Value::Int(j.seq),
+                    Value::Text(j.table),
+                    Value::Text(image(j.key)),
+                    Value::Text(j.action),
+                    opt_text(j.before.map(image)),
+                    opt_text(j.after.map(image)),
+                    opt_text(j.base_before.as_ref().map(encode_base)),
+                    opt_text(j.source_key),
+                ]
+            })
+            .collect();
+        txn.insert(meta::JOURNAL, &meta::columns(&meta::JOURNAL_COLUMNS), &chunk)
             .await?;
     }
     Ok(())

@@ -128,14 +128,16 @@ async fn promote(
         }
     };
     // Refuse conflicts and rows under review before asking anything.
-    let changes = apply::changes(&plan, opts.force)?;
+    // A count: the apply builds its own list (held twice, a large
+    // promotion's entries would cost twice the memory).
+    let changes = apply::changes(&plan, opts.force)?.len();
     reviews::check_open(&*target, &plan).await?;
     if !g.json {
         print_text(&output::plan_text(&plan))?;
     }
     // Gates: the target's checks, before anything is written (dry runs too).
-    let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, !changes.is_empty()).await?;
-    if opts.dry_run || changes.is_empty() {
+    let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, changes > 0).await?;
+    if opts.dry_run || changes == 0 {
         if g.json {
             let mut v = serde_json::json!({"promotion": null, "review": null, "counts": counts(&plan), "dry_run": opts.dry_run});
             v["plan"] = output::plan_json(&plan);
@@ -147,9 +149,9 @@ async fn promote(
         return Ok(0);
     }
     let question = if review_env {
-        format!("Submit {} change(s) from {from} for review in {to}?", changes.len())
+        format!("Submit {changes} change(s) from {from} for review in {to}?")
     } else {
-        format!("Promote {} change(s) from {from} into {to}?", changes.len())
+        format!("Promote {changes} change(s) from {from} into {to}?")
     };
     if !ui::confirm(g, &question, &format!("promoting into `{to}`"))? {
         print_text("Nothing was written.\n")?;
