@@ -17,6 +17,8 @@ use crate::timed::{self, Op, Outcome};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub scale: f64,
+    /// Size the change set as at this scale instead (`--change-scale`).
+    pub change_scale: Option<f64>,
     pub seed: u64,
     pub runs: usize,
     /// Engines asked for; those without a server URL are skipped.
@@ -43,6 +45,7 @@ impl Options {
     pub fn new(scale: f64, exe: PathBuf) -> Options {
         Options {
             scale,
+            change_scale: None,
             seed: DEFAULT_SEED,
             runs: 3,
             engines: Engine::ALL.to_vec(),
@@ -273,7 +276,10 @@ fn expect_counts(what: &str, o: &Outcome, want: (u64, u64, u64)) -> Result<()> {
 }
 
 async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: &Log) -> Result<EngineReport> {
-    let w = Workload::new(opts.scale, opts.seed);
+    let mut w = Workload::new(opts.scale, opts.seed);
+    if let Some(s) = opts.change_scale {
+        w = w.with_change_scale(s);
+    }
     let cs = w.changes();
     let changes = (
         ChangeSet::total(&cs.inserted),

@@ -24,6 +24,12 @@ struct Cli {
     /// Scale S: 271,000 rows at 0.2, 1.31 million at 1.
     #[arg(long, default_value_t = 0.2)]
     scale: f64,
+    /// Size the change set as at this scale (default: --scale). With
+    /// `--scale 1 --change-scale 0.2` the tables are S=1's and the change
+    /// set S=0.2's: what grows with the tables shows apart from what grows
+    /// with the changes.
+    #[arg(long)]
+    change_scale: Option<f64>,
     /// Engines to run, comma-separated: sqlite, postgres, mysql (mariadb).
     #[arg(long, default_value = "sqlite,postgres,mysql", value_delimiter = ',')]
     engines: Vec<String>,
@@ -75,6 +81,11 @@ pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
     if !cli.scale.is_finite() || cli.scale <= 0.0 || cli.runs == 0 {
         bail!("--scale must be above 0 and --runs at least 1");
     }
+    if let Some(c) = cli.change_scale {
+        if !c.is_finite() || c <= 0.0 || c > cli.scale {
+            bail!("--change-scale must be above 0 and at most --scale ({})", cli.scale);
+        }
+    }
     let mut engines = Vec::new();
     for e in &cli.engines {
         match Engine::parse(e) {
@@ -84,6 +95,7 @@ pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
         }
     }
     let mut opts = Options::new(cli.scale, timed::default_exe()?);
+    opts.change_scale = cli.change_scale;
     opts.seed = cli.seed;
     opts.runs = cli.runs;
     opts.engines = engines;

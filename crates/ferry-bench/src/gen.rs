@@ -127,6 +127,9 @@ pub struct Workload {
     pub seed: u64,
     /// Production rows per table (parents first).
     pub counts: [u64; 5],
+    /// The row counts the change rates apply to: `counts`, unless the
+    /// change set is sized for another scale (`with_change_scale`).
+    pub change_counts: [u64; 5],
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -311,11 +314,21 @@ pub enum Op {
 impl Workload {
     pub fn new(scale: f64, seed: u64) -> Workload {
         let scaled = |n: f64| ((n * scale).round() as u64).max(1);
+        let counts = [1_000, 10_000, scaled(100_000.0), scaled(200_000.0), scaled(1_000_000.0)];
         Workload {
             scale,
             seed,
-            counts: [1_000, 10_000, scaled(100_000.0), scaled(200_000.0), scaled(1_000_000.0)],
+            counts,
+            change_counts: counts,
         }
+    }
+
+    /// The same tables with the change set of scale `s` (its rates applied
+    /// to the row counts of `s`): at S=1 with the change set of S=0.2, what
+    /// grows with the tables shows apart from what grows with the changes.
+    pub fn with_change_scale(mut self, s: f64) -> Workload {
+        self.change_counts = Workload::new(s, self.seed).counts;
+        self
     }
 
     pub fn total_rows(&self) -> u64 {
@@ -354,7 +367,7 @@ impl Workload {
         })
     }
 
-    /// The change set (deterministic for the seed and scale).
+    /// The change set (deterministic for the seed and scales).
     pub fn changes(&self) -> ChangeSet {
         let mut rng = self.rng(100);
         let mut cs = ChangeSet::default();
@@ -363,7 +376,7 @@ impl Workload {
         // table hangs off them), with every descendant.
         let mut deleted: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); 5];
         for t in [PARTNERS, BUSINESSES, FORMS, FIELDS] {
-            let k = (self.counts[t] as f64 * 0.0005).round() as usize;
+            let k = (self.change_counts[t] as f64 * 0.0005).round() as usize;
             while deleted[t].len() < k {
                 deleted[t].insert(rng.random_range(1..=self.counts[t] as i64));
             }
@@ -387,7 +400,7 @@ impl Workload {
         let mut inserted: Vec<Vec<i64>> = vec![Vec::new(); 5];
         let mut insert_ops = Vec::new();
         for t in 0..5 {
-            let n = (self.counts[t] as f64 * 0.001).round() as i64;
+            let n = (self.change_counts[t] as f64 * 0.001).round() as i64;
             for i in 1..=n {
                 let id = self.counts[t] as i64 + i;
                 let fks: Vec<i64> = (0..Self::n_fks(t))
@@ -418,7 +431,7 @@ impl Workload {
                 FORMS => vec!["title"],
                 _ => vec!["label", "kind", "position", "options"],
             };
-            let n = (self.counts[t] as f64 * 0.01).round() as usize;
+            let n = (self.change_counts[t] as f64 * 0.01).round() as usize;
             let mut chosen: HashSet<i64> = HashSet::new();
             let table = &TABLES[t];
             let ts_col = table.col_index("modified_at");
@@ -498,6 +511,26 @@ mod tests {
         assert!((300..700).contains(&deleted), "{deleted} deleted");
         let again = w.changes();
         assert_eq!(format!("{:?}", cs.ops), format!("{:?}", again.ops));
+    }
+
+    #[test]
+    fn a_change_set_sized_for_a_smaller_scale_changes_the_bigger_tables() {
+        let w = Workload::new(0.05, DEFAULT_SEED).with_change_scale(0.01);
+        assert_eq!(w.total_rows(), Workload::new(0.05, DEFAULT_SEED).total_rows());
+        let cs = w.changes();
+        let small = Workload::new(0.01, DEFAULT_SEED).changes();
+        assert_eq!(cs.updated, small.updated);
+        assert_eq!(cs.inserted, small.inserted);
+        // New rows go above the big tables' max ids.
+        let top = cs
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Insert { table: FIELDS, row } => Some(row[0].int()),
+                _ => None,
+            })
+            .min();
+        assert_eq!(top, Some(w.counts[FIELDS] as i64 + 1));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct Context {
     pub memory: String,
     pub cpu: String,
     pub scale: f64,
+    /// The scale the change set was sized for, when not `scale`.
+    pub change_scale: Option<f64>,
     pub seed: u64,
     pub runs: usize,
     pub sqldiff: String,
@@ -89,6 +91,7 @@ impl Context {
             memory,
             cpu,
             scale: opts.scale,
+            change_scale: opts.change_scale,
             seed: opts.seed,
             runs: opts.runs,
             sqldiff,
@@ -365,8 +368,12 @@ pub const END: &str = "<!-- ferry-bench:end -->";
 /// The generated part of the Markdown report.
 pub fn markdown(ctx: &Context, results: &[EngineResult]) -> String {
     let mut s = String::new();
+    let changes = match ctx.change_scale {
+        Some(c) => format!(", the change set of S={c}"),
+        None => String::new(),
+    };
     s.push_str(&format!(
-        "## Results (S={}, {} run(s) per timed step)\n\nCommand:\n\n```sh\n{}\n```\n\n",
+        "## Results (S={}{changes}, {} run(s) per timed step)\n\nCommand:\n\n```sh\n{}\n```\n\n",
         ctx.scale, ctx.runs, ctx.command
     ));
     s.push_str(&format!(
@@ -475,6 +482,7 @@ mod tests {
             memory: "24 GiB".into(),
             cpu: "cpu".into(),
             scale: 0.2,
+            change_scale: None,
             seed: 1,
             runs: 3,
             sqldiff: "not installed".into(),

@@ -100,3 +100,19 @@ async fn verification_catches_a_difference() {
     let err = verify_equal(&production, &copy).await.unwrap_err().to_string();
     assert!(err.contains("businesses"), "{err}");
 }
+
+/// A change set sized for a bigger scale than the tables is refused before
+/// anything is generated.
+#[test]
+fn a_change_scale_above_the_scale_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
+        .args(["--scale", "0.01", "--change-scale", "0.2", "--engines", "sqlite"])
+        .output()
+        .expect("ferry-bench runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--change-scale must be above 0 and at most --scale (0.01)"),
+        "{err}"
+    );
+}
