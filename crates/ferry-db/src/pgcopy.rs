@@ -223,7 +223,11 @@ mod tests {
         out
     }
 
-    fn collect(chunks: &[&[u8]]) -> Result<(Vec<Vec<Option<Vec<u8>>>>, bool), String> {
+    /// Tuples as owned fields (`None` for NULL).
+    type Owned = Vec<Vec<Option<Vec<u8>>>>;
+
+    /// The tuples of a stream fed in `chunks`, and whether it ended cleanly.
+    fn collect(chunks: &[&[u8]]) -> Result<(Owned, bool), String> {
         let mut tuples = Tuples::default();
         let mut out = Vec::new();
         for c in chunks {
@@ -242,7 +246,7 @@ mod tests {
             vec![Some(&[0, 0, 0, 2][..]), Some(b""), Some(b"\xff\n")],
         ];
         let whole = stream(&rows);
-        let expected: Vec<Vec<Option<Vec<u8>>>> = rows
+        let expected: Owned = rows
             .iter()
             .map(|r| r.iter().map(|f| f.map(<[u8]>::to_vec)).collect())
             .collect();
