@@ -20,7 +20,7 @@ use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, Statement as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
@@ -225,6 +225,107 @@ fn raw_cell(row: &MySqlRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
     row.try_get_unchecked::<Option<&[u8]>, _>(i)
 }
 
+/// The values of a raw scan's image, from the binary-protocol values MySQL
+/// sent for columns of the given types, decoded exactly as [`decode`]
+/// decodes them (a differing row need not be read again); `None` when a
+/// value is not in the form [`decode`] reads without question (a zero
+/// date, a negative or day-long TIME, an unexpected width): that row is
+/// read again.
+fn decode_image(types: &[String], image: &[u8]) -> Option<Vec<Value>> {
+    let cells = crate::raw::cells(image)?;
+    if cells.len() != types.len() {
+        return None;
+    }
+    cells
+        .into_iter()
+        .zip(types)
+        .map(|((_, bytes), ty)| match bytes {
+            None => Some(Value::Null),
+            Some(b) => decode_binary(ty, b),
+        })
+        .collect()
+}
+
+/// One value of MySQL's binary protocol (little-endian integers and
+/// floats of the column's width; dates and times behind a length byte;
+/// everything else the value's bytes), as [`decode`] reads it through sqlx.
+fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
+    let signed = |b: &[u8]| -> Option<i64> {
+        Some(match b.len() {
+            1 => i8::from_le_bytes(b.try_into().ok()?).into(),
+            2 => i16::from_le_bytes(b.try_into().ok()?).into(),
+            4 => i32::from_le_bytes(b.try_into().ok()?).into(),
+            8 => i64::from_le_bytes(b.try_into().ok()?),
+            _ => return None,
+        })
+    };
+    let unsigned = |b: &[u8]| -> Option<u64> {
+        Some(match b.len() {
+            1 => b[0].into(),
+            2 => u16::from_le_bytes(b.try_into().ok()?).into(),
+            4 => u32::from_le_bytes(b.try_into().ok()?).into(),
+            8 => u64::from_le_bytes(b.try_into().ok()?),
+            _ => return None,
+        })
+    };
+    // A date (year u16, month, day) and, after it, a time of day (hour,
+    // minute, second, then microseconds as u32), behind a length byte.
+    let date = |b: &[u8]| NaiveDate::from_ymd_opt(u16::from_le_bytes([b[0], b[1]]).into(), b[2].into(), b[3].into());
+    let time = |b: &[u8], micros: &[u8]| {
+        let us = match micros {
+            [] => 0,
+            m => u32::from_le_bytes(m.try_into().ok()?),
+        };
+        NaiveTime::from_hms_micro_opt(b[0].into(), b[1].into(), b[2].into(), us)
+    };
+    Some(match ty {
+        "BOOLEAN" => match b {
+            [x] => Value::Bool(*x != 0),
+            _ => return None,
+        },
+        "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => Value::Int(signed(b)?),
+        "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" => {
+            Value::Int(u32::try_from(unsigned(b)?).ok()?.into())
+        }
+        "BIGINT UNSIGNED" => {
+            let v = unsigned(b)?;
+            match i64::try_from(v) {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Decimal(v.to_string()),
+            }
+        }
+        "FLOAT" => match b.len() {
+            4 => Value::Float(round_to_single(f64::from(f32::from_le_bytes(b.try_into().ok()?)))),
+            _ => return None,
+        },
+        "DOUBLE" => Value::Float(f64::from_le_bytes(b.try_into().ok()?)),
+        "DATE" => match b {
+            [4, d @ ..] if d.len() == 4 => Value::Date(date(d)?),
+            _ => return None,
+        },
+        "TIME" => match b {
+            [0] => Value::Time(NaiveTime::from_hms_opt(0, 0, 0)?),
+            // Not negative, no whole days: a time of day.
+            [8 | 12, 0, 0, 0, 0, 0, t @ ..] if t.len() == 3 || t.len() == 7 => Value::Time(time(&t[..3], &t[3..])?),
+            _ => return None,
+        },
+        "DATETIME" | "TIMESTAMP" => match b {
+            [4, d @ ..] if d.len() == 4 => Value::Timestamp(date(d)?.and_hms_opt(0, 0, 0)?),
+            [7 | 11, d @ ..] if d.len() == 7 || d.len() == 11 => {
+                Value::Timestamp(date(&d[..4])?.and_time(time(&d[4..7], &d[7..])?))
+            }
+            _ => return None,
+        },
+        // The types sqlx reads as bytes: text when they are UTF-8.
+        "CHAR" | "VARCHAR" | "BINARY" | "VARBINARY" | "ENUM" | "TINYTEXT" | "TINYBLOB" | "TEXT" | "BLOB"
+        | "MEDIUMTEXT" | "MEDIUMBLOB" | "LONGTEXT" | "LONGBLOB" => match std::str::from_utf8(b) {
+            Ok(s) => Value::Text(s.to_string()),
+            Err(_) => Value::Bytes(b.to_vec()),
+        },
+        _ => return None,
+    })
+}
+
 fn decode_row(row: &MySqlRow) -> Result<Row, sqlx::Error> {
     (0..row.len()).map(|i| decode(row, i)).collect()
 }
@@ -318,15 +419,25 @@ impl MySqlStore {
     }
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
-    /// predicate or table fails the call itself rather than the stream.
-    async fn prepared_scan(&self, req: &ScanRequest) -> Result<(String, sqlx::pool::PoolConnection<MySql>), DbError> {
+    /// predicate or table fails the call itself rather than the stream;
+    /// with the type names of its result columns.
+    async fn prepared_scan(
+        &self,
+        req: &ScanRequest,
+    ) -> Result<(String, sqlx::pool::PoolConnection<MySql>, Vec<String>), DbError> {
         let cols = self.table_sql(&req.table).await?;
         let sql = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        conn.prepare(sql.as_str())
+        let stmt = conn
+            .prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
-        Ok((sql, conn))
+        let types = stmt
+            .columns()
+            .iter()
+            .map(|c| c.type_info().name().to_string())
+            .collect();
+        Ok((sql, conn, types))
     }
 
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
@@ -529,7 +640,7 @@ impl Store for MySqlStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn) = self.prepared_scan(&req).await?;
+        let (sql, mut conn, _) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
@@ -541,8 +652,10 @@ impl Store for MySqlStore {
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn) = self.prepared_scan(&req).await?;
+        let (sql, mut conn, types) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
+        let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
+        let rx = rx.with_decoder(Arc::new(move |image: &[u8]| decode_image(&cells, image)));
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);
@@ -821,5 +934,103 @@ impl Txn for MySqlTxn {
         conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
         let _ = conn.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|x| x.and_hms_micro_opt(h, mi, s, us))
+            .unwrap()
+    }
+
+    #[test]
+    fn binary_values_decode_as_sqlx_reads_them() {
+        let cases: Vec<(&str, Vec<u8>, Value)> = vec![
+            ("TINYINT", vec![0x80], Value::Int(-128)),
+            ("BOOLEAN", vec![1], Value::Bool(true)),
+            ("SMALLINT", (-2i16).to_le_bytes().to_vec(), Value::Int(-2)),
+            (
+                "MEDIUMINT",
+                (-8_388_608i32).to_le_bytes().to_vec(),
+                Value::Int(-8_388_608),
+            ),
+            ("INT", i32::MIN.to_le_bytes().to_vec(), Value::Int(i32::MIN.into())),
+            ("BIGINT", i64::MAX.to_le_bytes().to_vec(), Value::Int(i64::MAX)),
+            ("YEAR", 2155u16.to_le_bytes().to_vec(), Value::Int(2155)),
+            (
+                "INT UNSIGNED",
+                u32::MAX.to_le_bytes().to_vec(),
+                Value::Int(u32::MAX.into()),
+            ),
+            ("TINYINT UNSIGNED", vec![255], Value::Int(255)),
+            ("BIGINT UNSIGNED", 7u64.to_le_bytes().to_vec(), Value::Int(7)),
+            (
+                "BIGINT UNSIGNED",
+                u64::MAX.to_le_bytes().to_vec(),
+                Value::Decimal("18446744073709551615".into()),
+            ),
+            (
+                "FLOAT",
+                1.1f32.to_le_bytes().to_vec(),
+                Value::Float(round_to_single(f64::from(1.1f32))),
+            ),
+            ("DOUBLE", 0.1f64.to_le_bytes().to_vec(), Value::Float(0.1)),
+            (
+                "DATE",
+                vec![4, 0xe8, 0x07, 2, 29],
+                Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+            ),
+            (
+                "DATETIME",
+                vec![4, 0xe8, 0x07, 2, 29],
+                Value::Timestamp(dt(2024, 2, 29, 0, 0, 0, 0)),
+            ),
+            (
+                "TIMESTAMP",
+                vec![7, 0xe8, 0x07, 2, 29, 23, 59, 58],
+                Value::Timestamp(dt(2024, 2, 29, 23, 59, 58, 0)),
+            ),
+            (
+                "DATETIME",
+                [vec![11, 0xe8, 0x07, 2, 29, 1, 2, 3], 123_456u32.to_le_bytes().to_vec()].concat(),
+                Value::Timestamp(dt(2024, 2, 29, 1, 2, 3, 123_456)),
+            ),
+            ("TIME", vec![0], Value::Time(NaiveTime::from_hms_opt(0, 0, 0).unwrap())),
+            (
+                "TIME",
+                vec![8, 0, 0, 0, 0, 0, 13, 14, 15],
+                Value::Time(NaiveTime::from_hms_opt(13, 14, 15).unwrap()),
+            ),
+            ("VARCHAR", "🦀 é".as_bytes().to_vec(), Value::Text("🦀 é".into())),
+            ("LONGBLOB", vec![0xff, 0, 1], Value::Bytes(vec![0xff, 0, 1])),
+            ("TEXT", Vec::new(), Value::Text(String::new())),
+        ];
+        for (ty, bytes, want) in cases {
+            assert_eq!(decode_binary(ty, &bytes), Some(want), "{ty} {bytes:?}");
+        }
+    }
+
+    #[test]
+    fn values_sqlx_would_question_are_read_again() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            // A zero date, an impossible date, a negative TIME, a TIME of a day or more.
+            ("DATE", vec![0]),
+            ("DATETIME", vec![4, 0xe8, 0x07, 2, 30]),
+            ("TIME", vec![8, 1, 0, 0, 0, 0, 1, 0, 0]),
+            ("TIME", vec![8, 0, 1, 0, 0, 0, 1, 0, 0]),
+            // Widths the column's type does not have, and types left to sqlx.
+            ("INT", vec![1, 2, 3]),
+            ("BOOLEAN", vec![1, 0]),
+            ("FLOAT", 0.5f64.to_le_bytes().to_vec()),
+            ("DECIMAL", b"1.50".to_vec()),
+            ("JSON", b"{}".to_vec()),
+        ];
+        for (ty, bytes) in cases {
+            assert_eq!(decode_binary(ty, &bytes), None, "{ty} {bytes:?}");
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! raw images ([`ferry_db::RawBatch`]), rows whose images are equal dropped
 //! at once, and only the others handed to the planner, which classifies
 //! them canonically: decoded from their images where the store says how
-//! (SQLite's storage classes, PostgreSQL's binary values), read again whole
-//! otherwise. The merge runs on a task of its own ([`RawMerge::spawn`]), so
-//! reading goes on meanwhile.
+//! (SQLite's storage classes, PostgreSQL's and MySQL's binary values),
+//! read again whole otherwise. The merge runs on a task of its own
+//! ([`RawMerge::spawn`]), so reading goes on meanwhile.
 //!
 //! It applies when both environments run on the same engine and every
 //! column the plan reads has the same declared type on both sides
@@ -126,8 +126,8 @@ pub(crate) struct Differing {
     pub key: Vec<Value>,
     /// The rows (key, then the scanned columns) decoded from their images
     /// ([`ferry_db::RawBatches::decode`]); `None` when an image does not
-    /// decode (MySQL, a type the store leaves to sqlx) and the rows must be
-    /// read again.
+    /// decode (a type or value the store leaves to sqlx) and the rows must
+    /// be read again.
     pub rows: Option<DecodedRows>,
 }
 
