@@ -97,3 +97,13 @@ async fn send_with<R, S, B: Batch>(
         let _ = tx.send(Ok(batch)).await;
     }
 }
+
+/// The type names of a prepared scan's result columns, as its rows will
+/// report them (what the stores' image decoders go by).
+pub(crate) fn type_names<'q, S: sqlx::Statement<'q>>(stmt: &S) -> Vec<String> {
+    use sqlx::{Column, TypeInfo};
+    stmt.columns()
+        .iter()
+        .map(|c| c.type_info().name().to_string())
+        .collect()
+}

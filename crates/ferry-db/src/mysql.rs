@@ -20,7 +20,7 @@ use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, Statement as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
@@ -225,30 +225,12 @@ fn raw_cell(row: &MySqlRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
     row.try_get_unchecked::<Option<&[u8]>, _>(i)
 }
 
-/// The values of a raw scan's image, from the binary-protocol values MySQL
-/// sent for columns of the given types, decoded exactly as [`decode`]
-/// decodes them (a differing row need not be read again); `None` when a
-/// value is not in the form [`decode`] reads without question (a zero
-/// date, a negative or day-long TIME, an unexpected width): that row is
-/// read again.
-fn decode_image(types: &[String], image: &[u8]) -> Option<Vec<Value>> {
-    let cells = crate::raw::cells(image)?;
-    if cells.len() != types.len() {
-        return None;
-    }
-    cells
-        .into_iter()
-        .zip(types)
-        .map(|((_, bytes), ty)| match bytes {
-            None => Some(Value::Null),
-            Some(b) => decode_binary(ty, b),
-        })
-        .collect()
-}
-
 /// One value of MySQL's binary protocol (little-endian integers and
 /// floats of the column's width; dates and times behind a length byte;
-/// everything else the value's bytes), as [`decode`] reads it through sqlx.
+/// everything else the value's bytes), as [`decode`] reads it through sqlx;
+/// `None` for a value [`decode`] would question (a zero date, a negative or
+/// day-long TIME, an unexpected width, a type it leaves to sqlx): that row
+/// is read again.
 fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
     let signed = |b: &[u8]| -> Option<i64> {
         Some(match b.len() {
@@ -432,11 +414,7 @@ impl MySqlStore {
             .prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
-        let types = stmt
-            .columns()
-            .iter()
-            .map(|c| c.type_info().name().to_string())
-            .collect();
+        let types = crate::batches::type_names(&stmt);
         Ok((sql, conn, types))
     }
 
@@ -655,7 +633,7 @@ impl Store for MySqlStore {
         let (sql, mut conn, types) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
         let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
-        let rx = rx.with_decoder(Arc::new(move |image: &[u8]| decode_image(&cells, image)));
+        let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);

@@ -18,7 +18,7 @@ use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, Statement as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
@@ -234,25 +234,6 @@ fn decode(row: &PgRow, i: usize) -> Result<Value, sqlx::Error> {
     })
 }
 
-/// The values of a raw scan's image, from the binary values PostgreSQL
-/// sent for columns of the given types, decoded exactly as [`decode`]
-/// decodes them (a differing row need not be read again); `None` when a
-/// type is not one of those, or a value does not decode.
-fn decode_image(types: &[String], image: &[u8]) -> Option<Vec<Value>> {
-    let cells = crate::raw::cells(image)?;
-    if cells.len() != types.len() {
-        return None;
-    }
-    cells
-        .into_iter()
-        .zip(types)
-        .map(|((_, bytes), ty)| match bytes {
-            None => Some(Value::Null),
-            Some(b) => decode_binary(ty, b),
-        })
-        .collect()
-}
-
 /// One value in PostgreSQL's binary format (big-endian integers, times in
 /// microseconds from 2000-01-01), as [`decode`] reads it through sqlx.
 fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
@@ -379,11 +360,7 @@ impl PgStore {
             .prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
-        let types = stmt
-            .columns()
-            .iter()
-            .map(|c| c.type_info().name().to_string())
-            .collect();
+        let types = crate::batches::type_names(&stmt);
         Ok((sql, conn, types))
     }
 
@@ -588,7 +565,7 @@ impl Store for PgStore {
         let (sql, mut conn, types) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
         let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
-        let rx = rx.with_decoder(Arc::new(move |image: &[u8]| decode_image(&cells, image)));
+        let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
         let env = self.env.clone();
         tokio::spawn(async move {
             let layout = crate::pgcopy::Layout {

@@ -232,6 +232,26 @@ pub fn cells(image: &[u8]) -> Option<Vec<Cell<'_>>> {
     Some(out)
 }
 
+/// A decoder of images whose cells hold an engine's binary values of the
+/// given column types (the key left out), each decoded by `decode`: the
+/// whole image decodes, or `None` and the row is read again.
+pub fn typed_decoder(types: Vec<String>, decode: fn(&str, &[u8]) -> Option<Value>) -> ImageDecoder {
+    Arc::new(move |image: &[u8]| {
+        let cells = cells(image)?;
+        if cells.len() != types.len() {
+            return None;
+        }
+        cells
+            .into_iter()
+            .zip(&types)
+            .map(|((_, bytes), ty)| match bytes {
+                None => Some(Value::Null),
+                Some(b) => decode(ty, b),
+            })
+            .collect()
+    })
+}
+
 /// The values of an image whose cells are storage classes (SQLite's),
 /// decoded exactly as the store decodes them, so a differing row need not
 /// be read again. `None` when a cell holds an engine's own binary encoding
