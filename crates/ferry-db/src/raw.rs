@@ -350,4 +350,31 @@ mod tests {
         // A truncated image is refused, not misread.
         assert_eq!(decode_image(&b.image(0)[..3]), None);
     }
+
+    /// A toy engine: "N" cells are one byte, anything else is left to sqlx.
+    fn one_byte(ty: &str, b: &[u8]) -> Option<Value> {
+        match (ty, b) {
+            ("N", [x]) => Some(Value::Int((*x).into())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_typed_image_decodes_whole_or_not_at_all() {
+        let mut b = RawBatch::new(0);
+        b.push_cell(tag::BYTES, &[7]);
+        b.push_null();
+        b.end_row(false);
+        b.push_cell(tag::BYTES, &[7]);
+        b.push_cell(tag::BYTES, &[1, 2]);
+        b.end_row(false);
+        let types = vec!["N".to_string(), "N".to_string()];
+        let decode = typed_decoder(types.clone(), one_byte);
+        assert_eq!(decode(b.image(0)), Some(vec![Value::Int(7), Value::Null]));
+        // One cell that does not decode: the row is read again.
+        assert_eq!(decode(b.image(1)), None);
+        // Types that do not match the image's cells: refused, not misread.
+        assert_eq!(typed_decoder(types[..1].to_vec(), one_byte)(b.image(0)), None);
+        assert_eq!(typed_decoder(vec!["X".into(), "N".into()], one_byte)(b.image(0)), None);
+    }
 }
