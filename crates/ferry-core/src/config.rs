@@ -292,16 +292,92 @@ pub fn default_url_var(env: &str) -> String {
     format!("FERRY_{upper}_URL")
 }
 
-/// True when a URL carries a password (`scheme://user:secret@host`).
-pub fn url_has_password(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
+/// Query parameters whose value is a secret: refused in the file like a
+/// password in the user part, and redacted wherever a URL is printed.
+fn secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "credential", "auth"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// Where the user part of a URL (or of text meant as one) starts and where
+/// its `@` is, if it has one: after `scheme://`, or after a leading
+/// `scheme:` and slashes, or at the start of a malformed URL. The `@` is
+/// the last one before the query, so a password holding `@` is covered.
+fn userinfo_span(url: &str) -> Option<(usize, usize)> {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let at = url[..end].rfind('@')?;
+    let start = match url.find("://") {
+        Some(i) if i < at => i + 3,
+        _ => {
+            let scheme = url
+                .find(':')
+                .filter(|&i| i > 0 && url[..i].chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)));
+            match scheme {
+                Some(i) if i < at && url[i + 1..at].starts_with('/') => {
+                    i + 1 + url[i + 1..at].chars().take_while(|c| *c == '/').count()
+                }
+                _ => 0,
+            }
+        }
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.contains(':') && !userinfo.ends_with(':'),
-        None => url.contains("password="),
+    Some((start, at))
+}
+
+/// The query parameters of `url` as (name, value start, value end).
+fn query_params(url: &str) -> Vec<(&str, usize, usize)> {
+    let Some(q) = url.find('?') else { return Vec::new() };
+    let end = url[q..].find('#').map_or(url.len(), |i| q + i);
+    let mut out = Vec::new();
+    let mut pos = q + 1;
+    for part in url[q + 1..end].split('&') {
+        if let Some((name, _)) = part.split_once('=') {
+            let start = pos + name.len() + 1;
+            out.push((name, start, pos + part.len()));
+        }
+        pos += part.len() + 1;
     }
+    out
+}
+
+/// True when a URL, well-formed or not, carries a password
+/// (`scheme://user:secret@host`, `user:secret@host`) or a query parameter
+/// holding a secret (`?password=...`, `?sslpassword=...`, `?token=...`).
+pub fn url_has_password(url: &str) -> bool {
+    let in_userinfo = userinfo_span(url).is_some_and(|(start, at)| {
+        let info = &url[start..at];
+        info.split_once(':').is_some_and(|(_, pw)| !pw.is_empty())
+    });
+    in_userinfo || query_params(url).iter().any(|(name, s, e)| secret_param(name) && e > s)
+}
+
+/// A URL, well-formed or not, with any password and every secret query
+/// parameter replaced by `***`, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let mut cuts: Vec<(usize, usize)> = query_params(url)
+        .into_iter()
+        .filter(|(name, s, e)| secret_param(name) && e > s)
+        .map(|(_, s, e)| (s, e))
+        .collect();
+    if let Some((start, at)) = userinfo_span(url) {
+        if let Some(colon) = url[start..at].find(':') {
+            cuts.push((start + colon + 1, at));
+        }
+    }
+    cuts.sort();
+    let mut out = String::with_capacity(url.len());
+    let mut pos = 0;
+    for (s, e) in cuts {
+        if s < pos {
+            continue;
+        }
+        out.push_str(&url[pos..s]);
+        out.push_str("***");
+        pos = e;
+    }
+    out.push_str(&url[pos..]);
+    out
 }
 
 /// Parses and validates `text`, the contents of the file at `path`.
@@ -339,7 +415,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 if url_has_password(u.get_ref()) {
                     problems.push(p(
                         format!(
-                            "`url` carries a password; put the URL in an environment variable and write `url_env = \"{}\"` instead",
+                            "`url` carries a password or a secret parameter; put the URL in an environment variable and write `url_env = \"{}\"` instead",
                             default_url_var(name)
                         ),
                         lines.of(u),
@@ -684,32 +760,6 @@ fn check_url_scheme(url: &str) -> Result<(), String> {
     }
 }
 
-/// A URL with any password replaced by `***`, safe to print.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let tail = match tail.find("password=") {
-        Some(i) => {
-            let end = tail[i..].find('&').map_or(tail.len(), |e| i + e);
-            format!("{}password=***{}", &tail[..i], &tail[end..])
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
-
 fn toml_to_value(v: &toml::Value) -> Option<Value> {
     Some(match v {
         toml::Value::String(s) => Value::Text(s.clone()),
@@ -805,5 +855,44 @@ stamp = { at = "yesterday" }
         assert!(url_has_password("postgres://u:pw@h/db"));
         assert!(!url_has_password("postgres://u@h/db"));
         assert!(!url_has_password("sqlite://a.db"));
+    }
+
+    #[test]
+    fn malformed_urls_and_secret_parameters_never_show_a_password() {
+        let cases = [
+            "postgres//ferry:PW@host/x",
+            "postgres:/ferry:PW@host/x",
+            "postgres:ferry:PW@host/x",
+            "mysql//ferry:PW@host/x",
+            ":PW@host",
+            "ferry:PW@host:5432/db",
+            "postgres://ferry:P@W@host/db",
+            "postgres://ferry:PW/x@host/db",
+            "postgres://h/db?password=PW",
+            "postgres://h/db?sslmode=require&sslpassword=PW",
+            "mysql://h/db?a=1&PASSWORD=PW#frag",
+            "postgres://h/db?auth_token=PW",
+        ];
+        for url in cases {
+            assert!(url_has_password(url), "{url}");
+            let shown = redact_url(url);
+            assert!(!shown.contains("PW"), "{url} shown as {shown}");
+            assert!(shown.contains("***"), "{url} shown as {shown}");
+        }
+        assert_eq!(
+            redact_url("postgres://h/db?sslmode=require"),
+            "postgres://h/db?sslmode=require"
+        );
+        assert!(!url_has_password("postgres://h/db?sslmode=require&user=me"));
+        assert!(!url_has_password("postgres://u:@h/db"));
+    }
+
+    #[test]
+    fn a_secret_query_parameter_in_the_file_is_refused() {
+        let text =
+            "pipeline = [\"a\"]\n[environments.a]\nurl = \"postgres://h/db?password=PW\"\n[tables.t]\nkey = [\"id\"]\n";
+        let err = parse(text, Path::new("f.toml")).unwrap_err().to_string();
+        assert!(err.contains("url_env") && err.contains("line 3"), "{err}");
+        assert!(!err.contains("PW"), "{err}");
     }
 }

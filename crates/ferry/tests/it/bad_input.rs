@@ -222,6 +222,45 @@ fn a_password_in_a_url_variable_is_never_printed() {
     said_once(&out);
 }
 
+#[test]
+fn a_malformed_url_variable_never_prints_its_password() {
+    let f = Fixture::new();
+    f.write_config(&CONFIG.replace("url = \"sqlite://production.db\"", "url_env = \"FERRY_PRODUCTION_URL\""));
+    for url in [
+        "postgres//ferry:hunter2@127.0.0.1:9/x",
+        "postgres:/ferry:hunter2@127.0.0.1:9/x",
+        "mysql//ferry:hunter2@127.0.0.1:9/x",
+        ":hunter2@127.0.0.1",
+        "postgres://127.0.0.1:9/x?password=hunter2",
+        "mysql://127.0.0.1:9/x?sslmode=disabled&password=hunter2",
+    ] {
+        for args in [
+            &["check"][..],
+            &["check", "--json"],
+            &["diff", "staging", "production", "--json"],
+            &["promote", "staging", "production", "--yes"],
+            &["log", "production"],
+        ] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(args)
+                .current_dir(f.path())
+                .env("FERRY_PRODUCTION_URL", url)
+                .env("NO_COLOR", "1")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_ne!(out.status.code(), Some(0), "{url} {args:?}: {all}");
+            assert!(!all.contains("hunter2"), "{url} {args:?} printed the password:\n{all}");
+            assert!(all.contains("production"), "{url} {args:?}: {all}");
+        }
+    }
+}
+
 // ---- environments and databases ---------------------------------------
 
 #[test]
