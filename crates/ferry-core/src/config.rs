@@ -113,7 +113,10 @@ pub struct EnvConfig {
     pub name: String,
     pub url: UrlSource,
     pub review: bool,
+    /// Outside the pipeline only: the environment it may promote into.
     pub promotes_to: Option<String>,
+    /// Outside the pipeline only: the environments that may promote into it.
+    pub accepts_from: Vec<String>,
     pub checks: Vec<CheckConfig>,
     pub hooks: Vec<HookConfig>,
     pub line: Option<usize>,
@@ -214,6 +217,7 @@ struct RawEnv {
     #[serde(default)]
     review: bool,
     promotes_to: Option<Spanned<String>>,
+    accepts_from: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     checks: Vec<Spanned<RawCheck>>,
     #[serde(default)]
@@ -415,7 +419,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 if url_has_password(u.get_ref()) {
                     problems.push(p(
                         format!(
-                            "`url` carries a password or a secret parameter; put the URL in an environment variable and write `url_env = \"{}\"` instead",
+                            "`url` carries a password (in its user part or a query parameter); put the URL in an environment variable and write `url_env = \"{}\"` instead",
                             default_url_var(name)
                         ),
                         lines.of(u),
@@ -473,27 +477,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 url,
                 review: env.review,
                 promotes_to: env.promotes_to.as_ref().map(|s| s.get_ref().clone()),
+                accepts_from: env
+                    .accepts_from
+                    .iter()
+                    .flat_map(|a| a.get_ref().iter().map(|s| s.get_ref().clone()))
+                    .collect(),
                 checks,
                 hooks,
                 line,
             },
         );
     }
-    for (name, env) in &raw.environments {
-        if let Some(to) = &env.get_ref().promotes_to {
-            if !raw.environments.contains_key(to.get_ref()) {
-                problems.push(
-                    ConfigProblem::new(format!(
-                        "`promotes_to` names `{}`, which is not an environment in this file",
-                        to.get_ref()
-                    ))
-                    .at(lines.of(to))
-                    .env(name),
-                );
-            }
-        }
-    }
-
     let mut pipeline = Vec::new();
     match &raw.pipeline {
         None => problems.push(ConfigProblem::new(
@@ -513,6 +507,52 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                     problems.push(ConfigProblem::new(format!("`{name}` appears twice in the pipeline")).at(lines.of(e)));
                 }
                 pipeline.push(name.clone());
+            }
+        }
+    }
+
+    // Routes: the pipeline's own, and those that environments outside it
+    // declare (`promotes_to`, `accepts_from`).
+    for (name, env) in &raw.environments {
+        let env = env.get_ref();
+        let in_pipeline = pipeline.contains(name);
+        let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l).env(name);
+        let mut named: Vec<(&str, &Spanned<String>)> = Vec::new();
+        if let Some(to) = &env.promotes_to {
+            named.push(("promotes_to", to));
+        }
+        if let Some(from) = &env.accepts_from {
+            if in_pipeline {
+                problems.push(p(
+                    format!(
+                        "`accepts_from` is for environments outside the pipeline; `{name}` is in it ({}), whose order is its routes: remove this line, and write `promotes_to = \"{name}\"` on the environment that should promote into it",
+                        pipeline.join(" -> ")
+                    ),
+                    lines.of(from),
+                ));
+            }
+            named.extend(from.get_ref().iter().map(|f| ("accepts_from", f)));
+        }
+        if in_pipeline {
+            if let Some(to) = &env.promotes_to {
+                problems.push(p(
+                    format!(
+                        "`promotes_to` is for environments outside the pipeline; `{name}` is in it ({}), whose order is its routes: remove this line",
+                        pipeline.join(" -> ")
+                    ),
+                    lines.of(to),
+                ));
+            }
+        }
+        for (key, other) in named {
+            let o = other.get_ref();
+            if o == name {
+                problems.push(p(format!("`{key}` names `{name}` itself"), lines.of(other)));
+            } else if !raw.environments.contains_key(o) {
+                problems.push(p(
+                    format!("`{key}` names `{o}`, which is not an environment in this file"),
+                    lines.of(other),
+                ));
             }
         }
     }
@@ -771,14 +811,58 @@ fn toml_to_value(v: &toml::Value) -> Option<Value> {
 }
 
 impl Config {
-    /// Where `env` may promote to: its `promotes_to`, else the next
-    /// environment in the pipeline.
-    pub fn next_of(&self, env: &str) -> Option<&str> {
-        if let Some(to) = self.environments.get(env).and_then(|e| e.promotes_to.as_deref()) {
-            return Some(to);
+    /// Every route content may take, `(from, to)`: each step of the
+    /// pipeline, then the routes environments outside it declare.
+    pub fn routes(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = self
+            .pipeline
+            .windows(2)
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        for (name, env) in &self.environments {
+            if let Some(to) = &env.promotes_to {
+                out.push((name, to));
+            }
+            out.extend(env.accepts_from.iter().map(|from| (from.as_str(), name.as_str())));
         }
-        let i = self.pipeline.iter().position(|e| e == env)?;
-        self.pipeline.get(i + 1).map(String::as_str)
+        let mut seen = BTreeSet::new();
+        out.retain(|r| seen.insert(*r));
+        out
+    }
+
+    /// Whether content may go from `from` into `to`.
+    pub fn allows(&self, from: &str, to: &str) -> bool {
+        self.routes().contains(&(from, to))
+    }
+
+    /// The environments `env` may promote into.
+    pub fn targets_of(&self, env: &str) -> Vec<&str> {
+        self.routes()
+            .into_iter()
+            .filter(|(f, _)| *f == env)
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// The environments that may promote into `env`.
+    pub fn sources_of(&self, env: &str) -> Vec<&str> {
+        self.routes()
+            .into_iter()
+            .filter(|(_, t)| *t == env)
+            .map(|(f, _)| f)
+            .collect()
+    }
+
+    /// The environments in pipeline order, then those outside it by name.
+    pub fn environments_in_order(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.pipeline.iter().map(String::as_str).collect();
+        out.extend(
+            self.environments
+                .keys()
+                .map(String::as_str)
+                .filter(|e| !self.pipeline.iter().any(|p| p == e)),
+        );
+        out
     }
 }
 
@@ -812,7 +896,79 @@ draft = { is_published = false }
         let b = &c.tables["businesses"];
         assert_eq!(b.references["city_id"], "cities");
         assert_eq!(b.draft["is_published"], Value::Bool(false));
-        assert_eq!(c.next_of("staging"), Some("production"));
+        assert!(c.allows("staging", "production"));
+        assert!(!c.allows("production", "staging"));
+    }
+
+    const ROUTES: &str = r#"pipeline = ["staging", "preprod", "production"]
+[environments.staging]
+url = "sqlite://s.db"
+[environments.preprod]
+url = "sqlite://p.db"
+[environments.production]
+url = "sqlite://prod.db"
+[environments.feature-1]
+url = "sqlite://f.db"
+promotes_to = "preprod"
+accepts_from = ["staging"]
+[environments.content]
+url = "sqlite://c.db"
+accepts_from = ["staging", "feature-1"]
+[tables.t]
+key = ["id"]
+"#;
+
+    #[test]
+    fn routes_are_the_pipeline_and_what_outside_environments_declare() {
+        let c = parse(ROUTES, Path::new("f.toml")).unwrap();
+        assert_eq!(
+            c.routes(),
+            [
+                ("staging", "preprod"),
+                ("preprod", "production"),
+                ("staging", "content"),
+                ("feature-1", "content"),
+                ("feature-1", "preprod"),
+                ("staging", "feature-1"),
+            ]
+        );
+        assert_eq!(c.targets_of("staging"), ["preprod", "content", "feature-1"]);
+        assert_eq!(c.sources_of("preprod"), ["staging", "feature-1"]);
+        assert!(!c.allows("staging", "production"));
+        assert_eq!(
+            c.environments_in_order(),
+            ["staging", "preprod", "production", "content", "feature-1"]
+        );
+    }
+
+    #[test]
+    fn promotes_to_and_accepts_from_on_a_pipeline_environment_are_errors_at_their_line() {
+        let text = ROUTES.replace(
+            "url = \"sqlite://s.db\"\n",
+            "url = \"sqlite://s.db\"\npromotes_to = \"production\"\naccepts_from = [\"content\"]\n",
+        );
+        let err = parse(&text, Path::new("f.toml")).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 2, "{text}");
+        let mut lines: Vec<_> = err.problems.iter().map(|p| p.line).collect();
+        lines.sort();
+        assert_eq!(lines, [Some(4), Some(5)], "{text}");
+        assert!(
+            text.contains("`promotes_to` is for environments outside the pipeline"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`accepts_from` is for environments outside the pipeline"),
+            "{text}"
+        );
+
+        let text = ROUTES.replace(
+            "accepts_from = [\"staging\"]",
+            "accepts_from = [\"nowhere\", \"feature-1\"]",
+        );
+        let err = parse(&text, Path::new("f.toml")).unwrap_err().to_string();
+        assert!(err.contains("`accepts_from` names `nowhere`"), "{err}");
+        assert!(err.contains("names `feature-1` itself"), "{err}");
     }
 
     #[test]

@@ -20,8 +20,12 @@ pub struct EnvStatus {
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CheckReport {
+    /// In pipeline order, then the environments outside it.
     pub environments: Vec<EnvStatus>,
     pub problems: Vec<ConfigProblem>,
+    /// Things that are valid but probably not meant, such as an
+    /// environment that nothing promotes into or out of.
+    pub warnings: Vec<ConfigProblem>,
 }
 
 impl CheckReport {
@@ -56,7 +60,8 @@ pub async fn check(project: &Project) -> CheckReport {
     let mut problems = Vec::new();
     let mut environments = Vec::new();
     let mut schemas: BTreeMap<String, BTreeMap<String, TableSchema>> = BTreeMap::new();
-    for env in project.config.environments.keys() {
+    for env in project.config.environments_in_order() {
+        let env = &env.to_string();
         let store = match project.open(env).await {
             Ok(s) => s,
             Err(e) => {
@@ -115,11 +120,13 @@ pub async fn check(project: &Project) -> CheckReport {
         .keys()
         .map(|e| (e.clone(), e.clone()))
         .collect();
-    for env in project.config.environments.keys() {
-        if let Some(next) = project.config.next_of(env) {
-            pairs.push((env.clone(), next.to_string()));
-        }
-    }
+    pairs.extend(
+        project
+            .config
+            .routes()
+            .into_iter()
+            .map(|(from, to)| (from.to_string(), to.to_string())),
+    );
     for (from, to) in pairs {
         let (Some(a), Some(b)) = (schemas.get(&from), schemas.get(&to)) else {
             continue;
@@ -130,7 +137,29 @@ pub async fn check(project: &Project) -> CheckReport {
     }
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert(p.to_string()));
-    CheckReport { environments, problems }
+    CheckReport {
+        environments,
+        problems,
+        warnings: route_warnings(project),
+    }
+}
+
+/// Environments that no route leads into or out of: nothing can reach
+/// them or leave them, which is rarely what the file means.
+fn route_warnings(project: &Project) -> Vec<ConfigProblem> {
+    let config = &project.config;
+    config
+        .environments_in_order()
+        .into_iter()
+        .filter(|env| config.targets_of(env).is_empty() && config.sources_of(env).is_empty())
+        .map(|env| {
+            ConfigProblem::new(
+                "nothing promotes into or out of this environment: add it to `pipeline`, or give it `promotes_to = \"ENV\"` or `accepts_from = [\"ENV\"]`",
+            )
+            .at(config.environments.get(env).and_then(|e| e.line))
+            .env(env)
+        })
+        .collect()
 }
 
 /// A query selecting the rows of `table` matching an SQL predicate, to see

@@ -36,19 +36,29 @@ impl Pair {
     }
 }
 
-/// Refuses a promotion that does not follow the pipeline.
+/// Refuses a promotion along a route the configuration does not declare:
+/// the pipeline's steps, and the `promotes_to`/`accepts_from` of the
+/// environments outside it. The hint names the routes that exist, never
+/// the one refused.
 pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
     project.env_config(from)?;
     project.env_config(to)?;
     if from == to {
         return Err(Error::Usage(format!("`{from}` cannot be promoted into itself")));
     }
-    let next = project.config.next_of(from);
-    if next == Some(to) {
+    let config = &project.config;
+    if config.allows(from, to) {
         return Ok(());
     }
-    let pipeline = &project.config.pipeline;
-    let path = match (
+    let pipeline = &config.pipeline;
+    let list = |envs: Vec<&str>| envs.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
+    let targets = config.targets_of(from);
+    let elsewhere = if targets.is_empty() {
+        format!("`{from}` promotes into no environment")
+    } else {
+        format!("`{from}` may promote into {}", list(targets))
+    };
+    let hint = match (
         pipeline.iter().position(|e| e == from),
         pipeline.iter().position(|e| e == to),
     ) {
@@ -60,16 +70,18 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", then ")
         ),
-        (Some(a), Some(b)) if a > b => {
-            "content flows left to right only; to reset a lower environment use `ferry refresh`".to_string()
-        }
-        _ => match next {
-            Some(n) => format!("`{from}` promotes to `{n}`"),
-            None => format!("`{from}` is the end of the pipeline"),
-        },
+        (Some(_), Some(_)) => format!(
+            "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}"
+        ),
+        (_, None) => format!(
+            "{elsewhere}; to let `{from}` promote into `{to}`, add `accepts_from = [\"{from}\"]` under [environments.{to}]"
+        ),
+        (None, Some(_)) => format!(
+            "{elsewhere}; to let it promote into `{to}`, write `promotes_to = \"{to}\"` under [environments.{from}]"
+        ),
     };
     Err(Error::Blocked(format!(
-        "`{from}` -> `{to}` does not follow the pipeline ({}): {path}",
+        "`{from}` -> `{to}` is not a route of this configuration (pipeline {}): {hint}",
         pipeline.join(" -> ")
     )))
 }

@@ -12,7 +12,7 @@ pub async fn run(g: &Global) -> Result<u8> {
     let report = check(&project).await;
     if g.json {
         print_json(
-            &serde_json::json!({"ok": report.ok(), "environments": report.environments, "problems": report.problems}),
+            &serde_json::json!({"ok": report.ok(), "environments": report.environments, "problems": report.problems, "warnings": report.warnings}),
         )?;
     } else {
         let mut out = String::new();
@@ -26,7 +26,19 @@ pub async fn run(g: &Global) -> Result<u8> {
             } else {
                 ui::red("unreachable")
             };
-            out.push_str(&format!("{:<16} {state}\n", e.name));
+            let targets = project.config.targets_of(&e.name);
+            let routes = if targets.is_empty() {
+                String::new()
+            } else {
+                format!("  -> {}", targets.join(", "))
+            };
+            out.push_str(&format!("{:<16} {state}{routes}\n", e.name));
+        }
+        for w in &report.warnings {
+            out.push_str(&format!("\n{} {}:{w}", ui::yellow("warning:"), project.path.display()));
+        }
+        if !report.warnings.is_empty() {
+            out.push('\n');
         }
         if report.ok() {
             out.push_str(&format!(

@@ -49,7 +49,8 @@ url_env = "FERRY_PRODUCTION_URL"
 # A per-branch environment outside the pipeline says where it may go:
 # [environments.feature-123]
 # url_env = "FERRY_FEATURE_123_URL"
-# promotes_to = "preprod"
+# promotes_to = "preprod"          # it may promote into preprod
+# accepts_from = ["staging"]       # and staging may promote into it
 
 # Every table Ferry manages, one section each; tables not listed are never
 # touched. Replace this example with your own tables.

@@ -55,7 +55,7 @@ fn check_reaches_every_environment_and_writes_nothing() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(envs, ["production", "staging"]);
+    assert_eq!(envs, ["staging", "production"], "pipeline order");
     assert!(v["environments"]
         .as_array()
         .unwrap()
@@ -895,6 +895,89 @@ fn a_promotion_that_skips_the_pipeline_is_refused() {
     f.run_yes(&["promote", "preprod", "production"]).expect(0);
     assert_eq!(f.ids("production", "businesses"), [1, 2]);
     assert_eq!(f.ids("preprod", "businesses"), [1, 2]);
+}
+
+#[test]
+fn routes_outside_the_pipeline_are_declared_on_the_outside_environment() {
+    let f = Fixture::new();
+    f.create_db("content.db", SCHEMA);
+    f.create_db("feature.db", SCHEMA);
+    f.create_db("lonely.db", SCHEMA);
+    let routes = "\n[environments.content]\nurl = \"sqlite://content.db\"\naccepts_from = [\"staging\"]\n\
+                  \n[environments.feature]\nurl = \"sqlite://feature.db\"\npromotes_to = \"production\"\n\
+                  \n[environments.lonely]\nurl = \"sqlite://lonely.db\"\n";
+    f.write_config(&CONFIG.replace("\n[tables.cities]", &format!("{routes}\n[tables.cities]")));
+
+    // `check` lists the pipeline first, then the others, with their routes,
+    // and warns about the environment nothing reaches.
+    let out = f.run(&["check"]).expect(0);
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ["staging", "production", "content", "feature", "lonely"].contains(w))
+        .collect();
+    assert_eq!(
+        names,
+        ["staging", "production", "content", "feature", "lonely"],
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("-> production, content"), "{}", out.stdout);
+    assert!(out.stdout.contains("warning:"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("environment `lonely`: nothing promotes into or out of"),
+        "{}",
+        out.stdout
+    );
+    let v = f.run(&["check", "--json"]).expect(0).json();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{v:#}");
+
+    // The declared routes work; nothing else does, and the refusal never
+    // suggests the route it refuses.
+    f.run_yes(&["promote", "staging", "content"]).expect(0);
+    assert_eq!(f.ids("content", "businesses"), [1, 2]);
+    let before = f.dump("production");
+    let out = f.run_yes(&["promote", "content", "production"]).expect(3);
+    assert!(
+        out.stderr.contains("`content` promotes into no environment"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("promotes_to = \"production\""), "{}", out.stderr);
+    let out = f.run_yes(&["promote", "staging", "feature"]).expect(3);
+    assert!(
+        out.stderr
+            .contains("`staging` may promote into `production`, `content`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("accepts_from = [\"staging\"]"), "{}", out.stderr);
+    let out = f.run_yes(&["promote", "production", "staging"]).expect(3);
+    assert!(out.stderr.contains("left to right only"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("ferry promote production staging"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.dump("production"), before);
+
+    // On a pipeline environment both keys are errors at their line.
+    let bad = CONFIG.replace(
+        "url = \"sqlite://staging.db\"",
+        "url = \"sqlite://staging.db\"\npromotes_to = \"production\"",
+    );
+    f.write_config(&bad);
+    let out = f.run(&["check"]).expect(2);
+    assert!(out.all().contains("line 5"), "{}", out.all());
+    assert!(
+        out.all()
+            .contains("`promotes_to` is for environments outside the pipeline"),
+        "{}",
+        out.all()
+    );
+    f.run_yes(&["promote", "staging", "production"]).expect(2);
 }
 
 // ---- log and show -----------------------------------------------------
