@@ -54,6 +54,16 @@ pub fn error_label() -> String {
     }
 }
 
+/// The `warning:` label of a message on stderr, coloured only when stderr
+/// is a terminal.
+pub fn warning_label() -> String {
+    if console::colors_enabled_stderr() {
+        Style::new().yellow().bold().apply_to("warning:").to_string()
+    } else {
+        "warning:".to_string()
+    }
+}
+
 /// Asks `question` on the terminal. Without a terminal and without
 /// `--yes`, refuses (exit 2). `--yes` answers yes.
 pub fn confirm(global: &Global, question: &str, what: &str) -> anyhow::Result<bool> {

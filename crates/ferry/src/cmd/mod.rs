@@ -92,15 +92,26 @@ pub fn selection(args: &SelectionArgs) -> Result<Selection> {
 }
 
 /// The stores a read command looks at: `env`, or every environment of the
-/// project (skipping, with a log line, the ones that cannot be opened here).
+/// project. Those that cannot be opened here are left out, and each is
+/// named on stderr with the reason, so a listing never looks complete when
+/// it is not.
 pub async fn stores(project: &Project, env: Option<&str>) -> Result<Vec<std::sync::Arc<dyn ferry_db::Store>>> {
     let Some(e) = env else {
         let mut out = Vec::new();
-        for name in project.config.environments.keys() {
+        let mut unreachable = Vec::new();
+        for name in project.config.environments_in_order() {
             match project.open(name).await {
                 Ok(s) => out.push(s),
-                Err(err) => tracing::warn!("skipping {name}: {err}"),
+                Err(err) => unreachable.push(format!("  {name}: {err}")),
             }
+        }
+        if !unreachable.is_empty() {
+            eprintln!(
+                "{} {} environment(s) could not be read and are left out of this listing:\n{}",
+                crate::ui::warning_label(),
+                unreachable.len(),
+                unreachable.join("\n")
+            );
         }
         return Ok(out);
     };

@@ -980,6 +980,31 @@ fn routes_outside_the_pipeline_are_declared_on_the_outside_environment() {
     f.run_yes(&["promote", "staging", "production"]).expect(2);
 }
 
+#[test]
+fn listings_name_the_environments_they_could_not_read() {
+    let f = Fixture::new();
+    f.run_yes(&["promote", "staging", "production", "--force"]).expect(0);
+    let gone = "\n[environments.gone]\nurl = \"sqlite://missing.db\"\naccepts_from = [\"staging\"]\n";
+    f.write_config(&CONFIG.replace("\n[tables.cities]", &format!("{gone}\n[tables.cities]")));
+    for args in [
+        &["log"][..],
+        &["log", "--json"],
+        &["audit"],
+        &["audit", "--json"],
+        &["reviews"],
+        &["reviews", "--json"],
+    ] {
+        let out = f.run(args).expect(0);
+        assert!(out.stderr.contains("warning:"), "{args:?}: {}", out.all());
+        assert!(out.stderr.contains("gone: "), "{args:?}: {}", out.all());
+        assert!(out.stderr.contains("missing.db"), "{args:?}: {}", out.all());
+        assert!(!out.stderr.contains("production:"), "{args:?}: {}", out.all());
+    }
+    // The environments it could read are still listed.
+    let v = f.run(&["log", "--json"]).expect(0).json();
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v:#}");
+}
+
 // ---- log and show -----------------------------------------------------
 
 #[test]
