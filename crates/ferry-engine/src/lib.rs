@@ -19,5 +19,6 @@ pub mod progress;
 pub mod project;
 pub mod revert;
 pub mod reviews;
+pub mod saved;
 
 pub use error::{Error, Result};

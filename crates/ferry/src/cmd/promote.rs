@@ -11,7 +11,7 @@ use ferry_db::Store;
 use ferry_engine::apply::{self, PromoteOptions};
 use ferry_engine::audit::{self, AuditEntry};
 use ferry_engine::project::Project;
-use ferry_engine::{pair, planner, reviews, Error};
+use ferry_engine::{pair, planner, reviews, saved, Error};
 
 use super::{load, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
@@ -130,7 +130,17 @@ async fn promote(
     // Refuse conflicts and rows under review before asking anything.
     // A count: the apply builds its own list (held twice, a large
     // promotion's entries would cost twice the memory).
-    let changes = apply::changes(&plan, opts.force)?.len();
+    let changes = apply::changes(&plan, opts.force)?;
+    if opts.plan.is_some() {
+        // A saved plan answers as its apply would: applied already, or
+        // stale (a dry run writes nothing, so the apply's own re-check
+        // never runs for it).
+        saved::refuse_if_applied(&*target, &plan).await?;
+        if opts.dry_run {
+            saved::refuse_if_stale(&*target, &plan, &changes).await?;
+        }
+    }
+    let changes = changes.len();
     reviews::check_open(&*target, &plan).await?;
     if !g.json {
         print_text(&output::plan_text(&plan))?;

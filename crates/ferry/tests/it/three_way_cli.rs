@@ -603,6 +603,61 @@ fn a_saved_plan_is_refused_with_nothing_written_after_the_target_moved() {
 }
 
 #[test]
+fn a_dry_run_of_a_saved_plan_checks_the_target_like_the_apply() {
+    let f = Fixture::new();
+    f.run(&["plan", "staging", "production", "--table", "cities", "-o", "plan.json"])
+        .expect(0);
+    // Fresh: the dry run passes and writes nothing.
+    let before = f.dump("production");
+    f.run(&["promote", "staging", "production", "--plan", "plan.json", "--dry-run"])
+        .expect(0);
+    f.exec(
+        "production",
+        "INSERT INTO cities VALUES (2, 'Zurich, made in production');",
+    );
+    let moved = f.dump("production");
+    assert_ne!(moved, before);
+    let out = f
+        .run(&["promote", "staging", "production", "--plan", "plan.json", "--dry-run"])
+        .expect(3);
+    assert!(out.stderr.contains("cities:2"), "{}", out.stderr);
+    assert!(out.stderr.contains("changed since the plan"), "{}", out.stderr);
+    assert_eq!(f.dump("production"), moved);
+}
+
+#[test]
+fn a_saved_plan_applied_twice_says_where_it_was_applied() {
+    let f = Fixture::new();
+    f.run(&["plan", "staging", "production", "--table", "cities", "-o", "plan.json"])
+        .expect(0);
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--json"])
+        .expect(0)
+        .json();
+    let id = v["promotion"].as_str().unwrap().to_string();
+    let after = f.dump("production");
+    for dry in [false, true] {
+        let mut args = vec!["promote", "staging", "production", "--plan", "plan.json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = f.run_yes(&args).expect(3);
+        assert!(
+            out.stderr.contains(&format!("already applied as promotion {id}")),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("changed since the plan"), "{}", out.stderr);
+    }
+    assert_eq!(f.dump("production"), after);
+    // Reverted, the same plan applies again.
+    f.run_yes(&["revert", &id]).expect(0);
+    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+        .expect(0);
+    assert_eq!(name_of(&f, "production", "cities", 2), "Zürich 🏔️");
+}
+
+#[test]
 fn a_saved_plan_applies_after_the_source_database_is_gone() {
     let f = Fixture::new();
     f.run(&["plan", "staging", "production", "-o", "plan.json"]).expect(0);
