@@ -288,9 +288,14 @@ pub struct Plan {
     /// here (the source may be gone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckResult>,
-    /// blake3 of the saved plan with this field empty (see [`Plan::seal`]).
+    /// blake3 of the saved plan with this field and `signature` empty
+    /// (see [`Plan::to_file`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// A keyed blake3 MAC of `hash` under the key of `FERRY_PLAN_KEY`, when
+    /// the plan was saved with one (see [`PlanKey`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
     /// Whether the plan was made under the target's writer lock, held until
     /// it is applied: then no other writer can have changed the sync bases
     /// its entries carry, and the promotion journals them without reading
@@ -330,10 +335,42 @@ pub const PLAN_FORMAT: u32 = 1;
 #[error("{0}")]
 pub struct PlanFileError(pub String);
 
+/// The key that signs saved plans and checks their signature, derived from
+/// a shared secret (`FERRY_PLAN_KEY`). It never prints.
+#[derive(Clone)]
+pub struct PlanKey([u8; 32]);
+
+impl std::fmt::Debug for PlanKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanKey(***)")
+    }
+}
+
+impl PlanKey {
+    /// The key of a secret text; an empty secret is refused, since it
+    /// would sign with a key everyone knows.
+    pub fn from_secret(secret: &str) -> Result<PlanKey, PlanFileError> {
+        if secret.is_empty() {
+            return Err(PlanFileError(
+                "FERRY_PLAN_KEY is set but empty; set it to the shared secret that signs plans, or unset it".into(),
+            ));
+        }
+        Ok(PlanKey(blake3::derive_key(
+            "ferry 2026-12 saved plan signature v1",
+            secret.as_bytes(),
+        )))
+    }
+
+    fn sign(&self, hash: &str) -> blake3::Hash {
+        blake3::keyed_hash(&self.0, hash.as_bytes())
+    }
+}
+
 impl Plan {
     fn digest(&self) -> String {
         let mut unsealed = self.clone();
         unsealed.hash.clear();
+        unsealed.signature.clear();
         let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
         blake3::hash(&bytes).to_hex().to_string()
     }
@@ -341,9 +378,36 @@ impl Plan {
     /// The plan as a self-contained file: format version, row images, the
     /// target state it expects, the table specs and a hash over all of it.
     pub fn to_file(&self) -> String {
+        self.to_file_signed(None)
+    }
+
+    /// [`Plan::to_file`], signed with `key` when there is one.
+    pub fn to_file_signed(&self, key: Option<&PlanKey>) -> String {
         let mut sealed = self.clone();
         sealed.hash = self.digest();
+        sealed.signature = key
+            .map(|k| k.sign(&sealed.hash).to_hex().to_string())
+            .unwrap_or_default();
         serde_json::to_string_pretty(&sealed).unwrap_or_default()
+    }
+
+    /// Refuses a plan that `key` did not sign: unsigned, or signed with
+    /// another key, or whose content changed since (the signature covers
+    /// the hash, and the hash everything else).
+    pub fn verify_signature(&self, key: &PlanKey) -> Result<(), PlanFileError> {
+        if self.signature.is_empty() {
+            return Err(PlanFileError(
+                "the plan is not signed, and FERRY_PLAN_KEY requires signed plans; make it again with `ferry plan ... -o FILE` where FERRY_PLAN_KEY is set".into(),
+            ));
+        }
+        let expected = key.sign(&self.digest());
+        // blake3::Hash compares in constant time.
+        match blake3::Hash::from_hex(&self.signature) {
+            Ok(given) if given == expected => Ok(()),
+            _ => Err(PlanFileError(
+                "the plan's signature does not match: it was signed with another FERRY_PLAN_KEY, or changed after it was signed; make and review a new plan".into(),
+            )),
+        }
     }
 
     /// Reads a plan file written by [`Plan::to_file`], refusing one of
@@ -480,6 +544,43 @@ mod hex_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn small_plan() -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "format": PLAN_FORMAT, "from": "staging", "to": "production",
+            "created_at": "2026-12-06T00:00:00Z", "selection": [], "tables": ["t"],
+            "columns": {"t": ["name"]}, "entries": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_signed_plan_verifies_only_with_its_key_and_content() {
+        let key = PlanKey::from_secret("s3cret").unwrap();
+        let other = PlanKey::from_secret("other").unwrap();
+        let plan = small_plan();
+        let signed = Plan::from_file(&plan.to_file_signed(Some(&key))).unwrap();
+        assert!(!signed.signature.is_empty());
+        signed.verify_signature(&key).unwrap();
+        let e = signed.verify_signature(&other).unwrap_err().to_string();
+        assert!(e.contains("signature does not match"), "{e}");
+
+        // Unsigned.
+        let unsigned = Plan::from_file(&plan.to_file()).unwrap();
+        let e = unsigned.verify_signature(&key).unwrap_err().to_string();
+        assert!(e.contains("not signed"), "{e}");
+
+        // Edited, with its hash recomputed (anyone can) and the old signature kept.
+        let mut forged = signed.clone();
+        forged.to = "preprod".into();
+        let mut forged = Plan::from_file(&forged.to_file()).unwrap();
+        forged.signature = signed.signature.clone();
+        let e = forged.verify_signature(&key).unwrap_err().to_string();
+        assert!(e.contains("signature does not match"), "{e}");
+
+        assert!(PlanKey::from_secret("").is_err());
+        assert_eq!(format!("{key:?}"), "PlanKey(***)");
+    }
 
     #[test]
     fn null_field_values_survive_a_saved_plan() {

@@ -456,6 +456,7 @@ impl<'a> Planner<'a> {
             columns: pair.specs.iter().map(|(t, s)| (t.clone(), s.columns())).collect(),
             specs: pair.specs.clone(),
             hash: String::new(),
+            signature: String::new(),
             entries,
             excluded: self.excluded,
             checks: Vec::new(),

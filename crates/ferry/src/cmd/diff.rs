@@ -20,6 +20,10 @@ pub async fn run(
 ) -> Result<u8> {
     let project = load(g)?;
     let sel = selection(args)?;
+    let key = match &save {
+        Some(_) => super::plan_key()?,
+        None => None,
+    };
     let pair = pair::open(&project, from, to).await?;
     let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
     // A saved plan carries the results of the target's source-side checks.
@@ -28,13 +32,14 @@ pub async fn run(
         None => Vec::new(),
     };
     if let Some(path) = &save {
-        let text = plan.to_file();
+        let text = plan.to_file_signed(key.as_ref());
         std::fs::write(path, text).with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
     if g.json {
         let mut v = output::plan_json(&plan);
         if let Some(path) = &save {
             v["saved_to"] = serde_json::json!(path.display().to_string());
+            v["signed"] = serde_json::json!(key.is_some());
             v["checks"] = super::gates::checks_json(&checks);
         }
         print_json(&v)?;
@@ -42,8 +47,13 @@ pub async fn run(
         let mut text = output::plan_text(&plan);
         if let Some(path) = &save {
             text.push_str(&format!(
-                "\nPlan saved to {}. Apply exactly this plan with: ferry promote {from} {to} --plan {}\n",
+                "\nPlan saved to {}{}. Apply exactly this plan with: ferry promote {from} {to} --plan {}\n",
                 path.display(),
+                if key.is_some() {
+                    " (signed with FERRY_PLAN_KEY)"
+                } else {
+                    ""
+                },
                 path.display()
             ));
         } else if !is_diff && plan.has_changes() {

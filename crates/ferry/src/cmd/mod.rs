@@ -91,6 +91,20 @@ pub fn selection(args: &SelectionArgs) -> Result<Selection> {
     })
 }
 
+/// The key of `FERRY_PLAN_KEY`, when it is set: `plan -o` signs with it,
+/// and `promote --plan` then accepts only plans it signed.
+pub fn plan_key() -> Result<Option<ferry_core::plan::PlanKey>> {
+    match std::env::var("FERRY_PLAN_KEY") {
+        Ok(secret) => Ok(Some(
+            ferry_core::plan::PlanKey::from_secret(&secret).map_err(|e| Error::Usage(e.0))?,
+        )),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::Usage("FERRY_PLAN_KEY is not valid UTF-8; set it to a text secret".into()).into())
+        }
+    }
+}
+
 /// The stores a read command looks at: `env`, or every environment of the
 /// project. Those that cannot be opened here are left out, and each is
 /// named on stderr with the reason, so a listing never looks complete when

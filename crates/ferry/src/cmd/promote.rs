@@ -79,6 +79,10 @@ async fn promote(
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
             let plan = Plan::from_file(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            if let Some(key) = super::plan_key()? {
+                plan.verify_signature(&key)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            }
             if plan.from != from || plan.to != to {
                 return Err(Error::Usage(format!(
                     "{} is a plan for {} -> {}, not {from} -> {to}",

@@ -658,6 +658,44 @@ fn a_saved_plan_applied_twice_says_where_it_was_applied() {
 }
 
 #[test]
+fn with_ferry_plan_key_only_plans_signed_with_it_apply() {
+    let f = Fixture::new();
+    let key = [("FERRY_PLAN_KEY", "team secret")];
+    let plan = ["plan", "staging", "production", "--table", "cities", "-o"];
+    f.run(&[&plan[..], &["unsigned.json"]].concat()).expect(0);
+    let out = f.run_with_env(&[&plan[..], &["signed.json"]].concat(), &key).expect(0);
+    assert!(out.stdout.contains("signed with FERRY_PLAN_KEY"), "{}", out.stdout);
+    f.run_with_env(&[&plan[..], &["other.json"]].concat(), &[("FERRY_PLAN_KEY", "another")])
+        .expect(0);
+    let before = f.dump("production");
+    for (file, says) in [
+        ("unsigned.json", "not signed"),
+        ("other.json", "signature does not match"),
+    ] {
+        let out = f
+            .run_with_env(&["promote", "staging", "production", "--plan", file, "--yes"], &key)
+            .expect(2);
+        assert!(out.stderr.contains(says), "{file}: {}", out.stderr);
+        assert!(out.stderr.contains(file), "{file}: {}", out.stderr);
+        assert!(!out.all().contains("team secret"), "{}", out.all());
+    }
+    let out = f
+        .run_with_env(
+            &["promote", "staging", "production", "--plan", "signed.json", "--yes"],
+            &[("FERRY_PLAN_KEY", "")],
+        )
+        .expect(2);
+    assert!(out.stderr.contains("FERRY_PLAN_KEY is set but empty"), "{}", out.stderr);
+    assert_eq!(f.dump("production"), before);
+    f.run_with_env(
+        &["promote", "staging", "production", "--plan", "signed.json", "--yes"],
+        &key,
+    )
+    .expect(0);
+    assert_eq!(name_of(&f, "production", "cities", 2), "Zürich 🏔️");
+}
+
+#[test]
 fn a_saved_plan_applies_after_the_source_database_is_gone() {
     let f = Fixture::new();
     f.run(&["plan", "staging", "production", "-o", "plan.json"]).expect(0);

@@ -191,6 +191,29 @@ impl Fixture {
         run_in(self.path(), args)
     }
 
+    /// Runs `ferry ARGS` with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("FERRY_CONFIG")
+            .env_remove("FERRY_LOG")
+            .env_remove("FERRY_PLAN_KEY")
+            .env("FERRY_USER", "tester")
+            .env("NO_COLOR", "1")
+            .env("CLICOLOR", "0")
+            .stdin(Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run the ferry binary");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `ferry ARGS --yes`.
     pub fn run_yes(&self, args: &[&str]) -> Output {
         let mut all: Vec<&str> = args.to_vec();
@@ -290,6 +313,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .env_remove("FERRY_STAGING_URL")
         .env_remove("FERRY_PRODUCTION_URL")
         .env_remove("FERRY_PREPROD_URL")
+        .env_remove("FERRY_PLAN_KEY")
         .env("FERRY_USER", "tester")
         .env("NO_COLOR", "1")
         .env("CLICOLOR", "0")
