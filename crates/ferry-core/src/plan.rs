@@ -144,6 +144,10 @@ pub struct PlanEntry {
     /// of the row that references it, or the parent it travels with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulled_by: Option<String>,
+    /// For a row left behind (`skip`, reason `excluded`) because a row it
+    /// references is: that row, `table:key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<String>,
     /// For conflicts: whether the base values of `fields` are known.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub base_kept: bool,

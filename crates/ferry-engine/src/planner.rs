@@ -95,7 +95,10 @@ pub struct Planner<'a> {
     entries: Vec<PlanEntry>,
     /// (table, key text) -> index in `entries`
     index: HashMap<(String, String), usize>,
+    /// Rows left behind (matching `exclude`, or needing a row that does),
+    /// per table; each counted once, by `left_keys`.
     excluded: BTreeMap<String, u64>,
+    left_keys: HashSet<(String, String)>,
     equal: Option<EqualSink<'a>>,
     equal_count: u64,
     progress: Progress,
@@ -213,6 +216,7 @@ impl<'a> Planner<'a> {
             entries: Vec::new(),
             index: HashMap::new(),
             excluded: BTreeMap::new(),
+            left_keys: HashSet::new(),
             equal: None,
             equal_count: 0,
             progress,
@@ -870,7 +874,7 @@ impl<'a> Planner<'a> {
             if c.excluded {
                 // Rows matching `exclude` never leave the source, and their
                 // target twin is never deleted because of them.
-                *self.excluded.entry(spec.name.clone()).or_default() += 1;
+                self.count_left_behind(&spec.name, kt);
                 if c.explicit {
                     self.push(entry(spec, &c, Action::Skip, Some(Reason::Excluded)));
                 }
@@ -953,12 +957,70 @@ impl<'a> Planner<'a> {
             .map(|i| self.entries[*i].action)
     }
 
+    /// Counts a row left behind, once however often it is met.
+    fn count_left_behind(&mut self, table: &str, key_text: String) {
+        if self.left_keys.insert((table.to_string(), key_text)) {
+            *self.excluded.entry(table.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Leaves behind, as `skip` with reason `excluded`, every row the plan
+    /// would write that references a row left behind (a QA form under a QA
+    /// business, then that form's fields), until nothing more changes. The
+    /// row says which one it depends on.
+    fn leave_behind_dependents(&mut self) {
+        let pair = self.pair;
+        loop {
+            let left: HashSet<(&str, String)> = self
+                .entries
+                .iter()
+                .filter(|e| e.action == Action::Skip && e.reason == Some(Reason::Excluded))
+                .map(|e| (e.table.as_str(), key_text(&e.key)))
+                .collect();
+            if left.is_empty() {
+                return;
+            }
+            let mut demoted = Vec::new();
+            for (i, e) in self.entries.iter().enumerate() {
+                if !matches!(e.action, Action::Insert | Action::Update | Action::Conflict) {
+                    continue;
+                }
+                let Some(row) = &e.source else { continue };
+                let spec = &pair.specs[&e.table];
+                let columns = spec.columns();
+                let on = spec.references.iter().find_map(|(col, table)| {
+                    let v = &row[columns.iter().position(|c| c == col)?];
+                    let kt = key_text(std::slice::from_ref(v));
+                    (!v.is_null() && left.contains(&(table.as_str(), kt)))
+                        .then(|| format!("{table}:{}", v.display_text()))
+                });
+                if let Some(on) = on {
+                    demoted.push((i, on));
+                }
+            }
+            if demoted.is_empty() {
+                return;
+            }
+            for (i, on) in demoted {
+                let e = &mut self.entries[i];
+                e.action = Action::Skip;
+                e.reason = Some(Reason::Excluded);
+                e.depends_on = Some(on);
+                e.set.clear();
+                let (table, kt) = (e.table.clone(), key_text(&e.key));
+                self.count_left_behind(&table, kt);
+            }
+        }
+    }
+
     /// Pulls in every referenced row the target lacks, transitively, and
-    /// brings the children of pulled-in parents.
+    /// brings the children of pulled-in parents. A referenced row that
+    /// matches `exclude` stays behind, and so do the rows that need it.
     async fn pull_references(&mut self) -> Result<()> {
         let pair = self.pair;
         let mut checked: HashSet<(String, String)> = HashSet::new();
         loop {
+            self.leave_behind_dependents();
             // referenced table -> (key value, who needs it)
             let mut needed: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
             for e in &self.entries {
@@ -1054,10 +1116,13 @@ impl<'a> Planner<'a> {
                             )))
                         }
                         Some(c) if c.excluded => {
-                            return Err(Error::Data(format!(
-                                "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which matches `exclude` in `{}` and never leaves it. Nothing was written; point the reference at a promotable row, or leave {by_label} out of the selection",
-                                pair.from, pair.to, v.display_text(), pair.from
-                            )))
+                            // It stays behind, shown; the rows that need it
+                            // follow it on the next round.
+                            let kt = key_text(&c.key);
+                            if !self.index.contains_key(&(table.clone(), kt.clone())) {
+                                self.count_left_behind(&table, kt);
+                                self.push(entry(spec, &c, Action::Skip, Some(Reason::Excluded)));
+                            }
                         }
                         Some(c) => {
                             let key = c.key.clone();
@@ -1257,6 +1322,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         source_fields: c.source.as_ref().map(|s| s.hashes.fields.concat()).unwrap_or_default(),
         source_hash: c.source.as_ref().map(|s| s.hashes.row),
         pulled_by: c.pulled_by.clone(),
+        depends_on: None,
         base_kept: false,
         target_key: c.target_key.clone(),
         deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),

@@ -35,6 +35,9 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
     if let Some(by) = &e.pulled_by {
         o["pulled_by"] = json!(by);
     }
+    if let Some(on) = &e.depends_on {
+        o["depends_on"] = json!(on);
+    }
     if e.action == Action::Conflict {
         o["base"] = json!(if e.base_kept { "kept" } else { "not kept" });
     }
@@ -164,6 +167,9 @@ pub fn plan_text(plan: &Plan) -> String {
         }
         if let Some(by) = &e.pulled_by {
             notes.push(format!("needed by {by}"));
+        }
+        if let Some(on) = &e.depends_on {
+            notes.push(format!("stays with {on}, which is excluded"));
         }
         if let Some(tk) = &e.target_key {
             // Natural-key tables: ids differ per environment.

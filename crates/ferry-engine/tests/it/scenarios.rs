@@ -476,15 +476,18 @@ async fn an_id_selection_brings_children_and_pulls_references_transitively() {
     no_foreign_key_violations(&w, PRODUCTION);
     assert_eq!(w.count(PRODUCTION, "SELECT count(*) FROM cities"), 1);
 
-    // An excluded row is shown, not promoted; a row that needs it cannot go.
+    // An excluded row is shown, not promoted; a row that needs it stays
+    // behind with it, and says so.
     let plan = w.plan(&common::ids(&["businesses:3"])).await;
     assert_eq!(common::summary(&plan), ["businesses:3 skip/excluded"]);
-    let err = w.try_plan(&common::ids(&["forms:3"])).await.unwrap_err();
-    assert!(matches!(err, Error::Data(_)), "{err:?}");
-    let msg = err.to_string();
-    for want in ["`forms`", "key 3", "`business_id`", "businesses:3", "exclude"] {
-        assert!(msg.contains(want), "`{want}` missing from: {msg}");
-    }
+    let plan = w.plan(&common::ids(&["forms:3"])).await;
+    assert_eq!(
+        common::summary(&plan),
+        ["businesses:3 skip/excluded", "forms:3 skip/excluded"]
+    );
+    let form = plan.entries.iter().find(|e| e.table == "forms").unwrap();
+    assert_eq!(form.depends_on.as_deref(), Some("businesses:3"));
+    assert!(!plan.has_changes());
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! environment, table, key and column involved, the documented exit code,
 //! and nothing written: the target stays byte-for-byte what it was.
 
+use serde_json::Value as J;
+
 use crate::common::{Fixture, Output, CONFIG, PRODUCTION_DATA, SCHEMA, STAGING_DATA};
 
 /// Runs `args` and checks the exit code, that every `words` appears in
@@ -512,27 +514,47 @@ fn a_value_the_target_column_cannot_hold_is_refused_at_plan_time() {
 }
 
 #[test]
-fn a_reference_to_an_excluded_row_blocks_the_plan() {
+fn a_row_that_needs_an_excluded_row_stays_behind_with_it() {
     let f = Fixture::new();
-    f.exec("staging", "INSERT INTO forms VALUES (3, 3, 'QA form');");
-    for args in [
-        &["promote", "staging", "production", "--id", "forms:3", "--yes"][..],
-        &["promote", "staging", "production", "--yes"],
-        &["diff", "staging", "production"],
-    ] {
-        refused(
-            &f,
-            args,
-            1,
-            &[
-                "table `forms`",
-                "key 3",
-                "column `business_id`",
-                "businesses:3",
-                "exclude",
-            ],
-        );
-    }
+    f.exec(
+        "staging",
+        "INSERT INTO forms VALUES (3, 3, 'QA form');\n\
+         INSERT INTO form_fields VALUES (7, 3, 'QA field', 1);",
+    );
+    // Shown, with the row each one depends on.
+    let v = f.diff_json(&["--table", "forms", "--table", "form_fields"]);
+    let form = crate::common::entry(&v, "forms", 3).unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(
+        (&form["action"], &form["reason"]),
+        (&J::from("skip"), &J::from("excluded")),
+        "{form}"
+    );
+    assert_eq!(form["depends_on"], "businesses:3", "{form}");
+    let field = crate::common::entry(&v, "form_fields", 7).unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(
+        (&field["action"], &field["reason"]),
+        (&J::from("skip"), &J::from("excluded")),
+        "{field}"
+    );
+    assert_eq!(field["depends_on"], "forms:3", "{field}");
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    assert!(
+        out.stdout.contains("stays with businesses:3, which is excluded"),
+        "{}",
+        out.stdout
+    );
+
+    // Asked for by id, nothing is written.
+    let before = f.dump("production");
+    f.run_yes(&["promote", "staging", "production", "--id", "forms:3"])
+        .expect(0);
+    assert_eq!(f.dump("production"), before);
+
+    // A full promotion goes through and leaves all three behind.
+    f.run_yes(&["promote", "staging", "production", "--force"]).expect(0);
+    assert_eq!(f.ids("production", "forms"), [1, 2]);
+    assert_eq!(f.ids("production", "form_fields"), [1, 2, 3]);
+    assert_eq!(f.ids("production", "businesses"), [1, 2]);
 }
 
 #[test]

@@ -102,11 +102,6 @@ impl Sc {
         self.w.plan(S, P, selection).await
     }
 
-    async fn try_plan(&self, selection: &Selection) -> Result<Plan, Error> {
-        let pair = self.w.pair(S, P).await;
-        ferry_engine::planner::plan(&pair, selection, ferry_engine::progress::Progress::hidden()).await
-    }
-
     async fn promote(&self, plan: &Plan) -> Promotion {
         self.w
             .promote(S, P, plan)
@@ -267,15 +262,22 @@ async fn where_selection_pulls_references(base: &World) {
         "{l}"
     );
 
-    // A row that needs an excluded one cannot go; without it, everything
-    // else goes, and nothing is left but the excluded row.
-    let err = sc
-        .try_plan(&Selection::default())
-        .await
-        .expect_err("forms:3 needs businesses:3");
-    assert!(err.to_string().contains("exclude"), "{l}: {err}");
-    sc.exec(S, "DELETE FROM @forms WHERE id = 3;").await;
+    // A row that needs an excluded one stays behind with it, saying so;
+    // everything else goes.
     let plan = sc.plan(&Selection::default()).await;
+    let form = plan
+        .entries
+        .iter()
+        .find(|e| e.table == sc.t("@forms") && e.key == [Value::Int(3)])
+        .unwrap_or_else(|| panic!("{l}: {:?}", sc.summary(&plan)));
+    assert_eq!(
+        (form.action, form.reason),
+        (Action::Skip, Some(Reason::Excluded)),
+        "{l}"
+    );
+    assert_eq!(form.depends_on, Some(format!("{}:3", sc.t("@businesses"))), "{l}");
+    assert_eq!(plan.excluded.get(&sc.t("@businesses")), Some(&1), "{l}: the QA shop");
+    assert_eq!(plan.excluded.get(&sc.t("@forms")), Some(&1), "{l}: the QA form");
     assert!(
         sc.summary(&plan).contains(&"@businesses:1 update".to_string()),
         "{l}: {:?}",
@@ -283,7 +285,11 @@ async fn where_selection_pulls_references(base: &World) {
     );
     sc.promote(&plan).await;
     let left = sc.plan(&Selection::default()).await;
-    assert!(left.entries.is_empty(), "{l}: {:?}", sc.summary(&left));
+    assert_eq!(
+        sc.summary(&left),
+        ["@businesses:3 skip/excluded", "@forms:3 skip/excluded"],
+        "{l}: only the QA shop and the form that needs it are left"
+    );
     assert_eq!(
         left.excluded.get(&sc.t("@businesses")),
         Some(&1),
@@ -338,21 +344,13 @@ async fn id_selection_brings_children(base: &World) {
 
     let plan = sc.plan(&sc.ids(&["@businesses:3"])).await;
     assert_eq!(sc.summary(&plan), ["@businesses:3 skip/excluded"], "{l}");
-    let err = sc
-        .try_plan(&sc.ids(&["@forms:3"]))
-        .await
-        .expect_err("needs an excluded row");
-    assert!(matches!(err, Error::Data(_)), "{l}: {err:?}");
-    let msg = err.to_string();
-    for want in [
-        &sc.t("`@forms`"),
-        "key 3",
-        "`business_id`",
-        &sc.t("@businesses:3"),
-        "exclude",
-    ] {
-        assert!(msg.contains(want), "{l}: `{want}` missing from: {msg}");
-    }
+    let plan = sc.plan(&sc.ids(&["@forms:3"])).await;
+    assert_eq!(
+        sc.summary(&plan),
+        ["@businesses:3 skip/excluded", "@forms:3 skip/excluded"],
+        "{l}: a row that needs an excluded one stays behind with it"
+    );
+    assert!(!plan.has_changes(), "{l}");
 }
 
 /// A parent deleted after the baseline takes its children with it, deleted
