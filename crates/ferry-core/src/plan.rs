@@ -50,8 +50,12 @@ pub enum Reason {
     NoBase,
     /// Both sides changed different fields: merged.
     Merged,
-    /// The row matches the table's `exclude` predicate.
+    /// The row matches the table's `exclude` predicate, or needs a row
+    /// that does (`depends_on`).
     Excluded,
+    /// The row was left out with `--skip`, or needs a row that was
+    /// (`depends_on`).
+    LeftOut,
     PendingReview,
     /// Both sides changed the same field differently.
     BothChanged,
@@ -79,6 +83,7 @@ impl Reason {
             Reason::NoBase => "no-base",
             Reason::Merged => "merged",
             Reason::Excluded => "excluded",
+            Reason::LeftOut => "left-out",
             Reason::PendingReview => "pending-review",
             Reason::BothChanged => "both-changed",
             Reason::DeletedInTarget => "deleted-in-target",

@@ -1,5 +1,6 @@
 //! What a command acts on: everything, some tables, some rows by key, or
-//! rows matching a predicate. Parsed from `--table`, `--id` and `--where`.
+//! rows matching a predicate, less the rows left out. Parsed from
+//! `--table`, `--id`, `--where` and `--skip`.
 
 use std::fmt;
 
@@ -11,6 +12,10 @@ pub struct Selection {
     pub ids: Vec<(String, Vec<String>)>,
     /// (table, SQL predicate passed to each database as written)
     pub wheres: Vec<(String, String)>,
+    /// (table, key values as written): rows left out of whatever the rest
+    /// selects, with the rows that need them.
+    #[serde(default)]
+    pub skips: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -18,8 +23,15 @@ pub struct Selection {
 pub struct SelectionError(pub String);
 
 impl Selection {
+    /// Whether the selection covers every managed table (rows left out
+    /// with `--skip` aside).
     pub fn is_everything(&self) -> bool {
         self.tables.is_empty() && self.ids.is_empty() && self.wheres.is_empty()
+    }
+
+    /// Whether nothing narrows the plan: every table, no row left out.
+    pub fn is_all(&self) -> bool {
+        self.is_everything() && self.skips.is_empty()
     }
 
     /// Every table the selection names.
@@ -28,6 +40,7 @@ impl Selection {
             .iter()
             .chain(self.ids.iter().map(|(t, _)| t))
             .chain(self.wheres.iter().map(|(t, _)| t))
+            .chain(self.skips.iter().map(|(t, _)| t))
     }
 
     /// The selection as command-line words, for the journal and plans.
@@ -42,13 +55,16 @@ impl Selection {
         for (t, w) in &self.wheres {
             out.push(format!("--where {t}:{w}"));
         }
+        for (t, k) in &self.skips {
+            out.push(format!("--skip {t}:{}", k.join(",")));
+        }
         out
     }
 }
 
 impl fmt::Display for Selection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_everything() {
+        if self.is_all() {
             f.write_str("every managed table")
         } else {
             f.write_str(&self.words().join(" "))
@@ -58,9 +74,18 @@ impl fmt::Display for Selection {
 
 /// Parses `T:V` or `T:V1,V2` (a composite key in key order).
 pub fn parse_id(s: &str) -> Result<(String, Vec<String>), SelectionError> {
+    parse_key_arg("--id", s)
+}
+
+/// Parses the row of `--skip T:V` (as [`parse_id`]).
+pub fn parse_skip(s: &str) -> Result<(String, Vec<String>), SelectionError> {
+    parse_key_arg("--skip", s)
+}
+
+fn parse_key_arg(flag: &str, s: &str) -> Result<(String, Vec<String>), SelectionError> {
     let bad = |why: &str| {
         SelectionError(format!(
-            "--id `{s}`: {why}; write TABLE:KEY, e.g. --id businesses:7, or TABLE:V1,V2 for a composite key"
+            "{flag} `{s}`: {why}; write TABLE:KEY, e.g. {flag} businesses:7, or TABLE:V1,V2 for a composite key"
         ))
     };
     let (table, key) = s.split_once(':').ok_or_else(|| bad("no `:` between table and key"))?;
@@ -109,6 +134,7 @@ mod tests {
         assert_eq!(parse_id("t:a,b").unwrap().1, ["a", "b"]);
         for bad in ["t", ":7", "t:", "t:1,,2"] {
             assert!(parse_id(bad).is_err(), "{bad}");
+            assert!(parse_skip(bad).unwrap_err().0.starts_with("--skip"), "{bad}");
         }
         assert_eq!(parse_where("t: a = 1").unwrap(), ("t".into(), "a = 1".into()));
         for bad in ["t", "t:  ", ":a=1", "t:a=1; drop table t"] {

@@ -99,6 +99,8 @@ pub struct Planner<'a> {
     /// per table; each counted once, by `left_keys`.
     excluded: BTreeMap<String, u64>,
     left_keys: HashSet<(String, String)>,
+    /// (table, key text) of the rows `--skip` leaves out.
+    skips: HashSet<(String, String)>,
     equal: Option<EqualSink<'a>>,
     equal_count: u64,
     progress: Progress,
@@ -217,6 +219,7 @@ impl<'a> Planner<'a> {
             index: HashMap::new(),
             excluded: BTreeMap::new(),
             left_keys: HashSet::new(),
+            skips: HashSet::new(),
             equal: None,
             equal_count: 0,
             progress,
@@ -376,6 +379,10 @@ impl<'a> Planner<'a> {
                 };
                 modes.insert(t.clone(), Mode::Scan(Some(combined)));
             }
+        }
+        for (t, parts) in &selection.skips {
+            let spec = pair.spec(t)?;
+            self.skips.insert((t.clone(), key_text(&parse_key(spec, parts)?)));
         }
         let mut explicit_keys: HashMap<String, Vec<Vec<Value>>> = HashMap::new();
         for (t, parts) in &selection.ids {
@@ -936,6 +943,17 @@ impl<'a> Planner<'a> {
                     e
                 }
             };
+            let e = if self.skips.contains(&(spec.name.clone(), kt)) {
+                // `--skip`: shown, left as it is on both sides.
+                PlanEntry {
+                    action: Action::Skip,
+                    reason: Some(Reason::LeftOut),
+                    set: Vec::new(),
+                    ..e
+                }
+            } else {
+                e
+            };
             self.push(PlanEntry {
                 base: InMemory(Some(base.cloned())),
                 ..e
@@ -957,6 +975,13 @@ impl<'a> Planner<'a> {
             .map(|i| self.entries[*i].action)
     }
 
+    /// Whether the plan leaves this row behind (`excluded` or `left-out`).
+    fn is_left_behind(&self, table: &str, key: &[Value]) -> bool {
+        self.index
+            .get(&(table.to_string(), key_text(key)))
+            .is_some_and(|i| left_behind(&self.entries[*i]))
+    }
+
     /// Counts a row left behind, once however often it is met.
     fn count_left_behind(&mut self, table: &str, key_text: String) {
         if self.left_keys.insert((table.to_string(), key_text)) {
@@ -964,18 +989,23 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Leaves behind, as `skip` with reason `excluded`, every row the plan
-    /// would write that references a row left behind (a QA form under a QA
-    /// business, then that form's fields), until nothing more changes. The
-    /// row says which one it depends on.
+    /// Leaves behind, as `skip` with reason `excluded` (or `left-out`),
+    /// every row the plan would write that references a row left behind (a
+    /// QA form under a QA business, then that form's fields), until nothing
+    /// more changes. The row says which one it depends on.
     fn leave_behind_dependents(&mut self) {
         let pair = self.pair;
         loop {
-            let left: HashSet<(&str, String)> = self
+            let left: HashMap<(&str, String), Reason> = self
                 .entries
                 .iter()
-                .filter(|e| e.action == Action::Skip && e.reason == Some(Reason::Excluded))
-                .map(|e| (e.table.as_str(), key_text(&e.key)))
+                .filter(|e| left_behind(e))
+                .map(|e| {
+                    (
+                        (e.table.as_str(), key_text(&e.key)),
+                        e.reason.unwrap_or(Reason::Excluded),
+                    )
+                })
                 .collect();
             if left.is_empty() {
                 return;
@@ -990,9 +1020,11 @@ impl<'a> Planner<'a> {
                 let columns = spec.columns();
                 let on = spec.references.iter().find_map(|(col, table)| {
                     let v = &row[columns.iter().position(|c| c == col)?];
-                    let kt = key_text(std::slice::from_ref(v));
-                    (!v.is_null() && left.contains(&(table.as_str(), kt)))
-                        .then(|| format!("{table}:{}", v.display_text()))
+                    if v.is_null() {
+                        return None;
+                    }
+                    let reason = left.get(&(table.as_str(), key_text(std::slice::from_ref(v))))?;
+                    Some((format!("{table}:{}", v.display_text()), *reason))
                 });
                 if let Some(on) = on {
                     demoted.push((i, on));
@@ -1001,10 +1033,10 @@ impl<'a> Planner<'a> {
             if demoted.is_empty() {
                 return;
             }
-            for (i, on) in demoted {
+            for (i, (on, reason)) in demoted {
                 let e = &mut self.entries[i];
                 e.action = Action::Skip;
-                e.reason = Some(Reason::Excluded);
+                e.reason = Some(reason);
                 e.depends_on = Some(on);
                 e.set.clear();
                 let (table, kt) = (e.table.clone(), key_text(&e.key));
@@ -1043,6 +1075,10 @@ impl<'a> Planner<'a> {
                     }
                     let kt = key_text(std::slice::from_ref(v));
                     if !checked.insert((table.clone(), kt)) {
+                        continue;
+                    }
+                    if self.is_left_behind(table, std::slice::from_ref(v)) {
+                        // The next round leaves the referencing row behind too.
                         continue;
                     }
                     match self.writes(table, std::slice::from_ref(v)) {
@@ -1127,6 +1163,9 @@ impl<'a> Planner<'a> {
                         Some(c) => {
                             let key = c.key.clone();
                             self.classify(spec, vec![c]).await?;
+                            if self.is_left_behind(&table, &key) {
+                                continue;
+                            }
                             if self.writes(&table, &key) != Some(Action::Insert) {
                                 return Err(Error::Data(format!(
                                     "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which `{}` deleted since the last sync. Nothing was written; restore it there or change the reference",
@@ -1254,12 +1293,24 @@ impl<'a> Planner<'a> {
                     fixed: Vec::new(),
                 })
                 .await?;
+            let col_at = spec.columns().iter().position(|c| c == col);
             for raw in rows {
                 let side = self.side(spec, &pair.to, raw, true)?;
                 let key = side.row[..spec.key.len()].to_vec();
                 let idx = self.index.get(&(child.clone(), key_text(&key))).copied();
                 match idx.map(|i| (i, self.entries[i].action)) {
                     Some((_, Action::Delete | Action::Conflict)) => {}
+                    Some((i, Action::Skip)) if self.entries[i].reason == Some(Reason::LeftOut) => {
+                        // A child left out stays, and so does its parent.
+                        let parent_key = col_at.map(|at| key_text(std::slice::from_ref(&side.row[at])));
+                        if let Some(&p) = parent_key.and_then(|k| self.index.get(&(parent.clone(), k))) {
+                            let label = self.entries[i].label();
+                            let pe = &mut self.entries[p];
+                            pe.action = Action::Skip;
+                            pe.reason = Some(Reason::LeftOut);
+                            pe.depends_on = Some(label);
+                        }
+                    }
                     Some((i, _)) => {
                         let e = &mut self.entries[i];
                         e.action = Action::Delete;
@@ -1284,6 +1335,12 @@ impl<'a> Planner<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether an entry stays behind: excluded, or left out with `--skip`
+/// (itself, or because it needs such a row).
+fn left_behind(e: &PlanEntry) -> bool {
+    e.action == Action::Skip && matches!(e.reason, Some(Reason::Excluded | Reason::LeftOut))
 }
 
 /// Adds the per-field hashes to a row hashed by row only.

@@ -50,6 +50,9 @@ pub struct SelectionArgs {
     /// Only rows matching an SQL predicate, run on each database as written: TABLE:'PREDICATE' (repeatable).
     #[arg(long = "where", value_name = "TABLE:PREDICATE")]
     pub wheres: Vec<String>,
+    /// Leave this row out, with the rows that need it (its children, rows referencing it that the target lacks): TABLE:KEY (repeatable).
+    #[arg(long = "skip", value_name = "TABLE:KEY")]
+    pub skips: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,7 +12,7 @@ mod revert;
 mod reviews;
 
 use anyhow::Result;
-use ferry_core::selection::{parse_id, parse_where, Selection};
+use ferry_core::selection::{parse_id, parse_skip, parse_where, Selection};
 use ferry_engine::project::Project;
 use ferry_engine::Error;
 
@@ -86,6 +86,12 @@ pub fn selection(args: &SelectionArgs) -> Result<Selection> {
             .wheres
             .iter()
             .map(|s| parse_where(s))
+            .collect::<Result<_, _>>()
+            .map_err(usage)?,
+        skips: args
+            .skips
+            .iter()
+            .map(|s| parse_skip(s))
             .collect::<Result<_, _>>()
             .map_err(usage)?,
     })

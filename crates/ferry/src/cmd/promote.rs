@@ -66,9 +66,9 @@ async fn promote(
             Error::Usage("--take decides single rows: name them with --id TABLE:KEY (and no --plan)".into()).into(),
         );
     }
-    if opts.plan.is_some() && !sel.is_everything() {
+    if opts.plan.is_some() && !sel.is_all() {
         return Err(Error::Usage(
-            "--plan applies the saved plan as it is; give no --table, --id or --where with it".into(),
+            "--plan applies the saved plan as it is; give no --table, --id, --where or --skip with it".into(),
         )
         .into());
     }

@@ -1005,6 +1005,78 @@ fn listings_name_the_environments_they_could_not_read() {
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v:#}");
 }
 
+#[test]
+fn skip_leaves_a_row_out_with_the_rows_that_need_it() {
+    let f = Fixture::new();
+    let v = f.diff_json(&["--skip", "businesses:2", "--table", "businesses", "--table", "forms"]);
+    let left: Vec<_> = summary(&v)
+        .into_iter()
+        .filter(|c| c.3.as_deref() == Some("left-out"))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            s("businesses", 2, "skip", Some("left-out")),
+            s("forms", 2, "skip", Some("left-out")),
+            s("form_fields", 3, "skip", Some("left-out")),
+        ],
+        "{v:#}"
+    );
+    assert_eq!(entry(&v, "forms", 2).unwrap()["depends_on"], "businesses:2", "{v:#}");
+    assert_eq!(entry(&v, "form_fields", 3).unwrap()["depends_on"], "forms:2", "{v:#}");
+    assert!(
+        v["selection"]
+            .as_array()
+            .unwrap()
+            .contains(&J::from("--skip businesses:2")),
+        "{v:#}"
+    );
+
+    // A saved plan takes no selection, --skip included.
+    f.run(&["plan", "staging", "production", "-o", "plan.json"]).expect(0);
+    f.run_yes(&[
+        "promote",
+        "staging",
+        "production",
+        "--plan",
+        "plan.json",
+        "--skip",
+        "cities:2",
+    ])
+    .expect(2);
+    f.run(&["diff", "staging", "production", "--skip", "businesses"])
+        .expect(2);
+
+    f.run_yes(&["promote", "staging", "production", "--skip", "businesses:2", "--force"])
+        .expect(0);
+    assert_eq!(f.ids("production", "businesses"), [1]);
+    assert_eq!(f.ids("production", "forms"), [1]);
+    assert_eq!(f.ids("production", "form_fields"), [1, 2]);
+    f.run_yes(&["promote", "staging", "production"]).expect(0);
+    assert_eq!(f.ids("production", "form_fields"), [1, 2, 3]);
+
+    // A parent deleted with a child left out stays too.
+    f.exec(
+        "staging",
+        "DELETE FROM form_fields WHERE form_id = 1; DELETE FROM forms WHERE id = 1;",
+    );
+    let v = f.diff_json(&["--skip", "form_fields:1", "--table", "forms"]);
+    assert_eq!(
+        summary(&v),
+        [
+            s("forms", 1, "skip", Some("left-out")),
+            s("form_fields", 1, "skip", Some("left-out")),
+            s("form_fields", 2, "delete", None),
+        ],
+        "{v:#}"
+    );
+    assert_eq!(entry(&v, "forms", 1).unwrap()["depends_on"], "form_fields:1", "{v:#}");
+    f.run_yes(&["promote", "staging", "production", "--skip", "form_fields:1"])
+        .expect(0);
+    assert_eq!(f.ids("production", "forms"), [1, 2]);
+    assert_eq!(f.ids("production", "form_fields"), [1, 3]);
+}
+
 // ---- log and show -----------------------------------------------------
 
 #[test]
