@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ferry_core::config::{ConfigErrors, ConfigProblem};
 use ferry_core::schema::TableSchema;
+use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_db::Store;
 
@@ -200,29 +201,113 @@ fn apply_order(project: &Project, specs: &BTreeMap<String, TableSpec>) -> Result
     Ok(order)
 }
 
-/// Opens both environments of a promotion and resolves the tables.
+/// The managed tables a selection can touch: every table, or the tables it
+/// names with, transitively, the tables they reference (rows pulled in)
+/// and their children (rows that travel with a parent).
+pub fn tables_touched(project: &Project, selection: &Selection) -> BTreeSet<String> {
+    let tables = &project.config.tables;
+    if selection.is_everything() {
+        return tables.keys().cloned().collect();
+    }
+    let mut touched: BTreeSet<String> = selection.named_tables().cloned().collect();
+    loop {
+        let mut more = Vec::new();
+        for (name, t) in tables {
+            let refs = t.references.values().chain(t.parent.iter().map(|(_, p)| p));
+            if touched.contains(name) {
+                more.extend(refs.filter(|r| !touched.contains(*r)).cloned());
+            } else if t.parent.as_ref().is_some_and(|(_, p)| touched.contains(p)) {
+                more.push(name.clone());
+            }
+        }
+        if more.is_empty() {
+            return touched;
+        }
+        touched.extend(more);
+    }
+}
+
+/// Adds to schema problems the tables that could still be promoted on
+/// their own: those no broken table is touched by.
+fn with_selection_hint(project: &Project, e: Error) -> Error {
+    let Error::Config(mut errors) = e else { return e };
+    let broken: BTreeSet<&String> = errors.problems.iter().filter_map(|p| p.table.as_ref()).collect();
+    if broken.is_empty() {
+        return Error::Config(errors);
+    }
+    let fine: Vec<&String> = project
+        .config
+        .tables
+        .keys()
+        .filter(|t| {
+            let alone = Selection {
+                tables: vec![(*t).clone()],
+                ..Selection::default()
+            };
+            tables_touched(project, &alone).iter().all(|x| !broken.contains(x))
+        })
+        .collect();
+    if !fine.is_empty() {
+        let tables: Vec<String> = fine.iter().map(|t| format!("--table {t}")).collect();
+        errors.problems.push(ConfigProblem::new(format!(
+            "hint: until the schemas agree, the tables these problems do not touch can be promoted with {}",
+            tables.join(" ")
+        )));
+    }
+    Error::Config(errors)
+}
+
+/// Opens both environments of a promotion and resolves every table.
 pub async fn open(project: &Project, from: &str, to: &str) -> Result<Pair> {
+    open_for(project, from, to, &Selection::default()).await
+}
+
+/// Opens both environments of a promotion and resolves the tables the
+/// selection touches ([`tables_touched`]): a table that drifted elsewhere
+/// does not block it.
+pub async fn open_for(project: &Project, from: &str, to: &str, selection: &Selection) -> Result<Pair> {
     check_route(project, from, to)?;
-    open_unchecked(project, from, to).await
+    open_unchecked_for(project, from, to, selection).await
 }
 
 /// Like [`open`], without the pipeline check (baseline and refresh work
 /// on any pair).
 pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<Pair> {
+    open_unchecked_for(project, from, to, &Selection::default()).await
+}
+
+/// Like [`open_for`], without the pipeline check.
+pub async fn open_unchecked_for(project: &Project, from: &str, to: &str, selection: &Selection) -> Result<Pair> {
+    if let Some(t) = selection
+        .named_tables()
+        .find(|t| !project.config.tables.contains_key(*t))
+    {
+        let managed: Vec<&str> = project.config.tables.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "`{t}` is not a managed table (managed: {})",
+            managed.join(", ")
+        )));
+    }
     let source = project.open(from).await?;
     let target = project.open(to).await?;
+    let touched = tables_touched(project, selection);
     // Both sides, every missing table named at once (whichever side
     // answers first).
     let (src, dst) = tokio::join!(schemas_found(project, &*source), schemas_found(project, &*target));
-    let ((src, mut missing), (dst, missing_in_target)) = (src?, dst?);
+    let ((mut src, mut missing), (mut dst, missing_in_target)) = (src?, dst?);
     missing.extend(missing_in_target);
-    if !missing.is_empty() {
-        return Err(Error::Config(ConfigErrors {
+    missing.retain(|p| p.table.as_ref().is_none_or(|t| touched.contains(t)));
+    src.retain(|t, _| touched.contains(t));
+    dst.retain(|t, _| touched.contains(t));
+    let resolved = if missing.is_empty() {
+        resolve(project, (from, &src), (to, &dst))
+    } else {
+        Err(Error::Config(ConfigErrors {
             file: project.path.clone(),
             problems: missing,
-        }));
-    }
-    let (specs, order) = resolve(project, (from, &src), (to, &dst))?;
+        }))
+    };
+    let (specs, order) = resolved.map_err(|e| with_selection_hint(project, e))?;
     let same_engine = source.engine() == target.engine();
     let raw_comparable = specs
         .iter()

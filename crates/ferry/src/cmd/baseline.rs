@@ -13,7 +13,7 @@ use crate::ui;
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run: bool) -> Result<u8> {
     let project = load(g)?;
     let sel = selection(args)?;
-    let pair = pair::open_unchecked(&project, from, to).await?;
+    let pair = pair::open_unchecked_for(&project, from, to, &sel).await?;
     if dry_run {
         let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
         report(g, &plan, None, equal, true)?;

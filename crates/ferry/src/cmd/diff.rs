@@ -24,7 +24,7 @@ pub async fn run(
         Some(_) => super::plan_key()?,
         None => None,
     };
-    let pair = pair::open(&project, from, to).await?;
+    let pair = pair::open_for(&project, from, to, &sel).await?;
     let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
     // A saved plan carries the results of the target's source-side checks.
     let checks = match &save {

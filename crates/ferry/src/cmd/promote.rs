@@ -112,7 +112,7 @@ async fn promote(
         }
         None => {
             route(&project, from, to, opened).await?;
-            let pair = pair::open(&project, from, to).await?;
+            let pair = pair::open_for(&project, from, to, &sel).await?;
             *opened = Some(pair.target.clone());
             if !opts.dry_run {
                 audit::require(&project, &*pair.target, user, Right::Promote, "promote", Some(from)).await?;

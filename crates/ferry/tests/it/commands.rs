@@ -1077,6 +1077,42 @@ fn skip_leaves_a_row_out_with_the_rows_that_need_it() {
     assert_eq!(f.ids("production", "form_fields"), [1, 3]);
 }
 
+#[test]
+fn schema_drift_in_one_table_blocks_only_what_touches_it() {
+    let f = Fixture::new();
+    f.exec("staging", "ALTER TABLE menus ADD COLUMN icon TEXT;");
+    f.exec(
+        "production",
+        "ALTER TABLE form_fields ADD COLUMN hint TEXT NOT NULL DEFAULT '';",
+    );
+    f.exec("production", "ALTER TABLE form_fields DROP COLUMN position;");
+
+    // check names every drifted table.
+    let out = f.run(&["check"]).expect(2);
+    for want in ["table `menus`", "table `form_fields`", "icon", "position"] {
+        assert!(out.all().contains(want), "`{want}` missing:\n{}", out.all());
+    }
+    // Everything touches them: refused, naming them.
+    let out = f.run(&["diff", "staging", "production"]).expect(2);
+    assert!(out.all().contains("menus"), "{}", out.all());
+    assert!(
+        out.all()
+            .contains("can be promoted with --table businesses --table cities"),
+        "{}",
+        out.all()
+    );
+    // A selection that does not touch them works: businesses pulls cities,
+    // neither has drifted.
+    f.run(&["diff", "staging", "production", "--table", "cities"]).expect(0);
+    f.run_yes(&["promote", "staging", "production", "--table", "businesses", "--force"])
+        .expect(0);
+    assert_eq!(f.ids("production", "businesses"), [1, 2]);
+    // forms brings its fields (children), which drifted.
+    let out = f.run(&["diff", "staging", "production", "--id", "forms:1"]).expect(2);
+    assert!(out.all().contains("form_fields"), "{}", out.all());
+    assert!(!out.all().contains("table `menus`"), "{}", out.all());
+}
+
 // ---- log and show -----------------------------------------------------
 
 #[test]
