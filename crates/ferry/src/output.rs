@@ -35,6 +35,11 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
     if let Some(by) = &e.pulled_by {
         o["pulled_by"] = json!(by);
     }
+    if !e.deferred.is_empty() {
+        // These columns hold the source id of a new natural-key row: the
+        // target assigns the id that is written.
+        o["deferred"] = json!(e.deferred);
+    }
     if e.action == Action::Conflict {
         o["base"] = json!(if e.base_kept { "kept" } else { "not kept" });
     }
@@ -81,17 +86,47 @@ fn quoted(s: &str) -> String {
     out
 }
 
+/// How many characters of a value the text output shows before folding
+/// the rest into a visible "... N more bytes".
+const SHOWN_CHARS: usize = 60;
+
+/// A value for people: text quoted, NULL as `NULL`, and a long value cut
+/// after [`SHOWN_CHARS`] characters with "... N more bytes" saying how
+/// much of it is not shown (never cut silently).
 pub fn short(v: &Value) -> String {
-    let text = match v {
-        Value::Text(s) => quoted(s),
-        other => other.display_text(),
+    let (text, is_text) = match v {
+        Value::Text(s) => (s.clone(), true),
+        other => (other.display_text(), false),
     };
-    if text.chars().count() > 60 {
-        let cut: String = text.chars().take(57).collect();
-        format!("{cut}…")
+    let (shown, rest) = match text.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => (&text[..cut], text.len() - cut),
+        None => (text.as_str(), 0),
+    };
+    let shown = if is_text { quoted(shown) } else { shown.to_string() };
+    if rest == 0 {
+        shown
     } else {
-        text
+        format!("{shown} ... {rest} more byte{}", if rest == 1 { "" } else { "s" })
     }
+}
+
+/// What an entry writes in `column` for people: the value, or, for a
+/// reference to a natural-key row this plan inserts, that row and the fact
+/// that the target assigns its id (the source's id is not what is written).
+fn written(plan: &Plan, e: &PlanEntry, column: &str, v: &Value) -> String {
+    if !e.deferred.iter().any(|c| c == column) {
+        return short(v);
+    }
+    let table = plan
+        .specs
+        .get(&e.table)
+        .and_then(|s| s.references.get(column))
+        .map_or("the referenced table", String::as_str);
+    let id = v.display_text();
+    format!(
+        "the id {} assigns to the new {table}:{id} ({id} in {})",
+        plan.to, plan.from
+    )
 }
 
 fn summary_line(plan: &Plan) -> String {
@@ -159,11 +194,17 @@ pub fn plan_text(plan: &Plan) -> String {
                 Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
                 Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
                 Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
+                Reason::KeptTarget => "kept-target: the target's version stays, recorded as in sync".to_string(),
                 other => other.name().to_string(),
             });
         }
         if let Some(by) = &e.pulled_by {
             notes.push(format!("needed by {by}"));
+        }
+        let natural = plan.specs.get(&e.table).is_some_and(|s| s.natural_key.is_some());
+        if natural && e.action == Action::Insert && e.target_key.is_none() {
+            // The key shown is the source's: the target gives the row its own.
+            notes.push(format!("new: {} assigns its id", plan.to));
         }
         if let Some(tk) = &e.target_key {
             // Natural-key tables: ids differ per environment.
@@ -178,19 +219,34 @@ pub fn plan_text(plan: &Plan) -> String {
         let _ = writeln!(out, "  {mark} {word} {key}{notes}");
         match e.action {
             Action::Insert => {
+                // Every field of a new row, NULLs too: nothing it brings is hidden.
                 if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
                     let k = plan.keys.get(&e.table).map_or(1, Vec::len);
-                    let shown: Vec<String> = cols
-                        .iter()
-                        .zip(src)
-                        .skip(k)
-                        .filter(|(_, v)| !v.is_null())
-                        .take(4)
-                        .map(|(c, v)| format!("{c}={}", short(v)))
-                        .collect();
-                    if !shown.is_empty() {
-                        let _ = writeln!(out, "               {}", ui::dim(&shown.join("  ")));
+                    for (c, v) in cols.iter().zip(src).skip(k) {
+                        let _ = writeln!(out, "               {c}: {}", ui::green(&written(plan, e, c, v)));
                     }
+                }
+            }
+            Action::Delete => {
+                // Every field of the row the target loses.
+                for f in &e.fields {
+                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                    let _ = writeln!(out, "               {}: {}", f.column, ui::red(&t));
+                }
+            }
+            Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
+                // Nothing is written: say which value stays.
+                for f in &e.fields {
+                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                    let s = f
+                        .source
+                        .as_ref()
+                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                    let _ = writeln!(
+                        out,
+                        "               {}: kept in the target: {t} (the source has {s})",
+                        f.column
+                    );
                 }
             }
             Action::Conflict if !e.fields.is_empty() => {
@@ -200,7 +256,10 @@ pub fn plan_text(plan: &Plan) -> String {
                         None => ui::dim("(base not kept)"),
                     };
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f.source.as_ref().map_or("(none)".to_string(), short);
+                    let s = f
+                        .source
+                        .as_ref()
+                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
                     let _ = writeln!(
                         out,
                         "               {}: base {base}  target {}  source {}",
@@ -213,7 +272,10 @@ pub fn plan_text(plan: &Plan) -> String {
             _ => {
                 for f in &e.fields {
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f.source.as_ref().map_or("(none)".to_string(), short);
+                    let s = f
+                        .source
+                        .as_ref()
+                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
                     let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));
                 }
             }
@@ -319,6 +381,14 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
     for j in rows {
         let key = key_label(&j.key_values());
         let _ = writeln!(out, "  {:<7} {}:{key}", j.action, j.table);
+        if let (None, Some(before), "delete") = (&j.after, &j.before, j.action.as_str()) {
+            // Every field of the row the promotion removed.
+            for (c, v) in before {
+                if !j.key.iter().any(|(kc, _)| kc == c) {
+                    let _ = writeln!(out, "            {c}: {}", ui::red(&short(v)));
+                }
+            }
+        }
         if let Some(after) = &j.after {
             for (c, v) in after {
                 let old = j

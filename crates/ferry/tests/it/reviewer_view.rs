@@ -1,0 +1,241 @@
+//! Issue 14, "what a reviewer sees": the text output of `diff`, `plan`,
+//! `promote`'s preview, `show`, `revert` and `baseline` shows every field
+//! of a row that arrives or leaves (long values folded with a visible "...
+//! N more bytes", NULLs as NULL), says which value a skipped row keeps, and
+//! shows the id that is written where a natural-key mapping rewrites it.
+
+use serde_json::Value as J;
+
+use crate::common::*;
+
+/// A table with eight fields besides its key, of several kinds.
+const WIDE_SCHEMA: &str = "
+CREATE TABLE things (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    body TEXT,
+    note TEXT,
+    price REAL,
+    qty INTEGER,
+    icon BLOB,
+    slug TEXT,
+    flag INTEGER
+);
+";
+
+/// Thing 2 is on both sides (and baselined); staging then adds thing 1 and
+/// drops thing 2.
+const WIDE_BOTH: &str = "
+INSERT INTO things VALUES (2, 'Old thing', 'old body', 'gone soon', 1.5, 3, x'0102', 'old-thing', 0);
+";
+
+const WIDE_CONFIG: &str = r#"pipeline = ["staging", "production"]
+
+[environments.staging]
+url = "sqlite://staging.db"
+
+[environments.production]
+url = "sqlite://production.db"
+
+[tables.things]
+key = ["id"]
+"#;
+
+/// A 200-byte body: 60 characters are shown, 140 bytes folded.
+fn long_body() -> String {
+    format!("{}{}", "b".repeat(60), "z".repeat(140))
+}
+
+fn wide() -> Fixture {
+    let f = Fixture::with(WIDE_SCHEMA, WIDE_BOTH, WIDE_SCHEMA, WIDE_BOTH);
+    f.write_config(WIDE_CONFIG);
+    f.run_yes(&["baseline", "staging", "production"]).expect(0);
+    f.exec(
+        "staging",
+        &format!(
+            "INSERT INTO things VALUES (1, 'New thing ✨', '{}', NULL, 9.25, 42, x'00ff10', 'new-thing', 1);
+             DELETE FROM things WHERE id = 2;",
+            long_body()
+        ),
+    );
+    f
+}
+
+/// The indented lines under the entry line that contains `head`.
+fn entry_lines<'a>(text: &'a str, head: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| !l.contains(head));
+    assert!(lines.next().is_some(), "no line with `{head}` in:\n{text}");
+    lines.take_while(|l| l.starts_with("               ")).collect()
+}
+
+/// Asserts the insert of thing 1 shows all eight fields, the NULL and the
+/// folded body.
+#[track_caller]
+fn shows_the_whole_insert(text: &str) {
+    let lines = entry_lines(text, "+ insert   id=1");
+    let want = [
+        "body: \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\" ... 140 more bytes",
+        "flag: 1",
+        "icon: <3 bytes",
+        "note: NULL",
+        "price: 9.25",
+        "qty: 42",
+        "slug: \"new-thing\"",
+        "title: \"New thing ✨\"",
+    ];
+    assert_eq!(lines.len(), want.len(), "every field, one per line:\n{text}");
+    for (line, w) in lines.iter().zip(want) {
+        assert!(
+            line.trim_start().starts_with(w),
+            "`{w}` expected, got `{line}` in:\n{text}"
+        );
+    }
+    assert!(!text.contains(&"z".repeat(141)), "the long value is folded:\n{text}");
+}
+
+/// Asserts the delete of thing 2 shows every field it removes.
+#[track_caller]
+fn shows_the_whole_delete(text: &str) {
+    let lines = entry_lines(text, "- delete   id=2");
+    let want = [
+        "body: \"old body\"",
+        "flag: 0",
+        "icon: <2 bytes",
+        "note: \"gone soon\"",
+        "price: 1.5",
+        "qty: 3",
+        "slug: \"old-thing\"",
+        "title: \"Old thing\"",
+    ];
+    assert_eq!(lines.len(), want.len(), "every field, one per line:\n{text}");
+    for (line, w) in lines.iter().zip(want) {
+        assert!(
+            line.trim_start().starts_with(w),
+            "`{w}` expected, got `{line}` in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn inserts_and_deletes_show_every_field_in_diff_plan_and_the_promote_preview() {
+    let f = wide();
+    let diff = f.run(&["diff", "staging", "production"]).expect(0).stdout;
+    shows_the_whole_insert(&diff);
+    shows_the_whole_delete(&diff);
+    let plan = f.run(&["plan", "staging", "production"]).expect(0).stdout;
+    shows_the_whole_insert(&plan);
+    shows_the_whole_delete(&plan);
+    let preview = f
+        .run(&["promote", "staging", "production", "--dry-run"])
+        .expect(0)
+        .stdout;
+    shows_the_whole_insert(&preview);
+    shows_the_whole_delete(&preview);
+
+    // The JSON of a delete carries the row it removes, field by field.
+    let v = f.diff_json(&[]);
+    let d = entry(&v, "things", 2).unwrap_or_else(|| panic!("things:2 missing: {v:#}"));
+    let fields = d["fields"].as_array().cloned().unwrap_or_default();
+    assert_eq!(fields.len(), 8, "{d:#}");
+    let title = fields
+        .iter()
+        .find(|x| x["column"] == "title")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&title["target"], &title["source"]),
+        (&J::from("Old thing"), &J::Null),
+        "{d:#}"
+    );
+
+    // `show` lists every field the promotion wrote, and the deleted row.
+    let id = f.promote(&[]);
+    let show = f.run(&["show", &id]).expect(0).stdout;
+    for want in [
+        "note: NULL",
+        "title: \"New thing ✨\"",
+        "... 140 more bytes",
+        "title: \"Old thing\"",
+        "note: \"gone soon\"",
+    ] {
+        assert!(show.contains(want), "`{want}` missing from show:\n{show}");
+    }
+}
+
+#[test]
+fn a_target_newer_row_says_which_value_is_kept() {
+    let f = Fixture::new();
+    f.promote(&[]);
+    f.exec(
+        "production",
+        "UPDATE businesses SET name = 'Fixed in production ✍️' WHERE id = 2;",
+    );
+    let out = f.run(&["diff", "staging", "production"]).expect(0).stdout;
+    let lines = entry_lines(&out, "skip     id=2");
+    assert_eq!(
+        lines.iter().map(|l| l.trim()).collect::<Vec<_>>(),
+        ["name: kept in the target: \"Fixed in production ✍️\" (the source has \"Bäckerei 🥨 👩‍👩‍👧 日本語\")"],
+        "{out}"
+    );
+    assert!(!lines[0].contains("->"), "no arrow toward the target: {}", lines[0]);
+}
+
+const NK_SCHEMA: &str = "
+CREATE TABLE labels (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, label_id INTEGER REFERENCES labels(id));
+";
+
+const NK_CONFIG: &str = r#"pipeline = ["staging", "production"]
+
+[environments.staging]
+url = "sqlite://staging.db"
+
+[environments.production]
+url = "sqlite://production.db"
+
+[tables.labels]
+key = ["id"]
+natural_key = ["name"]
+
+[tables.items]
+key = ["id"]
+references = { label_id = "labels" }
+"#;
+
+#[test]
+fn a_reference_to_a_new_natural_key_row_shows_the_id_the_target_assigns() {
+    let f = Fixture::with(
+        NK_SCHEMA,
+        "INSERT INTO labels VALUES (1, 'news'), (3, 'staging only');
+         INSERT INTO items VALUES (1, 'Matched', 1), (3, 'New label', 3);",
+        NK_SCHEMA,
+        "INSERT INTO labels VALUES (11, 'news'), (12, 'prod only');",
+    );
+    f.write_config(NK_CONFIG);
+    let out = f.run(&["diff", "staging", "production"]).expect(0).stdout;
+    let (labels, items) = out
+        .split_once("\nitems\n")
+        .unwrap_or_else(|| panic!("no items section:\n{out}"));
+    // A matched label: the mapped id is what is written.
+    let item1 = entry_lines(items, "+ insert   id=1");
+    assert!(item1.iter().any(|l| l.trim() == "label_id: 11"), "{out}");
+    // A new label: its id is the target's to assign, not staging's 3.
+    let item3: Vec<&str> = entry_lines(items, "+ insert   id=3").iter().map(|l| l.trim()).collect();
+    assert!(
+        item3.contains(&"label_id: the id production assigns to the new labels:3 (3 in staging)"),
+        "{out}"
+    );
+    assert!(!item3.contains(&"label_id: 3"), "{out}");
+    let label3 = labels
+        .lines()
+        .find(|l| l.contains("+ insert   id=3"))
+        .unwrap_or_else(|| panic!("labels:3 not inserted:\n{out}"));
+    assert!(label3.contains("new: production assigns its id"), "{label3}");
+
+    let v = f.diff_json(&[]);
+    assert_eq!(
+        entry(&v, "items", 3).unwrap()["deferred"],
+        serde_json::json!(["label_id"]),
+        "{v:#}"
+    );
+}
