@@ -189,10 +189,25 @@ async fn promote(
         } else {
             let mut text = String::from("\n");
             if let Some(p) = &done.direct {
+                // Approved upstream, and rows that write only the sync base
+                // (`--take target`, natural-key matches): no review needed.
+                let mut what = Vec::new();
+                if p.counts.changes() > 0 {
+                    what.push(format!(
+                        "{} change(s) approved upstream applied directly",
+                        p.counts.changes()
+                    ));
+                }
+                if p.counts.skip > 0 {
+                    what.push(format!(
+                        "{} row(s) kept as {to} has them, recorded as in sync",
+                        p.counts.skip
+                    ));
+                }
                 text.push_str(&format!(
-                    "{} {} change(s) approved upstream applied directly: promotion {}.\n",
+                    "{} {}: promotion {}.\n",
                     ui::green("Done:"),
-                    p.counts.changes(),
+                    what.join("; "),
                     ui::bold(&p.id)
                 ));
             }
@@ -210,7 +225,8 @@ async fn promote(
                     ui::yellow("Review:"),
                     ui::bold(r)
                 )),
-                None => text.push_str("Nothing waits for review.\n"),
+                None if done.direct.is_none() && done.drafts.is_none() => text.push_str("Nothing waits for review.\n"),
+                None => {}
             }
             print_text(&text)?;
         }

@@ -177,11 +177,13 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 let mut pending = r.plan.clone();
                 pending.entries = r.pending().map(|(_, e)| e.clone()).collect();
                 text.push_str(&output::plan_text(&pending));
-                if r.decided.values().any(|d| d.approved) {
-                    text.push_str(&format!(
-                        "{} change(s) already approved\n",
-                        r.decided.values().filter(|d| d.approved).count()
-                    ));
+                let approved = r.decided.values().filter(|d| d.approved).count();
+                let rejected = r.decided.len() - approved;
+                if approved > 0 {
+                    text.push_str(&format!("{approved} change(s) already approved\n"));
+                }
+                if rejected > 0 {
+                    text.push_str(&format!("{rejected} change(s) rejected\n"));
                 }
                 text.push_str(&moved_text(&r, &moved));
                 print_text(&text)?;
@@ -262,18 +264,42 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
             if !matches!(done, Err(Error::Denied(_))) {
                 let _ = audit::record(&*store, &entry).await;
             }
-            done?;
+            let done = done?;
             if g.json {
-                print_json(&json!({"review": id, "rejected": true}))?;
+                print_json(&json!({
+                    "review": id,
+                    "rejected": true,
+                    "rejected_changes": done.rejected,
+                    "drafts_removed": done.drafts_removed,
+                    "pending": done.pending,
+                    "status": done.status,
+                }))?;
             } else {
-                print_text(&format!(
-                    "{} review {id} rejected: the drafts are removed, the held changes discarded.\n",
-                    ui::green("Done:")
-                ))?;
+                print_text(&rejected_text(&id, &r, &done))?;
             }
             Ok(0)
         }
     }
+}
+
+/// What a rejection did, for people: whether the drafts were removed or
+/// stay (published already), and what is left to decide.
+fn rejected_text(id: &str, r: &Review, done: &reviews::Rejected) -> String {
+    let mut parts = vec![format!("{} held change(s) rejected", done.rejected)];
+    if done.drafts_removed {
+        parts.push(format!("the drafts are removed from {}", r.to));
+    } else if done.drafts_stay && done.pending == 0 {
+        parts.push(format!("the drafts already published in {} stay", r.to));
+    }
+    let tail = if done.pending > 0 {
+        format!(
+            "; {} change(s) still wait for review (ferry review show {id})",
+            done.pending
+        )
+    } else {
+        format!("; the review is {}", done.status)
+    };
+    format!("{} review {id}: {}{tail}.\n", ui::green("Done:"), parts.join(", "))
 }
 
 pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
