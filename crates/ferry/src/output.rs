@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use ferry_core::plan::{key_label, Action, Plan, PlanEntry, Reason};
 use ferry_core::Value;
+use ferry_engine::apply::Promotion;
 use ferry_engine::journal::{JournalRow, PromotionRecord};
 use serde_json::{json, Value as J};
 
@@ -414,4 +415,105 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
         }
     }
     out
+}
+
+/// What reverting a promotion will do, row by row: the rows it inserted are
+/// deleted, the rows it updated go back to their before-image, the rows it
+/// deleted are inserted again (every field shown), and the rows it only
+/// recorded as in sync get their previous sync base back.
+pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
+    let (mut restore, mut remove, mut reinsert) = (0, 0, 0);
+    let mut body = String::new();
+    for j in rows.iter().rev() {
+        let key = key_label(&j.key_values());
+        let is_key = |c: &str| j.key.iter().any(|(kc, _)| kc == c);
+        match (j.action.as_str(), &j.before, &j.after) {
+            ("keep", _, _) => {
+                let _ = writeln!(
+                    body,
+                    "  {} {}:{key}  {}",
+                    ui::dim("= keep   "),
+                    j.table,
+                    ui::dim("(only its previous sync base is restored)")
+                );
+            }
+            (_, None, _) => {
+                remove += 1;
+                let _ = writeln!(body, "  {} {}:{key}", ui::red("- delete "), j.table);
+                for (c, v) in j.after.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                    let _ = writeln!(body, "              {c}: {}", ui::red(&short(v)));
+                }
+            }
+            (_, Some(_), Some(_)) => {
+                restore += 1;
+                let _ = writeln!(body, "  {} {}:{key}", ui::yellow("~ restore"), j.table);
+                for (c, now) in j.after.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                    let old = j.before.iter().flatten().find(|(bc, _)| bc == c).map(|(_, v)| v);
+                    match old {
+                        Some(o) if o == now => {}
+                        Some(o) => {
+                            let _ = writeln!(
+                                body,
+                                "              {c}: {} -> {}",
+                                ui::red(&short(now)),
+                                ui::green(&short(o))
+                            );
+                        }
+                        None => {
+                            let _ = writeln!(body, "              {c}: {} -> (not recorded)", ui::red(&short(now)));
+                        }
+                    }
+                }
+            }
+            (_, Some(_), None) => {
+                reinsert += 1;
+                let _ = writeln!(body, "  {} {}:{key}", ui::green("+ insert "), j.table);
+                for (c, v) in j.before.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                    let _ = writeln!(body, "              {c}: {}", ui::green(&short(v)));
+                }
+            }
+        }
+    }
+    format!(
+        "Reverting {} ({} -> {}, {} by {}) in {}: {restore} row(s) restored to their before-image, {remove} removed, {reinsert} re-inserted.\n{body}",
+        ui::bold(&r.id),
+        r.from.as_deref().unwrap_or("?"),
+        r.to,
+        r.kind,
+        r.user,
+        r.to
+    )
+}
+
+/// What `ferry promote` says once a promotion is committed (the demo says
+/// the same).
+pub fn promoted_text(p: &Promotion, to: &str) -> String {
+    format!(
+        "{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\nUndo it with: ferry revert {}\n",
+        ui::green("Done:"),
+        ui::bold(&p.id),
+        to,
+        p.counts.insert,
+        p.counts.update,
+        p.counts.delete,
+        if p.counts.skip > 0 {
+            format!(", {} kept as the target has them", p.counts.skip)
+        } else {
+            String::new()
+        },
+        p.id
+    )
+}
+
+/// What `ferry revert` says once the revert `done` of promotion `id` is
+/// committed (the demo says the same).
+pub fn reverted_text(id: &str, to: &str, done: &Promotion) -> String {
+    format!(
+        "{} {id} reverted in {to} by {} ({} restored, {} re-inserted, {} removed).\n",
+        ui::green("Done:"),
+        ui::bold(&done.id),
+        done.counts.update,
+        done.counts.insert,
+        done.counts.delete
+    )
 }

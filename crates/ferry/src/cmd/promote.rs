@@ -244,21 +244,7 @@ async fn promote(
                     &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at, "checks": super::gates::checks_json(&checks), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
-                print_text(&format!(
-                    "\n{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\nUndo it with: ferry revert {}\n",
-                    ui::green("Done:"),
-                    ui::bold(&p.id),
-                    to,
-                    p.counts.insert,
-                    p.counts.update,
-                    p.counts.delete,
-                    if p.counts.skip > 0 {
-                        format!(", {} kept as the target has them", p.counts.skip)
-                    } else {
-                        String::new()
-                    },
-                    p.id
-                ))?;
+                print_text(&format!("\n{}", output::promoted_text(&p, to)))?;
             }
         }
         None => {

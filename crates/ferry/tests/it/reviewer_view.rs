@@ -23,10 +23,11 @@ CREATE TABLE things (
 );
 ";
 
-/// Thing 2 is on both sides (and baselined); staging then adds thing 1 and
-/// drops thing 2.
+/// Things 2 and 3 are on both sides (and baselined); staging then adds
+/// thing 1 and drops thing 2 (see [`wide`]).
 const WIDE_BOTH: &str = "
 INSERT INTO things VALUES (2, 'Old thing', 'old body', 'gone soon', 1.5, 3, x'0102', 'old-thing', 0);
+INSERT INTO things VALUES (3, 'Kept', NULL, NULL, NULL, NULL, NULL, 'kept', 0);
 ";
 
 const WIDE_CONFIG: &str = r#"pipeline = ["staging", "production"]
@@ -238,4 +239,131 @@ fn a_reference_to_a_new_natural_key_row_shows_the_id_the_target_assigns() {
         serde_json::json!(["label_id"]),
         "{v:#}"
     );
+}
+
+#[test]
+fn the_revert_preview_shows_what_the_revert_does() {
+    let f = wide();
+    f.exec("staging", "UPDATE things SET title = 'Renamed' WHERE id = 3;");
+    let id = f.promote(&[]);
+    // No terminal and no --yes: the preview, then a refusal; nothing written.
+    let before = f.dump("production");
+    let out = f.run(&["revert", &id]).expect(2);
+    assert_eq!(f.dump("production"), before);
+    let text = out.stdout;
+    assert!(
+        text.starts_with(&format!(
+            "Reverting {id} (staging -> production, promote by tester) in production: 1 row(s) restored to their before-image, 1 removed, 1 re-inserted.\n"
+        )),
+        "{text}"
+    );
+    // Children first, as the revert goes: the inserted row is deleted, the
+    // updated row goes back, the deleted row comes back whole.
+    let deleted = entry_lines_after(&text, "- delete  things:1");
+    assert!(deleted.contains(&"title: \"New thing ✨\""), "{text}");
+    assert!(deleted.contains(&"note: NULL"), "{text}");
+    let restored = entry_lines_after(&text, "~ restore things:3");
+    assert!(restored.contains(&"title: \"Renamed\" -> \"Kept\""), "{text}");
+    let reinserted = entry_lines_after(&text, "+ insert  things:2");
+    assert_eq!(reinserted.len(), 8, "every field of the row it re-inserts: {text}");
+    assert!(reinserted.contains(&"title: \"Old thing\""), "{text}");
+    // Not the promotion's forward change.
+    assert!(!text.contains("\"Kept\" -> \"Renamed\""), "{text}");
+}
+
+/// The trimmed indented lines under the line containing `head`.
+fn entry_lines_after<'a>(text: &'a str, head: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| !l.contains(head));
+    assert!(lines.next().is_some(), "no line with `{head}` in:\n{text}");
+    lines
+        .take_while(|l| l.starts_with("              "))
+        .map(str::trim)
+        .collect()
+}
+
+/// Runs `ferry ARGS` in `dir` on a terminal (util-linux `script`), typing
+/// `input`. `None` when `script` is not there (a failure under `CI=true`).
+fn on_terminal(dir: &std::path::Path, args: &[&str], input: &str) -> Option<Output> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_ferry");
+    let line = std::iter::once(bin)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir)
+        .env("FERRY_USER", "tester")
+        .env("NO_COLOR", "1")
+        .env("CLICOLOR", "0")
+        .env("SHELL", "/bin/sh")
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true needs util-linux `script` for the terminal tests: {e}"
+            );
+            eprintln!("SKIP: no `script` to run ferry on a terminal: {e}");
+            return None;
+        }
+    };
+    // Typed once the question is up (the first read of the terminal).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    if let Some(stdin) = child.stdin.as_mut() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().expect("script runs");
+    Some(Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn baseline_on_a_terminal_shows_its_preview_once_then_one_line() {
+    let f = Fixture::new();
+    let Some(out) = on_terminal(f.path(), &["baseline", "staging", "production"], "y\n") else {
+        return;
+    };
+    let out = out.expect(0);
+    let text = &out.stdout;
+    assert_eq!(text.matches("would record").count(), 1, "{text}");
+    assert_eq!(text.matches("row(s) differ").count(), 1, "the preview once: {text}");
+    assert_eq!(
+        text.lines().filter(|l| l.trim() == "businesses").count(),
+        1,
+        "the differing rows once: {text}"
+    );
+    let last = text.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("Done: baseline ") && last.contains("recorded 2 equal row(s) as in sync in production"),
+        "one line of result: {text}"
+    );
+}
+
+#[test]
+fn baseline_against_the_pipeline_suggests_the_diff_that_is_accepted() {
+    let f = Fixture::new();
+    let out = f
+        .run(&["baseline", "production", "staging", "--dry-run"])
+        .expect(0)
+        .stdout;
+    assert!(
+        out.contains("`production` -> `staging` is against the pipeline; `ferry diff staging production` shows them"),
+        "{out}"
+    );
+    assert!(!out.contains("ferry diff production staging"), "{out}");
+    // The suggested command is accepted.
+    f.run(&["diff", "staging", "production"]).expect(0);
+    f.run(&["diff", "production", "staging"]).expect(3);
 }
