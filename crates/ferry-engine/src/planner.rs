@@ -508,6 +508,7 @@ impl<'a> Planner<'a> {
                 // and plan a delete or an insert for a mere update.
                 let keys = self.matching_keys(spec, &filter).await?;
                 let bar = self.progress.table(&spec.name);
+                bar.set_total(keys.len() as u64);
                 for chunk in keys.chunks(512) {
                     let cands = self
                         .fetch_candidates(spec, &spec.key, chunk.to_vec(), false, None)

@@ -367,3 +367,16 @@ fn baseline_against_the_pipeline_suggests_the_diff_that_is_accepted() {
     f.run(&["diff", "staging", "production"]).expect(0);
     f.run(&["diff", "production", "staging"]).expect(3);
 }
+
+#[test]
+fn a_quick_command_on_a_terminal_draws_no_progress_bar() {
+    let f = Fixture::new();
+    let Some(out) = on_terminal(f.path(), &["diff", "staging", "production"], "") else {
+        return;
+    };
+    let out = out.expect(0);
+    // Before: a spinner per table flickered ("⠁ cities 0 rows 0/s").
+    assert!(!out.stdout.contains("/s"), "{:?}", out.stdout);
+    assert!(!out.stdout.contains('\u{1b}'), "no terminal escapes: {:?}", out.stdout);
+    assert!(out.stdout.starts_with("staging -> production:"), "{:?}", out.stdout);
+}
