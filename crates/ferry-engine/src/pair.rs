@@ -60,9 +60,10 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", then ")
         ),
-        (Some(a), Some(b)) if a > b => {
-            "content flows left to right only; to reset a lower environment use `ferry refresh`".to_string()
-        }
+        // There is no `ferry refresh` yet: say what to do instead.
+        (Some(a), Some(b)) if a > b => format!(
+            "content flows left to right only. To reset `{to}` to match `{from}`, copy `{from}`'s managed tables into it with the database's own tools (Ferry cannot do that yet), then record them as in sync with `ferry baseline {to} {from}`"
+        ),
         _ => match next {
             Some(n) => format!("`{from}` promotes to `{n}`"),
             None => format!("`{from}` is the end of the pipeline"),

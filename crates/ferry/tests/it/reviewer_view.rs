@@ -380,3 +380,86 @@ fn a_quick_command_on_a_terminal_draws_no_progress_bar() {
     assert!(!out.stdout.contains('\u{1b}'), "no terminal escapes: {:?}", out.stdout);
     assert!(out.stdout.starts_with("staging -> production:"), "{:?}", out.stdout);
 }
+
+/// Runs a command line printed by Ferry (`ferry ...`, shell-quoted) with
+/// the real binary, through `sh`, in the fixture's folder.
+fn run_printed(f: &Fixture, line: &str) -> Output {
+    let rest = line
+        .strip_prefix("ferry ")
+        .unwrap_or_else(|| panic!("not a ferry command: {line}"));
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("\"$FERRY_BIN\" {rest}"))
+        .current_dir(f.path())
+        .env("FERRY_BIN", env!("CARGO_BIN_EXE_ferry"))
+        .env("FERRY_USER", "tester")
+        .env("NO_COLOR", "1")
+        .env_remove("FERRY_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_apply_hint_of_a_plan_keeps_its_selection() {
+    let f = Fixture::new();
+    let out = f
+        .run(&["plan", "staging", "production", "--where", "cities:name = 'Zürich 🏔️'"])
+        .expect(0)
+        .stdout;
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Apply it with: "))
+        .unwrap_or_else(|| panic!("no hint:\n{out}"));
+    assert_eq!(
+        line, "ferry promote staging production --where 'cities:name = '\\''Zürich 🏔️'\\'''",
+        "{out}"
+    );
+    // The printed command promotes exactly that plan: one city, not everything.
+    let v = run_printed(&f, &format!("{line} --dry-run --json")).expect(0).json();
+    assert_eq!(
+        v["counts"],
+        serde_json::json!({"insert": 1, "update": 0, "delete": 0}),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn the_apply_hint_of_a_plan_with_conflicts_says_how_to_decide_them() {
+    let f = Fixture::new();
+    f.run_yes(&["baseline", "staging", "production"]).expect(0);
+    f.promote(&[]);
+    f.exec("staging", "UPDATE cities SET name = 'Lyon S' WHERE id = 1;");
+    f.exec("production", "UPDATE cities SET name = 'Lyon P' WHERE id = 1;");
+    f.exec("staging", "INSERT INTO cities VALUES (5, 'Basel');");
+    let out = f.run(&["plan", "staging", "production"]).expect(0).stdout;
+    assert!(
+        !out.contains("Apply it with"),
+        "promote would refuse it as it is:\n{out}"
+    );
+    assert!(
+        out.contains("1 conflict(s) refuse it as it is: decide each with `ferry promote staging production --id TABLE:KEY --take source|target`, or let `staging` win them all with `ferry promote staging production --force`"),
+        "{out}"
+    );
+    run_printed(&f, "ferry promote staging production --id cities:1 --take target --yes").expect(0);
+}
+
+#[test]
+fn a_route_against_the_pipeline_names_no_command_that_does_not_exist() {
+    let f = Fixture::new();
+    let out = f.run_yes(&["promote", "production", "staging"]).expect(3);
+    assert!(!out.stderr.contains("ferry refresh"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("then record them as in sync with `ferry baseline staging production`"),
+        "{}",
+        out.stderr
+    );
+    // The command it names is accepted.
+    f.run(&["baseline", "staging", "production", "--dry-run"]).expect(0);
+}
