@@ -208,11 +208,16 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
         return Ok(());
     }
     Err(Error::Blocked(format!(
-        "{} -> {}: {} row(s) are waiting in an open review: {}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
+        "{} -> {}: {} row(s) are waiting in an open review: {}{}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
         plan.from,
         plan.to,
         touched.len(),
-        touched.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+        touched.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+        if touched.len() > 10 {
+            format!(" and {} more", touched.len() - 10)
+        } else {
+            String::new()
+        }
     )))
 }
 

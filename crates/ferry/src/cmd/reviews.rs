@@ -335,8 +335,18 @@ pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
             a.ref_id.as_ref().map(|r| format!("  {r}")).unwrap_or_default()
         ));
         if a.result != "ok" && !a.detail.is_empty() {
-            let first: String = a.detail.lines().next().unwrap_or("").chars().take(160).collect();
-            out.push_str(&format!("    {}\n", ui::dim(&first)));
+            // One line per entry; what is cut is said, never dropped silently.
+            let mut lines = a.detail.lines();
+            let first = lines.next().unwrap_or("");
+            let mut shown: String = first.chars().take(160).collect();
+            if shown.len() < first.len() {
+                shown.push_str(&format!(" ... {} more bytes", first.len() - shown.len()));
+            }
+            let more = lines.count();
+            if more > 0 {
+                shown.push_str(&format!(" (+{more} more line(s): `ferry audit --json` has them all)"));
+            }
+            out.push_str(&format!("    {}\n", ui::dim(&shown)));
         }
     }
     print_text(&out)?;

@@ -1042,3 +1042,21 @@ fn take_target_into_a_review_environment_decides_the_row() {
     let shown = f.run(&["show", &id, "--json"]).expect(0).json();
     assert_eq!(shown["rows"][0]["action"], "keep", "{shown:#}");
 }
+
+#[test]
+fn a_promotion_blocked_by_an_open_review_says_how_many_rows_it_does_not_list() {
+    let f = seed(false);
+    let cities: Vec<String> = (10..22).map(|i| format!("({i}, 'City {i}')")).collect();
+    f.exec("staging", &format!("INSERT INTO cities VALUES {};", cities.join(", ")));
+    promote_as(&f, "alice", "staging", "preprod", &["--table", "cities"]);
+    f.exec("staging", "UPDATE cities SET name = name || ' again' WHERE id >= 10;");
+    let out = run_as(&f, "alice", &["promote", "staging", "preprod", "--table", "cities"]).expect(3);
+    assert!(
+        out.stderr.contains("13 row(s) are waiting in an open review") && out.stderr.contains(" and 3 more."),
+        "{}",
+        out.stderr
+    );
+    // The audit lists the refusal on one line and says what it leaves out.
+    let audit = f.run(&["audit", "preprod"]).expect(0).stdout;
+    assert!(audit.contains(" more bytes"), "{audit}");
+}

@@ -624,7 +624,8 @@ fn the_review_flow_on_postgres() {
         .expect(0);
     // The drafts were published by the approval: they stay, and it says so.
     assert!(
-        out.stdout.contains("the drafts already published in preprod stay; the review is partly-approved"),
+        out.stdout
+            .contains("the drafts already published in preprod stay; the review is partly-approved"),
         "{}",
         out.stdout
     );
