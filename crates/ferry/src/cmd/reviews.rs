@@ -174,9 +174,15 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 if let Some(p) = &r.draft_promotion {
                     text.push_str(&format!("drafts inserted by promotion {p}\n"));
                 }
-                let mut pending = r.plan.clone();
-                pending.entries = r.pending().map(|(_, e)| e.clone()).collect();
-                text.push_str(&output::plan_text(&pending));
+                // An open review shows what waits; a decided one what it held
+                // (not an empty plan reading "nothing to promote").
+                let mut shown = r.plan.clone();
+                if r.status == "open" {
+                    shown.entries = r.pending().map(|(_, e)| e.clone()).collect();
+                } else {
+                    text.push_str(&format!("it held these changes, now decided ({}):\n", r.status));
+                }
+                text.push_str(&output::plan_text(&shown));
                 let approved = r.decided.values().filter(|d| d.approved).count();
                 let rejected = r.decided.len() - approved;
                 if approved > 0 {

@@ -602,6 +602,13 @@ fn partial_approval_with_only() {
     );
     let shown = f.run(&["review", "show", &review]).expect(0).stdout;
     assert!(shown.contains("(partly-approved)"), "{shown}");
+    // A decided review shows what it held, not "nothing to promote".
+    assert!(!shown.contains("Nothing to promote"), "{shown}");
+    assert!(
+        shown.contains("it held these changes, now decided (partly-approved)"),
+        "{shown}"
+    );
+    assert!(shown.contains("name: \"Café Olé ☕\" -> \"Café Olé ☕ v2\""), "{shown}");
     assert!(
         shown.contains("3 change(s) already approved") && shown.contains("1 change(s) rejected"),
         "{shown}"
