@@ -42,11 +42,15 @@ pub async fn run(
     } else {
         let mut text = output::plan_text(&plan);
         if let Some(path) = &save {
-            text.push_str(&format!(
-                "\nPlan saved to {}. Apply exactly this plan with: ferry promote {from} {to} --plan {}\n",
-                path.display(),
-                path.display()
-            ));
+            let file = shell_word(&path.display().to_string());
+            let apply = format!("ferry promote {from} {to} --plan {file}");
+            text.push_str(&match plan.counts().conflict {
+                0 => format!("\nPlan saved to {}. Apply exactly this plan with: {apply}\n", path.display()),
+                n => format!(
+                    "\nPlan saved to {}. Its {n} conflict(s) refuse it as it is: apply it letting `{from}` win them with `{apply} --force`, or decide them with --take and make the plan again\n",
+                    path.display()
+                ),
+            });
         } else if !is_diff && plan.has_changes() {
             text.push_str(&apply_hint(&plan));
         }

@@ -463,3 +463,27 @@ fn a_route_against_the_pipeline_names_no_command_that_does_not_exist() {
     // The command it names is accepted.
     f.run(&["baseline", "staging", "production", "--dry-run"]).expect(0);
 }
+
+#[test]
+fn the_hint_of_a_saved_plan_quotes_its_path_and_runs() {
+    let f = Fixture::new();
+    let out = f
+        .run(&[
+            "plan",
+            "staging",
+            "production",
+            "--table",
+            "cities",
+            "-o",
+            "my plan.json",
+        ])
+        .expect(0)
+        .stdout;
+    let line = out
+        .lines()
+        .find_map(|l| l.split_once("Apply exactly this plan with: ").map(|(_, c)| c))
+        .unwrap_or_else(|| panic!("no hint:\n{out}"));
+    assert_eq!(line, "ferry promote staging production --plan 'my plan.json'", "{out}");
+    let v = run_printed(&f, &format!("{line} --dry-run --json")).expect(0).json();
+    assert_eq!(v["counts"]["insert"], 1, "{v:#}");
+}
