@@ -1067,3 +1067,57 @@ fn a_promotion_blocked_by_an_open_review_says_how_many_rows_it_does_not_list() {
     let audit = f.run(&["audit", "preprod"]).expect(0).stdout;
     assert!(audit.contains(" more bytes"), "{audit}");
 }
+
+#[test]
+fn drafts_removed_by_a_rejection_are_not_approved_upstream() {
+    let f = seed(true);
+    f.exec("staging", "UPDATE cities SET name = 'Lyon 2' WHERE id = 1;");
+    let review = promote_as(&f, "alice", "staging", "preprod", &[])["review"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The city is approved, everything else (the drafts too) rejected.
+    run_as(&f, "bob", &["review", "approve", &review, "--only", "cities:1"]).expect(0);
+    let v = run_as(&f, "bob", &["review", "reject", &review, "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (&v["status"], &v["drafts_removed"]),
+        (&J::from("partly-approved"), &J::from(true)),
+        "{v:#}"
+    );
+    assert!(
+        f.ids("preprod", "businesses").iter().all(|id| *id != 2),
+        "drafts removed"
+    );
+    // The same drafts arrive again, in a review nobody decided yet.
+    promote_as(&f, "alice", "staging", "preprod", &[]);
+    assert_eq!(published(&f, "preprod", "businesses", 2), "0");
+
+    let v = promote_as(&f, "alice", "preprod", "production", &["--approve-revisions"]);
+    let direct = f
+        .run(&[
+            "show",
+            v["direct"].as_str().unwrap_or_else(|| panic!("{v:#}")),
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let mut written: Vec<String> = direct["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}:{}", r["table"].as_str().unwrap(), r["key"]["id"]))
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["cities:1"],
+        "only what was approved goes directly: {direct:#}"
+    );
+    let held = review_changes(&open_review(&f, "production"));
+    assert!(
+        held.iter().any(|c| c.0 == "businesses" && c.1 == 2),
+        "the rejected drafts wait for review: {held:?}"
+    );
+}
