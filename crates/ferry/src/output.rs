@@ -517,3 +517,17 @@ pub fn reverted_text(id: &str, to: &str, done: &Promotion) -> String {
         done.counts.delete
     )
 }
+
+/// The first line of what `ferry baseline` says (the demo says the same).
+pub fn baseline_line(from: &str, to: &str, recorded: u64, id: Option<&str>, dry_run: bool) -> String {
+    if dry_run {
+        return format!("{from} -> {to}: would record {recorded} equal row(s) as in sync.\n");
+    }
+    match id {
+        Some(id) => format!(
+            "{from} -> {to}: recorded {recorded} equal row(s) as in sync (baseline {}).\n",
+            ui::bold(id)
+        ),
+        None => format!("{from} -> {to}: recorded {recorded} equal row(s) as in sync.\n"),
+    }
+}

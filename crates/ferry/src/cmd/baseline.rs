@@ -83,11 +83,7 @@ fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run
         }))?;
         return Ok(());
     }
-    let verb = if dry_run { "would record" } else { "recorded" };
-    let mut text = format!(
-        "{} -> {}: {verb} {recorded} equal row(s) as in sync.\n",
-        differing.from, differing.to
-    );
+    let mut text = output::baseline_line(&differing.from, &differing.to, recorded, id, dry_run);
     if !differing.entries.is_empty() {
         text.push_str(&format!(
             "{} row(s) differ and were not recorded; {hint}:\n",

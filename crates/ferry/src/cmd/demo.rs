@@ -75,11 +75,17 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
         ),
     )?;
     say.command(&format!("ferry baseline {SOURCE} {TARGET} --yes"))?;
-    say.output(&format!(
-        "{SOURCE} -> {TARGET}: recorded {} equal rows as in sync (baseline {}).",
-        sample.baseline.recorded,
-        sample.baseline.id.as_deref().unwrap_or("none")
-    ))?;
+    // Word for word what `ferry baseline --yes` says first.
+    say.output(
+        output::baseline_line(
+            SOURCE,
+            TARGET,
+            sample.baseline.recorded,
+            sample.baseline.id.as_deref(),
+            false,
+        )
+        .trim_end(),
+    )?;
 
     // 2. Edits in staging.
     ferry_db::sqlite::run_script(&dir.join(DATABASES[0]), sample::EDITS).map_err(Error::from)?;

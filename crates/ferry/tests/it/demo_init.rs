@@ -107,7 +107,12 @@ fn demo_tells_the_whole_story_and_cleans_up() {
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the promotion line names its id");
     assert!(out.contains(&format!("$ ferry revert {promotion} --yes")));
-    // The promote and revert lines are word for word what the commands say.
+    // The baseline, promote and revert lines are word for word what the
+    // commands say.
+    assert!(
+        out.contains("$ ferry baseline staging production --yes\n    staging -> production: recorded 22 equal row(s) as in sync (baseline "),
+        "{out}"
+    );
     assert!(
         out.contains(&format!(
             "Done: promotion {promotion} into production: 7 inserted, 1 updated, 1 deleted.\n    Undo it with: ferry revert {promotion}\n"

@@ -352,6 +352,20 @@ fn baseline_on_a_terminal_shows_its_preview_once_then_one_line() {
 }
 
 #[test]
+fn baseline_with_yes_names_the_baseline_it_recorded() {
+    let f = Fixture::new();
+    let out = f.run_yes(&["baseline", "staging", "production"]).expect(0).stdout;
+    let log = f.run(&["log", "production", "--json"]).expect(0).json();
+    let id = log[0]["id"].as_str().unwrap_or_else(|| panic!("{log:#}"));
+    assert!(
+        out.starts_with(&format!(
+            "staging -> production: recorded 2 equal row(s) as in sync (baseline {id}).\n"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
 fn baseline_against_the_pipeline_suggests_the_diff_that_is_accepted() {
     let f = Fixture::new();
     let out = f
