@@ -485,11 +485,20 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
     )
 }
 
+/// How to undo promotion `id` in `to`: `ferry revert ID`, or, when the
+/// acting user may not revert there (`denied`: why), who can.
+pub fn undo_line(id: &str, to: &str, denied: Option<&str>) -> String {
+    match denied {
+        None => format!("Undo it with: ferry revert {id}\n"),
+        Some(why) => format!("To undo it, someone who holds `revert` in {to} runs: ferry revert {id} ({why})\n"),
+    }
+}
+
 /// What `ferry promote` says once a promotion is committed (the demo says
-/// the same).
-pub fn promoted_text(p: &Promotion, to: &str) -> String {
+/// the same); `denied` as for [`undo_line`].
+pub fn promoted_text(p: &Promotion, to: &str, denied: Option<&str>) -> String {
     format!(
-        "{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\nUndo it with: ferry revert {}\n",
+        "{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\n{}",
         ui::green("Done:"),
         ui::bold(&p.id),
         to,
@@ -501,7 +510,7 @@ pub fn promoted_text(p: &Promotion, to: &str) -> String {
         } else {
             String::new()
         },
-        p.id
+        undo_line(&p.id, to, denied)
     )
 }
 

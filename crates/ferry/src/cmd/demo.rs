@@ -152,7 +152,7 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
     )?;
     say.command(&format!("ferry promote {SOURCE} {TARGET} --yes"))?;
     // Word for word what `ferry promote` says.
-    say.output(output::promoted_text(&promotion, TARGET).trim_end())?;
+    say.output(output::promoted_text(&promotion, TARGET, None).trim_end())?;
 
     // 5. Production now.
     let wanted = [RENAMED, NEW_BUSINESS, COUNTED, QA_BUSINESS];

@@ -244,7 +244,9 @@ async fn promote(
                     &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at, "checks": super::gates::checks_json(&checks), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
-                print_text(&format!("\n{}", output::promoted_text(&p, to)))?;
+                // Name `ferry revert` only as something this user may run.
+                let denied = ferry_core::access::check(project.config.access.as_ref(), user, Right::Revert, to).err();
+                print_text(&format!("\n{}", output::promoted_text(&p, to, denied.as_deref())))?;
             }
         }
         None => {

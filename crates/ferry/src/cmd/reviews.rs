@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use ferry_core::access::Right;
 use ferry_core::plan::{Action, Reason};
 use ferry_core::selection::parse_id;
 use ferry_core::Value;
@@ -235,18 +236,27 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                     &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
+                let denied =
+                    ferry_core::access::check(project.config.access.as_ref(), &user, Right::Revert, &r.to).err();
                 match &done {
                     Some(p) => print_text(&format!(
-                        "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). Undo it with: ferry revert {}\n",
+                        "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). {}",
                         ui::green("Done:"),
-                        if rows.is_empty() { String::new() } else { " in part".into() },
+                        if rows.is_empty() {
+                            String::new()
+                        } else {
+                            " in part".into()
+                        },
                         ui::bold(&p.id),
                         p.counts.insert,
                         p.counts.update,
                         p.counts.delete,
-                        p.id
+                        output::undo_line(&p.id, &r.to, denied.as_deref())
                     ))?,
-                    None => print_text(&format!("{} review {id} approved; nothing needed writing.\n", ui::green("Done:")))?,
+                    None => print_text(&format!(
+                        "{} review {id} approved; nothing needed writing.\n",
+                        ui::green("Done:")
+                    ))?,
                 }
             }
             Ok(0)

@@ -501,3 +501,57 @@ fn the_hint_of_a_saved_plan_quotes_its_path_and_runs() {
     let v = run_printed(&f, &format!("{line} --dry-run --json")).expect(0).json();
     assert_eq!(v["counts"]["insert"], 1, "{v:#}");
 }
+
+#[test]
+fn the_undo_hint_names_revert_only_to_someone_who_may_run_it() {
+    let f = Fixture::new();
+    f.write_config(&format!(
+        "{CONFIG}\n[access]\nusers = {{ alice = [\"pm\"], bob = [\"pm\", \"lead\"] }}\npromote = {{ production = [\"pm\"] }}\nrevert = {{ production = [\"lead\"] }}\n"
+    ));
+    let out = f
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--table",
+            "cities",
+            "--yes",
+            "--as",
+            "alice",
+        ])
+        .expect(0)
+        .stdout;
+    assert!(!out.contains("Undo it with"), "alice may not revert:\n{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("To undo it, someone who holds `revert` in production runs: ferry revert "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("needs one of the roles lead"), "{line}");
+    let id = line
+        .split("ferry revert ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    f.run(&["revert", &id, "--yes", "--as", "alice"]).expect(4);
+
+    f.exec("staging", "UPDATE cities SET name = 'Bern 2' WHERE id = 3;");
+    let out = f
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--table",
+            "cities",
+            "--yes",
+            "--as",
+            "bob",
+        ])
+        .expect(0)
+        .stdout;
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Undo it with: "))
+        .unwrap_or_else(|| panic!("bob may revert:\n{out}"));
+    run_printed(&f, &format!("{line} --yes --as bob")).expect(0);
+}
