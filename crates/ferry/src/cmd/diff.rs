@@ -52,7 +52,16 @@ pub async fn run(
                 ),
             });
         } else if !is_diff && plan.has_changes() {
-            text.push_str(&apply_hint(&plan));
+            // A hint to promote only for a user [access] lets promote there.
+            match ferry_core::access::check(
+                project.config.access.as_ref(),
+                &ui::user(g),
+                ferry_core::access::Right::Promote,
+                to,
+            ) {
+                Ok(()) => text.push_str(&apply_hint(&plan)),
+                Err(why) => text.push_str(&format!("\nPromoting it needs the `promote` right in {to}: {why}\n")),
+            }
         }
         print_text(&text)?;
     }

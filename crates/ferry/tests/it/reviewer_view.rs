@@ -555,3 +555,28 @@ fn the_undo_hint_names_revert_only_to_someone_who_may_run_it() {
         .unwrap_or_else(|| panic!("bob may revert:\n{out}"));
     run_printed(&f, &format!("{line} --yes --as bob")).expect(0);
 }
+
+#[test]
+fn the_apply_hint_is_for_someone_who_may_promote() {
+    let f = Fixture::new();
+    f.write_config(&format!(
+        "{CONFIG}\n[access]\nusers = {{ alice = [\"pm\"], carol = [\"qa\"] }}\npromote = {{ production = [\"pm\"] }}\n"
+    ));
+    let out = f
+        .run(&["plan", "staging", "production", "--as", "carol"])
+        .expect(0)
+        .stdout;
+    assert!(!out.contains("Apply it with"), "{out}");
+    assert!(
+        out.contains("Promoting it needs the `promote` right in production: user `carol` (roles: qa) may not promote in `production`"),
+        "{out}"
+    );
+    let out = f
+        .run(&["plan", "staging", "production", "--as", "alice"])
+        .expect(0)
+        .stdout;
+    assert!(
+        out.contains("Apply it with: ferry promote staging production\n"),
+        "{out}"
+    );
+}
