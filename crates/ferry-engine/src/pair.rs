@@ -72,7 +72,7 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
                 .join(", then ")
         ),
         (Some(_), Some(_)) => format!(
-            "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}"
+            "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}. To reset `{to}` to match `{from}`, copy `{from}`'s managed tables into it with the database's own tools (Ferry cannot do that yet), then record them as in sync with `ferry baseline {to} {from}`"
         ),
         (_, None) => format!(
             "{elsewhere}; to let `{from}` promote into `{to}`, add `accepts_from = [\"{from}\"]` under [environments.{to}]"

@@ -520,6 +520,7 @@ impl<'a> Planner<'a> {
                 // and plan a delete or an insert for a mere update.
                 let keys = self.matching_keys(spec, &filter).await?;
                 let bar = self.progress.table(&spec.name);
+                bar.set_total(keys.len() as u64);
                 for chunk in keys.chunks(512) {
                     let cands = self
                         .fetch_candidates(spec, &spec.key, chunk.to_vec(), false, None)
@@ -1316,6 +1317,7 @@ impl<'a> Planner<'a> {
                         e.action = Action::Delete;
                         e.reason = Some(Reason::ParentDeleted);
                         e.expect_target = Some(side.hashes.row);
+                        e.fields = deleted_fields(spec, &side.row);
                     }
                     None => {
                         let c = Candidate {
@@ -1366,6 +1368,10 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
             set.push(spec.compared[i].clone());
         }
     }
+    if let (Action::Delete, None, Some(t)) = (action, &c.source, &c.target) {
+        // A delete shows every field of the row the target loses.
+        fields = deleted_fields(spec, &t.row);
+    }
     PlanEntry {
         table: spec.name.clone(),
         key: c.key.clone(),
@@ -1385,6 +1391,21 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),
         base: InMemory(None),
     }
+}
+
+/// Every compared field of a target row a delete removes.
+fn deleted_fields(spec: &TableSpec, row: &[Value]) -> Vec<FieldDiff> {
+    let k = spec.key.len();
+    spec.compared
+        .iter()
+        .zip(row.iter().skip(k))
+        .map(|(column, v)| FieldDiff {
+            column: column.clone(),
+            source: None,
+            target: Some(v.clone()),
+            base: None,
+        })
+        .collect()
 }
 
 /// The scans of both sides of a table in key order: the source's with the

@@ -12,6 +12,9 @@ pub trait ProgressSink: Send + Sync {
 
 pub trait TableProgress: Send {
     fn inc(&self, n: u64);
+    /// The number of rows the table will count, where it is known before
+    /// the work starts (a bar with an ETA instead of a spinner).
+    fn set_total(&self, _total: u64) {}
     fn finish(&self) {}
 }
 

@@ -28,7 +28,8 @@ pub struct Review {
     /// Who submitted it.
     pub user: String,
     pub at: String,
-    /// open, approved, rejected
+    /// open, approved, rejected, or partly-approved (every change decided,
+    /// some approved and some rejected): see [`settled_status`].
     pub status: String,
     /// The changes under review: held changes, and `publish` updates for
     /// the drafts already inserted.
@@ -207,11 +208,16 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
         return Ok(());
     }
     Err(Error::Blocked(format!(
-        "{} -> {}: {} row(s) are waiting in an open review: {}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
+        "{} -> {}: {} row(s) are waiting in an open review: {}{}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
         plan.from,
         plan.to,
         touched.len(),
-        touched.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+        touched.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+        if touched.len() > 10 {
+            format!(" and {} more", touched.len() - 10)
+        } else {
+            String::new()
+        }
     )))
 }
 
@@ -222,10 +228,20 @@ pub async fn approved_upstream(project: &Project, source: &dyn Store, plan: &Pla
     // (table, key) -> approved rows as (column, value) pairs, and who approved them.
     type Approved = Vec<(Vec<(String, Value)>, String)>;
     let mut approved: HashMap<(String, String), Approved> = HashMap::new();
+    // Drafts removed by a rejection (their promotion reverted) were not approved.
+    let reverted: HashSet<String> = journal::promotions(source)
+        .await?
+        .into_iter()
+        .filter(|p| p.reverted_by.is_some())
+        .map(|p| p.id)
+        .collect();
     for r in list(source).await? {
         // The rows inserted with the drafts (what they reference, their
-        // children) were approved with the review.
-        if let (Some(p), Some(by), "approved") = (&r.draft_promotion, &r.decided_by, r.status.as_str()) {
+        // children) were approved with the review, unless a rejection
+        // removed them.
+        let settled = matches!(r.status.as_str(), "approved" | "partly-approved");
+        let drafts = r.draft_promotion.as_ref().filter(|p| settled && !reverted.contains(*p));
+        if let (Some(p), Some(by)) = (drafts, &r.decided_by) {
             for j in journal::journal_rows(source, p).await? {
                 if let (Some(after), "insert") = (&j.after, j.action.as_str()) {
                     approved
@@ -310,11 +326,21 @@ pub async fn submit(
         drafts: None,
         review: None,
     };
-    // Already approved upstream: applied as a plain promotion.
+    // Already approved upstream: applied as a plain promotion. So are the
+    // rows that write only the sync base (a row decided with `--take
+    // target`, a natural-key row matched for the first time): they change
+    // nothing in the target to review, and are decided as they are in a
+    // direct environment.
     let direct_entries: Vec<PlanEntry> = changes
         .iter()
         .filter(|(i, _)| direct.contains(i))
         .map(|(_, e)| e.clone())
+        .chain(
+            plan.entries
+                .iter()
+                .filter(|e| e.action == Action::Skip && matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)))
+                .cloned(),
+        )
         .collect();
     if !direct_entries.is_empty() {
         let p = Plan {
@@ -352,13 +378,25 @@ pub async fn submit(
                     })?;
                 }
             }
-            // Publishing later sets the draft columns to the source's values.
+            // Publishing later sets the draft columns to the source's values;
+            // its fields say so (draft value -> source value) for the reviewer.
+            let set: Vec<String> = values.keys().filter(|c| columns.contains(c)).cloned().collect();
+            let fields = set
+                .iter()
+                .filter_map(|col| columns.iter().position(|c| c == col).map(|i| (col, i)))
+                .map(|(col, i)| ferry_core::plan::FieldDiff {
+                    column: col.clone(),
+                    source: e.source.as_ref().map(|s| s[i].clone()),
+                    target: Some(row[i].clone()),
+                    base: None,
+                })
+                .collect();
             let publish = PlanEntry {
                 action: Action::Update,
                 reason: Some(Reason::PendingReview),
-                set: values.keys().filter(|c| columns.contains(c)).cloned().collect(),
+                set,
                 expect_target: Some(spec.hash(&row).row),
-                fields: Vec::new(),
+                fields,
                 deferred: Vec::new(),
                 ..e.clone()
             };
@@ -541,7 +579,7 @@ pub async fn approve(
             );
         }
         if r.pending().next().is_none() {
-            r.status = "approved".into();
+            r.status = settled_status(&r.decided).into();
             r.decided_by = Some(user.to_string());
             r.decided_at = Some(now.clone());
         }
@@ -571,7 +609,7 @@ pub async fn approve(
 /// Rejects review `id`: removes the drafts (reverting the promotion that
 /// inserted them, sync base included) and discards the held changes.
 /// `only` rejects some held changes and leaves the rest open.
-pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<()> {
+pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<Rejected> {
     let (store, review) = find(project, id).await?;
     crate::audit::require(project, &*store, user, Right::Approve, "reject", Some(&review.from)).await?;
     if review.status != "open" {
@@ -638,12 +676,7 @@ pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Ve
         );
     }
     if r.pending().next().is_none() {
-        r.status = if r.decided.values().any(|d| d.approved) {
-            "approved"
-        } else {
-            "rejected"
-        }
-        .into();
+        r.status = settled_status(&r.decided).into();
         r.decided_by = Some(user.to_string());
         r.decided_at = Some(now);
     }
@@ -652,5 +685,41 @@ pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Ve
         txn.update(&table, &key, &set, &rows).await?;
     }
     txn.commit().await?;
-    Ok(())
+    Ok(Rejected {
+        rejected: picked.len(),
+        drafts_removed: remove_drafts && review.draft_promotion.is_some(),
+        drafts_stay: !remove_drafts && review.draft_promotion.is_some(),
+        pending: r.pending().count(),
+        status: r.status,
+    })
+}
+
+/// What a rejection did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Rejected {
+    /// How many held changes were rejected.
+    pub rejected: usize,
+    /// The drafts were removed (their promotion reverted).
+    pub drafts_removed: bool,
+    /// The review has drafts that stay in the target: published by an
+    /// earlier approval, or kept for the changes still pending.
+    pub drafts_stay: bool,
+    /// Changes still waiting for a decision.
+    pub pending: usize,
+    /// The review's status afterwards.
+    pub status: String,
+}
+
+/// The status of a review whose every change is decided: `approved` or
+/// `rejected` when all went one way, `partly-approved` when some were
+/// approved and some rejected.
+pub fn settled_status(decided: &BTreeMap<usize, Decided>) -> &'static str {
+    let approved = decided.values().filter(|d| d.approved).count();
+    if approved == decided.len() {
+        "approved"
+    } else if approved == 0 {
+        "rejected"
+    } else {
+        "partly-approved"
+    }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use ferry_core::plan::{key_label, Action, Plan, PlanEntry, Reason};
 use ferry_core::Value;
+use ferry_engine::apply::Promotion;
 use ferry_engine::journal::{JournalRow, PromotionRecord};
 use serde_json::{json, Value as J};
 
@@ -37,6 +38,11 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
     }
     if let Some(on) = &e.depends_on {
         o["depends_on"] = json!(on);
+    }
+    if !e.deferred.is_empty() {
+        // These columns hold the source id of a new natural-key row: the
+        // target assigns the id that is written.
+        o["deferred"] = json!(e.deferred);
     }
     if e.action == Action::Conflict {
         o["base"] = json!(if e.base_kept { "kept" } else { "not kept" });
@@ -84,17 +90,47 @@ fn quoted(s: &str) -> String {
     out
 }
 
+/// How many characters of a value the text output shows before folding
+/// the rest into a visible "... N more bytes".
+const SHOWN_CHARS: usize = 60;
+
+/// A value for people: text quoted, NULL as `NULL`, and a long value cut
+/// after [`SHOWN_CHARS`] characters with "... N more bytes" saying how
+/// much of it is not shown (never cut silently).
 pub fn short(v: &Value) -> String {
-    let text = match v {
-        Value::Text(s) => quoted(s),
-        other => other.display_text(),
+    let (text, is_text) = match v {
+        Value::Text(s) => (s.clone(), true),
+        other => (other.display_text(), false),
     };
-    if text.chars().count() > 60 {
-        let cut: String = text.chars().take(57).collect();
-        format!("{cut}…")
+    let (shown, rest) = match text.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => (&text[..cut], text.len() - cut),
+        None => (text.as_str(), 0),
+    };
+    let shown = if is_text { quoted(shown) } else { shown.to_string() };
+    if rest == 0 {
+        shown
     } else {
-        text
+        format!("{shown} ... {rest} more byte{}", if rest == 1 { "" } else { "s" })
     }
+}
+
+/// What an entry writes in `column` for people: the value, or, for a
+/// reference to a natural-key row this plan inserts, that row and the fact
+/// that the target assigns its id (the source's id is not what is written).
+fn written(plan: &Plan, e: &PlanEntry, column: &str, v: &Value) -> String {
+    if !e.deferred.iter().any(|c| c == column) {
+        return short(v);
+    }
+    let table = plan
+        .specs
+        .get(&e.table)
+        .and_then(|s| s.references.get(column))
+        .map_or("the referenced table", String::as_str);
+    let id = v.display_text();
+    format!(
+        "the id {} assigns to the new {table}:{id} ({id} in {})",
+        plan.to, plan.from
+    )
 }
 
 fn summary_line(plan: &Plan) -> String {
@@ -162,6 +198,7 @@ pub fn plan_text(plan: &Plan) -> String {
                 Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
                 Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
                 Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
+                Reason::KeptTarget => "kept-target: the target's version stays, recorded as in sync".to_string(),
                 other => other.name().to_string(),
             });
         }
@@ -169,7 +206,18 @@ pub fn plan_text(plan: &Plan) -> String {
             notes.push(format!("needed by {by}"));
         }
         if let Some(on) = &e.depends_on {
-            notes.push(format!("stays with {on}, which is excluded"));
+            notes.push(format!(
+                "stays with {on}, which is {}",
+                match e.reason {
+                    Some(Reason::LeftOut) => "left out",
+                    _ => "excluded",
+                }
+            ));
+        }
+        let natural = plan.specs.get(&e.table).is_some_and(|s| s.natural_key.is_some());
+        if natural && e.action == Action::Insert && e.target_key.is_none() {
+            // The key shown is the source's: the target gives the row its own.
+            notes.push(format!("new: {} assigns its id", plan.to));
         }
         if let Some(tk) = &e.target_key {
             // Natural-key tables: ids differ per environment.
@@ -184,19 +232,34 @@ pub fn plan_text(plan: &Plan) -> String {
         let _ = writeln!(out, "  {mark} {word} {key}{notes}");
         match e.action {
             Action::Insert => {
+                // Every field of a new row, NULLs too: nothing it brings is hidden.
                 if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
                     let k = plan.keys.get(&e.table).map_or(1, Vec::len);
-                    let shown: Vec<String> = cols
-                        .iter()
-                        .zip(src)
-                        .skip(k)
-                        .filter(|(_, v)| !v.is_null())
-                        .take(4)
-                        .map(|(c, v)| format!("{c}={}", short(v)))
-                        .collect();
-                    if !shown.is_empty() {
-                        let _ = writeln!(out, "               {}", ui::dim(&shown.join("  ")));
+                    for (c, v) in cols.iter().zip(src).skip(k) {
+                        let _ = writeln!(out, "               {c}: {}", ui::green(&written(plan, e, c, v)));
                     }
+                }
+            }
+            Action::Delete => {
+                // Every field of the row the target loses.
+                for f in &e.fields {
+                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                    let _ = writeln!(out, "               {}: {}", f.column, ui::red(&t));
+                }
+            }
+            Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
+                // Nothing is written: say which value stays.
+                for f in &e.fields {
+                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                    let s = f
+                        .source
+                        .as_ref()
+                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                    let _ = writeln!(
+                        out,
+                        "               {}: kept in the target: {t} (the source has {s})",
+                        f.column
+                    );
                 }
             }
             Action::Conflict if !e.fields.is_empty() => {
@@ -206,7 +269,10 @@ pub fn plan_text(plan: &Plan) -> String {
                         None => ui::dim("(base not kept)"),
                     };
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f.source.as_ref().map_or("(none)".to_string(), short);
+                    let s = f
+                        .source
+                        .as_ref()
+                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
                     let _ = writeln!(
                         out,
                         "               {}: base {base}  target {}  source {}",
@@ -219,7 +285,10 @@ pub fn plan_text(plan: &Plan) -> String {
             _ => {
                 for f in &e.fields {
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f.source.as_ref().map_or("(none)".to_string(), short);
+                    let s = f
+                        .source
+                        .as_ref()
+                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
                     let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));
                 }
             }
@@ -325,6 +394,14 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
     for j in rows {
         let key = key_label(&j.key_values());
         let _ = writeln!(out, "  {:<7} {}:{key}", j.action, j.table);
+        if let (None, Some(before), "delete") = (&j.after, &j.before, j.action.as_str()) {
+            // Every field of the row the promotion removed.
+            for (c, v) in before {
+                if !j.key.iter().any(|(kc, _)| kc == c) {
+                    let _ = writeln!(out, "            {c}: {}", ui::red(&short(v)));
+                }
+            }
+        }
         if let Some(after) = &j.after {
             for (c, v) in after {
                 let old = j
@@ -350,4 +427,128 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
         }
     }
     out
+}
+
+/// What reverting a promotion will do, row by row: the rows it inserted are
+/// deleted, the rows it updated go back to their before-image, the rows it
+/// deleted are inserted again (every field shown), and the rows it only
+/// recorded as in sync get their previous sync base back.
+pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
+    let (mut restore, mut remove, mut reinsert) = (0, 0, 0);
+    let mut body = String::new();
+    for j in rows.iter().rev() {
+        let key = key_label(&j.key_values());
+        let is_key = |c: &str| j.key.iter().any(|(kc, _)| kc == c);
+        match (j.action.as_str(), &j.before, &j.after) {
+            ("keep", _, _) => {
+                let _ = writeln!(
+                    body,
+                    "  {} {}:{key}  {}",
+                    ui::dim("= keep   "),
+                    j.table,
+                    ui::dim("(only its previous sync base is restored)")
+                );
+            }
+            (_, None, _) => {
+                remove += 1;
+                let _ = writeln!(body, "  {} {}:{key}", ui::red("- delete "), j.table);
+                for (c, v) in j.after.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                    let _ = writeln!(body, "              {c}: {}", ui::red(&short(v)));
+                }
+            }
+            (_, Some(_), Some(_)) => {
+                restore += 1;
+                let _ = writeln!(body, "  {} {}:{key}", ui::yellow("~ restore"), j.table);
+                for (c, now) in j.after.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                    let old = j.before.iter().flatten().find(|(bc, _)| bc == c).map(|(_, v)| v);
+                    match old {
+                        Some(o) if o == now => {}
+                        Some(o) => {
+                            let _ = writeln!(
+                                body,
+                                "              {c}: {} -> {}",
+                                ui::red(&short(now)),
+                                ui::green(&short(o))
+                            );
+                        }
+                        None => {
+                            let _ = writeln!(body, "              {c}: {} -> (not recorded)", ui::red(&short(now)));
+                        }
+                    }
+                }
+            }
+            (_, Some(_), None) => {
+                reinsert += 1;
+                let _ = writeln!(body, "  {} {}:{key}", ui::green("+ insert "), j.table);
+                for (c, v) in j.before.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                    let _ = writeln!(body, "              {c}: {}", ui::green(&short(v)));
+                }
+            }
+        }
+    }
+    format!(
+        "Reverting {} ({} -> {}, {} by {}) in {}: {restore} row(s) restored to their before-image, {remove} removed, {reinsert} re-inserted.\n{body}",
+        ui::bold(&r.id),
+        r.from.as_deref().unwrap_or("?"),
+        r.to,
+        r.kind,
+        r.user,
+        r.to
+    )
+}
+
+/// How to undo promotion `id` in `to`: `ferry revert ID`, or, when the
+/// acting user may not revert there (`denied`: why), who can.
+pub fn undo_line(id: &str, to: &str, denied: Option<&str>) -> String {
+    match denied {
+        None => format!("Undo it with: ferry revert {id}\n"),
+        Some(why) => format!("To undo it, someone who holds `revert` in {to} runs: ferry revert {id} ({why})\n"),
+    }
+}
+
+/// What `ferry promote` says once a promotion is committed (the demo says
+/// the same); `denied` as for [`undo_line`].
+pub fn promoted_text(p: &Promotion, to: &str, denied: Option<&str>) -> String {
+    format!(
+        "{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\n{}",
+        ui::green("Done:"),
+        ui::bold(&p.id),
+        to,
+        p.counts.insert,
+        p.counts.update,
+        p.counts.delete,
+        if p.counts.skip > 0 {
+            format!(", {} kept as the target has them", p.counts.skip)
+        } else {
+            String::new()
+        },
+        undo_line(&p.id, to, denied)
+    )
+}
+
+/// What `ferry revert` says once the revert `done` of promotion `id` is
+/// committed (the demo says the same).
+pub fn reverted_text(id: &str, to: &str, done: &Promotion) -> String {
+    format!(
+        "{} {id} reverted in {to} by {} ({} restored, {} re-inserted, {} removed).\n",
+        ui::green("Done:"),
+        ui::bold(&done.id),
+        done.counts.update,
+        done.counts.insert,
+        done.counts.delete
+    )
+}
+
+/// The first line of what `ferry baseline` says (the demo says the same).
+pub fn baseline_line(from: &str, to: &str, recorded: u64, id: Option<&str>, dry_run: bool) -> String {
+    if dry_run {
+        return format!("{from} -> {to}: would record {recorded} equal row(s) as in sync.\n");
+    }
+    match id {
+        Some(id) => format!(
+            "{from} -> {to}: recorded {recorded} equal row(s) as in sync (baseline {}).\n",
+            ui::bold(id)
+        ),
+        None => format!("{from} -> {to}: recorded {recorded} equal row(s) as in sync.\n"),
+    }
 }

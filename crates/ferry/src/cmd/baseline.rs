@@ -3,6 +3,7 @@
 use anyhow::Result;
 use ferry_core::access::Right;
 use ferry_core::plan::Plan;
+use ferry_engine::project::Project;
 use ferry_engine::{audit, baseline, pair};
 
 use super::{load, print_json, print_text, selection};
@@ -14,15 +15,17 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
     let project = load(g)?;
     let sel = selection(args)?;
     let pair = pair::open_unchecked_for(&project, from, to, &sel).await?;
+    let hint = decide_hint(&project, from, to);
     if dry_run {
         let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
-        report(g, &plan, None, equal, true)?;
+        report(g, &plan, None, equal, true, &hint)?;
         return Ok(0);
     }
-    if !g.yes && !g.json {
-        // Show what would be recorded before asking.
+    // Show what would be recorded before asking; the result is then one line.
+    let previewed = !g.yes && !g.json;
+    if previewed {
         let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
-        report(g, &plan, None, equal, true)?;
+        report(g, &plan, None, equal, true, &hint)?;
     }
     if !ui::confirm(
         g,
@@ -40,11 +43,37 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
     let entry = audit::AuditEntry::new(&user, "baseline", Some(from), to).outcome(&done, |b| b.id.clone());
     let _ = audit::record(&*pair.target, &entry).await;
     let done = done?;
-    report(g, &done.differing, done.id.as_deref(), done.recorded, false)?;
+    if previewed {
+        print_text(&format!(
+            "{} baseline {} recorded {} equal row(s) as in sync in {to}{}.\n",
+            ui::green("Done:"),
+            ui::bold(done.id.as_deref().unwrap_or("(none)")),
+            done.recorded,
+            match done.differing.entries.len() {
+                0 => String::new(),
+                n => format!("; {n} differing row(s) not recorded"),
+            }
+        ))?;
+    } else {
+        report(g, &done.differing, done.id.as_deref(), done.recorded, false, &hint)?;
+    }
     Ok(0)
 }
 
-fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run: bool) -> Result<()> {
+/// How to decide the rows that differ: `baseline` takes any two
+/// environments, but `diff` and `promote` only follow the pipeline, so the
+/// hint names the direction that is accepted (or says there is none).
+fn decide_hint(project: &Project, from: &str, to: &str) -> String {
+    if pair::check_route(project, from, to).is_ok() {
+        format!("decide them with `ferry diff {from} {to}`")
+    } else if pair::check_route(project, to, from).is_ok() {
+        format!("`{from}` -> `{to}` is against the pipeline; `ferry diff {to} {from}` shows them in the pipeline's direction")
+    } else {
+        format!("Ferry promotes only along the pipeline, and no route joins `{from}` and `{to}`")
+    }
+}
+
+fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run: bool, hint: &str) -> Result<()> {
     if g.json {
         print_json(&serde_json::json!({
             "baseline": id,
@@ -54,17 +83,11 @@ fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run
         }))?;
         return Ok(());
     }
-    let verb = if dry_run { "would record" } else { "recorded" };
-    let mut text = format!(
-        "{} -> {}: {verb} {recorded} equal row(s) as in sync.\n",
-        differing.from, differing.to
-    );
+    let mut text = output::baseline_line(&differing.from, &differing.to, recorded, id, dry_run);
     if !differing.entries.is_empty() {
         text.push_str(&format!(
-            "{} row(s) differ and were not recorded; decide them with `ferry diff {} {}`:\n",
+            "{} row(s) differ and were not recorded; {hint}:\n",
             differing.entries.len(),
-            differing.from,
-            differing.to
         ));
         text.push_str(&output::plan_text(differing));
     }

@@ -75,11 +75,17 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
         ),
     )?;
     say.command(&format!("ferry baseline {SOURCE} {TARGET} --yes"))?;
-    say.output(&format!(
-        "{SOURCE} -> {TARGET}: recorded {} equal rows as in sync (baseline {}).",
-        sample.baseline.recorded,
-        sample.baseline.id.as_deref().unwrap_or("none")
-    ))?;
+    // Word for word what `ferry baseline --yes` says first.
+    say.output(
+        output::baseline_line(
+            SOURCE,
+            TARGET,
+            sample.baseline.recorded,
+            sample.baseline.id.as_deref(),
+            false,
+        )
+        .trim_end(),
+    )?;
 
     // 2. Edits in staging.
     ferry_db::sqlite::run_script(&dir.join(DATABASES[0]), sample::EDITS).map_err(Error::from)?;
@@ -145,11 +151,8 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
          journal, with every row's before-image, in the same transaction: all of it lands, or none of it.",
     )?;
     say.command(&format!("ferry promote {SOURCE} {TARGET} --yes"))?;
-    say.output(&format!(
-        "promotion {} into {TARGET}: {}.",
-        ui::bold(&promotion.id),
-        applied(&promotion.counts)
-    ))?;
+    // Word for word what `ferry promote` says.
+    say.output(output::promoted_text(&promotion, TARGET, None).trim_end())?;
 
     // 5. Production now.
     let wanted = [RENAMED, NEW_BUSINESS, COUNTED, QA_BUSINESS];
@@ -193,13 +196,10 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
          too, and it puts the sync base back, so the same changes show as pending again.",
     )?;
     say.command(&format!("ferry revert {} --yes", promotion.id))?;
+    // Word for word what `ferry revert` says, then what production holds.
     say.output(&format!(
-        "{} reverted by {}: {} restored, {} removed, {} re-inserted.\n{}",
-        promotion.id,
-        ui::bold(&reverted.id),
-        reverted.counts.update,
-        reverted.counts.delete,
-        reverted.counts.insert,
+        "{}{}",
+        output::reverted_text(&promotion.id, TARGET, &reverted),
         match (text_of(after.get(&RENAMED), NAME), restored) {
             (Some(name), true) =>
                 format!("production: business {RENAMED} is \"{name}\" again, business {NEW_BUSINESS} is gone."),
@@ -571,10 +571,6 @@ fn production_report(staging: &Rows, production: &Rows, checks: &Checks) -> Stri
         )
     );
     out
-}
-
-fn applied(c: &Counts) -> String {
-    format!("{} inserted, {} updated, {} deleted", c.insert, c.update, c.delete)
 }
 
 fn counts_json(c: &Counts) -> serde_json::Value {

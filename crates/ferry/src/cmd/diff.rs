@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use ferry_core::plan::Plan;
 use ferry_engine::{pair, planner};
 
 use super::{load, print_json, print_text, selection};
@@ -46,20 +47,69 @@ pub async fn run(
     } else {
         let mut text = output::plan_text(&plan);
         if let Some(path) = &save {
-            text.push_str(&format!(
-                "\nPlan saved to {}{}. Apply exactly this plan with: ferry promote {from} {to} --plan {}\n",
+            let file = shell_word(&path.display().to_string());
+            let apply = format!("ferry promote {from} {to} --plan {file}");
+            let saved = format!(
+                "\nPlan saved to {}{}.",
                 path.display(),
                 if key.is_some() {
                     " (signed with FERRY_PLAN_KEY)"
                 } else {
                     ""
-                },
-                path.display()
-            ));
+                }
+            );
+            text.push_str(&match plan.counts().conflict {
+                0 => format!("{saved} Apply exactly this plan with: {apply}\n"),
+                n => format!(
+                    "{saved} Its {n} conflict(s) refuse it as it is: apply it letting `{from}` win them with `{apply} --force`, or decide them with --take and make the plan again\n"
+                ),
+            });
         } else if !is_diff && plan.has_changes() {
-            text.push_str(&format!("\nApply it with: ferry promote {from} {to}\n"));
+            // A hint to promote only for a user [access] lets promote there.
+            match ferry_core::access::check(
+                project.config.access.as_ref(),
+                &ui::user(g),
+                ferry_core::access::Right::Promote,
+                to,
+            ) {
+                Ok(()) => text.push_str(&apply_hint(&plan)),
+                Err(why) => text.push_str(&format!("\nPromoting it needs the `promote` right in {to}: {why}\n")),
+            }
         }
         print_text(&text)?;
     }
     Ok(0)
+}
+
+/// How to apply a plan just shown: the same selection (a bare `ferry
+/// promote FROM TO` would promote everything), and, when conflicts would
+/// refuse it, how to decide them first.
+fn apply_hint(plan: &Plan) -> String {
+    let words: String = plan
+        .selection
+        .iter()
+        .map(|w| match w.split_once(' ') {
+            Some((flag, value)) => format!(" {flag} {}", shell_word(value)),
+            None => format!(" {}", shell_word(w)),
+        })
+        .collect();
+    let command = format!("ferry promote {} {}{words}", plan.from, plan.to);
+    let conflicts = plan.counts().conflict;
+    if conflicts == 0 {
+        return format!("\nApply it with: {command}\n");
+    }
+    format!(
+        "\n{conflicts} conflict(s) refuse it as it is: decide each with `{command} --id TABLE:KEY --take source|target`, or let `{}` win them all with `{command} --force`\n",
+        plan.from
+    )
+}
+
+/// `s` as one shell word: as it is when that is safe, else single-quoted.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:,/=@+%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

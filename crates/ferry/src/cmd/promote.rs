@@ -203,10 +203,25 @@ async fn promote(
         } else {
             let mut text = String::from("\n");
             if let Some(p) = &done.direct {
+                // Approved upstream, and rows that write only the sync base
+                // (`--take target`, natural-key matches): no review needed.
+                let mut what = Vec::new();
+                if p.counts.changes() > 0 {
+                    what.push(format!(
+                        "{} change(s) approved upstream applied directly",
+                        p.counts.changes()
+                    ));
+                }
+                if p.counts.skip > 0 {
+                    what.push(format!(
+                        "{} row(s) kept as {to} has them, recorded as in sync",
+                        p.counts.skip
+                    ));
+                }
                 text.push_str(&format!(
-                    "{} {} change(s) approved upstream applied directly: promotion {}.\n",
+                    "{} {}: promotion {}.\n",
                     ui::green("Done:"),
-                    p.counts.changes(),
+                    what.join("; "),
                     ui::bold(&p.id)
                 ));
             }
@@ -224,7 +239,8 @@ async fn promote(
                     ui::yellow("Review:"),
                     ui::bold(r)
                 )),
-                None => text.push_str("Nothing waits for review.\n"),
+                None if done.direct.is_none() && done.drafts.is_none() => text.push_str("Nothing waits for review.\n"),
+                None => {}
             }
             print_text(&text)?;
         }
@@ -242,21 +258,9 @@ async fn promote(
                     &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at, "checks": super::gates::checks_json(&checks), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
-                print_text(&format!(
-                    "\n{} promotion {} into {}: {} inserted, {} updated, {} deleted{}.\nUndo it with: ferry revert {}\n",
-                    ui::green("Done:"),
-                    ui::bold(&p.id),
-                    to,
-                    p.counts.insert,
-                    p.counts.update,
-                    p.counts.delete,
-                    if p.counts.skip > 0 {
-                        format!(", {} kept as the target has them", p.counts.skip)
-                    } else {
-                        String::new()
-                    },
-                    p.id
-                ))?;
+                // Name `ferry revert` only as something this user may run.
+                let denied = ferry_core::access::check(project.config.access.as_ref(), user, Right::Revert, to).err();
+                print_text(&format!("\n{}", output::promoted_text(&p, to, denied.as_deref())))?;
             }
         }
         None => {

@@ -13,10 +13,7 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
     let (store, record) = revert::find(&project, id).await?;
     if !g.json {
         let rows = journal::journal_rows(&*store, id).await?;
-        print_text(&format!(
-            "Reverting restores the rows this promotion replaced:\n{}",
-            output::show_text(&record, &rows)
-        ))?;
+        print_text(&output::revert_preview_text(&record, &rows))?;
     }
     let _lock = ui::writer_lock(g, &*store).await?;
     if !ui::confirm(g, &format!("Revert {id} in {}?", record.to), &format!("reverting {id}"))? {
@@ -36,15 +33,7 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
             &serde_json::json!({"promotion": done.id, "reverts": id, "counts": {"insert": done.counts.insert, "update": done.counts.update, "delete": done.counts.delete}}),
         )?;
     } else {
-        print_text(&format!(
-            "{} {id} reverted in {} by {} ({} restored, {} re-inserted, {} removed).\n",
-            ui::green("Done:"),
-            record.to,
-            ui::bold(&done.id),
-            done.counts.update,
-            done.counts.insert,
-            done.counts.delete
-        ))?;
+        print_text(&output::reverted_text(id, &record.to, &done))?;
     }
     Ok(0)
 }

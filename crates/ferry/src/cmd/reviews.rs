@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use ferry_core::access::Right;
 use ferry_core::plan::{Action, Reason};
 use ferry_core::selection::parse_id;
 use ferry_core::Value;
@@ -174,14 +175,22 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 if let Some(p) = &r.draft_promotion {
                     text.push_str(&format!("drafts inserted by promotion {p}\n"));
                 }
-                let mut pending = r.plan.clone();
-                pending.entries = r.pending().map(|(_, e)| e.clone()).collect();
-                text.push_str(&output::plan_text(&pending));
-                if r.decided.values().any(|d| d.approved) {
-                    text.push_str(&format!(
-                        "{} change(s) already approved\n",
-                        r.decided.values().filter(|d| d.approved).count()
-                    ));
+                // An open review shows what waits; a decided one what it held
+                // (not an empty plan reading "nothing to promote").
+                let mut shown = r.plan.clone();
+                if r.status == "open" {
+                    shown.entries = r.pending().map(|(_, e)| e.clone()).collect();
+                } else {
+                    text.push_str(&format!("it held these changes, now decided ({}):\n", r.status));
+                }
+                text.push_str(&output::plan_text(&shown));
+                let approved = r.decided.values().filter(|d| d.approved).count();
+                let rejected = r.decided.len() - approved;
+                if approved > 0 {
+                    text.push_str(&format!("{approved} change(s) already approved\n"));
+                }
+                if rejected > 0 {
+                    text.push_str(&format!("{rejected} change(s) rejected\n"));
                 }
                 text.push_str(&moved_text(&r, &moved));
                 print_text(&text)?;
@@ -227,18 +236,27 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                     &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})), "hooks": super::gates::hooks_json(&hooks)}),
                 )?;
             } else {
+                let denied =
+                    ferry_core::access::check(project.config.access.as_ref(), &user, Right::Revert, &r.to).err();
                 match &done {
                     Some(p) => print_text(&format!(
-                        "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). Undo it with: ferry revert {}\n",
+                        "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). {}",
                         ui::green("Done:"),
-                        if rows.is_empty() { String::new() } else { " in part".into() },
+                        if rows.is_empty() {
+                            String::new()
+                        } else {
+                            " in part".into()
+                        },
                         ui::bold(&p.id),
                         p.counts.insert,
                         p.counts.update,
                         p.counts.delete,
-                        p.id
+                        output::undo_line(&p.id, &r.to, denied.as_deref())
                     ))?,
-                    None => print_text(&format!("{} review {id} approved; nothing needed writing.\n", ui::green("Done:")))?,
+                    None => print_text(&format!(
+                        "{} review {id} approved; nothing needed writing.\n",
+                        ui::green("Done:")
+                    ))?,
                 }
             }
             Ok(0)
@@ -262,18 +280,42 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
             if !matches!(done, Err(Error::Denied(_))) {
                 let _ = audit::record(&*store, &entry).await;
             }
-            done?;
+            let done = done?;
             if g.json {
-                print_json(&json!({"review": id, "rejected": true}))?;
+                print_json(&json!({
+                    "review": id,
+                    "rejected": true,
+                    "rejected_changes": done.rejected,
+                    "drafts_removed": done.drafts_removed,
+                    "pending": done.pending,
+                    "status": done.status,
+                }))?;
             } else {
-                print_text(&format!(
-                    "{} review {id} rejected: the drafts are removed, the held changes discarded.\n",
-                    ui::green("Done:")
-                ))?;
+                print_text(&rejected_text(&id, &r, &done))?;
             }
             Ok(0)
         }
     }
+}
+
+/// What a rejection did, for people: whether the drafts were removed or
+/// stay (published already), and what is left to decide.
+fn rejected_text(id: &str, r: &Review, done: &reviews::Rejected) -> String {
+    let mut parts = vec![format!("{} held change(s) rejected", done.rejected)];
+    if done.drafts_removed {
+        parts.push(format!("the drafts are removed from {}", r.to));
+    } else if done.drafts_stay && done.pending == 0 {
+        parts.push(format!("the drafts already published in {} stay", r.to));
+    }
+    let tail = if done.pending > 0 {
+        format!(
+            "; {} change(s) still wait for review (ferry review show {id})",
+            done.pending
+        )
+    } else {
+        format!("; the review is {}", done.status)
+    };
+    format!("{} review {id}: {}{tail}.\n", ui::green("Done:"), parts.join(", "))
 }
 
 pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
@@ -309,8 +351,18 @@ pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
             a.ref_id.as_ref().map(|r| format!("  {r}")).unwrap_or_default()
         ));
         if a.result != "ok" && !a.detail.is_empty() {
-            let first: String = a.detail.lines().next().unwrap_or("").chars().take(160).collect();
-            out.push_str(&format!("    {}\n", ui::dim(&first)));
+            // One line per entry; what is cut is said, never dropped silently.
+            let mut lines = a.detail.lines();
+            let first = lines.next().unwrap_or("");
+            let mut shown: String = first.chars().take(160).collect();
+            if shown.len() < first.len() {
+                shown.push_str(&format!(" ... {} more bytes", first.len() - shown.len()));
+            }
+            let more = lines.count();
+            if more > 0 {
+                shown.push_str(&format!(" (+{more} more line(s): `ferry audit --json` has them all)"));
+            }
+            out.push_str(&format!("    {}\n", ui::dim(&shown)));
         }
     }
     print_text(&out)?;

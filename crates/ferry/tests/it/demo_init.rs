@@ -94,7 +94,7 @@ fn demo_tells_the_whole_story_and_cleans_up() {
         "identical to staging's",
         "$ ferry log production",
         "$ ferry revert",
-        "reverted by",
+        "reverted in production by",
         "business 3 is \"Sprüngli\" again",
         "ferry init --demo",
     ] {
@@ -103,10 +103,31 @@ fn demo_tells_the_whole_story_and_cleans_up() {
     // Ids in the text are the real ones: the promotion the log lists is the one reverted.
     let promotion = out
         .lines()
-        .find_map(|l| l.trim().strip_prefix("promotion "))
+        .find_map(|l| l.trim().strip_prefix("Done: promotion "))
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the promotion line names its id");
     assert!(out.contains(&format!("$ ferry revert {promotion} --yes")));
+    // The baseline, promote and revert lines are word for word what the
+    // commands say.
+    assert!(
+        out.contains("$ ferry baseline staging production --yes\n    staging -> production: recorded 22 equal row(s) as in sync (baseline "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Done: promotion {promotion} into production: 7 inserted, 1 updated, 1 deleted.\n    Undo it with: ferry revert {promotion}\n"
+        )),
+        "{out}"
+    );
+    let revert_line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("Done: {promotion} reverted in production by ")))
+        .unwrap_or_else(|| panic!("no revert line:\n{out}"));
+    assert!(
+        revert_line.ends_with("(1 restored, 1 re-inserted, 7 removed)."),
+        "{revert_line}"
+    );
     assert!(!out.contains('\x1b'), "no colours on a pipe");
     assert!(!out.contains("\\u{"), "text is shown as it is, not escaped");
     // It wrote nothing where it ran, and removed its temporary folder.

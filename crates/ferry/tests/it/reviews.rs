@@ -506,6 +506,17 @@ fn partial_approval_with_only() {
         ],
         "{r:#}"
     );
+    // A publish entry shows what publishing changes: the draft value, then
+    // the source's.
+    let shown = f.run(&["review", "show", &review]).expect(0).stdout;
+    let publish: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !(l.contains("update   id=2") && l.contains("pending-review")))
+        .skip(1)
+        .take_while(|l| l.starts_with("               "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(publish, ["is_published: 0 -> 1"], "{shown}");
 
     // Only the city.
     let v = run_as(
@@ -569,15 +580,38 @@ fn partial_approval_with_only() {
     .expect(0);
     assert_eq!(published(&f, "preprod", "businesses", 2), "1");
     assert_eq!(published(&f, "preprod", "forms", 2), "1");
-    run_as(&f, "bob", &["review", "reject", &review, "--only", "businesses:1"]).expect(0);
+    let out = run_as(&f, "bob", &["review", "reject", &review, "--only", "businesses:1"]).expect(0);
+    // The drafts were published by the approval: they stay, and it says so.
+    assert!(!out.stdout.contains("drafts are removed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "1 held change(s) rejected, the drafts already published in preprod stay; the review is partly-approved"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(published(&f, "preprod", "businesses", 2), "1");
     assert_eq!(
         f.scalar("preprod", "SELECT name FROM businesses WHERE id = 1"),
         "Café Olé ☕"
     );
     let all = f.run(&["reviews", "preprod", "--all", "--json"]).expect(0).json();
     assert_eq!(
-        all[0]["status"], "approved",
+        all[0]["status"], "partly-approved",
         "partly approved, nothing pending: {all:#}"
+    );
+    let shown = f.run(&["review", "show", &review]).expect(0).stdout;
+    assert!(shown.contains("(partly-approved)"), "{shown}");
+    // A decided review shows what it held, not "nothing to promote".
+    assert!(!shown.contains("Nothing to promote"), "{shown}");
+    assert!(
+        shown.contains("it held these changes, now decided (partly-approved)"),
+        "{shown}"
+    );
+    assert!(shown.contains("name: \"Café Olé ☕\" -> \"Café Olé ☕ v2\""), "{shown}");
+    assert!(
+        shown.contains("3 change(s) already approved") && shown.contains("1 change(s) rejected"),
+        "{shown}"
     );
     assert_eq!(
         review_changes(&all[0]).into_iter().map(|c| c.4).collect::<Vec<_>>(),
@@ -919,4 +953,171 @@ revert"#,
     run_as(&f, "bob", &["review", "approve", &held]).expect(4);
     run_as(&f, "olga", &["review", "approve", &held]).expect(0);
     assert_eq!(published(&f, "production", "businesses", 2), "1");
+}
+
+#[test]
+fn a_whole_rejection_says_the_drafts_are_removed_and_all_rejected_is_rejected() {
+    let f = seed(false);
+    let review = promote_as(&f, "alice", "staging", "preprod", &[])["review"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run_as(&f, "bob", &["review", "reject", &review]).expect(0);
+    assert!(
+        out.stdout
+            .contains("3 held change(s) rejected, the drafts are removed from preprod; the review is rejected"),
+        "{}",
+        out.stdout
+    );
+    let all = f.run(&["reviews", "preprod", "--all", "--json"]).expect(0).json();
+    assert_eq!(all[0]["status"], "rejected", "{all:#}");
+}
+
+#[test]
+fn approving_the_rest_after_rejecting_some_is_partly_approved() {
+    let f = seed(false);
+    let review = promote_as(&f, "alice", "staging", "preprod", &[])["review"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = run_as(
+        &f,
+        "bob",
+        &["review", "reject", &review, "--only", "businesses:1", "--json"],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(
+        (&v["status"], &v["pending"], &v["drafts_removed"]),
+        (&J::from("open"), &J::from(2), &J::from(false)),
+        "{v:#}"
+    );
+    run_as(&f, "bob", &["review", "approve", &review]).expect(0);
+    let all = f.run(&["reviews", "preprod", "--all", "--json"]).expect(0).json();
+    assert_eq!(all[0]["status"], "partly-approved", "{all:#}");
+}
+
+#[test]
+fn take_target_into_a_review_environment_decides_the_row() {
+    let f = seed(false);
+    // Both sides renamed business 1 since the baseline: a conflict.
+    f.exec("preprod", "UPDATE businesses SET name = 'Preprod name' WHERE id = 1;");
+    let before = f.run(&["diff", "staging", "preprod", "--json"]).expect(0).json();
+    let b1 = entry(&before, "businesses", 1).unwrap_or_else(|| panic!("{before:#}"));
+    assert_eq!(b1["action"], "conflict", "{b1:#}");
+
+    let out = run_as(
+        &f,
+        "bob",
+        &[
+            "promote",
+            "staging",
+            "preprod",
+            "--id",
+            "businesses:1",
+            "--take",
+            "target",
+        ],
+    )
+    .expect(0);
+    assert!(!out.stdout.contains("Nothing waits for review"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("1 row(s) kept as preprod has them, recorded as in sync"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        f.scalar("preprod", "SELECT name FROM businesses WHERE id = 1"),
+        "Preprod name"
+    );
+    // Decided: no longer a conflict, the target's version is kept (as into a
+    // direct environment), journalled as `keep`, and no review was opened.
+    let after = f.run(&["diff", "staging", "preprod", "--json"]).expect(0).json();
+    let b1 = entry(&after, "businesses", 1).unwrap_or_else(|| panic!("{after:#}"));
+    assert_eq!(
+        (&b1["action"], &b1["reason"]),
+        (&J::from("skip"), &J::from("target-newer")),
+        "{b1:#}"
+    );
+    assert_eq!(
+        f.run(&["reviews", "preprod", "--json"]).expect(0).json(),
+        J::Array(vec![])
+    );
+    let log = f.run(&["log", "preprod", "--json"]).expect(0).json();
+    let id = log[0]["id"].as_str().unwrap_or_else(|| panic!("{log:#}")).to_string();
+    let shown = f.run(&["show", &id, "--json"]).expect(0).json();
+    assert_eq!(shown["rows"][0]["action"], "keep", "{shown:#}");
+}
+
+#[test]
+fn a_promotion_blocked_by_an_open_review_says_how_many_rows_it_does_not_list() {
+    let f = seed(false);
+    let cities: Vec<String> = (10..22).map(|i| format!("({i}, 'City {i}')")).collect();
+    f.exec("staging", &format!("INSERT INTO cities VALUES {};", cities.join(", ")));
+    promote_as(&f, "alice", "staging", "preprod", &["--table", "cities"]);
+    f.exec("staging", "UPDATE cities SET name = name || ' again' WHERE id >= 10;");
+    let out = run_as(&f, "alice", &["promote", "staging", "preprod", "--table", "cities"]).expect(3);
+    assert!(
+        out.stderr.contains("13 row(s) are waiting in an open review") && out.stderr.contains(" and 3 more."),
+        "{}",
+        out.stderr
+    );
+    // The audit lists the refusal on one line and says what it leaves out.
+    let audit = f.run(&["audit", "preprod"]).expect(0).stdout;
+    assert!(audit.contains(" more bytes"), "{audit}");
+}
+
+#[test]
+fn drafts_removed_by_a_rejection_are_not_approved_upstream() {
+    let f = seed(true);
+    f.exec("staging", "UPDATE cities SET name = 'Lyon 2' WHERE id = 1;");
+    let review = promote_as(&f, "alice", "staging", "preprod", &[])["review"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The city is approved, everything else (the drafts too) rejected.
+    run_as(&f, "bob", &["review", "approve", &review, "--only", "cities:1"]).expect(0);
+    let v = run_as(&f, "bob", &["review", "reject", &review, "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (&v["status"], &v["drafts_removed"]),
+        (&J::from("partly-approved"), &J::from(true)),
+        "{v:#}"
+    );
+    assert!(
+        f.ids("preprod", "businesses").iter().all(|id| *id != 2),
+        "drafts removed"
+    );
+    // The same drafts arrive again, in a review nobody decided yet.
+    promote_as(&f, "alice", "staging", "preprod", &[]);
+    assert_eq!(published(&f, "preprod", "businesses", 2), "0");
+
+    let v = promote_as(&f, "alice", "preprod", "production", &["--approve-revisions"]);
+    let direct = f
+        .run(&[
+            "show",
+            v["direct"].as_str().unwrap_or_else(|| panic!("{v:#}")),
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let mut written: Vec<String> = direct["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}:{}", r["table"].as_str().unwrap(), r["key"]["id"]))
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["cities:1"],
+        "only what was approved goes directly: {direct:#}"
+    );
+    let held = review_changes(&open_review(&f, "production"));
+    assert!(
+        held.iter().any(|c| c.0 == "businesses" && c.1 == 2),
+        "the rejected drafts wait for review: {held:?}"
+    );
 }

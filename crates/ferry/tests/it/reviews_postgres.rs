@@ -619,8 +619,17 @@ fn the_review_flow_on_postgres() {
     .expect(0);
     assert_eq!(f.preprod.published("businesses", 2), "t");
     assert_eq!(f.preprod.published("forms", 2), "t");
-    f.run_as("bob", &["review", "reject", &review, "--only", "businesses:1"])
+    let out = f
+        .run_as("bob", &["review", "reject", &review, "--only", "businesses:1"])
         .expect(0);
+    // The drafts were published by the approval: they stay, and it says so.
+    assert!(
+        out.stdout
+            .contains("the drafts already published in preprod stay; the review is partly-approved"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(f.preprod.published("businesses", 2), "t");
     assert_eq!(
         f.preprod.scalar("SELECT name FROM businesses WHERE id = 1"),
         "Edited in preprod",
@@ -628,7 +637,7 @@ fn the_review_flow_on_postgres() {
     );
     let all = f.run(&["reviews", "preprod", "--all", "--json"]).expect(0).json();
     assert_eq!(all[0]["id"], review.as_str(), "{all:#}");
-    assert_eq!(all[0]["status"], "approved", "{all:#}");
+    assert_eq!(all[0]["status"], "partly-approved", "{all:#}");
     assert_eq!(all[0]["decided_by"], "bob", "{all:#}");
     assert_eq!(
         states(&all[0]),
