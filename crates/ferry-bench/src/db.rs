@@ -648,10 +648,11 @@ pub async fn verify_equal(a: &Db, b: &Db) -> Result<()> {
                 let mut ra = sa.query([])?;
                 let mut rb = sb.query([])?;
                 let mut n = 0u64;
-                // Bytes, not strings: a cell may hold text that is not UTF-8.
-                let text = |r: Option<&rusqlite::Row<'_>>| -> Result<Option<String>> {
+                // Bytes, not strings: a cell may hold text that is not UTF-8,
+                // and a lossy conversion would hide a difference.
+                let text = |r: Option<&rusqlite::Row<'_>>| -> Result<Option<Vec<u8>>> {
                     Ok(match r {
-                        Some(r) => Some(String::from_utf8_lossy(r.get_ref(0)?.as_bytes()?).into_owned()),
+                        Some(r) => Some(r.get_ref(0)?.as_bytes()?.to_vec()),
                         None => None,
                     })
                 };
@@ -671,8 +672,12 @@ pub async fn verify_equal(a: &Db, b: &Db) -> Result<()> {
                 let mut ca = pg(&a.url()).await?;
                 let mut cb = pg(&b.url()).await?;
                 let out = {
-                    let mut sa = sqlx::query_scalar::<_, String>(&sql).fetch(&mut ca);
-                    let mut sb = sqlx::query_scalar::<_, String>(&sql).fetch(&mut cb);
+                    let mut sa = sqlx::query_scalar::<_, String>(&sql)
+                        .fetch(&mut ca)
+                        .map_ok(String::into_bytes);
+                    let mut sb = sqlx::query_scalar::<_, String>(&sql)
+                        .fetch(&mut cb)
+                        .map_ok(String::into_bytes);
                     let mut n = 0u64;
                     loop {
                         let (x, y) = tokio::try_join!(sa.try_next(), sb.try_next())?;
@@ -698,9 +703,9 @@ pub async fn verify_equal(a: &Db, b: &Db) -> Result<()> {
                     let mut n = 0u64;
                     loop {
                         let (x, y) = tokio::try_join!(sa.try_next(), sb.try_next())?;
-                        let text = |r: Option<sqlx::mysql::MySqlRow>| -> Result<Option<String>> {
+                        let text = |r: Option<sqlx::mysql::MySqlRow>| -> Result<Option<Vec<u8>>> {
                             Ok(match r {
-                                Some(r) => Some(String::from_utf8_lossy(&r.try_get::<Vec<u8>, _>(0)?).into_owned()),
+                                Some(r) => Some(r.try_get::<Vec<u8>, _>(0)?),
                                 None => None,
                             })
                         };
@@ -726,9 +731,9 @@ pub async fn verify_equal(a: &Db, b: &Db) -> Result<()> {
                 t.name,
                 n + 1,
                 a.name(),
-                x.as_deref().map_or("no more rows".to_string(), clip),
+                x.as_deref().map_or("no more rows".to_string(), |x| clip(&String::from_utf8_lossy(x))),
                 b.name(),
-                y.as_deref().map_or("no more rows".to_string(), clip),
+                y.as_deref().map_or("no more rows".to_string(), |y| clip(&String::from_utf8_lossy(y))),
             );
         }
     }
