@@ -255,6 +255,8 @@ impl fmt::Debug for WriterLock {
 /// A write transaction. Dropping it without [`Txn::commit`] rolls back.
 #[async_trait]
 pub trait Txn: Send {
+    /// The environment's name, for messages.
+    fn env(&self) -> &str;
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.

@@ -781,6 +781,10 @@ impl PgTxn {
 
 #[async_trait]
 impl Txn for PgTxn {
+    fn env(&self) -> &str {
+        &self.env
+    }
+
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();

@@ -683,6 +683,10 @@ impl SqliteTxn {
 
 #[async_trait]
 impl Txn for SqliteTxn {
+    fn env(&self) -> &str {
+        &self.env
+    }
+
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         self.run(move |conn, env| fetch_on(conn, env, &req)).await
     }
