@@ -33,6 +33,12 @@ const D: Dialect = Dialect::Mysql;
 const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
     sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES', 'NO_AUTO_VALUE_ON_ZERO')";
 
+/// The session of the pool's connections, which only read: SQL that a read
+/// runs (a `--where` or `exclude` predicate, a gate's query) cannot write
+/// (`NEXTVAL(seq)`, a function that inserts). The write transaction and
+/// the writer lock open connections of their own.
+const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
+
 #[derive(Clone, Debug, Default)]
 struct TableSql {
     /// columns read through `CAST(... AS CHAR)`
@@ -112,6 +118,9 @@ fn err(env: &str, e: sqlx::Error) -> DbError {
         _ => DbErrorKind::Query,
     };
     let message = match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(crate::READ_ONLY_SQLSTATE) => {
+            format!("{}{}", d.message(), crate::READ_ONLY_HINT)
+        }
         sqlx::Error::Database(d) => d.message().to_string(),
         other => other.to_string(),
     };
@@ -404,7 +413,13 @@ impl MySqlStore {
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
-            .after_connect(|conn, _| Box::pin(async move { session(conn).await }))
+            // The pool only reads: see `READ_ONLY`.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    session(conn).await?;
+                    conn.execute(READ_ONLY).await.map(|_| ())
+                })
+            })
             .connect_lazy_with(options.clone());
         Ok(MySqlStore {
             env: env.to_string(),

@@ -103,6 +103,9 @@ pub struct PgStore {
     tables: Mutex<HashMap<String, Arc<TableSql>>>,
 }
 
+/// The session of the connections that read.
+const READ_ONLY: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
+
 fn err(env: &str, e: sqlx::Error) -> DbError {
     let kind = match &e {
         sqlx::Error::Database(d) => match d.code().as_deref() {
@@ -124,6 +127,9 @@ fn err(env: &str, e: sqlx::Error) -> DbError {
                 out.message = format!("{} ({detail})", pg.message());
             } else {
                 out.message = pg.message().to_string();
+            }
+            if pg.code() == crate::READ_ONLY_SQLSTATE {
+                out.message.push_str(crate::READ_ONLY_HINT);
             }
         }
     }
@@ -333,9 +339,14 @@ impl PgStore {
         // fails at once rather than after the pool's acquire timeout.
         let probe = options.connect().await.map_err(unreachable)?;
         let _ = probe.close().await;
+        // The pool only reads: its sessions are read-only, so SQL that a
+        // read runs (a `--where` or `exclude` predicate, a gate's query)
+        // cannot write (`nextval()`, a function that inserts). The write
+        // transaction and the writer lock open connections of their own.
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
+            .after_connect(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| ()) }))
             .connect_lazy_with(options.clone());
         Ok(PgStore {
             env: env.to_string(),

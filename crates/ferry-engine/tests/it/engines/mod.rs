@@ -13,6 +13,7 @@ mod concurrency;
 mod generated_ids;
 mod identifiers;
 mod own_records;
+mod read_only;
 mod round_trip;
 mod scenarios;
 mod support;
