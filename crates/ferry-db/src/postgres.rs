@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
-use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
+use ferry_core::value::{fit, round_to_single, ColumnType, Json, LogicalType, Value};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
@@ -230,7 +230,13 @@ fn decode(row: &PgRow, i: usize) -> Result<Value, sqlx::Error> {
         "FLOAT8" => get!(f64).map_or(Value::Null, Value::Float),
         "BOOL" => get!(bool).map_or(Value::Null, Value::Bool),
         "BYTEA" => get!(Vec<u8>).map_or(Value::Null, Value::Bytes),
-        "JSON" | "JSONB" => get!(serde_json::Value).map_or(Value::Null, Value::Json),
+        // `json` keeps its text (its binary form is the text), to be written
+        // as it is; `jsonb` has none of its own.
+        "JSON" => match row.try_get_unchecked::<Option<&str>, _>(i)? {
+            Some(t) => Value::Json(Json::from_text(t).map_err(|e| sqlx::Error::Decode(Box::new(e)))?),
+            None => Value::Null,
+        },
+        "JSONB" => get!(serde_json::Value).map_or(Value::Null, |j| Value::Json(j.into())),
         "DATE" => get!(NaiveDate).map_or(Value::Null, Value::Date),
         "TIME" => get!(NaiveTime).map_or(Value::Null, Value::Time),
         "TIMESTAMP" => get!(NaiveDateTime).map_or(Value::Null, Value::Timestamp),
@@ -255,10 +261,10 @@ fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
         "FLOAT8" => Value::Float(f64::from_be_bytes(b.try_into().ok()?)),
         "BOOL" => Value::Bool(*b.first()? != 0),
         "BYTEA" => Value::Bytes(b.to_vec()),
-        "JSON" => Value::Json(serde_json::from_slice(b).ok()?),
+        "JSON" => Value::Json(Json::from_text(std::str::from_utf8(b).ok()?).ok()?),
         // JSONB: a version byte (1), then the text.
         "JSONB" => match b.split_first()? {
-            (1, text) => Value::Json(serde_json::from_slice(text).ok()?),
+            (1, text) => Value::Json(serde_json::from_slice::<serde_json::Value>(text).ok()?.into()),
             _ => return None,
         },
         "DATE" => {

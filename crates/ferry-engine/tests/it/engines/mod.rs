@@ -12,6 +12,7 @@ mod column_limits;
 mod concurrency;
 mod generated_ids;
 mod identifiers;
+mod json_text;
 mod own_records;
 mod read_only;
 mod round_trip;
