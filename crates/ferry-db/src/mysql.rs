@@ -466,10 +466,14 @@ impl MySqlStore {
             return Ok(t);
         }
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (_, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
+        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
         let sql = Arc::new(sql);
-        if let Ok(mut m) = self.tables.lock() {
-            m.insert(table.to_string(), sql.clone());
+        // A table that does not exist yet (Ferry's own, before the first
+        // write) is looked up again: its column types decide the decoding.
+        if schema.is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(table.to_string(), sql.clone());
+            }
         }
         Ok(sql)
     }

@@ -279,3 +279,48 @@ async fn damaged_records_are_errors_naming_them() {
         }
     }
 }
+
+/// A store that looked at `_ferry_sync` before the first write created it
+/// still reads its hashes as bytes afterwards (the column types are not
+/// cached from a table that did not exist).
+#[tokio::test]
+async fn sync_rows_read_back_after_the_first_write() {
+    for eng in ENGINES {
+        let test = format!("own_records::{}::first_write", eng.name());
+        let Some(w) = World::new(&test, &[(S, eng), (P, eng)], |_, e| schema(e), TABLES).await else {
+            continue;
+        };
+        let store = w.project.open(P).await.expect("open production");
+        let read = || {
+            store.fetch(ferry_db::FetchRequest {
+                table: meta::SYNC.into(),
+                columns: meta::columns(&journal::SYNC_READ),
+                match_columns: meta::columns(&["source_env"]),
+                values: vec![vec![Value::Text(S.into())]],
+                flag: None,
+                filter: None,
+                fixed: Vec::new(),
+            })
+        };
+        assert!(read().await.is_err(), "{test}: no _ferry_sync yet");
+        let base = SyncBase {
+            row: *b"0123456789abcdef",
+            fields: vec![*b"abcdefgh"],
+            target_key: None,
+        };
+        let mut txn = store.begin().await.expect("begin");
+        journal::write_bases(
+            &mut *txn,
+            S,
+            "items",
+            None,
+            &[(vec![Value::Int(1)], Some(base.clone()))],
+        )
+        .await
+        .expect("write");
+        txn.commit().await.expect("commit");
+        let rows = read().await.expect("read");
+        let got = journal::parse_sync_row(P, &rows[0]).unwrap_or_else(|e| panic!("{test}: {e}"));
+        assert_eq!(got, ("[1]".to_string(), base), "{test}");
+    }
+}
