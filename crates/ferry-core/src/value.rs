@@ -25,12 +25,72 @@ pub enum Value {
     Decimal(String),
     Text(String),
     Bytes(Vec<u8>),
-    Json(serde_json::Value),
+    Json(Json),
     Date(NaiveDate),
     Time(NaiveTime),
     Timestamp(NaiveDateTime),
     TimestampTz(DateTime<Utc>),
     Uuid([u8; 16]),
+}
+
+/// A JSON value, compared parsed, and written as the text it was read
+/// from when it was read as text: `{"a": 1}` and `{"a":1}` are equal, and
+/// each is written as it is (a MariaDB JSON, PostgreSQL `json` or SQLite
+/// TEXT column keeps the source's text byte for byte). A value that came
+/// parsed (PostgreSQL `jsonb`, a number) is written compactly.
+#[derive(Clone, Debug)]
+pub struct Json {
+    value: serde_json::Value,
+    text: Option<String>,
+}
+
+impl Json {
+    /// JSON text, kept as it is.
+    pub fn from_text(text: &str) -> Result<Json, serde_json::Error> {
+        Ok(Json {
+            value: serde_json::from_str(text)?,
+            text: Some(text.to_string()),
+        })
+    }
+
+    /// The parsed value, which comparisons and hashes go by.
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// The text it was read from, if it was read as text.
+    pub fn source_text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+}
+
+impl From<serde_json::Value> for Json {
+    fn from(value: serde_json::Value) -> Json {
+        Json { value, text: None }
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.value == other.value
+    }
+}
+
+impl std::ops::Deref for Json {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        &self.value
+    }
+}
+
+/// The text written: the text read, or the compact serialization.
+impl fmt::Display for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.text {
+            Some(t) => f.write_str(t),
+            None => write!(f, "{}", self.value),
+        }
+    }
 }
 
 /// The logical type of a column, derived from its declared type by the
@@ -478,16 +538,20 @@ fn to_text(v: &Value) -> Option<String> {
     })
 }
 
-fn to_json(v: &Value) -> Result<serde_json::Value, String> {
+fn to_json(v: &Value) -> Result<Json, String> {
     match v {
         Value::Json(j) => Ok(j.clone()),
-        Value::Text(s) => serde_json::from_str(s).map_err(|e| format!("invalid JSON ({e})")),
-        Value::Bytes(b) => serde_json::from_slice(b).map_err(|e| format!("invalid JSON ({e})")),
-        Value::Int(i) => Ok(serde_json::Value::from(*i)),
+        // Text keeps its text, to be written as it is.
+        Value::Text(s) => Json::from_text(s).map_err(|e| format!("invalid JSON ({e})")),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => Json::from_text(s).map_err(|e| format!("invalid JSON ({e})")),
+            Err(e) => Err(format!("invalid JSON ({e})")),
+        },
+        Value::Int(i) => Ok(serde_json::Value::from(*i).into()),
         Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
+            .map(|n| serde_json::Value::Number(n).into())
             .ok_or_else(|| "not a finite number".to_string()),
-        Value::Bool(b) => Ok(serde_json::Value::Bool(*b)),
+        Value::Bool(b) => Ok(serde_json::Value::Bool(*b).into()),
         _ => Err("not JSON".to_string()),
     }
 }
@@ -673,7 +737,7 @@ impl Value {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| J::String(format_float(*f)), J::Number),
-            Value::Json(j) => j.clone(),
+            Value::Json(j) => j.value().clone(),
             Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
             other => J::String(other.display_text()),
         }
@@ -716,7 +780,7 @@ impl Value {
             "dec" => Value::Decimal(text.to_string()),
             "text" => Value::Text(text.to_string()),
             "bytes" => Value::Bytes(base64::engine::general_purpose::STANDARD.decode(text).ok()?),
-            "json" => Value::Json(serde_json::from_str(text).ok()?),
+            "json" => Value::Json(Json::from_text(text).ok()?),
             "date" => Value::Date(NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?),
             "time" => Value::Time(NaiveTime::parse_from_str(text, "%H:%M:%S%.f").ok()?),
             "ts" => Value::Timestamp(NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?),
@@ -922,7 +986,8 @@ mod tests {
             Value::Decimal("12.5".into()),
             Value::Text("héllo 🦀\n\"NULL\"".into()),
             Value::Bytes(vec![0, 255, 10]),
-            Value::Json(serde_json::json!({"b": [1, 2.5], "a": null})),
+            Value::Json(serde_json::json!({"b": [1, 2.5], "a": null}).into()),
+            Value::Json(Json::from_text("{\"b\": [1,  2.50], \"a\": null}\n").unwrap()),
             Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
             Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap()),
             Value::Timestamp(
@@ -942,6 +1007,30 @@ mod tests {
         ];
         for v in values {
             assert_eq!(Value::from_tagged(&v.to_tagged()), Some(v.clone()), "{v:?}");
+            // JSON keeps its text too, not only its value.
+            assert_eq!(
+                Value::from_tagged(&v.to_tagged()).map(|v| v.display_text()),
+                Some(v.display_text())
+            );
         }
+    }
+
+    #[test]
+    fn json_text_is_kept_and_compared_parsed() {
+        let ty = ColumnType::new(LogicalType::Json);
+        let spaced = convert(&Value::Text("{\"a\": 1}".into()), &ty).unwrap();
+        let compact = convert(&Value::Bytes(b"{\"a\":1}".to_vec()), &ty).unwrap();
+        assert_eq!(spaced, compact);
+        assert_eq!(spaced.display_text(), "{\"a\": 1}");
+        assert_eq!(compact.display_text(), "{\"a\":1}");
+        // Converted again (into another JSON column, or text), the text stays.
+        assert_eq!(convert(&spaced, &ty).unwrap().display_text(), "{\"a\": 1}");
+        let text = convert(&spaced, &ColumnType::new(LogicalType::Text)).unwrap();
+        assert_eq!(text, Value::Text("{\"a\": 1}".into()));
+        // A value that came parsed is written compactly.
+        assert_eq!(convert(&Value::Int(2), &ty).unwrap().display_text(), "2");
+        let parsed = Value::Json(serde_json::json!({"a": 1}).into());
+        assert_eq!(parsed.display_text(), "{\"a\":1}");
+        assert_eq!(parsed, spaced);
     }
 }

@@ -25,20 +25,18 @@ pub(crate) async fn send<R, S>(
     send_with(stream, || Vec::with_capacity(BATCH_ROWS), add, fail, tx).await
 }
 
-/// Decodes column `i` of a row into a value (the key columns, the flag).
-pub(crate) type DecodeKey<R> = fn(&R, usize) -> Result<Value, sqlx::Error>;
-
 /// Column `i` of a row as the bytes the engine sent, `None` for NULL.
 pub(crate) type RawCell<R> = fn(&R, usize) -> Result<Option<&[u8]>, sqlx::Error>;
 
 /// Like [`send`], for a raw scan of `columns` columns whose first `key_len`
-/// are the key: the key is decoded with `decode`, every other column taken
+/// are the key: the key is decoded with `decode` (column `i` of a row into
+/// a value: the key columns, the flag), every other column taken
 /// as the bytes `cell` gives (`None` for NULL), and a column after them is
 /// the flag.
 pub(crate) async fn send_raw<R, S>(
     stream: S,
     (key_len, columns): (usize, usize),
-    decode: DecodeKey<R>,
+    decode: impl Fn(&R, usize) -> Result<Value, sqlx::Error>,
     cell: RawCell<R>,
     fail: impl Fn(sqlx::Error) -> DbError,
     sender: RawSender,

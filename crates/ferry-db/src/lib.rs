@@ -34,6 +34,14 @@ pub type Row = Vec<Value>;
 /// is dropped. An error ends the stream.
 pub type RowBatches = mpsc::Receiver<Result<Vec<Row>, DbError>>;
 
+/// The SQLSTATE of a write refused in a read-only transaction (PostgreSQL
+/// and MariaDB).
+pub(crate) const READ_ONLY_SQLSTATE: &str = "25006";
+
+/// Appended to the message of a write refused on a reading connection.
+pub(crate) const READ_ONLY_HINT: &str = " (Ferry reads in read-only sessions: SQL it runs to read, such as a \
+    `--where` or `exclude` predicate or a gate's query, may not write)";
+
 /// Rows per streamed batch.
 pub const BATCH_ROWS: usize = 1024;
 
@@ -255,6 +263,8 @@ impl fmt::Debug for WriterLock {
 /// A write transaction. Dropping it without [`Txn::commit`] rolls back.
 #[async_trait]
 pub trait Txn: Send {
+    /// The environment's name, for messages.
+    fn env(&self) -> &str;
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.

@@ -33,6 +33,12 @@ const D: Dialect = Dialect::Mysql;
 const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
     sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES', 'NO_AUTO_VALUE_ON_ZERO')";
 
+/// The session of the pool's connections, which only read: SQL that a read
+/// runs (a `--where` or `exclude` predicate, a gate's query) cannot write
+/// (`NEXTVAL(seq)`, a function that inserts). The write transaction and
+/// the writer lock open connections of their own.
+const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
+
 #[derive(Clone, Debug, Default)]
 struct TableSql {
     /// columns read through `CAST(... AS CHAR)`
@@ -46,6 +52,17 @@ struct TableSql {
 }
 
 impl TableSql {
+    /// Whether each of `columns` is declared binary (BINARY, VARBINARY,
+    /// BLOB): its cells are bytes whatever they hold. The wire type cannot
+    /// tell: MySQL flags a `utf8mb4_bin` text column (Ferry's own tables,
+    /// JSON) BINARY like a BLOB, and sqlx does not give the charset.
+    fn binary(&self, columns: &[String]) -> Vec<bool> {
+        columns
+            .iter()
+            .map(|c| self.types.get(c).is_some_and(|t| t.logical == LogicalType::Bytes))
+            .collect()
+    }
+
     /// A row to write (values in `names` order) as the columns keep it
     /// ([`fit`]): fractional seconds are cut here, whether the server would
     /// cut or round them.
@@ -101,6 +118,9 @@ fn err(env: &str, e: sqlx::Error) -> DbError {
         _ => DbErrorKind::Query,
     };
     let message = match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(crate::READ_ONLY_SQLSTATE) => {
+            format!("{}{}", d.message(), crate::READ_ONLY_HINT)
+        }
         sqlx::Error::Database(d) => d.message().to_string(),
         other => other.to_string(),
     };
@@ -182,7 +202,12 @@ fn logical(data_type: &str, column_type: &str, max_len: Option<i64>, is_json: bo
     t
 }
 
-fn decode(row: &MySqlRow, i: usize) -> Result<Value, sqlx::Error> {
+/// Cell `i` of a row; `binary` when its column is declared binary
+/// ([`TableSql::binary`]): then a cell of MySQL's string family is bytes,
+/// whatever they hold. Otherwise it is text when it is UTF-8 (always, for
+/// a text column read in a utf8mb4 session), and the bytes when it is not
+/// (an expression of a gate's query whose type is not known).
+fn decode(row: &MySqlRow, i: usize, binary: bool) -> Result<Value, sqlx::Error> {
     let col = row.column(i);
     let name = col.type_info().name().to_string();
     macro_rules! get {
@@ -207,8 +232,9 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, sqlx::Error> {
         "DATETIME" | "TIMESTAMP" => get!(NaiveDateTime).map_or(Value::Null, Value::Timestamp),
         _ => {
             // Text, JSON, BLOB and anything cast to CHAR: bytes first, then
-            // text when they are UTF-8 (canonical conversion settles the kind).
+            // text unless the column is binary.
             match row.try_get::<Option<Vec<u8>>, _>(i) {
+                Ok(Some(b)) if binary => Value::Bytes(b),
                 Ok(Some(b)) => match String::from_utf8(b) {
                     Ok(s) => Value::Text(s),
                     Err(e) => Value::Bytes(e.into_bytes()),
@@ -230,7 +256,8 @@ fn raw_cell(row: &MySqlRow, i: usize) -> Result<Option<&[u8]>, sqlx::Error> {
 /// everything else the value's bytes), as [`decode`] reads it through sqlx;
 /// `None` for a value [`decode`] would question (a zero date, a negative or
 /// day-long TIME, an unexpected width, a type it leaves to sqlx): that row
-/// is read again.
+/// is read again. `ty` is the wire type name, or [`BYTES`] for a column
+/// declared binary.
 fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
     let signed = |b: &[u8]| -> Option<i64> {
         Some(match b.len() {
@@ -298,7 +325,9 @@ fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
             }
             _ => return None,
         },
-        // The types sqlx reads as bytes: text when they are UTF-8.
+        BYTES => Value::Bytes(b.to_vec()),
+        // The string family of a column not declared binary: text (a
+        // `utf8mb4_bin` column comes flagged BINARY, as VARBINARY or BLOB).
         "CHAR" | "VARCHAR" | "BINARY" | "VARBINARY" | "ENUM" | "TINYTEXT" | "TINYBLOB" | "TEXT" | "BLOB"
         | "MEDIUMTEXT" | "MEDIUMBLOB" | "LONGTEXT" | "LONGBLOB" => match std::str::from_utf8(b) {
             Ok(s) => Value::Text(s.to_string()),
@@ -308,8 +337,15 @@ fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
     })
 }
 
-fn decode_row(row: &MySqlRow) -> Result<Row, sqlx::Error> {
-    (0..row.len()).map(|i| decode(row, i)).collect()
+/// The type name [`decode_binary`] is given for a column declared binary.
+const BYTES: &str = "BYTES";
+
+/// A row whose first columns are declared binary or not as `binary` says
+/// (a column after them, the flag, is not).
+fn decode_row(row: &MySqlRow, binary: &[bool]) -> Result<Row, sqlx::Error> {
+    (0..row.len())
+        .map(|i| decode(row, i, binary.get(i).copied().unwrap_or(false)))
+        .collect()
 }
 
 fn bind_all<'q>(mut q: Query<'q, MySql, MySqlArguments>, values: &'q [Value]) -> Query<'q, MySql, MySqlArguments> {
@@ -377,7 +413,13 @@ impl MySqlStore {
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
-            .after_connect(|conn, _| Box::pin(async move { session(conn).await }))
+            // The pool only reads: see `READ_ONLY`.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    session(conn).await?;
+                    conn.execute(READ_ONLY).await.map(|_| ())
+                })
+            })
             .connect_lazy_with(options.clone());
         Ok(MySqlStore {
             env: env.to_string(),
@@ -402,11 +444,12 @@ impl MySqlStore {
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
     /// predicate or table fails the call itself rather than the stream;
-    /// with the type names of its result columns.
+    /// with the type names of its result columns and which of the
+    /// requested columns are declared binary.
     async fn prepared_scan(
         &self,
         req: &ScanRequest,
-    ) -> Result<(String, sqlx::pool::PoolConnection<MySql>, Vec<String>), DbError> {
+    ) -> Result<(String, sqlx::pool::PoolConnection<MySql>, Vec<String>, Vec<bool>), DbError> {
         let cols = self.table_sql(&req.table).await?;
         let sql = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
@@ -415,7 +458,7 @@ impl MySqlStore {
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
-        Ok((sql, conn, types))
+        Ok((sql, conn, types, cols.binary(&req.columns)))
     }
 
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
@@ -423,10 +466,14 @@ impl MySqlStore {
             return Ok(t);
         }
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (_, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
+        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
         let sql = Arc::new(sql);
-        if let Ok(mut m) = self.tables.lock() {
-            m.insert(table.to_string(), sql.clone());
+        // A table that does not exist yet (Ferry's own, before the first
+        // write) is looked up again: its column types decide the decoding.
+        if schema.is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(table.to_string(), sql.clone());
+            }
         }
         Ok(sql)
     }
@@ -549,6 +596,7 @@ async fn fetch_on(
     req: &FetchRequest,
 ) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
+    let binary = cols.binary(&req.columns);
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
         let sql = D.fetch(req, chunk.len(), cols);
         let flat: Vec<Value> = req.params(chunk).cloned().collect();
@@ -557,7 +605,7 @@ async fn fetch_on(
             .await
             .map_err(|e| err(env, e).table(&req.table))?;
         for r in &rows {
-            out.push(decode_row(r).map_err(|e| err(env, e).table(&req.table))?);
+            out.push(decode_row(r, &binary).map_err(|e| err(env, e).table(&req.table))?);
         }
     }
     Ok(out)
@@ -618,27 +666,35 @@ impl Store for MySqlStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn, _) = self.prepared_scan(&req).await?;
+        let (sql, mut conn, _, binary) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);
-            crate::batches::send(stream, decode_row, |e| err(&env, e).table(&req.table), tx).await;
+            let decode = |r: &MySqlRow| decode_row(r, &binary);
+            crate::batches::send(stream, decode, |e| err(&env, e).table(&req.table), tx).await;
         });
         Ok(rx)
     }
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn, types) = self.prepared_scan(&req).await?;
+        let (sql, mut conn, types, binary) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
-        let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
+        let cells: Vec<String> = types
+            .iter()
+            .zip(&binary)
+            .take(n)
+            .skip(k)
+            .map(|(ty, &bytes)| if bytes { BYTES.to_string() } else { ty.clone() })
+            .collect();
         let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
         let env = self.env.clone();
         tokio::spawn(async move {
             let stream = sqlx::query(&sql).fetch(&mut *conn);
             let fail = |e| err(&env, e).table(&req.table);
-            crate::batches::send_raw(stream, (k, n), decode, raw_cell, fail, sender).await;
+            let key = |r: &MySqlRow, i: usize| decode(r, i, binary.get(i).copied().unwrap_or(false));
+            crate::batches::send_raw(stream, (k, n), key, raw_cell, fail, sender).await;
         });
         Ok(rx)
     }
@@ -655,7 +711,8 @@ impl Store for MySqlStore {
             .await
             .map_err(|e| err(&self.env, e))?;
         match row {
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
+            // A gate's query: the type of what it selects is not declared.
+            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0, false).map_err(|e| err(&self.env, e))?)),
             _ => Ok(None),
         }
     }
@@ -810,6 +867,10 @@ impl MySqlTxn {
 
 #[async_trait]
 impl Txn for MySqlTxn {
+    fn env(&self) -> &str {
+        &self.env
+    }
+
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();
@@ -986,6 +1047,13 @@ mod tests {
             ("VARCHAR", "🦀 é".as_bytes().to_vec(), Value::Text("🦀 é".into())),
             ("LONGBLOB", vec![0xff, 0, 1], Value::Bytes(vec![0xff, 0, 1])),
             ("TEXT", Vec::new(), Value::Text(String::new())),
+            // A `utf8mb4_bin` text column comes flagged BINARY: still text.
+            ("BLOB", b"abc".to_vec(), Value::Text("abc".into())),
+            // A column declared binary is bytes, UTF-8 or not, empty or not.
+            (BYTES, b"abc".to_vec(), Value::Bytes(b"abc".to_vec())),
+            (BYTES, vec![0; 16], Value::Bytes(vec![0; 16])),
+            (BYTES, Vec::new(), Value::Bytes(Vec::new())),
+            (BYTES, vec![0xff, 0, 1], Value::Bytes(vec![0xff, 0, 1])),
         ];
         for (ty, bytes, want) in cases {
             assert_eq!(decode_binary(ty, &bytes), Some(want), "{ty} {bytes:?}");

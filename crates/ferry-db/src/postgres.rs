@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
-use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
+use ferry_core::value::{fit, round_to_single, ColumnType, Json, LogicalType, Value};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
@@ -103,6 +103,9 @@ pub struct PgStore {
     tables: Mutex<HashMap<String, Arc<TableSql>>>,
 }
 
+/// The session of the connections that read.
+const READ_ONLY: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
+
 fn err(env: &str, e: sqlx::Error) -> DbError {
     let kind = match &e {
         sqlx::Error::Database(d) => match d.code().as_deref() {
@@ -124,6 +127,9 @@ fn err(env: &str, e: sqlx::Error) -> DbError {
                 out.message = format!("{} ({detail})", pg.message());
             } else {
                 out.message = pg.message().to_string();
+            }
+            if pg.code() == crate::READ_ONLY_SQLSTATE {
+                out.message.push_str(crate::READ_ONLY_HINT);
             }
         }
     }
@@ -224,7 +230,13 @@ fn decode(row: &PgRow, i: usize) -> Result<Value, sqlx::Error> {
         "FLOAT8" => get!(f64).map_or(Value::Null, Value::Float),
         "BOOL" => get!(bool).map_or(Value::Null, Value::Bool),
         "BYTEA" => get!(Vec<u8>).map_or(Value::Null, Value::Bytes),
-        "JSON" | "JSONB" => get!(serde_json::Value).map_or(Value::Null, Value::Json),
+        // `json` keeps its text (its binary form is the text), to be written
+        // as it is; `jsonb` has none of its own.
+        "JSON" => match row.try_get_unchecked::<Option<&str>, _>(i)? {
+            Some(t) => Value::Json(Json::from_text(t).map_err(|e| sqlx::Error::Decode(Box::new(e)))?),
+            None => Value::Null,
+        },
+        "JSONB" => get!(serde_json::Value).map_or(Value::Null, |j| Value::Json(j.into())),
         "DATE" => get!(NaiveDate).map_or(Value::Null, Value::Date),
         "TIME" => get!(NaiveTime).map_or(Value::Null, Value::Time),
         "TIMESTAMP" => get!(NaiveDateTime).map_or(Value::Null, Value::Timestamp),
@@ -249,10 +261,10 @@ fn decode_binary(ty: &str, b: &[u8]) -> Option<Value> {
         "FLOAT8" => Value::Float(f64::from_be_bytes(b.try_into().ok()?)),
         "BOOL" => Value::Bool(*b.first()? != 0),
         "BYTEA" => Value::Bytes(b.to_vec()),
-        "JSON" => Value::Json(serde_json::from_slice(b).ok()?),
+        "JSON" => Value::Json(Json::from_text(std::str::from_utf8(b).ok()?).ok()?),
         // JSONB: a version byte (1), then the text.
         "JSONB" => match b.split_first()? {
-            (1, text) => Value::Json(serde_json::from_slice(text).ok()?),
+            (1, text) => Value::Json(serde_json::from_slice::<serde_json::Value>(text).ok()?.into()),
             _ => return None,
         },
         "DATE" => {
@@ -333,9 +345,14 @@ impl PgStore {
         // fails at once rather than after the pool's acquire timeout.
         let probe = options.connect().await.map_err(unreachable)?;
         let _ = probe.close().await;
+        // The pool only reads: its sessions are read-only, so SQL that a
+        // read runs (a `--where` or `exclude` predicate, a gate's query)
+        // cannot write (`nextval()`, a function that inserts). The write
+        // transaction and the writer lock open connections of their own.
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
+            .after_connect(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| ()) }))
             .connect_lazy_with(options.clone());
         Ok(PgStore {
             env: env.to_string(),
@@ -781,6 +798,10 @@ impl PgTxn {
 
 #[async_trait]
 impl Txn for PgTxn {
+    fn env(&self) -> &str {
+        &self.env
+    }
+
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();

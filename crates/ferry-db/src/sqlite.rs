@@ -125,6 +125,11 @@ impl SqliteStore {
             // to 64 MB) instead of spilling to the file mid-transaction.
             conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536")
                 .map_err(|e| self.err(e))?;
+        } else {
+            // Opened read-only, and not even a temporary table: SQL that a
+            // read runs (a `--where` or `exclude` predicate, a gate's
+            // query) cannot write.
+            conn.execute_batch("PRAGMA query_only = 1").map_err(|e| self.err(e))?;
         }
         Ok(conn)
     }
@@ -205,7 +210,10 @@ pub fn run_script(path: &Path, sql: &str) -> Result<(), DbError> {
 }
 
 fn to_db_error(env: &str, e: rusqlite::Error) -> DbError {
-    let message = e.to_string();
+    let mut message = e.to_string();
+    if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly) {
+        message.push_str(crate::READ_ONLY_HINT);
+    }
     let kind = match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             rusqlite::ErrorCode::ConstraintViolation => DbErrorKind::Constraint,
@@ -683,6 +691,10 @@ impl SqliteTxn {
 
 #[async_trait]
 impl Txn for SqliteTxn {
+    fn env(&self) -> &str {
+        &self.env
+    }
+
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         self.run(move |conn, env| fetch_on(conn, env, &req)).await
     }

@@ -79,21 +79,20 @@ impl AuditEntry {
         ]
     }
 
-    fn from_row(r: &[Value]) -> Option<AuditEntry> {
-        let t = |i: usize| match r.get(i) {
-            Some(Value::Text(s)) => Some(s.clone()),
-            _ => None,
-        };
-        Some(AuditEntry {
-            id: t(0)?,
-            at: t(1)?,
-            user: t(2)?,
-            action: t(3)?,
-            from: t(4),
-            to: t(5)?,
-            result: t(6)?,
-            detail: t(7).unwrap_or_default(),
-            ref_id: t(8),
+    /// A row of [`meta::AUDIT_COLUMNS`] read from `env`.
+    fn from_row(env: &str, r: &[Value]) -> Result<AuditEntry> {
+        let rec = journal::Record::new(env, meta::AUDIT, &meta::AUDIT_COLUMNS, r, &[0]);
+        Ok(AuditEntry {
+            id: rec.text(0)?,
+            at: rec.text(1)?,
+            user: rec.text(2)?,
+            action: rec.text(3)?,
+            from: rec.opt_text(4)?,
+            to: rec.text(5)?,
+            result: rec.text(6)?,
+            // Written as text, possibly empty; NULL reads as no detail.
+            detail: rec.opt_text(7)?.unwrap_or_default(),
+            ref_id: rec.opt_text(8)?,
         })
     }
 }
@@ -112,7 +111,11 @@ pub async fn list(store: &dyn Store) -> Result<Vec<AuditEntry>> {
     if !store.has_meta().await? {
         return Ok(Vec::new());
     }
-    let mut rx = match store
+    // Ferry's tables from before the audit existed: nothing audited yet.
+    if store.table_schema(meta::AUDIT).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut rx = store
         .scan(ScanRequest {
             table: meta::AUDIT.into(),
             columns: meta::columns(&meta::AUDIT_COLUMNS),
@@ -120,15 +123,12 @@ pub async fn list(store: &dyn Store) -> Result<Vec<AuditEntry>> {
             filter: None,
             flag: None,
         })
-        .await
-    {
-        Ok(rx) => rx,
-        // Ferry's tables from before the audit existed.
-        Err(_) => return Ok(Vec::new()),
-    };
+        .await?;
     let mut out = Vec::new();
     while let Some(batch) = rx.recv().await {
-        out.extend(batch?.iter().filter_map(|r| AuditEntry::from_row(r)));
+        for r in batch? {
+            out.push(AuditEntry::from_row(store.env(), &r)?);
+        }
     }
     out.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     Ok(out)

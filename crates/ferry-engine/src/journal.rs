@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Timelike;
-use ferry_core::canonical::{hex, key_text, unhex};
+use ferry_core::canonical::{hex, key_text, unhex, FIELD_HASH_LEN};
 use ferry_core::plan::Counts;
 use ferry_core::rules::SyncBase;
 use ferry_core::value::{ColumnType, LogicalType, Value};
@@ -93,9 +93,13 @@ pub fn encode_base(b: &SyncBase) -> String {
 fn decode_base(s: &str) -> Option<SyncBase> {
     let mut parts = s.splitn(3, ':');
     let (h, f) = (parts.next()?, parts.next()?);
+    let fields = unhex(f)?;
+    if !fields.len().is_multiple_of(FIELD_HASH_LEN) {
+        return None;
+    }
     Some(SyncBase {
         row: unhex(h)?.try_into().ok()?,
-        fields: SyncBase::unpack_fields(&unhex(f)?),
+        fields: SyncBase::unpack_fields(&fields),
         target_key: parts.next().map(str::to_string),
     })
 }
@@ -103,25 +107,129 @@ fn decode_base(s: &str) -> Option<SyncBase> {
 /// The columns of `_ferry_sync` read back as a [`SyncBase`].
 pub const SYNC_READ: [&str; 4] = ["row_key", "row_hash", "field_hashes", "target_key"];
 
-/// Parses a row of [`SYNC_READ`] columns: (row key text, base).
-pub fn parse_sync_row(r: &[Value]) -> Option<(String, SyncBase)> {
-    let (Value::Text(k), Value::Bytes(h), Value::Bytes(f)) = (r.first()?, r.get(1)?, r.get(2)?) else {
-        return None;
-    };
-    Some((
-        k.clone(),
+/// Parses a row of [`SYNC_READ`] columns read from environment `env`:
+/// (row key text, base). A row that does not hold what Ferry writes is an
+/// error naming it: skipping it would make its row "never synced", and a
+/// delete would be skipped or a production edit overwritten.
+pub fn parse_sync_row(env: &str, r: &[Value]) -> Result<(String, SyncBase)> {
+    let rec = Record::new(env, meta::SYNC, &SYNC_READ, r, &[0]);
+    let key = rec.text(0)?;
+    let row = rec.bytes(1)?;
+    let row = row
+        .as_slice()
+        .try_into()
+        .map_err(|_| rec.damaged(1, "a 16-byte row hash"))?;
+    let fields = rec.bytes(2)?;
+    if !fields.len().is_multiple_of(FIELD_HASH_LEN) {
+        return Err(rec.damaged(2, "8-byte field hashes"));
+    }
+    Ok((
+        key,
         SyncBase {
-            row: h.as_slice().try_into().ok()?,
-            fields: SyncBase::unpack_fields(f),
-            target_key: text(r.get(3)),
+            row,
+            fields: SyncBase::unpack_fields(&fields),
+            target_key: rec.opt_text(3)?,
         },
     ))
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
+/// One row of Ferry's own tables being read: a cell that does not hold
+/// what Ferry writes there is an error naming the environment, the table,
+/// the record's key and the column, never a record left out.
+pub(crate) struct Record<'a> {
+    env: &'a str,
+    table: &'a str,
+    columns: &'a [&'a str],
+    row: &'a [Value],
+    /// The record's key as messages name it (`id = 01J...`).
+    key: String,
+}
+
+impl<'a> Record<'a> {
+    /// A row of `columns` of `table` in `env`, named by the columns at `key`.
+    pub(crate) fn new(env: &'a str, table: &'a str, columns: &'a [&'a str], row: &'a [Value], key: &[usize]) -> Self {
+        let key = key
+            .iter()
+            .map(|&i| {
+                let v = row.get(i).map_or_else(|| "?".to_string(), Value::display_text);
+                format!("{} = {v}", columns.get(i).copied().unwrap_or("?"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Record {
+            env,
+            table,
+            columns,
+            row,
+            key,
+        }
+    }
+
+    /// The error for column `i`, which should hold `expected`.
+    pub(crate) fn damaged(&self, i: usize, expected: &str) -> Error {
+        let column = self.columns.get(i).copied().unwrap_or("?");
+        Error::Data(format!(
+            "environment `{}`, table `{}`, record {}: column `{column}` holds {}, where Ferry writes {expected}. \
+             The record was changed outside Ferry or is damaged, and Ferry will not guess what it said: \
+             nothing was written. Restore `{}` from a backup{}",
+            self.env,
+            self.table,
+            self.key,
+            found(self.row.get(i)),
+            self.table,
+            if self.table == meta::SYNC {
+                ", or delete this row and run `ferry baseline` to record the row's sync base again"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    pub(crate) fn text(&self, i: usize) -> Result<String> {
+        self.opt_text(i)?.ok_or_else(|| self.damaged(i, "text"))
+    }
+
+    /// Text, or `None` for NULL.
+    pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        match self.row.get(i) {
+            Some(Value::Text(s)) => Ok(Some(s.clone())),
+            Some(Value::Null) => Ok(None),
+            _ => Err(self.damaged(i, "text or NULL")),
+        }
+    }
+
+    pub(crate) fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        match self.row.get(i) {
+            Some(Value::Bytes(b)) => Ok(b.clone()),
+            _ => Err(self.damaged(i, "bytes")),
+        }
+    }
+
+    pub(crate) fn int(&self, i: usize) -> Result<i64> {
+        match self.row.get(i) {
+            Some(Value::Int(n)) => Ok(*n),
+            _ => Err(self.damaged(i, "an integer")),
+        }
+    }
+
+    /// Column `i`'s text parsed as JSON into `T`.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, i: usize, expected: &str) -> Result<T> {
+        serde_json::from_str(&self.text(i)?).map_err(|_| self.damaged(i, expected))
+    }
+}
+
+/// What a cell holds, for a message.
+fn found(v: Option<&Value>) -> String {
+    let short = |s: String| match s.char_indices().nth(60) {
+        Some((at, _)) => format!("{}... ({} more bytes)", &s[..at], s.len() - at),
+        None => s,
+    };
     match v {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
+        None => "nothing (the column was not read)".into(),
+        Some(Value::Null) => "NULL".into(),
+        Some(Value::Text(s)) => format!("the text {:?}", short(s.clone())),
+        Some(Value::Bytes(b)) => format!("{} bytes (hex {})", b.len(), short(hex(b))),
+        Some(other) => format!("the value {}", short(other.display_text())),
     }
 }
 
@@ -153,19 +261,20 @@ pub fn stamp_value(t: chrono::DateTime<chrono::Utc>, ty: &ColumnType) -> Value {
 }
 
 impl PromotionRecord {
-    fn from_row(r: &Row) -> Option<PromotionRecord> {
-        let counts: Counts = serde_json::from_str(&text(r.get(7))?).unwrap_or_default();
-        Some(PromotionRecord {
-            id: text(r.first())?,
-            kind: text(r.get(1))?,
-            from: text(r.get(2)),
-            to: text(r.get(3))?,
-            user: text(r.get(4))?,
-            at: text(r.get(5))?,
-            selection: serde_json::from_str(&text(r.get(6))?).unwrap_or_default(),
-            counts,
-            reverts: text(r.get(9)),
-            reverted_by: text(r.get(10)),
+    /// A row of [`meta::PROMOTION_COLUMNS`] read from `env`.
+    fn from_row(env: &str, r: &Row) -> Result<PromotionRecord> {
+        let rec = Record::new(env, meta::PROMOTIONS, &meta::PROMOTION_COLUMNS, r, &[0]);
+        Ok(PromotionRecord {
+            id: rec.text(0)?,
+            kind: rec.text(1)?,
+            from: rec.opt_text(2)?,
+            to: rec.text(3)?,
+            user: rec.text(4)?,
+            at: rec.text(5)?,
+            selection: rec.json(6, "a JSON list of selection terms")?,
+            counts: rec.json(7, "a JSON object of counts")?,
+            reverts: rec.opt_text(9)?,
+            reverted_by: rec.opt_text(10)?,
         })
     }
 
@@ -202,7 +311,9 @@ pub async fn promotions(store: &dyn Store) -> Result<Vec<PromotionRecord>> {
         .await?;
     let mut out = Vec::new();
     while let Some(batch) = rx.recv().await {
-        out.extend(batch?.iter().filter_map(PromotionRecord::from_row));
+        for r in batch? {
+            out.push(PromotionRecord::from_row(store.env(), &r)?);
+        }
     }
     out.reverse();
     Ok(out)
@@ -224,20 +335,24 @@ pub async fn journal_rows(store: &dyn Store, id: &str) -> Result<Vec<JournalRow>
     let mut out: Vec<JournalRow> = rows
         .iter()
         .map(|r| {
-            let bad = || Error::Data(format!("journal row of promotion {id} is damaged"));
-            let seq = match r.get(1) {
-                Some(Value::Int(i)) => *i,
-                _ => return Err(bad()),
+            let rec = Record::new(store.env(), meta::JOURNAL, &meta::JOURNAL_COLUMNS, r, &[0, 1]);
+            let image_at = |i: usize| -> Result<Option<Vec<(String, Value)>>> {
+                rec.opt_text(i)?
+                    .map(|s| parse_image(&s).ok_or_else(|| rec.damaged(i, "a JSON object of tagged values")))
+                    .transpose()
             };
             Ok(JournalRow {
-                seq,
-                table: text(r.get(2)).ok_or_else(bad)?,
-                key: parse_image(&text(r.get(3)).ok_or_else(bad)?).ok_or_else(bad)?,
-                action: text(r.get(4)).ok_or_else(bad)?,
-                before: text(r.get(5)).and_then(|s| parse_image(&s)),
-                after: text(r.get(6)).and_then(|s| parse_image(&s)),
-                base_before: text(r.get(7)).and_then(|s| decode_base(&s)),
-                source_key: text(r.get(8)),
+                seq: rec.int(1)?,
+                table: rec.text(2)?,
+                key: image_at(3)?.ok_or_else(|| rec.damaged(3, "a JSON object of tagged values"))?,
+                action: rec.text(4)?,
+                before: image_at(5)?,
+                after: image_at(6)?,
+                base_before: rec
+                    .opt_text(7)?
+                    .map(|s| decode_base(&s).ok_or_else(|| rec.damaged(7, "`rowhash:fieldhashes[:targetkey]` in hex")))
+                    .transpose()?,
+                source_key: rec.opt_text(8)?,
             })
         })
         .collect::<Result<_>>()?;
@@ -305,6 +420,7 @@ pub async fn read_bases_text(
     keys: &[String],
 ) -> Result<BTreeMap<String, SyncBase>> {
     let mut out = BTreeMap::new();
+    let env = txn.env().to_string();
     for chunk in keys.chunks(1000) {
         let rows = txn
             .fetch(FetchRequest {
@@ -320,7 +436,10 @@ pub async fn read_bases_text(
                 ],
             })
             .await?;
-        out.extend(rows.iter().filter_map(|r| parse_sync_row(r)));
+        for r in &rows {
+            let (k, base) = parse_sync_row(&env, r)?;
+            out.insert(k, base);
+        }
     }
     Ok(out)
 }

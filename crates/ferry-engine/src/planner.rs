@@ -308,7 +308,10 @@ impl<'a> Planner<'a> {
                     fixed: Vec::new(),
                 })
                 .await?;
-            bases = rows.iter().filter_map(|r| crate::journal::parse_sync_row(r)).collect();
+            bases = rows
+                .iter()
+                .map(|r| crate::journal::parse_sync_row(pair.target.env(), r))
+                .collect::<Result<_>>()?;
         }
         let m = natural::match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
         let mut maps = (*self.sides.natural).clone();
@@ -850,10 +853,9 @@ impl<'a> Planner<'a> {
                 ],
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| crate::journal::parse_sync_row(&r))
-            .collect())
+        rows.iter()
+            .map(|r| crate::journal::parse_sync_row(self.pair.target.env(), r))
+            .collect()
     }
 
     /// Applies the three-way rules to a batch of candidates.

@@ -70,24 +70,32 @@ impl Review {
         ]
     }
 
-    fn from_row(r: &[Value]) -> Option<Review> {
-        let t = |i: usize| match r.get(i) {
-            Some(Value::Text(s)) => Some(s.clone()),
-            _ => None,
+    /// A row of [`meta::REVIEW_COLUMNS`] read from `env`.
+    fn from_row(env: &str, r: &[Value]) -> Result<Review> {
+        let rec = crate::journal::Record::new(env, meta::REVIEWS, &meta::REVIEW_COLUMNS, r, &[0]);
+        let body: serde_json::Value = rec.json(6, "a JSON object with the held plan")?;
+        let plan = body
+            .get("plan")
+            .cloned()
+            .and_then(|p| serde_json::from_value(p).ok())
+            .ok_or_else(|| rec.damaged(6, "a JSON object whose `plan` is a plan"))?;
+        let decided = match body.get("decided") {
+            None | Some(serde_json::Value::Null) => Default::default(),
+            Some(d) => serde_json::from_value(d.clone())
+                .map_err(|_| rec.damaged(6, "a JSON object whose `decided` maps entries to decisions"))?,
         };
-        let body: serde_json::Value = serde_json::from_str(&t(6)?).ok()?;
-        Some(Review {
-            id: t(0)?,
-            from: t(1)?,
-            to: t(2)?,
-            user: t(3)?,
-            at: t(4)?,
-            status: t(5)?,
-            plan: serde_json::from_value(body.get("plan")?.clone()).ok()?,
-            decided: serde_json::from_value(body.get("decided").cloned().unwrap_or_default()).unwrap_or_default(),
-            draft_promotion: t(7),
-            decided_by: t(8),
-            decided_at: t(9),
+        Ok(Review {
+            id: rec.text(0)?,
+            from: rec.text(1)?,
+            to: rec.text(2)?,
+            user: rec.text(3)?,
+            at: rec.text(4)?,
+            status: rec.text(5)?,
+            plan,
+            decided,
+            draft_promotion: rec.opt_text(7)?,
+            decided_by: rec.opt_text(8)?,
+            decided_at: rec.opt_text(9)?,
         })
     }
 
@@ -116,7 +124,11 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
     if !store.has_meta().await? {
         return Ok(Vec::new());
     }
-    let Ok(mut rx) = store
+    // Ferry's tables from before reviews existed: no review yet.
+    if store.table_schema(meta::REVIEWS).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut rx = store
         .scan(ScanRequest {
             table: meta::REVIEWS.into(),
             columns: meta::columns(&meta::REVIEW_COLUMNS),
@@ -124,13 +136,12 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
             filter: None,
             flag: None,
         })
-        .await
-    else {
-        return Ok(Vec::new());
-    };
+        .await?;
     let mut out = Vec::new();
     while let Some(batch) = rx.recv().await {
-        out.extend(batch?.iter().filter_map(|r| Review::from_row(r)));
+        for r in batch? {
+            out.push(Review::from_row(store.env(), &r)?);
+        }
     }
     out.reverse();
     Ok(out)
