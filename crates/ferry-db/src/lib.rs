@@ -256,6 +256,15 @@ impl fmt::Debug for WriterLock {
 #[async_trait]
 pub trait Txn: Send {
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
+    /// [`Txn::fetch`], locking the rows read until the transaction ends, so
+    /// that no other client changes or deletes them between this read and
+    /// the writes that follow (PostgreSQL and MySQL: `SELECT ... FOR
+    /// UPDATE`; a row changed meanwhile is read as committed, after its
+    /// writer is done). SQLite's write transaction keeps every other writer
+    /// out already, so this default is the plain read.
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        self.fetch(req).await
+    }
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;

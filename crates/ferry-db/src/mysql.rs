@@ -542,15 +542,22 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
     ))
 }
 
+/// Reads the rows `req` matches, in chunks; `for_update` locks them until
+/// the transaction ends ([`Dialect::fetch_for_update`]).
 async fn fetch_on(
     conn: &mut MySqlConnection,
     env: &str,
     cols: &TableSql,
     req: &FetchRequest,
+    for_update: bool,
 ) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = D.fetch(req, chunk.len(), cols);
+        let sql = if for_update {
+            D.fetch_for_update(req, chunk.len(), cols)
+        } else {
+            D.fetch(req, chunk.len(), cols)
+        };
         let flat: Vec<Value> = req.params(chunk).cloned().collect();
         let rows = bind_all(sqlx::query(&sql), &flat)
             .fetch_all(&mut *conn)
@@ -646,7 +653,7 @@ impl Store for MySqlStore {
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req).await
+        fetch_on(&mut conn, &self.env, &cols, &req, false).await
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
@@ -813,7 +820,13 @@ impl Txn for MySqlTxn {
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req).await
+        fetch_on(self.conn()?, &env, &cols, &req, false).await
+    }
+
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.cols(&req.table).await?;
+        let env = self.env.clone();
+        fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
 
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {

@@ -221,7 +221,17 @@ pub async fn promote_plan_with(
     let started = std::time::Instant::now();
     let mut txn = target.begin().await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: transaction open");
-    let promotion = apply_in(plan, opts, kind, &entries, &by_table, txn.as_mut()).await?;
+    let mut clash = None;
+    let promotion = match apply_in(plan, opts, kind, &entries, &by_table, txn.as_mut(), &mut clash).await {
+        Ok(p) => p,
+        Err(e) => {
+            drop(txn);
+            return Err(match clash {
+                Some(entry) => inserted_meanwhile(target, plan, entry, e).await,
+                None => e,
+            });
+        }
+    };
     for write in extra(&promotion.id) {
         match write {
             MetaWrite::Insert { table, columns, rows } => txn.insert(&table, &columns, &rows).await?,
@@ -233,16 +243,18 @@ pub async fn promote_plan_with(
     Ok(Some(promotion))
 }
 
-async fn apply_in(
+async fn apply_in<'a>(
     plan: &Plan,
     opts: &PromoteOptions,
     kind: &str,
     entries: &[Change<'_>],
-    by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
+    by_table: &BTreeMap<&str, Vec<&'a PlanEntry>>,
     txn: &mut dyn Txn,
+    clash: &mut Option<&'a PlanEntry>,
 ) -> Result<Promotion> {
     // Re-check, inside the transaction, that the target is what the plan saw,
-    // and keep the before-images.
+    // and keep the before-images. The rows read are locked until the commit
+    // (`fetch_full`), so no client edit slips in between.
     let started = std::time::Instant::now();
     let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: {what}");
     let mut before: BTreeMap<(String, String), Row> = BTreeMap::new();
@@ -385,9 +397,19 @@ async fn apply_in(
                     Ok(r)
                 })
                 .collect::<Result<_>>()?;
-            txn.insert(table, &columns, &rows)
-                .await
-                .map_err(|err| write_error(plan, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
+            if let Err(err) = txn.insert(table, &columns, &rows).await {
+                // A key taken since the re-check (a client's insert that
+                // was not visible to it): see `inserted_meanwhile`.
+                if err.kind == DbErrorKind::Constraint {
+                    *clash = err.row.and_then(|i| inserts.get(i).copied());
+                }
+                return Err(write_error(
+                    plan,
+                    table,
+                    err.row.map(|i| inserts[i].key.as_slice()),
+                    err,
+                ));
+            }
             for (e, row) in inserts.iter().zip(&rows) {
                 record(
                     e,
@@ -547,6 +569,29 @@ async fn apply_in(
     })
 }
 
+/// An insert that broke a constraint, after the transaction rolled back:
+/// when the row's key now exists in the target, someone inserted it while
+/// the promotion ran (the re-check cannot lock a row that does not exist
+/// yet, and PostgreSQL does not show it uncommitted). That is the target
+/// changing under the plan: a refusal (exit 3) naming the row. Otherwise
+/// the constraint error `failed` stands.
+async fn inserted_meanwhile(target: &dyn Store, plan: &Plan, entry: &PlanEntry, failed: Error) -> Error {
+    let Ok(spec) = spec_of(plan, &entry.table) else {
+        return failed;
+    };
+    let request = crate::planner::full_rows(spec, vec![entry.target_key().to_vec()]);
+    match target.fetch(request).await {
+        Ok(rows) if !rows.is_empty() => Error::Blocked(format!(
+            "{} -> {}: the target changed since the plan was made ({} was inserted into `{}` while the promotion ran; the plan expected no such row); nothing was written. Make a new plan and review it again",
+            plan.from,
+            plan.to,
+            entry.label(),
+            plan.to
+        )),
+        _ => failed,
+    }
+}
+
 /// The sync base an entry carries, when it can be trusted: a plan made
 /// under the writer lock (held until now) carries the bases it read, and no
 /// other writer can have changed them since.
@@ -606,10 +651,13 @@ pub fn project(spec: &TableSpec, raw: &[Value]) -> Row {
 }
 
 /// Reads the current rows of `keys` inside a transaction (every target
-/// column); the store chunks the lookup under its placeholder limit.
+/// column) and locks them until it ends ([`Txn::fetch_for_update`]): what
+/// the re-check saw is what the writes overwrite, and a client's edit
+/// either came before (and the re-check sees it) or waits for the commit.
+/// The store chunks the lookup under its placeholder limit.
 pub async fn fetch_full(txn: &mut dyn Txn, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(txn.fetch(crate::planner::full_rows(spec, keys)).await?)
+    Ok(txn.fetch_for_update(crate::planner::full_rows(spec, keys)).await?)
 }

@@ -101,7 +101,7 @@ pub async fn revert_unchecked(project: &Project, id: &str, user: &str, force: bo
 async fn current_row(txn: &mut dyn Txn, schema: &TableSchema, r: &JournalRow) -> Result<Option<Row>> {
     let columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
     let rows = txn
-        .fetch(FetchRequest {
+        .fetch_for_update(FetchRequest {
             table: r.table.clone(),
             columns,
             match_columns: r.key_columns(),
