@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
+use crate::{
+    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
+    WriterLock,
+};
 
 const D: Dialect = Dialect::Mysql;
 
@@ -85,6 +88,8 @@ pub struct MySqlStore {
     options: MySqlConnectOptions,
     pool: MySqlPool,
     tables: Mutex<HashMap<String, Arc<TableSql>>>,
+    /// The connection holding this store's writer lock, checked before commits.
+    lock: LockHolder,
 }
 
 fn err(env: &str, e: sqlx::Error) -> DbError {
@@ -384,6 +389,7 @@ impl MySqlStore {
             options,
             pool,
             tables: Mutex::new(HashMap::new()),
+            lock: LockHolder::default(),
         })
     }
 
@@ -397,7 +403,14 @@ impl MySqlStore {
             .fetch_one(&mut conn)
             .await
             .map_err(e)?;
-        Ok((got == Some(1)).then(|| WriterLock::new(conn)))
+        if got != Some(1) {
+            return Ok(None);
+        }
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        Ok(Some(self.lock.guard(id as i64, conn)))
     }
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
@@ -716,6 +729,7 @@ impl Store for MySqlStore {
             env: self.env.clone(),
             conn: Some(conn),
             tables: HashMap::new(),
+            lock: self.lock.clone(),
         }))
     }
 }
@@ -724,6 +738,8 @@ struct MySqlTxn {
     env: String,
     conn: Option<MySqlConnection>,
     tables: HashMap<String, Arc<TableSql>>,
+    /// The store's writer lock, checked before the commit.
+    lock: LockHolder,
 }
 
 impl MySqlTxn {
@@ -922,6 +938,19 @@ impl Txn for MySqlTxn {
             .conn
             .take()
             .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        if let Some(id) = self.lock.held_by() {
+            // GET_LOCK's lock belongs to its connection: it must still be that one's.
+            let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| err(&env, e))?;
+            if held != 1 {
+                let _ = conn.execute("ROLLBACK").await;
+                let _ = conn.close().await;
+                return Err(lock_lost(&env));
+            }
+        }
         conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
         let _ = conn.close().await;
         Ok(())

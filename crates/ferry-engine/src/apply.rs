@@ -238,7 +238,14 @@ pub async fn promote_plan_with(
             MetaWrite::Update { table, key, set, rows } => txn.update(&table, &key, &set, &rows).await?,
         }
     }
-    txn.commit().await.map_err(|e| write_error(plan, "(commit)", None, e))?;
+    txn.commit().await.map_err(|e| match e.kind {
+        // The writer lock was lost before the commit: rolled back.
+        DbErrorKind::Busy => Error::Blocked(format!(
+            "{} -> {}: environment `{}`: {}",
+            plan.from, plan.to, e.env, e.message
+        )),
+        _ => write_error(plan, "(commit)", None, e),
+    })?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: committed");
     Ok(Some(promotion))
 }

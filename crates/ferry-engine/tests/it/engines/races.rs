@@ -259,3 +259,85 @@ async fn client_update_during_revert_is_kept_postgres() {
 async fn client_update_during_revert_is_kept_mariadb() {
     client_edit_before_revert(Eng::Mysql).await;
 }
+
+/// The connection holding the writer lock dies while a promotion applies
+/// (a server restart of that session, an idle-connection killer): the
+/// promotion must not commit, since a second writer can take the lock at
+/// once. The apply is held at its re-check by a client's row lock that
+/// changes nothing; meanwhile the lock's connection is terminated and a
+/// second writer takes the lock; then the client lets go.
+async fn lock_lost_mid_apply(eng: Eng) {
+    let test = format!("races::lost_lock_{}", eng.name());
+    let Some(w) = world(eng, &test).await else { return };
+    let pair = w.pair("staging", "production").await;
+    let lock = ferry_engine::lock::writer(&*pair.target, false, |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{test}: take the writer lock: {e}"));
+    let plan = w.plan("staging", "production", &Selection::default()).await;
+    let before = production(&w).await;
+    let journalled = w.db("production").promotions().await;
+
+    let mut client = Client::begin(eng, &w.db("production").url).await;
+    client.exec("SELECT id FROM items WHERE id = 1 FOR UPDATE").await;
+    let apply = tokio::spawn(async move {
+        let opts = PromoteOptions {
+            user: USER.into(),
+            force: false,
+        };
+        ferry_engine::apply::promote(&pair, &plan, &opts).await
+    });
+    until_blocked(&w, eng, &apply, &test).await;
+    let db = w.db("production");
+    match eng {
+        Eng::Postgres => {
+            let killed = db
+                .int(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                )
+                .await;
+            assert_eq!(killed, 1, "{test}: the lock's connection found and terminated");
+        }
+        _ => {
+            let id = db.int("SELECT IS_USED_LOCK(CONCAT('ferry:', DATABASE()))").await;
+            assert!(id > 0, "{test}: the lock's connection found");
+            db.exec(&format!("KILL CONNECTION {id}")).await;
+        }
+    }
+    // The lock is free: a second writer takes it.
+    let other = w.pair("staging", "production").await;
+    let started = Instant::now();
+    let second = loop {
+        match ferry_engine::lock::writer(&*other.target, false, |_| {}).await {
+            Ok(l) => break l,
+            Err(Error::Blocked(_)) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{test}: a second writer takes the lost lock: {e}"),
+        }
+    };
+    client.exec("ROLLBACK").await;
+    let done = apply.await.expect("the apply task");
+    let after = production(&w).await;
+    match done {
+        Err(Error::Blocked(msg)) => {
+            assert!(msg.contains("writer lock was lost"), "{test}: {msg}");
+            assert!(msg.contains("nothing was written"), "{test}: {msg}");
+        }
+        other => panic!("{test}: a promotion that lost its lock must refuse (exit 3), got {other:?}; production now holds {after:?}"),
+    }
+    assert_eq!(after, before, "{test}: nothing written");
+    assert_eq!(db.promotions().await, journalled, "{test}: nothing journalled");
+    drop(second);
+    drop(lock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_writer_lock_refuses_the_commit_postgres() {
+    lock_lost_mid_apply(Eng::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_writer_lock_refuses_the_commit_mariadb() {
+    lock_lost_mid_apply(Eng::Mysql).await;
+}
