@@ -162,6 +162,100 @@ pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<
     promote_plan(&*pair.target, plan, opts).await
 }
 
+/// Checks that a saved plan writes only what the configuration lets Ferry
+/// write in `target`: every table it names (in `tables`, `specs` or an
+/// entry) is a table `ferry.toml` manages, never one of Ferry's own
+/// `_ferry_*` tables, and its spec has the key, compared, stamped and
+/// ignored columns, references and natural key that the configuration and
+/// the target's schema give it now. A plan file is only hashed, not
+/// trusted: anyone can edit one and hash it again. Refuses (exit 3,
+/// nothing written) naming the table.
+pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, plan: &Plan) -> Result<()> {
+    let refuse = |table: &str, why: String| {
+        Error::Blocked(format!(
+            "{} -> {}: the plan writes table `{table}`, {why}. Nothing was written; make a new plan with `ferry plan {} {}` and review it again",
+            plan.from, plan.to, plan.from, plan.to
+        ))
+    };
+    let named: std::collections::BTreeSet<&str> = plan
+        .tables
+        .iter()
+        .chain(plan.specs.keys())
+        .map(String::as_str)
+        .chain(plan.entries.iter().map(|e| e.table.as_str()))
+        .collect();
+    for table in named {
+        if table.to_ascii_lowercase().starts_with("_ferry_") {
+            return Err(refuse(
+                table,
+                "which is one of Ferry's own tables and never a plan's target".into(),
+            ));
+        }
+        let Some(cfg) = project.config.tables.get(table) else {
+            return Err(refuse(table, "which ferry.toml does not manage".into()));
+        };
+        let Some(spec) = plan.specs.get(table) else {
+            return Err(refuse(table, "but has no description of it".into()));
+        };
+        let Some(schema) = target.table_schema(table).await? else {
+            return Err(refuse(table, format!("which does not exist in `{}`", plan.to)));
+        };
+        let key = cfg.key.clone().unwrap_or_else(|| schema.primary_key.clone());
+        let stamped: Vec<String> = cfg.stamp.keys().cloned().collect();
+        let mut compared: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|c| !key.contains(c) && !cfg.ignore.contains(c) && !stamped.contains(c))
+            .collect();
+        compared.sort();
+        let mut references = cfg.references.clone();
+        if let Some((c, t)) = &cfg.parent {
+            references.insert(c.clone(), t.clone());
+        }
+        let target_columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+        let list = |v: &[String]| format!("[{}]", v.join(", "));
+        let differs: Vec<String> = [
+            (
+                "name",
+                list(std::slice::from_ref(&spec.name)),
+                list(&[table.to_string()]),
+            ),
+            ("key", list(&spec.key), list(&key)),
+            ("compared columns", list(&spec.compared), list(&compared)),
+            ("stamped columns", list(&spec.stamped), list(&stamped)),
+            ("ignored columns", list(&spec.ignored), list(&cfg.ignore)),
+            ("columns", list(&spec.target_columns), list(&target_columns)),
+            (
+                "natural key",
+                list(spec.natural_key.as_deref().unwrap_or_default()),
+                list(cfg.natural_key.as_deref().unwrap_or_default()),
+            ),
+            (
+                "references",
+                format!("{:?}", spec.references),
+                format!("{references:?}"),
+            ),
+            ("parent", format!("{:?}", spec.parent), format!("{:?}", cfg.parent)),
+        ]
+        .into_iter()
+        .filter(|(_, planned, now)| planned != now)
+        .map(|(what, planned, now)| format!("{what}: {planned} in the plan, {now} now"))
+        .collect();
+        if !differs.is_empty() {
+            return Err(refuse(
+                table,
+                format!(
+                    "but describes it otherwise than ferry.toml and `{}`'s schema do ({})",
+                    plan.to,
+                    differs.join("; ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Applies a (possibly saved) plan to its target, with nothing but the
 /// target: the plan carries its row images, table specs and expectations.
 pub async fn promote_plan(target: &dyn Store, plan: &Plan, opts: &PromoteOptions) -> Result<Option<Promotion>> {
