@@ -9,3 +9,4 @@ mod gates_hooks;
 mod reviews;
 mod reviews_postgres;
 mod three_way_cli;
+mod torture;
