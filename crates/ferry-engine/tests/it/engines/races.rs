@@ -260,6 +260,71 @@ async fn client_update_during_revert_is_kept_mariadb() {
     client_edit_before_revert(Eng::Mysql).await;
 }
 
+/// Approving a review applies its held plan through the same re-check: a
+/// client edit of a held row, committed while the approval waits for it,
+/// makes the review stale (exit 3) and stays.
+async fn client_edit_before_approve(eng: Eng) {
+    let test = format!("races::approve_{}", eng.name());
+    let Some(mut w) = world(eng, &test).await else { return };
+    w.project
+        .config
+        .environments
+        .get_mut("production")
+        .expect("production is configured")
+        .review = true;
+    let plan = w.plan("staging", "production", &Selection::default()).await;
+    let pair = w.pair("staging", "production").await;
+    let opts = PromoteOptions {
+        user: "submitter".into(),
+        force: false,
+    };
+    let submitted = ferry_engine::reviews::submit(&w.project, &*pair.target, &plan, &opts, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{test}: submit: {e}"));
+    let review = submitted.review.expect("the changes are held in a review");
+    let before = production(&w).await;
+    let journalled = w.db("production").promotions().await;
+
+    let mut client = Client::begin(eng, &w.db("production").url).await;
+    client.exec("UPDATE items SET name = 'client' WHERE id = 1").await;
+    let project = w.project.clone();
+    let approve = tokio::spawn(async move { ferry_engine::reviews::approve(&project, &review, USER, &[]).await });
+    until_blocked(&w, eng, &approve, &test).await;
+    client.exec("COMMIT").await;
+    let done = approve.await.expect("the approve task");
+    let after = production(&w).await;
+    match done {
+        Err(Error::Blocked(msg)) => assert!(msg.contains("items:1") && msg.contains("stale"), "{test}: {msg}"),
+        other => panic!("{test}: the approval must refuse (exit 3), got {other:?}; production now holds {after:?}"),
+    }
+    let expected: Vec<String> = before
+        .iter()
+        .map(|r| {
+            if r.starts_with("1|") {
+                "1|client".to_string()
+            } else {
+                r.clone()
+            }
+        })
+        .collect();
+    assert_eq!(after, expected, "{test}: the client's edit stays, nothing approved");
+    assert_eq!(
+        w.db("production").promotions().await,
+        journalled,
+        "{test}: nothing journalled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_update_during_approve_is_kept_postgres() {
+    client_edit_before_approve(Eng::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_update_during_approve_is_kept_mariadb() {
+    client_edit_before_approve(Eng::Mysql).await;
+}
+
 /// The connection holding the writer lock dies while a promotion applies
 /// (a server restart of that session, an idle-connection killer): the
 /// promotion must not commit, since a second writer can take the lock at
