@@ -163,6 +163,18 @@ impl Dialect {
         sql
     }
 
+    /// [`Dialect::fetch`] locking the rows it reads until the transaction
+    /// ends (`FOR UPDATE`), so nobody changes them between a re-check and
+    /// the writes that follow it. SQLite has no row locks: its write
+    /// transaction (`BEGIN IMMEDIATE`) already keeps every other writer out.
+    pub fn fetch_for_update(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
+        let sql = self.fetch(req, n, c);
+        match self {
+            Dialect::Postgres | Dialect::Mysql => format!("{sql} FOR UPDATE"),
+            Dialect::Sqlite => sql,
+        }
+    }
+
     /// A multi-row insert of `rows` rows that replaces the non-key columns
     /// of rows whose `key` exists already (served by the key's index).
     pub fn upsert(self, table: &str, key: &[String], columns: &[String], rows: usize, c: &dyn ColumnSql) -> String {
@@ -399,6 +411,28 @@ mod tests {
     fn quotes_identifiers() {
         assert_eq!(Dialect::Sqlite.ident("Order \"x\""), "\"Order \"\"x\"\"\"");
         assert_eq!(Dialect::Mysql.ident("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn a_locking_fetch_is_the_fetch_for_update_where_rows_lock() {
+        let req = FetchRequest {
+            table: "t".into(),
+            columns: vec!["id".into(), "name".into()],
+            match_columns: vec!["id".into()],
+            values: vec![vec![ferry_core::Value::Int(1)]],
+            flag: None,
+            filter: None,
+            fixed: Vec::new(),
+        };
+        for d in [Dialect::Postgres, Dialect::Mysql] {
+            assert_eq!(
+                d.fetch_for_update(&req, 1, &Plain(d)),
+                format!("{} FOR UPDATE", d.fetch(&req, 1, &Plain(d)))
+            );
+        }
+        // SQLite's write transaction already keeps other writers out.
+        let s = Dialect::Sqlite;
+        assert_eq!(s.fetch_for_update(&req, 1, &Plain(s)), s.fetch(&req, 1, &Plain(s)));
     }
 
     #[test]

@@ -260,12 +260,76 @@ impl fmt::Debug for WriterLock {
     }
 }
 
+/// Which connection holds a store's writer lock (PostgreSQL's backend pid,
+/// MySQL's connection id), shared by the store, the lock's guard and the
+/// store's transactions. A server lock lives as long as its connection,
+/// which can die while the operation runs: a transaction checks, right
+/// before its `COMMIT`, that the connection recorded here still holds the
+/// lock, and rolls back otherwise (see [`lock_lost`]).
+#[derive(Clone, Default)]
+pub(crate) struct LockHolder(std::sync::Arc<std::sync::Mutex<Option<i64>>>);
+
+impl LockHolder {
+    /// The id of the connection holding the lock, if this store holds it.
+    pub(crate) fn held_by(&self) -> Option<i64> {
+        self.0.lock().ok().and_then(|h| *h)
+    }
+
+    /// Records that connection `id` (kept alive by `conn`) took the lock;
+    /// the guard forgets it when dropped.
+    pub(crate) fn guard(&self, id: i64, conn: impl Send + Sync + 'static) -> WriterLock {
+        if let Ok(mut h) = self.0.lock() {
+            *h = Some(id);
+        }
+        WriterLock::new(HeldLock {
+            _conn: Box::new(conn),
+            holder: self.clone(),
+            id,
+        })
+    }
+}
+
+/// A server lock's connection, and the record that it holds the lock.
+struct HeldLock {
+    _conn: Box<dyn Send + Sync>,
+    holder: LockHolder,
+    id: i64,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.holder.0.lock() {
+            if *h == Some(self.id) {
+                *h = None;
+            }
+        }
+    }
+}
+
+/// The error of a transaction whose writer lock was lost before its commit.
+pub(crate) fn lock_lost(env: &str) -> DbError {
+    DbError::new(
+        DbErrorKind::Busy,
+        env,
+        "the writer lock was lost while this operation ran (the database connection holding it closed), so another writer may be working on it now; the transaction was rolled back and nothing was written. Run the command again",
+    )
+}
+
 /// A write transaction. Dropping it without [`Txn::commit`] rolls back.
 #[async_trait]
 pub trait Txn: Send {
     /// The environment's name, for messages.
     fn env(&self) -> &str;
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
+    /// [`Txn::fetch`], locking the rows read until the transaction ends, so
+    /// that no other client changes or deletes them between this read and
+    /// the writes that follow (PostgreSQL and MySQL: `SELECT ... FOR
+    /// UPDATE`; a row changed meanwhile is read as committed, after its
+    /// writer is done). SQLite's write transaction keeps every other writer
+    /// out already, so this default is the plain read.
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        self.fetch(req).await
+    }
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;
@@ -298,5 +362,10 @@ pub trait Txn: Send {
     /// Called after rows with explicit values were inserted into a column
     /// the target generates, so its next generated value cannot collide.
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError>;
+    /// Commits. When the store holds its writer lock on a connection of
+    /// its own (PostgreSQL, MySQL), first checks, inside this transaction,
+    /// that the lock is still held, and otherwise rolls back and fails
+    /// with [`DbErrorKind::Busy`]: a writer that lost its lock never
+    /// commits over another one.
     async fn commit(self: Box<Self>) -> Result<(), DbError>;
 }

@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
+use crate::{
+    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
+    WriterLock,
+};
 
 const D: Dialect = Dialect::Mysql;
 
@@ -102,6 +105,8 @@ pub struct MySqlStore {
     options: MySqlConnectOptions,
     pool: MySqlPool,
     tables: Mutex<HashMap<String, Arc<TableSql>>>,
+    /// The connection holding this store's writer lock, checked before commits.
+    lock: LockHolder,
 }
 
 fn err(env: &str, e: sqlx::Error) -> DbError {
@@ -426,6 +431,7 @@ impl MySqlStore {
             options,
             pool,
             tables: Mutex::new(HashMap::new()),
+            lock: LockHolder::default(),
         })
     }
 
@@ -439,7 +445,14 @@ impl MySqlStore {
             .fetch_one(&mut conn)
             .await
             .map_err(e)?;
-        Ok((got == Some(1)).then(|| WriterLock::new(conn)))
+        if got != Some(1) {
+            return Ok(None);
+        }
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        Ok(Some(self.lock.guard(id as i64, conn)))
     }
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
@@ -589,16 +602,23 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
     ))
 }
 
+/// Reads the rows `req` matches, in chunks; `for_update` locks them until
+/// the transaction ends ([`Dialect::fetch_for_update`]).
 async fn fetch_on(
     conn: &mut MySqlConnection,
     env: &str,
     cols: &TableSql,
     req: &FetchRequest,
+    for_update: bool,
 ) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     let binary = cols.binary(&req.columns);
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = D.fetch(req, chunk.len(), cols);
+        let sql = if for_update {
+            D.fetch_for_update(req, chunk.len(), cols)
+        } else {
+            D.fetch(req, chunk.len(), cols)
+        };
         let flat: Vec<Value> = req.params(chunk).cloned().collect();
         let rows = bind_all(sqlx::query(&sql), &flat)
             .fetch_all(&mut *conn)
@@ -702,7 +722,7 @@ impl Store for MySqlStore {
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req).await
+        fetch_on(&mut conn, &self.env, &cols, &req, false).await
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
@@ -766,6 +786,7 @@ impl Store for MySqlStore {
             env: self.env.clone(),
             conn: Some(conn),
             tables: HashMap::new(),
+            lock: self.lock.clone(),
         }))
     }
 }
@@ -774,6 +795,8 @@ struct MySqlTxn {
     env: String,
     conn: Option<MySqlConnection>,
     tables: HashMap<String, Arc<TableSql>>,
+    /// The store's writer lock, checked before the commit.
+    lock: LockHolder,
 }
 
 impl MySqlTxn {
@@ -874,7 +897,13 @@ impl Txn for MySqlTxn {
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req).await
+        fetch_on(self.conn()?, &env, &cols, &req, false).await
+    }
+
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.cols(&req.table).await?;
+        let env = self.env.clone();
+        fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
 
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
@@ -970,6 +999,19 @@ impl Txn for MySqlTxn {
             .conn
             .take()
             .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        if let Some(id) = self.lock.held_by() {
+            // GET_LOCK's lock belongs to its connection: it must still be that one's.
+            let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| err(&env, e))?;
+            if held != 1 {
+                let _ = conn.execute("ROLLBACK").await;
+                let _ = conn.close().await;
+                return Err(lock_lost(&env));
+            }
+        }
         conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
         let _ = conn.close().await;
         Ok(())

@@ -24,12 +24,22 @@ use tokio::sync::mpsc;
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
-use crate::{DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock};
+use crate::{
+    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
+    WriterLock,
+};
 
 const D: Dialect = Dialect::Postgres;
 
 /// Advisory locks are per database: one key serves every target.
 const LOCK_KEY: &str = "ferry-writer";
+
+/// Whether backend `$1` still holds the writer lock of key `$2` in this
+/// database (a one-`bigint` advisory lock shows as `classid`/`objid`, its
+/// high and low halves, with `objsubid` 1).
+const LOCK_HELD: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+     AND pid = $1 AND objsubid = 1 AND ((classid::int8 << 32) | objid::int8) = hashtext($2)::int8 \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))";
 
 /// What Ferry needs to know to read and write one table's columns.
 #[derive(Clone, Debug, Default)]
@@ -101,6 +111,8 @@ pub struct PgStore {
     options: PgConnectOptions,
     pool: PgPool,
     tables: Mutex<HashMap<String, Arc<TableSql>>>,
+    /// The backend holding this store's writer lock, checked before commits.
+    lock: LockHolder,
 }
 
 /// The session of the connections that read.
@@ -359,6 +371,7 @@ impl PgStore {
             options,
             pool,
             tables: Mutex::new(HashMap::new()),
+            lock: LockHolder::default(),
         })
     }
 
@@ -493,15 +506,22 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
     ))
 }
 
+/// Reads the rows `req` matches, in chunks; `for_update` locks them until
+/// the transaction ends ([`Dialect::fetch_for_update`]).
 async fn fetch_on(
     conn: &mut PgConnection,
     env: &str,
     sql_cols: &TableSql,
     req: &FetchRequest,
+    for_update: bool,
 ) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = D.fetch(req, chunk.len(), sql_cols);
+        let sql = if for_update {
+            D.fetch_for_update(req, chunk.len(), sql_cols)
+        } else {
+            D.fetch(req, chunk.len(), sql_cols)
+        };
         let flat: Vec<Value> = req.params(chunk).cloned().collect();
         let q = bind_all(sqlx::query(&sql), &flat);
         let rows = q
@@ -613,7 +633,7 @@ impl Store for PgStore {
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req).await
+        fetch_on(&mut conn, &self.env, &cols, &req, false).await
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
@@ -635,7 +655,11 @@ impl Store for PgStore {
             .fetch_one(&mut conn)
             .await
             .map_err(e)?;
-        Ok(got.then(|| WriterLock::new(conn)))
+        if !got {
+            return Ok(None);
+        }
+        let pid = backend_pid(&mut conn).await.map_err(e)?;
+        Ok(Some(self.lock.guard(pid, conn)))
     }
 
     async fn lock_writer(&self) -> Result<WriterLock, DbError> {
@@ -646,7 +670,8 @@ impl Store for PgStore {
             .execute(&mut conn)
             .await
             .map_err(e)?;
-        Ok(WriterLock::new(conn))
+        let pid = backend_pid(&mut conn).await.map_err(e)?;
+        Ok(self.lock.guard(pid, conn))
     }
 
     async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
@@ -683,14 +708,23 @@ impl Store for PgStore {
             env: self.env.clone(),
             conn: Some(conn),
             store_tables: HashMap::new(),
+            lock: self.lock.clone(),
         }))
     }
+}
+
+/// The backend pid of a connection (the one holding the writer lock).
+async fn backend_pid(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await?;
+    Ok(i64::from(pid))
 }
 
 struct PgTxn {
     env: String,
     conn: Option<PgConnection>,
     store_tables: HashMap<String, Arc<TableSql>>,
+    /// The store's writer lock, checked before the commit.
+    lock: LockHolder,
 }
 
 impl PgTxn {
@@ -805,7 +839,13 @@ impl Txn for PgTxn {
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req).await
+        fetch_on(self.conn()?, &env, &cols, &req, false).await
+    }
+
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.cols(&req.table).await?;
+        let env = self.env.clone();
+        fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
 
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
@@ -913,6 +953,19 @@ impl Txn for PgTxn {
             .conn
             .take()
             .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        if let Some(pid) = self.lock.held_by() {
+            let held: bool = sqlx::query_scalar(LOCK_HELD)
+                .bind(pid as i32)
+                .bind(LOCK_KEY)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| err(&env, e))?;
+            if !held {
+                let _ = conn.execute("ROLLBACK").await;
+                let _ = conn.close().await;
+                return Err(lock_lost(&env));
+            }
+        }
         conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
         let _ = conn.close().await;
         Ok(())

@@ -68,13 +68,23 @@ impl SqliteStore {
             path: path.to_path_buf(),
             reader: Arc::default(),
         };
+        store.roll_back_hot_journal();
+        let journal = store.journal_path();
         store.read(|conn| {
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
                 .map_err(|e| {
+                    let hint = if journal.exists() {
+                        format!(
+                            "; a writer that died mid-commit may have left the journal {}, which only a connection with write access to the file and its folder can roll back",
+                            journal.display()
+                        )
+                    } else {
+                        String::new()
+                    };
                     DbError::new(
                         DbErrorKind::Unreachable,
                         env,
-                        format!("{} is not a readable SQLite database: {e}", path.display()),
+                        format!("{} is not a readable SQLite database: {e}{hint}", path.display()),
                     )
                 })
         })?;
@@ -83,6 +93,49 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A writer that died mid-commit leaves a hot rollback journal
+    /// (`NAME-journal`) beside the database. Only a connection that may
+    /// write can roll it back, and until one does, every read-only
+    /// connection fails ("attempt to write a readonly database",
+    /// `SQLITE_READONLY_ROLLBACK`). When the journal is there, open the
+    /// database read-write once and read it: SQLite then rolls the
+    /// unfinished transaction back if the journal is hot, and leaves it
+    /// alone if a live writer owns it. Says so when it rolled back. Without
+    /// write access this does nothing, and the read that follows fails
+    /// naming the journal.
+    fn roll_back_hot_journal(&self) {
+        let journal = self.journal_path();
+        if !journal.metadata().is_ok_and(|m| m.len() > 0) {
+            return;
+        }
+        let read = self.connect(true).and_then(|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                .map_err(|e| self.err(e))
+        });
+        let left = journal.metadata().is_ok_and(|m| m.len() > 0);
+        match read {
+            Ok(()) if !left => tracing::warn!(
+                env = %self.env,
+                "{}: a writer died in the middle of a commit and left a hot journal ({}); Ferry opened the database read-write once, and SQLite rolled that unfinished transaction back",
+                self.path.display(),
+                journal.display()
+            ),
+            Ok(()) => {}
+            Err(e) => tracing::warn!(
+                env = %self.env,
+                "{}: cannot roll back the journal {} (it needs write access): {e}",
+                self.path.display(),
+                journal.display()
+            ),
+        }
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push("-journal");
+        self.path.with_file_name(name)
     }
 
     /// The writer lock is a file beside the database (`NAME.ferry-lock`), so

@@ -162,6 +162,100 @@ pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<
     promote_plan(&*pair.target, plan, opts).await
 }
 
+/// Checks that a saved plan writes only what the configuration lets Ferry
+/// write in `target`: every table it names (in `tables`, `specs` or an
+/// entry) is a table `ferry.toml` manages, never one of Ferry's own
+/// `_ferry_*` tables, and its spec has the key, compared, stamped and
+/// ignored columns, references and natural key that the configuration and
+/// the target's schema give it now. A plan file is only hashed, not
+/// trusted: anyone can edit one and hash it again. Refuses (exit 3,
+/// nothing written) naming the table.
+pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, plan: &Plan) -> Result<()> {
+    let refuse = |table: &str, why: String| {
+        Error::Blocked(format!(
+            "{} -> {}: the plan writes table `{table}`, {why}. Nothing was written; make a new plan with `ferry plan {} {}` and review it again",
+            plan.from, plan.to, plan.from, plan.to
+        ))
+    };
+    let named: std::collections::BTreeSet<&str> = plan
+        .tables
+        .iter()
+        .chain(plan.specs.keys())
+        .map(String::as_str)
+        .chain(plan.entries.iter().map(|e| e.table.as_str()))
+        .collect();
+    for table in named {
+        if table.to_ascii_lowercase().starts_with("_ferry_") {
+            return Err(refuse(
+                table,
+                "which is one of Ferry's own tables and never a plan's target".into(),
+            ));
+        }
+        let Some(cfg) = project.config.tables.get(table) else {
+            return Err(refuse(table, "which ferry.toml does not manage".into()));
+        };
+        let Some(spec) = plan.specs.get(table) else {
+            return Err(refuse(table, "but has no description of it".into()));
+        };
+        let Some(schema) = target.table_schema(table).await? else {
+            return Err(refuse(table, format!("which does not exist in `{}`", plan.to)));
+        };
+        let key = cfg.key.clone().unwrap_or_else(|| schema.primary_key.clone());
+        let stamped: Vec<String> = cfg.stamp.keys().cloned().collect();
+        let mut compared: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|c| !key.contains(c) && !cfg.ignore.contains(c) && !stamped.contains(c))
+            .collect();
+        compared.sort();
+        let mut references = cfg.references.clone();
+        if let Some((c, t)) = &cfg.parent {
+            references.insert(c.clone(), t.clone());
+        }
+        let target_columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+        let list = |v: &[String]| format!("[{}]", v.join(", "));
+        let differs: Vec<String> = [
+            (
+                "name",
+                list(std::slice::from_ref(&spec.name)),
+                list(&[table.to_string()]),
+            ),
+            ("key", list(&spec.key), list(&key)),
+            ("compared columns", list(&spec.compared), list(&compared)),
+            ("stamped columns", list(&spec.stamped), list(&stamped)),
+            ("ignored columns", list(&spec.ignored), list(&cfg.ignore)),
+            ("columns", list(&spec.target_columns), list(&target_columns)),
+            (
+                "natural key",
+                list(spec.natural_key.as_deref().unwrap_or_default()),
+                list(cfg.natural_key.as_deref().unwrap_or_default()),
+            ),
+            (
+                "references",
+                format!("{:?}", spec.references),
+                format!("{references:?}"),
+            ),
+            ("parent", format!("{:?}", spec.parent), format!("{:?}", cfg.parent)),
+        ]
+        .into_iter()
+        .filter(|(_, planned, now)| planned != now)
+        .map(|(what, planned, now)| format!("{what}: {planned} in the plan, {now} now"))
+        .collect();
+        if !differs.is_empty() {
+            return Err(refuse(
+                table,
+                format!(
+                    "but describes it otherwise than ferry.toml and `{}`'s schema do ({})",
+                    plan.to,
+                    differs.join("; ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Applies a (possibly saved) plan to its target, with nothing but the
 /// target: the plan carries its row images, table specs and expectations.
 pub async fn promote_plan(target: &dyn Store, plan: &Plan, opts: &PromoteOptions) -> Result<Option<Promotion>> {
@@ -221,28 +315,47 @@ pub async fn promote_plan_with(
     let started = std::time::Instant::now();
     let mut txn = target.begin().await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: transaction open");
-    let promotion = apply_in(plan, opts, kind, &entries, &by_table, txn.as_mut()).await?;
+    let mut clash = None;
+    let promotion = match apply_in(plan, opts, kind, &entries, &by_table, txn.as_mut(), &mut clash).await {
+        Ok(p) => p,
+        Err(e) => {
+            drop(txn);
+            return Err(match clash {
+                Some(entry) => inserted_meanwhile(target, plan, entry, e).await,
+                None => e,
+            });
+        }
+    };
     for write in extra(&promotion.id) {
         match write {
             MetaWrite::Insert { table, columns, rows } => txn.insert(&table, &columns, &rows).await?,
             MetaWrite::Update { table, key, set, rows } => txn.update(&table, &key, &set, &rows).await?,
         }
     }
-    txn.commit().await.map_err(|e| write_error(plan, "(commit)", None, e))?;
+    txn.commit().await.map_err(|e| match e.kind {
+        // The writer lock was lost before the commit: rolled back.
+        DbErrorKind::Busy => Error::Blocked(format!(
+            "{} -> {}: environment `{}`: {}",
+            plan.from, plan.to, e.env, e.message
+        )),
+        _ => write_error(plan, "(commit)", None, e),
+    })?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: committed");
     Ok(Some(promotion))
 }
 
-async fn apply_in(
+async fn apply_in<'a>(
     plan: &Plan,
     opts: &PromoteOptions,
     kind: &str,
     entries: &[Change<'_>],
-    by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
+    by_table: &BTreeMap<&str, Vec<&'a PlanEntry>>,
     txn: &mut dyn Txn,
+    clash: &mut Option<&'a PlanEntry>,
 ) -> Result<Promotion> {
     // Re-check, inside the transaction, that the target is what the plan saw,
-    // and keep the before-images.
+    // and keep the before-images. The rows read are locked until the commit
+    // (`fetch_full`), so no client edit slips in between.
     let started = std::time::Instant::now();
     let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: {what}");
     let mut before: BTreeMap<(String, String), Row> = BTreeMap::new();
@@ -385,9 +498,19 @@ async fn apply_in(
                     Ok(r)
                 })
                 .collect::<Result<_>>()?;
-            txn.insert(table, &columns, &rows)
-                .await
-                .map_err(|err| write_error(plan, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
+            if let Err(err) = txn.insert(table, &columns, &rows).await {
+                // A key taken since the re-check (a client's insert that
+                // was not visible to it): see `inserted_meanwhile`.
+                if err.kind == DbErrorKind::Constraint {
+                    *clash = err.row.and_then(|i| inserts.get(i).copied());
+                }
+                return Err(write_error(
+                    plan,
+                    table,
+                    err.row.map(|i| inserts[i].key.as_slice()),
+                    err,
+                ));
+            }
             for (e, row) in inserts.iter().zip(&rows) {
                 record(
                     e,
@@ -547,6 +670,29 @@ async fn apply_in(
     })
 }
 
+/// An insert that broke a constraint, after the transaction rolled back:
+/// when the row's key now exists in the target, someone inserted it while
+/// the promotion ran (the re-check cannot lock a row that does not exist
+/// yet, and PostgreSQL does not show it uncommitted). That is the target
+/// changing under the plan: a refusal (exit 3) naming the row. Otherwise
+/// the constraint error `failed` stands.
+async fn inserted_meanwhile(target: &dyn Store, plan: &Plan, entry: &PlanEntry, failed: Error) -> Error {
+    let Ok(spec) = spec_of(plan, &entry.table) else {
+        return failed;
+    };
+    let request = crate::planner::full_rows(spec, vec![entry.target_key().to_vec()]);
+    match target.fetch(request).await {
+        Ok(rows) if !rows.is_empty() => Error::Blocked(format!(
+            "{} -> {}: the target changed since the plan was made ({} was inserted into `{}` while the promotion ran; the plan expected no such row); nothing was written. Make a new plan and review it again",
+            plan.from,
+            plan.to,
+            entry.label(),
+            plan.to
+        )),
+        _ => failed,
+    }
+}
+
 /// The sync base an entry carries, when it can be trusted: a plan made
 /// under the writer lock (held until now) carries the bases it read, and no
 /// other writer can have changed them since.
@@ -606,10 +752,13 @@ pub fn project(spec: &TableSpec, raw: &[Value]) -> Row {
 }
 
 /// Reads the current rows of `keys` inside a transaction (every target
-/// column); the store chunks the lookup under its placeholder limit.
+/// column) and locks them until it ends ([`Txn::fetch_for_update`]): what
+/// the re-check saw is what the writes overwrite, and a client's edit
+/// either came before (and the re-check sees it) or waits for the commit.
+/// The store chunks the lookup under its placeholder limit.
 pub async fn fetch_full(txn: &mut dyn Txn, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(txn.fetch(crate::planner::full_rows(spec, keys)).await?)
+    Ok(txn.fetch_for_update(crate::planner::full_rows(spec, keys)).await?)
 }

@@ -1,10 +1,11 @@
 //! `ferry revert`: restore exactly what a promotion replaced, refusing when
 //! those rows changed since (unless forced), and restore the sync base.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use ferry_core::canonical::encode_value;
+use ferry_core::canonical::{encode_value, key_text};
 use ferry_core::plan::{Action, Counts};
+use ferry_core::rules::SyncBase;
 use ferry_core::schema::TableSchema;
 use ferry_core::value::{convert, Value};
 use ferry_db::{FetchRequest, Row, Store, Txn};
@@ -98,20 +99,149 @@ pub async fn revert_unchecked(project: &Project, id: &str, user: &str, force: bo
     Ok(done)
 }
 
-async fn current_row(txn: &mut dyn Txn, schema: &TableSchema, r: &JournalRow) -> Result<Option<Row>> {
-    let columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-    let rows = txn
-        .fetch(FetchRequest {
-            table: r.table.clone(),
-            columns,
-            match_columns: r.key_columns(),
-            values: vec![r.key_values()],
-            flag: None,
-            filter: None,
-            fixed: Vec::new(),
+/// A key as text after converting each value to its column's type, so a
+/// key read from the journal and the same key read from the table match.
+fn key_of(schema: &TableSchema, key: &[(String, Value)]) -> String {
+    let values: Vec<Value> = key
+        .iter()
+        .map(|(c, v)| {
+            schema
+                .column(c)
+                .and_then(|col| convert(v, &col.ty).ok())
+                .unwrap_or_else(|| v.clone())
         })
-        .await?;
-    Ok(rows.into_iter().next())
+        .collect();
+    key_text(&values)
+}
+
+/// What every journalled row looks like now (every column, `None` when it
+/// is gone), read table by table in chunks and locked until the commit
+/// ([`Txn::fetch_for_update`]): what is checked is what gets overwritten.
+async fn current_rows(
+    txn: &mut dyn Txn,
+    schemas: &BTreeMap<String, TableSchema>,
+    rows: &[JournalRow],
+) -> Result<Vec<Option<Row>>> {
+    // (table, key columns) -> the keys to read.
+    let mut wanted: BTreeMap<(&str, Vec<String>), Vec<Row>> = BTreeMap::new();
+    for r in rows {
+        wanted
+            .entry((r.table.as_str(), r.key_columns()))
+            .or_default()
+            .push(r.key_values());
+    }
+    let mut found: HashMap<(String, String), Row> = HashMap::new();
+    for ((table, key_cols), keys) in wanted {
+        let schema = &schemas[table];
+        let columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+        let read = txn
+            .fetch_for_update(FetchRequest {
+                table: table.to_string(),
+                columns: columns.clone(),
+                match_columns: key_cols.clone(),
+                values: keys,
+                flag: None,
+                filter: None,
+                fixed: Vec::new(),
+            })
+            .await?;
+        for row in read {
+            let key: Vec<(String, Value)> = key_cols
+                .iter()
+                .map(|c| {
+                    let v = columns
+                        .iter()
+                        .position(|x| x == c)
+                        .and_then(|i| row.get(i))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    (c.clone(), v)
+                })
+                .collect();
+            found.insert((table.to_string(), key_of(schema, &key)), row);
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|r| found.remove(&(r.table.clone(), key_of(&schemas[&r.table], &r.key))))
+        .collect())
+}
+
+/// A journalled row the revert writes: the row, what it holds now, what the
+/// revert does to it and the columns it writes.
+type Restored<'a> = (&'a JournalRow, &'a Option<Row>, Action, Option<Vec<(String, Value)>>);
+
+/// One statement's worth of the revert's writes: consecutive rows of one
+/// table restored the same way (and, for updates, the same columns).
+enum Batch {
+    Delete {
+        table: String,
+        key: Vec<String>,
+        keys: Vec<Row>,
+    },
+    Insert {
+        table: String,
+        columns: Vec<String>,
+        rows: Vec<Row>,
+    },
+    Update {
+        table: String,
+        key: Vec<String>,
+        set: Vec<String>,
+        rows: Vec<(Row, Row)>,
+    },
+}
+
+impl Batch {
+    /// Adds a row to this batch when it is of the same kind; gives it back otherwise.
+    fn absorb(&mut self, next: Batch) -> Option<Batch> {
+        match (self, next) {
+            (
+                Batch::Delete { table, key, keys },
+                Batch::Delete {
+                    table: t,
+                    key: k,
+                    keys: more,
+                },
+            ) if *table == t && *key == k => {
+                keys.extend(more);
+                None
+            }
+            (
+                Batch::Insert { table, columns, rows },
+                Batch::Insert {
+                    table: t,
+                    columns: c,
+                    rows: more,
+                },
+            ) if *table == t && *columns == c => {
+                rows.extend(more);
+                None
+            }
+            (
+                Batch::Update { table, key, set, rows },
+                Batch::Update {
+                    table: t,
+                    key: k,
+                    set: s,
+                    rows: more,
+                },
+            ) if *table == t && *key == k && *set == s => {
+                rows.extend(more);
+                None
+            }
+            (_, next) => Some(next),
+        }
+    }
+
+    async fn run(self, txn: &mut dyn Txn) -> Result<()> {
+        match self {
+            Batch::Delete { table, key, keys } => txn.delete(&table, &key, &keys).await?,
+            Batch::Insert { table, columns, rows } => txn.insert(&table, &columns, &rows).await?,
+            Batch::Update { table, key, set, rows } => txn.update(&table, &key, &set, &rows).await?,
+        }
+        Ok(())
+    }
 }
 
 fn get<'a>(schema: &TableSchema, row: &'a Row, col: &str) -> Option<&'a Value> {
@@ -133,16 +263,14 @@ async fn revert_in(
     let id = &original.id;
     // What each row looks like now, and whether it is still what the
     // promotion left.
-    let mut now: Vec<Option<Row>> = Vec::new();
+    let now = current_rows(txn, schemas, rows).await?;
     let mut moved = Vec::new();
-    for r in rows {
+    for (r, cur) in rows.iter().zip(&now) {
         let schema = &schemas[&r.table];
-        let cur = current_row(txn, schema, r).await?;
         if r.action == "keep" {
-            now.push(cur);
             continue;
         }
-        match (&r.after, &cur) {
+        match (&r.after, cur) {
             (None, None) => {}
             (Some(after), Some(c)) => {
                 let diff: Vec<&str> = after
@@ -174,7 +302,6 @@ async fn revert_in(
                 ));
             }
         }
-        now.push(cur);
     }
     if !moved.is_empty() && !force {
         return Err(Error::Blocked(format!(
@@ -191,6 +318,12 @@ async fn revert_in(
     let mut counts = Counts::default();
     let mut journal_rows = Vec::new();
     let from = original.from.clone().unwrap_or_default();
+    // The writes, last journalled first, one statement per run of rows of
+    // one table restored alike; the sync bases, read and then written back
+    // per table.
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut restored: Vec<Restored> = Vec::new();
+    let mut bases: BTreeMap<&str, Vec<(String, Option<SyncBase>)>> = BTreeMap::new();
     for (r, cur) in rows.iter().zip(&now).rev() {
         let schema = &schemas[&r.table];
         let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
@@ -198,28 +331,36 @@ async fn revert_in(
         let key = r.key_values();
         if r.action == "keep" {
             // `--take target` wrote only the sync base: restore it.
-            journal::write_bases_text(
-                txn,
-                &from,
-                &r.table,
-                Some(&new_id),
-                &[(r.base_key(), r.base_before.clone())],
-            )
-            .await?;
+            bases
+                .entry(r.table.as_str())
+                .or_default()
+                .push((r.base_key(), r.base_before.clone()));
             continue;
         }
-        let (action, after): (Action, Option<Vec<(String, Value)>>) = match (&r.before, cur) {
+        let (batch, action, after) = match (&r.before, cur) {
             (None, None) => continue,
-            (None, Some(_)) => {
-                txn.delete(&r.table, &key_cols, std::slice::from_ref(&key)).await?;
-                (Action::Delete, None)
-            }
+            (None, Some(_)) => (
+                Batch::Delete {
+                    table: r.table.clone(),
+                    key: key_cols,
+                    keys: vec![key],
+                },
+                Action::Delete,
+                None,
+            ),
             (Some(before), None) => {
                 let cols: Vec<(String, Value)> = before.iter().filter(|(c, _)| all.contains(c)).cloned().collect();
                 let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
                 let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
-                txn.insert(&r.table, &names, &[values]).await?;
-                (Action::Insert, Some(cols))
+                (
+                    Batch::Insert {
+                        table: r.table.clone(),
+                        columns: names,
+                        rows: vec![values],
+                    },
+                    Action::Insert,
+                    Some(cols),
+                )
             }
             (Some(before), Some(_)) => {
                 // Restore the columns the promotion wrote.
@@ -239,32 +380,67 @@ async fn revert_in(
                 }
                 let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
                 let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
-                txn.update(&r.table, &key_cols, &names, &[(key.clone(), values)])
-                    .await?;
-                (Action::Update, Some(cols))
+                (
+                    Batch::Update {
+                        table: r.table.clone(),
+                        key: key_cols,
+                        set: names,
+                        rows: vec![(key, values)],
+                    },
+                    Action::Update,
+                    Some(cols),
+                )
             }
         };
+        match batches.last_mut() {
+            Some(last) => {
+                if let Some(batch) = last.absorb(batch) {
+                    batches.push(batch);
+                }
+            }
+            None => batches.push(batch),
+        }
         counts.add(action);
+        bases
+            .entry(r.table.as_str())
+            .or_default()
+            .push((r.base_key(), r.base_before.clone()));
+        restored.push((r, cur, action, after));
+    }
+    for batch in batches {
+        batch.run(txn).await?;
+    }
+    let mut current_bases: BTreeMap<&str, BTreeMap<String, SyncBase>> = BTreeMap::new();
+    for (table, list) in &bases {
+        let keys: Vec<String> = list.iter().map(|(k, _)| k.clone()).collect();
+        current_bases.insert(table, journal::read_bases_text(txn, &from, table, &keys).await?);
+    }
+    for (table, mut list) in bases {
+        // In the order of `_ferry_sync`'s key: each page of it is visited once.
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        journal::write_bases_text(txn, &from, table, Some(&new_id), &list).await?;
+    }
+    for (r, cur, action, after) in restored {
+        let schema = &schemas[&r.table];
         let base_key = r.base_key();
-        let current_base = journal::read_bases_text(txn, &from, &r.table, std::slice::from_ref(&base_key)).await?;
-        journal::write_bases_text(
-            txn,
-            &from,
-            &r.table,
-            Some(&new_id),
-            &[(base_key.clone(), r.base_before.clone())],
-        )
-        .await?;
         journal_rows.push(JournalRow {
             seq: journal_rows.len() as i64 + 1,
             table: r.table.clone(),
             key: r.key.clone(),
             action: action.name().into(),
-            before: cur
-                .as_ref()
-                .map(|c| all.iter().cloned().zip(c.iter().cloned()).collect()),
+            before: cur.as_ref().map(|c| {
+                schema
+                    .columns
+                    .iter()
+                    .map(|col| col.name.clone())
+                    .zip(c.iter().cloned())
+                    .collect()
+            }),
             after,
-            base_before: current_base.get(&base_key).cloned(),
+            base_before: current_bases
+                .get(r.table.as_str())
+                .and_then(|m| m.get(&base_key))
+                .cloned(),
             source_key: r.source_key.clone(),
         });
     }

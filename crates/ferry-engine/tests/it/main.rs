@@ -2,6 +2,7 @@
 
 mod common;
 mod engines;
+mod hot_journal;
 mod merge;
 mod properties;
 mod scenarios;

@@ -95,6 +95,8 @@ async fn promote(
             route(&project, from, to, opened).await?;
             let target = project.open(to).await?;
             *opened = Some(target.clone());
+            // Hashed, not trusted: only managed tables, as configured.
+            apply::check_saved(&project, &*target, &plan).await?;
             if !opts.dry_run {
                 audit::require(&project, &*target, user, Right::Promote, "promote", Some(from)).await?;
             }

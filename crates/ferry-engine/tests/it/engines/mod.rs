@@ -14,6 +14,7 @@ mod generated_ids;
 mod identifiers;
 mod json_text;
 mod own_records;
+mod races;
 mod read_only;
 mod round_trip;
 mod scenarios;
