@@ -249,8 +249,12 @@ async fn apply_in(
     let mut stale = Vec::new();
     for (table, es) in by_table {
         let spec = spec_of(plan, table)?;
-        // A new natural-key row has no target key yet: nothing to re-check.
-        let es: Vec<&&PlanEntry> = es.iter().filter(|e| !is_natural_insert(spec, e)).collect();
+        // A new natural-key row (or a row keyed by one) has no target key
+        // yet: nothing to re-check.
+        let es: Vec<&&PlanEntry> = es
+            .iter()
+            .filter(|e| !is_natural_insert(spec, e) && !key_deferred(spec, e))
+            .collect();
         let keys: Vec<Vec<Value>> = es.iter().map(|e| e.target_key().to_vec()).collect();
         let rows = fetch_full(txn, spec, keys).await?;
         let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
@@ -388,11 +392,17 @@ async fn apply_in(
             txn.insert(table, &columns, &rows)
                 .await
                 .map_err(|err| write_error(plan, table, err.row.map(|i| inserts[i].key.as_slice()), err))?;
+            let k = spec.key.len();
             for (e, row) in inserts.iter().zip(&rows) {
+                // A key that references a natural-key table went through the
+                // id mapping: rows referencing this one follow it.
+                if row[..k] != e.key[..] {
+                    new_keys.insert((table.clone(), key_text(&e.key)), row[..k].to_vec());
+                }
                 record(
                     e,
                     spec,
-                    &e.key,
+                    &row[..k],
                     Some(columns.iter().cloned().zip(row.iter().cloned()).collect()),
                 );
             }
@@ -556,6 +566,12 @@ fn carried_base<'e>(plan: &Plan, e: &'e PlanEntry) -> Option<&'e Option<SyncBase
 
 fn is_natural_insert(spec: &TableSpec, e: &PlanEntry) -> bool {
     spec.natural_key.is_some() && e.action == Action::Insert
+}
+
+/// An insert whose key references a natural-key row this promotion
+/// inserts: its key is the id the target assigns that row.
+fn key_deferred(spec: &TableSpec, e: &PlanEntry) -> bool {
+    e.action == Action::Insert && spec.key.iter().any(|c| e.deferred.contains(c))
 }
 
 /// The entry's source row with its deferred references (source keys of

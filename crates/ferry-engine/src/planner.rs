@@ -311,6 +311,80 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Matches a table whose key references a natural-key table (a child
+    /// keyed by its parent's id, as in multi-table inheritance) once, after
+    /// the natural-key tables: its key goes through their id mapping like
+    /// any other reference ([`natural::match_mapped`]). Both sides are read
+    /// whole: such a table has at most one row per parent row.
+    async fn load_mapped(&mut self, spec: &TableSpec) -> Result<()> {
+        let pair = self.pair;
+        let n = spec.columns().len();
+        let k = spec.key.len();
+        let req = ScanRequest {
+            table: spec.name.clone(),
+            columns: spec.columns(),
+            order_by: spec.key.clone(),
+            filter: None,
+            flag: spec.exclude.clone(),
+        };
+        let mut source = Vec::new();
+        let mut rx = pair.source.scan(req.clone()).await?;
+        while let Some(batch) = rx.recv().await {
+            for mut raw in batch? {
+                let excluded = is_true(raw.get(n));
+                raw.truncate(n);
+                let source_key = spec.canonicalize_key(&raw).map_err(|(col, e)| {
+                    conv_err(
+                        (&pair.from, &pair.to),
+                        spec,
+                        &raw[..k.min(raw.len())],
+                        &pair.from,
+                        &col,
+                        e,
+                    )
+                })?;
+                let row = self.side(spec, &pair.from, raw, true)?;
+                source.push(natural::MappedRow {
+                    source_key,
+                    row,
+                    excluded,
+                });
+            }
+        }
+        let mut target = Vec::new();
+        let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
+        while let Some(batch) = rx.recv().await {
+            for raw in batch? {
+                target.push(self.side(spec, &pair.to, raw, true)?);
+            }
+        }
+        let parents: HashMap<String, &NaturalMatch> = spec
+            .key
+            .iter()
+            .filter_map(|c| {
+                let m = spec.references.get(c).and_then(|t| self.natural.get(t))?;
+                Some((c.clone(), m))
+            })
+            .collect();
+        let m = natural::match_mapped(spec, source, target, &parents);
+        let mut maps = (*self.sides.natural).clone();
+        maps.insert(spec.name.clone(), m.map.clone());
+        self.sides.natural = Arc::new(maps);
+        self.natural.insert(spec.name.clone(), m);
+        Ok(())
+    }
+
+    /// Whether a table's key references a natural-key table: then its key
+    /// is environment-local too, and goes through the id mapping.
+    fn key_is_mapped(&self, spec: &TableSpec) -> bool {
+        spec.natural_key.is_none()
+            && spec.key.iter().any(|c| {
+                spec.references
+                    .get(c)
+                    .is_some_and(|t| self.pair.specs.get(t).is_some_and(|s| s.natural_key.is_some()))
+            })
+    }
+
     /// The candidates of a natural-key table for a selection mode.
     async fn natural_candidates(&self, spec: &TableSpec, mode: &Mode) -> Result<Vec<Candidate>> {
         let Some(m) = self.natural.get(&spec.name) else {
@@ -334,12 +408,18 @@ impl<'a> Planner<'a> {
                 };
                 let i = spec.columns().iter().position(|c| c == col).unwrap_or(0);
                 let wanted: HashSet<String> = parents.iter().map(|p| key_text(std::slice::from_ref(p))).collect();
+                // A parent column in the key: the source's own value (the
+                // row's key went through the id mapping).
+                let in_key = spec.key.iter().position(|c| c == col);
                 m.by_source
                     .values()
                     .filter(|c| {
-                        c.source
-                            .as_ref()
-                            .is_some_and(|s| wanted.contains(&key_text(std::slice::from_ref(&s.row[i]))))
+                        let v = match (in_key, &c.source) {
+                            (Some(j), Some(_)) => &c.key[j],
+                            (None, Some(s)) => &s.row[i],
+                            (_, None) => return false,
+                        };
+                        wanted.contains(&key_text(std::slice::from_ref(v)))
                     })
                     .cloned()
                     .collect()
@@ -393,6 +473,11 @@ impl<'a> Planner<'a> {
         for t in &pair.order {
             if pair.specs[t].natural_key.is_some() {
                 self.load_natural(&pair.specs[t]).await?;
+            }
+        }
+        for t in &pair.order {
+            if self.key_is_mapped(&pair.specs[t]) {
+                self.load_mapped(&pair.specs[t]).await?;
             }
         }
         let mut child_keys: HashMap<String, Vec<Value>> = HashMap::new();
@@ -475,7 +560,7 @@ impl<'a> Planner<'a> {
         track: bool,
     ) -> Result<Vec<Vec<Value>>> {
         let mut tracked = Vec::new();
-        if spec.natural_key.is_some() {
+        if self.natural.contains_key(&spec.name) {
             let mut cands = self.natural_candidates(spec, &mode).await?;
             if let Mode::Keys(keys) = &mode {
                 if explicit && cands.len() < keys.len() {
@@ -780,7 +865,7 @@ impl<'a> Planner<'a> {
         let pair = self.pair;
         pair.raw_comparable.contains(&spec.name)
             && !self.collects_equal()
-            && !spec.references.values().any(|t| pair.specs[t].natural_key.is_some())
+            && !spec.references.values().any(|t| self.natural.contains_key(t))
     }
 
     /// Streams both sides of a table as raw images in key order, and reads
@@ -975,7 +1060,7 @@ impl<'a> Planner<'a> {
                         continue;
                     }
                     // A matched natural-key reference already names a target row.
-                    if pair.specs[table].natural_key.is_some() && !e.deferred.contains(col) {
+                    if self.natural.contains_key(table) && !e.deferred.contains(col) {
                         continue;
                     }
                     let kt = key_text(std::slice::from_ref(v));
@@ -1014,7 +1099,7 @@ impl<'a> Planner<'a> {
                 };
                 // A natural-key row is in the target when it is matched (and
                 // then it was rewritten already): nothing to look up.
-                let in_target: HashSet<String> = if spec.natural_key.is_some() {
+                let in_target: HashSet<String> = if self.natural.contains_key(&table) {
                     HashSet::new()
                 } else {
                     pair.target
@@ -1030,7 +1115,7 @@ impl<'a> Planner<'a> {
                     .filter(|(v, _)| !in_target.contains(&key_text(std::slice::from_ref(v))))
                     .collect();
                 for (v, by) in missing {
-                    let cands = if spec.natural_key.is_some() {
+                    let cands = if self.natural.contains_key(&table) {
                         let mut c = self
                             .natural_candidates(spec, &Mode::Keys(vec![vec![v.clone()]]))
                             .await?;
@@ -1188,10 +1273,19 @@ impl<'a> Planner<'a> {
                     fixed: Vec::new(),
                 })
                 .await?;
+            // Entries by the key of their target row (a table whose key
+            // goes through an id mapping has entries under source keys).
+            let by_target: HashMap<String, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.table == *child)
+                .map(|(i, e)| (key_text(e.target_key()), i))
+                .collect();
             for raw in rows {
                 let side = self.side(spec, &pair.to, raw, true)?;
                 let key = side.row[..spec.key.len()].to_vec();
-                let idx = self.index.get(&(child.clone(), key_text(&key))).copied();
+                let idx = by_target.get(&key_text(&key)).copied();
                 match idx.map(|i| (i, self.entries[i].action)) {
                     Some((_, Action::Delete | Action::Conflict)) => {}
                     Some((i, _)) => {
