@@ -46,7 +46,8 @@ pub enum Reason {
     TargetNewer,
     /// The row exists only in the target and Ferry never synced it.
     TargetOnly,
-    /// First contact: no sync base yet, the source wins.
+    /// First contact: the rows differ and there is no sync base yet, so
+    /// which side changed it is unknown: a conflict until decided.
     NoBase,
     /// Both sides changed different fields: merged.
     Merged,

@@ -71,8 +71,16 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
                 )
             })
             .collect();
+        let first_contact = if conflicts.iter().any(|e| e.reason == Some(Reason::NoBase)) {
+            format!(
+                "\n`no-base` rows differ and were never synced (first contact): the same id may hold unrelated rows. Decide each with `ferry promote {} {} --id TABLE:KEY --take source` (or `--take target` to keep the target's row and record it as synced)",
+                plan.from, plan.to
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::Blocked(format!(
-            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}\nSee them with `ferry diff {} {}`; leave those rows out of the selection, or pass --force to let `{}` win",
+            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}\nSee them with `ferry diff {} {}`; leave those rows out of the selection, or pass --force to let `{}` win{first_contact}",
             plan.from,
             plan.to,
             conflicts.len(),

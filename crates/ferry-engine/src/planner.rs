@@ -983,19 +983,9 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 Decision::Insert => entry(spec, &c, Action::Insert, None),
-                Decision::Update {
-                    fields,
-                    no_base,
-                    merged,
-                } => {
+                Decision::Update { fields, merged } => {
                     let mut e = entry(spec, &c, Action::Update, None);
-                    e.reason = if merged {
-                        Some(Reason::Merged)
-                    } else if no_base {
-                        Some(Reason::NoBase)
-                    } else {
-                        None
-                    };
+                    e.reason = merged.then_some(Reason::Merged);
                     e.set = fields.iter().map(|i| spec.compared[*i].clone()).collect();
                     e
                 }
@@ -1007,6 +997,7 @@ impl<'a> Planner<'a> {
                         ConflictKind::BothChanged => Reason::BothChanged,
                         ConflictKind::DeletedInTarget => Reason::DeletedInTarget,
                         ConflictKind::DeletedInSource => Reason::DeletedInSource,
+                        ConflictKind::NoBase => Reason::NoBase,
                     };
                     let mut e = entry(spec, &c, Action::Conflict, Some(reason));
                     if !fields.is_empty() {

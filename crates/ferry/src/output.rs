@@ -36,7 +36,12 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
         o["pulled_by"] = json!(by);
     }
     if e.action == Action::Conflict {
-        o["base"] = json!(if e.base_kept { "kept" } else { "not kept" });
+        o["base"] = json!(match (e.reason, e.base_kept) {
+            // First contact: there is no base at all.
+            (Some(Reason::NoBase), _) => "none",
+            (_, true) => "kept",
+            (_, false) => "not kept",
+        });
     }
     if e.action == Action::Insert {
         if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
@@ -155,7 +160,7 @@ pub fn plan_text(plan: &Plan) -> String {
         let mut notes = Vec::new();
         if let Some(r) = e.reason {
             notes.push(match r {
-                Reason::NoBase => ui::yellow("no-base: first contact, source wins"),
+                Reason::NoBase => ui::yellow("no-base: first contact, which side changed it is unknown"),
                 Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
                 Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
                 Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
@@ -193,7 +198,8 @@ pub fn plan_text(plan: &Plan) -> String {
                     }
                 }
             }
-            Action::Conflict if !e.fields.is_empty() => {
+            // First contact has no base to show: the two sides, as an update's.
+            Action::Conflict if !e.fields.is_empty() && e.reason != Some(Reason::NoBase) => {
                 for f in &e.fields {
                     let base = match &f.base {
                         Some(b) => short(b),
@@ -223,10 +229,10 @@ pub fn plan_text(plan: &Plan) -> String {
     if no_base > 0 {
         let _ = writeln!(
             out,
-            "\n{} {no_base} update{} {} first contact (no sync base yet): the same id may hold unrelated rows created separately in each environment. Check them; `ferry baseline {} {}` records equal rows as synced.",
+            "\n{} {no_base} row{} differ{} on first contact (no sync base yet): the same id may hold unrelated rows created separately in each environment, so `promote` refuses them until decided: `--id TABLE:KEY --take source|target` for one row, `--force` for the source everywhere. `ferry baseline {} {}` records the equal rows as synced.",
             ui::yellow("warning:"),
             if no_base == 1 { "" } else { "s" },
-            if no_base == 1 { "is" } else { "are" },
+            if no_base == 1 { "s" } else { "" },
             plan.from,
             plan.to
         );

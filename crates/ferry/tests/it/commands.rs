@@ -16,7 +16,7 @@ fn first_diff() -> Vec<(String, i64, String, Option<String>)> {
         s("menus", 2, "insert", None),
         s("menus", 3, "insert", None),
         s("menus", 5, "insert", None),
-        s("businesses", 1, "update", Some("no-base")),
+        s("businesses", 1, "conflict", Some("no-base")),
         s("businesses", 2, "insert", None),
         s("forms", 1, "insert", None),
         s("forms", 2, "insert", None),
@@ -93,7 +93,7 @@ fn diff_shows_every_kind_of_row_and_writes_nothing() {
     let text = out.stdout;
     for want in [
         "staging -> production",
-        "11 inserts, 1 update, 0 deletes",
+        "11 inserts, 0 updates, 0 deletes",
         "target-only",
         "no-base",
         "first contact",
@@ -183,6 +183,8 @@ fn plan_saves_a_plan_that_promote_applies_exactly() {
             "plan.json",
             "--yes",
             "--json",
+            // The first-contact row: the source wins.
+            "--force",
         ])
         .expect(0)
         .json();
@@ -203,7 +205,15 @@ fn a_saved_plan_is_refused_when_the_target_moved() {
     );
     let before = f.dump("production");
     let out = f
-        .run(&["promote", "staging", "production", "--plan", "plan.json", "--yes"])
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--plan",
+            "plan.json",
+            "--yes",
+            "--force",
+        ])
         .expect(3);
     assert!(out.stderr.contains("businesses:1"), "{}", out.stderr);
     assert!(out.stderr.contains("changed since the plan"), "{}", out.stderr);
@@ -235,7 +245,7 @@ fn plan_with_a_selection_is_refused_together_with_plan_file() {
 fn promote_without_a_terminal_and_without_yes_refuses() {
     let f = Fixture::new();
     let (staging, production) = (f.dump("staging"), f.dump("production"));
-    let out = f.run(&["promote", "staging", "production"]).expect(2);
+    let out = f.run(&["promote", "staging", "production", "--force"]).expect(2);
     assert!(out.stderr.contains("--yes"), "{}", out.stderr);
     assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
     // It showed what it would do first.
@@ -243,7 +253,9 @@ fn promote_without_a_terminal_and_without_yes_refuses() {
     assert_eq!(f.dump("staging"), staging);
     assert_eq!(f.dump("production"), production);
 
-    let out = f.run(&["promote", "staging", "production", "--json"]).expect(2);
+    let out = f
+        .run(&["promote", "staging", "production", "--json", "--force"])
+        .expect(2);
     assert_eq!(out.json()["error"]["exit"], 2, "{}", out.stdout);
     assert_eq!(f.dump("production"), production);
 }
@@ -252,13 +264,23 @@ fn promote_without_a_terminal_and_without_yes_refuses() {
 fn dry_run_shows_the_plan_and_writes_nothing() {
     let f = Fixture::new();
     let production = f.dump("production");
-    let out = f.run(&["promote", "staging", "production", "--dry-run"]).expect(0);
+    let out = f
+        .run(&["promote", "staging", "production", "--dry-run", "--force"])
+        .expect(0);
     assert!(out.stdout.contains("11 inserts"), "{}", out.stdout);
     assert!(out.stdout.contains("Dry run: nothing was written"), "{}", out.stdout);
     assert_eq!(f.dump("production"), production);
 
     let v = f
-        .run(&["promote", "staging", "production", "--dry-run", "--json", "--yes"])
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--dry-run",
+            "--json",
+            "--yes",
+            "--force",
+        ])
         .expect(0)
         .json();
     assert_eq!(v["promotion"], J::Null, "{v}");
@@ -274,7 +296,7 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
 fn promote_json_has_the_documented_shape() {
     let f = Fixture::new();
     let v = f
-        .run(&["promote", "staging", "production", "--yes", "--json"])
+        .run(&["promote", "staging", "production", "--yes", "--json", "--force"])
         .expect(0)
         .json();
     assert!(is_ulid(v["promotion"].as_str().unwrap()), "{v}");
@@ -297,7 +319,9 @@ fn promote_json_has_the_documented_shape() {
 #[test]
 fn promote_text_says_what_it_did_and_how_to_undo_it() {
     let f = Fixture::new();
-    let out = f.run(&["promote", "staging", "production", "--yes"]).expect(0);
+    let out = f
+        .run(&["promote", "staging", "production", "--yes", "--force"])
+        .expect(0);
     let log = f.run(&["log", "production", "--json"]).expect(0).json();
     let id = log[0]["id"].as_str().unwrap();
     assert!(out.stdout.contains(&format!("ferry revert {id}")), "{}", out.stdout);
@@ -823,6 +847,7 @@ fn baseline_records_equal_rows_so_their_deletes_are_proposed() {
 fn first_contact_updates_are_marked_no_base_until_synced() {
     let f = Fixture::new();
     let v = f.diff_json(&[]);
+    assert_eq!(entry(&v, "businesses", 1).unwrap()["action"], "conflict");
     assert_eq!(entry(&v, "businesses", 1).unwrap()["reason"], "no-base");
     assert_eq!(v["no_base"], 1, "{v:#}");
     let out = f.run(&["diff", "staging", "production"]).expect(0);
@@ -892,7 +917,8 @@ fn a_promotion_that_skips_the_pipeline_is_refused() {
 
     // One step at a time works.
     f.run_yes(&["promote", "staging", "preprod"]).expect(0);
-    f.run_yes(&["promote", "preprod", "production"]).expect(0);
+    // Production's own business 1 meets preprod's for the first time.
+    f.run_yes(&["promote", "preprod", "production", "--force"]).expect(0);
     assert_eq!(f.ids("production", "businesses"), [1, 2]);
     assert_eq!(f.ids("preprod", "businesses"), [1, 2]);
 }
@@ -931,7 +957,8 @@ fn log_lists_promotions_newest_first() {
 
     // `--as` names the acting user.
     f.exec("staging", "UPDATE cities SET name = 'Lyon 2' WHERE id = 1;");
-    f.run(&["promote", "staging", "production", "--yes", "--as", "alice"])
+    // (Lyon was equal, never recorded as synced: first contact, decided.)
+    f.run(&["promote", "staging", "production", "--yes", "--force", "--as", "alice"])
         .expect(0);
     let v = f.run(&["log", "--json"]).expect(0).json();
     assert_eq!(v[0]["user"], "alice");

@@ -15,6 +15,8 @@ use crate::common::*;
 fn synced() -> Fixture {
     let f = Fixture::new();
     f.promote(&[]);
+    // The rows that were equal on first contact are recorded as in sync too.
+    f.run_yes(&["baseline", "staging", "production"]).expect(0);
     let v = f.diff_json(&[]);
     assert!(
         changes(&v)
@@ -576,8 +578,9 @@ fn a_saved_plan_is_refused_with_nothing_written_after_the_target_moved() {
         "INSERT INTO cities VALUES (2, 'Zurich, made in production');",
     );
     let before = f.dump("production");
+    // (`--force` decides the fixture's first-contact row, business 1.)
     let out = f
-        .run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+        .run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--force"])
         .expect(3);
     assert!(out.stderr.contains("cities:2"), "{}", out.stderr);
     assert!(out.stderr.contains("changed since the plan"), "{}", out.stderr);
@@ -597,7 +600,7 @@ fn a_saved_plan_is_refused_with_nothing_written_after_the_target_moved() {
 
     // Back to what the plan expects: it applies.
     f.exec("production", "DELETE FROM cities WHERE id = 2;");
-    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--force"])
         .expect(0);
     assert_eq!(name_of(&f, "production", "cities", 2), "Zürich 🏔️");
 }
@@ -608,7 +611,15 @@ fn a_saved_plan_applies_after_the_source_database_is_gone() {
     f.run(&["plan", "staging", "production", "-o", "plan.json"]).expect(0);
     std::fs::remove_file(f.staging()).unwrap();
     let v = f
-        .run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--json"])
+        .run_yes(&[
+            "promote",
+            "staging",
+            "production",
+            "--plan",
+            "plan.json",
+            "--json",
+            "--force",
+        ])
         .expect(0)
         .json();
     assert_eq!(v["counts"]["insert"], 11, "{v:#}");
@@ -669,8 +680,8 @@ fn an_edited_plan_file_is_refused() {
     assert_eq!(f.dump("production"), before);
     assert!(f.ids("production", "cities").len() == 3);
 
-    // The untouched file still applies.
-    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+    // The untouched file still applies (its first-contact row forced).
+    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--force"])
         .expect(0);
     assert_eq!(name_of(&f, "production", "cities", 2), "Zürich 🏔️");
 }
@@ -678,44 +689,138 @@ fn an_edited_plan_file_is_refused() {
 // ---- first contact and baseline -----------------------------------------
 
 #[test]
-fn first_contact_is_marked_no_base_and_said_loudly_in_diff() {
+fn first_contact_is_a_no_base_conflict_said_loudly_and_promote_refuses_it() {
     let f = Fixture::new();
     let v = f.diff_json(&[]);
     let b1 = entry(&v, "businesses", 1).unwrap();
     assert_eq!(
         (&b1["action"], &b1["reason"]),
-        (&J::from("update"), &J::from("no-base")),
+        (&J::from("conflict"), &J::from("no-base")),
         "{b1}"
     );
     assert_eq!(v["no_base"], 1, "{v:#}");
+    assert_eq!(v["counts"]["conflict"], 1, "{v:#}");
     let out = f.run(&["diff", "staging", "production"]).expect(0);
     let line = out
         .stdout
         .lines()
-        .find(|l| l.contains("update") && l.contains("id=1"))
+        .find(|l| l.contains("conflict") && l.contains("id=1"))
         .unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(line.contains("no-base"), "{line}");
     assert!(line.contains("first contact"), "{line}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("name: \"Cafe Ole\" -> \"Café Olé ☕\"")),
+        "both sides are shown: {}",
+        out.stdout
+    );
     let warning = out
         .stdout
         .lines()
         .find(|l| l.contains("warning:"))
         .unwrap_or_else(|| panic!("no warning in:\n{}", out.stdout));
-    for want in ["first contact", "unrelated rows", "ferry baseline staging production"] {
+    for want in [
+        "first contact",
+        "unrelated rows",
+        "--take source|target",
+        "--force",
+        "ferry baseline staging production",
+    ] {
         assert!(warning.contains(want), "`{want}` missing from `{warning}`");
     }
-    // `plan` and a dry run say it as well.
+    // `plan` says it as well.
     let out = f.run(&["plan", "staging", "production"]).expect(0);
     assert!(out.stdout.contains("warning:"), "{}", out.stdout);
-    let out = f.run(&["promote", "staging", "production", "--dry-run"]).expect(0);
-    assert!(out.stdout.contains("first contact"), "{}", out.stdout);
 
-    // The source wins on update; afterwards the row has a base.
-    f.promote(&[]);
+    // `promote` refuses before writing anything (a dry run too).
+    let before = f.dump("production");
+    let out = f.run_yes(&["promote", "staging", "production"]).expect(3);
+    for want in [
+        "businesses:1 (no-base",
+        "first contact",
+        "--take source",
+        "--force",
+        "nothing was written",
+    ] {
+        assert!(out.stderr.contains(want), "`{want}` missing:\n{}", out.stderr);
+    }
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--json"])
+        .expect(3)
+        .json();
+    assert_eq!(v["error"]["code"], "blocked", "{v:#}");
+    f.run(&["promote", "staging", "production", "--dry-run"]).expect(3);
+    assert_eq!(f.dump("production"), before, "a refused first contact wrote something");
+    let log = f.run(&["log", "production", "--json"]).expect(0).json();
+    assert_eq!(log, serde_json::json!([]), "no promotion recorded");
+
+    // The rest goes through without it.
+    f.run_yes(&["promote", "staging", "production", "--table", "cities"])
+        .expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Cafe Ole");
+}
+
+#[test]
+fn first_contact_is_decided_by_take_target_then_take_source() {
+    let f = Fixture::new();
+    // Production's row is its own: kept, and recorded as in sync.
+    f.run_yes(&[
+        "promote",
+        "staging",
+        "production",
+        "--id",
+        "businesses:1",
+        "--take",
+        "target",
+    ])
+    .expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Cafe Ole");
+    let v = f.diff_json(&[]);
+    let b1 = entry(&v, "businesses", 1).unwrap();
+    assert_eq!(
+        (&b1["action"], &b1["reason"]),
+        (&J::from("skip"), &J::from("target-newer")),
+        "decided: production's version is newer, never overwritten: {b1}"
+    );
+    assert_eq!(v["no_base"], 0, "{v:#}");
+    // Everything else promotes now without --force.
+    f.run_yes(&["promote", "staging", "production"]).expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Cafe Ole");
+
+    // Staging's version, decided for that row only.
+    let g = Fixture::new();
+    g.run_yes(&[
+        "promote",
+        "staging",
+        "production",
+        "--id",
+        "businesses:1",
+        "--take",
+        "source",
+    ])
+    .expect(0);
+    assert_eq!(name_of(&g, "production", "businesses", 1), "Café Olé ☕");
+    g.exec("staging", "UPDATE businesses SET name = 'Café 2' WHERE id = 1;");
+    let v = g.diff_json(&[]);
+    let b1 = entry(&v, "businesses", 1).unwrap();
+    assert_eq!((&b1["action"], &b1["reason"]), (&J::from("update"), &J::Null), "{b1}");
+}
+
+#[test]
+fn first_contact_is_decided_for_the_source_by_force() {
+    let f = Fixture::new();
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--force", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(v["counts"]["update"], 1, "{v:#}");
     assert_eq!(name_of(&f, "production", "businesses", 1), "Café Olé ☕");
+    // Afterwards the row has a base: an ordinary update.
     f.exec("staging", "UPDATE businesses SET name = 'Café 2' WHERE id = 1;");
     let v = f.diff_json(&[]);
     assert_eq!(v["no_base"], 0, "{v:#}");
+    assert_eq!(entry(&v, "businesses", 1).unwrap()["action"], "update", "{v:#}");
     assert_eq!(entry(&v, "businesses", 1).unwrap()["reason"], J::Null, "{v:#}");
 }
 
@@ -728,7 +833,7 @@ fn baseline_records_equal_rows_and_reports_the_differing_ones() {
     assert!(text.contains("differ and were not recorded"), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.contains("update") && l.contains("id=1") && l.contains("no-base")),
+            .any(|l| l.contains("conflict") && l.contains("id=1") && l.contains("no-base")),
         "businesses:1 differs: {text}"
     );
     assert!(text.contains("Cafe Ole"), "the differing values are shown: {text}");
@@ -763,6 +868,10 @@ fn baseline_records_equal_rows_and_reports_the_differing_ones() {
     let v = f.diff_json(&["--table", "businesses"]);
     let b1 = entry(&v, "businesses", 1).unwrap();
     assert_eq!((&b1["action"], &b1["reason"]), (&J::from("update"), &J::Null), "{b1}");
+    // After the baseline, promote needs no decision.
+    f.run_yes(&["promote", "staging", "production", "--table", "businesses"])
+        .expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Café 3");
 }
 
 #[test]
