@@ -119,8 +119,15 @@ fn summary_line(plan: &Plan) -> String {
     parts.join(", ")
 }
 
-/// A plan for people.
+/// A plan for people, without the natural-key rows merely matched (see
+/// [`plan_text_with`]).
 pub fn plan_text(plan: &Plan) -> String {
+    plan_text_with(plan, false)
+}
+
+/// A plan for people; `verbose` also lists the natural-key rows matched
+/// and equal on both sides (otherwise only counted in one line).
+pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -139,7 +146,12 @@ pub fn plan_text(plan: &Plan) -> String {
         );
     }
     let mut table = "";
+    let mut matched = 0usize;
     for e in &plan.entries {
+        if !verbose && e.reason == Some(Reason::Matched) {
+            matched += 1;
+            continue;
+        }
         if e.table != table {
             table = &e.table;
             let _ = writeln!(out, "\n{}", ui::bold(table));
@@ -235,6 +247,16 @@ pub fn plan_text(plan: &Plan) -> String {
             if no_base == 1 { "s" } else { "" },
             plan.from,
             plan.to
+        );
+    }
+    if matched > 0 {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            ui::dim(&format!(
+                "{matched} row{} matched by natural key and equal (the id mapping is recorded); --verbose lists them",
+                if matched == 1 { "" } else { "s" }
+            ))
         );
     }
     if plan.entries.is_empty() {

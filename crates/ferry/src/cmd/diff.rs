@@ -39,7 +39,7 @@ pub async fn run(
         }
         print_json(&v)?;
     } else {
-        let mut text = output::plan_text(&plan);
+        let mut text = output::plan_text_with(&plan, g.verbose);
         if let Some(path) = &save {
             text.push_str(&format!(
                 "\nPlan saved to {}. Apply exactly this plan with: ferry promote {from} {to} --plan {}\n",

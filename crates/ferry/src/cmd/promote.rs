@@ -141,7 +141,7 @@ async fn promote(
     };
     reviews::check_open(&*target, &plan).await?;
     if !g.json {
-        print_text(&output::plan_text(&plan))?;
+        print_text(&output::plan_text_with(&plan, g.verbose))?;
     }
     // Gates: the target's checks, before anything is written (dry runs too).
     let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, changes > 0).await?;

@@ -925,6 +925,41 @@ fn a_promotion_that_skips_the_pipeline_is_refused() {
 
 // ---- log and show -----------------------------------------------------
 
+/// `promote ... --yes --force` with FERRY_USER and the login variables
+/// removed, then `USER` set to `user` when given; gives the recorded user.
+fn promote_as_login(f: &Fixture, user: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["promote", "staging", "production", "--yes", "--force"])
+        .current_dir(f.path())
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_USER")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("USERNAME")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    if let Some(u) = user {
+        cmd.env("USER", u);
+    }
+    let out = cmd.output().expect("run the ferry binary");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = f.run(&["log", "production", "--json"]).expect(0).json();
+    log[0]["user"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_acting_user_is_the_login_name_when_neither_as_nor_ferry_user_is_given() {
+    let f = Fixture::new();
+    // No variable names the user (cron jobs, containers): the system does.
+    let id = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    let login = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(!login.is_empty());
+    assert_eq!(promote_as_login(&f, None), login);
+    // $USER when it is set.
+    f.exec("staging", "UPDATE cities SET name = 'Zürich 2' WHERE id = 2;");
+    assert_eq!(promote_as_login(&f, Some("carol")), "carol");
+}
+
 #[test]
 fn log_lists_promotions_newest_first() {
     let f = Fixture::new();

@@ -456,12 +456,30 @@ fn natural_keys_rewrite_references_and_new_rows_get_the_target_id() {
         "items:1 points at `news` on both sides: equal once rewritten: {v:#}"
     );
     assert_eq!(entry(&v, "items", 2).unwrap()["row"]["label_id"], 10, "{v:#}");
+    // Rows matched and equal need nothing: one line counts them, and
+    // --verbose (-v) lists them.
     let out = f.run(&["diff", "staging", "production"]).expect(0);
+    assert!(!out.stdout.contains("matched with labels:11"), "{}", out.stdout);
+    assert!(!out.stdout.contains("matched by natural key:"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("matched with labels:11 in production"),
+        out.stdout.contains("2 rows matched by natural key and equal"),
         "{}",
         out.stdout
     );
+    assert!(out.stdout.contains("--verbose lists them"), "{}", out.stdout);
+    let out = f.run(&["promote", "staging", "production", "--dry-run"]).expect(0);
+    assert!(!out.stdout.contains("matched with labels:11"), "{}", out.stdout);
+    for verbose in ["--verbose", "-v"] {
+        let out = f.run(&["diff", "staging", "production", verbose]).expect(0);
+        assert!(
+            out.stdout.contains("matched with labels:11 in production"),
+            "{}",
+            out.stdout
+        );
+        assert!(!out.stdout.contains("--verbose lists them"), "{}", out.stdout);
+    }
+    let out = f.run(&["plan", "staging", "production", "-v"]).expect(0);
+    assert!(out.stdout.contains("matched with labels:11"), "{}", out.stdout);
 
     // One item whose label exists only in staging: the label comes along.
     let v = f.diff_json(&["--id", "items:3"]);
