@@ -70,6 +70,42 @@ fn check_reaches_every_environment_and_writes_nothing() {
 }
 
 #[test]
+fn check_and_promote_refuse_a_foreign_key_ferry_was_not_told_about() {
+    // forms.owner_id points at users, which Ferry does not manage.
+    let owner = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n\
+                 ALTER TABLE forms ADD COLUMN owner_id INTEGER REFERENCES users(id);";
+    let f = Fixture::with(
+        SCHEMA,
+        &format!("{}{owner}", crate::common::STAGING_DATA),
+        SCHEMA,
+        &format!("{}{owner}", crate::common::PRODUCTION_DATA),
+    );
+    let out = f.run(&["check"]).expect(2);
+    let all = out.all();
+    for want in [
+        "table `forms`",
+        "column `owner_id`",
+        "`users`",
+        "keep_ids = [\"owner_id\"]",
+        "references = { owner_id = \"users\" }",
+    ] {
+        assert!(all.contains(want), "`{want}` missing from:\n{all}");
+    }
+    let production = f.dump("production");
+    let out = f.run_yes(&["promote", "staging", "production", "--force"]).expect(2);
+    assert!(out.all().contains("owner_id"), "{}", out.all());
+    assert_eq!(f.dump("production"), production);
+
+    // Declared copied as is: both pass.
+    f.write_config(&CONFIG.replace(
+        "references = { business_id = \"businesses\" }",
+        "references = { business_id = \"businesses\" }\nkeep_ids = [\"owner_id\"]",
+    ));
+    f.run(&["check"]).expect(0);
+    f.run_yes(&["promote", "staging", "production", "--force"]).expect(0);
+}
+
+#[test]
 fn check_accepts_a_config_given_with_dash_dash_config_from_elsewhere() {
     let f = Fixture::new();
     let elsewhere = tempfile::tempdir().unwrap();
