@@ -39,6 +39,11 @@ pub struct TableSpec {
     /// copied) and new rows get the id the target assigns.
     #[serde(default)]
     pub natural_key: Option<Vec<String>>,
+    /// The target's unique constraints whose columns are all compared (so
+    /// the values a promotion writes are known): checked at plan time
+    /// against the target's other rows.
+    #[serde(default)]
+    pub unique: Vec<Vec<String>>,
 }
 
 /// A problem that stops a table from being resolved.
@@ -182,6 +187,12 @@ impl TableSpec {
                 return Err(problems);
             }
         }
+        let unique = dst
+            .unique
+            .iter()
+            .filter(|cols| !cols.is_empty() && cols.iter().all(|c| compared.contains(c)))
+            .cloned()
+            .collect();
         let generated_key = dst
             .columns
             .iter()
@@ -203,6 +214,7 @@ impl TableSpec {
             target_types: dst.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect(),
             generated_key,
             natural_key: cfg.natural_key.clone(),
+            unique,
         })
     }
 

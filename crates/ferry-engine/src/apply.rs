@@ -52,6 +52,24 @@ impl std::ops::Deref for Change<'_> {
 
 /// Refuses a plan with conflicts unless forced; returns the entries to apply.
 pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
+    // The target would refuse these: no side wins them.
+    let collisions: Vec<String> = plan
+        .conflicts()
+        .filter(|e| e.reason == Some(Reason::UniqueCollision))
+        .map(|e| format!("  {}: {}", e.label(), e.collides_with.as_deref().unwrap_or("unique")))
+        .collect();
+    if !collisions.is_empty() {
+        return Err(Error::Blocked(format!(
+            "{} -> {}: {} row(s) would break a unique constraint of `{}`; nothing was written:\n{}\nChange the values in `{}` (or the other row in `{}`), or leave those rows out of the selection; --force cannot write them",
+            plan.from,
+            plan.to,
+            collisions.len(),
+            plan.to,
+            collisions.iter().take(10).cloned().collect::<Vec<_>>().join("\n"),
+            plan.from,
+            plan.to
+        )));
+    }
     let conflicts: Vec<&PlanEntry> = plan.conflicts().collect();
     if !conflicts.is_empty() && !force_conflicts {
         let list: Vec<String> = conflicts

@@ -519,6 +519,8 @@ impl<'a> Planner<'a> {
         step("references pulled");
         self.delete_children_of_deleted().await?;
         step("children of deleted rows added");
+        self.unique_collisions().await?;
+        step("unique constraints of the target checked");
         self.base_values().await?;
         step("base values of conflicts read");
         self.progress.finish();
@@ -1236,6 +1238,124 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Finds the inserts and updates whose values in a unique constraint of
+    /// the target are held by another target row or written by another row
+    /// of the plan: the target would refuse them at apply. (A row the plan
+    /// deletes or changes still holds its values when they are written:
+    /// inserts and updates go before deletes, and constraints are checked
+    /// row by row.) Each becomes a conflict
+    /// (`unique-collision`) naming the constraint's columns, the values and
+    /// the other row; `promote` refuses it before writing anything.
+    async fn unique_collisions(&mut self) -> Result<()> {
+        let pair = self.pair;
+        for t in &pair.order {
+            let spec = &pair.specs[t];
+            if spec.unique.is_empty() {
+                continue;
+            }
+            let mine: Vec<usize> = (0..self.entries.len())
+                .filter(|i| self.entries[*i].table == *t)
+                .collect();
+            if !mine
+                .iter()
+                .any(|i| matches!(self.entries[*i].action, Action::Insert | Action::Update))
+            {
+                continue;
+            }
+            let columns = spec.columns();
+            for cols in &spec.unique {
+                let idx: Vec<usize> = cols
+                    .iter()
+                    .filter_map(|c| columns.iter().position(|x| x == c))
+                    .collect();
+                if idx.len() != cols.len() {
+                    continue;
+                }
+                // The values each written row will hold.
+                let written: Vec<(usize, Vec<Value>)> = mine
+                    .iter()
+                    .filter(|i| matches!(self.entries[**i].action, Action::Insert | Action::Update))
+                    .filter_map(|&i| after_values(spec, &self.entries[i], &idx).map(|v| (i, v)))
+                    .collect();
+                if written.is_empty() {
+                    continue;
+                }
+                let shown = |v: &[Value]| {
+                    cols.iter()
+                        .zip(v)
+                        .map(|(c, x)| format!("{c} = {}", x.preview()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut found: Vec<(usize, String)> = Vec::new();
+                // Two rows of the plan writing the same values.
+                let mut by_value: HashMap<String, usize> = HashMap::new();
+                for (i, v) in &written {
+                    if let Some(first) = by_value.insert(key_text(v), *i) {
+                        let other = self.entries[first].label();
+                        found.push((*i, format!("{other} of this plan ({})", shown(v))));
+                    }
+                }
+                // Target rows holding them (the database's own equality).
+                let rows = pair
+                    .target
+                    .fetch(FetchRequest {
+                        table: t.clone(),
+                        columns: columns.clone(),
+                        match_columns: cols.clone(),
+                        values: written.iter().map(|(_, v)| v.clone()).collect(),
+                        flag: None,
+                        filter: None,
+                        fixed: Vec::new(),
+                    })
+                    .await?;
+                let k = spec.key.len();
+                for raw in rows {
+                    let held = self.side(spec, &pair.to, raw, true)?;
+                    let tk = key_text(&held.row[..k]);
+                    let hv: Vec<Value> = idx.iter().map(|&j| held.row[j].clone()).collect();
+                    // The rows writing the values the database matched: equal
+                    // ones, else equal but for case (a case-insensitive collation).
+                    let ht = key_text(&hv);
+                    let mut hits: Vec<&(usize, Vec<Value>)> =
+                        written.iter().filter(|(_, v)| key_text(v) == ht).collect();
+                    if hits.is_empty() {
+                        hits = written
+                            .iter()
+                            .filter(|(_, v)| key_text(v).to_lowercase() == ht.to_lowercase())
+                            .collect();
+                    }
+                    for (i, _) in hits {
+                        let e = &self.entries[*i];
+                        if e.action == Action::Update && key_text(e.target_key()) == tk {
+                            continue;
+                        }
+                        found.push((
+                            *i,
+                            format!(
+                                "{t}:{} in {} ({})",
+                                ferry_core::plan::key_label(&held.row[..k]),
+                                pair.to,
+                                shown(&hv)
+                            ),
+                        ));
+                    }
+                }
+                for (i, other) in found {
+                    let e = &mut self.entries[i];
+                    if e.reason == Some(Reason::UniqueCollision) {
+                        continue;
+                    }
+                    e.action = Action::Conflict;
+                    e.reason = Some(Reason::UniqueCollision);
+                    e.fields.clear();
+                    e.collides_with = Some(format!("unique ({}): {other}", cols.join(", ")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Children travel with their parent: when the plan deletes a parent,
     /// its remaining children in the target are deleted first.
     async fn delete_children_of_deleted(&mut self) -> Result<()> {
@@ -1305,6 +1425,36 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// The values of the columns at `idx` (in [`TableSpec::columns`] order) that
+/// an insert or update leaves in the target row; `None` when one is NULL
+/// (unique constraints let NULLs repeat) or not known before apply (a
+/// reference to a row this plan inserts).
+fn after_values(spec: &TableSpec, e: &PlanEntry, idx: &[usize]) -> Option<Vec<Value>> {
+    let source = e.source.as_ref()?;
+    let columns = spec.columns();
+    idx.iter()
+        .map(|&j| {
+            let col = &columns[j];
+            if e.deferred.contains(col) {
+                return None;
+            }
+            // An update writes its `set` columns; the others keep the
+            // target's value (shown among the differing fields) or equal
+            // the source's.
+            let kept = (e.action == Action::Update && !e.set.contains(col))
+                .then(|| {
+                    e.fields
+                        .iter()
+                        .find(|f| f.column == *col)
+                        .and_then(|f| f.target.clone())
+                })
+                .flatten();
+            let v = kept.unwrap_or_else(|| source[j].clone());
+            (!v.is_null()).then_some(v)
+        })
+        .collect()
+}
+
 /// Adds the per-field hashes to a row hashed by row only.
 fn with_fields(spec: &TableSpec, side: &mut SideRow) {
     if side.hashes.fields.len() != spec.compared.len() {
@@ -1344,6 +1494,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         base_kept: false,
         target_key: c.target_key.clone(),
         deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),
+        collides_with: None,
         base: InMemory(None),
     }
 }
@@ -1411,8 +1562,8 @@ pub fn take(plan: &mut Plan, side: ferry_core::plan::Side, ids: &[(String, Vec<S
     }
     let mut n = 0;
     for e in plan.entries.iter_mut() {
-        let decidable =
-            e.action == Action::Conflict || (e.action == Action::Skip && e.reason == Some(Reason::TargetNewer));
+        let decidable = (e.action == Action::Conflict && e.reason != Some(Reason::UniqueCollision))
+            || (e.action == Action::Skip && e.reason == Some(Reason::TargetNewer));
         if decidable && keys.contains(&(e.table.clone(), key_text(&e.key))) {
             *e = e.take(side);
             n += 1;

@@ -35,10 +35,13 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
     if let Some(by) = &e.pulled_by {
         o["pulled_by"] = json!(by);
     }
+    if let Some(c) = &e.collides_with {
+        o["collides_with"] = json!(c);
+    }
     if e.action == Action::Conflict {
         o["base"] = json!(match (e.reason, e.base_kept) {
-            // First contact: there is no base at all.
-            (Some(Reason::NoBase), _) => "none",
+            // First contact, a unique collision: no base involved.
+            (Some(Reason::NoBase | Reason::UniqueCollision), _) => "none",
             (_, true) => "kept",
             (_, false) => "not kept",
         });
@@ -181,6 +184,9 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
         }
         if let Some(by) = &e.pulled_by {
             notes.push(format!("needed by {by}"));
+        }
+        if let Some(c) = &e.collides_with {
+            notes.push(format!("{c}: the target would refuse it"));
         }
         if let Some(tk) = &e.target_key {
             // Natural-key tables: ids differ per environment.

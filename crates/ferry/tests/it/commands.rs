@@ -106,6 +106,60 @@ fn check_and_promote_refuse_a_foreign_key_ferry_was_not_told_about() {
 }
 
 #[test]
+fn a_unique_collision_is_shown_by_diff_and_refused_by_promote_before_writing() {
+    let schema = SCHEMA.replace(
+        "    name TEXT NOT NULL\n);\nCREATE TABLE businesses",
+        "    name TEXT NOT NULL UNIQUE\n);\nCREATE TABLE businesses",
+    );
+    assert_ne!(schema, SCHEMA);
+    // Production made its own Zürich, under another id.
+    let f = Fixture::with(
+        &schema,
+        crate::common::STAGING_DATA,
+        &schema,
+        &format!(
+            "{}INSERT INTO cities VALUES (50, 'Zürich 🏔️');",
+            crate::common::PRODUCTION_DATA
+        ),
+    );
+    let v = f.diff_json(&[]);
+    let c2 = entry(&v, "cities", 2).unwrap();
+    assert_eq!(
+        (&c2["action"], &c2["reason"]),
+        (&J::from("conflict"), &J::from("unique-collision")),
+        "{c2}"
+    );
+    let said = c2["collides_with"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("unique (name)") && said.contains("cities:50 in production"),
+        "{said}"
+    );
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("id=2") && l.contains("conflict"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        line.contains("unique-collision") && line.contains("cities:50 in production"),
+        "{line}"
+    );
+
+    let production = f.dump("production");
+    let out = f.run_yes(&["promote", "staging", "production", "--force"]).expect(3);
+    for want in [
+        "cities:2",
+        "cities:50",
+        "unique constraint",
+        "nothing was written",
+        "--force cannot",
+    ] {
+        assert!(out.stderr.contains(want), "`{want}` missing:\n{}", out.stderr);
+    }
+    assert_eq!(f.dump("production"), production);
+}
+
+#[test]
 fn check_accepts_a_config_given_with_dash_dash_config_from_elsewhere() {
     let f = Fixture::new();
     let elsewhere = tempfile::tempdir().unwrap();

@@ -18,3 +18,4 @@ mod round_trip;
 mod scenarios;
 mod support;
 mod three_way;
+mod unique_collisions;
