@@ -967,3 +967,91 @@ fn a_natural_key_table_whose_key_the_target_cannot_assign_is_a_config_error() {
     }
     assert_eq!(f.dump("production"), before);
 }
+
+// ---- a child keyed by its natural-key parent (multi-table inheritance) ----
+
+const PAGES_SCHEMA: &str = "
+CREATE TABLE pages (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, title TEXT NOT NULL);
+CREATE TABLE articles (page_ptr_id INTEGER PRIMARY KEY REFERENCES pages(id), body TEXT NOT NULL);
+";
+
+#[test]
+fn a_child_keyed_by_a_new_natural_key_parent_is_approved_under_the_assigned_id() {
+    let f = Fixture::with(
+        PAGES_SCHEMA,
+        "INSERT INTO pages VALUES (1, 'home', 'Home'), (9, 'careers', 'Careers');
+         INSERT INTO articles VALUES (1, 'Welcome'), (9, 'Join us');",
+        PAGES_SCHEMA,
+        "INSERT INTO pages VALUES (9, 'prod-promo', 'Prod promo'), (12, 'home', 'Home');
+         INSERT INTO articles VALUES (9, 'Only in production'), (12, 'Welcome');",
+    );
+    f.write_config(
+        r#"pipeline = ["staging", "production"]
+
+[environments.staging]
+url = "sqlite://staging.db"
+
+[environments.production]
+url = "sqlite://production.db"
+review = true
+
+[tables.pages]
+key = ["id"]
+natural_key = ["slug"]
+
+[tables.articles]
+key = ["page_ptr_id"]
+parent = { page_ptr_id = "pages" }
+"#,
+    );
+    let v = f.diff_json(&["--id", "pages:9"]);
+    let got: Vec<(String, String)> = changes(&v)
+        .iter()
+        .map(|c| {
+            (
+                format!("{}:{}", c["table"].as_str().unwrap(), c["key"]),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("pages:{\"id\":9}".to_string(), "insert".to_string()),
+            ("articles:{\"page_ptr_id\":9}".to_string(), "insert".to_string())
+        ],
+        "staging's page 9 is not production's page 9: {v:#}"
+    );
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--id", "pages:9", "--json"])
+        .expect(0)
+        .json();
+    let review = v["review"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no review: {v:#}"))
+        .to_string();
+    // The held rows have no id in production yet: nothing of theirs moved
+    // (production's own page 9 is another row).
+    let shown = f.run(&["review", "show", &review, "--json"]).expect(0).json();
+    let moved: Vec<&J> = shown["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown:#}"))
+        .iter()
+        .filter(|c| c["moved"] == true)
+        .collect();
+    assert!(moved.is_empty(), "{moved:#?}");
+    f.run_yes(&["review", "approve", &review]).expect(0);
+    let careers = f.scalar("production", "SELECT id FROM pages WHERE slug = 'careers'");
+    assert_ne!(careers, "9");
+    assert_eq!(
+        f.scalar(
+            "production",
+            &format!("SELECT body FROM articles WHERE page_ptr_id = {careers}")
+        ),
+        "Join us"
+    );
+    assert_eq!(
+        f.scalar("production", "SELECT body FROM articles WHERE page_ptr_id = 9"),
+        "Only in production"
+    );
+}
