@@ -102,6 +102,56 @@ pub fn short(v: &Value) -> String {
     }
 }
 
+/// A JSON column's change, one line per changed path
+/// (`body[2].value.text: "old" -> "new"`), when both sides hold a JSON
+/// document (a JSON column, or JSON kept as text) and it changed inside.
+fn json_field_lines(f: &ferry_core::plan::FieldDiff) -> Option<String> {
+    use ferry_core::json_diff;
+    const SHOWN: usize = 20;
+    let (t, s) = (
+        json_diff::document(f.target.as_ref()?)?,
+        json_diff::document(f.source.as_ref()?)?,
+    );
+    let changes = json_diff::diff(&t, &s);
+    if changes.is_empty() || changes.iter().any(|c| c.path.is_empty()) {
+        return None;
+    }
+    let side = |v: &Option<J>| match v {
+        Some(j) => {
+            let text = j.to_string();
+            if text.chars().count() > 60 {
+                format!("{}…", text.chars().take(57).collect::<String>())
+            } else {
+                text
+            }
+        }
+        None => "(none)".to_string(),
+    };
+    let mut out = String::new();
+    for c in changes.iter().take(SHOWN) {
+        let _ = writeln!(
+            out,
+            "               {}{}: {} -> {}",
+            f.column,
+            c.path,
+            ui::red(&side(&c.before)),
+            ui::green(&side(&c.after))
+        );
+    }
+    if changes.len() > SHOWN {
+        let _ = writeln!(
+            out,
+            "               {}",
+            ui::dim(&format!(
+                "… {} more changed paths in `{}`",
+                changes.len() - SHOWN,
+                f.column
+            ))
+        );
+    }
+    Some(out)
+}
+
 fn summary_line(plan: &Plan) -> String {
     let c = plan.counts();
     let mut parts = vec![
@@ -236,6 +286,10 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             }
             _ => {
                 for f in &e.fields {
+                    if let Some(lines) = json_field_lines(f) {
+                        out.push_str(&lines);
+                        continue;
+                    }
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
                     let s = f.source.as_ref().map_or("(none)".to_string(), short);
                     let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));

@@ -1055,3 +1055,33 @@ parent = { page_ptr_id = "pages" }
         "Only in production"
     );
 }
+
+#[test]
+fn a_json_column_change_is_shown_path_by_path() {
+    let schema = "CREATE TABLE pages (id INTEGER PRIMARY KEY, title TEXT, body TEXT);";
+    let body = |text: &str| {
+        format!(
+            r#"[{{"type": "heading", "value": "Jobs"}}, {{"type": "paragraph", "value": {{"id": "a1", "text": "{text}"}}}}]"#
+        )
+    };
+    let f = Fixture::with(
+        schema,
+        &format!(
+            "INSERT INTO pages VALUES (9, 'Careers', '{}');",
+            body("Join us today 🚢")
+        ),
+        schema,
+        &format!("INSERT INTO pages VALUES (9, 'Careers', '{}');", body("Join us")),
+    );
+    f.write_config(
+        "pipeline = [\"staging\", \"production\"]\n\n[environments.staging]\nurl = \"sqlite://staging.db\"\n\n[environments.production]\nurl = \"sqlite://production.db\"\n\n[tables.pages]\nkey = [\"id\"]\n",
+    );
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| l.contains("body")).collect();
+    assert_eq!(
+        lines.iter().map(|l| l.trim()).collect::<Vec<_>>(),
+        ["body[1].value.text: \"Join us\" -> \"Join us today 🚢\""],
+        "{}",
+        out.stdout
+    );
+}
