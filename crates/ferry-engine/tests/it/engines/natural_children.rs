@@ -191,3 +191,51 @@ async fn postgres() {
 async fn mariadb() {
     child_keyed_by_natural_parent(Eng::Mysql).await;
 }
+
+/// A row referencing the child table follows the same mapping: staging's
+/// promo of article 9 points, in production, at the article of the page
+/// production assigned to "Careers" (pulled in with it), never at
+/// production's article 9.
+async fn reference_to_the_child_follows_the_mapping(eng: Eng) {
+    let l = format!("natural_children::references::{}", eng.name());
+    let with_promos = |env: &str, eng: Eng| {
+        let int = if eng == Eng::Sqlite { "INTEGER" } else { "int" };
+        let promo = if env == S {
+            "INSERT INTO promos VALUES (1, 9, 'careers promo');"
+        } else {
+            ""
+        };
+        format!(
+            "{}\nCREATE TABLE promos (id {int} PRIMARY KEY, article_id {int} REFERENCES articles (page_ptr_id), label varchar(100));\n{promo}",
+            schema(env, eng)
+        )
+    };
+    let toml = format!("{TOML}\n[tables.promos]\nkey = [\"id\"]\nreferences = {{ article_id = \"articles\" }}\n");
+    let Some(w) = World::new(&l, &[(S, eng), (P, eng)], with_promos, &toml).await else {
+        return;
+    };
+    let plan = w.plan(S, P, &ids(&["promos:1"])).await;
+    assert_eq!(
+        sorted(summary(&plan)),
+        ["articles:9 insert", "pages:9 insert", "promos:1 insert"],
+        "{l}: the article and its page come along"
+    );
+    w.promote(S, P, &plan).await.expect("written");
+    let careers = w.db(P).int("SELECT id FROM pages WHERE slug = 'careers'").await;
+    assert_ne!(careers, 9, "{l}");
+    assert_eq!(
+        w.db(P).int("SELECT article_id FROM promos WHERE id = 1").await,
+        careers,
+        "{l}: the promo points at the article of production's Careers page"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_to_the_child_sqlite() {
+    reference_to_the_child_follows_the_mapping(Eng::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_to_the_child_postgres() {
+    reference_to_the_child_follows_the_mapping(Eng::Postgres).await;
+}
