@@ -731,9 +731,11 @@ pub async fn verify_equal(a: &Db, b: &Db) -> Result<()> {
                 t.name,
                 n + 1,
                 a.name(),
-                x.as_deref().map_or("no more rows".to_string(), |x| clip(&String::from_utf8_lossy(x))),
+                x.as_deref()
+                    .map_or("no more rows".to_string(), |x| clip(&String::from_utf8_lossy(x))),
                 b.name(),
-                y.as_deref().map_or("no more rows".to_string(), |y| clip(&String::from_utf8_lossy(y))),
+                y.as_deref()
+                    .map_or("no more rows".to_string(), |y| clip(&String::from_utf8_lossy(y))),
             );
         }
     }

@@ -161,6 +161,9 @@ pub struct TableConfig {
     /// (column, parent table)
     pub parent: Option<(String, String)>,
     pub ignore: Vec<String>,
+    /// Foreign-key columns copied as they are: the ids they hold are the
+    /// same in every environment (declared, so `check` does not refuse them).
+    pub keep_ids: Vec<String>,
     /// column -> what to stamp (only `now` today)
     pub stamp: BTreeMap<String, StampValue>,
     pub exclude: Option<String>,
@@ -250,6 +253,8 @@ struct RawTable {
     parent: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     ignore: Vec<Spanned<String>>,
+    #[serde(default)]
+    keep_ids: Vec<Spanned<String>>,
     #[serde(default)]
     stamp: BTreeMap<String, Spanned<String>>,
     exclude: Option<Spanned<String>>,
@@ -650,7 +655,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                     note(col, lines.of(target));
                 }
             }
-            for ig in &t.ignore {
+            for ig in t.ignore.iter().chain(&t.keep_ids) {
                 note(ig.get_ref(), lines.of(ig));
             }
             for (col, v) in &t.stamp {
@@ -695,6 +700,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 problems.push(p("a key column cannot be stamped".into(), lines.of(v)).column(c));
             }
         }
+        let keep_ids: Vec<String> = t.keep_ids.iter().map(|s| s.get_ref().clone()).collect();
+        for k in &t.keep_ids {
+            let c = k.get_ref();
+            if references.contains_key(c) || parent.as_ref().is_some_and(|(pc, _)| pc == c) {
+                problems.push(
+                    p(
+                        "a column in `keep_ids` is copied as it is, so it cannot be a reference too (rewritten through the id mapping): keep it in one of them".into(),
+                        lines.of(k),
+                    )
+                    .column(c),
+                );
+            }
+            if ignore.contains(c) {
+                problems.push(p("a column cannot be both ignored and in `keep_ids`".into(), lines.of(k)).column(c));
+            }
+        }
         let mut draft = BTreeMap::new();
         if let Some(d) = &t.draft {
             for (col, v) in d.get_ref() {
@@ -722,6 +743,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 references,
                 parent,
                 ignore,
+                keep_ids,
                 stamp,
                 exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
                 draft,
@@ -991,6 +1013,26 @@ stamp = { at = "yesterday" }
             "{text}"
         );
         assert!(text.contains("url_env"), "{text}");
+    }
+
+    #[test]
+    fn keep_ids_is_parsed_and_plays_one_role() {
+        let ok = GOOD.replace(
+            "ignore = [\"view_count\"]",
+            "ignore = [\"view_count\"]\nkeep_ids = [\"owner_id\"]",
+        );
+        let c = parse(&ok, Path::new("f.toml")).unwrap();
+        assert_eq!(c.tables["businesses"].keep_ids, ["owner_id"]);
+        let bad = GOOD.replace(
+            "ignore = [\"view_count\"]",
+            "ignore = [\"view_count\"]\nkeep_ids = [\"city_id\", \"view_count\"]",
+        );
+        let err = parse(&bad, Path::new("f.toml")).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 2, "{text}");
+        assert!(err.problems.iter().all(|p| p.line == Some(14)), "{text}");
+        assert!(text.contains("cannot be a reference too"), "{text}");
+        assert!(text.contains("both ignored and in `keep_ids`"), "{text}");
     }
 
     #[test]

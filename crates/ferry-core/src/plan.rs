@@ -46,7 +46,8 @@ pub enum Reason {
     TargetNewer,
     /// The row exists only in the target and Ferry never synced it.
     TargetOnly,
-    /// First contact: no sync base yet, the source wins.
+    /// First contact: the rows differ and there is no sync base yet, so
+    /// which side changed it is unknown: a conflict until decided.
     NoBase,
     /// Both sides changed different fields: merged.
     Merged,
@@ -73,6 +74,10 @@ pub enum Reason {
     /// A natural-key row matched for the first time, equal on both sides:
     /// the promotion records the id mapping and nothing else.
     Matched,
+    /// The row's values in a unique constraint of the target are held by
+    /// another target row (or another row of the plan): the target would
+    /// refuse the write. Not resolved by `--force` or `--take`.
+    UniqueCollision,
 }
 
 impl Reason {
@@ -92,6 +97,7 @@ impl Reason {
             Reason::KeptTarget => "kept-target",
             Reason::TakenSource => "taken-source",
             Reason::Matched => "matched",
+            Reason::UniqueCollision => "unique-collision",
         }
     }
 }
@@ -165,6 +171,10 @@ pub struct PlanEntry {
     /// this plan inserts: rewritten to the id the target assigns it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<String>,
+    /// For a `unique-collision`: the unique columns with the values the row
+    /// would write, and the other row that holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collides_with: Option<String>,
     /// The sync base the planner found for the row (`Some(None)`: none),
     /// in memory only: see [`Plan::under_lock`].
     #[serde(skip)]

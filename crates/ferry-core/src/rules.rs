@@ -8,9 +8,10 @@
 //! | changed | changed to the same | nothing to do |
 //! | changed | changed differently | merge disjoint fields, else conflict |
 //!
-//! With no base (first contact) the source wins on update (`no-base`), a
-//! row only in the source is inserted and a row only in the target is left
-//! alone (`target-only`).
+//! With no base (first contact) Ferry cannot tell which side changed a row
+//! that differs: it is a conflict (`no-base`), decided with `--take`,
+//! `--force`, or after a baseline. A row only in the source is inserted and
+//! a row only in the target is left alone (`target-only`).
 
 use crate::canonical::{FieldHash, RowHash, RowHashes, FIELD_HASH_LEN};
 
@@ -61,7 +62,6 @@ pub enum Decision {
     /// Write these compared fields (indices into the spec's compared columns).
     Update {
         fields: Vec<usize>,
-        no_base: bool,
         merged: bool,
     },
     Delete,
@@ -84,6 +84,9 @@ pub enum ConflictKind {
     DeletedInTarget,
     /// Deleted in the source, changed in the target.
     DeletedInSource,
+    /// First contact: the row differs and there is no sync base, so which
+    /// side changed it is unknown (the same id may hold unrelated rows).
+    NoBase,
 }
 
 /// Indices of the fields whose hashes differ.
@@ -125,10 +128,9 @@ pub fn decide(source: Option<&RowHashes>, target: Option<&RowHashes>, base: Opti
             let n = s.fields.len();
             let diff = differing(&s.fields, &t.fields, n);
             let Some(b) = base else {
-                return Decision::Update {
+                return Decision::Conflict {
+                    kind: ConflictKind::NoBase,
                     fields: diff,
-                    no_base: true,
-                    merged: false,
                 };
             };
             let source_changed = s.row != b.row;
@@ -137,7 +139,6 @@ pub fn decide(source: Option<&RowHashes>, target: Option<&RowHashes>, base: Opti
                 (false, false) => Decision::Nothing, // unreachable: s == b == t
                 (true, false) => Decision::Update {
                     fields: diff,
-                    no_base: false,
                     merged: false,
                 },
                 (false, true) => Decision::SkipTargetNewer,
@@ -154,11 +155,7 @@ pub fn decide(source: Option<&RowHashes>, target: Option<&RowHashes>, base: Opti
                         if fields.is_empty() {
                             Decision::SkipTargetNewer
                         } else {
-                            Decision::Update {
-                                fields,
-                                no_base: false,
-                                merged: true,
-                            }
+                            Decision::Update { fields, merged: true }
                         }
                     } else {
                         Decision::Conflict {
@@ -219,8 +216,9 @@ mod tests {
                 (None, Some(_), None) => prop_assert_eq!(after, s),
                 (None, None, Some(_)) => prop_assert_eq!(d, Decision::SkipTargetOnly),
                 (None, Some(_), Some(_)) => {
-                    prop_assert!(matches!(d, Decision::Update { no_base: true, .. }), "{:?}", d);
-                    prop_assert_eq!(after, s);
+                    // First contact: never overwritten without a decision.
+                    prop_assert!(matches!(d, Decision::Conflict { kind: ConflictKind::NoBase, .. }), "{:?}", d);
+                    prop_assert_eq!(after, t);
                 }
                 (Some(b), s, t) if s == Some(b) => {
                     // Only the target changed: never overwritten.

@@ -30,6 +30,11 @@ pub struct TableSchema {
     pub columns: Vec<ColumnSchema>,
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// The columns of every unique constraint or unique index besides the
+    /// primary key (partial and expression indexes left out: Ferry cannot
+    /// tell which rows they hold).
+    #[serde(default)]
+    pub unique: Vec<Vec<String>>,
 }
 
 impl TableSchema {

@@ -39,6 +39,11 @@ pub struct TableSpec {
     /// copied) and new rows get the id the target assigns.
     #[serde(default)]
     pub natural_key: Option<Vec<String>>,
+    /// The target's unique constraints whose columns are all compared (so
+    /// the values a promotion writes are known): checked at plan time
+    /// against the target's other rows.
+    #[serde(default)]
+    pub unique: Vec<Vec<String>>,
 }
 
 /// A problem that stops a table from being resolved.
@@ -97,6 +102,7 @@ impl TableSpec {
             .chain(cfg.references.keys())
             .chain(cfg.parent.iter().map(|(c, _)| c))
             .chain(cfg.natural_key.iter().flatten())
+            .chain(cfg.keep_ids.iter())
             .chain(cfg.draft.keys());
         for col in mentioned {
             for (env, schema) in [(src_env, src), (dst_env, dst)] {
@@ -140,6 +146,7 @@ impl TableSpec {
             }
         }
         compared.sort();
+        problems.extend(undeclared_foreign_keys(cfg, source, target));
         let mut references = cfg.references.clone();
         if let Some((c, t)) = &cfg.parent {
             references.insert(c.clone(), t.clone());
@@ -180,6 +187,12 @@ impl TableSpec {
                 return Err(problems);
             }
         }
+        let unique = dst
+            .unique
+            .iter()
+            .filter(|cols| !cols.is_empty() && cols.iter().all(|c| compared.contains(c)))
+            .cloned()
+            .collect();
         let generated_key = dst
             .columns
             .iter()
@@ -201,6 +214,7 @@ impl TableSpec {
             target_types: dst.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect(),
             generated_key,
             natural_key: cfg.natural_key.clone(),
+            unique,
         })
     }
 
@@ -291,6 +305,50 @@ impl TableSpec {
             }
         }
     }
+}
+
+/// Foreign keys the database declares on a column that Ferry was not told
+/// about: neither a reference (or the parent), nor ignored, stamped, nor
+/// declared copied as is (`keep_ids`). Their ids would be copied raw, and
+/// ids differ per environment (users, content types): every one is a
+/// problem naming the column, the table it points at and the fix. The
+/// target's declarations first, then the source's.
+fn undeclared_foreign_keys(
+    cfg: &TableConfig,
+    (src_env, src): (&str, &TableSchema),
+    (dst_env, dst): (&str, &TableSchema),
+) -> Vec<SpecProblem> {
+    let told = |c: &String| {
+        cfg.references.contains_key(c)
+            || cfg.parent.as_ref().is_some_and(|(p, _)| p == c)
+            || cfg.ignore.contains(c)
+            || cfg.stamp.contains_key(c)
+            || cfg.keep_ids.contains(c)
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (env, schema) in [(dst_env, dst), (src_env, src)] {
+        for fk in &schema.foreign_keys {
+            for (i, col) in fk.columns.iter().enumerate() {
+                if told(col) || !seen.insert(col.clone()) {
+                    continue;
+                }
+                let to = match fk.ref_columns.get(i).filter(|c| !c.is_empty()) {
+                    Some(rc) => format!("`{}` ({rc})", fk.ref_table),
+                    None => format!("`{}`", fk.ref_table),
+                };
+                out.push(SpecProblem {
+                    environment: Some(env.to_string()),
+                    column: Some(col.clone()),
+                    message: format!(
+                        "the database declares a foreign key from this column to {to}, and Ferry was not told about it: its ids would be copied as they are, and ids usually differ per environment. Add references = {{ {col} = \"{table}\" }} (with `{table}` managed), or keep_ids = [\"{col}\"] if the ids are the same in every environment, or ignore = [\"{col}\"] if the column is environment-local",
+                        table = fk.ref_table,
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn encoded(v: &Value) -> Vec<u8> {

@@ -591,12 +591,37 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
             fk.ref_columns.push(r.try_get(3)?);
         }
     }
+    // Unique indexes (UNIQUE constraints included) besides the primary
+    // key; those over expressions (no column name) are left out.
+    let rows = sqlx::query(
+        "SELECT CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) \
+         FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY' \
+         ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut unique: Vec<(String, Vec<Option<String>>)> = Vec::new();
+    for r in rows {
+        let index: String = r.try_get(0)?;
+        let column: Option<String> = r.try_get(1)?;
+        match unique.last_mut() {
+            Some((name, cols)) if *name == index => cols.push(column),
+            _ => unique.push((index, vec![column])),
+        }
+    }
+    let unique = unique
+        .into_iter()
+        .filter_map(|(_, cols)| cols.into_iter().collect::<Option<Vec<String>>>())
+        .collect();
     Ok((
         Some(TableSchema {
             name: table.to_string(),
             columns,
             primary_key,
             foreign_keys,
+            unique,
         }),
         sql,
     ))

@@ -495,12 +495,38 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
             fk.ref_columns.push(r.try_get(3)?);
         }
     }
+    // Unique indexes (UNIQUE constraints included) besides the primary
+    // key; partial ones and those over expressions are left out.
+    let rows = sqlx::query(
+        "SELECT i.indexrelid::int8, a.attname::text FROM pg_index i \
+         CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+         WHERE i.indrelid = to_regclass(quote_ident($1)) AND i.indisunique AND NOT i.indisprimary \
+           AND i.indpred IS NULL AND i.indexprs IS NULL \
+         ORDER BY i.indexrelid, k.n",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut unique: Vec<Vec<String>> = Vec::new();
+    let mut last = None;
+    for r in rows {
+        let id: i64 = r.try_get(0)?;
+        if last != Some(id) {
+            unique.push(Vec::new());
+            last = Some(id);
+        }
+        if let Some(u) = unique.last_mut() {
+            u.push(r.try_get(1)?);
+        }
+    }
     Ok((
         Some(TableSchema {
             name: table.to_string(),
             columns,
             primary_key: pk,
             foreign_keys,
+            unique,
         }),
         sql,
     ))

@@ -522,11 +522,37 @@ fn introspect(conn: &Connection, table: &str) -> rusqlite::Result<Option<TableSc
             fk.ref_columns.push(to.unwrap_or_default());
         }
     }
+    // Unique indexes (UNIQUE constraints included) besides the primary
+    // key; partial ones and those over expressions are left out.
+    let sql = format!("PRAGMA index_list({})", D.ident(table));
+    let mut stmt = conn.prepare(&sql)?;
+    let indexes: Vec<(String, bool, String, bool)> = stmt
+        .query_map([], |r| {
+            Ok((r.get("name")?, r.get("unique")?, r.get("origin")?, r.get("partial")?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut unique = Vec::new();
+    for (name, is_unique, origin, partial) in indexes {
+        if !is_unique || partial || origin == "pk" {
+            continue;
+        }
+        let sql = format!("PRAGMA index_info({})", D.ident(&name));
+        let mut stmt = conn.prepare(&sql)?;
+        let cols: Vec<(i64, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get("seqno")?, r.get("name")?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut cols = cols;
+        cols.sort();
+        if let Some(cols) = cols.into_iter().map(|(_, c)| c).collect::<Option<Vec<String>>>() {
+            unique.push(cols);
+        }
+    }
     Ok(Some(TableSchema {
         name: table.to_string(),
         columns,
         primary_key,
         foreign_keys,
+        unique,
     }))
 }
 

@@ -52,6 +52,24 @@ impl std::ops::Deref for Change<'_> {
 
 /// Refuses a plan with conflicts unless forced; returns the entries to apply.
 pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
+    // The target would refuse these: no side wins them.
+    let collisions: Vec<String> = plan
+        .conflicts()
+        .filter(|e| e.reason == Some(Reason::UniqueCollision))
+        .map(|e| format!("  {}: {}", e.label(), e.collides_with.as_deref().unwrap_or("unique")))
+        .collect();
+    if !collisions.is_empty() {
+        return Err(Error::Blocked(format!(
+            "{} -> {}: {} row(s) would break a unique constraint of `{}`; nothing was written:\n{}\nChange the values in `{}` (or the other row in `{}`), or leave those rows out of the selection; --force cannot write them",
+            plan.from,
+            plan.to,
+            collisions.len(),
+            plan.to,
+            collisions.iter().take(10).cloned().collect::<Vec<_>>().join("\n"),
+            plan.from,
+            plan.to
+        )));
+    }
     let conflicts: Vec<&PlanEntry> = plan.conflicts().collect();
     if !conflicts.is_empty() && !force_conflicts {
         let list: Vec<String> = conflicts
@@ -71,8 +89,16 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
                 )
             })
             .collect();
+        let first_contact = if conflicts.iter().any(|e| e.reason == Some(Reason::NoBase)) {
+            format!(
+                "\n`no-base` rows differ and were never synced (first contact): the same id may hold unrelated rows. Decide each with `ferry promote {} {} --id TABLE:KEY --take source` (or `--take target` to keep the target's row and record it as synced)",
+                plan.from, plan.to
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::Blocked(format!(
-            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}\nSee them with `ferry diff {} {}`; leave those rows out of the selection, or pass --force to let `{}` win",
+            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}\nSee them with `ferry diff {} {}`; leave those rows out of the selection, or pass --force to let `{}` win{first_contact}",
             plan.from,
             plan.to,
             conflicts.len(),
@@ -362,8 +388,12 @@ async fn apply_in<'a>(
     let mut stale = Vec::new();
     for (table, es) in by_table {
         let spec = spec_of(plan, table)?;
-        // A new natural-key row has no target key yet: nothing to re-check.
-        let es: Vec<&&PlanEntry> = es.iter().filter(|e| !is_natural_insert(spec, e)).collect();
+        // A new natural-key row (or a row keyed by one) has no target key
+        // yet: nothing to re-check.
+        let es: Vec<&&PlanEntry> = es
+            .iter()
+            .filter(|e| !is_natural_insert(spec, e) && !key_deferred(spec, e))
+            .collect();
         let keys: Vec<Vec<Value>> = es.iter().map(|e| e.target_key().to_vec()).collect();
         let rows = fetch_full(txn, spec, keys).await?;
         let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
@@ -511,11 +541,17 @@ async fn apply_in<'a>(
                     err,
                 ));
             }
+            let k = spec.key.len();
             for (e, row) in inserts.iter().zip(&rows) {
+                // A key that references a natural-key table went through the
+                // id mapping: rows referencing this one follow it.
+                if row[..k] != e.key[..] {
+                    new_keys.insert((table.clone(), key_text(&e.key)), row[..k].to_vec());
+                }
                 record(
                     e,
                     spec,
-                    &e.key,
+                    &row[..k],
                     Some(columns.iter().cloned().zip(row.iter().cloned()).collect()),
                 );
             }
@@ -702,6 +738,12 @@ fn carried_base<'e>(plan: &Plan, e: &'e PlanEntry) -> Option<&'e Option<SyncBase
 
 fn is_natural_insert(spec: &TableSpec, e: &PlanEntry) -> bool {
     spec.natural_key.is_some() && e.action == Action::Insert
+}
+
+/// An insert whose key references a natural-key row this promotion
+/// inserts: its key is the id the target assigns that row.
+fn key_deferred(spec: &TableSpec, e: &PlanEntry) -> bool {
+    e.action == Action::Insert && spec.key.iter().any(|c| e.deferred.contains(c))
 }
 
 /// The entry's source row with its deferred references (source keys of

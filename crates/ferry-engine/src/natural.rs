@@ -28,6 +28,9 @@ pub(crate) struct NaturalMatch {
     pub unclaimed: Vec<Candidate>,
     /// Source key text -> the matched target key (`None`: a new row).
     pub map: HashMap<String, Option<Vec<Value>>>,
+    /// Target key text -> source key text, from the stored mapping (rows
+    /// deleted in the source since the last sync included).
+    pub reverse: HashMap<String, String>,
 }
 
 fn natural_text(spec: &TableSpec, nk: &[String], row: &[Value]) -> String {
@@ -98,7 +101,10 @@ pub(crate) fn match_rows(
         .filter_map(|(s, b)| b.target_key.as_deref().map(|t| (t, s.as_str())))
         .collect();
     let mut claimed = vec![false; target.len()];
-    let mut out = NaturalMatch::default();
+    let mut out = NaturalMatch {
+        reverse: mapped.iter().map(|(t, s)| (t.to_string(), s.to_string())).collect(),
+        ..NaturalMatch::default()
+    };
     for (row, excluded) in source {
         let source_key = row.row[..k].to_vec();
         let st = key_text(&source_key);
@@ -129,6 +135,9 @@ pub(crate) fn match_rows(
             }
             _ => (None, None),
         };
+        if let Some(tk) = &target_key {
+            out.reverse.insert(key_text(tk), st.clone());
+        }
         out.map.insert(st.clone(), target_key.clone());
         out.by_source.insert(
             st,
@@ -143,23 +152,7 @@ pub(crate) fn match_rows(
         match mapped.get(key_text(&tk).as_str()) {
             // Deleted in the source since the last sync.
             Some(source_text) => {
-                let source_key: Vec<Value> = serde_json::from_str::<Vec<serde_json::Value>>(source_text)
-                    .ok()
-                    .and_then(|vals| {
-                        spec.key
-                            .iter()
-                            .zip(vals)
-                            .map(|(c, j)| {
-                                let raw = match j {
-                                    serde_json::Value::Number(n) => n.as_i64().map(Value::Int)?,
-                                    serde_json::Value::String(s) => Value::Text(s),
-                                    _ => return None,
-                                };
-                                ferry_core::value::convert(&raw, &spec.types[c]).ok()
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_else(|| tk.clone());
+                let source_key = key_from_text(spec, &spec.key, source_text).unwrap_or_else(|| tk.clone());
                 out.unclaimed
                     .push(Candidate::natural(source_key, None, Some(t), Some(tk), false));
             }
@@ -171,4 +164,114 @@ pub(crate) fn match_rows(
         }
     }
     Ok(out)
+}
+
+/// A key read back from its key text (the sync base stores keys as text),
+/// converted to the types of `columns`; `None` when it does not parse.
+fn key_from_text(spec: &TableSpec, columns: &[String], text: &str) -> Option<Vec<Value>> {
+    let vals = serde_json::from_str::<Vec<serde_json::Value>>(text).ok()?;
+    if vals.len() != columns.len() {
+        return None;
+    }
+    columns
+        .iter()
+        .zip(vals)
+        .map(|(c, j)| {
+            let raw = match j {
+                serde_json::Value::Number(n) => n.as_i64().map(Value::Int)?,
+                serde_json::Value::String(s) => Value::Text(s),
+                _ => return None,
+            };
+            ferry_core::value::convert(&raw, &spec.types[c]).ok()
+        })
+        .collect()
+}
+
+/// A source row of a table whose key references a natural-key table: its
+/// own key, and the row with its references (key included) already
+/// rewritten through the id mapping ([`SideRow::deferred`] names the key
+/// columns whose parent the target lacks).
+pub(crate) struct MappedRow {
+    pub source_key: Vec<Value>,
+    pub row: SideRow,
+    pub excluded: bool,
+}
+
+/// Matches a table keyed by the key of a natural-key table (a child keyed
+/// by its parent's id: multi-table inheritance). A source row is matched
+/// with the target row whose key is its key mapped through the parents'
+/// id mapping; a row whose parent the target lacks is new (its key is the
+/// id the target assigns the parent). A target row maps back to a source
+/// key through the parents' stored mapping (deleted in the source), or is
+/// target-only. `reverse`: key column -> the referenced table's match.
+pub(crate) fn match_mapped(
+    spec: &TableSpec,
+    source: Vec<MappedRow>,
+    target: Vec<SideRow>,
+    reverse: &HashMap<String, &NaturalMatch>,
+) -> NaturalMatch {
+    let k = spec.key.len();
+    let by_key: HashMap<String, usize> = target
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key_text(&r.row[..k]), i))
+        .collect();
+    let mut claimed = vec![false; target.len()];
+    let mut out = NaturalMatch::default();
+    for MappedRow {
+        source_key,
+        row,
+        excluded,
+    } in source
+    {
+        let st = key_text(&source_key);
+        let deferred_key = spec.key.iter().any(|c| row.deferred.contains(c));
+        let mapped_key = (!deferred_key).then(|| row.row[..k].to_vec());
+        let found = mapped_key
+            .as_ref()
+            .and_then(|tk| by_key.get(&key_text(tk)).copied())
+            .filter(|i| !claimed[*i]);
+        if let Some(i) = found {
+            claimed[i] = true;
+        }
+        if excluded {
+            out.by_source
+                .insert(st, Candidate::natural(source_key, Some(row), None, None, true));
+            continue;
+        }
+        let target_row = found.map(|i| target[i].clone());
+        // References to this table are rewritten only to a row the target
+        // has; any other is deferred, so the row is pulled in and inserted.
+        out.map.insert(st.clone(), target_row.as_ref().and(mapped_key.clone()));
+        out.by_source.insert(
+            st,
+            Candidate::natural(source_key, Some(row), target_row, mapped_key, false),
+        );
+    }
+    for (i, t) in target.into_iter().enumerate() {
+        if claimed[i] {
+            continue;
+        }
+        let tk = t.row[..k].to_vec();
+        // Every key column that references a natural-key table must map
+        // back to a source key: then the row was promoted from that source
+        // row (and the sync base says whether it was deleted there).
+        let mut source_key = tk.clone();
+        let mut known = true;
+        for (j, col) in spec.key.iter().enumerate() {
+            let Some(m) = reverse.get(col) else { continue };
+            match m
+                .reverse
+                .get(&key_text(std::slice::from_ref(&tk[j])))
+                .and_then(|s| key_from_text(spec, std::slice::from_ref(col), s))
+            {
+                Some(v) => source_key[j] = v[0].clone(),
+                None => known = false,
+            }
+        }
+        let mut c = Candidate::natural(source_key, None, Some(t), Some(tk), false);
+        c.no_base = !known;
+        out.unclaimed.push(c);
+    }
+    out
 }

@@ -321,6 +321,80 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Matches a table whose key references a natural-key table (a child
+    /// keyed by its parent's id, as in multi-table inheritance) once, after
+    /// the natural-key tables: its key goes through their id mapping like
+    /// any other reference ([`natural::match_mapped`]). Both sides are read
+    /// whole: such a table has at most one row per parent row.
+    async fn load_mapped(&mut self, spec: &TableSpec) -> Result<()> {
+        let pair = self.pair;
+        let n = spec.columns().len();
+        let k = spec.key.len();
+        let req = ScanRequest {
+            table: spec.name.clone(),
+            columns: spec.columns(),
+            order_by: spec.key.clone(),
+            filter: None,
+            flag: spec.exclude.clone(),
+        };
+        let mut source = Vec::new();
+        let mut rx = pair.source.scan(req.clone()).await?;
+        while let Some(batch) = rx.recv().await {
+            for mut raw in batch? {
+                let excluded = is_true(raw.get(n));
+                raw.truncate(n);
+                let source_key = spec.canonicalize_key(&raw).map_err(|(col, e)| {
+                    conv_err(
+                        (&pair.from, &pair.to),
+                        spec,
+                        &raw[..k.min(raw.len())],
+                        &pair.from,
+                        &col,
+                        e,
+                    )
+                })?;
+                let row = self.side(spec, &pair.from, raw, true)?;
+                source.push(natural::MappedRow {
+                    source_key,
+                    row,
+                    excluded,
+                });
+            }
+        }
+        let mut target = Vec::new();
+        let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
+        while let Some(batch) = rx.recv().await {
+            for raw in batch? {
+                target.push(self.side(spec, &pair.to, raw, true)?);
+            }
+        }
+        let parents: HashMap<String, &NaturalMatch> = spec
+            .key
+            .iter()
+            .filter_map(|c| {
+                let m = spec.references.get(c).and_then(|t| self.natural.get(t))?;
+                Some((c.clone(), m))
+            })
+            .collect();
+        let m = natural::match_mapped(spec, source, target, &parents);
+        let mut maps = (*self.sides.natural).clone();
+        maps.insert(spec.name.clone(), m.map.clone());
+        self.sides.natural = Arc::new(maps);
+        self.natural.insert(spec.name.clone(), m);
+        Ok(())
+    }
+
+    /// Whether a table's key references a natural-key table: then its key
+    /// is environment-local too, and goes through the id mapping.
+    fn key_is_mapped(&self, spec: &TableSpec) -> bool {
+        spec.natural_key.is_none()
+            && spec.key.iter().any(|c| {
+                spec.references
+                    .get(c)
+                    .is_some_and(|t| self.pair.specs.get(t).is_some_and(|s| s.natural_key.is_some()))
+            })
+    }
+
     /// The candidates of a natural-key table for a selection mode.
     async fn natural_candidates(&self, spec: &TableSpec, mode: &Mode) -> Result<Vec<Candidate>> {
         let Some(m) = self.natural.get(&spec.name) else {
@@ -344,12 +418,18 @@ impl<'a> Planner<'a> {
                 };
                 let i = spec.columns().iter().position(|c| c == col).unwrap_or(0);
                 let wanted: HashSet<String> = parents.iter().map(|p| key_text(std::slice::from_ref(p))).collect();
+                // A parent column in the key: the source's own value (the
+                // row's key went through the id mapping).
+                let in_key = spec.key.iter().position(|c| c == col);
                 m.by_source
                     .values()
                     .filter(|c| {
-                        c.source
-                            .as_ref()
-                            .is_some_and(|s| wanted.contains(&key_text(std::slice::from_ref(&s.row[i]))))
+                        let v = match (in_key, &c.source) {
+                            (Some(j), Some(_)) => &c.key[j],
+                            (None, Some(s)) => &s.row[i],
+                            (_, None) => return false,
+                        };
+                        wanted.contains(&key_text(std::slice::from_ref(v)))
                     })
                     .cloned()
                     .collect()
@@ -409,6 +489,11 @@ impl<'a> Planner<'a> {
                 self.load_natural(&pair.specs[t]).await?;
             }
         }
+        for t in &pair.order {
+            if self.key_is_mapped(&pair.specs[t]) {
+                self.load_mapped(&pair.specs[t]).await?;
+            }
+        }
         let mut child_keys: HashMap<String, Vec<Value>> = HashMap::new();
         for t in pair.order.clone() {
             let spec = &pair.specs[&t];
@@ -448,6 +533,8 @@ impl<'a> Planner<'a> {
         step("references pulled");
         self.delete_children_of_deleted().await?;
         step("children of deleted rows added");
+        self.unique_collisions().await?;
+        step("unique constraints of the target checked");
         self.base_values().await?;
         step("base values of conflicts read");
         self.progress.finish();
@@ -490,7 +577,7 @@ impl<'a> Planner<'a> {
         track: bool,
     ) -> Result<Vec<Vec<Value>>> {
         let mut tracked = Vec::new();
-        if spec.natural_key.is_some() {
+        if self.natural.contains_key(&spec.name) {
             let mut cands = self.natural_candidates(spec, &mode).await?;
             if let Mode::Keys(keys) = &mode {
                 if explicit && cands.len() < keys.len() {
@@ -796,7 +883,7 @@ impl<'a> Planner<'a> {
         let pair = self.pair;
         pair.raw_comparable.contains(&spec.name)
             && !self.collects_equal()
-            && !spec.references.values().any(|t| pair.specs[t].natural_key.is_some())
+            && !spec.references.values().any(|t| self.natural.contains_key(t))
     }
 
     /// Streams both sides of a table as raw images in key order, and reads
@@ -913,19 +1000,9 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 Decision::Insert => entry(spec, &c, Action::Insert, None),
-                Decision::Update {
-                    fields,
-                    no_base,
-                    merged,
-                } => {
+                Decision::Update { fields, merged } => {
                     let mut e = entry(spec, &c, Action::Update, None);
-                    e.reason = if merged {
-                        Some(Reason::Merged)
-                    } else if no_base {
-                        Some(Reason::NoBase)
-                    } else {
-                        None
-                    };
+                    e.reason = merged.then_some(Reason::Merged);
                     e.set = fields.iter().map(|i| spec.compared[*i].clone()).collect();
                     e
                 }
@@ -937,6 +1014,7 @@ impl<'a> Planner<'a> {
                         ConflictKind::BothChanged => Reason::BothChanged,
                         ConflictKind::DeletedInTarget => Reason::DeletedInTarget,
                         ConflictKind::DeletedInSource => Reason::DeletedInSource,
+                        ConflictKind::NoBase => Reason::NoBase,
                     };
                     let mut e = entry(spec, &c, Action::Conflict, Some(reason));
                     if !fields.is_empty() {
@@ -1073,7 +1151,7 @@ impl<'a> Planner<'a> {
                         continue;
                     }
                     // A matched natural-key reference already names a target row.
-                    if pair.specs[table].natural_key.is_some() && !e.deferred.contains(col) {
+                    if self.natural.contains_key(table) && !e.deferred.contains(col) {
                         continue;
                     }
                     let kt = key_text(std::slice::from_ref(v));
@@ -1116,7 +1194,7 @@ impl<'a> Planner<'a> {
                 };
                 // A natural-key row is in the target when it is matched (and
                 // then it was rewritten already): nothing to look up.
-                let in_target: HashSet<String> = if spec.natural_key.is_some() {
+                let in_target: HashSet<String> = if self.natural.contains_key(&table) {
                     HashSet::new()
                 } else {
                     pair.target
@@ -1132,7 +1210,7 @@ impl<'a> Planner<'a> {
                     .filter(|(v, _)| !in_target.contains(&key_text(std::slice::from_ref(v))))
                     .collect();
                 for (v, by) in missing {
-                    let cands = if spec.natural_key.is_some() {
+                    let cands = if self.natural.contains_key(&table) {
                         let mut c = self
                             .natural_candidates(spec, &Mode::Keys(vec![vec![v.clone()]]))
                             .await?;
@@ -1268,6 +1346,124 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Finds the inserts and updates whose values in a unique constraint of
+    /// the target are held by another target row or written by another row
+    /// of the plan: the target would refuse them at apply. (A row the plan
+    /// deletes or changes still holds its values when they are written:
+    /// inserts and updates go before deletes, and constraints are checked
+    /// row by row.) Each becomes a conflict
+    /// (`unique-collision`) naming the constraint's columns, the values and
+    /// the other row; `promote` refuses it before writing anything.
+    async fn unique_collisions(&mut self) -> Result<()> {
+        let pair = self.pair;
+        for t in &pair.order {
+            let spec = &pair.specs[t];
+            if spec.unique.is_empty() {
+                continue;
+            }
+            let mine: Vec<usize> = (0..self.entries.len())
+                .filter(|i| self.entries[*i].table == *t)
+                .collect();
+            if !mine
+                .iter()
+                .any(|i| matches!(self.entries[*i].action, Action::Insert | Action::Update))
+            {
+                continue;
+            }
+            let columns = spec.columns();
+            for cols in &spec.unique {
+                let idx: Vec<usize> = cols
+                    .iter()
+                    .filter_map(|c| columns.iter().position(|x| x == c))
+                    .collect();
+                if idx.len() != cols.len() {
+                    continue;
+                }
+                // The values each written row will hold.
+                let written: Vec<(usize, Vec<Value>)> = mine
+                    .iter()
+                    .filter(|i| matches!(self.entries[**i].action, Action::Insert | Action::Update))
+                    .filter_map(|&i| after_values(spec, &self.entries[i], &idx).map(|v| (i, v)))
+                    .collect();
+                if written.is_empty() {
+                    continue;
+                }
+                let shown = |v: &[Value]| {
+                    cols.iter()
+                        .zip(v)
+                        .map(|(c, x)| format!("{c} = {}", x.preview()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut found: Vec<(usize, String)> = Vec::new();
+                // Two rows of the plan writing the same values.
+                let mut by_value: HashMap<String, usize> = HashMap::new();
+                for (i, v) in &written {
+                    if let Some(first) = by_value.insert(key_text(v), *i) {
+                        let other = self.entries[first].label();
+                        found.push((*i, format!("{other} of this plan ({})", shown(v))));
+                    }
+                }
+                // Target rows holding them (the database's own equality).
+                let rows = pair
+                    .target
+                    .fetch(FetchRequest {
+                        table: t.clone(),
+                        columns: columns.clone(),
+                        match_columns: cols.clone(),
+                        values: written.iter().map(|(_, v)| v.clone()).collect(),
+                        flag: None,
+                        filter: None,
+                        fixed: Vec::new(),
+                    })
+                    .await?;
+                let k = spec.key.len();
+                for raw in rows {
+                    let held = self.side(spec, &pair.to, raw, true)?;
+                    let tk = key_text(&held.row[..k]);
+                    let hv: Vec<Value> = idx.iter().map(|&j| held.row[j].clone()).collect();
+                    // The rows writing the values the database matched: equal
+                    // ones, else equal but for case (a case-insensitive collation).
+                    let ht = key_text(&hv);
+                    let mut hits: Vec<&(usize, Vec<Value>)> =
+                        written.iter().filter(|(_, v)| key_text(v) == ht).collect();
+                    if hits.is_empty() {
+                        hits = written
+                            .iter()
+                            .filter(|(_, v)| key_text(v).to_lowercase() == ht.to_lowercase())
+                            .collect();
+                    }
+                    for (i, _) in hits {
+                        let e = &self.entries[*i];
+                        if e.action == Action::Update && key_text(e.target_key()) == tk {
+                            continue;
+                        }
+                        found.push((
+                            *i,
+                            format!(
+                                "{t}:{} in {} ({})",
+                                ferry_core::plan::key_label(&held.row[..k]),
+                                pair.to,
+                                shown(&hv)
+                            ),
+                        ));
+                    }
+                }
+                for (i, other) in found {
+                    let e = &mut self.entries[i];
+                    if e.reason == Some(Reason::UniqueCollision) {
+                        continue;
+                    }
+                    e.action = Action::Conflict;
+                    e.reason = Some(Reason::UniqueCollision);
+                    e.fields.clear();
+                    e.collides_with = Some(format!("unique ({}): {other}", cols.join(", ")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Children travel with their parent: when the plan deletes a parent,
     /// its remaining children in the target are deleted first.
     async fn delete_children_of_deleted(&mut self) -> Result<()> {
@@ -1297,10 +1493,19 @@ impl<'a> Planner<'a> {
                 })
                 .await?;
             let col_at = spec.columns().iter().position(|c| c == col);
+            // Entries by the key of their target row (a table whose key
+            // goes through an id mapping has entries under source keys).
+            let by_target: HashMap<String, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.table == *child)
+                .map(|(i, e)| (key_text(e.target_key()), i))
+                .collect();
             for raw in rows {
                 let side = self.side(spec, &pair.to, raw, true)?;
                 let key = side.row[..spec.key.len()].to_vec();
-                let idx = self.index.get(&(child.clone(), key_text(&key))).copied();
+                let idx = by_target.get(&key_text(&key)).copied();
                 match idx.map(|i| (i, self.entries[i].action)) {
                     Some((_, Action::Delete | Action::Conflict)) => {}
                     Some((i, Action::Skip)) if self.entries[i].reason == Some(Reason::LeftOut) => {
@@ -1347,6 +1552,36 @@ fn left_behind(e: &PlanEntry) -> bool {
     e.action == Action::Skip && matches!(e.reason, Some(Reason::Excluded | Reason::LeftOut))
 }
 
+/// The values of the columns at `idx` (in [`TableSpec::columns`] order) that
+/// an insert or update leaves in the target row; `None` when one is NULL
+/// (unique constraints let NULLs repeat) or not known before apply (a
+/// reference to a row this plan inserts).
+fn after_values(spec: &TableSpec, e: &PlanEntry, idx: &[usize]) -> Option<Vec<Value>> {
+    let source = e.source.as_ref()?;
+    let columns = spec.columns();
+    idx.iter()
+        .map(|&j| {
+            let col = &columns[j];
+            if e.deferred.contains(col) {
+                return None;
+            }
+            // An update writes its `set` columns; the others keep the
+            // target's value (shown among the differing fields) or equal
+            // the source's.
+            let kept = (e.action == Action::Update && !e.set.contains(col))
+                .then(|| {
+                    e.fields
+                        .iter()
+                        .find(|f| f.column == *col)
+                        .and_then(|f| f.target.clone())
+                })
+                .flatten();
+            let v = kept.unwrap_or_else(|| source[j].clone());
+            (!v.is_null()).then_some(v)
+        })
+        .collect()
+}
+
 /// Adds the per-field hashes to a row hashed by row only.
 fn with_fields(spec: &TableSpec, side: &mut SideRow) {
     if side.hashes.fields.len() != spec.compared.len() {
@@ -1391,6 +1626,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         base_kept: false,
         target_key: c.target_key.clone(),
         deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),
+        collides_with: None,
         base: InMemory(None),
     }
 }
@@ -1473,8 +1709,8 @@ pub fn take(plan: &mut Plan, side: ferry_core::plan::Side, ids: &[(String, Vec<S
     }
     let mut n = 0;
     for e in plan.entries.iter_mut() {
-        let decidable =
-            e.action == Action::Conflict || (e.action == Action::Skip && e.reason == Some(Reason::TargetNewer));
+        let decidable = (e.action == Action::Conflict && e.reason != Some(Reason::UniqueCollision))
+            || (e.action == Action::Skip && e.reason == Some(Reason::TargetNewer));
         if decidable && keys.contains(&(e.table.clone(), key_text(&e.key))) {
             *e = e.take(side);
             n += 1;

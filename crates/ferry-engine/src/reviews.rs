@@ -167,8 +167,10 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
 pub async fn moved(store: &dyn Store, review: &Review) -> Result<BTreeMap<usize, Option<Vec<Value>>>> {
     let mut by_table: BTreeMap<&str, Vec<(usize, &PlanEntry)>> = BTreeMap::new();
     for (i, e) in review.pending() {
-        // A new natural-key row has no target key yet: nothing can move.
-        let natural = review.plan.specs.get(&e.table).is_some_and(|s| s.natural_key.is_some());
+        // A new natural-key row (or a row keyed by one) has no target key
+        // yet: nothing can move.
+        let spec = review.plan.specs.get(&e.table);
+        let natural = spec.is_some_and(|s| s.natural_key.is_some() || s.key.iter().any(|k| e.deferred.contains(k)));
         if !(natural && e.action == Action::Insert) {
             by_table.entry(e.table.as_str()).or_default().push((i, e));
         }

@@ -37,6 +37,9 @@ pub struct Global {
     /// When another Ferry writer holds the target, refuse (exit 3) instead of waiting.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Also list the rows that need nothing (natural-key rows matched and equal).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -44,8 +44,16 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
         // target assigns the id that is written.
         o["deferred"] = json!(e.deferred);
     }
+    if let Some(c) = &e.collides_with {
+        o["collides_with"] = json!(c);
+    }
     if e.action == Action::Conflict {
-        o["base"] = json!(if e.base_kept { "kept" } else { "not kept" });
+        o["base"] = json!(match (e.reason, e.base_kept) {
+            // First contact, a unique collision: no base involved.
+            (Some(Reason::NoBase | Reason::UniqueCollision), _) => "none",
+            (_, true) => "kept",
+            (_, false) => "not kept",
+        });
     }
     if e.action == Action::Insert {
         if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
@@ -133,6 +141,56 @@ fn written(plan: &Plan, e: &PlanEntry, column: &str, v: &Value) -> String {
     )
 }
 
+/// A JSON column's change, one line per changed path
+/// (`body[2].value.text: "old" -> "new"`), when both sides hold a JSON
+/// document (a JSON column, or JSON kept as text) and it changed inside.
+fn json_field_lines(f: &ferry_core::plan::FieldDiff) -> Option<String> {
+    use ferry_core::json_diff;
+    const SHOWN: usize = 20;
+    let (t, s) = (
+        json_diff::document(f.target.as_ref()?)?,
+        json_diff::document(f.source.as_ref()?)?,
+    );
+    let changes = json_diff::diff(&t, &s);
+    if changes.is_empty() || changes.iter().any(|c| c.path.is_empty()) {
+        return None;
+    }
+    let side = |v: &Option<J>| match v {
+        Some(j) => {
+            let text = j.to_string();
+            if text.chars().count() > 60 {
+                format!("{}…", text.chars().take(57).collect::<String>())
+            } else {
+                text
+            }
+        }
+        None => "(none)".to_string(),
+    };
+    let mut out = String::new();
+    for c in changes.iter().take(SHOWN) {
+        let _ = writeln!(
+            out,
+            "               {}{}: {} -> {}",
+            f.column,
+            c.path,
+            ui::red(&side(&c.before)),
+            ui::green(&side(&c.after))
+        );
+    }
+    if changes.len() > SHOWN {
+        let _ = writeln!(
+            out,
+            "               {}",
+            ui::dim(&format!(
+                "… {} more changed paths in `{}`",
+                changes.len() - SHOWN,
+                f.column
+            ))
+        );
+    }
+    Some(out)
+}
+
 fn summary_line(plan: &Plan) -> String {
     let c = plan.counts();
     let mut parts = vec![
@@ -153,8 +211,15 @@ fn summary_line(plan: &Plan) -> String {
     parts.join(", ")
 }
 
-/// A plan for people.
+/// A plan for people, without the natural-key rows merely matched (see
+/// [`plan_text_with`]).
 pub fn plan_text(plan: &Plan) -> String {
+    plan_text_with(plan, false)
+}
+
+/// A plan for people; `verbose` also lists the natural-key rows matched
+/// and equal on both sides (otherwise only counted in one line).
+pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -173,7 +238,12 @@ pub fn plan_text(plan: &Plan) -> String {
         );
     }
     let mut table = "";
+    let mut matched = 0usize;
     for e in &plan.entries {
+        if !verbose && e.reason == Some(Reason::Matched) {
+            matched += 1;
+            continue;
+        }
         if e.table != table {
             table = &e.table;
             let _ = writeln!(out, "\n{}", ui::bold(table));
@@ -194,7 +264,7 @@ pub fn plan_text(plan: &Plan) -> String {
         let mut notes = Vec::new();
         if let Some(r) = e.reason {
             notes.push(match r {
-                Reason::NoBase => ui::yellow("no-base: first contact, source wins"),
+                Reason::NoBase => ui::yellow("no-base: first contact, which side changed it is unknown"),
                 Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
                 Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
                 Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
@@ -218,6 +288,9 @@ pub fn plan_text(plan: &Plan) -> String {
         if natural && e.action == Action::Insert && e.target_key.is_none() {
             // The key shown is the source's: the target gives the row its own.
             notes.push(format!("new: {} assigns its id", plan.to));
+        }
+        if let Some(c) = &e.collides_with {
+            notes.push(format!("{c}: the target would refuse it"));
         }
         if let Some(tk) = &e.target_key {
             // Natural-key tables: ids differ per environment.
@@ -262,7 +335,8 @@ pub fn plan_text(plan: &Plan) -> String {
                     );
                 }
             }
-            Action::Conflict if !e.fields.is_empty() => {
+            // First contact has no base to show: the two sides, as an update's.
+            Action::Conflict if !e.fields.is_empty() && e.reason != Some(Reason::NoBase) => {
                 for f in &e.fields {
                     let base = match &f.base {
                         Some(b) => short(b),
@@ -284,6 +358,10 @@ pub fn plan_text(plan: &Plan) -> String {
             }
             _ => {
                 for f in &e.fields {
+                    if let Some(lines) = json_field_lines(f) {
+                        out.push_str(&lines);
+                        continue;
+                    }
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
                     let s = f
                         .source
@@ -298,12 +376,22 @@ pub fn plan_text(plan: &Plan) -> String {
     if no_base > 0 {
         let _ = writeln!(
             out,
-            "\n{} {no_base} update{} {} first contact (no sync base yet): the same id may hold unrelated rows created separately in each environment. Check them; `ferry baseline {} {}` records equal rows as synced.",
+            "\n{} {no_base} row{} differ{} on first contact (no sync base yet): the same id may hold unrelated rows created separately in each environment, so `promote` refuses them until decided: `--id TABLE:KEY --take source|target` for one row, `--force` for the source everywhere. `ferry baseline {} {}` records the equal rows as synced.",
             ui::yellow("warning:"),
             if no_base == 1 { "" } else { "s" },
-            if no_base == 1 { "is" } else { "are" },
+            if no_base == 1 { "s" } else { "" },
             plan.from,
             plan.to
+        );
+    }
+    if matched > 0 {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            ui::dim(&format!(
+                "{matched} row{} matched by natural key and equal (the id mapping is recorded); --verbose lists them",
+                if matched == 1 { "" } else { "s" }
+            ))
         );
     }
     if plan.entries.is_empty() {

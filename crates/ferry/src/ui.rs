@@ -83,16 +83,20 @@ pub fn confirm(global: &Global, question: &str, what: &str) -> anyhow::Result<bo
     Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-/// The acting user: --as, else $FERRY_USER, else the login name.
+/// The acting user: --as, else $FERRY_USER, else the login name ($USER,
+/// $LOGNAME, $USERNAME, else the name the system gives the process's user,
+/// as cron jobs and containers often set none of them). Empty values do not
+/// count. `unknown` only when the system names no user at all.
 pub fn user(global: &Global) -> String {
-    global
-        .user
-        .clone()
-        .or_else(|| std::env::var("FERRY_USER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .or_else(|| std::env::var("USERNAME").ok())
-        .filter(|u| !u.trim().is_empty())
+    let named = |v: Option<String>| v.filter(|u| !u.trim().is_empty());
+    named(global.user.clone())
+        .or_else(|| named(std::env::var("FERRY_USER").ok()))
+        .or_else(|| {
+            ["USER", "LOGNAME", "USERNAME"]
+                .iter()
+                .find_map(|v| named(std::env::var(v).ok()))
+        })
+        .or_else(|| named(whoami::fallible::username().ok()))
         .unwrap_or_else(|| "unknown".to_string())
 }
 

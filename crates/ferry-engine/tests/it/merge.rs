@@ -95,7 +95,7 @@ async fn a_column_declared_otherwise_takes_the_canonical_merge() {
     let pair = w.pair().await;
     assert!(!pair.raw_comparable.contains("banners"));
     let plan = w.plan_all().await;
-    assert_eq!(common::summary(&plan), ["banners:2 update/no-base"]);
+    assert_eq!(common::summary(&plan), ["banners:2 conflict/no-base"]);
 }
 
 #[tokio::test]

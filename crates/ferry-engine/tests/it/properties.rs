@@ -346,7 +346,11 @@ fn model(s: Option<&Row>, t: Option<&Row>, base: Option<&Row>) -> (Option<(Actio
             (Some(s), None) => (Some((Action::Insert, None)), Outcome::Write(s.to_vec())),
             (None, Some(_)) => (Some((Action::Skip, Some(Reason::TargetOnly))), Outcome::Keep),
             (Some(s), Some(t)) if s == t => (None, Outcome::Keep),
-            (Some(s), Some(_)) => (Some((Action::Update, Some(Reason::NoBase))), Outcome::Write(s.to_vec())),
+            // Which side changed it is unknown: a conflict, forced for the source.
+            (Some(s), Some(_)) => (
+                Some((Action::Conflict, Some(Reason::NoBase))),
+                Outcome::Write(s.to_vec()),
+            ),
         };
     };
     if cs == ct {
@@ -558,8 +562,9 @@ proptest! {
     }
 
     /// 2b. First contact (no sync base): no deletes, rows only in the
-    /// target are left alone, updates are marked no-base; afterwards every
-    /// staging row is in production and a new plan changes nothing.
+    /// target are left alone, rows that differ are `no-base` conflicts that
+    /// block until forced; afterwards every staging row is in production
+    /// and a new plan changes nothing.
     #[test]
     fn first_contact_promotion(c in case()) {
         runtime().block_on(async {
@@ -569,12 +574,21 @@ proptest! {
             let plan = w.plan_all().await;
             prop_assert_eq!(&entries_of(&plan), &expected.entries, "{:?}", common::summary(&plan));
             for e in &plan.entries {
-                prop_assert!(e.action != Action::Delete && e.action != Action::Conflict, "{}", common::entry_summary(e));
-                if e.action == Action::Update {
+                prop_assert!(e.action != Action::Delete && e.action != Action::Update, "{}", common::entry_summary(e));
+                if e.action == Action::Conflict {
                     prop_assert_eq!(e.reason, Some(Reason::NoBase));
                 }
             }
-            let promotion = w.promote(&plan, false).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if plan.conflicts().next().is_some() {
+                // A row that differs on first contact blocks, nothing written.
+                let bytes = w.bytes(PRODUCTION);
+                match w.promote(&plan, false).await {
+                    Err(e @ Error::Blocked(_)) => prop_assert_eq!(e.exit_code(), 3),
+                    other => return Err(TestCaseError::fail(format!("first contact must block: {other:?}"))),
+                }
+                prop_assert!(w.bytes(PRODUCTION) == bytes, "a blocked promotion writes nothing");
+            }
+            let promotion = w.promote(&plan, true).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
             let stamp = promotion.as_ref().map(common::stamp_of);
             let after = read(&w, PRODUCTION);
             let counts = check_outcome(&expected, &production, &after, stamp.as_deref())?;
@@ -745,7 +759,7 @@ proptest! {
                 let e = match (staging.get(k), production.get(k)) {
                     (Some(_), None) => Some((Action::Insert, None)),
                     (None, Some(_)) => Some((Action::Skip, Some(Reason::TargetOnly))),
-                    (Some(s), Some(t)) if s != t => Some((Action::Update, Some(Reason::NoBase))),
+                    (Some(s), Some(t)) if s != t => Some((Action::Conflict, Some(Reason::NoBase))),
                     _ => None,
                 };
                 if let Some(e) = e {
@@ -761,7 +775,7 @@ proptest! {
                 })
                 .collect();
             prop_assert_eq!(got, want);
-            w.promote(&plan, false).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            w.promote(&plan, true).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
             // Equal as Ferry compares (a -0.0 label is written as 0.0).
             let conn = w.conn(PRODUCTION);
             let mut stmt = conn.prepare("SELECT code, label FROM tags").expect("select tags");

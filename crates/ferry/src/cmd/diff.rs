@@ -45,7 +45,7 @@ pub async fn run(
         }
         print_json(&v)?;
     } else {
-        let mut text = output::plan_text(&plan);
+        let mut text = output::plan_text_with(&plan, g.verbose);
         if let Some(path) = &save {
             let file = shell_word(&path.display().to_string());
             let apply = format!("ferry promote {from} {to} --plan {file}");
@@ -64,7 +64,7 @@ pub async fn run(
                     "{saved} Its {n} conflict(s) refuse it as it is: apply it letting `{from}` win them with `{apply} --force`, or decide them with --take and make the plan again\n"
                 ),
             });
-        } else if !is_diff && plan.has_changes() {
+        } else if !is_diff && (plan.has_changes() || plan.counts().conflict > 0) {
             // A hint to promote only for a user [access] lets promote there.
             match ferry_core::access::check(
                 project.config.access.as_ref(),

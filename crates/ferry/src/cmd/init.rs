@@ -65,6 +65,10 @@ key = ["id"]
 # references = { partner_id = "partners", city_id = "cities" }
 # Environment-local columns: never compared, never copied.
 # ignore = ["view_count"]
+# Foreign keys to tables Ferry does not manage whose ids are the same in
+# every environment, copied as they are (`check` refuses any other foreign
+# key that is not a reference, the parent, or ignored).
+# keep_ids = ["owner_id"]
 # Columns set to the promotion time on the target; never compared.
 # stamp = { modified_at = "now" }
 # Rows that never leave the source (an SQL predicate, run as written).

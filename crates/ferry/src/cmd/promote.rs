@@ -136,26 +136,33 @@ async fn promote(
     // Refuse conflicts and rows under review before asking anything.
     // A count: the apply builds its own list (held twice, a large
     // promotion's entries would cost twice the memory).
-    let changes = apply::changes(&plan, opts.force)?;
-    if opts.plan.is_some() {
-        // A saved plan answers as its apply would: applied already, or
-        // stale (a dry run writes nothing, so the apply's own re-check
-        // never runs for it).
-        saved::refuse_if_applied(&*target, &plan).await?;
-        if opts.dry_run {
-            saved::refuse_if_stale(&*target, &plan, &changes).await?;
+    let (changes, would) = {
+        let list = apply::changes(&plan, opts.force)?;
+        if opts.plan.is_some() {
+            // A saved plan answers as its apply would: applied already, or
+            // stale (a dry run writes nothing, so the apply's own re-check
+            // never runs for it).
+            saved::refuse_if_applied(&*target, &plan).await?;
+            if opts.dry_run {
+                saved::refuse_if_stale(&*target, &plan, &list).await?;
+            }
         }
-    }
-    let changes = changes.len();
+        // What would be written: conflicts count as the source's change when forced.
+        let mut would = ferry_core::plan::Counts::default();
+        for c in list.iter().filter(|c| c.is_change()) {
+            would.add(c.action);
+        }
+        (list.len(), would)
+    };
     reviews::check_open(&*target, &plan).await?;
     if !g.json {
-        print_text(&output::plan_text(&plan))?;
+        print_text(&output::plan_text_with(&plan, g.verbose))?;
     }
     // Gates: the target's checks, before anything is written (dry runs too).
     let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, changes > 0).await?;
     if opts.dry_run || changes == 0 {
         if g.json {
-            let mut v = serde_json::json!({"promotion": null, "review": null, "counts": counts(&plan), "dry_run": opts.dry_run});
+            let mut v = serde_json::json!({"promotion": null, "review": null, "counts": {"insert": would.insert, "update": would.update, "delete": would.delete}, "dry_run": opts.dry_run});
             v["plan"] = output::plan_json(&plan);
             v["checks"] = super::gates::checks_json(&checks);
             print_json(&v)?;
@@ -274,11 +281,6 @@ async fn promote(
         }
     }
     Ok(0)
-}
-
-fn counts(plan: &Plan) -> serde_json::Value {
-    let c = plan.counts();
-    serde_json::json!({"insert": c.insert, "update": c.update, "delete": c.delete})
 }
 
 /// Refuses a promotion that does not follow the pipeline; the refusal is

@@ -451,7 +451,7 @@ fn a_row_breaking_a_not_null_constraint_of_the_target_writes_nothing() {
     );
     let out = refused(
         &f,
-        &["promote", "staging", "production", "--yes"],
+        &["promote", "staging", "production", "--yes", "--force"],
         1,
         &[
             "environment `production`",
@@ -487,12 +487,12 @@ fn a_row_breaking_a_check_constraint_of_the_target_names_table_key_and_column() 
         .expect(0);
     refused(
         &f,
-        &["promote", "staging", "production", "--yes"],
+        &["promote", "staging", "production", "--yes", "--force"],
         1,
         &["production", "table `forms`", "key 2", "column `title`", "CHECK"],
     );
     let out = f
-        .run(&["promote", "staging", "production", "--yes", "--json"])
+        .run(&["promote", "staging", "production", "--yes", "--json", "--force"])
         .expect(1);
     let v = out.json();
     assert_eq!(v["error"]["exit"], 1, "{v}");

@@ -16,7 +16,7 @@ fn first_diff() -> Vec<(String, i64, String, Option<String>)> {
         s("menus", 2, "insert", None),
         s("menus", 3, "insert", None),
         s("menus", 5, "insert", None),
-        s("businesses", 1, "update", Some("no-base")),
+        s("businesses", 1, "conflict", Some("no-base")),
         s("businesses", 2, "insert", None),
         s("forms", 1, "insert", None),
         s("forms", 2, "insert", None),
@@ -70,6 +70,96 @@ fn check_reaches_every_environment_and_writes_nothing() {
 }
 
 #[test]
+fn check_and_promote_refuse_a_foreign_key_ferry_was_not_told_about() {
+    // forms.owner_id points at users, which Ferry does not manage.
+    let owner = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n\
+                 ALTER TABLE forms ADD COLUMN owner_id INTEGER REFERENCES users(id);";
+    let f = Fixture::with(
+        SCHEMA,
+        &format!("{}{owner}", crate::common::STAGING_DATA),
+        SCHEMA,
+        &format!("{}{owner}", crate::common::PRODUCTION_DATA),
+    );
+    let out = f.run(&["check"]).expect(2);
+    let all = out.all();
+    for want in [
+        "table `forms`",
+        "column `owner_id`",
+        "`users`",
+        "keep_ids = [\"owner_id\"]",
+        "references = { owner_id = \"users\" }",
+    ] {
+        assert!(all.contains(want), "`{want}` missing from:\n{all}");
+    }
+    let production = f.dump("production");
+    let out = f.run_yes(&["promote", "staging", "production", "--force"]).expect(2);
+    assert!(out.all().contains("owner_id"), "{}", out.all());
+    assert_eq!(f.dump("production"), production);
+
+    // Declared copied as is: both pass.
+    f.write_config(&CONFIG.replace(
+        "references = { business_id = \"businesses\" }",
+        "references = { business_id = \"businesses\" }\nkeep_ids = [\"owner_id\"]",
+    ));
+    f.run(&["check"]).expect(0);
+    f.run_yes(&["promote", "staging", "production", "--force"]).expect(0);
+}
+
+#[test]
+fn a_unique_collision_is_shown_by_diff_and_refused_by_promote_before_writing() {
+    let schema = SCHEMA.replace(
+        "    name TEXT NOT NULL\n);\nCREATE TABLE businesses",
+        "    name TEXT NOT NULL UNIQUE\n);\nCREATE TABLE businesses",
+    );
+    assert_ne!(schema, SCHEMA);
+    // Production made its own Zürich, under another id.
+    let f = Fixture::with(
+        &schema,
+        crate::common::STAGING_DATA,
+        &schema,
+        &format!(
+            "{}INSERT INTO cities VALUES (50, 'Zürich 🏔️');",
+            crate::common::PRODUCTION_DATA
+        ),
+    );
+    let v = f.diff_json(&[]);
+    let c2 = entry(&v, "cities", 2).unwrap();
+    assert_eq!(
+        (&c2["action"], &c2["reason"]),
+        (&J::from("conflict"), &J::from("unique-collision")),
+        "{c2}"
+    );
+    let said = c2["collides_with"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("unique (name)") && said.contains("cities:50 in production"),
+        "{said}"
+    );
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("id=2") && l.contains("conflict"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        line.contains("unique-collision") && line.contains("cities:50 in production"),
+        "{line}"
+    );
+
+    let production = f.dump("production");
+    let out = f.run_yes(&["promote", "staging", "production", "--force"]).expect(3);
+    for want in [
+        "cities:2",
+        "cities:50",
+        "unique constraint",
+        "nothing was written",
+        "--force cannot",
+    ] {
+        assert!(out.stderr.contains(want), "`{want}` missing:\n{}", out.stderr);
+    }
+    assert_eq!(f.dump("production"), production);
+}
+
+#[test]
 fn check_accepts_a_config_given_with_dash_dash_config_from_elsewhere() {
     let f = Fixture::new();
     let elsewhere = tempfile::tempdir().unwrap();
@@ -93,7 +183,7 @@ fn diff_shows_every_kind_of_row_and_writes_nothing() {
     let text = out.stdout;
     for want in [
         "staging -> production",
-        "11 inserts, 1 update, 0 deletes",
+        "11 inserts, 0 updates, 0 deletes",
         "target-only",
         "no-base",
         "first contact",
@@ -162,8 +252,11 @@ fn plan_saves_a_plan_that_promote_applies_exactly() {
     assert!(out.stdout.contains("--plan plan.json"), "{}", out.stdout);
     assert_eq!(f.dump("production"), production, "plan writes nothing");
     let out = f.run(&["plan", "staging", "production"]).expect(0);
+    // The first-contact row is a conflict: the hint says how to decide it.
     assert!(
-        out.stdout.contains("Apply it with: ferry promote staging production"),
+        out.stdout.contains(
+            "1 conflict(s) refuse it as it is: decide each with `ferry promote staging production --id TABLE:KEY --take source|target`, or let `staging` win them all with `ferry promote staging production --force`"
+        ),
         "{}",
         out.stdout
     );
@@ -183,6 +276,8 @@ fn plan_saves_a_plan_that_promote_applies_exactly() {
             "plan.json",
             "--yes",
             "--json",
+            // The first-contact row: the source wins.
+            "--force",
         ])
         .expect(0)
         .json();
@@ -203,7 +298,15 @@ fn a_saved_plan_is_refused_when_the_target_moved() {
     );
     let before = f.dump("production");
     let out = f
-        .run(&["promote", "staging", "production", "--plan", "plan.json", "--yes"])
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--plan",
+            "plan.json",
+            "--yes",
+            "--force",
+        ])
         .expect(3);
     assert!(out.stderr.contains("businesses:1"), "{}", out.stderr);
     assert!(out.stderr.contains("changed since the plan"), "{}", out.stderr);
@@ -235,7 +338,7 @@ fn plan_with_a_selection_is_refused_together_with_plan_file() {
 fn promote_without_a_terminal_and_without_yes_refuses() {
     let f = Fixture::new();
     let (staging, production) = (f.dump("staging"), f.dump("production"));
-    let out = f.run(&["promote", "staging", "production"]).expect(2);
+    let out = f.run(&["promote", "staging", "production", "--force"]).expect(2);
     assert!(out.stderr.contains("--yes"), "{}", out.stderr);
     assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
     // It showed what it would do first.
@@ -243,7 +346,9 @@ fn promote_without_a_terminal_and_without_yes_refuses() {
     assert_eq!(f.dump("staging"), staging);
     assert_eq!(f.dump("production"), production);
 
-    let out = f.run(&["promote", "staging", "production", "--json"]).expect(2);
+    let out = f
+        .run(&["promote", "staging", "production", "--json", "--force"])
+        .expect(2);
     assert_eq!(out.json()["error"]["exit"], 2, "{}", out.stdout);
     assert_eq!(f.dump("production"), production);
 }
@@ -252,13 +357,23 @@ fn promote_without_a_terminal_and_without_yes_refuses() {
 fn dry_run_shows_the_plan_and_writes_nothing() {
     let f = Fixture::new();
     let production = f.dump("production");
-    let out = f.run(&["promote", "staging", "production", "--dry-run"]).expect(0);
+    let out = f
+        .run(&["promote", "staging", "production", "--dry-run", "--force"])
+        .expect(0);
     assert!(out.stdout.contains("11 inserts"), "{}", out.stdout);
     assert!(out.stdout.contains("Dry run: nothing was written"), "{}", out.stdout);
     assert_eq!(f.dump("production"), production);
 
     let v = f
-        .run(&["promote", "staging", "production", "--dry-run", "--json", "--yes"])
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--dry-run",
+            "--json",
+            "--yes",
+            "--force",
+        ])
         .expect(0)
         .json();
     assert_eq!(v["promotion"], J::Null, "{v}");
@@ -274,7 +389,7 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
 fn promote_json_has_the_documented_shape() {
     let f = Fixture::new();
     let v = f
-        .run(&["promote", "staging", "production", "--yes", "--json"])
+        .run(&["promote", "staging", "production", "--yes", "--json", "--force"])
         .expect(0)
         .json();
     assert!(is_ulid(v["promotion"].as_str().unwrap()), "{v}");
@@ -297,7 +412,9 @@ fn promote_json_has_the_documented_shape() {
 #[test]
 fn promote_text_says_what_it_did_and_how_to_undo_it() {
     let f = Fixture::new();
-    let out = f.run(&["promote", "staging", "production", "--yes"]).expect(0);
+    let out = f
+        .run(&["promote", "staging", "production", "--yes", "--force"])
+        .expect(0);
     let log = f.run(&["log", "production", "--json"]).expect(0).json();
     let id = log[0]["id"].as_str().unwrap();
     assert!(out.stdout.contains(&format!("ferry revert {id}")), "{}", out.stdout);
@@ -823,6 +940,7 @@ fn baseline_records_equal_rows_so_their_deletes_are_proposed() {
 fn first_contact_updates_are_marked_no_base_until_synced() {
     let f = Fixture::new();
     let v = f.diff_json(&[]);
+    assert_eq!(entry(&v, "businesses", 1).unwrap()["action"], "conflict");
     assert_eq!(entry(&v, "businesses", 1).unwrap()["reason"], "no-base");
     assert_eq!(v["no_base"], 1, "{v:#}");
     let out = f.run(&["diff", "staging", "production"]).expect(0);
@@ -892,7 +1010,8 @@ fn a_promotion_that_skips_the_pipeline_is_refused() {
 
     // One step at a time works.
     f.run_yes(&["promote", "staging", "preprod"]).expect(0);
-    f.run_yes(&["promote", "preprod", "production"]).expect(0);
+    // Production's own business 1 meets preprod's for the first time.
+    f.run_yes(&["promote", "preprod", "production", "--force"]).expect(0);
     assert_eq!(f.ids("production", "businesses"), [1, 2]);
     assert_eq!(f.ids("preprod", "businesses"), [1, 2]);
 }
@@ -1115,6 +1234,41 @@ fn schema_drift_in_one_table_blocks_only_what_touches_it() {
 
 // ---- log and show -----------------------------------------------------
 
+/// `promote ... --yes --force` with FERRY_USER and the login variables
+/// removed, then `USER` set to `user` when given; gives the recorded user.
+fn promote_as_login(f: &Fixture, user: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["promote", "staging", "production", "--yes", "--force"])
+        .current_dir(f.path())
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_USER")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("USERNAME")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    if let Some(u) = user {
+        cmd.env("USER", u);
+    }
+    let out = cmd.output().expect("run the ferry binary");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = f.run(&["log", "production", "--json"]).expect(0).json();
+    log[0]["user"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_acting_user_is_the_login_name_when_neither_as_nor_ferry_user_is_given() {
+    let f = Fixture::new();
+    // No variable names the user (cron jobs, containers): the system does.
+    let id = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    let login = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(!login.is_empty());
+    assert_eq!(promote_as_login(&f, None), login);
+    // $USER when it is set.
+    f.exec("staging", "UPDATE cities SET name = 'Zürich 2' WHERE id = 2;");
+    assert_eq!(promote_as_login(&f, Some("carol")), "carol");
+}
+
 #[test]
 fn log_lists_promotions_newest_first() {
     let f = Fixture::new();
@@ -1147,7 +1301,8 @@ fn log_lists_promotions_newest_first() {
 
     // `--as` names the acting user.
     f.exec("staging", "UPDATE cities SET name = 'Lyon 2' WHERE id = 1;");
-    f.run(&["promote", "staging", "production", "--yes", "--as", "alice"])
+    // (Lyon was equal, never recorded as synced: first contact, decided.)
+    f.run(&["promote", "staging", "production", "--yes", "--force", "--as", "alice"])
         .expect(0);
     let v = f.run(&["log", "--json"]).expect(0).json();
     assert_eq!(v[0]["user"], "alice");

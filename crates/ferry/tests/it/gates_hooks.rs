@@ -22,8 +22,10 @@ fn fixture(extra: &str) -> Fixture {
     f
 }
 
+/// `promote staging production --yes --force`: `--force` decides the
+/// fixture's first-contact row (business 1) for staging.
 fn promote_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut all = vec!["promote", "staging", "production", "--yes"];
+    let mut all = vec!["promote", "staging", "production", "--yes", "--force"];
     all.extend_from_slice(extra);
     all
 }

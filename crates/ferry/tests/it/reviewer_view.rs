@@ -544,6 +544,7 @@ fn the_undo_hint_names_revert_only_to_someone_who_may_run_it() {
             "--table",
             "cities",
             "--yes",
+            "--force",
             "--as",
             "bob",
         ])
@@ -575,8 +576,9 @@ fn the_apply_hint_is_for_someone_who_may_promote() {
         .run(&["plan", "staging", "production", "--as", "alice"])
         .expect(0)
         .stdout;
+    // The fixture's first-contact row is a conflict: the hint decides it.
     assert!(
-        out.contains("Apply it with: ferry promote staging production\n"),
+        out.contains("let `staging` win them all with `ferry promote staging production --force`"),
         "{out}"
     );
 }

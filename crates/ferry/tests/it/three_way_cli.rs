@@ -15,6 +15,8 @@ use crate::common::*;
 fn synced() -> Fixture {
     let f = Fixture::new();
     f.promote(&[]);
+    // The rows that were equal on first contact are recorded as in sync too.
+    f.run_yes(&["baseline", "staging", "production"]).expect(0);
     let v = f.diff_json(&[]);
     assert!(
         changes(&v)
@@ -454,12 +456,30 @@ fn natural_keys_rewrite_references_and_new_rows_get_the_target_id() {
         "items:1 points at `news` on both sides: equal once rewritten: {v:#}"
     );
     assert_eq!(entry(&v, "items", 2).unwrap()["row"]["label_id"], 10, "{v:#}");
+    // Rows matched and equal need nothing: one line counts them, and
+    // --verbose (-v) lists them.
     let out = f.run(&["diff", "staging", "production"]).expect(0);
+    assert!(!out.stdout.contains("matched with labels:11"), "{}", out.stdout);
+    assert!(!out.stdout.contains("matched by natural key:"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("matched with labels:11 in production"),
+        out.stdout.contains("2 rows matched by natural key and equal"),
         "{}",
         out.stdout
     );
+    assert!(out.stdout.contains("--verbose lists them"), "{}", out.stdout);
+    let out = f.run(&["promote", "staging", "production", "--dry-run"]).expect(0);
+    assert!(!out.stdout.contains("matched with labels:11"), "{}", out.stdout);
+    for verbose in ["--verbose", "-v"] {
+        let out = f.run(&["diff", "staging", "production", verbose]).expect(0);
+        assert!(
+            out.stdout.contains("matched with labels:11 in production"),
+            "{}",
+            out.stdout
+        );
+        assert!(!out.stdout.contains("--verbose lists them"), "{}", out.stdout);
+    }
+    let out = f.run(&["plan", "staging", "production", "-v"]).expect(0);
+    assert!(out.stdout.contains("matched with labels:11"), "{}", out.stdout);
 
     // One item whose label exists only in staging: the label comes along.
     let v = f.diff_json(&["--id", "items:3"]);
@@ -576,8 +596,9 @@ fn a_saved_plan_is_refused_with_nothing_written_after_the_target_moved() {
         "INSERT INTO cities VALUES (2, 'Zurich, made in production');",
     );
     let before = f.dump("production");
+    // (`--force` decides the fixture's first-contact row, business 1.)
     let out = f
-        .run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+        .run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--force"])
         .expect(3);
     assert!(out.stderr.contains("cities:2"), "{}", out.stderr);
     assert!(out.stderr.contains("changed since the plan"), "{}", out.stderr);
@@ -597,7 +618,7 @@ fn a_saved_plan_is_refused_with_nothing_written_after_the_target_moved() {
 
     // Back to what the plan expects: it applies.
     f.exec("production", "DELETE FROM cities WHERE id = 2;");
-    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--force"])
         .expect(0);
     assert_eq!(name_of(&f, "production", "cities", 2), "Zürich 🏔️");
 }
@@ -701,7 +722,15 @@ fn a_saved_plan_applies_after_the_source_database_is_gone() {
     f.run(&["plan", "staging", "production", "-o", "plan.json"]).expect(0);
     std::fs::remove_file(f.staging()).unwrap();
     let v = f
-        .run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--json"])
+        .run_yes(&[
+            "promote",
+            "staging",
+            "production",
+            "--plan",
+            "plan.json",
+            "--json",
+            "--force",
+        ])
         .expect(0)
         .json();
     assert_eq!(v["counts"]["insert"], 11, "{v:#}");
@@ -762,8 +791,8 @@ fn an_edited_plan_file_is_refused() {
     assert_eq!(f.dump("production"), before);
     assert!(f.ids("production", "cities").len() == 3);
 
-    // The untouched file still applies.
-    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json"])
+    // The untouched file still applies (its first-contact row forced).
+    f.run_yes(&["promote", "staging", "production", "--plan", "plan.json", "--force"])
         .expect(0);
     assert_eq!(name_of(&f, "production", "cities", 2), "Zürich 🏔️");
 }
@@ -771,44 +800,138 @@ fn an_edited_plan_file_is_refused() {
 // ---- first contact and baseline -----------------------------------------
 
 #[test]
-fn first_contact_is_marked_no_base_and_said_loudly_in_diff() {
+fn first_contact_is_a_no_base_conflict_said_loudly_and_promote_refuses_it() {
     let f = Fixture::new();
     let v = f.diff_json(&[]);
     let b1 = entry(&v, "businesses", 1).unwrap();
     assert_eq!(
         (&b1["action"], &b1["reason"]),
-        (&J::from("update"), &J::from("no-base")),
+        (&J::from("conflict"), &J::from("no-base")),
         "{b1}"
     );
     assert_eq!(v["no_base"], 1, "{v:#}");
+    assert_eq!(v["counts"]["conflict"], 1, "{v:#}");
     let out = f.run(&["diff", "staging", "production"]).expect(0);
     let line = out
         .stdout
         .lines()
-        .find(|l| l.contains("update") && l.contains("id=1"))
+        .find(|l| l.contains("conflict") && l.contains("id=1"))
         .unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(line.contains("no-base"), "{line}");
     assert!(line.contains("first contact"), "{line}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("name: \"Cafe Ole\" -> \"Café Olé ☕\"")),
+        "both sides are shown: {}",
+        out.stdout
+    );
     let warning = out
         .stdout
         .lines()
         .find(|l| l.contains("warning:"))
         .unwrap_or_else(|| panic!("no warning in:\n{}", out.stdout));
-    for want in ["first contact", "unrelated rows", "ferry baseline staging production"] {
+    for want in [
+        "first contact",
+        "unrelated rows",
+        "--take source|target",
+        "--force",
+        "ferry baseline staging production",
+    ] {
         assert!(warning.contains(want), "`{want}` missing from `{warning}`");
     }
-    // `plan` and a dry run say it as well.
+    // `plan` says it as well.
     let out = f.run(&["plan", "staging", "production"]).expect(0);
     assert!(out.stdout.contains("warning:"), "{}", out.stdout);
-    let out = f.run(&["promote", "staging", "production", "--dry-run"]).expect(0);
-    assert!(out.stdout.contains("first contact"), "{}", out.stdout);
 
-    // The source wins on update; afterwards the row has a base.
-    f.promote(&[]);
+    // `promote` refuses before writing anything (a dry run too).
+    let before = f.dump("production");
+    let out = f.run_yes(&["promote", "staging", "production"]).expect(3);
+    for want in [
+        "businesses:1 (no-base",
+        "first contact",
+        "--take source",
+        "--force",
+        "nothing was written",
+    ] {
+        assert!(out.stderr.contains(want), "`{want}` missing:\n{}", out.stderr);
+    }
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--json"])
+        .expect(3)
+        .json();
+    assert_eq!(v["error"]["code"], "blocked", "{v:#}");
+    f.run(&["promote", "staging", "production", "--dry-run"]).expect(3);
+    assert_eq!(f.dump("production"), before, "a refused first contact wrote something");
+    let log = f.run(&["log", "production", "--json"]).expect(0).json();
+    assert_eq!(log, serde_json::json!([]), "no promotion recorded");
+
+    // The rest goes through without it.
+    f.run_yes(&["promote", "staging", "production", "--table", "cities"])
+        .expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Cafe Ole");
+}
+
+#[test]
+fn first_contact_is_decided_by_take_target_then_take_source() {
+    let f = Fixture::new();
+    // Production's row is its own: kept, and recorded as in sync.
+    f.run_yes(&[
+        "promote",
+        "staging",
+        "production",
+        "--id",
+        "businesses:1",
+        "--take",
+        "target",
+    ])
+    .expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Cafe Ole");
+    let v = f.diff_json(&[]);
+    let b1 = entry(&v, "businesses", 1).unwrap();
+    assert_eq!(
+        (&b1["action"], &b1["reason"]),
+        (&J::from("skip"), &J::from("target-newer")),
+        "decided: production's version is newer, never overwritten: {b1}"
+    );
+    assert_eq!(v["no_base"], 0, "{v:#}");
+    // Everything else promotes now without --force.
+    f.run_yes(&["promote", "staging", "production"]).expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Cafe Ole");
+
+    // Staging's version, decided for that row only.
+    let g = Fixture::new();
+    g.run_yes(&[
+        "promote",
+        "staging",
+        "production",
+        "--id",
+        "businesses:1",
+        "--take",
+        "source",
+    ])
+    .expect(0);
+    assert_eq!(name_of(&g, "production", "businesses", 1), "Café Olé ☕");
+    g.exec("staging", "UPDATE businesses SET name = 'Café 2' WHERE id = 1;");
+    let v = g.diff_json(&[]);
+    let b1 = entry(&v, "businesses", 1).unwrap();
+    assert_eq!((&b1["action"], &b1["reason"]), (&J::from("update"), &J::Null), "{b1}");
+}
+
+#[test]
+fn first_contact_is_decided_for_the_source_by_force() {
+    let f = Fixture::new();
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--force", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(v["counts"]["update"], 1, "{v:#}");
     assert_eq!(name_of(&f, "production", "businesses", 1), "Café Olé ☕");
+    // Afterwards the row has a base: an ordinary update.
     f.exec("staging", "UPDATE businesses SET name = 'Café 2' WHERE id = 1;");
     let v = f.diff_json(&[]);
     assert_eq!(v["no_base"], 0, "{v:#}");
+    assert_eq!(entry(&v, "businesses", 1).unwrap()["action"], "update", "{v:#}");
     assert_eq!(entry(&v, "businesses", 1).unwrap()["reason"], J::Null, "{v:#}");
 }
 
@@ -821,7 +944,7 @@ fn baseline_records_equal_rows_and_reports_the_differing_ones() {
     assert!(text.contains("differ and were not recorded"), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.contains("update") && l.contains("id=1") && l.contains("no-base")),
+            .any(|l| l.contains("conflict") && l.contains("id=1") && l.contains("no-base")),
         "businesses:1 differs: {text}"
     );
     assert!(text.contains("Cafe Ole"), "the differing values are shown: {text}");
@@ -856,6 +979,10 @@ fn baseline_records_equal_rows_and_reports_the_differing_ones() {
     let v = f.diff_json(&["--table", "businesses"]);
     let b1 = entry(&v, "businesses", 1).unwrap();
     assert_eq!((&b1["action"], &b1["reason"]), (&J::from("update"), &J::Null), "{b1}");
+    // After the baseline, promote needs no decision.
+    f.run_yes(&["promote", "staging", "production", "--table", "businesses"])
+        .expect(0);
+    assert_eq!(name_of(&f, "production", "businesses", 1), "Café 3");
 }
 
 #[test]
@@ -932,4 +1059,122 @@ fn a_natural_key_table_whose_key_the_target_cannot_assign_is_a_config_error() {
         }
     }
     assert_eq!(f.dump("production"), before);
+}
+
+// ---- a child keyed by its natural-key parent (multi-table inheritance) ----
+
+const PAGES_SCHEMA: &str = "
+CREATE TABLE pages (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, title TEXT NOT NULL);
+CREATE TABLE articles (page_ptr_id INTEGER PRIMARY KEY REFERENCES pages(id), body TEXT NOT NULL);
+";
+
+#[test]
+fn a_child_keyed_by_a_new_natural_key_parent_is_approved_under_the_assigned_id() {
+    let f = Fixture::with(
+        PAGES_SCHEMA,
+        "INSERT INTO pages VALUES (1, 'home', 'Home'), (9, 'careers', 'Careers');
+         INSERT INTO articles VALUES (1, 'Welcome'), (9, 'Join us');",
+        PAGES_SCHEMA,
+        "INSERT INTO pages VALUES (9, 'prod-promo', 'Prod promo'), (12, 'home', 'Home');
+         INSERT INTO articles VALUES (9, 'Only in production'), (12, 'Welcome');",
+    );
+    f.write_config(
+        r#"pipeline = ["staging", "production"]
+
+[environments.staging]
+url = "sqlite://staging.db"
+
+[environments.production]
+url = "sqlite://production.db"
+review = true
+
+[tables.pages]
+key = ["id"]
+natural_key = ["slug"]
+
+[tables.articles]
+key = ["page_ptr_id"]
+parent = { page_ptr_id = "pages" }
+"#,
+    );
+    let v = f.diff_json(&["--id", "pages:9"]);
+    let got: Vec<(String, String)> = changes(&v)
+        .iter()
+        .map(|c| {
+            (
+                format!("{}:{}", c["table"].as_str().unwrap(), c["key"]),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("pages:{\"id\":9}".to_string(), "insert".to_string()),
+            ("articles:{\"page_ptr_id\":9}".to_string(), "insert".to_string())
+        ],
+        "staging's page 9 is not production's page 9: {v:#}"
+    );
+    let v = f
+        .run_yes(&["promote", "staging", "production", "--id", "pages:9", "--json"])
+        .expect(0)
+        .json();
+    let review = v["review"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no review: {v:#}"))
+        .to_string();
+    // The held rows have no id in production yet: nothing of theirs moved
+    // (production's own page 9 is another row).
+    let shown = f.run(&["review", "show", &review, "--json"]).expect(0).json();
+    let moved: Vec<&J> = shown["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown:#}"))
+        .iter()
+        .filter(|c| c["moved"] == true)
+        .collect();
+    assert!(moved.is_empty(), "{moved:#?}");
+    f.run_yes(&["review", "approve", &review]).expect(0);
+    let careers = f.scalar("production", "SELECT id FROM pages WHERE slug = 'careers'");
+    assert_ne!(careers, "9");
+    assert_eq!(
+        f.scalar(
+            "production",
+            &format!("SELECT body FROM articles WHERE page_ptr_id = {careers}")
+        ),
+        "Join us"
+    );
+    assert_eq!(
+        f.scalar("production", "SELECT body FROM articles WHERE page_ptr_id = 9"),
+        "Only in production"
+    );
+}
+
+#[test]
+fn a_json_column_change_is_shown_path_by_path() {
+    let schema = "CREATE TABLE pages (id INTEGER PRIMARY KEY, title TEXT, body TEXT);";
+    let body = |text: &str| {
+        format!(
+            r#"[{{"type": "heading", "value": "Jobs"}}, {{"type": "paragraph", "value": {{"id": "a1", "text": "{text}"}}}}]"#
+        )
+    };
+    let f = Fixture::with(
+        schema,
+        &format!(
+            "INSERT INTO pages VALUES (9, 'Careers', '{}');",
+            body("Join us today 🚢")
+        ),
+        schema,
+        &format!("INSERT INTO pages VALUES (9, 'Careers', '{}');", body("Join us")),
+    );
+    f.write_config(
+        "pipeline = [\"staging\", \"production\"]\n\n[environments.staging]\nurl = \"sqlite://staging.db\"\n\n[environments.production]\nurl = \"sqlite://production.db\"\n\n[tables.pages]\nkey = [\"id\"]\n",
+    );
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| l.contains("body")).collect();
+    assert_eq!(
+        lines.iter().map(|l| l.trim()).collect::<Vec<_>>(),
+        ["body[1].value.text: \"Join us\" -> \"Join us today 🚢\""],
+        "{}",
+        out.stdout
+    );
 }

@@ -34,7 +34,7 @@ key = ["id"]
 
 fn promote_child(f: &Fixture) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["promote", "staging", "production", "--yes"])
+        .args(["promote", "staging", "production", "--yes", "--force"])
         .current_dir(f.path())
         .env_remove("FERRY_CONFIG")
         .env_remove("FERRY_LOG")
@@ -105,7 +105,8 @@ fn promote_killed_at_any_point_leaves_before_or_after_and_the_next_command_works
             assert_eq!(journalled, ROWS, "kill {i}: every written row is journalled");
         }
         // And a promotion completes.
-        f.run(&["promote", "staging", "production", "--yes"]).expect(0);
+        f.run(&["promote", "staging", "production", "--yes", "--force"])
+            .expect(0);
         assert_eq!(dump_tables(&f.production(), &["items"]), after, "kill {i}");
     }
     eprintln!("torture: {KILLS} kills of `ferry promote` (about {full:?} each): {befores} before, {afters} after");

@@ -10,9 +10,11 @@
 mod bad_values;
 mod column_limits;
 mod concurrency;
+mod foreign_keys;
 mod generated_ids;
 mod identifiers;
 mod json_text;
+mod natural_children;
 mod own_records;
 mod races;
 mod read_only;
@@ -20,3 +22,4 @@ mod round_trip;
 mod scenarios;
 mod support;
 mod three_way;
+mod unique_collisions;

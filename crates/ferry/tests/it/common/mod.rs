@@ -221,11 +221,18 @@ impl Fixture {
         self.run(&all)
     }
 
-    /// `ferry promote staging production ARGS --yes --json`, expecting
-    /// success; returns the promotion id.
+    /// `ferry promote staging production ARGS --yes --json --force`,
+    /// expecting success; returns the promotion id. `--force` decides the
+    /// fixture's first-contact row (business 1, created separately in each
+    /// environment: a `no-base` conflict) for staging, as the tests that
+    /// promote to get somewhere mean; tests of conflicts and first contact
+    /// run `promote` themselves.
     pub fn promote(&self, args: &[&str]) -> String {
         let mut all = vec!["promote", "staging", "production", "--yes", "--json"];
         all.extend_from_slice(args);
+        if !args.iter().any(|a| *a == "--force" || *a == "--take") {
+            all.push("--force");
+        }
         let out = self.run(&all).expect(0);
         let v = out.json();
         v["promotion"]
