@@ -9,6 +9,7 @@
 pub mod access;
 pub mod canonical;
 pub mod config;
+pub mod json_diff;
 pub mod plan;
 pub mod rules;
 pub mod schema;
