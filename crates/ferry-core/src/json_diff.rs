@@ -29,9 +29,28 @@
 
 use serde_json::{Map, Value as J};
 
+use crate::value::{ColumnType, LogicalType, Value};
+
 /// Above this many differing elements on both sides, arrays are compared by
 /// index (the alignment costs their product in time and memory).
 pub const LCS_LIMIT: usize = 2000;
+
+/// A cell as a JSON document when it is one: a JSON value, or text in a
+/// column declared JSON (`declared_json`) that parses as JSON. Anything
+/// else is not a document and is shown whole.
+pub fn document(v: &Value, declared_json: bool) -> Option<J> {
+    match v {
+        Value::Json(j) => Some(j.clone()),
+        Value::Text(t) if declared_json => serde_json::from_str(t).ok(),
+        _ => None,
+    }
+}
+
+/// Whether `column` of a table whose columns have `types` (a plan's
+/// `specs[table].types` or `target_types`) is declared JSON.
+pub fn declared_json<'a>(types: impl IntoIterator<Item = Option<&'a ColumnType>>) -> bool {
+    types.into_iter().flatten().any(|t| t.logical == LogicalType::Json)
+}
 
 /// One step of a path: an object key or an array index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,6 +437,16 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn documents_are_json_values_or_text_declared_json() {
+        let text = Value::Text(r#"{"a": [1]}"#.into());
+        assert_eq!(document(&text, true), Some(json!({"a": [1]})));
+        assert_eq!(document(&text, false), None, "text not declared JSON is text");
+        assert_eq!(document(&Value::Text("not json".into()), true), None);
+        assert_eq!(document(&Value::Json(json!([1])), false), Some(json!([1])));
+        assert_eq!(document(&Value::Int(1), true), None);
     }
 
     #[test]

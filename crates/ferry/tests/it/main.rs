@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod demo_init;
 mod gates_hooks;
+mod json_diffs;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;

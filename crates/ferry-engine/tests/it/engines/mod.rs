@@ -12,6 +12,7 @@ mod column_limits;
 mod concurrency;
 mod generated_ids;
 mod identifiers;
+mod json_paths;
 mod round_trip;
 mod scenarios;
 mod support;
