@@ -1,7 +1,7 @@
 //! Issue 21, item 6: a JSON column's change shows path by path in the text
-//! output of `diff`, `plan`, `promote`'s preview and `show` (a conflict and
-//! a row kept in the target too), and `--json` adds every changed path to
-//! the field while keeping the whole values.
+//! output of `diff`, `plan`, `promote`'s preview, `show` and `revert`'s
+//! preview (a conflict and a row kept in the target too), and `--json`
+//! adds every changed path to the field while keeping the whole values.
 
 use serde_json::{json, Value as J};
 
@@ -252,4 +252,18 @@ fn show_lists_the_changed_paths_a_promotion_wrote() {
         assert!(show.contains(want), "`{want}` missing from show:\n{show}");
     }
     assert!(!show.contains("Unchanged quote"), "{show}");
+
+    // Reverting shows the way back, path by path (new -> old).
+    let preview = f.run(&["revert", &id]).all();
+    for want in [
+        r#"body[2].value.text: "New words" -> "Old words""#,
+        r#"body[3]: (removed) {"type":"image","value":12}"#,
+        r#"meta.tags[0]: (added) "draft""#,
+    ] {
+        assert!(
+            preview.contains(want),
+            "`{want}` missing from the revert preview:\n{preview}"
+        );
+    }
+    assert!(!preview.contains("Unchanged quote"), "{preview}");
 }
