@@ -18,10 +18,9 @@
 //! elements that differ are paired in order when they are of the same kind
 //! (both objects with the same `"type"` member, both arrays, or both
 //! scalars), and a pair is compared path by path; the rest are added or
-//! removed. When the part of two
-//! arrays that differs (after their common beginning and end) is longer than
-//! [`LCS_LIMIT`] elements on both sides, arrays are compared index by index
-//! instead, which bounds the work.
+//! removed. When the parts of two arrays that differ (after their common
+//! beginning and end) hold more than [`LCS_CELLS`] pairs of elements, they
+//! are compared index by index instead, which bounds the work.
 //!
 //! An index in a path is the element's position in the **new** value, except
 //! for the last index of a removal, which is the removed element's position
@@ -31,9 +30,15 @@ use serde_json::{Map, Value as J};
 
 use crate::value::{ColumnType, LogicalType, Value};
 
-/// Above this many differing elements on both sides, arrays are compared by
-/// index (the alignment costs their product in time and memory).
-pub const LCS_LIMIT: usize = 2000;
+/// Above this many pairs of differing elements (the product of the two
+/// lengths: what the alignment costs in time and memory), arrays are
+/// compared index by index.
+pub const LCS_CELLS: usize = 1_000_000;
+
+/// Whether arrays of `n` and `m` differing elements are too long to align.
+fn too_long(n: usize, m: usize) -> bool {
+    n.saturating_mul(m) > LCS_CELLS
+}
 
 /// A cell as a JSON document when it is one: a JSON value, or text in a
 /// column declared JSON (`declared_json`) that parses as JSON. Anything
@@ -195,7 +200,7 @@ fn arrays(a: &[J], b: &[J], path: &mut Vec<Step>, out: &mut Vec<PathChange>) {
         .take_while(|(x, y)| x == y)
         .count();
     let (ma, mb) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
-    let pairs = if ma.len().min(mb.len()) > LCS_LIMIT {
+    let pairs = if too_long(ma.len(), mb.len()) {
         Vec::new()
     } else {
         lcs(ma, mb)
@@ -215,7 +220,7 @@ fn arrays(a: &[J], b: &[J], path: &mut Vec<Step>, out: &mut Vec<PathChange>) {
 /// the rest are added or removed. `at_old`/`at_new`: where the gap starts in
 /// each array.
 fn gap(a: &[J], b: &[J], at_old: usize, at_new: usize, path: &mut Vec<Step>, out: &mut Vec<PathChange>) {
-    let pairs = if a.len().min(b.len()) > LCS_LIMIT {
+    let pairs = if too_long(a.len(), b.len()) {
         // Too long to align: index by index.
         (0..a.len().min(b.len())).map(|k| (k, k)).collect()
     } else {
@@ -504,13 +509,15 @@ mod tests {
 
     #[test]
     fn long_arrays_beyond_the_limit_are_compared_by_index() {
-        let old: Vec<J> = (0..LCS_LIMIT + 2).map(|i| json!(i)).collect();
+        let n = 1001;
+        assert!(too_long(n, n + 2));
+        let old: Vec<J> = (0..n).map(|i| json!(i)).collect();
         let mut new = old.clone();
         new.insert(0, json!("first"));
         new.push(json!("last"));
         let (old, new) = (J::Array(old), J::Array(new));
         let changes = diff(&old, &new);
-        assert_eq!(changes.len(), LCS_LIMIT + 4, "every index changed, nothing dropped");
+        assert_eq!(changes.len(), n + 2, "every index changed, nothing dropped");
         assert_eq!(apply(&old, &changes), Ok(new));
     }
 
