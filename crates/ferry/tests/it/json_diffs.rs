@@ -1,5 +1,5 @@
 //! Issue 21, item 6: a JSON column's change shows path by path in the text
-//! output of `diff`, `plan`, `promote`'s preview, `show` and `revert`'s
+//! output of `diff`, `plan`, `promote`'s preview, `review show`, `show` and `revert`'s
 //! preview (a conflict and a row kept in the target too), and `--json`
 //! adds every changed path to the field while keeping the whole values.
 
@@ -266,4 +266,24 @@ fn show_lists_the_changed_paths_a_promotion_wrote() {
         );
     }
     assert!(!preview.contains("Unchanged quote"), "{preview}");
+}
+
+#[test]
+fn review_show_lists_the_changed_paths_a_review_holds() {
+    let f = pages(false);
+    f.write_config(&CONFIG.replace(
+        "url = \"sqlite://production.db\"\n",
+        "url = \"sqlite://production.db\"\nreview = true\n",
+    ));
+    let v = f
+        .run(&["promote", "staging", "production", "--force", "--yes", "--json"])
+        .expect(0)
+        .json();
+    let review = v["review"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no review: {v:#}"))
+        .to_string();
+    let text = f.run(&["review", "show", &review]).expect(0).stdout;
+    shows_page_1_path_by_path(&text);
+    folds_page_2_after_twenty_paths(&text);
 }
