@@ -1,7 +1,8 @@
 //! Issue 21, item 6: a JSON column's change shows path by path in the text
-//! output of `diff`, `plan`, `promote`'s preview, `review show`, `show` and `revert`'s
-//! preview (a conflict and a row kept in the target too), and `--json`
-//! adds every changed path to the field while keeping the whole values.
+//! output of `diff`, `plan`, `promote`'s preview, `review show`, `show` and
+//! `revert`'s preview (a conflict and a row kept in the target too), and
+//! `--json` adds every changed path to the field while keeping the whole
+//! values.
 
 use serde_json::{json, Value as J};
 
