@@ -184,7 +184,12 @@ fn json_path_lines(root: &str, old: &J, new: &J, indent: &str) -> String {
     let mut out = String::new();
     for c in changes.iter().take(SHOWN_PATHS) {
         let path = json_diff::path_text(root, &c.path);
-        let fold = |v: &J| folded(&v.to_string(), false);
+        // A string as text is (quoted, with the quote closed when folded),
+        // anything else as compact JSON.
+        let fold = |v: &J| match v {
+            J::String(t) => folded(t, true),
+            other => folded(&other.to_string(), false),
+        };
         let _ = match &c.change {
             Change::Added(v) => writeln!(out, "{indent}{path}: (added) {}", ui::green(&fold(v))),
             Change::Removed(v) => writeln!(out, "{indent}{path}: (removed) {}", ui::red(&fold(v))),

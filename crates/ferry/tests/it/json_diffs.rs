@@ -44,19 +44,21 @@ fn settings(n: i64) -> J {
 }
 
 /// Pages 1..=4 on both sides, baselined (no base values kept) or promoted
-/// (base values kept); then staging edits page 1
+/// (base values kept), page 5 too; then staging edits page 1
 /// (one block's text, one block added, one tag removed), page 2's 25
-/// settings, and page 3 (which production edits too); production edits
-/// page 4 only.
+/// settings, page 3 (which production edits too) and page 5's heading (to
+/// a long one); production edits page 4 only.
 fn pages(baselined: bool) -> Fixture {
     let both = format!(
         "INSERT INTO pages VALUES (1, 'Home', {}, {});
          INSERT INTO pages VALUES (2, 'Settings', '[]', {});
          INSERT INTO pages VALUES (3, 'Both', {}, '{{}}');
-         INSERT INTO pages VALUES (4, 'Prod', {}, '{{}}');",
+         INSERT INTO pages VALUES (4, 'Prod', {}, '{{}}');
+         INSERT INTO pages VALUES (5, 'Long', {}, '{{}}');",
         sql_json(&body("Old words")),
         sql_json(&json!({"tags": ["draft", "news"], "seo title": "Home"})),
         sql_json(&settings(0)),
+        sql_json(&body("Base")),
         sql_json(&body("Base")),
         sql_json(&body("Base")),
     );
@@ -80,11 +82,13 @@ fn pages(baselined: bool) -> Fixture {
         &format!(
             "UPDATE pages SET body = {}, meta = {} WHERE id = 1;
              UPDATE pages SET meta = {} WHERE id = 2;
-             UPDATE pages SET body = {} WHERE id = 3;",
+             UPDATE pages SET body = {} WHERE id = 3;
+             UPDATE pages SET body = json_set(body, '$[0].value', '{}') WHERE id = 5;",
             sql_json(&new_body),
             sql_json(&json!({"tags": ["news"], "seo title": "Home"})),
             sql_json(&settings(100)),
             sql_json(&body("Staging")),
+            "é".repeat(100),
         ),
     );
     f.exec(
@@ -124,6 +128,21 @@ fn shows_page_1_path_by_path(text: &str) {
     );
 }
 
+/// A long string at a path is folded like other long values, its quote
+/// closed.
+#[track_caller]
+fn folds_page_5s_long_string(text: &str) {
+    assert_eq!(
+        entry_lines(text, "~ update   id=5"),
+        [format!(
+            r#"body[0].value: "{}" ... 1 more byte -> "{}" ... 80 more bytes"#,
+            &"Welcome, this heading is long enough to be noticed if printed"[..60],
+            "é".repeat(60)
+        )],
+        "{text}"
+    );
+}
+
 #[track_caller]
 fn folds_page_2_after_twenty_paths(text: &str) {
     let lines = entry_lines(text, "~ update   id=2");
@@ -146,6 +165,7 @@ fn json_columns_show_their_changed_paths_in_diff_plan_and_the_promote_preview() 
         let text = f.run(args).stdout;
         shows_page_1_path_by_path(&text);
         folds_page_2_after_twenty_paths(&text);
+        folds_page_5s_long_string(&text);
 
         // A conflict: what each side changed since the last sync.
         assert_eq!(
