@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use ferry_core::plan::{key_label, Action, Plan, PlanEntry, Reason};
+use ferry_core::json_diff::{self, Change};
+use ferry_core::plan::{key_label, Action, FieldDiff, Plan, PlanEntry, Reason};
 use ferry_core::Value;
 use ferry_engine::apply::Promotion;
 use ferry_engine::journal::{JournalRow, PromotionRecord};
@@ -25,12 +26,7 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
         "table": e.table,
         "key": object(&plan.named_key(e)),
         "action": e.action.name(),
-        "fields": e.fields.iter().map(|f| json!({
-            "column": f.column,
-            "source": f.source.as_ref().map(plain),
-            "target": f.target.as_ref().map(plain),
-            "base": f.base.as_ref().map(plain),
-        })).collect::<Vec<_>>(),
+        "fields": e.fields.iter().map(|f| field_json(plan, e, f)).collect::<Vec<_>>(),
         "reason": e.reason.map(|r| r.name()),
     });
     if let Some(by) = &e.pulled_by {
@@ -62,6 +58,61 @@ pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
         }
     }
     o
+}
+
+/// One field of a plan entry as `--json`: its values, and for a JSON field
+/// whose target and source values differ, `paths`: every changed path
+/// from the target's value to the source's (docs/json.md).
+fn field_json(plan: &Plan, e: &PlanEntry, f: &FieldDiff) -> J {
+    let mut o = json!({
+        "column": f.column,
+        "source": f.source.as_ref().map(plain),
+        "target": f.target.as_ref().map(plain),
+        "base": f.base.as_ref().map(plain),
+    });
+    if let Some((target, source)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) {
+        let paths: Vec<J> = json_diff::diff(&target, &source)
+            .iter()
+            .map(|c| {
+                let mut p = json!({"path": json_diff::path_text("$", &c.path), "change": c.kind()});
+                if let Some(v) = c.new_value() {
+                    p["source"] = v.clone();
+                }
+                if let Some(v) = c.old() {
+                    p["target"] = v.clone();
+                }
+                p
+            })
+            .collect();
+        if !paths.is_empty() {
+            o["paths"] = J::Array(paths);
+        }
+    }
+    o
+}
+
+/// The two values of a plan field as JSON documents, when the field is
+/// JSON on both sides (a JSON value, or text the plan's column types
+/// declare JSON) and its value is written as is (not a deferred id).
+fn plan_json_pair(plan: &Plan, e: &PlanEntry, column: &str, a: Option<&Value>, b: Option<&Value>) -> Option<(J, J)> {
+    if e.deferred.iter().any(|c| c == column) {
+        return None;
+    }
+    let declared = plan
+        .specs
+        .get(&e.table)
+        .is_some_and(|s| json_diff::declared_json([s.types.get(column), s.target_types.get(column)]));
+    Some((json_diff::document(a?, declared)?, json_diff::document(b?, declared)?))
+}
+
+/// The two values of a journal row's column as JSON documents, when one of
+/// them is a JSON value (the target column is JSON) and the other is JSON
+/// or text holding JSON (a raw before-image reads JSON as text).
+fn journal_json_pair(a: &Value, b: &Value) -> Option<(J, J)> {
+    if !matches!(a, Value::Json(_)) && !matches!(b, Value::Json(_)) {
+        return None;
+    }
+    Some((json_diff::document(a, true)?, json_diff::document(b, true)?))
 }
 
 /// A plan as `--json`.
@@ -106,13 +157,18 @@ const SHOWN_CHARS: usize = 60;
 /// after [`SHOWN_CHARS`] characters with "... N more bytes" saying how
 /// much of it is not shown (never cut silently).
 pub fn short(v: &Value) -> String {
-    let (text, is_text) = match v {
-        Value::Text(s) => (s.clone(), true),
-        other => (other.display_text(), false),
-    };
+    match v {
+        Value::Text(s) => folded(s, true),
+        other => folded(&other.display_text(), false),
+    }
+}
+
+/// `text` cut after [`SHOWN_CHARS`] characters with "... N more bytes",
+/// quoted first when `is_text`.
+fn folded(text: &str, is_text: bool) -> String {
     let (shown, rest) = match text.char_indices().nth(SHOWN_CHARS) {
         Some((cut, _)) => (&text[..cut], text.len() - cut),
-        None => (text.as_str(), 0),
+        None => (text, 0),
     };
     let shown = if is_text { quoted(shown) } else { shown.to_string() };
     if rest == 0 {
@@ -120,6 +176,48 @@ pub fn short(v: &Value) -> String {
     } else {
         format!("{shown} ... {rest} more byte{}", if rest == 1 { "" } else { "s" })
     }
+}
+
+/// How many changed paths of one JSON field the text output lists before
+/// saying how many more there are (`--json` lists them all).
+const SHOWN_PATHS: usize = 20;
+
+/// The changed paths from JSON document `old` to `new`, one line each after
+/// `indent`, named from `root` (the column): `body[2].value.text: "a" ->
+/// "b"`, `body[3]: (added) ...`, `body[0]: (removed) ...`; values folded
+/// like other long values, at most [`SHOWN_PATHS`] lines and then how many
+/// more. Empty when the documents are equal.
+fn json_path_lines(root: &str, old: &J, new: &J, indent: &str) -> String {
+    let changes = json_diff::diff(old, new);
+    let mut out = String::new();
+    for c in changes.iter().take(SHOWN_PATHS) {
+        let path = json_diff::path_text(root, &c.path);
+        // A string as text is (quoted, with the quote closed when folded),
+        // anything else as compact JSON.
+        let fold = |v: &J| match v {
+            J::String(t) => folded(t, true),
+            other => folded(&other.to_string(), false),
+        };
+        let _ = match &c.change {
+            Change::Added(v) => writeln!(out, "{indent}{path}: (added) {}", ui::green(&fold(v))),
+            Change::Removed(v) => writeln!(out, "{indent}{path}: (removed) {}", ui::red(&fold(v))),
+            Change::Changed { old, new } => writeln!(
+                out,
+                "{indent}{path}: {} -> {}",
+                ui::red(&fold(old)),
+                ui::green(&fold(new))
+            ),
+        };
+    }
+    if changes.len() > SHOWN_PATHS {
+        let more = changes.len() - SHOWN_PATHS;
+        let _ = writeln!(
+            out,
+            "{indent}... and {more} more changed path{} (every path is in --json)",
+            if more == 1 { "" } else { "s" }
+        );
+    }
+    out
 }
 
 /// What an entry writes in `column` for people: the value, or, for a
@@ -139,56 +237,6 @@ fn written(plan: &Plan, e: &PlanEntry, column: &str, v: &Value) -> String {
         "the id {} assigns to the new {table}:{id} ({id} in {})",
         plan.to, plan.from
     )
-}
-
-/// A JSON column's change, one line per changed path
-/// (`body[2].value.text: "old" -> "new"`), when both sides hold a JSON
-/// document (a JSON column, or JSON kept as text) and it changed inside.
-fn json_field_lines(f: &ferry_core::plan::FieldDiff) -> Option<String> {
-    use ferry_core::json_diff;
-    const SHOWN: usize = 20;
-    let (t, s) = (
-        json_diff::document(f.target.as_ref()?)?,
-        json_diff::document(f.source.as_ref()?)?,
-    );
-    let changes = json_diff::diff(&t, &s);
-    if changes.is_empty() || changes.iter().any(|c| c.path.is_empty()) {
-        return None;
-    }
-    let side = |v: &Option<J>| match v {
-        Some(j) => {
-            let text = j.to_string();
-            if text.chars().count() > 60 {
-                format!("{}…", text.chars().take(57).collect::<String>())
-            } else {
-                text
-            }
-        }
-        None => "(none)".to_string(),
-    };
-    let mut out = String::new();
-    for c in changes.iter().take(SHOWN) {
-        let _ = writeln!(
-            out,
-            "               {}{}: {} -> {}",
-            f.column,
-            c.path,
-            ui::red(&side(&c.before)),
-            ui::green(&side(&c.after))
-        );
-    }
-    if changes.len() > SHOWN {
-        let _ = writeln!(
-            out,
-            "               {}",
-            ui::dim(&format!(
-                "… {} more changed paths in `{}`",
-                changes.len() - SHOWN,
-                f.column
-            ))
-        );
-    }
-    Some(out)
 }
 
 fn summary_line(plan: &Plan) -> String {
@@ -323,6 +371,18 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
                 // Nothing is written: say which value stays.
                 for f in &e.fields {
+                    if let Some((t, s)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) {
+                        let lines = json_path_lines(&f.column, &t, &s, "                 ");
+                        if !lines.is_empty() {
+                            let _ = writeln!(
+                                out,
+                                "               {}: kept in the target; the source differs at (target -> source):",
+                                f.column
+                            );
+                            out.push_str(&lines);
+                            continue;
+                        }
+                    }
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
                     let s = f
                         .source
@@ -338,6 +398,9 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             // First contact has no base to show: the two sides, as an update's.
             Action::Conflict if !e.fields.is_empty() && e.reason != Some(Reason::NoBase) => {
                 for f in &e.fields {
+                    if conflict_json_lines(plan, e, f, &mut out) {
+                        continue;
+                    }
                     let base = match &f.base {
                         Some(b) => short(b),
                         None => ui::dim("(base not kept)"),
@@ -358,9 +421,12 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             }
             _ => {
                 for f in &e.fields {
-                    if let Some(lines) = json_field_lines(f) {
-                        out.push_str(&lines);
-                        continue;
+                    if let Some((t, s)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) {
+                        let lines = json_path_lines(&f.column, &t, &s, "               ");
+                        if !lines.is_empty() {
+                            out.push_str(&lines);
+                            continue;
+                        }
                     }
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
                     let s = f
@@ -402,6 +468,56 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
         );
     }
     out
+}
+
+/// A conflicting JSON field, path by path: what each side changed since
+/// the last sync, or, when the base was not kept, how the source differs
+/// from the target. False (nothing written) when the field is not JSON on
+/// both sides, or the documents are equal.
+fn conflict_json_lines(plan: &Plan, e: &PlanEntry, f: &FieldDiff, out: &mut String) -> bool {
+    let Some((t, s)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) else {
+        return false;
+    };
+    let indent = "                   ";
+    let base = plan_json_pair(plan, e, &f.column, f.base.as_ref(), f.target.as_ref()).map(|(b, _)| b);
+    match base {
+        Some(b) => {
+            let (in_target, in_source) = (
+                json_path_lines(&f.column, &b, &t, indent),
+                json_path_lines(&f.column, &b, &s, indent),
+            );
+            if in_target.is_empty() && in_source.is_empty() {
+                return false;
+            }
+            let _ = writeln!(out, "               {}: changed since the last sync", f.column);
+            let _ = writeln!(out, "                 {}", ui::red("in the target (base -> target):"));
+            out.push_str(if in_target.is_empty() {
+                "                   (unchanged)\n"
+            } else {
+                &in_target
+            });
+            let _ = writeln!(out, "                 {}", ui::green("in the source (base -> source):"));
+            out.push_str(if in_source.is_empty() {
+                "                   (unchanged)\n"
+            } else {
+                &in_source
+            });
+        }
+        None => {
+            let lines = json_path_lines(&f.column, &t, &s, indent);
+            if lines.is_empty() {
+                return false;
+            }
+            let _ = writeln!(
+                out,
+                "               {}: {} target -> source:",
+                f.column,
+                ui::dim("(base not kept)")
+            );
+            out.push_str(&lines);
+        }
+    }
+    true
 }
 
 /// A log line's counts for people.
@@ -499,6 +615,11 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
                     .map(|(_, bv)| bv);
                 match old {
                     Some(o) if o == v => {}
+                    Some(o) if journal_json_pair(o, v).is_some_and(|(a, b)| a != b) => {
+                        if let Some((a, b)) = journal_json_pair(o, v) {
+                            out.push_str(&json_path_lines(c, &a, &b, "            "));
+                        }
+                    }
                     Some(o) => {
                         let _ = writeln!(
                             out,
@@ -551,6 +672,11 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
                     let old = j.before.iter().flatten().find(|(bc, _)| bc == c).map(|(_, v)| v);
                     match old {
                         Some(o) if o == now => {}
+                        Some(o) if journal_json_pair(now, o).is_some_and(|(a, b)| a != b) => {
+                            if let Some((a, b)) = journal_json_pair(now, o) {
+                                body.push_str(&json_path_lines(c, &a, &b, "              "));
+                            }
+                        }
                         Some(o) => {
                             let _ = writeln!(
                                 body,

@@ -6,6 +6,7 @@ mod common;
 mod demo_init;
 mod forged_plan;
 mod gates_hooks;
+mod json_diffs;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;

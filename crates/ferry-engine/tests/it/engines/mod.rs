@@ -13,6 +13,7 @@ mod concurrency;
 mod foreign_keys;
 mod generated_ids;
 mod identifiers;
+mod json_paths;
 mod json_text;
 mod natural_children;
 mod own_records;
