@@ -615,19 +615,7 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
                     .map(|(_, bv)| bv);
                 match old {
                     Some(o) if o == v => {}
-                    Some(o) if journal_json_pair(o, v).is_some_and(|(a, b)| a != b) => {
-                        if let Some((a, b)) = journal_json_pair(o, v) {
-                            out.push_str(&json_path_lines(c, &a, &b, "            "));
-                        }
-                    }
-                    Some(o) => {
-                        let _ = writeln!(
-                            out,
-                            "            {c}: {} -> {}",
-                            ui::red(&short(o)),
-                            ui::green(&short(v))
-                        );
-                    }
+                    Some(o) => change_lines(&mut out, c, o, v, "            "),
                     None => {
                         let _ = writeln!(out, "            {c}: {}", ui::green(&short(v)));
                     }
@@ -636,6 +624,22 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
         }
     }
     out
+}
+
+/// One column's change from `old` to `new` for people: path by path when
+/// both are JSON documents that differ inside, else `old -> new`.
+fn change_lines(out: &mut String, column: &str, old: &Value, new: &Value, indent: &str) {
+    match journal_json_pair(old, new).filter(|(a, b)| a != b) {
+        Some((a, b)) => out.push_str(&json_path_lines(column, &a, &b, indent)),
+        None => {
+            let _ = writeln!(
+                out,
+                "{indent}{column}: {} -> {}",
+                ui::red(&short(old)),
+                ui::green(&short(new))
+            );
+        }
+    }
 }
 
 /// What reverting a promotion will do, row by row: the rows it inserted are
@@ -672,19 +676,7 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
                     let old = j.before.iter().flatten().find(|(bc, _)| bc == c).map(|(_, v)| v);
                     match old {
                         Some(o) if o == now => {}
-                        Some(o) if journal_json_pair(now, o).is_some_and(|(a, b)| a != b) => {
-                            if let Some((a, b)) = journal_json_pair(now, o) {
-                                body.push_str(&json_path_lines(c, &a, &b, "              "));
-                            }
-                        }
-                        Some(o) => {
-                            let _ = writeln!(
-                                body,
-                                "              {c}: {} -> {}",
-                                ui::red(&short(now)),
-                                ui::green(&short(o))
-                            );
-                        }
+                        Some(o) => change_lines(&mut body, c, now, o, "              "),
                         None => {
                             let _ = writeln!(body, "              {c}: {} -> (not recorded)", ui::red(&short(now)));
                         }
