@@ -9,3 +9,4 @@ mod reviewer_view;
 mod reviews;
 mod reviews_postgres;
 mod three_way_cli;
+mod torture;
