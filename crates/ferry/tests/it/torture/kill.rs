@@ -524,3 +524,35 @@ fn approve_postgres() {
 fn approve_mariadb() {
     torture(Eng::Mysql, Cmd::Approve);
 }
+
+/// The checks above see what they must: a target half promoted is neither
+/// state, a journal row without its promotion and a sync base out of step
+/// with the target fail. (A checker that sees nothing would pass every kill.)
+#[test]
+fn the_checks_see_a_broken_target() {
+    let s = Setup::new(Eng::Sqlite, "kill::checks", false).expect("SQLite needs no server");
+    let id = s.promote();
+    let after = dump(&s.production);
+    assert_eq!(
+        check_ferry_tables(&s.production, "promoted").as_deref(),
+        Some(id.as_str())
+    );
+    let file = s.production.path.clone().expect("a file");
+    let pristine = std::fs::read(&file).expect("production.db");
+    s.production.sql("UPDATE items SET name = name || ' ' WHERE id = 3;");
+    assert_ne!(dump(&s.production), after, "a changed cell is seen");
+    let broken = [
+        format!("DELETE FROM _ferry_promotions WHERE id = '{id}';"),
+        "DELETE FROM _ferry_sync WHERE row_key = (SELECT min(row_key) FROM _ferry_sync);".to_string(),
+        format!("DELETE FROM _ferry_journal WHERE promotion_id = '{id}' AND seq = 1;"),
+        "DELETE FROM items WHERE id = 1;".to_string(),
+    ];
+    for sql in broken {
+        std::fs::write(&file, &pristine).expect("restore");
+        s.production.sql(&sql);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_ferry_tables(&s.production, "broken")
+        }));
+        assert!(caught.is_err(), "the checks did not see: {sql}");
+    }
+}
