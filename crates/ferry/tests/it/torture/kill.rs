@@ -3,12 +3,13 @@
 //!
 //! Each test makes staging and production hold the same shelves and items,
 //! records them as synced (`ferry baseline`), then changes staging (updates,
-//! inserts in new shelves, deletes): some thousands of rows, so that a
-//! command takes a measurable time. One run to completion learns the state
-//! "after" and the command's duration; then, `FERRY_TORTURE_RUNS` times
-//! (default 20), the command is started again from the state "before" and
-//! killed after a random delay spread over that duration (seeded; the seed
-//! is printed, `FERRY_TORTURE_SEED` replays it). After each kill:
+//! inserts in new shelves, deletes): hundreds of rows by default, thousands
+//! with `FERRY_TORTURE_ROWS`, so that a command takes a measurable time. One
+//! run to completion learns the state "after" and the command's duration;
+//! then, `FERRY_TORTURE_RUNS` times (default 20), the command is started
+//! again from the state "before" and killed after a random delay between
+//! zero and the duration of its last complete run (seeded; the seed is
+//! printed, `FERRY_TORTURE_SEED` replays it). After each kill:
 //!
 //! - the managed tables of the target are byte for byte the state before or
 //!   the state after, nothing in between;
@@ -332,7 +333,7 @@ fn torture(eng: Eng, cmd: Cmd) {
     // One run to completion: the state after, and the command's duration.
     // `pending` is what the killed command works on: the promotion to
     // revert, or the review to approve.
-    let (after, duration, mut pending) = match cmd {
+    let (after, mut duration, mut pending) = match cmd {
         Cmd::Promote => {
             let t = Instant::now();
             let id = s.promote();
@@ -391,10 +392,9 @@ fn torture(eng: Eng, cmd: Cmd) {
         _ => (&before, &after),
     };
     let journal = s.path().join("production.db-journal");
-    let max = duration.as_micros() as u64 + 1;
     let mut tally = Tally::default();
     for run in 0..runs {
-        let delay = Duration::from_micros(rng.next() % max);
+        let delay = Duration::from_micros(rng.next() % (duration.as_micros() as u64 + 1));
         let what = format!("{test} run {run} (seed {seed}, kill after {delay:?} of {duration:?})");
         let args = args_of(&pending);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -431,7 +431,10 @@ fn torture(eng: Eng, cmd: Cmd) {
                         last.is_none(),
                         "{what}: target unchanged but promotion {last:?} is recorded"
                     );
-                    s.promote()
+                    let t = Instant::now();
+                    let id = s.promote();
+                    duration = t.elapsed();
+                    id
                 };
                 assert_eq!(&dump(&s.production), to, "{what}: the promotion run again");
                 s.revert(&id);
@@ -442,7 +445,9 @@ fn torture(eng: Eng, cmd: Cmd) {
                     assert!(last.is_none(), "{what}: reverted, but {last:?} is not marked reverted");
                 } else {
                     assert_eq!(last.as_deref(), Some(pending.as_str()), "{what}: the promotion is gone");
+                    let t = Instant::now();
                     s.revert(&pending);
+                    duration = t.elapsed();
                 }
                 assert_eq!(&dump(&s.production), to, "{what}: the revert run again");
                 pending = s.promote();
@@ -456,7 +461,9 @@ fn torture(eng: Eng, cmd: Cmd) {
                 } else {
                     assert_eq!(status, "open", "{what}: nothing written, yet the review is {status}");
                     assert!(last.is_none(), "{what}: nothing written but {last:?} is recorded");
+                    let t = Instant::now();
                     s.run_ok(&["review", "approve", &pending, "--yes"]);
+                    duration = t.elapsed();
                     check_ferry_tables(&s.production, &what).expect("the approval's promotion")
                 };
                 assert_eq!(&dump(&s.production), to, "{what}: the approval run again");
