@@ -1,0 +1,423 @@
+//! The torture suite of issue 15: the real `ferry` binary killed with
+//! SIGKILL at random points ([`kill`]), and mutated configuration files,
+//! plan files and selection texts ([`fuzz`]). What it checks, how to run the
+//! long version and what it does not cover: `docs/reliability.md`.
+//!
+//! This module holds what both share: a seeded random generator, the
+//! throw-away databases of the three engines (SQLite files; PostgreSQL and
+//! MariaDB databases created and dropped with `psql` and `mysql` on the
+//! servers named by `FERRY_TEST_POSTGRES_URL` / `FERRY_TEST_MYSQL_URL`), and
+//! a runner for the binary. Without a server variable a test prints a `SKIP`
+//! line and passes; with `CI=true` a missing variable or an unreachable
+//! server fails it.
+
+mod fuzz;
+mod kill;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::common::Output;
+
+/// The engines the suite runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eng {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Eng {
+    pub fn name(self) -> &'static str {
+        match self {
+            Eng::Sqlite => "sqlite",
+            Eng::Postgres => "postgres",
+            Eng::Mysql => "mariadb",
+        }
+    }
+
+    fn var(self) -> Option<&'static str> {
+        match self {
+            Eng::Sqlite => None,
+            Eng::Postgres => Some("FERRY_TEST_POSTGRES_URL"),
+            Eng::Mysql => Some("FERRY_TEST_MYSQL_URL"),
+        }
+    }
+
+    /// A blob literal of this engine's SQL.
+    pub fn blob(self, bytes: &[u8]) -> String {
+        let hex = crate::common::hex(bytes);
+        match self {
+            Eng::Postgres => format!("decode('{hex}', 'hex')"),
+            _ => format!("X'{hex}'"),
+        }
+    }
+
+    /// `a || b` in this engine's SQL.
+    pub fn concat(self, a: &str, b: &str) -> String {
+        match self {
+            Eng::Mysql => format!("CONCAT({a}, {b})"),
+            _ => format!("{a} || {b}"),
+        }
+    }
+
+    /// A column's bytes as hex text, for byte-for-byte dumps.
+    pub fn hex_of(self, column: &str) -> String {
+        match self {
+            Eng::Postgres => format!("encode(convert_to({column}::text, 'UTF8'), 'hex')"),
+            _ => format!("hex({column})"),
+        }
+    }
+
+    /// A bytea/blob column's bytes as hex text.
+    pub fn hex_of_blob(self, column: &str) -> String {
+        match self {
+            Eng::Postgres => format!("encode({column}, 'hex')"),
+            _ => format!("hex({column})"),
+        }
+    }
+}
+
+/// The seed of a run: `FERRY_TORTURE_SEED`, else the clock. Printed by
+/// every test so that a failure can be replayed.
+pub fn seed() -> u64 {
+    match std::env::var("FERRY_TORTURE_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("FERRY_TORTURE_SEED={s:?} is not a number")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    }
+}
+
+/// `FERRY_TORTURE_RUNS`, else `default`.
+pub fn runs(default: usize) -> usize {
+    match std::env::var("FERRY_TORTURE_RUNS") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("FERRY_TORTURE_RUNS={s:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// splitmix64: small, seeded, good enough to pick delays and mutations.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Prints past the harness's capture.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Skips (or, under `CI=true`, fails) a test.
+fn skip(test: &str, why: &str) {
+    if ci() {
+        panic!("torture::{test}: {why}; CI=true needs both servers (FERRY_TEST_POSTGRES_URL, FERRY_TEST_MYSQL_URL)");
+    }
+    say(&format!("SKIP torture::{test}: {why}"));
+}
+
+fn unique_name(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "ferry_tt_{tag}_{}_{}_{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+/// `url` with its database (path) replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}/{db}{query}")
+}
+
+/// Hides any `user:password@` part of a URL in a message.
+fn redact(text: &str, url: &str) -> String {
+    match url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
+        Some((cred, _)) if cred.contains(':') => text.replace(cred, "***"),
+        _ => text.to_string(),
+    }
+}
+
+/// The parts of a `mysql://user[:password]@host[:port]/db` URL.
+struct MysqlUrl {
+    user: String,
+    password: Option<String>,
+    host: String,
+    port: String,
+    db: String,
+}
+
+fn parse_mysql(url: &str) -> MysqlUrl {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (auth, hostpath) = rest.rsplit_once('@').unwrap_or(("root", rest));
+    let (user, password) = match auth.split_once(':') {
+        Some((u, p)) => (u.to_string(), Some(p.to_string())),
+        None => (auth.to_string(), None),
+    };
+    let (hostport, db) = hostpath.split_once('/').unwrap_or((hostpath, ""));
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+    MysqlUrl {
+        user,
+        password,
+        host: host.to_string(),
+        port: port.to_string(),
+        db: db.to_string(),
+    }
+}
+
+/// Runs `sql` on a server database with its command-line client; the rows,
+/// columns joined by `|`, or the error.
+fn client(eng: Eng, url: &str, sql: &str) -> Result<String, String> {
+    let mut cmd = match eng {
+        Eng::Postgres => {
+            let mut c = Command::new("psql");
+            c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"])
+                .env("PGCONNECT_TIMEOUT", "5")
+                .env("PGTZ", "UTC");
+            c
+        }
+        Eng::Mysql => {
+            let u = parse_mysql(url);
+            let mut c = Command::new("mysql");
+            c.args([
+                "--batch",
+                "--skip-column-names",
+                "--raw",
+                "--default-character-set=utf8mb4",
+                "--connect-timeout=5",
+                "-h",
+                &u.host,
+                "-P",
+                &u.port,
+                "-u",
+                &u.user,
+            ]);
+            if !u.db.is_empty() {
+                c.arg(&u.db);
+            }
+            if let Some(p) = u.password {
+                c.env("MYSQL_PWD", p);
+            }
+            c
+        }
+        Eng::Sqlite => unreachable!("SQLite files are read with rusqlite"),
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run the {} client: {e}", eng.name()))?;
+    child
+        .stdin
+        .take()
+        .expect("the client's stdin")
+        .write_all(sql.as_bytes())
+        .map_err(|e| format!("writing to the client: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("client: {e}"))?;
+    if out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(if eng == Eng::Mysql {
+            text.replace('\t', "|")
+        } else {
+            text
+        })
+    } else {
+        Err(redact(&String::from_utf8_lossy(&out.stderr), url))
+    }
+}
+
+/// One throw-away database: a file in the test's folder, or a database on
+/// a server, dropped when the guard goes.
+pub struct Db {
+    pub eng: Eng,
+    /// The URL Ferry opens (SQLite: an absolute `sqlite://` path).
+    pub url: String,
+    /// SQLite: the file.
+    pub path: Option<PathBuf>,
+    server: String,
+    name: String,
+}
+
+impl Db {
+    /// A new empty database, `None` (after a SKIP line, or a failure under
+    /// `CI=true`) when the engine's server is not configured or reachable.
+    pub fn create(eng: Eng, dir: &Path, tag: &str, test: &str) -> Option<Db> {
+        let Some(var) = eng.var() else {
+            let path = dir.join(format!("{tag}.db"));
+            return Some(Db {
+                eng,
+                url: format!("sqlite://{}", path.display()),
+                path: Some(path),
+                server: String::new(),
+                name: String::new(),
+            });
+        };
+        let server = match std::env::var(var) {
+            Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
+            _ => {
+                skip(test, &format!("{var} not set"));
+                return None;
+            }
+        };
+        let name = unique_name(tag);
+        let create = match eng {
+            Eng::Mysql => format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"),
+            _ => format!("CREATE DATABASE {name};"),
+        };
+        if let Err(e) = client(eng, &server, &create) {
+            skip(test, &format!("{} server unreachable: {e}", eng.name()));
+            return None;
+        }
+        Some(Db {
+            eng,
+            url: with_database(&server, &name),
+            path: None,
+            server,
+            name,
+        })
+    }
+
+    /// Runs SQL (several statements); the rows, columns joined by `|`
+    /// (`NULL` for null on SQLite and MariaDB, empty on PostgreSQL).
+    ///
+    /// On SQLite this opens the file read-write, as any SQLite client does:
+    /// a hot `-journal` left by a killed writer is rolled back here (until
+    /// Ferry recovers it itself, issue 15 defect 3).
+    #[track_caller]
+    pub fn sql(&self, sql: &str) -> String {
+        match &self.path {
+            Some(path) => sqlite_sql(path, sql),
+            None => client(self.eng, &self.url, sql).unwrap_or_else(|e| panic!("{}: {e}\n{sql}", self.name)),
+        }
+    }
+
+    /// The one value of a query.
+    #[track_caller]
+    pub fn scalar(&self, sql: &str) -> String {
+        let out = self.sql(sql);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{sql} returned {out:?}");
+        lines[0].to_string()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if self.path.is_some() {
+            return;
+        }
+        let drop = match self.eng {
+            Eng::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", self.name),
+            _ => format!("DROP DATABASE IF EXISTS {};", self.name),
+        };
+        if let Err(e) = client(self.eng, &self.server, &drop) {
+            say(&format!("torture: could not drop {}: {e}", self.name));
+        }
+    }
+}
+
+/// Runs SQL on an SQLite file (foreign keys off, as a plain client has
+/// them); each statement's rows, columns joined by `|`.
+fn sqlite_sql(path: &Path, sql: &str) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let statements: Vec<&str> = sql
+        .split(";\n")
+        .map(|q| q.trim().trim_end_matches(';').trim())
+        .filter(|q| !q.is_empty())
+        .collect();
+    let all_queries = statements
+        .iter()
+        .all(|q| q.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select")));
+    if !all_queries {
+        conn.execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{sql}", path.display()));
+        return String::new();
+    }
+    drop(conn);
+    statements
+        .iter()
+        .flat_map(|q| crate::common::query(path, q))
+        .map(|r| r.join("|") + "\n")
+        .collect()
+}
+
+/// Runs the `ferry` binary in `dir` with extra environment variables, no
+/// terminal on stdin and no configuration inherited from the caller.
+pub fn ferry_command(dir: &Path, args: &[&str], vars: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_LOG")
+        .env_remove("FERRY_PLAN_KEY")
+        .env("FERRY_USER", "tester")
+        .env("NO_COLOR", "1")
+        .env("CLICOLOR", "0")
+        .stdin(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs `ferry ARGS` to its end.
+pub fn ferry(dir: &Path, args: &[&str], vars: &[(String, String)]) -> Output {
+    let out = ferry_command(dir, args, vars).output().expect("run the ferry binary");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
