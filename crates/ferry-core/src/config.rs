@@ -350,6 +350,22 @@ fn query_params(url: &str) -> Vec<(&str, usize, usize)> {
     out
 }
 
+/// `text` with every double-quoted part that carries a password (see
+/// [`url_has_password`]) redacted, for messages that quote what was read.
+pub fn redact_quoted(text: &str) -> String {
+    text.split('"')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && url_has_password(part) {
+                redact_url(part)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\"")
+}
+
 /// True when a URL, well-formed or not, carries a password
 /// (`scheme://user:secret@host`, `user:secret@host`) or a query parameter
 /// holding a secret (`?password=...`, `?sslpassword=...`, `?token=...`).
@@ -398,7 +414,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let lines = Lines(text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().and_then(|s| lines.line(s.start));
-        let message = e.message().to_string();
+        // The parser quotes the value it could not use: a URL put where
+        // another type belongs must not show its password.
+        let message = redact_quoted(e.message());
         fail(vec![ConfigProblem::new(message).at(line)])
     })?;
     let mut problems = Vec::new();
@@ -1083,6 +1101,19 @@ stamp = { at = "yesterday" }
         );
         assert!(!url_has_password("postgres://h/db?sslmode=require&user=me"));
         assert!(!url_has_password("postgres://u:@h/db"));
+    }
+
+    #[test]
+    fn a_url_where_another_type_belongs_is_not_echoed_with_its_password() {
+        for text in [
+            "pipeline = [\"a\"]\nenvironments = \"postgres://u:PW@h/db\"\n",
+            "pipeline = \"mysql://u:PW@h/db?x=1\"\n",
+            "pipeline = [\"a\"]\n[environments.a]\nreview = \"postgres://h/db?password=PW\"\n",
+        ] {
+            let err = parse(text, Path::new("f.toml")).unwrap_err().to_string();
+            assert!(!err.contains("PW"), "{err}");
+            assert!(err.contains("***"), "{err}");
+        }
     }
 
     #[test]

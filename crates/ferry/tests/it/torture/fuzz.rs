@@ -41,19 +41,6 @@ fn leaks(text: &str) -> bool {
     text.contains(PASSWORD) || text.contains(&PASSWORD.replace('-', "%2D"))
 }
 
-/// The one leak known today: a URL string where the TOML needs another
-/// type is echoed whole in the parser's "invalid type: string \"...\""
-/// problem, password included ([`config_type_errors_hide_passwords`],
-/// reported to the lead with the URL-secrets work of issue 14). Only that
-/// message is let through, and counted; any other leak fails.
-fn known_leak(text: &str) -> bool {
-    leaks(text)
-        && text
-            .lines()
-            .filter(|l| leaks(l))
-            .all(|l| l.contains("invalid type: string \"") && l.contains("://"))
-}
-
 const CONFIG_VALUES: [&str; 14] = [
     "\"x\"",
     "1",
@@ -297,7 +284,7 @@ fn library_entry_points_take_mutated_input() {
     ));
     let mut rng = Rng::new(seed);
     let path = Path::new("ferry.toml");
-    let (mut ok, mut refused, mut known) = (0, 0, 0);
+    let (mut ok, mut refused) = (0, 0);
     for n in 0..cases {
         let text = mutate_config(&mut rng, common::CONFIG);
         let what = format!("config case {n} (seed {seed})");
@@ -306,10 +293,6 @@ fn library_entry_points_take_mutated_input() {
             Err(e) => {
                 refused += 1;
                 let shown = format!("{e}");
-                if known_leak(&shown) {
-                    known += 1;
-                    continue;
-                }
                 assert!(!leaks(&shown), "{what}: the error shows the password:\n{shown}");
             }
         }
@@ -340,7 +323,7 @@ fn library_entry_points_take_mutated_input() {
         selections += 3;
     }
     say(&format!(
-        "torture fuzz::library: configs {ok} accepted, {refused} refused ({known} with the known type-error leak); plans {plan_ok} accepted, {plan_refused} refused; {selections} selection texts"
+        "torture fuzz::library: configs {ok} accepted, {refused} refused; plans {plan_ok} accepted, {plan_refused} refused; {selections} selection texts"
     ));
 }
 
@@ -385,7 +368,7 @@ fn check_run(f: &Fixture, args: &[&str], before: &str, writes: bool, what: &str)
         "{what}: ferry {args:.200?} panicked\n{all:.2000}"
     );
     assert!(
-        !leaks(&all) || known_leak(&all),
+        !leaks(&all),
         "{what}: ferry {args:.200?} shows the password\n{all:.2000}"
     );
     if out.code != 0 || !writes {
@@ -482,7 +465,6 @@ fn binary_takes_mutated_config_plan_and_selection() {
 /// an entry for a table the configuration does not manage, or for one of
 /// Ferry's own tables, must be refused with nothing written.
 #[test]
-#[ignore = "issue 15 defect 4, fixed on branch wt-b"]
 fn forged_plan_tables_are_refused() {
     let f = Fixture::new();
     f.exec(
@@ -525,11 +507,10 @@ fn forged_plan_tables_are_refused() {
     }
 }
 
-/// A URL with a password given where the configuration needs a table is
-/// echoed whole in the error today. Found by the fuzzing above; the fix
-/// belongs with the URL-secrets work of issue 14 (the lead's branch).
+/// A URL with a password given where the configuration needs a table was
+/// echoed whole in the parser's "invalid type" error (found by the
+/// fuzzing above).
 #[test]
-#[ignore = "password echoed in TOML type errors; reported to the lead (issue 14, URL secrets)"]
 fn config_type_errors_hide_passwords() {
     let text = format!(
         "pipeline = [\"staging\", \"production\"]\nenvironments = \"{}\"\n",
