@@ -12,7 +12,7 @@ use ferry_core::access::{self, Right};
 use ferry_core::canonical::key_text;
 use ferry_core::plan::{Action, Plan, PlanEntry, Reason};
 use ferry_core::value::{convert, Value};
-use ferry_db::{meta, Row, ScanRequest, Store};
+use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 
 use crate::apply::{self, MetaWrite, PromoteOptions, Promotion};
 use crate::error::{Error, Result};
@@ -149,15 +149,44 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
 
 /// Finds review `id` in any environment of the project.
 pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
+    let mut unreachable = Vec::new();
     for env in project.config.environments.keys() {
-        let Ok(store) = project.open(env).await else { continue };
-        if let Some(r) = list(&*store).await?.into_iter().find(|r| r.id == id) {
+        let store = match project.open(env).await {
+            Ok(s) => s,
+            Err(e) => {
+                unreachable.push(format!("{env} ({e})"));
+                continue;
+            }
+        };
+        if let Some(r) = by_id(&*store, id).await? {
             return Ok((store, r));
         }
     }
-    Err(Error::Usage(format!(
-        "no environment has a review `{id}`; `ferry reviews` lists them"
-    )))
+    let mut msg = format!("no environment has a review `{id}`; `ferry reviews` lists them");
+    if !unreachable.is_empty() {
+        msg.push_str(&format!(" (not searched: {})", unreachable.join("; ")));
+    }
+    Err(Error::Usage(msg))
+}
+
+/// The review `id` of `store`, read by its key (not by reading every
+/// review and its plan).
+async fn by_id(store: &dyn Store, id: &str) -> Result<Option<Review>> {
+    if !store.has_meta().await? || store.table_schema(meta::REVIEWS).await?.is_none() {
+        return Ok(None);
+    }
+    let rows = store
+        .fetch(FetchRequest {
+            table: meta::REVIEWS.into(),
+            columns: meta::columns(&meta::REVIEW_COLUMNS),
+            match_columns: vec!["id".into()],
+            values: vec![vec![Value::Text(id.to_string())]],
+            flag: None,
+            filter: None,
+            fixed: Vec::new(),
+        })
+        .await?;
+    rows.first().map(|r| Review::from_row(store.env(), r)).transpose()
 }
 
 /// The pending entries of `review` whose target row changed since the

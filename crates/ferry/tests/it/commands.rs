@@ -1122,6 +1122,14 @@ fn listings_name_the_environments_they_could_not_read() {
     // The environments it could read are still listed.
     let v = f.run(&["log", "--json"]).expect(0).json();
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v:#}");
+    // A lookup by id that finds nothing says where it could not look.
+    for args in [
+        &["review", "show", "01NOSUCHREVIEW"][..],
+        &["show", "01NOSUCHPROMOTION"],
+    ] {
+        let out = f.run(args).expect(2);
+        assert!(out.stderr.contains("not searched: gone ("), "{args:?}: {}", out.all());
+    }
 }
 
 #[test]
