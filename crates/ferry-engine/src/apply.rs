@@ -279,6 +279,34 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
             ));
         }
     }
+    // Each entry has the shape its table's description gives: a row image
+    // of another width would reach the database as a malformed statement.
+    for e in &plan.entries {
+        let Some(spec) = plan.specs.get(&e.table) else { continue };
+        let columns = spec.columns();
+        let shape = if e.key.len() != spec.key.len() {
+            Some(format!(
+                "a key of {} value(s) where the table's key has {}",
+                e.key.len(),
+                spec.key.len()
+            ))
+        } else if let Some(row) = e.source.as_ref().filter(|r| r.len() != columns.len()) {
+            Some(format!(
+                "a row of {} value(s) where the table has {} columns to write",
+                row.len(),
+                columns.len()
+            ))
+        } else {
+            e.set
+                .iter()
+                .chain(e.deferred.iter())
+                .find(|c| !columns.contains(c))
+                .map(|c| format!("a column `{c}` that is not one of the table's columns to write"))
+        };
+        if let Some(shape) = shape {
+            return Err(refuse(&e.table, format!("but its entry {} has {shape}", e.label())));
+        }
+    }
     Ok(())
 }
 

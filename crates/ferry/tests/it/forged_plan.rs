@@ -135,3 +135,31 @@ fn a_saved_plan_must_describe_a_managed_table_as_the_configuration_does() {
     assert!(said.contains("compared columns"), "{said}");
     assert!(said.contains("view_count"), "{said}");
 }
+
+#[test]
+fn a_saved_plan_entry_must_have_its_table_shape() {
+    let f = Fixture::new();
+    let plan = saved_plan(&f);
+    let insert = plan
+        .entries
+        .iter()
+        .position(|e| e.table == "cities" && e.action == ferry_core::plan::Action::Insert)
+        .expect("the plan inserts a city");
+    // A row image one value short, a key one value long, an unknown column
+    // to set: each would reach the database as a malformed statement.
+    let forgeries: [(&str, fn(&mut ferry_core::plan::PlanEntry)); 3] = [
+        ("a row of 1 value(s)", |e| {
+            e.source.as_mut().expect("an insert's row").pop();
+        }),
+        ("a key of 2 value(s)", |e| e.key.push(Value::Int(9))),
+        ("a column `nope`", |e| e.set.push("nope".into())),
+    ];
+    for (says, forge_entry) in forgeries {
+        let mut forged = plan.clone();
+        forge_entry(&mut forged.entries[insert]);
+        std::fs::write(f.path().join("forged.json"), forged.to_file()).expect("write forged.json");
+        let said = promote_forged(&f);
+        assert!(said.contains(says), "{says}: {said}");
+        assert!(said.contains("cities:"), "{said}");
+    }
+}
