@@ -147,7 +147,8 @@ fn a_saved_plan_entry_must_have_its_table_shape() {
         .expect("the plan inserts a city");
     // A row image one value short, a key one value long, an unknown column
     // to set: each would reach the database as a malformed statement.
-    let forgeries: [(&str, fn(&mut ferry_core::plan::PlanEntry)); 3] = [
+    type Forge = fn(&mut ferry_core::plan::PlanEntry);
+    let forgeries: [(&str, Forge); 3] = [
         ("a row of 1 value(s)", |e| {
             e.source.as_mut().expect("an insert's row").pop();
         }),
