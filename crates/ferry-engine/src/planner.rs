@@ -1085,11 +1085,47 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The ids inside an entry's JSON columns that count as references:
+    /// ("column at path", referenced table, id in the referenced key's
+    /// type). A natural-key table's id counts only while deferred (a
+    /// matched one names a target row already); any other table's always
+    /// (ids are equal across environments, so the row must exist).
+    fn json_references_of(&self, e: &PlanEntry) -> Result<Vec<(String, String, Value)>> {
+        let pair = self.pair;
+        let spec = &pair.specs[&e.table];
+        let Some(row) = &e.source else { return Ok(Vec::new()) };
+        if spec.json_references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut json = Vec::new();
+        for (col, at, table, id) in natural::json_ids(spec, &pair.from, row)? {
+            if self.natural.contains_key(&table) && !e.deferred_json.iter().any(|d| d.column == col && d.path == at) {
+                continue;
+            }
+            let ref_spec = &pair.specs[&table];
+            let v = match ref_spec.key.first().and_then(|k| ref_spec.types.get(k)) {
+                Some(ty) => convert(&id, ty).map_err(|err| {
+                    Error::Data(format!(
+                        "environment `{}`, table `{}`, key {}, column `{col}`, path `{at}`: {} is not an id of `{table}` ({err}). Nothing was written; fix the value in `{}`",
+                        pair.from,
+                        e.table,
+                        ferry_core::plan::key_label(&e.key),
+                        id.display_text(),
+                        pair.from
+                    ))
+                })?,
+                None => id,
+            };
+            json.push((format!("{col} at {at}"), table, v));
+        }
+        Ok(json)
+    }
+
     /// Leaves behind, as `skip` with reason `excluded` (or `left-out`),
     /// every row the plan would write that references a row left behind (a
     /// QA form under a QA business, then that form's fields), until nothing
     /// more changes. The row says which one it depends on.
-    fn leave_behind_dependents(&mut self) {
+    fn leave_behind_dependents(&mut self) -> Result<()> {
         let pair = self.pair;
         loop {
             let left: HashMap<(&str, String), Reason> = self
@@ -1104,7 +1140,7 @@ impl<'a> Planner<'a> {
                 })
                 .collect();
             if left.is_empty() {
-                return;
+                return Ok(());
             }
             let mut demoted = Vec::new();
             for (i, e) in self.entries.iter().enumerate() {
@@ -1122,12 +1158,20 @@ impl<'a> Planner<'a> {
                     let reason = left.get(&(table.as_str(), key_text(std::slice::from_ref(v))))?;
                     Some((format!("{table}:{}", v.display_text()), *reason))
                 });
+                // Ids inside JSON count too.
+                let on = match on {
+                    Some(on) => Some(on),
+                    None => self.json_references_of(e)?.into_iter().find_map(|(_, table, id)| {
+                        let reason = left.get(&(table.as_str(), key_text(std::slice::from_ref(&id))))?;
+                        Some((format!("{table}:{}", id.display_text()), *reason))
+                    }),
+                };
                 if let Some(on) = on {
                     demoted.push((i, on));
                 }
             }
             if demoted.is_empty() {
-                return;
+                return Ok(());
             }
             for (i, (on, reason)) in demoted {
                 let e = &mut self.entries[i];
@@ -1148,7 +1192,7 @@ impl<'a> Planner<'a> {
         let pair = self.pair;
         let mut checked: HashSet<(String, String)> = HashSet::new();
         loop {
-            self.leave_behind_dependents();
+            self.leave_behind_dependents()?;
             // referenced table -> (key value, who needs it)
             let mut needed: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
             for e in &self.entries {
@@ -1161,29 +1205,7 @@ impl<'a> Planner<'a> {
                 // natural-key table only when deferred (a matched one was
                 // rewritten already), to any other table always (its ids
                 // are equal across environments).
-                let mut json = Vec::new();
-                for (col, at, table, id) in natural::json_ids(spec, &pair.from, row)? {
-                    if self.natural.contains_key(&table)
-                        && !e.deferred_json.iter().any(|d| d.column == col && d.path == at)
-                    {
-                        continue;
-                    }
-                    let ref_spec = &pair.specs[&table];
-                    let v = match ref_spec.key.first().and_then(|k| ref_spec.types.get(k)) {
-                        Some(ty) => convert(&id, ty).map_err(|err| {
-                            Error::Data(format!(
-                                "environment `{}`, table `{}`, key {}, column `{col}`, path `{at}`: {} is not an id of `{table}` ({err}). Nothing was written; fix the value in `{}`",
-                                pair.from,
-                                e.table,
-                                ferry_core::plan::key_label(&e.key),
-                                id.display_text(),
-                                pair.from
-                            ))
-                        })?,
-                        None => id,
-                    };
-                    json.push((format!("{col} at {at}"), table, v));
-                }
+                let json = self.json_references_of(e)?;
                 let columns = spec.columns();
                 let plain = spec.references.iter().filter_map(|(col, table)| {
                     let i = columns.iter().position(|c| c == col)?;

@@ -273,3 +273,68 @@ fn malformed_json_references_are_config_errors_at_their_line() {
         }
     }
 }
+
+/// `$.pk` names a page, a table whose ids are the same everywhere: no
+/// rewriting, but the page is a reference all the same.
+const PAGES_SCHEMA: &str = "
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL
+);
+";
+
+fn with_pages() -> Fixture {
+    let schema = format!("{SCHEMA}{PAGES_SCHEMA}");
+    let f = Fixture::with(
+        &schema,
+        &format!("{STAGING}INSERT INTO pages VALUES (9, 'Home'), (10, 'QA scratch');"),
+        &schema,
+        PRODUCTION,
+    );
+    f.write_config(&format!(
+        "{}\n[tables.pages]\nkey = [\"id\"]\nexclude = \"title LIKE 'QA%'\"\n",
+        CONFIG.replace(
+            r#"content = { "$.content_type" = "content_types" }"#,
+            r#"content = { "$.content_type" = "content_types", "$.pk" = "pages" }"#
+        )
+    ));
+    f
+}
+
+#[test]
+fn an_id_inside_json_pulls_in_a_missing_row_of_a_table_with_equal_ids() {
+    let f = with_pages();
+    let v = f.diff_json(&["--id", "revisions:1"]);
+    assert_eq!(
+        summary(&v),
+        [s("pages", 9, "insert", None), s("revisions", 1, "insert", None)],
+        "{v:#}"
+    );
+    assert_eq!(
+        entry(&v, "pages", 9).unwrap()["pulled_by"],
+        "revisions:1.content at $.pk",
+        "{v:#}"
+    );
+    // Not rewritten: the ids are equal in every environment.
+    f.promote(&["--id", "revisions:1"]);
+    assert_eq!(f.scalar("production", "SELECT title FROM pages WHERE id = 9"), "Home");
+    assert_eq!(
+        content(&f, "production", 1),
+        r#"{"content_type":49,"pk":9,"title":"x"}"#
+    );
+
+    // A revision of a page left behind stays behind with it.
+    let v = f.diff_json(&["--id", "revisions:2"]);
+    let rev2 = entry(&v, "revisions", 2).unwrap();
+    assert_eq!(rev2["action"], "skip", "{v:#}");
+    assert_eq!(rev2["reason"], "excluded", "{v:#}");
+    assert_eq!(rev2["depends_on"], "pages:10", "{v:#}");
+
+    // An id naming a page that exists nowhere.
+    f.exec("staging", r#"UPDATE revisions SET content = '{"pk": 77}' WHERE id = 3"#);
+    let out = f.run(&["diff", "staging", "production", "--id", "revisions:3"]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    for want in ["revisions", "key 3", "`content`", "path `$.pk`", "pages:77", "neither"] {
+        assert!(out.all().contains(want), "missing {want}: {}", out.all());
+    }
+}
