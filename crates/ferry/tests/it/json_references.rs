@@ -241,7 +241,11 @@ fn an_id_inside_json_that_names_no_row_is_an_error() {
 #[test]
 fn malformed_json_references_are_config_errors_at_their_line() {
     let f = fixture();
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "json_references = { content = { \"$.content_type\" = \"content_types\" } }\nignore = [\"content\"]",
+            &["line 16", "`content`", "reference column cannot be ignored"],
+        ),
         (
             r#"json_references = { content = { "$.items[?(@.x)]" = "content_types" } }"#,
             &["line 15", "revisions", "`content`", "$.items[?(@.x)]", "supported"],
