@@ -158,6 +158,10 @@ pub struct TableConfig {
     pub natural_key: Option<Vec<String>>,
     /// column -> referenced table
     pub references: BTreeMap<String, String>,
+    /// JSON column -> path inside it (`$.a.b`, `$.a[0]`, `$.a[*]`) ->
+    /// referenced table: ids inside JSON, rewritten like references.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub json_references: BTreeMap<String, BTreeMap<String, String>>,
     /// (column, parent table)
     pub parent: Option<(String, String)>,
     pub ignore: Vec<String>,
@@ -250,6 +254,8 @@ struct RawTable {
     natural_key: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     references: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    json_references: BTreeMap<String, Spanned<BTreeMap<String, Spanned<String>>>>,
     parent: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     ignore: Vec<Spanned<String>>,
@@ -620,6 +626,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             }
             references.insert(col.clone(), target.get_ref().clone());
         }
+        let mut json_references = BTreeMap::new();
+        for (col, paths) in &t.json_references {
+            if paths.get_ref().is_empty() {
+                problems.push(
+                    p(
+                        "`json_references` names no path for this column, e.g. { \"$.content_type\" = \"TABLE\" }"
+                            .into(),
+                        lines.of(paths),
+                    )
+                    .column(col),
+                );
+            }
+            let mut by_path = BTreeMap::new();
+            for (path, target) in paths.get_ref() {
+                if let Err(e) = crate::json_refs::JsonPath::parse(path) {
+                    problems.push(p(e.to_string(), lines.of(target)).column(col));
+                }
+                if !raw.tables.contains_key(target.get_ref()) {
+                    problems.push(
+                        p(
+                            format!(
+                                "JSON path `{path}` references `{}`, which is not a managed table: add [tables.{}] or remove the path",
+                                target.get_ref(),
+                                target.get_ref()
+                            ),
+                            lines.of(target),
+                        )
+                        .column(col),
+                    );
+                }
+                by_path.insert(path.clone(), target.get_ref().clone());
+            }
+            json_references.insert(col.clone(), by_path);
+        }
         let parent = match &t.parent {
             None => None,
             Some(par) => {
@@ -668,6 +708,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             for (col, target) in &t.references {
                 note(col, lines.of(target));
             }
+            for (col, paths) in &t.json_references {
+                note(col, lines.of(paths));
+            }
             if let Some(par) = &t.parent {
                 for (col, target) in par.get_ref() {
                     note(col, lines.of(target));
@@ -709,13 +752,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             if stamp.contains_key(c) {
                 problems.push(p("a column cannot be both ignored and stamped".into(), lines.of(ig)).column(c));
             }
-            if references.contains_key(c) || parent.as_ref().is_some_and(|(pc, _)| pc == c) {
+            if references.contains_key(c)
+                || json_references.contains_key(c)
+                || parent.as_ref().is_some_and(|(pc, _)| pc == c)
+            {
                 problems.push(p("a reference column cannot be ignored".into(), lines.of(ig)).column(c));
             }
         }
         for (c, v) in &t.stamp {
             if key_cols.contains(&c) {
                 problems.push(p("a key column cannot be stamped".into(), lines.of(v)).column(c));
+            }
+            if json_references.contains_key(c) {
+                problems.push(p("a column with `json_references` cannot be stamped".into(), lines.of(v)).column(c));
+            }
+        }
+        for (c, paths) in &t.json_references {
+            if key_cols.contains(&c) {
+                problems.push(p("a key column cannot have `json_references`".into(), lines.of(paths)).column(c));
             }
         }
         let keep_ids: Vec<String> = t.keep_ids.iter().map(|s| s.get_ref().clone()).collect();
@@ -759,6 +813,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 key,
                 natural_key,
                 references,
+                json_references,
                 parent,
                 ignore,
                 keep_ids,

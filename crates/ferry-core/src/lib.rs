@@ -10,6 +10,7 @@ pub mod access;
 pub mod canonical;
 pub mod config;
 pub mod json_diff;
+pub mod json_refs;
 pub mod plan;
 pub mod rules;
 pub mod schema;

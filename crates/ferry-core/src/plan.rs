@@ -122,6 +122,16 @@ pub struct FieldDiff {
     pub base: Option<Value>,
 }
 
+/// An id inside a JSON column waiting for the id the target assigns the
+/// row it names: the column, the concrete path (`$.a[2].id`) and the
+/// referenced table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredJson {
+    pub column: String,
+    pub path: String,
+    pub table: String,
+}
+
 /// One row of the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanEntry {
@@ -171,6 +181,11 @@ pub struct PlanEntry {
     /// this plan inserts: rewritten to the id the target assigns it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<String>,
+    /// Ids inside JSON columns (`json_references`) that are the source key
+    /// of a natural-key row this plan inserts (their column is in
+    /// `deferred` too): rewritten to the id the target assigns it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_json: Vec<DeferredJson>,
     /// For a `unique-collision`: the unique columns with the values the row
     /// would write, and the other row that holds them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -24,6 +24,9 @@ pub struct TableSpec {
     /// column -> referenced table (references and the parent).
     pub references: BTreeMap<String, String>,
     pub parent: Option<(String, String)>,
+    /// JSON column -> path inside it -> referenced table (one-column key).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub json_references: BTreeMap<String, BTreeMap<String, String>>,
     pub exclude: Option<String>,
     /// The referenced table's key column, for every reference column.
     pub referenced_key: BTreeMap<String, String>,
@@ -100,6 +103,7 @@ impl TableSpec {
             .iter()
             .chain(cfg.stamp.keys())
             .chain(cfg.references.keys())
+            .chain(cfg.json_references.keys())
             .chain(cfg.parent.iter().map(|(c, _)| c))
             .chain(cfg.natural_key.iter().flatten())
             .chain(cfg.keep_ids.iter())
@@ -165,6 +169,19 @@ impl TableSpec {
                 None => {}
             }
         }
+        for (col, paths) in &cfg.json_references {
+            for (path, table) in paths {
+                if let Some(k) = keys.get(table) {
+                    if k.len() != 1 {
+                        problems.push(problem(
+                            None,
+                            Some(col),
+                            format!("JSON path `{path}` references `{table}`, whose key has several columns; a reference names a one-column key"),
+                        ));
+                    }
+                }
+            }
+        }
         let types = dst
             .columns
             .iter()
@@ -208,6 +225,7 @@ impl TableSpec {
             types,
             references,
             parent: cfg.parent.clone(),
+            json_references: cfg.json_references.clone(),
             exclude: cfg.exclude.clone(),
             referenced_key,
             target_columns: dst.columns.iter().map(|c| c.name.clone()).collect(),

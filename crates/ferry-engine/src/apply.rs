@@ -263,6 +263,11 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
                 format!("{references:?}"),
             ),
             ("parent", format!("{:?}", spec.parent), format!("{:?}", cfg.parent)),
+            (
+                "JSON references",
+                format!("{:?}", spec.json_references),
+                format!("{:?}", cfg.json_references),
+            ),
         ]
         .into_iter()
         .filter(|(_, planned, now)| planned != now)
@@ -785,6 +790,7 @@ fn resolved_source(
 ) -> Result<Row> {
     let mut row = e.source.clone().unwrap_or_default();
     let columns = spec.columns();
+    crate::natural::resolve_json(plan, spec, e, &mut row, new_keys)?;
     for col in &e.deferred {
         let (Some(i), Some(table)) = (columns.iter().position(|c| c == col), spec.references.get(col)) else {
             continue;

@@ -181,7 +181,14 @@ fn apply_order(project: &Project, specs: &BTreeMap<String, TableSpec>) -> Result
         let ready: Vec<&String> = remaining
             .iter()
             .copied()
-            .filter(|t| specs[*t].references.values().all(|r| r == *t || !remaining.contains(r)))
+            .filter(|t| {
+                let json = specs[*t].json_references.values().flat_map(|p| p.values());
+                specs[*t]
+                    .references
+                    .values()
+                    .chain(json)
+                    .all(|r| r == *t || !remaining.contains(r))
+            })
             .collect();
         if ready.is_empty() {
             let cycle: Vec<&str> = remaining.iter().map(|s| s.as_str()).collect();
@@ -213,7 +220,11 @@ pub fn tables_touched(project: &Project, selection: &Selection) -> BTreeSet<Stri
     loop {
         let mut more = Vec::new();
         for (name, t) in tables {
-            let refs = t.references.values().chain(t.parent.iter().map(|(_, p)| p));
+            let refs = t
+                .references
+                .values()
+                .chain(t.json_references.values().flat_map(|p| p.values()))
+                .chain(t.parent.iter().map(|(_, p)| p));
             if touched.contains(name) {
                 more.extend(refs.filter(|r| !touched.contains(*r)).cloned());
             } else if t.parent.as_ref().is_some_and(|(_, p)| touched.contains(p)) {

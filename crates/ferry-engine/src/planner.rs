@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::canonical::{key_text, RowHashes};
-use ferry_core::plan::{Action, FieldDiff, InMemory, Plan, PlanEntry, Reason, PLAN_FORMAT};
+use ferry_core::plan::{Action, DeferredJson, FieldDiff, InMemory, Plan, PlanEntry, Reason, PLAN_FORMAT};
 use ferry_core::rules::{decide, differing, ConflictKind, Decision, SyncBase};
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
@@ -33,6 +33,9 @@ pub struct SideRow {
     /// Reference columns holding the source key of a natural-key row the
     /// target does not have yet (resolved when the plan is applied).
     pub deferred: Vec<String>,
+    /// Ids inside JSON columns naming such a row (their column is in
+    /// `deferred` too).
+    pub deferred_json: Vec<DeferredJson>,
 }
 
 /// A key seen on either side, waiting for classification.
@@ -151,6 +154,12 @@ impl Sides {
                 }
             }
         }
+        let deferred_json = if env == self.from && json_natural_refs(spec, |t| self.natural.contains_key(t)) {
+            // Ids inside JSON columns, through the same mapping.
+            natural::rewrite_json(spec, env, &mut row, &self.natural, &mut deferred)?
+        } else {
+            Vec::new()
+        };
         let hashes = if full {
             spec.hash(&row)
         } else {
@@ -159,7 +168,12 @@ impl Sides {
                 fields: Vec::new(),
             }
         };
-        Ok(SideRow { row, hashes, deferred })
+        Ok(SideRow {
+            row,
+            hashes,
+            deferred,
+            deferred_json,
+        })
     }
 
     /// Canonicalises and hashes a scan's batches on a task of its own, so
@@ -884,6 +898,7 @@ impl<'a> Planner<'a> {
         pair.raw_comparable.contains(&spec.name)
             && !self.collects_equal()
             && !spec.references.values().any(|t| self.natural.contains_key(t))
+            && !json_natural_refs(spec, |t| self.natural.contains_key(t))
     }
 
     /// Streams both sides of a table as raw images in key order, and reads
@@ -1070,11 +1085,47 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The ids inside an entry's JSON columns that count as references:
+    /// ("column at path", referenced table, id in the referenced key's
+    /// type). A natural-key table's id counts only while deferred (a
+    /// matched one names a target row already); any other table's always
+    /// (ids are equal across environments, so the row must exist).
+    fn json_references_of(&self, e: &PlanEntry) -> Result<Vec<(String, String, Value)>> {
+        let pair = self.pair;
+        let spec = &pair.specs[&e.table];
+        let Some(row) = &e.source else { return Ok(Vec::new()) };
+        if spec.json_references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut json = Vec::new();
+        for (col, at, table, id) in natural::json_ids(spec, &pair.from, row)? {
+            if self.natural.contains_key(&table) && !e.deferred_json.iter().any(|d| d.column == col && d.path == at) {
+                continue;
+            }
+            let ref_spec = &pair.specs[&table];
+            let v = match ref_spec.key.first().and_then(|k| ref_spec.types.get(k)) {
+                Some(ty) => convert(&id, ty).map_err(|err| {
+                    Error::Data(format!(
+                        "environment `{}`, table `{}`, key {}, column `{col}`, path `{at}`: {} is not an id of `{table}` ({err}). Nothing was written; fix the value in `{}`",
+                        pair.from,
+                        e.table,
+                        ferry_core::plan::key_label(&e.key),
+                        id.display_text(),
+                        pair.from
+                    ))
+                })?,
+                None => id,
+            };
+            json.push((format!("{col} at {at}"), table, v));
+        }
+        Ok(json)
+    }
+
     /// Leaves behind, as `skip` with reason `excluded` (or `left-out`),
     /// every row the plan would write that references a row left behind (a
     /// QA form under a QA business, then that form's fields), until nothing
     /// more changes. The row says which one it depends on.
-    fn leave_behind_dependents(&mut self) {
+    fn leave_behind_dependents(&mut self) -> Result<()> {
         let pair = self.pair;
         loop {
             let left: HashMap<(&str, String), Reason> = self
@@ -1089,7 +1140,7 @@ impl<'a> Planner<'a> {
                 })
                 .collect();
             if left.is_empty() {
-                return;
+                return Ok(());
             }
             let mut demoted = Vec::new();
             for (i, e) in self.entries.iter().enumerate() {
@@ -1107,12 +1158,20 @@ impl<'a> Planner<'a> {
                     let reason = left.get(&(table.as_str(), key_text(std::slice::from_ref(v))))?;
                     Some((format!("{table}:{}", v.display_text()), *reason))
                 });
+                // Ids inside JSON count too.
+                let on = match on {
+                    Some(on) => Some(on),
+                    None => self.json_references_of(e)?.into_iter().find_map(|(_, table, id)| {
+                        let reason = left.get(&(table.as_str(), key_text(std::slice::from_ref(&id))))?;
+                        Some((format!("{table}:{}", id.display_text()), *reason))
+                    }),
+                };
                 if let Some(on) = on {
                     demoted.push((i, on));
                 }
             }
             if demoted.is_empty() {
-                return;
+                return Ok(());
             }
             for (i, (on, reason)) in demoted {
                 let e = &mut self.entries[i];
@@ -1133,7 +1192,7 @@ impl<'a> Planner<'a> {
         let pair = self.pair;
         let mut checked: HashSet<(String, String)> = HashSet::new();
         loop {
-            self.leave_behind_dependents();
+            self.leave_behind_dependents()?;
             // referenced table -> (key value, who needs it)
             let mut needed: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
             for e in &self.entries {
@@ -1142,16 +1201,23 @@ impl<'a> Planner<'a> {
                 }
                 let spec = &pair.specs[&e.table];
                 let Some(row) = &e.source else { continue };
-                for (col, table) in &spec.references {
-                    let Some(i) = spec.columns().iter().position(|c| c == col) else {
-                        continue;
-                    };
-                    let v = &row[i];
+                // Ids inside JSON columns count as references too: to a
+                // natural-key table only when deferred (a matched one was
+                // rewritten already), to any other table always (its ids
+                // are equal across environments).
+                let json = self.json_references_of(e)?;
+                let columns = spec.columns();
+                let plain = spec.references.iter().filter_map(|(col, table)| {
+                    let i = columns.iter().position(|c| c == col)?;
+                    Some((col.clone(), table.clone(), row[i].clone()))
+                });
+                for (col, table, v) in plain.chain(json) {
+                    let (col, table, v) = (&col, &table, &v);
                     if v.is_null() || (table == &e.table && v.key_cmp(&e.key[0]).is_eq()) {
                         continue;
                     }
                     // A matched natural-key reference already names a target row.
-                    if self.natural.contains_key(table) && !e.deferred.contains(col) {
+                    if self.natural.contains_key(table) && !e.deferred.contains(col) && !col.contains(" at $") {
                         continue;
                     }
                     let kt = key_text(std::slice::from_ref(v));
@@ -1223,12 +1289,18 @@ impl<'a> Planner<'a> {
                             .await?
                     };
                     let cand = cands.into_iter().find(|c| c.source.is_some());
-                    let (by_label, col) = by.rsplit_once('.').unwrap_or((&by, ""));
+                    // `table:key.column`, or `table:key.column at $.path`
+                    // for an id inside JSON.
+                    let (by_main, path) = match by.rfind(" at $") {
+                        Some(i) => (&by[..i], format!(", path `{}`", &by[i + 4..])),
+                        None => (by.as_str(), String::new()),
+                    };
+                    let (by_label, col) = by_main.rsplit_once('.').unwrap_or((by_main, ""));
                     let (by_table, by_key) = by_label.split_once(':').unwrap_or((by_label, ""));
                     match cand {
                         None => {
                             return Err(Error::Data(format!(
-                                "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which exists neither in `{}` nor in `{}`. Nothing was written; fix the reference in `{}`",
+                                "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`{path}: references {table}:{}, which exists neither in `{}` nor in `{}`. Nothing was written; fix the reference in `{}`",
                                 pair.from, pair.to, v.display_text(), pair.from, pair.to, pair.from
                             )))
                         }
@@ -1546,6 +1618,15 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Whether a table declares ids inside JSON that reference a table
+/// `natural` says is matched by natural key.
+fn json_natural_refs(spec: &TableSpec, natural: impl Fn(&str) -> bool) -> bool {
+    spec.json_references
+        .values()
+        .flat_map(|p| p.values())
+        .any(|t| natural(t))
+}
+
 /// Whether an entry stays behind: excluded, or left out with `--skip`
 /// (itself, or because it needs such a row).
 fn left_behind(e: &PlanEntry) -> bool {
@@ -1626,6 +1707,7 @@ fn entry(spec: &TableSpec, c: &Candidate, action: Action, reason: Option<Reason>
         base_kept: false,
         target_key: c.target_key.clone(),
         deferred: c.source.as_ref().map(|s| s.deferred.clone()).unwrap_or_default(),
+        deferred_json: c.source.as_ref().map(|s| s.deferred_json.clone()).unwrap_or_default(),
         collides_with: None,
         base: InMemory(None),
     }
@@ -1790,6 +1872,7 @@ pub fn target_side(spec: &TableSpec, env: &str, raw: &[Value]) -> Result<SideRow
         row,
         hashes,
         deferred: Vec::new(),
+        deferred_json: Vec::new(),
     })
 }
 

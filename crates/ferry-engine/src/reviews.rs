@@ -440,6 +440,7 @@ pub async fn submit(
                 expect_target: Some(spec.hash(&row).row),
                 fields,
                 deferred: Vec::new(),
+                deferred_json: Vec::new(),
                 ..e.clone()
             };
             review_entries.push(publish);

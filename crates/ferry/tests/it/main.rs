@@ -7,6 +7,7 @@ mod demo_init;
 mod forged_plan;
 mod gates_hooks;
 mod json_diffs;
+mod json_references;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;

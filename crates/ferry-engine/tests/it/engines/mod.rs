@@ -14,6 +14,7 @@ mod foreign_keys;
 mod generated_ids;
 mod identifiers;
 mod json_paths;
+mod json_references;
 mod json_text;
 mod natural_children;
 mod own_records;
