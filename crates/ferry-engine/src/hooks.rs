@@ -109,7 +109,8 @@ pub async fn run_hooks(project: &Project, to: &str, payload: &serde_json::Value)
             }
         };
         if let Some(e) = &outcome.error {
-            tracing::warn!(hook = %outcome.hook, error = %e, "hook failed");
+            // The front end reports every outcome; this is for FERRY_LOG=debug.
+            tracing::debug!(hook = %outcome.hook, error = %e, "hook failed");
         }
         outcomes.push(outcome);
     }

@@ -30,8 +30,22 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Warnings (a hot journal rolled back, a hook that failed) show by
+    // default; FERRY_LOG=debug shows more. A filter that does not parse is
+    // said, not ignored.
+    let filter = match tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::WARN.into())
+        .with_env_var("FERRY_LOG")
+        .from_env()
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: FERRY_LOG is not a log filter ({e}); use for example FERRY_LOG=debug");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("FERRY_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
