@@ -423,10 +423,7 @@ async fn apply_in<'a>(
         let spec = spec_of(plan, table)?;
         // A new natural-key row (or a row keyed by one) has no target key
         // yet: nothing to re-check.
-        let es: Vec<&&PlanEntry> = es
-            .iter()
-            .filter(|e| !is_natural_insert(spec, e) && !key_deferred(spec, e))
-            .collect();
+        let es: Vec<&&PlanEntry> = es.iter().filter(|e| target_row_known(spec, e)).collect();
         let keys: Vec<Vec<Value>> = es.iter().map(|e| e.target_key().to_vec()).collect();
         let rows = fetch_full(txn, spec, keys).await?;
         let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
@@ -448,13 +445,7 @@ async fn apply_in<'a>(
         }
     }
     if !stale.is_empty() {
-        return Err(Error::Blocked(format!(
-            "{} -> {}: the target changed since the plan was made ({}{}); nothing was written. Make a new plan and review it again",
-            plan.from,
-            plan.to,
-            stale.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-            if stale.len() > 10 { format!(" and {} more", stale.len() - 10) } else { String::new() }
-        )));
+        return Err(stale_error(plan, &stale));
     }
 
     step("target re-checked");
@@ -777,6 +768,30 @@ fn is_natural_insert(spec: &TableSpec, e: &PlanEntry) -> bool {
 /// inserts: its key is the id the target assigns that row.
 fn key_deferred(spec: &TableSpec, e: &PlanEntry) -> bool {
     e.action == Action::Insert && spec.key.iter().any(|c| e.deferred.contains(c))
+}
+
+/// Whether the entry's row in the target is known before the apply, so it
+/// can be checked against `expect_target`: not a new natural-key row, nor
+/// a row keyed by one (the target assigns those keys). The apply's
+/// re-check, a saved plan's dry run and a review's staleness ask this.
+pub fn target_row_known(spec: &TableSpec, e: &PlanEntry) -> bool {
+    !is_natural_insert(spec, e) && !key_deferred(spec, e)
+}
+
+/// The refusal of a plan whose target rows (`stale`, as `table:key`)
+/// changed since it was made.
+pub fn stale_error(plan: &Plan, stale: &[String]) -> Error {
+    Error::Blocked(format!(
+        "{} -> {}: the target changed since the plan was made ({}{}); nothing was written. Make a new plan and review it again",
+        plan.from,
+        plan.to,
+        stale.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+        if stale.len() > 10 {
+            format!(" and {} more", stale.len() - 10)
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// The entry's source row with its deferred references (source keys of

@@ -121,11 +121,7 @@ impl Review {
 
 /// Every review recorded in `store`, newest first.
 pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
-    if !store.has_meta().await? {
-        return Ok(Vec::new());
-    }
-    // Ferry's tables from before reviews existed: no review yet.
-    if store.table_schema(meta::REVIEWS).await?.is_none() {
+    if !has_reviews(store).await? {
         return Ok(Vec::new());
     }
     let mut rx = store
@@ -169,10 +165,16 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
     Err(Error::Usage(msg))
 }
 
+/// Whether `store` has a reviews table (none before the first write, nor in
+/// Ferry's tables from before reviews existed).
+async fn has_reviews(store: &dyn Store) -> Result<bool> {
+    Ok(store.has_meta().await? && store.table_schema(meta::REVIEWS).await?.is_some())
+}
+
 /// The review `id` of `store`, read by its key (not by reading every
 /// review and its plan).
 async fn by_id(store: &dyn Store, id: &str) -> Result<Option<Review>> {
-    if !store.has_meta().await? || store.table_schema(meta::REVIEWS).await?.is_none() {
+    if !has_reviews(store).await? {
         return Ok(None);
     }
     let rows = store
@@ -199,8 +201,7 @@ pub async fn moved(store: &dyn Store, review: &Review) -> Result<BTreeMap<usize,
         // A new natural-key row (or a row keyed by one) has no target key
         // yet: nothing can move.
         let spec = review.plan.specs.get(&e.table);
-        let natural = spec.is_some_and(|s| s.natural_key.is_some() || s.key.iter().any(|k| e.deferred.contains(k)));
-        if !(natural && e.action == Action::Insert) {
+        if spec.is_none_or(|s| apply::target_row_known(s, e)) {
             by_table.entry(e.table.as_str()).or_default().push((i, e));
         }
     }

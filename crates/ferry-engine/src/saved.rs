@@ -73,10 +73,9 @@ pub async fn stale_rows(target: &dyn Store, plan: &Plan, changes: &[Change<'_>])
                 "the plan has no description of table `{table}`; make the plan again"
             ))
         })?;
-        // A new natural-key row has no target key yet: nothing to check.
         let entries: Vec<&PlanEntry> = entries
             .into_iter()
-            .filter(|e| !(spec.natural_key.is_some() && e.action == ferry_core::plan::Action::Insert))
+            .filter(|e| apply::target_row_known(spec, e))
             .collect();
         let keys = entries.iter().map(|e| e.target_key().to_vec()).collect();
         let mut current = BTreeMap::new();
@@ -100,15 +99,5 @@ pub async fn refuse_if_stale(target: &dyn Store, plan: &Plan, changes: &[Change<
     if stale.is_empty() {
         return Ok(());
     }
-    Err(Error::Blocked(format!(
-        "{} -> {}: the target changed since the plan was made ({}{}); nothing was written. Make a new plan and review it again",
-        plan.from,
-        plan.to,
-        stale.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-        if stale.len() > 10 {
-            format!(" and {} more", stale.len() - 10)
-        } else {
-            String::new()
-        }
-    )))
+    Err(apply::stale_error(plan, &stale))
 }

@@ -371,17 +371,14 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
                 // Nothing is written: say which value stays.
                 for f in &e.fields {
-                    if let Some((t, s)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) {
-                        let lines = json_path_lines(&f.column, &t, &s, "                 ");
-                        if !lines.is_empty() {
-                            let _ = writeln!(
-                                out,
-                                "               {}: kept in the target; the source differs at (target -> source):",
-                                f.column
-                            );
-                            out.push_str(&lines);
-                            continue;
-                        }
+                    if let Some(lines) = field_json_lines(plan, e, f, "                 ") {
+                        let _ = writeln!(
+                            out,
+                            "               {}: kept in the target; the source differs at (target -> source):",
+                            f.column
+                        );
+                        out.push_str(&lines);
+                        continue;
                     }
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
                     let s = f
@@ -421,12 +418,9 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             }
             _ => {
                 for f in &e.fields {
-                    if let Some((t, s)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) {
-                        let lines = json_path_lines(&f.column, &t, &s, "               ");
-                        if !lines.is_empty() {
-                            out.push_str(&lines);
-                            continue;
-                        }
+                    if let Some(lines) = field_json_lines(plan, e, f, "               ") {
+                        out.push_str(&lines);
+                        continue;
                     }
                     let t = f.target.as_ref().map_or("(none)".to_string(), short);
                     let s = f
@@ -624,6 +618,13 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
         }
     }
     out
+}
+
+/// A field's change from target to source path by path, when both sides
+/// are JSON documents that differ inside.
+fn field_json_lines(plan: &Plan, e: &PlanEntry, f: &ferry_core::plan::FieldDiff, indent: &str) -> Option<String> {
+    let (t, s) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref())?;
+    Some(json_path_lines(&f.column, &t, &s, indent)).filter(|lines| !lines.is_empty())
 }
 
 /// One column's change from `old` to `new` for people: path by path when

@@ -243,20 +243,9 @@ fn a_malformed_url_variable_never_prints_its_password() {
             &["promote", "staging", "production", "--yes"],
             &["log", "production"],
         ] {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-                .args(args)
-                .current_dir(f.path())
-                .env("FERRY_PRODUCTION_URL", url)
-                .env("NO_COLOR", "1")
-                .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap();
-            let all = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert_ne!(out.status.code(), Some(0), "{url} {args:?}: {all}");
+            let out = f.run_with_env(args, &[("FERRY_PRODUCTION_URL", url)]);
+            let all = out.all();
+            assert_ne!(out.code, 0, "{url} {args:?}: {all}");
             assert!(!all.contains("hunter2"), "{url} {args:?} printed the password:\n{all}");
             assert!(all.contains("production"), "{url} {args:?}: {all}");
         }

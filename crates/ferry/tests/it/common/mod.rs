@@ -193,25 +193,7 @@ impl Fixture {
 
     /// Runs `ferry ARGS` with extra environment variables.
     pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.args(args)
-            .current_dir(self.path())
-            .env_remove("FERRY_CONFIG")
-            .env_remove("FERRY_LOG")
-            .env_remove("FERRY_PLAN_KEY")
-            .env("FERRY_USER", "tester")
-            .env("NO_COLOR", "1")
-            .env("CLICOLOR", "0")
-            .stdin(Stdio::null());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("run the ferry binary");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_in_with(self.path(), args, vars)
     }
 
     /// Runs `ferry ARGS --yes`.
@@ -312,6 +294,11 @@ impl Fixture {
 /// Runs the `ferry` binary in `dir` (stdin is not a terminal), with a fixed
 /// acting user and no configuration inherited from the caller's environment.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    run_in_with(dir, args, &[])
+}
+
+/// [`run_in`] with extra environment variables.
+pub fn run_in_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
         .current_dir(dir)
@@ -324,6 +311,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .env("FERRY_USER", "tester")
         .env("NO_COLOR", "1")
         .env("CLICOLOR", "0")
+        .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run the ferry binary");
