@@ -334,6 +334,10 @@ fn fail(path: &[Step], why: &str) -> ApplyError {
 }
 
 fn apply_at(value: &J, changes: &[Pending], here: &mut Vec<Step>) -> Result<J, ApplyError> {
+    // No change here: the value stays, whatever it is (a scalar included).
+    if changes.is_empty() {
+        return Ok(value.clone());
+    }
     if let Some((_, change)) = changes.iter().find(|(p, _)| p.is_empty()) {
         return match change {
             Change::Changed { new, .. } if changes.len() == 1 => Ok(new.clone()),
@@ -563,6 +567,7 @@ mod tests {
         #[test]
         fn a_value_has_no_changes_against_itself(v in any_json()) {
             prop_assert!(diff(&v, &v).is_empty());
+            prop_assert_eq!(apply(&v, &[]), Ok(v.clone()));
         }
 
         #[test]
