@@ -805,7 +805,7 @@ fn resolved_source(
 ) -> Result<Row> {
     let mut row = e.source.clone().unwrap_or_default();
     let columns = spec.columns();
-    crate::natural::resolve_json(plan, spec, e, &mut row, new_keys)?;
+    crate::json_ids::resolve_json(plan, spec, e, &mut row, new_keys)?;
     for col in &e.deferred {
         let (Some(i), Some(table)) = (columns.iter().position(|c| c == col), spec.references.get(col)) else {
             continue;

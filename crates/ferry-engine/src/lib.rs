@@ -10,6 +10,7 @@ pub mod error;
 pub mod gates;
 pub mod hooks;
 pub mod journal;
+mod json_ids;
 pub mod lock;
 mod merge;
 mod natural;
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod project;
 pub mod revert;
 pub mod reviews;
+mod rows;
 pub mod saved;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::canonical::{key_text, RowHashes};
-use ferry_core::plan::{Action, DeferredJson, FieldDiff, InMemory, Plan, PlanEntry, Reason, PLAN_FORMAT};
+use ferry_core::plan::{Action, FieldDiff, InMemory, Plan, PlanEntry, Reason, PLAN_FORMAT};
 use ferry_core::rules::{decide, differing, ConflictKind, Decision, SyncBase};
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
@@ -20,60 +20,13 @@ use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::json_ids;
 use crate::merge::RawMerge;
 use crate::natural::{self, NaturalMatch};
 use crate::pair::Pair;
 use crate::progress::Progress;
-
-/// A row as one side holds it, canonical, with its hashes.
-#[derive(Clone, Debug)]
-pub struct SideRow {
-    pub row: Vec<Value>,
-    pub hashes: RowHashes,
-    /// Reference columns holding the source key of a natural-key row the
-    /// target does not have yet (resolved when the plan is applied).
-    pub deferred: Vec<String>,
-    /// Ids inside JSON columns naming such a row (their column is in
-    /// `deferred` too).
-    pub deferred_json: Vec<DeferredJson>,
-}
-
-/// A key seen on either side, waiting for classification.
-#[derive(Clone)]
-pub(crate) struct Candidate {
-    pub key: Vec<Value>,
-    pub source: Option<SideRow>,
-    pub target: Option<SideRow>,
-    pub excluded: bool,
-    pub explicit: bool,
-    pub pulled_by: Option<String>,
-    /// Natural-key tables: the matched target row's key.
-    pub target_key: Option<Vec<Value>>,
-    /// Natural-key tables: a target-only row, whose key is not a source
-    /// key, so it has no sync base to look up.
-    pub no_base: bool,
-}
-
-impl Candidate {
-    pub(crate) fn natural(
-        key: Vec<Value>,
-        source: Option<SideRow>,
-        target: Option<SideRow>,
-        target_key: Option<Vec<Value>>,
-        excluded: bool,
-    ) -> Candidate {
-        Candidate {
-            key,
-            source,
-            target,
-            excluded,
-            explicit: false,
-            pulled_by: None,
-            target_key,
-            no_base: false,
-        }
-    }
-}
+use crate::rows::Candidate;
+pub use crate::rows::SideRow;
 
 /// What a table contributes to the selection.
 #[derive(Clone, Debug)]
@@ -156,7 +109,7 @@ impl Sides {
         }
         let deferred_json = if env == self.from && json_natural_refs(spec, |t| self.natural.contains_key(t)) {
             // Ids inside JSON columns, through the same mapping.
-            natural::rewrite_json(spec, env, &mut row, &self.natural, &mut deferred)?
+            json_ids::rewrite_json(spec, env, &mut row, &self.natural, &mut deferred)?
         } else {
             Vec::new()
         };
@@ -1098,7 +1051,7 @@ impl<'a> Planner<'a> {
             return Ok(Vec::new());
         }
         let mut json = Vec::new();
-        for (col, at, table, id) in natural::json_ids(spec, &pair.from, row)? {
+        for (col, at, table, id) in json_ids::json_ids(spec, &pair.from, row)? {
             if self.natural.contains_key(&table) && !e.deferred_json.iter().any(|d| d.column == col && d.path == at) {
                 continue;
             }
