@@ -13,14 +13,12 @@ pub mod journal;
 mod json_ids;
 pub mod lock;
 mod merge;
-mod natural;
 pub mod pair;
 pub mod planner;
 pub mod progress;
 pub mod project;
 pub mod revert;
 pub mod reviews;
-mod rows;
 pub mod saved;
 
 pub use error::{Error, Result};
