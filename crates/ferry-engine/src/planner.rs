@@ -291,6 +291,15 @@ impl<'a> Planner<'a> {
             filter: None,
             flag: spec.exclude.clone(),
         };
+        // Ids this table holds about itself (a column or a JSON path naming
+        // it) go through its own mapping, known only once it is matched:
+        // the source rows are converted again with it.
+        let self_refs = spec.references.values().any(|t| *t == spec.name)
+            || spec
+                .json_references
+                .values()
+                .any(|p| p.values().any(|t| *t == spec.name));
+        let mut raws = Vec::new();
         let mut source = Vec::new();
         let mut rx = pair.source.scan(req.clone()).await?;
         while let Some(batch) = rx.recv().await {
@@ -298,6 +307,9 @@ impl<'a> Planner<'a> {
                 let excluded = is_true(raw.get(n));
                 let mut raw = raw;
                 raw.truncate(n);
+                if self_refs {
+                    raws.push((raw.clone(), excluded));
+                }
                 source.push((self.side(spec, &pair.from, raw, true)?, excluded));
             }
         }
@@ -327,7 +339,18 @@ impl<'a> Planner<'a> {
                 .map(|r| crate::journal::parse_sync_row(pair.target.env(), r))
                 .collect::<Result<_>>()?;
         }
-        let m = natural::match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+        let again = self_refs.then(|| target.clone());
+        let mut m = natural::match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+        if let Some(target) = again {
+            let mut maps = (*self.sides.natural).clone();
+            maps.insert(spec.name.clone(), m.map.clone());
+            self.sides.natural = Arc::new(maps);
+            let source = raws
+                .into_iter()
+                .map(|(raw, excluded)| Ok((self.side(spec, &pair.from, raw, true)?, excluded)))
+                .collect::<Result<Vec<_>>>()?;
+            m = natural::match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+        }
         let mut maps = (*self.sides.natural).clone();
         maps.insert(spec.name.clone(), m.map.clone());
         self.sides.natural = Arc::new(maps);

@@ -13,3 +13,4 @@ mod reviews;
 mod reviews_postgres;
 mod three_way_cli;
 mod torture;
+mod wagtail_shapes;
