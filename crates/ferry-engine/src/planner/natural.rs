@@ -69,6 +69,15 @@ pub(super) async fn load(pair: &Pair, has_meta: bool) -> Result<Matched> {
 async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSpec) -> Result<NaturalMatch> {
     let n = spec.columns().len();
     let req = whole_scan(spec);
+    // Ids this table holds about itself (a column or a JSON path naming
+    // it) go through its own mapping, known only once it is matched: the
+    // source rows are converted again with it.
+    let self_refs = spec.references.values().any(|t| *t == spec.name)
+        || spec
+            .json_references
+            .values()
+            .any(|p| p.values().any(|t| *t == spec.name));
+    let mut raws = Vec::new();
     let mut source = Vec::new();
     let mut rx = pair.source.scan(req.clone()).await?;
     while let Some(batch) = rx.recv().await {
@@ -76,6 +85,9 @@ async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSp
             let excluded = is_true(raw.get(n));
             let mut raw = raw;
             raw.truncate(n);
+            if self_refs {
+                raws.push((raw.clone(), excluded));
+            }
             source.push((sides.side(spec, &pair.from, raw, true)?, excluded));
         }
     }
@@ -94,6 +106,16 @@ async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSp
             .map(|r| crate::journal::parse_sync_row(pair.target.env(), r))
             .collect::<Result<_>>()?;
     }
+    if !self_refs {
+        return match_rows(spec, (&pair.from, &pair.to), source, target, &bases);
+    }
+    let first = match_rows(spec, (&pair.from, &pair.to), source, target.clone(), &bases)?;
+    let mut own = sides.clone();
+    own.add_map(&spec.name, first.map);
+    let source = raws
+        .into_iter()
+        .map(|(raw, excluded)| Ok((own.side(spec, &pair.from, raw, true)?, excluded)))
+        .collect::<Result<Vec<_>>>()?;
     match_rows(spec, (&pair.from, &pair.to), source, target, &bases)
 }
 

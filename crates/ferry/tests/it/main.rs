@@ -13,3 +13,5 @@ mod reviews;
 mod reviews_postgres;
 mod three_way_cli;
 mod torture;
+mod wagtail;
+mod wagtail_shapes;
