@@ -27,8 +27,8 @@ use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
 use crate::{
-    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
-    WriterLock,
+    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest,
+    SqlStore, Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Mysql;
@@ -462,16 +462,24 @@ impl MySqlStore {
     async fn prepared_scan(
         &self,
         req: &ScanRequest,
-    ) -> Result<(String, sqlx::pool::PoolConnection<MySql>, Vec<String>, Vec<bool>), DbError> {
+    ) -> Result<
+        (
+            (String, Vec<Value>),
+            sqlx::pool::PoolConnection<MySql>,
+            Vec<String>,
+            Vec<bool>,
+        ),
+        DbError,
+    > {
         let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(req, &*cols);
+        let (sql, params) = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
         let stmt = conn
             .prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
-        Ok((sql, conn, types, cols.binary(&req.columns)))
+        Ok(((sql, params), conn, types, cols.binary(&req.columns)))
     }
 
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
@@ -639,12 +647,11 @@ async fn fetch_on(
     let mut out = Vec::new();
     let binary = cols.binary(&req.columns);
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = if for_update {
-            D.fetch_for_update(req, chunk.len(), cols)
+        let (sql, flat) = if for_update {
+            D.fetch_for_update(req, chunk, cols)
         } else {
-            D.fetch(req, chunk.len(), cols)
+            D.fetch(req, chunk, cols)
         };
-        let flat: Vec<Value> = req.params(chunk).cloned().collect();
         let rows = bind_all(sqlx::query(&sql), &flat)
             .fetch_all(&mut *conn)
             .await
@@ -675,7 +682,34 @@ async fn meta_version(conn: &mut MySqlConnection) -> Result<Option<i64>, sqlx::E
 }
 
 #[async_trait]
+impl SqlStore for MySqlStore {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let row = sqlx::query(sql)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err(&self.env, e))?;
+        match row {
+            // A gate's query: the type of what it selects is not declared.
+            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0, false).map_err(|e| err(&self.env, e))?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
 impl Store for MySqlStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SQL
+    }
+
+    fn as_sql(&self) -> Option<&dyn SqlStore> {
+        Some(self)
+    }
+
     fn engine(&self) -> Engine {
         Engine::Mysql
     }
@@ -711,11 +745,11 @@ impl Store for MySqlStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn, _, binary) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, _, binary) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let stream = bind_all(sqlx::query(&sql), &params).fetch(&mut *conn);
             let decode = |r: &MySqlRow| decode_row(r, &binary);
             crate::batches::send(stream, decode, |e| err(&env, e).table(&req.table), tx).await;
         });
@@ -724,7 +758,7 @@ impl Store for MySqlStore {
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn, types, binary) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, types, binary) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
         let cells: Vec<String> = types
             .iter()
@@ -736,7 +770,7 @@ impl Store for MySqlStore {
         let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let stream = bind_all(sqlx::query(&sql), &params).fetch(&mut *conn);
             let fail = |e| err(&env, e).table(&req.table);
             let key = |r: &MySqlRow, i: usize| decode(r, i, binary.get(i).copied().unwrap_or(false));
             crate::batches::send_raw(stream, (k, n), key, raw_cell, fail, sender).await;
@@ -748,18 +782,6 @@ impl Store for MySqlStore {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
         fetch_on(&mut conn, &self.env, &cols, &req, false).await
-    }
-
-    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| err(&self.env, e))?;
-        match row {
-            // A gate's query: the type of what it selects is not declared.
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0, false).map_err(|e| err(&self.env, e))?)),
-            _ => Ok(None),
-        }
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {

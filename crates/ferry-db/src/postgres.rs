@@ -25,8 +25,8 @@ use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
 use crate::{
-    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
-    WriterLock,
+    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest,
+    SqlStore, Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Postgres;
@@ -376,22 +376,25 @@ impl PgStore {
     }
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
-    /// predicate or table fails the call itself rather than the stream.
-    /// Prepares a scan: its SQL, the connection it is prepared on, and the
+    /// predicate or table fails the call itself rather than the stream:
+    /// its SQL and parameters, the connection it is prepared on, and the
     /// type names of the columns it returns (`INT8`, `TEXT`, ...).
     async fn prepared_scan(
         &self,
         req: &ScanRequest,
-    ) -> Result<(String, sqlx::pool::PoolConnection<Postgres>, Vec<String>), DbError> {
+    ) -> Result<((String, Vec<Value>), sqlx::pool::PoolConnection<Postgres>, Vec<String>), DbError> {
         let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(req, &*cols);
+        let (sql, params) = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        // Prepared with the parameter types `bind_all` binds (text, cast in
+        // the SQL): the statement is cached, and the query reuses it.
+        let text = <String as sqlx::Type<Postgres>>::type_info();
         let stmt = conn
-            .prepare(sql.as_str())
+            .prepare_with(sql.as_str(), &vec![text; params.len()])
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
-        Ok((sql, conn, types))
+        Ok(((sql, params), conn, types))
     }
 
     async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
@@ -543,12 +546,11 @@ async fn fetch_on(
 ) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = if for_update {
-            D.fetch_for_update(req, chunk.len(), sql_cols)
+        let (sql, flat) = if for_update {
+            D.fetch_for_update(req, chunk, sql_cols)
         } else {
-            D.fetch(req, chunk.len(), sql_cols)
+            D.fetch(req, chunk, sql_cols)
         };
-        let flat: Vec<Value> = req.params(chunk).cloned().collect();
         let q = bind_all(sqlx::query(&sql), &flat);
         let rows = q
             .fetch_all(&mut *conn)
@@ -575,7 +577,33 @@ async fn meta_version(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Erro
 }
 
 #[async_trait]
+impl SqlStore for PgStore {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let row = sqlx::query(sql)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err(&self.env, e))?;
+        match row {
+            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
 impl Store for PgStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SQL
+    }
+
+    fn as_sql(&self) -> Option<&dyn SqlStore> {
+        Some(self)
+    }
+
     fn engine(&self) -> Engine {
         Engine::Postgres
     }
@@ -611,11 +639,11 @@ impl Store for PgStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn, _) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, _) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let stream = bind_all(sqlx::query(&sql), &params).fetch(&mut *conn);
             crate::batches::send(stream, decode_row, |e| err(&env, e).table(&req.table), tx).await;
         });
         Ok(rx)
@@ -623,9 +651,15 @@ impl Store for PgStore {
 
     /// Reads through binary `COPY (SELECT ...) TO STDOUT` (`pgcopy.rs`):
     /// the same binary values as a query's, split without a row object each.
+    /// `COPY` takes no parameters: a predicate with values (a key range or
+    /// list) reads through [`Store::scan`] instead.
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn, types) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, types) = self.prepared_scan(&req).await?;
+        if !params.is_empty() {
+            drop(conn);
+            return Ok(crate::raw::from_rows(self.scan(req).await?, k, n));
+        }
         let (sender, rx) = crate::raw::channel(k);
         let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
         let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
@@ -660,17 +694,6 @@ impl Store for PgStore {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
         fetch_on(&mut conn, &self.env, &cols, &req, false).await
-    }
-
-    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| err(&self.env, e))?;
-        match row {
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
-            _ => Ok(None),
-        }
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {

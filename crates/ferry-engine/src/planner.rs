@@ -16,7 +16,7 @@ use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{convert, key_cmp, Value};
 use ferry_db::raw::is_true;
-use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
+use ferry_db::{meta, FetchRequest, Predicate, Row, ScanRequest, Store};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -289,7 +289,7 @@ impl<'a> Planner<'a> {
             columns: spec.columns(),
             order_by: spec.key.clone(),
             filter: None,
-            flag: spec.exclude.clone(),
+            flag: spec.exclude.clone().map(Predicate::Native),
         };
         let mut source = Vec::new();
         let mut rx = pair.source.scan(req.clone()).await?;
@@ -349,7 +349,7 @@ impl<'a> Planner<'a> {
             columns: spec.columns(),
             order_by: spec.key.clone(),
             filter: None,
-            flag: spec.exclude.clone(),
+            flag: spec.exclude.clone().map(Predicate::Native),
         };
         let mut source = Vec::new();
         let mut rx = pair.source.scan(req.clone()).await?;
@@ -691,7 +691,7 @@ impl<'a> Planner<'a> {
             columns: spec.columns(),
             match_columns: columns.to_vec(),
             values,
-            flag: spec.exclude.clone(),
+            flag: spec.exclude.clone().map(Predicate::Native),
             filter: None,
             fixed: Vec::new(),
         };
@@ -767,7 +767,7 @@ impl<'a> Planner<'a> {
             table: spec.name.clone(),
             columns: spec.key.clone(),
             order_by: spec.key.clone(),
-            filter: Some(filter.to_string()),
+            filter: Some(Predicate::native(filter)),
             flag: None,
         };
         let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -1735,8 +1735,8 @@ fn full_scan(spec: &TableSpec, filter: Option<String>) -> (ScanRequest, ScanRequ
         table: spec.name.clone(),
         columns: spec.columns(),
         order_by: spec.key.clone(),
-        filter,
-        flag: spec.exclude.clone(),
+        filter: filter.map(Predicate::Native),
+        flag: spec.exclude.clone().map(Predicate::Native),
     };
     let target = ScanRequest {
         flag: None,
@@ -1754,11 +1754,7 @@ async fn where_error(pair: &Pair, spec: &TableSpec, filter: Option<&str>, e: fer
         return e.into();
     }
     for store in [&pair.source, &pair.target] {
-        let probe = format!(
-            "SELECT count(*) FROM ({}) AS x",
-            crate::check::predicate_probe(store.engine(), &spec.name, pred)
-        );
-        if let Err(p) = store.query_scalar(&probe).await {
+        if let Err(p) = ferry_db::check_predicate(&**store, &spec.name, pred).await {
             // rusqlite appends the whole statement ("... in SELECT ..."): the
             // predicate is what the user wrote, so say that instead.
             let why = p.message.split(" in SELECT ").next().unwrap_or(&p.message);

@@ -41,6 +41,7 @@ conformance!(
     ordered_scans,
     scans_in_batches,
     raw_scans,
+    predicates,
     fetch_by_values,
     writes,
     write_errors_name_the_row,
@@ -50,4 +51,5 @@ conformance!(
     rolled_back_on_drop,
     read_only_sessions,
     own_tables,
+    capabilities,
 );
