@@ -411,8 +411,41 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// Parses and validates `text`, the contents of the file at `path`.
+/// A kind of store a URL can name: its schemes (`postgres`, `postgresql`)
+/// and how to write one (`postgres://USER@HOST/DB`). The stores' registry
+/// (`ferry_db::registry`) lists them; the core knows none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UrlKind {
+    pub schemes: &'static [&'static str],
+    pub example: &'static str,
+}
+
+impl UrlKind {
+    /// Whether `url` is of this kind (its scheme, before the first `:`).
+    pub fn names(&self, url: &str) -> bool {
+        url.split_once(':').is_some_and(|(s, _)| self.schemes.contains(&s))
+    }
+
+    /// `a, b or c`: how to write a URL of each kind.
+    pub fn examples(kinds: &[UrlKind]) -> String {
+        let all: Vec<&str> = kinds.iter().map(|k| k.example).collect();
+        match all.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => all.join(""),
+        }
+    }
+}
+
+/// Parses and validates `text`, the contents of the file at `path`,
+/// without checking what kind of store each inline URL names (see
+/// [`parse_with`]).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, path, None)
+}
+
+/// [`parse`], and each inline `url` must be of one of `kinds` (the stores
+/// this build opens), reported with its line otherwise.
+pub fn parse_with(text: &str, path: &Path, kinds: Option<&[UrlKind]>) -> Result<Config, ConfigErrors> {
     let fail = |problems| ConfigErrors {
         file: path.to_path_buf(),
         problems,
@@ -453,8 +486,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                         ),
                         lines.of(u),
                     ));
-                } else if let Err(m) = check_url_scheme(u.get_ref()) {
-                    problems.push(p(m, lines.of(u)));
+                } else if let Some(kinds) = kinds.filter(|k| !k.iter().any(|k| k.names(u.get_ref()))) {
+                    problems.push(p(
+                        format!(
+                            "`{}` is not a URL Ferry knows; use {}",
+                            redact_url(u.get_ref()),
+                            UrlKind::examples(kinds)
+                        ),
+                        lines.of(u),
+                    ));
                 }
                 UrlSource::Inline(u.get_ref().clone())
             }
@@ -883,18 +923,6 @@ fn valid_env_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn check_url_scheme(url: &str) -> Result<(), String> {
-    const SCHEMES: [&str; 6] = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:", "dir:"];
-    if SCHEMES.iter().any(|s| url.starts_with(s)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a URL Ferry knows; use sqlite://PATH, postgres://..., mysql://... or dir:PATH",
-            redact_url(url)
-        ))
-    }
-}
-
 fn toml_to_value(v: &toml::Value) -> Option<Value> {
     Some(match v {
         toml::Value::String(s) => Value::Text(s.clone()),
@@ -1126,6 +1154,32 @@ stamp = { at = "yesterday" }
         assert!(url_has_password("postgres://u:pw@h/db"));
         assert!(!url_has_password("postgres://u@h/db"));
         assert!(!url_has_password("sqlite://a.db"));
+    }
+
+    #[test]
+    fn inline_urls_are_checked_against_the_kinds_handed_in() {
+        let text = "pipeline = [\"a\"]\n[environments.a]\nurl = \"dir:content\"\n[tables.t]\nkey = [\"id\"]\n";
+        let path = Path::new("/x/ferry.toml");
+        assert!(parse(text, path).is_ok(), "no kinds given: any scheme");
+        let kinds = [
+            UrlKind {
+                schemes: &["sqlite"],
+                example: "sqlite://PATH",
+            },
+            UrlKind {
+                schemes: &["postgres", "postgresql"],
+                example: "postgres://USER@HOST/DB",
+            },
+        ];
+        let e = parse_with(text, path, Some(&kinds)).expect_err("dir: is no kind of these");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("`dir:content` is not a URL Ferry knows; use sqlite://PATH or postgres://USER@HOST/DB"),
+            "{shown}"
+        );
+        assert_eq!(e.problems[0].line, Some(3), "{shown}");
+        let ok = text.replace("dir:content", "postgresql://h/db");
+        assert!(parse_with(&ok, path, Some(&kinds)).is_ok());
     }
 
     #[test]

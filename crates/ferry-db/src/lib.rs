@@ -16,6 +16,7 @@ pub mod mysql;
 mod pgcopy;
 pub mod postgres;
 pub mod raw;
+pub mod registry;
 pub mod sqlite;
 
 use std::fmt;
@@ -403,21 +404,55 @@ pub(crate) fn lock_lost(env: &str) -> DbError {
     )
 }
 
-/// A write transaction. Dropping it without [`Txn::commit`] rolls back.
+/// The reads a store and a write transaction share: a store reads what is
+/// committed; a transaction also sees its own writes, and
+/// [`Read::fetch_for_update`] keeps the rows it read from other writers
+/// until it ends. `&Store` and `&mut Txn` are both a `Read`, so one
+/// function serves both (the engine's full-row fetch).
 #[async_trait]
-pub trait Txn: Send {
+pub trait Read: Send {
     /// The environment's name, for messages.
     fn env(&self) -> &str;
+    /// Reads the rows matching the given values, in no particular order.
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
-    /// [`Txn::fetch`], locking the rows read until the transaction ends, so
-    /// that no other client changes or deletes them between this read and
-    /// the writes that follow (PostgreSQL and MySQL: `SELECT ... FOR
+    /// [`Read::fetch`], locking the rows read until the transaction ends,
+    /// so that no other client changes or deletes them between this read
+    /// and the writes that follow (PostgreSQL and MySQL: `SELECT ... FOR
     /// UPDATE`; a row changed meanwhile is read as committed, after its
     /// writer is done). SQLite's write transaction keeps every other writer
-    /// out already, so this default is the plain read.
+    /// out already, and outside a transaction there is nothing to lock: this
+    /// default is the plain read.
     async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         self.fetch(req).await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> Read for &S {
+    fn env(&self) -> &str {
+        Store::env(*self)
+    }
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        Store::fetch(*self, req).await
+    }
+}
+
+#[async_trait]
+impl<R: Read + ?Sized> Read for &mut R {
+    fn env(&self) -> &str {
+        (**self).env()
+    }
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        (**self).fetch(req).await
+    }
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        (**self).fetch_for_update(req).await
+    }
+}
+
+/// A write transaction. Dropping it without [`Txn::commit`] rolls back.
+#[async_trait]
+pub trait Txn: Read {
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;

@@ -27,8 +27,8 @@ use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
 use crate::{
-    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest,
-    SqlStore, Store, Txn, WriterLock,
+    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Read, Row, RowBatches,
+    ScanRequest, SqlStore, Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Mysql;
@@ -99,6 +99,15 @@ impl ColumnSql for TableSql {
         }
     }
 }
+
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Mysql,
+    url: ferry_core::config::UrlKind {
+        schemes: &["mysql", "mariadb"],
+        example: "mysql://USER@HOST/DB",
+    },
+    open: |o| Box::pin(async move { Ok(Arc::new(MySqlStore::connect(o.env, o.url).await?) as Arc<dyn Store>) }),
+};
 
 pub struct MySqlStore {
     env: String,
@@ -936,7 +945,7 @@ impl MySqlTxn {
 }
 
 #[async_trait]
-impl Txn for MySqlTxn {
+impl Read for MySqlTxn {
     fn env(&self) -> &str {
         &self.env
     }
@@ -952,7 +961,10 @@ impl Txn for MySqlTxn {
         let env = self.env.clone();
         fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
+}
 
+#[async_trait]
+impl Txn for MySqlTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();

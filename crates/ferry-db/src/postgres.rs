@@ -25,8 +25,8 @@ use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
 use crate::{
-    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest,
-    SqlStore, Store, Txn, WriterLock,
+    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Read, Row, RowBatches,
+    ScanRequest, SqlStore, Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Postgres;
@@ -105,6 +105,15 @@ impl ColumnSql for TableSql {
         }
     }
 }
+
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Postgres,
+    url: ferry_core::config::UrlKind {
+        schemes: &["postgres", "postgresql"],
+        example: "postgres://USER@HOST/DB",
+    },
+    open: |o| Box::pin(async move { Ok(Arc::new(PgStore::connect(o.env, o.url).await?) as Arc<dyn Store>) }),
+};
 
 pub struct PgStore {
     env: String,
@@ -880,7 +889,7 @@ impl PgTxn {
 }
 
 #[async_trait]
-impl Txn for PgTxn {
+impl Read for PgTxn {
     fn env(&self) -> &str {
         &self.env
     }
@@ -896,7 +905,10 @@ impl Txn for PgTxn {
         let env = self.env.clone();
         fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
+}
 
+#[async_trait]
+impl Txn for PgTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();

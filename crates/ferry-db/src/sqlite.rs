@@ -20,8 +20,8 @@ use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
 use crate::raw::{self, tag, RawBatch, RawBatches};
 use crate::{
-    Batch, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, SqlStore, Store,
-    Txn, WriterLock, BATCH_ROWS,
+    Batch, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Read, Row, RowBatches, ScanRequest, SqlStore,
+    Store, Txn, WriterLock, BATCH_ROWS,
 };
 
 const D: Dialect = Dialect::Sqlite;
@@ -40,6 +40,30 @@ impl ColumnSql for SqliteColumns {
 
 const PLAIN: Plain = Plain(D);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `sqlite://PATH` or `sqlite:PATH`; a relative path starts at the folder
+/// of `ferry.toml`, and anything after `?` is ignored.
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Sqlite,
+    url: ferry_core::config::UrlKind {
+        schemes: &["sqlite"],
+        example: "sqlite://PATH",
+    },
+    open: |o| {
+        Box::pin(async move {
+            let rest = o.url.strip_prefix("sqlite:").unwrap_or(o.url);
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let path = Path::new(rest);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                o.base_dir.join(path)
+            };
+            Ok(Arc::new(SqliteStore::open(o.env, &path)?) as Arc<dyn Store>)
+        })
+    },
+};
 
 /// An SQLite database file.
 #[derive(Clone, Debug)]
@@ -786,7 +810,7 @@ impl SqliteTxn {
 }
 
 #[async_trait]
-impl Txn for SqliteTxn {
+impl Read for SqliteTxn {
     fn env(&self) -> &str {
         &self.env
     }
@@ -794,7 +818,10 @@ impl Txn for SqliteTxn {
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         self.run(move |conn, env| fetch_on(conn, env, &req)).await
     }
+}
 
+#[async_trait]
+impl Txn for SqliteTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let (table, columns, rows) = (table.to_string(), columns.to_vec(), rows.to_vec());
         self.run(move |conn, env| {

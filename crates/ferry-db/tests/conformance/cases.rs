@@ -6,7 +6,7 @@ use std::time::Duration;
 use ferry_core::schema::{ForeignKey, TableSchema};
 use ferry_core::value::{convert, LogicalType, Value};
 use ferry_db::raw::is_true;
-use ferry_db::{meta, Capabilities, DbErrorKind, FetchRequest, Predicate, Row, ScanRequest, Store, BATCH_ROWS};
+use ferry_db::{meta, Capabilities, DbErrorKind, FetchRequest, Predicate, Read, Row, ScanRequest, Store, BATCH_ROWS};
 
 use crate::support::{Backend, Db};
 
@@ -803,4 +803,37 @@ pub async fn capabilities(b: Backend) {
         let scan = store.scan(word_scan(Some("n = 1"), None)).await;
         assert!(scan.is_err(), "{b:?}: a native predicate is refused");
     }
+}
+
+/// The ids of `item` rows 1 to 60 that `from` reads, through the one read
+/// interface a store and a transaction share.
+async fn read_ids(mut from: impl Read) -> Vec<Value> {
+    let keys = (1..=60).map(|i| vec![Value::Int(i)]).collect();
+    let mut rows = from
+        .fetch_for_update(by_key("item", &["id"], &["id"], keys))
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", from.env()));
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows.into_iter().flatten().collect()
+}
+
+/// A store and a transaction are both a `Read`: the store reads what is
+/// committed, the transaction its own writes too.
+pub async fn one_read_interface(b: Backend) {
+    let Some((_db, store)) = setup(b, "one_read_interface").await else {
+        return;
+    };
+    seed(&*store).await;
+    let committed = vec![Value::Int(1), Value::Int(2), Value::Int(3)];
+    assert_eq!(read_ids(&*store).await, committed, "{b:?}: the store");
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &[item(50, 1, "new", "1", true)])
+        .await
+        .expect("insert");
+    let mut seen = committed.clone();
+    seen.push(Value::Int(50));
+    assert_eq!(read_ids(&mut *txn).await, seen, "{b:?}: the transaction");
+    assert_eq!(read_ids(&*store).await, committed, "{b:?}: not committed yet");
+    txn.commit().await.expect("commit");
+    assert_eq!(read_ids(&*store).await, seen, "{b:?}: committed");
 }

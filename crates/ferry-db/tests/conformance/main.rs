@@ -48,6 +48,7 @@ conformance!(
     generated_ids,
     writer_locks,
     fetch_for_update,
+    one_read_interface,
     rolled_back_on_drop,
     read_only_sessions,
     own_tables,

@@ -139,24 +139,18 @@ impl Db {
         })
     }
 
-    /// Opens a store on the database, as environment `env`.
+    /// Opens a store on the database, as environment `env`, through the
+    /// backend registry (as a project does).
     pub async fn open(&self, env: &str) -> Arc<dyn Store> {
-        let store: Arc<dyn Store> = match self.backend {
-            Backend::Sqlite => Arc::new(
-                ferry_db::sqlite::SqliteStore::open(env, self.path.as_ref().expect("SQLite path")).expect("open"),
-            ),
-            Backend::Postgres => Arc::new(
-                ferry_db::postgres::PgStore::connect(env, &self.url)
-                    .await
-                    .expect("open"),
-            ),
-            Backend::Mariadb => Arc::new(
-                ferry_db::mysql::MySqlStore::connect(env, &self.url)
-                    .await
-                    .expect("open"),
-            ),
+        let opening = ferry_db::registry::Opening {
+            env,
+            url: &self.url,
+            base_dir: std::path::Path::new("/"),
         };
-        store
+        ferry_db::registry::open(opening)
+            .await
+            .unwrap_or_else(|| panic!("no backend opens {}", self.url))
+            .unwrap_or_else(|e| panic!("{:?}: {e}", self.backend))
     }
 
     /// Runs SQL (several statements allowed) outside any store.
