@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod raw;
 pub mod registry;
 pub mod sqlite;
+mod sqlx_store;
 
 use std::fmt;
 use std::ops::Bound;

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
+use futures_util::future::BoxFuture;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
 use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, TypeInfo};
@@ -26,9 +27,10 @@ use tokio::sync::mpsc;
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
+use crate::sqlx_store::{fetch_on, Introspected, SqlxEngine, SqlxTxn};
 use crate::{
-    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Read, Row, RowBatches,
-    ScanRequest, SqlStore, Store, Txn, WriterLock,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, SqlStore,
+    Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Mysql;
@@ -43,7 +45,7 @@ const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
 const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 
 #[derive(Clone, Debug, Default)]
-struct TableSql {
+pub(crate) struct TableSql {
     /// columns read through `CAST(... AS CHAR)`
     as_text: Vec<String>,
     /// columns read through `CAST(... AS UNSIGNED)` (BIT)
@@ -97,6 +99,49 @@ impl ColumnSql for TableSql {
         } else {
             D.ident(col)
         }
+    }
+}
+
+/// MySQL's parts of the sqlx stores' shared code (`sqlx_store.rs`).
+pub(crate) struct My;
+
+impl SqlxEngine for My {
+    type Db = MySql;
+    type Cols = TableSql;
+    /// Which of the read columns are declared binary.
+    type RowInfo = Vec<bool>;
+    const D: Dialect = D;
+
+    fn err(env: &str, e: sqlx::Error) -> DbError {
+        err(env, e)
+    }
+    fn bind<'q>(q: Query<'q, MySql, MySqlArguments>, values: &'q [Value]) -> Query<'q, MySql, MySqlArguments> {
+        bind_all(q, values)
+    }
+    fn chunk_size(per_row: usize) -> usize {
+        chunk_size(per_row)
+    }
+    fn row_info(cols: &TableSql, columns: &[String]) -> Vec<bool> {
+        cols.binary(columns)
+    }
+    fn decode_row(row: &MySqlRow, binary: &Vec<bool>) -> Result<Row, sqlx::Error> {
+        decode_row(row, binary)
+    }
+    fn fit(cols: &TableSql, _: &str, names: &[String], values: &[Value]) -> Result<Vec<Value>, DbError> {
+        Ok(cols.fit(names, values))
+    }
+    fn introspect<'a>(conn: &'a mut MySqlConnection, table: &'a str) -> BoxFuture<'a, Introspected<TableSql>> {
+        Box::pin(introspect(conn, table))
+    }
+    /// GET_LOCK's lock belongs to its connection: it must still be that one's.
+    fn lock_held(conn: &mut MySqlConnection, id: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
+                .bind(id)
+                .fetch_one(conn)
+                .await?;
+            Ok(held == 1)
+        })
     }
 }
 
@@ -644,34 +689,6 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
     ))
 }
 
-/// Reads the rows `req` matches, in chunks; `for_update` locks them until
-/// the transaction ends ([`Dialect::fetch_for_update`]).
-async fn fetch_on(
-    conn: &mut MySqlConnection,
-    env: &str,
-    cols: &TableSql,
-    req: &FetchRequest,
-    for_update: bool,
-) -> Result<Vec<Row>, DbError> {
-    let mut out = Vec::new();
-    let binary = cols.binary(&req.columns);
-    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let (sql, flat) = if for_update {
-            D.fetch_for_update(req, chunk, cols)
-        } else {
-            D.fetch(req, chunk, cols)
-        };
-        let rows = bind_all(sqlx::query(&sql), &flat)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| err(env, e).table(&req.table))?;
-        for r in &rows {
-            out.push(decode_row(r, &binary).map_err(|e| err(env, e).table(&req.table))?);
-        }
-    }
-    Ok(out)
-}
-
 async fn meta_version(conn: &mut MySqlConnection) -> Result<Option<i64>, sqlx::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
@@ -790,7 +807,7 @@ impl Store for MySqlStore {
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req, false).await
+        fetch_on::<My>(&mut conn, &self.env, &cols, &req, false).await
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -838,43 +855,13 @@ impl Store for MySqlStore {
                 .map_err(e)?;
         }
         conn.execute("START TRANSACTION").await.map_err(e)?;
-        Ok(Box::new(MySqlTxn {
-            env: self.env.clone(),
-            conn: Some(conn),
-            tables: HashMap::new(),
-            lock: self.lock.clone(),
-        }))
+        Ok(Box::new(MySqlTxn::new(&self.env, conn, self.lock.clone())))
     }
 }
 
-struct MySqlTxn {
-    env: String,
-    conn: Option<MySqlConnection>,
-    tables: HashMap<String, Arc<TableSql>>,
-    /// The store's writer lock, checked before the commit.
-    lock: LockHolder,
-}
+type MySqlTxn = SqlxTxn<My>;
 
-impl MySqlTxn {
-    fn conn(&mut self) -> Result<&mut MySqlConnection, DbError> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
-    }
-
-    async fn cols(&mut self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.tables.get(table) {
-            return Ok(t.clone());
-        }
-        let env = self.env.clone();
-        let (_, sql) = introspect(self.conn()?, table)
-            .await
-            .map_err(|e| err(&env, e).table(table))?;
-        let sql = Arc::new(sql);
-        self.tables.insert(table.to_string(), sql.clone());
-        Ok(sql)
-    }
-
+impl SqlxTxn<My> {
     /// Runs `sql` once per row; `names` are the columns of each row's values.
     /// Runs a multi-row statement (`sql_for(n)` for `n` rows of
     /// `names` values each) over `rows` in chunks under the placeholder
@@ -917,49 +904,6 @@ impl MySqlTxn {
             start += chunk.len();
         }
         Ok(())
-    }
-
-    async fn exec_rows(
-        &mut self,
-        table: &str,
-        cols: &TableSql,
-        names: &[String],
-        sql: &str,
-        rows: Vec<Vec<Value>>,
-    ) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let conn = self.conn()?;
-        for (i, values) in rows.iter().enumerate() {
-            let values = cols.fit(names, values);
-            bind_all(sqlx::query(sql), &values)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    let mut d = err(&env, e).row(i);
-                    d.table = Some(table.to_string());
-                    d
-                })?;
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Read for MySqlTxn {
-    fn env(&self) -> &str {
-        &self.env
-    }
-
-    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, false).await
-    }
-
-    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
 }
 
@@ -1028,23 +972,7 @@ impl Txn for MySqlTxn {
         column: &str,
         values: &[Value],
     ) -> Result<(), DbError> {
-        let cols = self.cols(table).await?;
-        let env = self.env.clone();
-        let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
-        let conn = self.conn()?;
-        for chunk in values.chunks(chunk_size(1).saturating_sub(fixed.len()).max(1)) {
-            let sql = D.delete_in(table, &names, column, chunk.len(), &*cols);
-            let params: Vec<Value> = fixed
-                .iter()
-                .map(|(_, v)| v.clone())
-                .chain(chunk.iter().cloned())
-                .collect();
-            bind_all(sqlx::query(&sql), &params)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| err(&env, e).table(table))?;
-        }
-        Ok(())
+        self.delete_in_chunks(table, fixed, column, values).await
     }
 
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
@@ -1052,28 +980,8 @@ impl Txn for MySqlTxn {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
-        if let Some(id) = self.lock.held_by() {
-            // GET_LOCK's lock belongs to its connection: it must still be that one's.
-            let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
-                .bind(id)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| err(&env, e))?;
-            if held != 1 {
-                let _ = conn.execute("ROLLBACK").await;
-                let _ = conn.close().await;
-                return Err(lock_lost(&env));
-            }
-        }
-        conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
-        let _ = conn.close().await;
-        Ok(())
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        self.commit_checked().await
     }
 }
 

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, Json, LogicalType, Value};
+use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
@@ -24,9 +25,10 @@ use tokio::sync::mpsc;
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
+use crate::sqlx_store::{fetch_on, Introspected, SqlxEngine, SqlxTxn};
 use crate::{
-    lock_lost, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Read, Row, RowBatches,
-    ScanRequest, SqlStore, Store, Txn, WriterLock,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, SqlStore,
+    Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Postgres;
@@ -43,7 +45,7 @@ const LOCK_HELD: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 
 
 /// What Ferry needs to know to read and write one table's columns.
 #[derive(Clone, Debug, Default)]
-struct TableSql {
+pub(crate) struct TableSql {
     /// column -> its type as a cast target (`numeric`, `character varying`).
     casts: HashMap<String, String>,
     /// columns read as `::text`
@@ -103,6 +105,45 @@ impl ColumnSql for TableSql {
         } else {
             D.ident(col)
         }
+    }
+}
+
+/// PostgreSQL's parts of the sqlx stores' shared code (`sqlx_store.rs`).
+pub(crate) struct Pg;
+
+impl SqlxEngine for Pg {
+    type Db = Postgres;
+    type Cols = TableSql;
+    type RowInfo = ();
+    const D: Dialect = D;
+
+    fn err(env: &str, e: sqlx::Error) -> DbError {
+        err(env, e)
+    }
+    fn bind<'q>(q: Query<'q, Postgres, PgArguments>, values: &'q [Value]) -> Query<'q, Postgres, PgArguments> {
+        bind_all(q, values)
+    }
+    fn chunk_size(per_row: usize) -> usize {
+        chunk_size(per_row)
+    }
+    fn row_info(_: &TableSql, _: &[String]) {}
+    fn decode_row(row: &PgRow, _: &()) -> Result<Row, sqlx::Error> {
+        decode_row(row)
+    }
+    fn fit(cols: &TableSql, env: &str, names: &[String], values: &[Value]) -> Result<Vec<Value>, DbError> {
+        cols.fit(env, names, values)
+    }
+    fn introspect<'a>(conn: &'a mut PgConnection, table: &'a str) -> BoxFuture<'a, Introspected<TableSql>> {
+        Box::pin(introspect(conn, table))
+    }
+    fn lock_held(conn: &mut PgConnection, pid: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query_scalar(LOCK_HELD)
+                .bind(pid as i32)
+                .bind(LOCK_KEY)
+                .fetch_one(conn)
+                .await
+        })
     }
 }
 
@@ -544,34 +585,6 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
     ))
 }
 
-/// Reads the rows `req` matches, in chunks; `for_update` locks them until
-/// the transaction ends ([`Dialect::fetch_for_update`]).
-async fn fetch_on(
-    conn: &mut PgConnection,
-    env: &str,
-    sql_cols: &TableSql,
-    req: &FetchRequest,
-    for_update: bool,
-) -> Result<Vec<Row>, DbError> {
-    let mut out = Vec::new();
-    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let (sql, flat) = if for_update {
-            D.fetch_for_update(req, chunk, sql_cols)
-        } else {
-            D.fetch(req, chunk, sql_cols)
-        };
-        let q = bind_all(sqlx::query(&sql), &flat);
-        let rows = q
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| err(env, e).table(&req.table))?;
-        for r in &rows {
-            out.push(decode_row(r).map_err(|e| err(env, e).table(&req.table))?);
-        }
-    }
-    Ok(out)
-}
-
 async fn meta_version(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass(quote_ident($1))::text")
         .bind(meta::SCHEMA)
@@ -702,7 +715,7 @@ impl Store for PgStore {
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req, false).await
+        fetch_on::<Pg>(&mut conn, &self.env, &cols, &req, false).await
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -762,12 +775,7 @@ impl Store for PgStore {
                 .await
                 .map_err(e)?;
         }
-        Ok(Box::new(PgTxn {
-            env: self.env.clone(),
-            conn: Some(conn),
-            store_tables: HashMap::new(),
-            lock: self.lock.clone(),
-        }))
+        Ok(Box::new(PgTxn::new(&self.env, conn, self.lock.clone())))
     }
 }
 
@@ -777,34 +785,9 @@ async fn backend_pid(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     Ok(i64::from(pid))
 }
 
-struct PgTxn {
-    env: String,
-    conn: Option<PgConnection>,
-    store_tables: HashMap<String, Arc<TableSql>>,
-    /// The store's writer lock, checked before the commit.
-    lock: LockHolder,
-}
+type PgTxn = SqlxTxn<Pg>;
 
-impl PgTxn {
-    fn conn(&mut self) -> Result<&mut PgConnection, DbError> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
-    }
-
-    async fn cols(&mut self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.store_tables.get(table) {
-            return Ok(t.clone());
-        }
-        let env = self.env.clone();
-        let (_, sql) = introspect(self.conn()?, table)
-            .await
-            .map_err(|e| err(&env, e).table(table))?;
-        let sql = Arc::new(sql);
-        self.store_tables.insert(table.to_string(), sql.clone());
-        Ok(sql)
-    }
-
+impl SqlxTxn<Pg> {
     /// Writes `rows` (values of `names` each) with `many`, a statement over
     /// one `text[]` parameter per column ([`Dialect::unnest`]), in chunks
     /// of [`UNNEST_ROWS`]. When a chunk fails, its rows run one by one with
@@ -861,49 +844,6 @@ impl PgTxn {
             start += chunk.len();
         }
         Ok(())
-    }
-
-    async fn exec_rows(
-        &mut self,
-        table: &str,
-        cols: &TableSql,
-        names: &[String],
-        sql: &str,
-        rows: Vec<Vec<Value>>,
-    ) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let conn = self.conn()?;
-        for (i, values) in rows.iter().enumerate() {
-            let values = cols.fit(&env, names, values).map_err(|e| e.table(table).row(i))?;
-            bind_all(sqlx::query(sql), &values)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    let mut d = err(&env, e).row(i);
-                    d.table = Some(table.to_string());
-                    d
-                })?;
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Read for PgTxn {
-    fn env(&self) -> &str {
-        &self.env
-    }
-
-    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, false).await
-    }
-
-    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, true).await
     }
 }
 
@@ -973,23 +913,7 @@ impl Txn for PgTxn {
         column: &str,
         values: &[Value],
     ) -> Result<(), DbError> {
-        let cols = self.cols(table).await?;
-        let env = self.env.clone();
-        let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
-        let conn = self.conn()?;
-        for chunk in values.chunks(chunk_size(1).saturating_sub(fixed.len()).max(1)) {
-            let sql = D.delete_in(table, &names, column, chunk.len(), &*cols);
-            let params: Vec<Value> = fixed
-                .iter()
-                .map(|(_, v)| v.clone())
-                .chain(chunk.iter().cloned())
-                .collect();
-            bind_all(sqlx::query(&sql), &params)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| err(&env, e).table(table))?;
-        }
-        Ok(())
+        self.delete_in_chunks(table, fixed, column, values).await
     }
 
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError> {
@@ -1008,27 +932,7 @@ impl Txn for PgTxn {
             .map_err(|e| err(&env, e).table(table))
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
-        if let Some(pid) = self.lock.held_by() {
-            let held: bool = sqlx::query_scalar(LOCK_HELD)
-                .bind(pid as i32)
-                .bind(LOCK_KEY)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| err(&env, e))?;
-            if !held {
-                let _ = conn.execute("ROLLBACK").await;
-                let _ = conn.close().await;
-                return Err(lock_lost(&env));
-            }
-        }
-        conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
-        let _ = conn.close().await;
-        Ok(())
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        self.commit_checked().await
     }
 }
