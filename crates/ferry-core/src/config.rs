@@ -411,19 +411,19 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// A kind of store a URL can name: its schemes (`postgres`, `postgresql`)
-/// and how to write one (`postgres://USER@HOST/DB`). The stores' registry
-/// (`ferry_db::registry`) lists them; the core knows none.
+/// A kind of store a URL can name: how its URLs begin (`postgres://`,
+/// `postgresql://`) and how to write one (`postgres://USER@HOST/DB`). The
+/// stores' registry (`ferry_db::registry`) lists them; the core knows none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UrlKind {
-    pub schemes: &'static [&'static str],
+    pub prefixes: &'static [&'static str],
     pub example: &'static str,
 }
 
 impl UrlKind {
-    /// Whether `url` is of this kind (its scheme, before the first `:`).
+    /// Whether `url` is of this kind.
     pub fn names(&self, url: &str) -> bool {
-        url.split_once(':').is_some_and(|(s, _)| self.schemes.contains(&s))
+        self.prefixes.iter().any(|p| url.starts_with(p))
     }
 
     /// `a, b or c`: how to write a URL of each kind.
@@ -1163,11 +1163,11 @@ stamp = { at = "yesterday" }
         assert!(parse(text, path).is_ok(), "no kinds given: any scheme");
         let kinds = [
             UrlKind {
-                schemes: &["sqlite"],
+                prefixes: &["sqlite:"],
                 example: "sqlite://PATH",
             },
             UrlKind {
-                schemes: &["postgres", "postgresql"],
+                prefixes: &["postgres://", "postgresql://"],
                 example: "postgres://USER@HOST/DB",
             },
         ];

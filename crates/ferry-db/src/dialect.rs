@@ -69,6 +69,14 @@ impl Dialect {
         )
     }
 
+    /// Refreshes the planner statistics of a table.
+    pub fn analyze(self, table: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("ANALYZE TABLE {}", self.ident(table)),
+            Dialect::Sqlite | Dialect::Postgres => format!("ANALYZE {}", self.ident(table)),
+        }
+    }
+
     /// Most bound parameters one statement may carry.
     pub fn max_params(self) -> usize {
         match self {

@@ -11,7 +11,7 @@
 //! writer lock is a `GET_LOCK` held by a connection of its own.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,16 +21,16 @@ use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use futures_util::future::BoxFuture;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, Row as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
-use crate::sqlx_store::{fetch_on, Introspected, SqlxEngine, SqlxTxn};
+use crate::sqlx_store::{Introspected, SqlxBase, SqlxEngine, SqlxTxn};
 use crate::{
-    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, SqlStore,
-    Store, Txn, WriterLock,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, SqlStore, Store, Txn,
+    WriterLock,
 };
 
 const D: Dialect = Dialect::Mysql;
@@ -134,6 +134,12 @@ impl SqlxEngine for My {
         Box::pin(introspect(conn, table))
     }
     /// GET_LOCK's lock belongs to its connection: it must still be that one's.
+    fn meta_version(conn: &mut MySqlConnection) -> BoxFuture<'_, Result<Option<i64>, sqlx::Error>> {
+        Box::pin(meta_version(conn))
+    }
+    fn decode_first(row: &MySqlRow) -> Result<Value, sqlx::Error> {
+        decode(row, 0, false)
+    }
     fn lock_held(conn: &mut MySqlConnection, id: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
         Box::pin(async move {
             let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
@@ -148,19 +154,22 @@ impl SqlxEngine for My {
 pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
     engine: Engine::Mysql,
     url: ferry_core::config::UrlKind {
-        schemes: &["mysql", "mariadb"],
+        prefixes: &["mysql://", "mariadb://"],
         example: "mysql://USER@HOST/DB",
     },
     open: |o| Box::pin(async move { Ok(Arc::new(MySqlStore::connect(o.env, o.url).await?) as Arc<dyn Store>) }),
 };
 
-pub struct MySqlStore {
-    env: String,
+pub(crate) struct MySqlStore {
+    base: SqlxBase<My>,
     options: MySqlConnectOptions,
-    pool: MySqlPool,
-    tables: Mutex<HashMap<String, Arc<TableSql>>>,
-    /// The connection holding this store's writer lock, checked before commits.
-    lock: LockHolder,
+}
+
+impl std::ops::Deref for MySqlStore {
+    type Target = SqlxBase<My>;
+    fn deref(&self) -> &SqlxBase<My> {
+        &self.base
+    }
 }
 
 fn err(env: &str, e: sqlx::Error) -> DbError {
@@ -481,11 +490,8 @@ impl MySqlStore {
             })
             .connect_lazy_with(options.clone());
         Ok(MySqlStore {
-            env: env.to_string(),
+            base: SqlxBase::new(env, pool),
             options,
-            pool,
-            tables: Mutex::new(HashMap::new()),
-            lock: LockHolder::default(),
         })
     }
 
@@ -534,23 +540,6 @@ impl MySqlStore {
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
         Ok(((sql, params), conn, types, cols.binary(&req.columns)))
-    }
-
-    async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
-            return Ok(t);
-        }
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
-        let sql = Arc::new(sql);
-        // A table that does not exist yet (Ferry's own, before the first
-        // write) is looked up again: its column types decide the decoding.
-        if schema.is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(table.to_string(), sql.clone());
-            }
-        }
-        Ok(sql)
     }
 }
 
@@ -714,15 +703,7 @@ impl SqlStore for MySqlStore {
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| err(&self.env, e))?;
-        match row {
-            // A gate's query: the type of what it selects is not declared.
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0, false).map_err(|e| err(&self.env, e))?)),
-            _ => Ok(None),
-        }
+        self.base.query_scalar(sql).await
     }
 }
 
@@ -745,29 +726,15 @@ impl Store for MySqlStore {
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e))
+        self.base.ping().await
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table)
-            .await
-            .map_err(|e| err(&self.env, e).table(table))?;
-        if schema.is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(table.to_string(), Arc::new(sql));
-            }
-        }
-        Ok(schema)
+        self.base.table_schema(table).await
     }
 
     async fn has_meta(&self) -> Result<bool, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        Ok(meta_version(&mut conn).await.map_err(|e| err(&self.env, e))?.is_some())
+        self.base.has_meta().await
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
@@ -805,9 +772,7 @@ impl Store for MySqlStore {
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.table_sql(&req.table).await?;
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on::<My>(&mut conn, &self.env, &cols, &req, false).await
+        self.base.fetch(req).await
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -822,11 +787,7 @@ impl Store for MySqlStore {
     }
 
     async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
-        sqlx::query(&format!("ANALYZE TABLE {}", D.ident(table)))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e).table(table))
+        self.base.refresh_statistics(table).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {

@@ -9,7 +9,7 @@
 //! advisory lock on a connection of its own, held for the whole operation.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,16 +19,16 @@ use ferry_core::value::{fit, round_to_single, ColumnType, Json, LogicalType, Val
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, Postgres, Row as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
-use crate::sqlx_store::{fetch_on, Introspected, SqlxEngine, SqlxTxn};
+use crate::sqlx_store::{Introspected, SqlxBase, SqlxEngine, SqlxTxn};
 use crate::{
-    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, SqlStore,
-    Store, Txn, WriterLock,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, SqlStore, Store, Txn,
+    WriterLock,
 };
 
 const D: Dialect = Dialect::Postgres;
@@ -136,6 +136,12 @@ impl SqlxEngine for Pg {
     fn introspect<'a>(conn: &'a mut PgConnection, table: &'a str) -> BoxFuture<'a, Introspected<TableSql>> {
         Box::pin(introspect(conn, table))
     }
+    fn meta_version(conn: &mut PgConnection) -> BoxFuture<'_, Result<Option<i64>, sqlx::Error>> {
+        Box::pin(meta_version(conn))
+    }
+    fn decode_first(row: &PgRow) -> Result<Value, sqlx::Error> {
+        decode(row, 0)
+    }
     fn lock_held(conn: &mut PgConnection, pid: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
         Box::pin(async move {
             sqlx::query_scalar(LOCK_HELD)
@@ -150,19 +156,22 @@ impl SqlxEngine for Pg {
 pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
     engine: Engine::Postgres,
     url: ferry_core::config::UrlKind {
-        schemes: &["postgres", "postgresql"],
+        prefixes: &["postgres://", "postgresql://"],
         example: "postgres://USER@HOST/DB",
     },
     open: |o| Box::pin(async move { Ok(Arc::new(PgStore::connect(o.env, o.url).await?) as Arc<dyn Store>) }),
 };
 
-pub struct PgStore {
-    env: String,
+pub(crate) struct PgStore {
+    base: SqlxBase<Pg>,
     options: PgConnectOptions,
-    pool: PgPool,
-    tables: Mutex<HashMap<String, Arc<TableSql>>>,
-    /// The backend holding this store's writer lock, checked before commits.
-    lock: LockHolder,
+}
+
+impl std::ops::Deref for PgStore {
+    type Target = SqlxBase<Pg>;
+    fn deref(&self) -> &SqlxBase<Pg> {
+        &self.base
+    }
 }
 
 /// The session of the connections that read.
@@ -417,11 +426,8 @@ impl PgStore {
             .after_connect(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| ()) }))
             .connect_lazy_with(options.clone());
         Ok(PgStore {
-            env: env.to_string(),
+            base: SqlxBase::new(env, pool),
             options,
-            pool,
-            tables: Mutex::new(HashMap::new()),
-            lock: LockHolder::default(),
         })
     }
 
@@ -445,19 +451,6 @@ impl PgStore {
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
         Ok(((sql, params), conn, types))
-    }
-
-    async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
-            return Ok(t);
-        }
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (_, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
-        let sql = Arc::new(sql);
-        if let Ok(mut m) = self.tables.lock() {
-            m.insert(table.to_string(), sql.clone());
-        }
-        Ok(sql)
     }
 }
 
@@ -605,14 +598,7 @@ impl SqlStore for PgStore {
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| err(&self.env, e))?;
-        match row {
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
-            _ => Ok(None),
-        }
+        self.base.query_scalar(sql).await
     }
 }
 
@@ -635,29 +621,15 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e))
+        self.base.ping().await
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table)
-            .await
-            .map_err(|e| err(&self.env, e).table(table))?;
-        if schema.is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(table.to_string(), Arc::new(sql));
-            }
-        }
-        Ok(schema)
+        self.base.table_schema(table).await
     }
 
     async fn has_meta(&self) -> Result<bool, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        Ok(meta_version(&mut conn).await.map_err(|e| err(&self.env, e))?.is_some())
+        self.base.has_meta().await
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
@@ -713,9 +685,7 @@ impl Store for PgStore {
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.table_sql(&req.table).await?;
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on::<Pg>(&mut conn, &self.env, &cols, &req, false).await
+        self.base.fetch(req).await
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -746,11 +716,7 @@ impl Store for PgStore {
     }
 
     async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
-        sqlx::query(&format!("ANALYZE {}", D.ident(table)))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e).table(table))
+        self.base.refresh_statistics(table).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {

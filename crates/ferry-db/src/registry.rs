@@ -1,5 +1,5 @@
-//! The one place that lists the backends: each registers the URL schemes
-//! it opens and its opener. The configuration checks URLs against
+//! The one place that lists the backends: each registers how the URLs it
+//! opens begin and its opener. The configuration checks URLs against
 //! [`url_kinds`], and a project opens an environment with [`open`]; neither
 //! names an engine. Adding a backend adds one line to [`BACKENDS`].
 
@@ -39,7 +39,7 @@ pub fn url_kinds() -> Vec<UrlKind> {
     BACKENDS.iter().map(|b| b.url).collect()
 }
 
-/// The backend whose scheme `url` has.
+/// The backend that opens `url`.
 pub fn find(url: &str) -> Option<&'static Backend> {
     BACKENDS.iter().find(|b| b.url.names(url))
 }
@@ -63,6 +63,8 @@ mod tests {
         assert_eq!(engine("mariadb://h/db"), Some(Engine::Mysql));
         assert_eq!(engine("dir:content"), None);
         assert_eq!(engine("staging.db"), None);
+        // A server URL without `//` is no URL of a server.
+        assert_eq!(engine("postgres:/u:pw@h/db"), None);
         assert_eq!(
             UrlKind::examples(&url_kinds()),
             "sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB"

@@ -46,7 +46,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
     engine: Engine::Sqlite,
     url: ferry_core::config::UrlKind {
-        schemes: &["sqlite"],
+        prefixes: &["sqlite:"],
         example: "sqlite://PATH",
     },
     open: |o| {

@@ -9,7 +9,7 @@
 //! raw scans; locks) stays in `postgres.rs` and `mysql.rs`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ferry_core::schema::TableSchema;
@@ -59,6 +59,120 @@ where
     /// Whether connection `id` still holds the writer lock, asked on `conn`
     /// inside the transaction about to commit.
     fn lock_held(conn: &mut Conn<Self>, id: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>>;
+    /// The version of Ferry's own tables, `None` before they exist.
+    fn meta_version(conn: &mut Conn<Self>) -> BoxFuture<'_, Result<Option<i64>, sqlx::Error>>;
+    /// The first column of a gate's query, whose type is not declared.
+    fn decode_first(row: &<Self::Db as Database>::Row) -> Result<Value, sqlx::Error>;
+}
+
+/// The state and the reads every sqlx store shares: the environment, the
+/// pool of read-only connections, each table's column SQL, and which
+/// connection holds the writer lock. A store derefs to its base, so its
+/// own code reads `self.env` and `self.pool`.
+pub(crate) struct SqlxBase<E: SqlxEngine>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
+    for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
+{
+    pub(crate) env: String,
+    pub(crate) pool: sqlx::Pool<E::Db>,
+    pub(crate) tables: Mutex<HashMap<String, Arc<E::Cols>>>,
+    /// The connection holding this store's writer lock, checked before commits.
+    pub(crate) lock: LockHolder,
+}
+
+impl<E: SqlxEngine> SqlxBase<E>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
+    for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
+{
+    pub(crate) fn new(env: &str, pool: sqlx::Pool<E::Db>) -> Self {
+        SqlxBase {
+            env: env.to_string(),
+            pool,
+            tables: Mutex::new(HashMap::new()),
+            lock: LockHolder::default(),
+        }
+    }
+
+    fn err(&self, e: sqlx::Error) -> DbError {
+        E::err(&self.env, e)
+    }
+
+    /// A table's column SQL, looked up once. A table that does not exist
+    /// yet (Ferry's own, before the first write) is looked up again: its
+    /// column types decide the decoding.
+    pub(crate) async fn table_sql(&self, table: &str) -> Result<Arc<E::Cols>, DbError> {
+        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
+            return Ok(t);
+        }
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        let (schema, sql) = E::introspect(&mut conn, table).await.map_err(|e| self.err(e))?;
+        let sql = Arc::new(sql);
+        if schema.is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(table.to_string(), sql.clone());
+            }
+        }
+        Ok(sql)
+    }
+
+    /// [`crate::Store::ping`].
+    pub(crate) async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// [`crate::Store::table_schema`], keeping the table's column SQL.
+    pub(crate) async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        let (schema, sql) = E::introspect(&mut conn, table)
+            .await
+            .map_err(|e| self.err(e).table(table))?;
+        if schema.is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(table.to_string(), Arc::new(sql));
+            }
+        }
+        Ok(schema)
+    }
+
+    /// [`crate::Store::has_meta`].
+    pub(crate) async fn has_meta(&self) -> Result<bool, DbError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        Ok(E::meta_version(&mut conn).await.map_err(|e| self.err(e))?.is_some())
+    }
+
+    /// [`crate::Store::fetch`], on a reading connection.
+    pub(crate) async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let cols = self.table_sql(&req.table).await?;
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        fetch_on::<E>(&mut conn, &self.env, &cols, &req, false).await
+    }
+
+    /// [`crate::SqlStore::query_scalar`], in a read-only session.
+    pub(crate) async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let row = sqlx::query(sql)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        match row {
+            Some(r) if !sqlx::Row::is_empty(&r) => Ok(Some(E::decode_first(&r).map_err(|e| self.err(e))?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// [`crate::Store::refresh_statistics`].
+    pub(crate) async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
+        sqlx::query(&E::D.analyze(table))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e).table(table))
+    }
 }
 
 /// Reads the rows `req` matches, in chunks; `for_update` locks them until
