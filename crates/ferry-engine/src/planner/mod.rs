@@ -33,7 +33,7 @@ use ferry_core::plan::{InMemory, Plan, PlanEntry, PLAN_FORMAT};
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{key_cmp, Value};
-use ferry_db::{FetchRequest, Read, Row, Store};
+use ferry_db::{FetchRequest, Read, Row};
 
 use classify::Entries;
 pub use classify::EqualSink;
