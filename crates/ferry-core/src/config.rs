@@ -411,10 +411,43 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// A kind of store a URL can name: how its URLs begin (`postgres://`,
+/// `postgresql://`) and how to write one (`postgres://USER@HOST/DB`). The
+/// stores' registry (`ferry_db::registry`) lists them; the core knows none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UrlKind {
+    pub prefixes: &'static [&'static str],
+    pub example: &'static str,
+}
+
+impl UrlKind {
+    /// Whether `url` is of this kind.
+    pub fn names(&self, url: &str) -> bool {
+        self.prefixes.iter().any(|p| url.starts_with(p))
+    }
+
+    /// `a, b or c`: how to write a URL of each kind.
+    pub fn examples(kinds: &[UrlKind]) -> String {
+        let all: Vec<&str> = kinds.iter().map(|k| k.example).collect();
+        match all.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => all.join(""),
+        }
+    }
+}
+
 /// Parses and validates `text`, the contents of the file at `path`: each
 /// section is checked on its own (environments, the pipeline, routes,
-/// tables, access), and every problem is reported with its line.
+/// tables, access), and every problem is reported with its line. What
+/// kind of store each inline URL names is not checked (see
+/// [`parse_with`]).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, path, None)
+}
+
+/// [`parse`], and each inline `url` must be of one of `kinds` (the stores
+/// this build opens), reported with its line otherwise.
+pub fn parse_with(text: &str, path: &Path, kinds: Option<&[UrlKind]>) -> Result<Config, ConfigErrors> {
     let fail = |problems| ConfigErrors {
         file: path.to_path_buf(),
         problems,
@@ -431,7 +464,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut environments = BTreeMap::new();
     for (name, env) in &raw.environments {
-        environments.insert(name.clone(), environment(name, env, &lines, &mut problems));
+        environments.insert(name.clone(), environment(name, env, &lines, kinds, &mut problems));
     }
     let pipeline = pipeline(&raw, &lines, &mut problems);
     routes(&raw, &pipeline, &lines, &mut problems);
@@ -458,7 +491,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// One `[environments.NAME]` section: its URL, checks and hooks.
-fn environment(name: &str, env: &Spanned<RawEnv>, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> EnvConfig {
+fn environment(
+    name: &str,
+    env: &Spanned<RawEnv>,
+    lines: &Lines,
+    kinds: Option<&[UrlKind]>,
+    problems: &mut Vec<ConfigProblem>,
+) -> EnvConfig {
     let line = lines.of(env);
     let env = env.get_ref();
     let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l).env(name);
@@ -482,8 +521,15 @@ fn environment(name: &str, env: &Spanned<RawEnv>, lines: &Lines, problems: &mut 
                     ),
                     lines.of(u),
                 ));
-            } else if let Err(m) = check_url_scheme(u.get_ref()) {
-                problems.push(p(m, lines.of(u)));
+            } else if let Some(kinds) = kinds.filter(|k| !k.iter().any(|k| k.names(u.get_ref()))) {
+                problems.push(p(
+                    format!(
+                        "`{}` is not a URL Ferry knows; use {}",
+                        redact_url(u.get_ref()),
+                        UrlKind::examples(kinds)
+                    ),
+                    lines.of(u),
+                ));
             }
             UrlSource::Inline(u.get_ref().clone())
         }
@@ -989,18 +1035,6 @@ fn valid_env_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn check_url_scheme(url: &str) -> Result<(), String> {
-    const SCHEMES: [&str; 6] = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:", "dir:"];
-    if SCHEMES.iter().any(|s| url.starts_with(s)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a URL Ferry knows; use sqlite://PATH, postgres://..., mysql://... or dir:PATH",
-            redact_url(url)
-        ))
-    }
-}
-
 fn toml_to_value(v: &toml::Value) -> Option<Value> {
     Some(match v {
         toml::Value::String(s) => Value::Text(s.clone()),
@@ -1232,6 +1266,32 @@ stamp = { at = "yesterday" }
         assert!(url_has_password("postgres://u:pw@h/db"));
         assert!(!url_has_password("postgres://u@h/db"));
         assert!(!url_has_password("sqlite://a.db"));
+    }
+
+    #[test]
+    fn inline_urls_are_checked_against_the_kinds_handed_in() {
+        let text = "pipeline = [\"a\"]\n[environments.a]\nurl = \"dir:content\"\n[tables.t]\nkey = [\"id\"]\n";
+        let path = Path::new("/x/ferry.toml");
+        assert!(parse(text, path).is_ok(), "no kinds given: any scheme");
+        let kinds = [
+            UrlKind {
+                prefixes: &["sqlite:"],
+                example: "sqlite://PATH",
+            },
+            UrlKind {
+                prefixes: &["postgres://", "postgresql://"],
+                example: "postgres://USER@HOST/DB",
+            },
+        ];
+        let e = parse_with(text, path, Some(&kinds)).expect_err("dir: is no kind of these");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("`dir:content` is not a URL Ferry knows; use sqlite://PATH or postgres://USER@HOST/DB"),
+            "{shown}"
+        );
+        assert_eq!(e.problems[0].line, Some(3), "{shown}");
+        let ok = text.replace("dir:content", "postgresql://h/db");
+        assert!(parse_with(&ok, path, Some(&kinds)).is_ok());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The only place that builds SQL text: identifier quoting, placeholders and
 //! the statements every store runs, per dialect.
 
-use crate::{FetchRequest, ScanRequest};
+use std::ops::Bound;
+
+use ferry_core::Value;
+
+use crate::{FetchRequest, Predicate, Row, ScanRequest};
 
 /// Per-column SQL a store needs around identifiers and placeholders: casts
 /// for reading a type the driver cannot decode, casts for parameters, and
@@ -56,6 +60,23 @@ impl Dialect {
         }
     }
 
+    /// A query counting the rows of `table` that an SQL predicate matches,
+    /// run to see whether the predicate runs there.
+    pub fn predicate_probe(self, table: &str, predicate: &str) -> String {
+        format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE ({predicate})) AS x",
+            self.ident(table)
+        )
+    }
+
+    /// Refreshes the planner statistics of a table.
+    pub fn analyze(self, table: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("ANALYZE TABLE {}", self.ident(table)),
+            Dialect::Sqlite | Dialect::Postgres => format!("ANALYZE {}", self.ident(table)),
+        }
+    }
+
     /// Most bound parameters one statement may carry.
     pub fn max_params(self) -> usize {
         match self {
@@ -68,28 +89,77 @@ impl Dialect {
         cols.iter().map(|c| self.ident(c)).collect::<Vec<_>>().join(", ")
     }
 
-    fn flag_column(self, flag: &Option<String>) -> String {
-        match flag {
-            Some(pred) => format!(", (({pred}) IS TRUE)"),
+    /// The SQL of a predicate, its values appended to `params` and its
+    /// placeholders numbered after those already there; `None` for
+    /// [`Predicate::All`].
+    pub fn condition(self, p: &Predicate, c: &dyn ColumnSql, params: &mut Vec<Value>) -> Option<String> {
+        match p {
+            Predicate::All => None,
+            Predicate::Native(text) => Some(format!("({text})")),
+            Predicate::In { columns, values } if values.is_empty() || columns.is_empty() => Some("(1 = 0)".to_string()),
+            Predicate::In { columns, values } => {
+                let sql = self.matching_from(columns, values.len(), c, params.len());
+                params.extend(values.iter().flatten().cloned());
+                Some(format!("({sql})"))
+            }
+            Predicate::Range { columns, from, to } => {
+                let mut parts = Vec::new();
+                for (bound, strict, loose) in [(from, ">", ">="), (to, "<", "<=")] {
+                    let (op, row) = match bound {
+                        Bound::Included(row) => (loose, row),
+                        Bound::Excluded(row) => (strict, row),
+                        Bound::Unbounded => continue,
+                    };
+                    parts.push(self.compare(columns, op, row, c, params));
+                }
+                Some(if parts.is_empty() {
+                    "(1 = 1)".to_string()
+                } else {
+                    format!("({})", parts.join(" AND "))
+                })
+            }
+        }
+    }
+
+    /// `(a, b) op (v1, v2)`, compared in Ferry's key order (text by bytes).
+    fn compare(self, columns: &[String], op: &str, row: &Row, c: &dyn ColumnSql, params: &mut Vec<Value>) -> String {
+        let left: Vec<String> = columns.iter().map(|col| c.order(col)).collect();
+        let right: Vec<String> = columns
+            .iter()
+            .zip(row)
+            .map(|(col, v)| {
+                params.push(v.clone());
+                c.param(col, self.param(params.len()))
+            })
+            .collect();
+        format!("({}) {op} ({})", left.join(", "), right.join(", "))
+    }
+
+    fn flag_column(self, flag: &Option<Predicate>, c: &dyn ColumnSql, params: &mut Vec<Value>) -> String {
+        match flag.as_ref().map(|p| self.condition(p, c, params)) {
+            Some(Some(pred)) => format!(", (({pred}) IS TRUE)"),
+            Some(None) => ", (1 = 1)".to_string(),
             None => String::new(),
         }
     }
 
-    pub fn scan(self, req: &ScanRequest, c: &dyn ColumnSql) -> String {
+    /// A scan's SQL, and the values its placeholders take.
+    pub fn scan(self, req: &ScanRequest, c: &dyn ColumnSql) -> (String, Vec<Value>) {
+        let mut params = Vec::new();
         let mut sql = format!(
             "SELECT {}{} FROM {}",
             reads(c, &req.columns),
-            self.flag_column(&req.flag),
+            self.flag_column(&req.flag, c, &mut params),
             self.ident(&req.table)
         );
-        if let Some(f) = &req.filter {
-            sql.push_str(&format!(" WHERE ({f})"));
+        if let Some(f) = req.filter.as_ref().and_then(|p| self.condition(p, c, &mut params)) {
+            sql.push_str(&format!(" WHERE {f}"));
         }
         if !req.order_by.is_empty() {
             let order: Vec<String> = req.order_by.iter().map(|k| c.order(k)).collect();
             sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
         }
-        sql
+        (sql, params)
     }
 
     /// A fetch of `n` value tuples; parameters numbered from 1.
@@ -138,40 +208,47 @@ impl Dialect {
         format!("DELETE FROM {} WHERE ({})", self.ident(table), self.matching(key, n, c))
     }
 
-    pub fn fetch(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
+    /// A fetch of the value tuples of `chunk` (a part of `req.values`), and
+    /// the values its placeholders take: the flag's, the fixed columns',
+    /// the tuples', then the filter's.
+    pub fn fetch(self, req: &FetchRequest, chunk: &[Row], c: &dyn ColumnSql) -> (String, Vec<Value>) {
+        let mut params = Vec::new();
+        let flag = self.flag_column(&req.flag, c, &mut params);
         let fixed: Vec<String> = req
             .fixed
             .iter()
-            .enumerate()
-            .map(|(i, (col, _))| format!("{} = {}", self.ident(col), c.param(col, self.param(i + 1))))
+            .map(|(col, v)| {
+                params.push(v.clone());
+                format!("{} = {}", self.ident(col), c.param(col, self.param(params.len())))
+            })
             .collect();
-        let matched = self.matching_from(&req.match_columns, n, c, fixed.len());
+        let matched = self.matching_from(&req.match_columns, chunk.len(), c, params.len());
+        params.extend(chunk.iter().flatten().cloned());
         let cond = if fixed.is_empty() {
             matched
         } else {
             format!("{} AND ({matched})", fixed.join(" AND "))
         };
         let mut sql = format!(
-            "SELECT {}{} FROM {} WHERE ({cond})",
+            "SELECT {}{flag} FROM {} WHERE ({cond})",
             reads(c, &req.columns),
-            self.flag_column(&req.flag),
             self.ident(&req.table)
         );
-        if let Some(f) = &req.filter {
-            sql.push_str(&format!(" AND ({f})"));
+        if let Some(f) = req.filter.as_ref().and_then(|p| self.condition(p, c, &mut params)) {
+            sql.push_str(&format!(" AND {f}"));
         }
-        sql
+        (sql, params)
     }
 
     /// [`Dialect::fetch`] locking the rows it reads until the transaction
     /// ends (`FOR UPDATE`), so nobody changes them between a re-check and
     /// the writes that follow it. SQLite has no row locks: its write
     /// transaction (`BEGIN IMMEDIATE`) already keeps every other writer out.
-    pub fn fetch_for_update(self, req: &FetchRequest, n: usize, c: &dyn ColumnSql) -> String {
-        let sql = self.fetch(req, n, c);
+    pub fn fetch_for_update(self, req: &FetchRequest, chunk: &[Row], c: &dyn ColumnSql) -> (String, Vec<Value>) {
+        let (sql, params) = self.fetch(req, chunk, c);
         match self {
-            Dialect::Postgres | Dialect::Mysql => format!("{sql} FOR UPDATE"),
-            Dialect::Sqlite => sql,
+            Dialect::Postgres | Dialect::Mysql => (format!("{sql} FOR UPDATE"), params),
+            Dialect::Sqlite => (sql, params),
         }
     }
 
@@ -424,15 +501,20 @@ mod tests {
             filter: None,
             fixed: Vec::new(),
         };
+        let chunk = &req.values[..];
         for d in [Dialect::Postgres, Dialect::Mysql] {
+            let (sql, params) = d.fetch(&req, chunk, &Plain(d));
             assert_eq!(
-                d.fetch_for_update(&req, 1, &Plain(d)),
-                format!("{} FOR UPDATE", d.fetch(&req, 1, &Plain(d)))
+                d.fetch_for_update(&req, chunk, &Plain(d)),
+                (format!("{sql} FOR UPDATE"), params)
             );
         }
         // SQLite's write transaction already keeps other writers out.
         let s = Dialect::Sqlite;
-        assert_eq!(s.fetch_for_update(&req, 1, &Plain(s)), s.fetch(&req, 1, &Plain(s)));
+        assert_eq!(
+            s.fetch_for_update(&req, chunk, &Plain(s)),
+            s.fetch(&req, chunk, &Plain(s))
+        );
     }
 
     #[test]

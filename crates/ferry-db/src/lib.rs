@@ -16,9 +16,12 @@ pub mod mysql;
 mod pgcopy;
 pub mod postgres;
 pub mod raw;
+pub mod registry;
 pub mod sqlite;
+mod sqlx_store;
 
 use std::fmt;
+use std::ops::Bound;
 
 use async_trait::async_trait;
 use ferry_core::schema::TableSchema;
@@ -60,6 +63,42 @@ impl Batch for Vec<Row> {
     }
 }
 
+/// Which rows a read asks a store for. Every store evaluates the
+/// structural forms; [`Predicate::Native`] is text in the store's own query
+/// language, which only a store with [`Capabilities::sql_predicates`]
+/// evaluates (any other answers with [`DbError::native_predicate`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Predicate {
+    /// Every row.
+    #[default]
+    All,
+    /// The rows whose `columns` equal one of the `values` tuples.
+    In { columns: Vec<String>, values: Vec<Row> },
+    /// The rows whose `columns`, compared as one tuple in Ferry's key order
+    /// (text by bytes), lie between the bounds.
+    Range {
+        columns: Vec<String>,
+        from: Bound<Row>,
+        to: Bound<Row>,
+    },
+    /// Text in the store's own query language, passed through unread: a
+    /// table's `exclude` or a `--where` selection, written for the engine of
+    /// the environment it runs in (SQL for SQLite, PostgreSQL and MySQL).
+    Native(String),
+}
+
+impl Predicate {
+    /// A predicate written in the store's own language.
+    pub fn native(text: impl Into<String>) -> Predicate {
+        Predicate::Native(text.into())
+    }
+
+    /// Whether this is [`Predicate::All`].
+    pub fn is_all(&self) -> bool {
+        matches!(self, Predicate::All)
+    }
+}
+
 /// A full read of a table in key order.
 #[derive(Clone, Debug)]
 pub struct ScanRequest {
@@ -68,10 +107,12 @@ pub struct ScanRequest {
     pub columns: Vec<String>,
     /// Columns to order by (the table's key).
     pub order_by: Vec<String>,
-    /// Only rows for which this SQL predicate is true.
-    pub filter: Option<String>,
-    /// Appends one boolean column: whether this SQL predicate is true.
-    pub flag: Option<String>,
+    /// Only the rows this predicate matches (`None`: every row, as
+    /// `Some(Predicate::All)`; an option so that the many reads of every
+    /// row say `filter: None`).
+    pub filter: Option<Predicate>,
+    /// Appends one boolean column: whether this predicate matches the row.
+    pub flag: Option<Predicate>,
 }
 
 /// A read of the rows whose `match_columns` equal one of `values`.
@@ -82,19 +123,12 @@ pub struct FetchRequest {
     pub match_columns: Vec<String>,
     pub values: Vec<Row>,
     /// Appends one boolean column, as in [`ScanRequest::flag`].
-    pub flag: Option<String>,
-    /// Only rows for which this SQL predicate is true.
-    pub filter: Option<String>,
+    pub flag: Option<Predicate>,
+    /// Only the rows this predicate matches, as in [`ScanRequest::filter`].
+    pub filter: Option<Predicate>,
     /// Columns that must equal one value, bound before the matched values
     /// (`a = $1 AND b = $2 AND c IN ($3, ...)`: an index-friendly lookup).
     pub fixed: Vec<(String, Value)>,
-}
-
-impl FetchRequest {
-    /// The values bound for a chunk of `values`: the fixed ones first.
-    pub fn params<'a>(&'a self, chunk: &'a [Row]) -> impl Iterator<Item = &'a Value> {
-        self.fixed.iter().map(|(_, v)| v).chain(chunk.iter().flatten())
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,15 +138,33 @@ pub enum Engine {
     Mysql,
 }
 
-impl Engine {
-    /// The SQL dialect the engine speaks.
-    pub fn dialect(self) -> dialect::Dialect {
-        match self {
-            Engine::Sqlite => dialect::Dialect::Sqlite,
-            Engine::Postgres => dialect::Dialect::Postgres,
-            Engine::Mysql => dialect::Dialect::Mysql,
-        }
-    }
+/// What a store can do beyond what every [`Store`] does (schemas, ordered
+/// scans, fetches by values, writes, a writer lock), so the engine asks
+/// instead of assuming SQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Writes happen inside one transaction that commits as a whole and
+    /// rolls back when dropped.
+    pub transactions: bool,
+    /// [`Store::scan_raw`] sends the store's own bytes per row, cheaper
+    /// than the default that encodes decoded values.
+    pub raw_scans: bool,
+    /// The store generates key values: [`Txn::insert_returning`] and
+    /// [`Txn::advance_generated`] do something.
+    pub generated_ids: bool,
+    /// The store evaluates [`Predicate::Native`] as SQL, and
+    /// [`Store::as_sql`] gives its [`SqlStore`].
+    pub sql_predicates: bool,
+}
+
+impl Capabilities {
+    /// What the SQL stores of this crate (SQLite, PostgreSQL, MySQL) do.
+    pub const SQL: Capabilities = Capabilities {
+        transactions: true,
+        raw_scans: true,
+        generated_ids: true,
+        sql_predicates: true,
+    };
 }
 
 impl fmt::Display for Engine {
@@ -169,6 +221,17 @@ impl DbError {
         self.row = Some(row);
         self
     }
+
+    /// The answer of a store that cannot evaluate a [`Predicate::Native`]
+    /// (it has no query language of its own).
+    pub fn native_predicate(env: &str, table: &str) -> Self {
+        DbError::new(
+            DbErrorKind::Query,
+            env,
+            "this store evaluates no predicate written as query text (a table's `exclude`, a selection's condition); select its rows by key instead",
+        )
+        .table(table)
+    }
 }
 
 impl fmt::Display for DbError {
@@ -188,6 +251,12 @@ impl fmt::Display for DbError {
 #[async_trait]
 pub trait Store: Send + Sync {
     fn engine(&self) -> Engine;
+    /// What this store can do beyond the calls every store answers.
+    fn capabilities(&self) -> Capabilities;
+    /// The SQL-only calls, when the store speaks SQL.
+    fn as_sql(&self) -> Option<&dyn SqlStore> {
+        None
+    }
     /// The environment's name, for messages.
     fn env(&self) -> &str;
     /// Verifies the database can be reached.
@@ -203,32 +272,11 @@ pub trait Store: Send + Sync {
     /// image per row, and the flag. This default encodes decoded values;
     /// the engines send their own bytes, which is much cheaper.
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
-        let k = req.order_by.len();
-        let n = req.columns.len();
-        let mut rows = self.scan(req).await?;
-        let (tx, rx) = raw::channel(k);
-        tokio::spawn(async move {
-            while let Some(batch) = rows.recv().await {
-                let out = batch.map(|rows| {
-                    let mut b = tx.fresh();
-                    for row in rows {
-                        row[..k].iter().for_each(|v| b.push_key(v.clone()));
-                        raw::push_values(&mut b, &row[k..n]);
-                        b.end_row(raw::is_true(row.get(n)));
-                    }
-                    b
-                });
-                if !tx.send(out).await {
-                    return;
-                }
-            }
-        });
-        Ok(rx)
+        let (k, n) = (req.order_by.len(), req.columns.len());
+        Ok(raw::from_rows(self.scan(req).await?, k, n))
     }
     /// Reads the rows matching the given values, in no particular order.
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
-    /// Runs a SQL query expected to return one row; gives its first column.
-    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError>;
     /// Opens the write transaction, creating or upgrading Ferry's tables in it.
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError>;
     /// Takes this database's writer lock if it is free; `None` when another
@@ -241,6 +289,48 @@ pub trait Store: Send + Sync {
     /// grew a lot (a baseline), so the next lookups use its index.
     async fn refresh_statistics(&self, _table: &str) -> Result<(), DbError> {
         Ok(())
+    }
+}
+
+/// The calls only a store that speaks SQL answers: a `sql` gate's query,
+/// and whether a predicate written in SQL (a table's `exclude`, a
+/// selection's condition) runs on a table. Reached through
+/// [`Store::as_sql`], or the functions [`query_scalar`] and
+/// [`check_predicate`], which answer for a store without SQL too.
+#[async_trait]
+pub trait SqlStore: Store {
+    /// The SQL the store speaks.
+    fn dialect(&self) -> dialect::Dialect;
+    /// Runs a SQL query expected to return one row; gives its first column.
+    /// It runs in a read-only session.
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError>;
+    /// Whether `predicate` runs against `table`: the database's own error
+    /// when it does not.
+    async fn check_predicate(&self, table: &str, predicate: &str) -> Result<(), DbError> {
+        let probe = self.dialect().predicate_probe(table, predicate);
+        self.query_scalar(&probe).await.map(|_| ())
+    }
+}
+
+/// [`SqlStore::query_scalar`] on any store: a store without SQL answers
+/// that it runs no SQL query.
+pub async fn query_scalar(store: &dyn Store, sql: &str) -> Result<Option<Value>, DbError> {
+    match store.as_sql() {
+        Some(s) => s.query_scalar(sql).await,
+        None => Err(DbError::new(
+            DbErrorKind::Query,
+            store.env(),
+            format!("this store ({}) runs no SQL query", store.engine()),
+        )),
+    }
+}
+
+/// [`SqlStore::check_predicate`] on any store: a store without SQL answers
+/// with [`DbError::native_predicate`].
+pub async fn check_predicate(store: &dyn Store, table: &str, predicate: &str) -> Result<(), DbError> {
+    match store.as_sql() {
+        Some(s) => s.check_predicate(table, predicate).await,
+        None => Err(DbError::native_predicate(store.env(), table)),
     }
 }
 
@@ -315,21 +405,55 @@ pub(crate) fn lock_lost(env: &str) -> DbError {
     )
 }
 
-/// A write transaction. Dropping it without [`Txn::commit`] rolls back.
+/// The reads a store and a write transaction share: a store reads what is
+/// committed; a transaction also sees its own writes, and
+/// [`Read::fetch_for_update`] keeps the rows it read from other writers
+/// until it ends. `&Store` and `&mut Txn` are both a `Read`, so one
+/// function serves both (the engine's full-row fetch).
 #[async_trait]
-pub trait Txn: Send {
+pub trait Read: Send {
     /// The environment's name, for messages.
     fn env(&self) -> &str;
+    /// Reads the rows matching the given values, in no particular order.
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError>;
-    /// [`Txn::fetch`], locking the rows read until the transaction ends, so
-    /// that no other client changes or deletes them between this read and
-    /// the writes that follow (PostgreSQL and MySQL: `SELECT ... FOR
+    /// [`Read::fetch`], locking the rows read until the transaction ends,
+    /// so that no other client changes or deletes them between this read
+    /// and the writes that follow (PostgreSQL and MySQL: `SELECT ... FOR
     /// UPDATE`; a row changed meanwhile is read as committed, after its
     /// writer is done). SQLite's write transaction keeps every other writer
-    /// out already, so this default is the plain read.
+    /// out already, and outside a transaction there is nothing to lock: this
+    /// default is the plain read.
     async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         self.fetch(req).await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> Read for &S {
+    fn env(&self) -> &str {
+        Store::env(*self)
+    }
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        Store::fetch(*self, req).await
+    }
+}
+
+#[async_trait]
+impl<R: Read + ?Sized> Read for &mut R {
+    fn env(&self) -> &str {
+        (**self).env()
+    }
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        (**self).fetch(req).await
+    }
+    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        (**self).fetch_for_update(req).await
+    }
+}
+
+/// A write transaction. Dropping it without [`Txn::commit`] rolls back.
+#[async_trait]
+pub trait Txn: Read {
     /// Inserts rows (values in `columns` order). On failure `DbError::row`
     /// is the index of the failing row.
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError>;

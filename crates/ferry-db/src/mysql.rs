@@ -11,23 +11,25 @@
 //! writer lock is a `GET_LOCK` held by a connection of its own.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
+use futures_util::future::BoxFuture;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, MySqlPool, Row as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, Row as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
+use crate::sqlx_store::{Introspected, SqlxBase, SqlxEngine, SqlxTxn};
 use crate::{
-    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, SqlStore, Store, Txn,
     WriterLock,
 };
 
@@ -43,7 +45,7 @@ const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
 const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 
 #[derive(Clone, Debug, Default)]
-struct TableSql {
+pub(crate) struct TableSql {
     /// columns read through `CAST(... AS CHAR)`
     as_text: Vec<String>,
     /// columns read through `CAST(... AS UNSIGNED)` (BIT)
@@ -100,13 +102,74 @@ impl ColumnSql for TableSql {
     }
 }
 
-pub struct MySqlStore {
-    env: String,
+/// MySQL's parts of the sqlx stores' shared code (`sqlx_store.rs`).
+pub(crate) struct My;
+
+impl SqlxEngine for My {
+    type Db = MySql;
+    type Cols = TableSql;
+    /// Which of the read columns are declared binary.
+    type RowInfo = Vec<bool>;
+    const D: Dialect = D;
+
+    fn err(env: &str, e: sqlx::Error) -> DbError {
+        err(env, e)
+    }
+    fn bind<'q>(q: Query<'q, MySql, MySqlArguments>, values: &'q [Value]) -> Query<'q, MySql, MySqlArguments> {
+        bind_all(q, values)
+    }
+    fn chunk_size(per_row: usize) -> usize {
+        chunk_size(per_row)
+    }
+    fn row_info(cols: &TableSql, columns: &[String]) -> Vec<bool> {
+        cols.binary(columns)
+    }
+    fn decode_row(row: &MySqlRow, binary: &Vec<bool>) -> Result<Row, sqlx::Error> {
+        decode_row(row, binary)
+    }
+    fn fit(cols: &TableSql, _: &str, names: &[String], values: &[Value]) -> Result<Vec<Value>, DbError> {
+        Ok(cols.fit(names, values))
+    }
+    fn introspect<'a>(conn: &'a mut MySqlConnection, table: &'a str) -> BoxFuture<'a, Introspected<TableSql>> {
+        Box::pin(introspect(conn, table))
+    }
+    /// GET_LOCK's lock belongs to its connection: it must still be that one's.
+    fn meta_version(conn: &mut MySqlConnection) -> BoxFuture<'_, Result<Option<i64>, sqlx::Error>> {
+        Box::pin(meta_version(conn))
+    }
+    fn decode_first(row: &MySqlRow) -> Result<Value, sqlx::Error> {
+        decode(row, 0, false)
+    }
+    fn lock_held(conn: &mut MySqlConnection, id: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
+                .bind(id)
+                .fetch_one(conn)
+                .await?;
+            Ok(held == 1)
+        })
+    }
+}
+
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Mysql,
+    url: ferry_core::config::UrlKind {
+        prefixes: &["mysql://", "mariadb://"],
+        example: "mysql://USER@HOST/DB",
+    },
+    open: |o| Box::pin(async move { Ok(Arc::new(MySqlStore::connect(o.env, o.url).await?) as Arc<dyn Store>) }),
+};
+
+pub(crate) struct MySqlStore {
+    base: SqlxBase<My>,
     options: MySqlConnectOptions,
-    pool: MySqlPool,
-    tables: Mutex<HashMap<String, Arc<TableSql>>>,
-    /// The connection holding this store's writer lock, checked before commits.
-    lock: LockHolder,
+}
+
+impl std::ops::Deref for MySqlStore {
+    type Target = SqlxBase<My>;
+    fn deref(&self) -> &SqlxBase<My> {
+        &self.base
+    }
 }
 
 fn err(env: &str, e: sqlx::Error) -> DbError {
@@ -427,11 +490,8 @@ impl MySqlStore {
             })
             .connect_lazy_with(options.clone());
         Ok(MySqlStore {
-            env: env.to_string(),
+            base: SqlxBase::new(env, pool),
             options,
-            pool,
-            tables: Mutex::new(HashMap::new()),
-            lock: LockHolder::default(),
         })
     }
 
@@ -462,33 +522,24 @@ impl MySqlStore {
     async fn prepared_scan(
         &self,
         req: &ScanRequest,
-    ) -> Result<(String, sqlx::pool::PoolConnection<MySql>, Vec<String>, Vec<bool>), DbError> {
+    ) -> Result<
+        (
+            (String, Vec<Value>),
+            sqlx::pool::PoolConnection<MySql>,
+            Vec<String>,
+            Vec<bool>,
+        ),
+        DbError,
+    > {
         let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(req, &*cols);
+        let (sql, params) = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
         let stmt = conn
             .prepare(sql.as_str())
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
-        Ok((sql, conn, types, cols.binary(&req.columns)))
-    }
-
-    async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
-            return Ok(t);
-        }
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
-        let sql = Arc::new(sql);
-        // A table that does not exist yet (Ferry's own, before the first
-        // write) is looked up again: its column types decide the decoding.
-        if schema.is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(table.to_string(), sql.clone());
-            }
-        }
-        Ok(sql)
+        Ok(((sql, params), conn, types, cols.binary(&req.columns)))
     }
 }
 
@@ -627,35 +678,6 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
     ))
 }
 
-/// Reads the rows `req` matches, in chunks; `for_update` locks them until
-/// the transaction ends ([`Dialect::fetch_for_update`]).
-async fn fetch_on(
-    conn: &mut MySqlConnection,
-    env: &str,
-    cols: &TableSql,
-    req: &FetchRequest,
-    for_update: bool,
-) -> Result<Vec<Row>, DbError> {
-    let mut out = Vec::new();
-    let binary = cols.binary(&req.columns);
-    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = if for_update {
-            D.fetch_for_update(req, chunk.len(), cols)
-        } else {
-            D.fetch(req, chunk.len(), cols)
-        };
-        let flat: Vec<Value> = req.params(chunk).cloned().collect();
-        let rows = bind_all(sqlx::query(&sql), &flat)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| err(env, e).table(&req.table))?;
-        for r in &rows {
-            out.push(decode_row(r, &binary).map_err(|e| err(env, e).table(&req.table))?);
-        }
-    }
-    Ok(out)
-}
-
 async fn meta_version(conn: &mut MySqlConnection) -> Result<Option<i64>, sqlx::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
@@ -675,7 +697,26 @@ async fn meta_version(conn: &mut MySqlConnection) -> Result<Option<i64>, sqlx::E
 }
 
 #[async_trait]
+impl SqlStore for MySqlStore {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        self.base.query_scalar(sql).await
+    }
+}
+
+#[async_trait]
 impl Store for MySqlStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SQL
+    }
+
+    fn as_sql(&self) -> Option<&dyn SqlStore> {
+        Some(self)
+    }
+
     fn engine(&self) -> Engine {
         Engine::Mysql
     }
@@ -685,37 +726,23 @@ impl Store for MySqlStore {
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e))
+        self.base.ping().await
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table)
-            .await
-            .map_err(|e| err(&self.env, e).table(table))?;
-        if schema.is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(table.to_string(), Arc::new(sql));
-            }
-        }
-        Ok(schema)
+        self.base.table_schema(table).await
     }
 
     async fn has_meta(&self) -> Result<bool, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        Ok(meta_version(&mut conn).await.map_err(|e| err(&self.env, e))?.is_some())
+        self.base.has_meta().await
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn, _, binary) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, _, binary) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let stream = bind_all(sqlx::query(&sql), &params).fetch(&mut *conn);
             let decode = |r: &MySqlRow| decode_row(r, &binary);
             crate::batches::send(stream, decode, |e| err(&env, e).table(&req.table), tx).await;
         });
@@ -724,7 +751,7 @@ impl Store for MySqlStore {
 
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn, types, binary) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, types, binary) = self.prepared_scan(&req).await?;
         let (sender, rx) = crate::raw::channel(k);
         let cells: Vec<String> = types
             .iter()
@@ -736,7 +763,7 @@ impl Store for MySqlStore {
         let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let stream = bind_all(sqlx::query(&sql), &params).fetch(&mut *conn);
             let fail = |e| err(&env, e).table(&req.table);
             let key = |r: &MySqlRow, i: usize| decode(r, i, binary.get(i).copied().unwrap_or(false));
             crate::batches::send_raw(stream, (k, n), key, raw_cell, fail, sender).await;
@@ -745,21 +772,7 @@ impl Store for MySqlStore {
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.table_sql(&req.table).await?;
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req, false).await
-    }
-
-    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| err(&self.env, e))?;
-        match row {
-            // A gate's query: the type of what it selects is not declared.
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0, false).map_err(|e| err(&self.env, e))?)),
-            _ => Ok(None),
-        }
+        self.base.fetch(req).await
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -774,11 +787,7 @@ impl Store for MySqlStore {
     }
 
     async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
-        sqlx::query(&format!("ANALYZE TABLE {}", D.ident(table)))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e).table(table))
+        self.base.refresh_statistics(table).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
@@ -807,43 +816,13 @@ impl Store for MySqlStore {
                 .map_err(e)?;
         }
         conn.execute("START TRANSACTION").await.map_err(e)?;
-        Ok(Box::new(MySqlTxn {
-            env: self.env.clone(),
-            conn: Some(conn),
-            tables: HashMap::new(),
-            lock: self.lock.clone(),
-        }))
+        Ok(Box::new(MySqlTxn::new(&self.env, conn, self.lock.clone())))
     }
 }
 
-struct MySqlTxn {
-    env: String,
-    conn: Option<MySqlConnection>,
-    tables: HashMap<String, Arc<TableSql>>,
-    /// The store's writer lock, checked before the commit.
-    lock: LockHolder,
-}
+type MySqlTxn = SqlxTxn<My>;
 
-impl MySqlTxn {
-    fn conn(&mut self) -> Result<&mut MySqlConnection, DbError> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
-    }
-
-    async fn cols(&mut self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.tables.get(table) {
-            return Ok(t.clone());
-        }
-        let env = self.env.clone();
-        let (_, sql) = introspect(self.conn()?, table)
-            .await
-            .map_err(|e| err(&env, e).table(table))?;
-        let sql = Arc::new(sql);
-        self.tables.insert(table.to_string(), sql.clone());
-        Ok(sql)
-    }
-
+impl SqlxTxn<My> {
     /// Runs `sql` once per row; `names` are the columns of each row's values.
     /// Runs a multi-row statement (`sql_for(n)` for `n` rows of
     /// `names` values each) over `rows` in chunks under the placeholder
@@ -887,50 +866,10 @@ impl MySqlTxn {
         }
         Ok(())
     }
-
-    async fn exec_rows(
-        &mut self,
-        table: &str,
-        cols: &TableSql,
-        names: &[String],
-        sql: &str,
-        rows: Vec<Vec<Value>>,
-    ) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let conn = self.conn()?;
-        for (i, values) in rows.iter().enumerate() {
-            let values = cols.fit(names, values);
-            bind_all(sqlx::query(sql), &values)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    let mut d = err(&env, e).row(i);
-                    d.table = Some(table.to_string());
-                    d
-                })?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl Txn for MySqlTxn {
-    fn env(&self) -> &str {
-        &self.env
-    }
-
-    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, false).await
-    }
-
-    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, true).await
-    }
-
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
@@ -994,23 +933,7 @@ impl Txn for MySqlTxn {
         column: &str,
         values: &[Value],
     ) -> Result<(), DbError> {
-        let cols = self.cols(table).await?;
-        let env = self.env.clone();
-        let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
-        let conn = self.conn()?;
-        for chunk in values.chunks(chunk_size(1).saturating_sub(fixed.len()).max(1)) {
-            let sql = D.delete_in(table, &names, column, chunk.len(), &*cols);
-            let params: Vec<Value> = fixed
-                .iter()
-                .map(|(_, v)| v.clone())
-                .chain(chunk.iter().cloned())
-                .collect();
-            bind_all(sqlx::query(&sql), &params)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| err(&env, e).table(table))?;
-        }
-        Ok(())
+        self.delete_in_chunks(table, fixed, column, values).await
     }
 
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
@@ -1018,28 +941,8 @@ impl Txn for MySqlTxn {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
-        if let Some(id) = self.lock.held_by() {
-            // GET_LOCK's lock belongs to its connection: it must still be that one's.
-            let held: i64 = sqlx::query_scalar("SELECT COALESCE(IS_USED_LOCK(CONCAT('ferry:', DATABASE())) = ?, 0)")
-                .bind(id)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| err(&env, e))?;
-            if held != 1 {
-                let _ = conn.execute("ROLLBACK").await;
-                let _ = conn.close().await;
-                return Err(lock_lost(&env));
-            }
-        }
-        conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
-        let _ = conn.close().await;
-        Ok(())
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        self.commit_checked().await
     }
 }
 

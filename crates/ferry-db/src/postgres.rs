@@ -9,23 +9,25 @@
 //! advisory lock on a connection of its own, held for the whole operation.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, Json, LogicalType, Value};
+use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Column, ConnectOptions, Connection, Executor, PgPool, Postgres, Row as _, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, Postgres, Row as _, TypeInfo};
 use tokio::sync::mpsc;
 
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
+use crate::sqlx_store::{Introspected, SqlxBase, SqlxEngine, SqlxTxn};
 use crate::{
-    lock_lost, DbError, DbErrorKind, Engine, FetchRequest, LockHolder, Row, RowBatches, ScanRequest, Store, Txn,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, SqlStore, Store, Txn,
     WriterLock,
 };
 
@@ -43,7 +45,7 @@ const LOCK_HELD: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 
 
 /// What Ferry needs to know to read and write one table's columns.
 #[derive(Clone, Debug, Default)]
-struct TableSql {
+pub(crate) struct TableSql {
     /// column -> its type as a cast target (`numeric`, `character varying`).
     casts: HashMap<String, String>,
     /// columns read as `::text`
@@ -106,13 +108,70 @@ impl ColumnSql for TableSql {
     }
 }
 
-pub struct PgStore {
-    env: String,
+/// PostgreSQL's parts of the sqlx stores' shared code (`sqlx_store.rs`).
+pub(crate) struct Pg;
+
+impl SqlxEngine for Pg {
+    type Db = Postgres;
+    type Cols = TableSql;
+    type RowInfo = ();
+    const D: Dialect = D;
+
+    fn err(env: &str, e: sqlx::Error) -> DbError {
+        err(env, e)
+    }
+    fn bind<'q>(q: Query<'q, Postgres, PgArguments>, values: &'q [Value]) -> Query<'q, Postgres, PgArguments> {
+        bind_all(q, values)
+    }
+    fn chunk_size(per_row: usize) -> usize {
+        chunk_size(per_row)
+    }
+    fn row_info(_: &TableSql, _: &[String]) {}
+    fn decode_row(row: &PgRow, _: &()) -> Result<Row, sqlx::Error> {
+        decode_row(row)
+    }
+    fn fit(cols: &TableSql, env: &str, names: &[String], values: &[Value]) -> Result<Vec<Value>, DbError> {
+        cols.fit(env, names, values)
+    }
+    fn introspect<'a>(conn: &'a mut PgConnection, table: &'a str) -> BoxFuture<'a, Introspected<TableSql>> {
+        Box::pin(introspect(conn, table))
+    }
+    fn meta_version(conn: &mut PgConnection) -> BoxFuture<'_, Result<Option<i64>, sqlx::Error>> {
+        Box::pin(meta_version(conn))
+    }
+    fn decode_first(row: &PgRow) -> Result<Value, sqlx::Error> {
+        decode(row, 0)
+    }
+    fn lock_held(conn: &mut PgConnection, pid: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query_scalar(LOCK_HELD)
+                .bind(pid as i32)
+                .bind(LOCK_KEY)
+                .fetch_one(conn)
+                .await
+        })
+    }
+}
+
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Postgres,
+    url: ferry_core::config::UrlKind {
+        prefixes: &["postgres://", "postgresql://"],
+        example: "postgres://USER@HOST/DB",
+    },
+    open: |o| Box::pin(async move { Ok(Arc::new(PgStore::connect(o.env, o.url).await?) as Arc<dyn Store>) }),
+};
+
+pub(crate) struct PgStore {
+    base: SqlxBase<Pg>,
     options: PgConnectOptions,
-    pool: PgPool,
-    tables: Mutex<HashMap<String, Arc<TableSql>>>,
-    /// The backend holding this store's writer lock, checked before commits.
-    lock: LockHolder,
+}
+
+impl std::ops::Deref for PgStore {
+    type Target = SqlxBase<Pg>;
+    fn deref(&self) -> &SqlxBase<Pg> {
+        &self.base
+    }
 }
 
 /// The session of the connections that read.
@@ -367,44 +426,31 @@ impl PgStore {
             .after_connect(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| ()) }))
             .connect_lazy_with(options.clone());
         Ok(PgStore {
-            env: env.to_string(),
+            base: SqlxBase::new(env, pool),
             options,
-            pool,
-            tables: Mutex::new(HashMap::new()),
-            lock: LockHolder::default(),
         })
     }
 
     /// A scan's SQL, prepared on the connection that will run it, so a bad
-    /// predicate or table fails the call itself rather than the stream.
-    /// Prepares a scan: its SQL, the connection it is prepared on, and the
+    /// predicate or table fails the call itself rather than the stream:
+    /// its SQL and parameters, the connection it is prepared on, and the
     /// type names of the columns it returns (`INT8`, `TEXT`, ...).
     async fn prepared_scan(
         &self,
         req: &ScanRequest,
-    ) -> Result<(String, sqlx::pool::PoolConnection<Postgres>, Vec<String>), DbError> {
+    ) -> Result<((String, Vec<Value>), sqlx::pool::PoolConnection<Postgres>, Vec<String>), DbError> {
         let cols = self.table_sql(&req.table).await?;
-        let sql = D.scan(req, &*cols);
+        let (sql, params) = D.scan(req, &*cols);
         let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        // Prepared with the parameter types `bind_all` binds (text, cast in
+        // the SQL): the statement is cached, and the query reuses it.
+        let text = <String as sqlx::Type<Postgres>>::type_info();
         let stmt = conn
-            .prepare(sql.as_str())
+            .prepare_with(sql.as_str(), &vec![text; params.len()])
             .await
             .map_err(|e| err(&self.env, e).table(&req.table))?;
         let types = crate::batches::type_names(&stmt);
-        Ok((sql, conn, types))
-    }
-
-    async fn table_sql(&self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.tables.lock().ok().and_then(|m| m.get(table).cloned()) {
-            return Ok(t);
-        }
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (_, sql) = introspect(&mut conn, table).await.map_err(|e| err(&self.env, e))?;
-        let sql = Arc::new(sql);
-        if let Ok(mut m) = self.tables.lock() {
-            m.insert(table.to_string(), sql.clone());
-        }
-        Ok(sql)
+        Ok(((sql, params), conn, types))
     }
 }
 
@@ -532,35 +578,6 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
     ))
 }
 
-/// Reads the rows `req` matches, in chunks; `for_update` locks them until
-/// the transaction ends ([`Dialect::fetch_for_update`]).
-async fn fetch_on(
-    conn: &mut PgConnection,
-    env: &str,
-    sql_cols: &TableSql,
-    req: &FetchRequest,
-    for_update: bool,
-) -> Result<Vec<Row>, DbError> {
-    let mut out = Vec::new();
-    for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = if for_update {
-            D.fetch_for_update(req, chunk.len(), sql_cols)
-        } else {
-            D.fetch(req, chunk.len(), sql_cols)
-        };
-        let flat: Vec<Value> = req.params(chunk).cloned().collect();
-        let q = bind_all(sqlx::query(&sql), &flat);
-        let rows = q
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| err(env, e).table(&req.table))?;
-        for r in &rows {
-            out.push(decode_row(r).map_err(|e| err(env, e).table(&req.table))?);
-        }
-    }
-    Ok(out)
-}
-
 async fn meta_version(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass(quote_ident($1))::text")
         .bind(meta::SCHEMA)
@@ -575,7 +592,26 @@ async fn meta_version(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Erro
 }
 
 #[async_trait]
+impl SqlStore for PgStore {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        self.base.query_scalar(sql).await
+    }
+}
+
+#[async_trait]
 impl Store for PgStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SQL
+    }
+
+    fn as_sql(&self) -> Option<&dyn SqlStore> {
+        Some(self)
+    }
+
     fn engine(&self) -> Engine {
         Engine::Postgres
     }
@@ -585,37 +621,23 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e))
+        self.base.ping().await
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        let (schema, sql) = introspect(&mut conn, table)
-            .await
-            .map_err(|e| err(&self.env, e).table(table))?;
-        if schema.is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(table.to_string(), Arc::new(sql));
-            }
-        }
-        Ok(schema)
+        self.base.table_schema(table).await
     }
 
     async fn has_meta(&self) -> Result<bool, DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        Ok(meta_version(&mut conn).await.map_err(|e| err(&self.env, e))?.is_some())
+        self.base.has_meta().await
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let (sql, mut conn, _) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, _) = self.prepared_scan(&req).await?;
         let (tx, rx) = mpsc::channel(4);
         let env = self.env.clone();
         tokio::spawn(async move {
-            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let stream = bind_all(sqlx::query(&sql), &params).fetch(&mut *conn);
             crate::batches::send(stream, decode_row, |e| err(&env, e).table(&req.table), tx).await;
         });
         Ok(rx)
@@ -623,9 +645,15 @@ impl Store for PgStore {
 
     /// Reads through binary `COPY (SELECT ...) TO STDOUT` (`pgcopy.rs`):
     /// the same binary values as a query's, split without a row object each.
+    /// `COPY` takes no parameters: a predicate with values (a key range or
+    /// list) reads through [`Store::scan`] instead.
     async fn scan_raw(&self, req: ScanRequest) -> Result<RawBatches, DbError> {
         let (k, n) = (req.order_by.len(), req.columns.len());
-        let (sql, mut conn, types) = self.prepared_scan(&req).await?;
+        let ((sql, params), mut conn, types) = self.prepared_scan(&req).await?;
+        if !params.is_empty() {
+            drop(conn);
+            return Ok(crate::raw::from_rows(self.scan(req).await?, k, n));
+        }
         let (sender, rx) = crate::raw::channel(k);
         let cells: Vec<String> = types.get(k..n).unwrap_or_default().to_vec();
         let rx = rx.with_decoder(crate::raw::typed_decoder(cells, decode_binary));
@@ -657,20 +685,7 @@ impl Store for PgStore {
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.table_sql(&req.table).await?;
-        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
-        fetch_on(&mut conn, &self.env, &cols, &req, false).await
-    }
-
-    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| err(&self.env, e))?;
-        match row {
-            Some(r) if !r.is_empty() => Ok(Some(decode(&r, 0).map_err(|e| err(&self.env, e))?)),
-            _ => Ok(None),
-        }
+        self.base.fetch(req).await
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -701,11 +716,7 @@ impl Store for PgStore {
     }
 
     async fn refresh_statistics(&self, table: &str) -> Result<(), DbError> {
-        sqlx::query(&format!("ANALYZE {}", D.ident(table)))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(&self.env, e).table(table))
+        self.base.refresh_statistics(table).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
@@ -730,12 +741,7 @@ impl Store for PgStore {
                 .await
                 .map_err(e)?;
         }
-        Ok(Box::new(PgTxn {
-            env: self.env.clone(),
-            conn: Some(conn),
-            store_tables: HashMap::new(),
-            lock: self.lock.clone(),
-        }))
+        Ok(Box::new(PgTxn::new(&self.env, conn, self.lock.clone())))
     }
 }
 
@@ -745,34 +751,9 @@ async fn backend_pid(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     Ok(i64::from(pid))
 }
 
-struct PgTxn {
-    env: String,
-    conn: Option<PgConnection>,
-    store_tables: HashMap<String, Arc<TableSql>>,
-    /// The store's writer lock, checked before the commit.
-    lock: LockHolder,
-}
+type PgTxn = SqlxTxn<Pg>;
 
-impl PgTxn {
-    fn conn(&mut self) -> Result<&mut PgConnection, DbError> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
-    }
-
-    async fn cols(&mut self, table: &str) -> Result<Arc<TableSql>, DbError> {
-        if let Some(t) = self.store_tables.get(table) {
-            return Ok(t.clone());
-        }
-        let env = self.env.clone();
-        let (_, sql) = introspect(self.conn()?, table)
-            .await
-            .map_err(|e| err(&env, e).table(table))?;
-        let sql = Arc::new(sql);
-        self.store_tables.insert(table.to_string(), sql.clone());
-        Ok(sql)
-    }
-
+impl SqlxTxn<Pg> {
     /// Writes `rows` (values of `names` each) with `many`, a statement over
     /// one `text[]` parameter per column ([`Dialect::unnest`]), in chunks
     /// of [`UNNEST_ROWS`]. When a chunk fails, its rows run one by one with
@@ -830,50 +811,10 @@ impl PgTxn {
         }
         Ok(())
     }
-
-    async fn exec_rows(
-        &mut self,
-        table: &str,
-        cols: &TableSql,
-        names: &[String],
-        sql: &str,
-        rows: Vec<Vec<Value>>,
-    ) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let conn = self.conn()?;
-        for (i, values) in rows.iter().enumerate() {
-            let values = cols.fit(&env, names, values).map_err(|e| e.table(table).row(i))?;
-            bind_all(sqlx::query(sql), &values)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    let mut d = err(&env, e).row(i);
-                    d.table = Some(table.to_string());
-                    d
-                })?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl Txn for PgTxn {
-    fn env(&self) -> &str {
-        &self.env
-    }
-
-    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, false).await
-    }
-
-    async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        let cols = self.cols(&req.table).await?;
-        let env = self.env.clone();
-        fetch_on(self.conn()?, &env, &cols, &req, true).await
-    }
-
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
@@ -938,23 +879,7 @@ impl Txn for PgTxn {
         column: &str,
         values: &[Value],
     ) -> Result<(), DbError> {
-        let cols = self.cols(table).await?;
-        let env = self.env.clone();
-        let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
-        let conn = self.conn()?;
-        for chunk in values.chunks(chunk_size(1).saturating_sub(fixed.len()).max(1)) {
-            let sql = D.delete_in(table, &names, column, chunk.len(), &*cols);
-            let params: Vec<Value> = fixed
-                .iter()
-                .map(|(_, v)| v.clone())
-                .chain(chunk.iter().cloned())
-                .collect();
-            bind_all(sqlx::query(&sql), &params)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| err(&env, e).table(table))?;
-        }
-        Ok(())
+        self.delete_in_chunks(table, fixed, column, values).await
     }
 
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError> {
@@ -973,27 +898,7 @@ impl Txn for PgTxn {
             .map_err(|e| err(&env, e).table(table))
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
-        let env = self.env.clone();
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
-        if let Some(pid) = self.lock.held_by() {
-            let held: bool = sqlx::query_scalar(LOCK_HELD)
-                .bind(pid as i32)
-                .bind(LOCK_KEY)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| err(&env, e))?;
-            if !held {
-                let _ = conn.execute("ROLLBACK").await;
-                let _ = conn.close().await;
-                return Err(lock_lost(&env));
-            }
-        }
-        conn.execute("COMMIT").await.map_err(|e| err(&env, e))?;
-        let _ = conn.close().await;
-        Ok(())
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        self.commit_checked().await
     }
 }

@@ -297,6 +297,29 @@ pub fn push_values(batch: &mut RawBatch, values: &[Value]) {
     }
 }
 
+/// A raw scan made of a decoded one (key `k` columns, `n` columns, then
+/// the flag): each row's values after the key encoded as its image.
+pub fn from_rows(mut rows: crate::RowBatches, k: usize, n: usize) -> RawBatches {
+    let (tx, rx) = channel(k);
+    tokio::spawn(async move {
+        while let Some(batch) = rows.recv().await {
+            let out = batch.map(|rows| {
+                let mut b = tx.fresh();
+                for row in rows {
+                    row[..k].iter().for_each(|v| b.push_key(v.clone()));
+                    push_values(&mut b, &row[k..n]);
+                    b.end_row(is_true(row.get(n)));
+                }
+                b
+            });
+            if !tx.send(out).await {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,8 @@ use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
 use crate::raw::{self, tag, RawBatch, RawBatches};
 use crate::{
-    Batch, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, Store, Txn, WriterLock, BATCH_ROWS,
+    Batch, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Read, Row, RowBatches, ScanRequest, SqlStore,
+    Store, Txn, WriterLock, BATCH_ROWS,
 };
 
 const D: Dialect = Dialect::Sqlite;
@@ -39,6 +40,30 @@ impl ColumnSql for SqliteColumns {
 
 const PLAIN: Plain = Plain(D);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `sqlite://PATH` or `sqlite:PATH`; a relative path starts at the folder
+/// of `ferry.toml`, and anything after `?` is ignored.
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Sqlite,
+    url: ferry_core::config::UrlKind {
+        prefixes: &["sqlite:"],
+        example: "sqlite://PATH",
+    },
+    open: |o| {
+        Box::pin(async move {
+            let rest = o.url.strip_prefix("sqlite:").unwrap_or(o.url);
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let path = Path::new(rest);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                o.base_dir.join(path)
+            };
+            Ok(Arc::new(SqliteStore::open(o.env, &path)?) as Arc<dyn Store>)
+        })
+    },
+};
 
 /// An SQLite database file.
 #[derive(Clone, Debug)]
@@ -216,14 +241,15 @@ impl SqliteStore {
         mut add: impl FnMut(&mut B, &rusqlite::Row<'_>) -> rusqlite::Result<()> + Send + 'static,
     ) -> Result<(), DbError> {
         let conn = self.connect(false)?;
-        let sql = D.scan(req, &SqliteColumns);
+        let (sql, params) = D.scan(req, &SqliteColumns);
+        let params: Vec<SqlValue> = params.iter().map(encode).collect();
         // Prepare here so a bad predicate or table fails the call itself.
         conn.prepare(&sql).map_err(|e| self.err(e).table(&req.table))?;
         let (env, table) = (self.env.clone(), req.table.clone());
         tokio::task::spawn_blocking(move || {
             let mut run = || -> rusqlite::Result<()> {
                 let mut stmt = conn.prepare(&sql)?;
-                let mut rows = stmt.query([])?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
                 let mut batch = fresh();
                 while let Some(r) = rows.next()? {
                     add(&mut batch, r)?;
@@ -590,11 +616,11 @@ fn chunk_size(per_row: usize) -> usize {
 fn fetch_on(conn: &Connection, env: &str, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();
     for chunk in req.values.chunks(chunk_size(req.match_columns.len())) {
-        let sql = D.fetch(req, chunk.len(), &PLAIN);
+        let (sql, params) = D.fetch(req, chunk, &PLAIN);
         let mut stmt = conn
             .prepare_cached(&sql)
             .map_err(|e| to_db_error(env, e).table(&req.table))?;
-        let params: Vec<SqlValue> = req.params(chunk).map(encode).collect();
+        let params: Vec<SqlValue> = params.iter().map(encode).collect();
         read_rows(&mut stmt, &params, |r| {
             out.push(r);
             true
@@ -641,7 +667,38 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 #[async_trait]
+impl SqlStore for SqliteStore {
+    fn dialect(&self) -> Dialect {
+        D
+    }
+
+    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
+        let sql = sql.to_string();
+        self.blocking(move |s| {
+            let conn = s.connect(false)?;
+            let mut stmt = conn.prepare(&sql).map_err(|e| s.err(e))?;
+            let mut first = None;
+            read_rows(&mut stmt, &[], |r| {
+                first = r.into_iter().next();
+                false
+            })
+            .map_err(|e| s.err(e))?;
+            Ok(first)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SQL
+    }
+
+    fn as_sql(&self) -> Option<&dyn SqlStore> {
+        Some(self)
+    }
+
     fn engine(&self) -> Engine {
         Engine::Sqlite
     }
@@ -712,22 +769,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
-        let sql = sql.to_string();
-        self.blocking(move |s| {
-            let conn = s.connect(false)?;
-            let mut stmt = conn.prepare(&sql).map_err(|e| s.err(e))?;
-            let mut first = None;
-            read_rows(&mut stmt, &[], |r| {
-                first = r.into_iter().next();
-                false
-            })
-            .map_err(|e| s.err(e))?;
-            Ok(first)
-        })
-        .await
-    }
-
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
         let file = self.lock_file()?;
         match file.try_lock() {
@@ -796,7 +837,7 @@ impl SqliteTxn {
 }
 
 #[async_trait]
-impl Txn for SqliteTxn {
+impl Read for SqliteTxn {
     fn env(&self) -> &str {
         &self.env
     }
@@ -804,7 +845,10 @@ impl Txn for SqliteTxn {
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         self.run(move |conn, env| fetch_on(conn, env, &req)).await
     }
+}
 
+#[async_trait]
+impl Txn for SqliteTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let (table, columns, rows) = (table.to_string(), columns.to_vec(), rows.to_vec());
         self.run(move |conn, env| {
@@ -989,7 +1033,7 @@ mod tests {
                 columns: vec!["id".into(), "name".into(), "icon".into()],
                 order_by: vec!["id".into()],
                 filter: None,
-                flag: Some("name = 'b'".into()),
+                flag: Some(crate::Predicate::native("name = 'b'")),
             })
             .await
             .unwrap();

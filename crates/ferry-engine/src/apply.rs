@@ -511,7 +511,7 @@ async fn recheck(plan: &Plan, by_table: &BTreeMap<&str, Vec<&PlanEntry>>, txn: &
         // yet: nothing to re-check.
         let es: Vec<&&PlanEntry> = es.iter().filter(|e| target_row_known(spec, e)).collect();
         let keys: Vec<Vec<Value>> = es.iter().map(|e| e.target_key().to_vec()).collect();
-        let rows = fetch_full(txn, spec, keys).await?;
+        let rows = crate::planner::fetch_full(&mut *txn, spec, keys).await?;
         let mut current: BTreeMap<String, (Row, ferry_core::canonical::RowHash)> = BTreeMap::new();
         for raw in rows {
             let projected = project(spec, &raw);
@@ -967,16 +967,4 @@ pub fn project(spec: &TableSpec, raw: &[Value]) -> Row {
                 .map_or(Value::Null, |i| raw[i].clone())
         })
         .collect()
-}
-
-/// Reads the current rows of `keys` inside a transaction (every target
-/// column) and locks them until it ends ([`Txn::fetch_for_update`]): what
-/// the re-check saw is what the writes overwrite, and a client's edit
-/// either came before (and the re-check sees it) or waits for the commit.
-/// The store chunks the lookup under its placeholder limit.
-pub async fn fetch_full(txn: &mut dyn Txn, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(txn.fetch_for_update(crate::planner::full_rows(spec, keys)).await?)
 }

@@ -90,11 +90,7 @@ pub async fn check(project: &Project) -> CheckReport {
                 continue;
             }
             if let Some(pred) = &t.exclude {
-                let dialect_check = format!(
-                    "SELECT count(*) FROM ({}) AS x",
-                    predicate_probe(store.engine(), name, pred)
-                );
-                if let Err(e) = store.query_scalar(&dialect_check).await {
+                if let Err(e) = ferry_db::check_predicate(&*store, name, pred).await {
                     problems.push(
                         ConfigProblem::new(format!("`exclude` does not run here: {}", e.message))
                             .at(t.line)
@@ -160,15 +156,4 @@ fn route_warnings(project: &Project) -> Vec<ConfigProblem> {
             .env(env)
         })
         .collect()
-}
-
-/// A query selecting the rows of `table` matching an SQL predicate, to see
-/// whether the predicate runs there.
-pub(crate) fn predicate_probe(engine: ferry_db::Engine, table: &str, pred: &str) -> String {
-    let d = match engine {
-        ferry_db::Engine::Sqlite => ferry_db::dialect::Dialect::Sqlite,
-        ferry_db::Engine::Postgres => ferry_db::dialect::Dialect::Postgres,
-        ferry_db::Engine::Mysql => ferry_db::dialect::Dialect::Mysql,
-    };
-    format!("SELECT 1 FROM {} WHERE ({pred})", d.ident(table))
 }

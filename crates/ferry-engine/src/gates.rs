@@ -251,7 +251,7 @@ pub async fn record_source_checks(project: &Project, source: &dyn Store, plan: &
 
 /// Runs one `sql` check: (passed, what it returned).
 async fn sql_check(store: &dyn Store, sql: &str) -> (bool, String) {
-    match store.query_scalar(sql).await {
+    match ferry_db::query_scalar(store, sql).await {
         Ok(None) => (false, "returned no row".into()),
         Ok(Some(v)) => (truthy(&v), format!("returned {}", shown(&v))),
         Err(e) => (false, format!("the query failed: {e}")),

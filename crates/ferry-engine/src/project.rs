@@ -4,10 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_core::config::{self, redact_url, Config, UrlSource};
-use ferry_db::mysql::MySqlStore;
-use ferry_db::postgres::PgStore;
-use ferry_db::sqlite::SqliteStore;
+use ferry_core::config::{self, redact_url, Config, UrlKind, UrlSource};
+use ferry_db::registry::{self, Opening};
 use ferry_db::Store;
 
 use crate::error::{Error, Result};
@@ -35,7 +33,7 @@ impl Project {
                 .map(|d| d.join(path))
                 .unwrap_or_else(|_| path.to_path_buf())
         };
-        let config = config::parse(&text, &abs)?;
+        let config = config::parse_with(&text, &abs, Some(&registry::url_kinds()))?;
         Ok(Project { config, path: abs })
     }
 
@@ -70,26 +68,18 @@ impl Project {
     /// Opens the environment's store.
     pub async fn open(&self, env: &str) -> Result<Arc<dyn Store>> {
         let url = self.url(env)?;
-        if let Some(rest) = url.strip_prefix("sqlite:") {
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            let rest = rest.split('?').next().unwrap_or(rest);
-            let path = Path::new(rest);
-            let path = if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                self.config.base_dir.join(path)
-            };
-            return Ok(Arc::new(SqliteStore::open(env, &path)?));
+        let opening = Opening {
+            env,
+            url: &url,
+            base_dir: &self.config.base_dir,
+        };
+        match registry::open(opening).await {
+            Some(store) => Ok(store?),
+            None => Err(Error::Usage(format!(
+                "environment `{env}`: `{}` is not a URL Ferry can open; use {}",
+                redact_url(&url),
+                UrlKind::examples(&registry::url_kinds())
+            ))),
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Arc::new(PgStore::connect(env, &url).await?));
-        }
-        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            return Ok(Arc::new(MySqlStore::connect(env, &url).await?));
-        }
-        Err(Error::Usage(format!(
-            "environment `{env}`: `{}` is not a URL Ferry can open; use sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB",
-            redact_url(&url)
-        )))
     }
 }

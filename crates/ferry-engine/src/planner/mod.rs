@@ -33,7 +33,7 @@ use ferry_core::plan::{InMemory, Plan, PlanEntry, PLAN_FORMAT};
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{key_cmp, Value};
-use ferry_db::{FetchRequest, Row, Store};
+use ferry_db::{FetchRequest, Read, Row};
 
 use classify::Entries;
 pub use classify::EqualSink;
@@ -196,10 +196,15 @@ pub fn full_rows(spec: &TableSpec, keys: Vec<Vec<Value>>) -> FetchRequest {
     }
 }
 
-/// Reads one store's current rows of `spec` for `keys` (all target columns).
-pub async fn fetch_full(store: &dyn Store, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+/// Reads the current rows of `spec` for `keys` (all target columns) from a
+/// store, or from a transaction, which locks them until it ends
+/// ([`Read::fetch_for_update`]): what the re-check saw is what the writes
+/// overwrite, and a client's edit either came before (and the re-check
+/// sees it) or waits for the commit. The store chunks the lookup under its
+/// placeholder limit.
+pub async fn fetch_full(mut from: impl Read, spec: &TableSpec, keys: Vec<Vec<Value>>) -> Result<Vec<Row>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(store.fetch(full_rows(spec, keys)).await?)
+    Ok(from.fetch_for_update(full_rows(spec, keys)).await?)
 }

@@ -19,7 +19,7 @@ use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
 use ferry_db::raw::is_true;
-use ferry_db::{meta, FetchRequest, ScanRequest};
+use ferry_db::{meta, FetchRequest, Predicate, ScanRequest};
 
 use super::rows::{conv_err, Candidate, SideRow, Sides};
 use crate::error::{Error, Result};
@@ -127,7 +127,7 @@ fn whole_scan(spec: &TableSpec) -> ScanRequest {
         columns: spec.columns(),
         order_by: spec.key.clone(),
         filter: None,
-        flag: spec.exclude.clone(),
+        flag: spec.exclude.clone().map(Predicate::Native),
     }
 }
 

@@ -17,7 +17,7 @@ use ferry_core::canonical::{key_text, RowHashes};
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{key_cmp, Value};
 use ferry_db::raw::is_true;
-use ferry_db::{FetchRequest, Row, ScanRequest};
+use ferry_db::{FetchRequest, Predicate, Row, ScanRequest};
 use tokio::sync::mpsc;
 
 use super::context::Ctx;
@@ -281,7 +281,7 @@ pub(super) async fn fetch_candidates(
         columns: spec.columns(),
         match_columns: columns.to_vec(),
         values,
-        flag: spec.exclude.clone(),
+        flag: spec.exclude.clone().map(Predicate::Native),
         filter: None,
         fixed: Vec::new(),
     };
@@ -357,7 +357,7 @@ pub(super) async fn matching_keys(ctx: &Ctx<'_>, spec: &TableSpec, filter: &str)
         table: spec.name.clone(),
         columns: spec.key.clone(),
         order_by: spec.key.clone(),
-        filter: Some(filter.to_string()),
+        filter: Some(Predicate::native(filter)),
         flag: None,
     };
     let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -526,8 +526,8 @@ fn full_scan(spec: &TableSpec, filter: Option<String>) -> (ScanRequest, ScanRequ
         table: spec.name.clone(),
         columns: spec.columns(),
         order_by: spec.key.clone(),
-        filter,
-        flag: spec.exclude.clone(),
+        filter: filter.map(Predicate::Native),
+        flag: spec.exclude.clone().map(Predicate::Native),
     };
     let target = ScanRequest {
         flag: None,
@@ -545,11 +545,7 @@ async fn where_error(pair: &Pair, spec: &TableSpec, filter: Option<&str>, e: fer
         return e.into();
     }
     for store in [&pair.source, &pair.target] {
-        let probe = format!(
-            "SELECT count(*) FROM ({}) AS x",
-            crate::check::predicate_probe(store.engine(), &spec.name, pred)
-        );
-        if let Err(p) = store.query_scalar(&probe).await {
+        if let Err(p) = ferry_db::check_predicate(&**store, &spec.name, pred).await {
             // rusqlite appends the whole statement ("... in SELECT ..."): the
             // predicate is what the user wrote, so say that instead.
             let why = p.message.split(" in SELECT ").next().unwrap_or(&p.message);

@@ -45,6 +45,8 @@ async fn reads_cannot_write() {
         // `sql` is) cannot write, on either side.
         for store in [&pair.source, &pair.target] {
             let e = store
+                .as_sql()
+                .expect("an SQL store")
                 .query_scalar("DELETE FROM items WHERE id > 0")
                 .await
                 .expect_err(&test)

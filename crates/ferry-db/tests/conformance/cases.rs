@@ -1,0 +1,839 @@
+//! The checks, each generic over the backend (see `main.rs`).
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use ferry_core::schema::{ForeignKey, TableSchema};
+use ferry_core::value::{convert, LogicalType, Value};
+use ferry_db::raw::is_true;
+use ferry_db::{meta, Capabilities, DbErrorKind, FetchRequest, Predicate, Read, Row, ScanRequest, Store, BATCH_ROWS};
+
+use crate::support::{Backend, Db};
+
+fn s(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn text(t: &str) -> Value {
+    Value::Text(t.to_string())
+}
+
+/// A database with the fixture, and a store on it; `None` after a SKIP line.
+async fn setup(b: Backend, test: &str) -> Option<(Db, std::sync::Arc<dyn Store>)> {
+    let db = Db::create(b, test).await?;
+    let store = db.open("conf").await;
+    Some((db, store))
+}
+
+async fn schema(store: &dyn Store, table: &str) -> TableSchema {
+    store
+        .table_schema(table)
+        .await
+        .expect("table_schema")
+        .unwrap_or_else(|| panic!("table {table} is missing"))
+}
+
+/// Rows read from `table` (values in `columns` order) converted to the
+/// columns' logical types, as the engine compares them: SQLite keeps a
+/// boolean as an integer and a NUMERIC as a REAL, the servers do not.
+async fn normalized(store: &dyn Store, table: &str, columns: &[String], rows: Vec<Row>) -> Vec<Row> {
+    let schema = schema(store, table).await;
+    rows.into_iter()
+        .map(|row| {
+            row.iter()
+                .zip(columns)
+                .map(|(v, c)| {
+                    let ty = &schema.column(c).expect("column").ty;
+                    convert(v, ty).unwrap_or_else(|e| panic!("{table}.{c}: {e}"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn by_key(table: &str, columns: &[&str], key: &[&str], values: Vec<Row>) -> FetchRequest {
+    FetchRequest {
+        table: table.into(),
+        columns: s(columns),
+        match_columns: s(key),
+        values,
+        flag: None,
+        filter: None,
+        fixed: Vec::new(),
+    }
+}
+
+async fn sorted_fetch(store: &dyn Store, req: FetchRequest) -> Vec<Row> {
+    let (table, columns) = (req.table.clone(), req.columns.clone());
+    let rows = store.fetch(req).await.expect("fetch");
+    let mut rows = normalized(store, &table, &columns, rows).await;
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows
+}
+
+const ITEM: [&str; 7] = ["id", "parent_id", "label", "price", "active", "data", "note"];
+
+/// Two parents and three items, committed through the store itself.
+async fn seed(store: &dyn Store) {
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert(
+        "parent",
+        &s(&["id", "name"]),
+        &[vec![Value::Int(1), text("one")], vec![Value::Int(2), text("two")]],
+    )
+    .await
+    .expect("insert parents");
+    txn.insert("item", &s(&ITEM), &items()).await.expect("insert items");
+    txn.commit().await.expect("commit");
+}
+
+fn item(id: i64, parent: i64, label: &str, price: &str, active: bool) -> Row {
+    vec![
+        Value::Int(id),
+        Value::Int(parent),
+        text(label),
+        Value::Decimal(price.into()), // normalized: `1.5`, not `1.50`
+        Value::Bool(active),
+        Value::Bytes(vec![0, 0xff, id as u8]),
+        Value::Null,
+    ]
+}
+
+fn items() -> Vec<Row> {
+    vec![
+        item(1, 1, "alpha", "1.5", true),
+        item(2, 1, "beta", "20", false),
+        item(3, 2, "alpha", "0.25", true),
+    ]
+}
+
+async fn all_items(store: &dyn Store) -> Vec<Row> {
+    let req = ScanRequest {
+        table: "item".into(),
+        columns: s(&ITEM),
+        order_by: s(&["id"]),
+        filter: None,
+        flag: None,
+    };
+    let mut rx = store.scan(req).await.expect("scan");
+    let mut rows = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        rows.extend(batch.expect("batch"));
+    }
+    normalized(store, "item", &s(&ITEM), rows).await
+}
+
+/// Columns in order with their logical types, nullability, generated keys,
+/// the primary key, unique constraints and foreign keys.
+pub async fn table_schema(b: Backend) {
+    let Some((_db, store)) = setup(b, "table_schema").await else {
+        return;
+    };
+    let parent = schema(&*store, "parent").await;
+    assert_eq!(parent.primary_key, s(&["id"]));
+    assert_eq!(parent.unique, vec![s(&["name"])]);
+    let id = parent.column("id").expect("id");
+    assert!(
+        id.auto_increment && id.has_default,
+        "{b:?}: parent.id is generated: {id:?}"
+    );
+
+    let item = schema(&*store, "item").await;
+    let names: Vec<&str> = item.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ITEM);
+    let logical: Vec<LogicalType> = item.columns.iter().map(|c| c.ty.logical).collect();
+    use LogicalType::*;
+    assert_eq!(logical, [Int, Int, Text, Decimal, Bool, Bytes, Text], "{b:?}");
+    assert!(!item.column("label").expect("label").nullable);
+    assert!(item.column("note").expect("note").nullable);
+    assert!(
+        !item.column("id").expect("id").auto_increment,
+        "{b:?}: item.id is not generated"
+    );
+    assert_eq!(item.primary_key, s(&["id"]));
+    assert_eq!(item.unique, vec![s(&["parent_id", "label"])]);
+    assert_eq!(
+        item.foreign_keys,
+        vec![ForeignKey {
+            columns: s(&["parent_id"]),
+            ref_table: "parent".into(),
+            ref_columns: s(&["id"]),
+        }]
+    );
+
+    let word = schema(&*store, "word").await;
+    assert_eq!(word.primary_key, s(&["k", "n"]), "{b:?}: key columns in key order");
+    assert!(store.table_schema("missing").await.expect("no error").is_none());
+}
+
+const WORDS: &str = "INSERT INTO word (k, n, v) VALUES \
+    ('a', 2, 'x'), ('\u{e9}', 1, 'y'), ('B', 1, 'same'), ('ab', 1, NULL), ('Z', 1, 'same'), ('a', 1, 'z')";
+
+/// The keys of `word` in Ferry's order: text by bytes, then the number.
+const WORD_ORDER: [(&str, i64); 6] = [("B", 1), ("Z", 1), ("a", 1), ("a", 2), ("ab", 1), ("\u{e9}", 1)];
+
+fn word_scan(filter: Option<&str>, flag: Option<&str>) -> ScanRequest {
+    ScanRequest {
+        table: "word".into(),
+        columns: s(&["k", "n", "v"]),
+        order_by: s(&["k", "n"]),
+        filter: filter.map(Predicate::native),
+        flag: flag.map(Predicate::native),
+    }
+}
+
+fn word_key(row: &[Value]) -> (String, i64) {
+    match (&row[0], &row[1]) {
+        (Value::Text(k), Value::Int(n)) => (k.clone(), *n),
+        other => panic!("unexpected key {other:?}"),
+    }
+}
+
+/// Scans come in the byte order of their keys, whatever the column's
+/// collation; a filter keeps the rows it matches; a flag column says
+/// which rows match its predicate.
+pub async fn ordered_scans(b: Backend) {
+    let Some((db, store)) = setup(b, "ordered_scans").await else {
+        return;
+    };
+    db.exec(WORDS).await;
+    let mut rx = store.scan(word_scan(None, Some("n = 2"))).await.expect("scan");
+    let mut rows = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        rows.extend(batch.expect("batch"));
+    }
+    let keys: Vec<(String, i64)> = rows.iter().map(|r| word_key(r)).collect();
+    let want: Vec<(String, i64)> = WORD_ORDER.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    assert_eq!(keys, want, "{b:?}: byte order of keys");
+    let flags: Vec<bool> = rows.iter().map(|r| is_true(r.get(3))).collect();
+    assert_eq!(
+        flags,
+        [false, false, false, true, false, false],
+        "{b:?}: the flag column"
+    );
+    assert_eq!(rows[0][2], text("same"));
+    assert_eq!(rows[4][2], Value::Null);
+
+    let mut rx = store.scan(word_scan(Some("n = 1"), None)).await.expect("scan");
+    let mut n = 0;
+    while let Some(batch) = rx.recv().await {
+        for row in batch.expect("batch") {
+            assert_eq!(row.len(), 3, "no flag column was asked for");
+            assert_eq!(row[1], Value::Int(1));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 5, "{b:?}: the filter keeps its rows");
+
+    let bad = store.scan(word_scan(Some("no_such_column = 1"), None)).await;
+    let e = match bad {
+        Err(e) => e,
+        Ok(mut rx) => match rx.recv().await {
+            Some(Err(e)) => e,
+            other => panic!(
+                "{b:?}: a bad predicate is an error, got {:?}",
+                other.map(|r| r.map(|v| v.len()))
+            ),
+        },
+    };
+    assert_eq!(e.kind, DbErrorKind::Query);
+    assert_eq!(e.env, "conf");
+}
+
+/// A scan larger than a batch arrives in batches of at most
+/// [`BATCH_ROWS`], still in key order across them.
+pub async fn scans_in_batches(b: Backend) {
+    let Some((db, store)) = setup(b, "scans_in_batches").await else {
+        return;
+    };
+    let total = 2 * BATCH_ROWS + 300;
+    let values: Vec<String> = (0..total)
+        .map(|i| format!("('k{:05}', {i}, NULL)", total - i))
+        .collect();
+    db.exec(&format!("INSERT INTO word (k, n, v) VALUES {}", values.join(", ")))
+        .await;
+    let mut rx = store.scan(word_scan(None, None)).await.expect("scan");
+    let (mut batches, mut keys) = (0, Vec::new());
+    while let Some(batch) = rx.recv().await {
+        let batch = batch.expect("batch");
+        assert!(
+            !batch.is_empty() && batch.len() <= BATCH_ROWS,
+            "{b:?}: batch of {}",
+            batch.len()
+        );
+        batches += 1;
+        keys.extend(batch.iter().map(|r| word_key(r)));
+    }
+    assert_eq!(keys.len(), total);
+    assert!(batches >= 3, "{b:?}: {batches} batches");
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{b:?}: keys in order");
+}
+
+/// A raw scan gives the same keys and flags as a scan, equal images for
+/// equal values, and images that decode (when the store says how) into
+/// the values a scan reads.
+pub async fn raw_scans(b: Backend) {
+    let Some((db, store)) = setup(b, "raw_scans").await else {
+        return;
+    };
+    db.exec(WORDS).await;
+    let mut rx = store.scan_raw(word_scan(None, Some("n = 2"))).await.expect("scan_raw");
+    let (mut keys, mut flags, mut images) = (Vec::new(), Vec::new(), Vec::new());
+    let mut decoded = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        let mut batch = batch.expect("batch");
+        for i in 0..batch.len() {
+            flags.push(batch.flag(i));
+            images.push(batch.image(i).to_vec());
+            decoded.push(rx.decode(batch.image(i)));
+            keys.push(word_key(&batch.take_key(i)));
+        }
+        rx.recycle(batch);
+    }
+    let want: Vec<(String, i64)> = WORD_ORDER.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    assert_eq!(keys, want, "{b:?}: raw scans in byte order of keys");
+    assert_eq!(flags, [false, false, false, true, false, false]);
+    assert_eq!(images[0], images[1], "{b:?}: B and Z hold the same `v`");
+    assert_ne!(images[0], images[2], "{b:?}: `same` and `z` differ");
+    assert_ne!(images[4], images[2], "{b:?}: NULL and `z` differ");
+    let values = [text("same"), text("same"), text("z"), text("x"), Value::Null, text("y")];
+    for (i, d) in decoded.into_iter().enumerate() {
+        if let Some(d) = d {
+            assert_eq!(d, vec![values[i].clone()], "{b:?}: row {i} decodes as scanned");
+        }
+    }
+    // A second reader sends the same bytes.
+    let other = db.open("conf").await;
+    let mut rx = other.scan_raw(word_scan(None, None)).await.expect("scan_raw");
+    let mut again = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        let batch = batch.expect("batch");
+        again.extend((0..batch.len()).map(|i| batch.image(i).to_vec()));
+    }
+    assert_eq!(again, images);
+}
+
+/// Fetches by one or several columns, with fixed columns, a flag and a
+/// filter; values that match nothing are no error.
+pub async fn fetch_by_values(b: Backend) {
+    let Some((_db, store)) = setup(b, "fetch_by_values").await else {
+        return;
+    };
+    seed(&*store).await;
+    let all = items();
+    let got = sorted_fetch(
+        &*store,
+        by_key(
+            "item",
+            &ITEM,
+            &["id"],
+            vec![vec![Value::Int(1)], vec![Value::Int(3)], vec![Value::Int(99)]],
+        ),
+    )
+    .await;
+    assert_eq!(got, vec![all[0].clone(), all[2].clone()], "{b:?}");
+
+    let pairs = vec![vec![Value::Int(1), text("beta")], vec![Value::Int(2), text("beta")]];
+    let got = sorted_fetch(&*store, by_key("item", &["id"], &["parent_id", "label"], pairs)).await;
+    assert_eq!(got, vec![vec![Value::Int(2)]], "{b:?}: by two columns");
+
+    let mut req = by_key(
+        "item",
+        &["id"],
+        &["label"],
+        vec![vec![text("alpha")], vec![text("beta")]],
+    );
+    req.fixed = vec![("parent_id".into(), Value::Int(1))];
+    let got = sorted_fetch(&*store, req).await;
+    assert_eq!(
+        got,
+        vec![vec![Value::Int(1)], vec![Value::Int(2)]],
+        "{b:?}: with a fixed column"
+    );
+
+    let keys = (1..=3).map(|i| vec![Value::Int(i)]).collect();
+    let mut req = by_key("item", &["id"], &["id"], keys);
+    req.flag = Some(Predicate::native("price > 1"));
+    req.filter = Some(Predicate::native("parent_id = 1"));
+    let mut rows = store.fetch(req).await.expect("fetch");
+    rows.sort_by_key(|r| format!("{r:?}"));
+    let flags: Vec<(Value, bool)> = rows.iter().map(|r| (r[0].clone(), is_true(r.get(1)))).collect();
+    assert_eq!(
+        flags,
+        vec![(Value::Int(1), true), (Value::Int(2), true)],
+        "{b:?}: flag and filter"
+    );
+
+    let none = store
+        .fetch(by_key("item", &ITEM, &["id"], Vec::new()))
+        .await
+        .expect("fetch");
+    assert!(none.is_empty());
+}
+
+/// Insert, update, upsert, delete and delete_in, committed.
+pub async fn writes(b: Backend) {
+    let Some((_db, store)) = setup(b, "writes").await else {
+        return;
+    };
+    seed(&*store).await;
+    let mut txn = store.begin().await.expect("begin");
+    txn.update(
+        "item",
+        &s(&["id"]),
+        &s(&["label", "note"]),
+        &[
+            (vec![Value::Int(1)], vec![text("first"), text("n1")]),
+            (vec![Value::Int(2)], vec![text("second"), Value::Null]),
+        ],
+    )
+    .await
+    .expect("update");
+    txn.upsert(
+        "item",
+        &s(&["id"]),
+        &s(&ITEM),
+        &[item(3, 2, "third", "3", false), item(4, 2, "fourth", "4", true)],
+    )
+    .await
+    .expect("upsert");
+    txn.delete("item", &s(&["id"]), &[vec![Value::Int(1)]])
+        .await
+        .expect("delete");
+    txn.insert("item", &s(&ITEM), &[item(5, 1, "fifth", "5", true)])
+        .await
+        .expect("insert");
+    txn.delete_in(
+        "item",
+        &[("parent_id".into(), Value::Int(2))],
+        "id",
+        &[Value::Int(4), Value::Int(5), Value::Int(99)],
+    )
+    .await
+    .expect("delete_in");
+    txn.commit().await.expect("commit");
+
+    let mut second = item(2, 1, "second", "20", false);
+    second[6] = Value::Null;
+    let want = vec![second, item(3, 2, "third", "3", false), item(5, 1, "fifth", "5", true)];
+    assert_eq!(all_items(&*store).await, want, "{b:?}");
+}
+
+/// A write refused by a constraint names the table and the failing row.
+pub async fn write_errors_name_the_row(b: Backend) {
+    let Some((_db, store)) = setup(b, "write_errors_name_the_row").await else {
+        return;
+    };
+    seed(&*store).await;
+    let mut txn = store.begin().await.expect("begin");
+    let e = txn
+        .insert(
+            "item",
+            &s(&ITEM),
+            &[item(10, 1, "ten", "1", true), item(1, 1, "dup", "1", true)],
+        )
+        .await
+        .expect_err("a duplicate key is refused");
+    assert_eq!(e.kind, DbErrorKind::Constraint, "{b:?}: {e}");
+    assert_eq!(e.table.as_deref(), Some("item"), "{b:?}: {e}");
+    assert_eq!(e.row, Some(1), "{b:?}: {e}");
+    assert_eq!(e.env, "conf");
+    drop(txn);
+    assert_eq!(all_items(&*store).await, items(), "{b:?}: nothing was written");
+}
+
+/// `insert_returning` gives the generated key; after explicit keys and
+/// `advance_generated`, the next generated key is past them.
+pub async fn generated_ids(b: Backend) {
+    let Some((_db, store)) = setup(b, "generated_ids").await else {
+        return;
+    };
+    let mut txn = store.begin().await.expect("begin");
+    let name = s(&["name"]);
+    let first = txn
+        .insert_returning("parent", &name, &vec![text("gen1")], "id")
+        .await
+        .expect("insert_returning");
+    let Value::Int(first) = first else {
+        panic!("{b:?}: a generated key is an integer, got {first:?}");
+    };
+    assert!(first >= 1);
+    txn.insert(
+        "parent",
+        &s(&["id", "name"]),
+        &[vec![Value::Int(100), text("explicit")]],
+    )
+    .await
+    .expect("insert");
+    txn.advance_generated("parent", "id").await.expect("advance_generated");
+    let next = txn
+        .insert_returning("parent", &name, &vec![text("gen2")], "id")
+        .await
+        .expect("insert_returning");
+    assert!(matches!(next, Value::Int(n) if n > 100), "{b:?}: {next:?} after 100");
+    txn.commit().await.expect("commit");
+    let rows = store
+        .fetch(by_key("parent", &["name"], &["id"], vec![vec![next]]))
+        .await
+        .expect("fetch");
+    assert_eq!(rows, vec![vec![text("gen2")]]);
+}
+
+/// One writer at a time: `try_lock_writer` refuses while another store
+/// holds the lock, `lock_writer` waits for it, and dropping the guard
+/// releases it. A transaction commits under the lock.
+pub async fn writer_locks(b: Backend) {
+    let Some((db, a)) = setup(b, "writer_locks").await else {
+        return;
+    };
+    let other = db.open("conf").await;
+    let held = a.try_lock_writer().await.expect("try_lock").expect("free");
+    assert!(
+        other.try_lock_writer().await.expect("try_lock").is_none(),
+        "{b:?}: held"
+    );
+    let waiter = {
+        let other = other.clone();
+        tokio::spawn(async move { other.lock_writer().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "{b:?}: lock_writer waits");
+    let mut txn = a.begin().await.expect("begin");
+    txn.insert("parent", &s(&["id", "name"]), &[vec![Value::Int(7), text("locked")]])
+        .await
+        .expect("insert");
+    txn.commit().await.expect("commit under the lock");
+    drop(held);
+    let theirs = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("lock_writer returns once the lock is free")
+        .expect("task")
+        .expect("lock_writer");
+    assert!(
+        a.try_lock_writer().await.expect("try_lock").is_none(),
+        "{b:?}: now theirs"
+    );
+    drop(theirs);
+    // A server lock goes with its connection, which the server may see
+    // close a moment after the drop.
+    let mut again = None;
+    for _ in 0..100 {
+        again = a.try_lock_writer().await.expect("try_lock");
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "{b:?}: released on drop");
+}
+
+/// `fetch_for_update` reads what `fetch` reads, inside the transaction.
+pub async fn fetch_for_update(b: Backend) {
+    let Some((_db, store)) = setup(b, "fetch_for_update").await else {
+        return;
+    };
+    seed(&*store).await;
+    let mut txn = store.begin().await.expect("begin");
+    let keys = vec![vec![Value::Int(2)], vec![Value::Int(3)]];
+    let mut plain = txn
+        .fetch(by_key("item", &ITEM, &["id"], keys.clone()))
+        .await
+        .expect("fetch");
+    let mut locked = txn
+        .fetch_for_update(by_key("item", &ITEM, &["id"], keys))
+        .await
+        .expect("fetch_for_update");
+    plain.sort_by_key(|r| format!("{r:?}"));
+    locked.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(plain.len(), 2);
+    assert_eq!(plain, locked, "{b:?}");
+    txn.commit().await.expect("commit");
+}
+
+/// A transaction sees its own writes; dropped without a commit, it leaves
+/// nothing behind.
+pub async fn rolled_back_on_drop(b: Backend) {
+    let Some((_db, store)) = setup(b, "rolled_back_on_drop").await else {
+        return;
+    };
+    seed(&*store).await;
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &[item(50, 1, "gone", "1", true)])
+        .await
+        .expect("insert");
+    txn.delete("item", &s(&["id"]), &[vec![Value::Int(1)]])
+        .await
+        .expect("delete");
+    let seen = txn
+        .fetch(by_key(
+            "item",
+            &["id"],
+            &["id"],
+            vec![vec![Value::Int(50)], vec![Value::Int(1)]],
+        ))
+        .await
+        .expect("fetch");
+    assert_eq!(seen, vec![vec![Value::Int(50)]], "{b:?}: its own writes");
+    drop(txn);
+    assert_eq!(all_items(&*store).await, items(), "{b:?}: rolled back");
+    // The store writes again after a rollback (no lock or connection left over).
+    let mut txn = store.begin().await.expect("begin again");
+    txn.delete("item", &s(&["id"]), &[vec![Value::Int(3)]])
+        .await
+        .expect("delete");
+    txn.commit().await.expect("commit");
+    assert_eq!(all_items(&*store).await.len(), 2);
+}
+
+/// SQL a store runs to read cannot write, and says why.
+pub async fn read_only_sessions(b: Backend) {
+    let Some((_db, store)) = setup(b, "read_only_sessions").await else {
+        return;
+    };
+    seed(&*store).await;
+    assert_eq!(
+        store
+            .as_sql()
+            .expect("an SQL store")
+            .query_scalar("SELECT 42")
+            .await
+            .expect("query"),
+        Some(Value::Int(42))
+    );
+    let e = store
+        .as_sql()
+        .expect("an SQL store")
+        .query_scalar("DELETE FROM item")
+        .await
+        .expect_err("a reading session refuses writes");
+    assert_eq!(e.env, "conf");
+    assert_eq!(all_items(&*store).await, items(), "{b:?}: nothing was deleted");
+}
+
+/// Ferry's own tables: absent until the first write transaction creates
+/// them (committed), with the columns `meta` names; a second transaction
+/// finds them at the latest version.
+pub async fn own_tables(b: Backend) {
+    let Some((_db, store)) = setup(b, "own_tables").await else {
+        return;
+    };
+    store.ping().await.expect("ping");
+    assert!(!store.has_meta().await.expect("has_meta"));
+    assert!(store.table_schema(meta::PROMOTIONS).await.expect("schema").is_none());
+    store.begin().await.expect("begin").commit().await.expect("commit");
+    assert!(store.has_meta().await.expect("has_meta"), "{b:?}");
+    let tables: [(&str, &[&str]); 5] = [
+        (meta::PROMOTIONS, &meta::PROMOTION_COLUMNS),
+        (meta::JOURNAL, &meta::JOURNAL_COLUMNS),
+        (meta::SYNC, &meta::SYNC_COLUMNS),
+        (meta::AUDIT, &meta::AUDIT_COLUMNS),
+        (meta::REVIEWS, &meta::REVIEW_COLUMNS),
+    ];
+    for (table, columns) in tables {
+        let schema = schema(&*store, table).await;
+        let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, columns, "{b:?}: {table}");
+    }
+    let mut txn = store.begin().await.expect("begin at the latest version");
+    let row: Row = vec![
+        text("staging"),
+        text("item"),
+        text("[1]"),
+        Value::Bytes(vec![1; 16]),
+        Value::Bytes(vec![2; 8]),
+        text("01TEST"),
+        Value::Null,
+    ];
+    let key = s(&["source_env", "table_name", "row_key"]);
+    let cols: Vec<String> = meta::columns(&meta::SYNC_COLUMNS);
+    txn.upsert(meta::SYNC, &key, &cols, std::slice::from_ref(&row))
+        .await
+        .expect("upsert");
+    txn.upsert(meta::SYNC, &key, &cols, &[row]).await.expect("upsert again");
+    txn.commit().await.expect("commit");
+    let got = store
+        .fetch(by_key(
+            meta::SYNC,
+            &["promotion_id"],
+            &["source_env", "table_name", "row_key"],
+            vec![vec![text("staging"), text("item"), text("[1]")]],
+        ))
+        .await
+        .expect("fetch");
+    assert_eq!(got, vec![vec![text("01TEST")]]);
+}
+
+/// The keys of `word` a scan (decoded or raw) reads with `filter` and `flag`.
+async fn word_keys(
+    store: &dyn Store,
+    filter: Predicate,
+    flag: Option<Predicate>,
+    raw: bool,
+) -> Vec<(String, i64, bool)> {
+    let mut req = word_scan(None, None);
+    req.filter = Some(filter);
+    req.flag = flag;
+    let mut out = Vec::new();
+    if raw {
+        let mut rx = store.scan_raw(req).await.expect("scan_raw");
+        while let Some(batch) = rx.recv().await {
+            let mut batch = batch.expect("batch");
+            for i in 0..batch.len() {
+                let (k, n) = word_key(&batch.take_key(i));
+                out.push((k, n, batch.flag(i)));
+            }
+        }
+    } else {
+        let mut rx = store.scan(req).await.expect("scan");
+        while let Some(batch) = rx.recv().await {
+            for row in batch.expect("batch") {
+                let (k, n) = word_key(&row);
+                out.push((k, n, is_true(row.get(3))));
+            }
+        }
+    }
+    out
+}
+
+/// The structural predicates every store evaluates: every row, key lists
+/// (one column or several) and key ranges in Ferry's key order, as a
+/// filter and as a flag, in decoded and raw scans and in fetches.
+pub async fn predicates(b: Backend) {
+    let Some((db, store)) = setup(b, "predicates").await else {
+        return;
+    };
+    db.exec(WORDS).await;
+    let keys = |want: &[(&str, i64, bool)]| -> Vec<(String, i64, bool)> {
+        want.iter().map(|(k, n, f)| (k.to_string(), *n, *f)).collect()
+    };
+    let kn = |k: &str, n: i64| vec![text(k), Value::Int(n)];
+    let cols = s(&["k", "n"]);
+    for raw in [false, true] {
+        let all = word_keys(&*store, Predicate::All, Some(Predicate::All), raw).await;
+        assert_eq!(all.len(), 6, "{b:?} raw={raw}");
+        assert!(all.iter().all(|(_, _, f)| *f), "{b:?}: every row matches All");
+
+        let listed = Predicate::In {
+            columns: cols.clone(),
+            values: vec![kn("a", 2), kn("Z", 1), kn("zz", 9)],
+        };
+        let got = word_keys(&*store, listed, None, raw).await;
+        assert_eq!(
+            got,
+            keys(&[("Z", 1, false), ("a", 2, false)]),
+            "{b:?} raw={raw}: key list"
+        );
+
+        let one = Predicate::In {
+            columns: s(&["k"]),
+            values: vec![vec![text("a")]],
+        };
+        let got = word_keys(&*store, Predicate::All, Some(one), raw).await;
+        let flagged: Vec<(String, i64)> = got.into_iter().filter(|r| r.2).map(|r| (r.0, r.1)).collect();
+        assert_eq!(
+            flagged,
+            vec![("a".to_string(), 1), ("a".to_string(), 2)],
+            "{b:?}: key list as a flag"
+        );
+
+        let range = Predicate::Range {
+            columns: cols.clone(),
+            from: Bound::Excluded(kn("Z", 1)),
+            to: Bound::Included(kn("ab", 1)),
+        };
+        let got = word_keys(&*store, range, None, raw).await;
+        assert_eq!(
+            got,
+            keys(&[("a", 1, false), ("a", 2, false), ("ab", 1, false)]),
+            "{b:?} raw={raw}: a range in byte order"
+        );
+
+        let open = Predicate::Range {
+            columns: s(&["k"]),
+            from: Bound::Included(vec![text("a")]),
+            to: Bound::Unbounded,
+        };
+        let got = word_keys(&*store, open, None, raw).await;
+        let want = keys(&[("a", 1, false), ("a", 2, false), ("ab", 1, false), ("\u{e9}", 1, false)]);
+        assert_eq!(
+            got, want,
+            "{b:?} raw={raw}: an open range: lower case and accents after capitals"
+        );
+
+        let none = Predicate::In {
+            columns: cols.clone(),
+            values: Vec::new(),
+        };
+        assert!(
+            word_keys(&*store, none, None, raw).await.is_empty(),
+            "{b:?}: an empty list"
+        );
+    }
+    let mut req = by_key("word", &["k", "n"], &["k"], vec![vec![text("a")], vec![text("ab")]]);
+    req.filter = Some(Predicate::Range {
+        columns: s(&["n"]),
+        from: Bound::Unbounded,
+        to: Bound::Excluded(vec![Value::Int(2)]),
+    });
+    let got = sorted_fetch(&*store, req).await;
+    assert_eq!(got, vec![kn("a", 1), kn("ab", 1)], "{b:?}: a fetch filtered by a range");
+}
+
+/// What a store says it can do holds: a store with SQL predicates checks
+/// them and runs queries; one without refuses them, naming the table.
+pub async fn capabilities(b: Backend) {
+    let Some((_db, store)) = setup(b, "capabilities").await else {
+        return;
+    };
+    let caps = store.capabilities();
+    // The three SQL backends of this crate do everything.
+    assert_eq!(caps, Capabilities::SQL, "{b:?}");
+    assert_eq!(caps.sql_predicates, store.as_sql().is_some());
+    let checked = ferry_db::check_predicate(&*store, "item", "price > 1").await;
+    let bad = ferry_db::check_predicate(&*store, "item", "no_such_column > 1").await;
+    if caps.sql_predicates {
+        checked.expect("a predicate that runs");
+        let e = bad.expect_err("a predicate naming no column");
+        assert_eq!((e.kind, e.env.as_str()), (DbErrorKind::Query, "conf"));
+        let v = ferry_db::query_scalar(&*store, "SELECT 1").await.expect("query");
+        assert_eq!(v, Some(Value::Int(1)));
+    } else {
+        let e = checked.expect_err("no SQL here");
+        assert_eq!(e.table.as_deref(), Some("item"));
+        let scan = store.scan(word_scan(Some("n = 1"), None)).await;
+        assert!(scan.is_err(), "{b:?}: a native predicate is refused");
+    }
+}
+
+/// The ids of `item` rows 1 to 60 that `from` reads, through the one read
+/// interface a store and a transaction share.
+async fn read_ids(mut from: impl Read) -> Vec<Value> {
+    let keys = (1..=60).map(|i| vec![Value::Int(i)]).collect();
+    let mut rows = from
+        .fetch_for_update(by_key("item", &["id"], &["id"], keys))
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", from.env()));
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows.into_iter().flatten().collect()
+}
+
+/// A store and a transaction are both a `Read`: the store reads what is
+/// committed, the transaction its own writes too.
+pub async fn one_read_interface(b: Backend) {
+    let Some((_db, store)) = setup(b, "one_read_interface").await else {
+        return;
+    };
+    seed(&*store).await;
+    let committed = vec![Value::Int(1), Value::Int(2), Value::Int(3)];
+    assert_eq!(read_ids(&*store).await, committed, "{b:?}: the store");
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &[item(50, 1, "new", "1", true)])
+        .await
+        .expect("insert");
+    let mut seen = committed.clone();
+    seen.push(Value::Int(50));
+    assert_eq!(read_ids(&mut *txn).await, seen, "{b:?}: the transaction");
+    assert_eq!(read_ids(&*store).await, committed, "{b:?}: not committed yet");
+    txn.commit().await.expect("commit");
+    assert_eq!(read_ids(&*store).await, seen, "{b:?}: committed");
+}

@@ -1,0 +1,56 @@
+//! The store conformance suite: one set of checks that every backend of
+//! `ferry-db` must pass, run for SQLite, PostgreSQL and MariaDB (and, by
+//! adding a line to [`conformance!`] and an arm to [`support::Backend`],
+//! for every backend added later).
+//!
+//! Each check is one generic async function in [`cases`], taking the
+//! backend; [`conformance!`] makes one test per check and backend, named
+//! `CHECK::BACKEND` (`cargo test -p ferry-db --test conformance -- scans`).
+
+mod cases;
+mod support;
+
+/// One module per check, with one test per backend.
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        $(
+            mod $check {
+                use crate::support::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    crate::cases::$check(Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    crate::cases::$check(Backend::Postgres).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb() {
+                    crate::cases::$check(Backend::Mariadb).await
+                }
+            }
+        )*
+    };
+}
+
+conformance!(
+    table_schema,
+    ordered_scans,
+    scans_in_batches,
+    raw_scans,
+    predicates,
+    fetch_by_values,
+    writes,
+    write_errors_name_the_row,
+    generated_ids,
+    writer_locks,
+    fetch_for_update,
+    one_read_interface,
+    rolled_back_on_drop,
+    read_only_sessions,
+    own_tables,
+    capabilities,
+);
