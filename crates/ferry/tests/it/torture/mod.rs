@@ -11,6 +11,7 @@
 //! line and passes; with `CI=true` a missing variable or an unreachable
 //! server fails it.
 
+mod cut;
 mod fuzz;
 mod kill;
 
