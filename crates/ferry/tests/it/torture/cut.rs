@@ -181,7 +181,8 @@ fn complete(s: &Setup, cmd: Cmd, pending: &str, to: &str, what: &str) -> String 
 
 fn cuts(eng: Eng, cmd: Cmd) {
     let test = format!("cut::{}_{}", cmd.name().replace(' ', "_"), eng.name());
-    let Some(s) = Setup::new(eng, &test, cmd == Cmd::Approve) else {
+    // Few rows: the cuts are made at fixed points, not at random times.
+    let Some(s) = Setup::with_items(eng, &test, cmd == Cmd::Approve, 60) else {
         return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -93,11 +93,11 @@ fn item_row(eng: Eng, id: usize, shelf: usize) -> String {
 }
 
 /// What both environments hold at first.
-fn shared_data(eng: Eng) -> String {
+fn shared_data(eng: Eng, items: usize) -> String {
     let mut sql = String::new();
     let shelves: Vec<String> = (1..=SHELVES).map(|i| format!("({i}, 'shelf {i} 📚')")).collect();
     sql.push_str(&format!("INSERT INTO shelves VALUES {};\n", shelves.join(", ")));
-    let rows: Vec<String> = (1..=items()).map(|i| item_row(eng, i, 1 + i % SHELVES)).collect();
+    let rows: Vec<String> = (1..=items).map(|i| item_row(eng, i, 1 + i % SHELVES)).collect();
     for chunk in rows.chunks(500) {
         sql.push_str(&format!("INSERT INTO items VALUES {};\n", chunk.join(", ")));
     }
@@ -106,7 +106,7 @@ fn shared_data(eng: Eng) -> String {
 
 /// Staging's new work: a third of the items changed, new items in new
 /// shelves, some items deleted.
-fn staging_work(eng: Eng) -> String {
+fn staging_work(eng: Eng, items: usize) -> String {
     let mut sql = format!(
         "UPDATE items SET name = {}, qty = coalesce(qty, 0) + 1 WHERE id % 3 = 0;\n",
         eng.concat("name", "' v2 ✨'")
@@ -115,7 +115,7 @@ fn staging_work(eng: Eng) -> String {
         .map(|i| format!("({i}, 'new shelf {i}')"))
         .collect();
     sql.push_str(&format!("INSERT INTO shelves VALUES {};\n", shelves.join(", ")));
-    let rows: Vec<String> = (items() + 1..=items() * 13 / 10)
+    let rows: Vec<String> = (items + 1..=items * 13 / 10)
         .map(|i| item_row(eng, i, SHELVES + 1 + i % 5))
         .collect();
     for chunk in rows.chunks(500) {
@@ -209,11 +209,16 @@ pub(super) struct Setup {
 
 impl Setup {
     pub(super) fn new(eng: Eng, test: &str, review: bool) -> Option<Setup> {
+        Setup::with_items(eng, test, review, items())
+    }
+
+    /// [`Setup::new`] with `items` items.
+    pub(super) fn with_items(eng: Eng, test: &str, review: bool, items: usize) -> Option<Setup> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let staging = Db::create(eng, dir.path(), "staging", test)?;
         let production = Db::create(eng, dir.path(), "production", test)?;
         for db in [&staging, &production] {
-            db.sql(&format!("{}\n{}", schema(eng), shared_data(eng)));
+            db.sql(&format!("{}\n{}", schema(eng), shared_data(eng, items)));
         }
         let review = if review { "review = true\n" } else { "" };
         std::fs::write(
@@ -238,7 +243,7 @@ impl Setup {
             vars,
         };
         s.run_ok(&["baseline", "staging", "production", "--yes"]);
-        s.staging.sql(&staging_work(eng));
+        s.staging.sql(&staging_work(eng, items));
         Some(s)
     }
 

@@ -14,6 +14,7 @@
 mod cut;
 mod fuzz;
 mod kill;
+mod race;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
