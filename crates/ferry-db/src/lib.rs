@@ -396,13 +396,39 @@ impl Drop for HeldLock {
     }
 }
 
+/// Added to the error of a statement whose connection closed under it.
+pub(crate) const CONNECTION_CLOSED: &str = "the database connection closed under Ferry (a server restart, a network cut, or the session killed on the server), and the database rolls back the transaction it had open. Run the command again";
+
+/// Added to the error of a `COMMIT` whose connection closed under it.
+pub(crate) const CLOSED_IN_COMMIT: &str = "this happened during the COMMIT, so Ferry cannot tell whether the database committed: `ferry log` shows whether the command was recorded";
+
+/// An I/O error that means the server closed the connection (not one that
+/// could not be opened).
+pub(crate) fn io_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
+/// `e` as said of a connection that closed: kind `Unreachable`, and
+/// [`CONNECTION_CLOSED`] (or, for a `COMMIT`, [`CLOSED_IN_COMMIT`]) added.
+pub(crate) fn closed(mut e: DbError, in_commit: bool) -> DbError {
+    e.kind = DbErrorKind::Unreachable;
+    let why = if in_commit { CLOSED_IN_COMMIT } else { CONNECTION_CLOSED };
+    if !e.message.contains(why) {
+        e.message = format!("{}; {why}", e.message);
+    }
+    e
+}
+
+/// What a transaction whose writer lock was lost before its commit says.
+pub const LOCK_LOST: &str = "the writer lock was lost while this operation ran (the database connection holding it closed), so another writer may be working on it now; the transaction was rolled back and nothing was written. Run the command again";
+
 /// The error of a transaction whose writer lock was lost before its commit.
 pub(crate) fn lock_lost(env: &str) -> DbError {
-    DbError::new(
-        DbErrorKind::Busy,
-        env,
-        "the writer lock was lost while this operation ran (the database connection holding it closed), so another writer may be working on it now; the transaction was rolled back and nothing was written. Run the command again",
-    )
+    DbError::new(DbErrorKind::Busy, env, LOCK_LOST)
 }
 
 /// The reads a store and a write transaction share: a store reads what is

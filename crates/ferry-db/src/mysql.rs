@@ -173,6 +173,22 @@ impl std::ops::Deref for MySqlStore {
 }
 
 fn err(env: &str, e: sqlx::Error) -> DbError {
+    // The server ended the session (1927 "Connection was killed", 70100) or
+    // the socket closed.
+    let gone = match &e {
+        sqlx::Error::Io(io) => crate::io_closed(io),
+        sqlx::Error::Database(d) => d.code().as_deref() == Some("70100"),
+        _ => false,
+    };
+    let out = err_of(env, e);
+    if gone {
+        crate::closed(out, false)
+    } else {
+        out
+    }
+}
+
+fn err_of(env: &str, e: sqlx::Error) -> DbError {
     let kind = match &e {
         sqlx::Error::Database(d) => match d.code().as_deref() {
             Some(c) if c.starts_with("23") => DbErrorKind::Constraint,

@@ -178,6 +178,22 @@ impl std::ops::Deref for PgStore {
 const READ_ONLY: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
 
 fn err(env: &str, e: sqlx::Error) -> DbError {
+    // The server ended the session (57P01 `pg_terminate_backend`, 57P02/03
+    // shutdown) or the socket closed.
+    let gone = match &e {
+        sqlx::Error::Io(io) => crate::io_closed(io),
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("57P") || c == "08006"),
+        _ => false,
+    };
+    let out = err_of(env, e);
+    if gone {
+        crate::closed(out, false)
+    } else {
+        out
+    }
+}
+
+fn err_of(env: &str, e: sqlx::Error) -> DbError {
     let kind = match &e {
         sqlx::Error::Database(d) => match d.code().as_deref() {
             Some(c) if c.starts_with("23") => DbErrorKind::Constraint,

@@ -321,7 +321,10 @@ where
                 return Err(lock_lost(&env));
             }
         }
-        conn.execute("COMMIT").await.map_err(|e| E::err(&env, e))?;
+        conn.execute("COMMIT").await.map_err(|e| match E::err(&env, e) {
+            e if e.kind == DbErrorKind::Unreachable => crate::closed(e, true),
+            e => e,
+        })?;
         let _ = conn.close().await;
         Ok(())
     }

@@ -397,6 +397,9 @@ pub async fn promote_plan_with(
             "{} -> {}: environment `{}`: {}",
             plan.from, plan.to, e.env, e.message
         )),
+        // The connection closed: what happened is in the error, not
+        // "rolled back" (a COMMIT cut short may have committed).
+        DbErrorKind::Unreachable => Error::Db(e),
         _ => write_error(plan, "(commit)", None, e),
     })?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: committed");

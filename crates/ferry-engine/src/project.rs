@@ -1,8 +1,9 @@
 //! A loaded `ferry.toml` and the environments it names: resolving URLs
 //! (never printing a password) and opening stores.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ferry_core::config::{self, redact_url, Config, UrlKind, UrlSource};
 use ferry_db::registry::{self, Opening};
@@ -15,6 +16,19 @@ use crate::error::{Error, Result};
 pub struct Project {
     pub config: Config,
     pub path: PathBuf,
+    held: Held,
+}
+
+/// The stores whose writer lock the command holds, by environment
+/// ([`Project::hold`]); shared by the clones of a project.
+#[derive(Clone, Default)]
+struct Held(Arc<Mutex<BTreeMap<String, Arc<dyn Store>>>>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let envs: Vec<String> = self.0.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        f.debug_tuple("Held").field(&envs).finish()
+    }
 }
 
 impl Project {
@@ -34,11 +48,19 @@ impl Project {
                 .unwrap_or_else(|_| path.to_path_buf())
         };
         let config = config::parse_with(&text, &abs, Some(&registry::url_kinds()))?;
-        Ok(Project { config, path: abs })
+        Ok(Project {
+            config,
+            path: abs,
+            held: Held::default(),
+        })
     }
 
     pub fn from_config(config: Config, path: PathBuf) -> Project {
-        Project { config, path }
+        Project {
+            config,
+            path,
+            held: Held::default(),
+        }
     }
 
     /// The environment's URL, from the file or its variable.
@@ -65,8 +87,25 @@ impl Project {
         })
     }
 
-    /// Opens the environment's store.
+    /// Keeps `store`, on which the command took `env`'s writer lock: every
+    /// later [`Project::open`] of `env` returns it. A server's writer lock
+    /// lives on a connection of its store, and a transaction checks right
+    /// before its commit that its own store's lock is still held (issue 15
+    /// defect 2): an operation that opened `env` again (revert and review
+    /// approval find their record first) would commit on a store that holds
+    /// no lock, and not notice a lost one.
+    pub fn hold(&self, env: &str, store: Arc<dyn Store>) {
+        if let Ok(mut held) = self.held.0.lock() {
+            held.insert(env.to_string(), store);
+        }
+    }
+
+    /// Opens the environment's store (the one [`Project::hold`] keeps, if
+    /// any).
     pub async fn open(&self, env: &str) -> Result<Arc<dyn Store>> {
+        if let Some(store) = self.held.0.lock().ok().and_then(|h| h.get(env).cloned()) {
+            return Ok(store);
+        }
         let url = self.url(env)?;
         let opening = Opening {
             env,

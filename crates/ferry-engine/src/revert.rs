@@ -95,7 +95,12 @@ pub async fn revert_unchecked(project: &Project, id: &str, user: &str, force: bo
     }
     let mut txn = store.begin().await?;
     let done = revert_in(&original, &rows, &schemas, user, force, txn.as_mut()).await?;
-    txn.commit().await?;
+    txn.commit().await.map_err(|e| match e.kind {
+        // The writer lock was lost before the commit: rolled back (exit 3,
+        // as for a promotion).
+        ferry_db::DbErrorKind::Busy => Error::Blocked(format!("revert {id}: environment `{}`: {}", e.env, e.message)),
+        _ => Error::Db(e),
+    })?;
     Ok(done)
 }
 

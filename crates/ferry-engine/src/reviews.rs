@@ -634,6 +634,8 @@ pub async fn approve(
     })
     .await
     .map_err(|e| match e {
+        // A lost writer lock leaves the review as it was: approve again.
+        Error::Blocked(m) if m.contains(ferry_db::LOCK_LOST) => Error::Blocked(format!("review {id}: {m}")),
         Error::Blocked(m) => Error::Blocked(format!(
             "review {id} is stale: {m}. Reject it and promote again to make a fresh review"
         )),

@@ -16,6 +16,8 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
         print_text(&output::revert_preview_text(&record, &rows))?;
     }
     let _lock = ui::writer_lock(g, &*store).await?;
+    // The revert commits on the store that holds the lock, which checks it.
+    project.hold(store.env(), store.clone());
     if !ui::confirm(g, &format!("Revert {id} in {}?", record.to), &format!("reverting {id}"))? {
         print_text("Nothing was written.\n")?;
         return Ok(1);

@@ -211,6 +211,8 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
             let target = project.open(&r.to).await?;
             // Approving writes the target: one writer at a time.
             let _lock = ui::writer_lock(g, &*target).await?;
+            // Committed on the store that holds the lock, which checks it.
+            project.hold(&r.to, target.clone());
             let done = reviews::approve(&project, &id, &user, &rows).await;
             let store = project.open(&r.to).await?;
             let mut entry = AuditEntry::new(&user, "approve", Some(&r.from), &r.to)
@@ -274,6 +276,8 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
             }
             let target = project.open(&r.to).await?;
             let _lock = ui::writer_lock(g, &*target).await?;
+            // Committed on the store that holds the lock, which checks it.
+            project.hold(&r.to, target.clone());
             let done = reviews::reject(&project, &id, &user, &rows).await;
             let store = project.open(&r.to).await?;
             let entry = AuditEntry::new(&user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.clone()));

@@ -43,14 +43,14 @@ fn items() -> usize {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cmd {
+pub(super) enum Cmd {
     Promote,
     Revert,
     Approve,
 }
 
 impl Cmd {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Cmd::Promote => "promote",
             Cmd::Revert => "revert",
@@ -93,11 +93,11 @@ fn item_row(eng: Eng, id: usize, shelf: usize) -> String {
 }
 
 /// What both environments hold at first.
-fn shared_data(eng: Eng) -> String {
+fn shared_data(eng: Eng, items: usize) -> String {
     let mut sql = String::new();
     let shelves: Vec<String> = (1..=SHELVES).map(|i| format!("({i}, 'shelf {i} 📚')")).collect();
     sql.push_str(&format!("INSERT INTO shelves VALUES {};\n", shelves.join(", ")));
-    let rows: Vec<String> = (1..=items()).map(|i| item_row(eng, i, 1 + i % SHELVES)).collect();
+    let rows: Vec<String> = (1..=items).map(|i| item_row(eng, i, 1 + i % SHELVES)).collect();
     for chunk in rows.chunks(500) {
         sql.push_str(&format!("INSERT INTO items VALUES {};\n", chunk.join(", ")));
     }
@@ -106,7 +106,7 @@ fn shared_data(eng: Eng) -> String {
 
 /// Staging's new work: a third of the items changed, new items in new
 /// shelves, some items deleted.
-fn staging_work(eng: Eng) -> String {
+fn staging_work(eng: Eng, items: usize) -> String {
     let mut sql = format!(
         "UPDATE items SET name = {}, qty = coalesce(qty, 0) + 1 WHERE id % 3 = 0;\n",
         eng.concat("name", "' v2 ✨'")
@@ -115,7 +115,7 @@ fn staging_work(eng: Eng) -> String {
         .map(|i| format!("({i}, 'new shelf {i}')"))
         .collect();
     sql.push_str(&format!("INSERT INTO shelves VALUES {};\n", shelves.join(", ")));
-    let rows: Vec<String> = (items() + 1..=items() * 13 / 10)
+    let rows: Vec<String> = (items + 1..=items * 13 / 10)
         .map(|i| item_row(eng, i, SHELVES + 1 + i % 5))
         .collect();
     for chunk in rows.chunks(500) {
@@ -126,7 +126,7 @@ fn staging_work(eng: Eng) -> String {
 }
 
 /// The managed tables, every cell's bytes, in key order.
-fn dump(db: &Db) -> String {
+pub(super) fn dump(db: &Db) -> String {
     let e = db.eng;
     db.sql(&format!(
         "SELECT 'shelf', id, {} FROM shelves ORDER BY id;\n\
@@ -140,7 +140,7 @@ fn dump(db: &Db) -> String {
 /// The state of Ferry's own tables that must hold in every settled state.
 /// Returns the id of the last promotion that wrote rows and is not reverted.
 /// One script, so that a server is asked once.
-fn check_ferry_tables(db: &Db, what: &str) -> Option<String> {
+pub(super) fn check_ferry_tables(db: &Db, what: &str) -> Option<String> {
     let out = db.sql(
         "SELECT 'orphan-journal', count(*) FROM _ferry_journal j \
          WHERE NOT EXISTS (SELECT 1 FROM _ferry_promotions p WHERE p.id = j.promotion_id);\n\
@@ -200,20 +200,25 @@ fn check_ferry_tables(db: &Db, what: &str) -> Option<String> {
     last.map(|(p, _, _)| p)
 }
 
-struct Setup {
+pub(super) struct Setup {
     dir: tempfile::TempDir,
-    staging: Db,
-    production: Db,
-    vars: Vec<(String, String)>,
+    pub(super) staging: Db,
+    pub(super) production: Db,
+    pub(super) vars: Vec<(String, String)>,
 }
 
 impl Setup {
-    fn new(eng: Eng, test: &str, review: bool) -> Option<Setup> {
+    pub(super) fn new(eng: Eng, test: &str, review: bool) -> Option<Setup> {
+        Setup::with_items(eng, test, review, items())
+    }
+
+    /// [`Setup::new`] with `items` items.
+    pub(super) fn with_items(eng: Eng, test: &str, review: bool, items: usize) -> Option<Setup> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let staging = Db::create(eng, dir.path(), "staging", test)?;
         let production = Db::create(eng, dir.path(), "production", test)?;
         for db in [&staging, &production] {
-            db.sql(&format!("{}\n{}", schema(eng), shared_data(eng)));
+            db.sql(&format!("{}\n{}", schema(eng), shared_data(eng, items)));
         }
         let review = if review { "review = true\n" } else { "" };
         std::fs::write(
@@ -238,16 +243,16 @@ impl Setup {
             vars,
         };
         s.run_ok(&["baseline", "staging", "production", "--yes"]);
-        s.staging.sql(&staging_work(eng));
+        s.staging.sql(&staging_work(eng, items));
         Some(s)
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     #[track_caller]
-    fn run_ok(&self, args: &[&str]) -> crate::common::Output {
+    pub(super) fn run_ok(&self, args: &[&str]) -> crate::common::Output {
         let out = ferry(self.path(), args, &self.vars);
         assert!(
             !out.stderr.contains("panicked"),
@@ -259,7 +264,7 @@ impl Setup {
 
     /// Promotes staging into production; the promotion id (or the review
     /// id when production takes reviews).
-    fn promote(&self) -> String {
+    pub(super) fn promote(&self) -> String {
         let v = self
             .run_ok(&["promote", "staging", "production", "--yes", "--json"])
             .json();
@@ -271,11 +276,11 @@ impl Setup {
         id.as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
     }
 
-    fn revert(&self, id: &str) {
+    pub(super) fn revert(&self, id: &str) {
         self.run_ok(&["revert", id, "--yes"]);
     }
 
-    fn review_status(&self, id: &str) -> String {
+    pub(super) fn review_status(&self, id: &str) -> String {
         self.production
             .scalar(&format!("SELECT status FROM _ferry_reviews WHERE id = '{id}'"))
     }

@@ -11,8 +11,10 @@
 //! line and passes; with `CI=true` a missing variable or an unreachable
 //! server fails it.
 
+mod cut;
 mod fuzz;
 mod kill;
+mod race;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
