@@ -20,5 +20,6 @@ pub mod project;
 pub mod revert;
 pub mod reviews;
 pub mod saved;
+pub mod views;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@ use anyhow::Result;
 use ferry_core::access::Right;
 use ferry_core::plan::Plan;
 use ferry_engine::project::Project;
+use ferry_engine::views::BaselineView;
 use ferry_engine::{audit, baseline, pair};
 
 use super::{load, print_json, print_text, selection};
@@ -75,12 +76,7 @@ fn decide_hint(project: &Project, from: &str, to: &str) -> String {
 
 fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run: bool, hint: &str) -> Result<()> {
     if g.json {
-        print_json(&serde_json::json!({
-            "baseline": id,
-            "recorded": recorded,
-            "dry_run": dry_run,
-            "differing": differing.entries.iter().map(|e| output::entry_json(differing, e)).collect::<Vec<_>>(),
-        }))?;
+        print_json(&BaselineView::new(differing, id, recorded, dry_run))?;
         return Ok(());
     }
     let mut text = output::baseline_line(&differing.from, &differing.to, recorded, id, dry_run);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use ferry_core::plan::Plan;
+use ferry_engine::views::{PlanView, SavedPlanView};
 use ferry_engine::{pair, planner};
 
 use super::{load, print_json, print_text, selection};
@@ -37,13 +38,16 @@ pub async fn run(
         std::fs::write(path, text).with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
     if g.json {
-        let mut v = output::plan_json(&plan);
-        if let Some(path) = &save {
-            v["saved_to"] = serde_json::json!(path.display().to_string());
-            v["signed"] = serde_json::json!(key.is_some());
-            v["checks"] = super::gates::checks_json(&checks);
+        let view = PlanView::new(&plan);
+        match &save {
+            Some(path) => print_json(&SavedPlanView {
+                plan: view,
+                saved_to: path.display().to_string(),
+                signed: key.is_some(),
+                checks,
+            })?,
+            None => print_json(&view)?,
         }
-        print_json(&v)?;
     } else {
         let mut text = output::plan_text_with(&plan, g.verbose);
         if let Some(path) = &save {

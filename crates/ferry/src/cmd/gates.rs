@@ -10,10 +10,8 @@ use ferry_engine::audit::{self, AuditEntry};
 use ferry_engine::gates::{self, CheckOutcome};
 use ferry_engine::hooks::{self, HookOutcome};
 use ferry_engine::project::Project;
-use serde_json::{json, Value as J};
 
 use crate::cli::Global;
-use crate::output;
 
 /// Runs the target's checks for `plan` before anything is written, shows
 /// each result on stderr (not with `--json`), and blocks (exit 3) on the
@@ -33,7 +31,7 @@ pub async fn checks(
     if !g.json {
         eprintln!("\nChecks of {} ({configured}):", plan.to);
     }
-    let outcomes = gates::evaluate(project, source, target, plan, &output::plan_json(plan)).await;
+    let outcomes = gates::evaluate(project, source, target, plan).await;
     if !g.json {
         for o in &outcomes {
             eprintln!("  {}", check_line(o));
@@ -80,11 +78,6 @@ pub async fn record(g: &Global, project: &Project, source: &dyn Store, plan: &mu
         }
     }
     outcomes
-}
-
-/// Check outcomes as `--json`.
-pub fn checks_json(outcomes: &[CheckOutcome]) -> J {
-    json!(outcomes)
 }
 
 /// Runs the target's hooks for a committed promotion, shows each result on
@@ -141,14 +134,4 @@ pub async fn hooks(
         );
     }
     outcomes
-}
-
-/// Hook outcomes as `--json`.
-pub fn hooks_json(outcomes: &[HookOutcome]) -> J {
-    J::Array(
-        outcomes
-            .iter()
-            .map(|o| json!({"hook": o.hook, "index": o.index, "ok": o.ok, "error": o.error, "output": o.output}))
-            .collect(),
-    )
 }

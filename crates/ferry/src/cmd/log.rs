@@ -1,6 +1,7 @@
 //! `ferry log` and `ferry show`
 
 use anyhow::Result;
+use ferry_engine::views::{JournalEntryView, ShowView};
 use ferry_engine::{journal, revert};
 
 use super::{load, print_json, print_text};
@@ -16,7 +17,7 @@ pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
     records.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     records.truncate(limit);
     if g.json {
-        print_json(&output::log_json(&records))?;
+        print_json(&records.iter().map(JournalEntryView::new).collect::<Vec<_>>())?;
     } else {
         print_text(&output::log_text(&records))?;
     }
@@ -28,7 +29,7 @@ pub async fn show(g: &Global, id: &str) -> Result<u8> {
     let (store, record) = revert::find(&project, id).await?;
     let rows = journal::journal_rows(&*store, id).await?;
     if g.json {
-        print_json(&output::show_json(&record, &rows))?;
+        print_json(&ShowView::new(&record, &rows))?;
     } else {
         print_text(&output::show_text(&record, &rows))?;
     }

@@ -139,8 +139,8 @@ pub async fn stores(project: &Project, env: Option<&str>) -> Result<Vec<std::syn
     Ok(vec![project.open(e).await?])
 }
 
-/// Prints a JSON value on stdout.
-pub fn print_json(v: &serde_json::Value) -> Result<()> {
+/// Prints a view as JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;

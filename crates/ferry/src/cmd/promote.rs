@@ -11,6 +11,7 @@ use ferry_db::Store;
 use ferry_engine::apply::{self, PromoteOptions};
 use ferry_engine::audit::{self, AuditEntry};
 use ferry_engine::project::Project;
+use ferry_engine::views::{PromoteView, WrittenCounts};
 use ferry_engine::{pair, planner, reviews, saved, Error};
 
 use super::{load, print_json, print_text, selection};
@@ -152,7 +153,7 @@ async fn promote(
         for c in list.iter().filter(|c| c.is_change()) {
             would.add(c.action);
         }
-        (list.len(), would)
+        (list.len(), WrittenCounts::from(&would))
     };
     reviews::check_open(&*target, &plan).await?;
     if !g.json {
@@ -162,10 +163,7 @@ async fn promote(
     let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, changes > 0).await?;
     if opts.dry_run || changes == 0 {
         if g.json {
-            let mut v = serde_json::json!({"promotion": null, "review": null, "counts": {"insert": would.insert, "update": would.update, "delete": would.delete}, "dry_run": opts.dry_run});
-            v["plan"] = output::plan_json(&plan);
-            v["checks"] = super::gates::checks_json(&checks);
-            print_json(&v)?;
+            print_json(&PromoteView::planned(&plan, would, opts.dry_run, checks))?;
         } else if opts.dry_run {
             print_text("\nDry run: nothing was written.\n")?;
         }
@@ -200,15 +198,7 @@ async fn promote(
             None => Vec::new(),
         };
         if g.json {
-            print_json(&serde_json::json!({
-                "promotion": promotion.map(|p| p.id.clone()),
-                "review": done.review,
-                "drafts": done.drafts.as_ref().map(|p| p.id.clone()),
-                "direct": done.direct.as_ref().map(|p| p.id.clone()),
-                "checks": super::gates::checks_json(&checks),
-                "hooks": super::gates::hooks_json(&hooks),
-                "counts": promotion.map_or(serde_json::json!({"insert": 0, "update": 0, "delete": 0}), |p| serde_json::json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})),
-            }))?;
+            print_json(&PromoteView::submitted(&done, checks, hooks))?;
         } else {
             let mut text = String::from("\n");
             if let Some(p) = &done.direct {
@@ -263,9 +253,7 @@ async fn promote(
         Some(p) => {
             let hooks = super::gates::hooks(g, &project, &*target, &p, from, to, user, None).await;
             if g.json {
-                print_json(
-                    &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at, "checks": super::gates::checks_json(&checks), "hooks": super::gates::hooks_json(&hooks)}),
-                )?;
+                print_json(&PromoteView::applied(&p, checks, hooks))?;
             } else {
                 // Name `ferry revert` only as something this user may run.
                 let denied = ferry_core::access::check(project.config.access.as_ref(), user, Right::Revert, to).err();
@@ -274,9 +262,7 @@ async fn promote(
         }
         None => {
             if g.json {
-                print_json(
-                    &serde_json::json!({"promotion": null, "review": null, "counts": {"insert": 0, "update": 0, "delete": 0}}),
-                )?;
+                print_json(&PromoteView::nothing())?;
             }
         }
     }

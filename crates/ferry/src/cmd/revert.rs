@@ -1,6 +1,7 @@
 //! `ferry revert`
 
 use anyhow::Result;
+use ferry_engine::views::RevertView;
 use ferry_engine::{audit, journal, revert};
 
 use super::{load, print_json, print_text};
@@ -29,9 +30,7 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
     }
     let done = done?;
     if g.json {
-        print_json(
-            &serde_json::json!({"promotion": done.id, "reverts": id, "counts": {"insert": done.counts.insert, "update": done.counts.update, "delete": done.counts.delete}}),
-        )?;
+        print_json(&RevertView::new(id, &done))?;
     } else {
         print_text(&output::reverted_text(id, &record.to, &done))?;
     }

@@ -9,39 +9,13 @@ use ferry_core::selection::parse_id;
 use ferry_core::Value;
 use ferry_engine::audit::{self, AuditEntry};
 use ferry_engine::reviews::{self, Review};
+use ferry_engine::views::{ApproveView, RejectView, ReviewView};
 use ferry_engine::Error;
-use serde_json::json;
 
 use super::{load, print_json, print_text};
 use crate::cli::{Global, ReviewAction};
 use crate::output;
 use crate::ui;
-
-fn review_json(r: &Review) -> serde_json::Value {
-    json!({
-        "id": r.id,
-        "status": r.status,
-        "by": r.user,
-        "from": r.from,
-        "to": r.to,
-        "at": r.at,
-        "draft_promotion": r.draft_promotion,
-        "decided_by": r.decided_by,
-        "decided_at": r.decided_at,
-        "changes": r.plan.entries.iter().enumerate().map(|(i, e)| {
-            let mut v = output::entry_json(&r.plan, e);
-            v["state"] = json!(match r.decided.get(&i) {
-                Some(d) if d.approved => "approved",
-                Some(_) => "rejected",
-                None => "pending",
-            });
-            if e.reason == Some(Reason::PendingReview) {
-                v["draft"] = json!(true);
-            }
-            v
-        }).collect::<Vec<_>>(),
-    })
-}
 
 pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
     let project = load(g)?;
@@ -56,7 +30,7 @@ pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
     }
     found.sort_by(|a, b| b.id.cmp(&a.id));
     if g.json {
-        print_json(&serde_json::Value::Array(found.iter().map(review_json).collect()))?;
+        print_json(&found.iter().map(ReviewView::new).collect::<Vec<_>>())?;
         return Ok(0);
     }
     if found.is_empty() {
@@ -147,21 +121,7 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 BTreeMap::new()
             };
             if g.json {
-                let mut v = review_json(&r);
-                for (i, now) in &moved {
-                    let columns = r.plan.columns.get(&r.plan.entries[*i].table);
-                    v["changes"][*i]["moved"] = json!(true);
-                    v["changes"][*i]["target_now"] = match (now, columns) {
-                        (Some(row), Some(cols)) => serde_json::Value::Object(
-                            cols.iter()
-                                .zip(row)
-                                .map(|(c, v)| (c.clone(), v.to_plain_json()))
-                                .collect(),
-                        ),
-                        _ => serde_json::Value::Null,
-                    };
-                }
-                print_json(&v)?;
+                print_json(&ReviewView::with_moved(&r, &moved))?;
             } else {
                 let mut text = format!(
                     "review {} ({}) {} -> {}, submitted by {} at {}\n",
@@ -232,9 +192,7 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 None => Vec::new(),
             };
             if g.json {
-                print_json(
-                    &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})), "hooks": super::gates::hooks_json(&hooks)}),
-                )?;
+                print_json(&ApproveView::new(&id, done.as_ref(), hooks))?;
             } else {
                 let denied =
                     ferry_core::access::check(project.config.access.as_ref(), &user, Right::Revert, &r.to).err();
@@ -282,14 +240,7 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
             }
             let done = done?;
             if g.json {
-                print_json(&json!({
-                    "review": id,
-                    "rejected": true,
-                    "rejected_changes": done.rejected,
-                    "drafts_removed": done.drafts_removed,
-                    "pending": done.pending,
-                    "status": done.status,
-                }))?;
+                print_json(&RejectView::new(&id, &done))?;
             } else {
                 print_text(&rejected_text(&id, &r, &done))?;
             }
@@ -327,7 +278,7 @@ pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
     entries.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     entries.truncate(limit);
     if g.json {
-        print_json(&serde_json::to_value(&entries)?)?;
+        print_json(&entries)?;
         return Ok(0);
     }
     if entries.is_empty() {
