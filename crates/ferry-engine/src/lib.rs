@@ -13,13 +13,17 @@ pub mod journal;
 pub mod lock;
 mod merge;
 mod natural;
+pub mod ops;
 pub mod pair;
 pub mod planner;
 pub mod progress;
 pub mod project;
+pub mod registry;
 pub mod revert;
 pub mod reviews;
 pub mod saved;
 pub mod views;
 
 pub use error::{Error, Result};
+/// The store a front end reads through (listings, `plan -o`'s source checks).
+pub use ferry_db::Store;

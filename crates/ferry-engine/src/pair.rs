@@ -289,6 +289,14 @@ pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<P
 
 /// Like [`open_for`], without the pipeline check.
 pub async fn open_unchecked_for(project: &Project, from: &str, to: &str, selection: &Selection) -> Result<Pair> {
+    check_selection(project, selection)?;
+    let source = project.open(from).await?;
+    let target = project.open(to).await?;
+    resolve_opened(project, from, to, source, target, selection).await
+}
+
+/// Refuses a selection that names a table the configuration does not manage.
+pub fn check_selection(project: &Project, selection: &Selection) -> Result<()> {
     if let Some(t) = selection
         .named_tables()
         .find(|t| !project.config.tables.contains_key(*t))
@@ -299,8 +307,18 @@ pub async fn open_unchecked_for(project: &Project, from: &str, to: &str, selecti
             managed.join(", ")
         )));
     }
-    let source = project.open(from).await?;
-    let target = project.open(to).await?;
+    Ok(())
+}
+
+/// The pair of two stores opened already (see `registry::Envs::pair`).
+pub async fn resolve_opened(
+    project: &Project,
+    from: &str,
+    to: &str,
+    source: Arc<dyn Store>,
+    target: Arc<dyn Store>,
+    selection: &Selection,
+) -> Result<Pair> {
     let touched = tables_touched(project, selection);
     // Both sides, every missing table named at once (whichever side
     // answers first).

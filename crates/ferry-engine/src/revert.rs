@@ -14,12 +14,18 @@ use crate::apply::Promotion;
 use crate::error::{Error, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
 use crate::project::Project;
+use crate::registry::Envs;
 
 /// Finds the environment that recorded promotion `id`.
 pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, PromotionRecord)> {
+    find_with(&Envs::new(project.clone()), id).await
+}
+
+/// [`find`] through the registry: each environment opened once.
+pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, PromotionRecord)> {
     let mut unreachable = Vec::new();
-    for env in project.config.environments.keys() {
-        let store = match project.open(env).await {
+    for (env, store) in envs.all().await {
+        let store = match store {
             Ok(s) => s,
             Err(e) => {
                 unreachable.push(format!("{env} ({e})"));
@@ -53,9 +59,14 @@ fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {
 /// Reverts promotion `id` (or a revert, which re-applies what it undid),
 /// when `user` may revert in its environment (exit 4 otherwise).
 pub async fn revert(project: &Project, id: &str, user: &str, force: bool) -> Result<Promotion> {
-    let (store, original) = find(project, id).await?;
+    revert_with(&Envs::new(project.clone()), id, user, force).await
+}
+
+/// [`revert`] through the registry.
+pub async fn revert_with(envs: &Envs, id: &str, user: &str, force: bool) -> Result<Promotion> {
+    let (store, original) = find_with(envs, id).await?;
     crate::audit::require(
-        project,
+        envs.project(),
         &*store,
         user,
         ferry_core::access::Right::Revert,
@@ -63,13 +74,18 @@ pub async fn revert(project: &Project, id: &str, user: &str, force: bool) -> Res
         original.from.as_deref(),
     )
     .await?;
-    revert_unchecked(project, id, user, force).await
+    revert_unchecked_with(envs, id, user, force).await
 }
 
 /// [`revert`] without the permission check (rejecting a review removes its
 /// drafts this way: the approver's right decides).
 pub async fn revert_unchecked(project: &Project, id: &str, user: &str, force: bool) -> Result<Promotion> {
-    let (store, original) = find(project, id).await?;
+    revert_unchecked_with(&Envs::new(project.clone()), id, user, force).await
+}
+
+/// [`revert_unchecked`] through the registry.
+pub async fn revert_unchecked_with(envs: &Envs, id: &str, user: &str, force: bool) -> Result<Promotion> {
+    let (store, original) = find_with(envs, id).await?;
     if original.kind == "baseline" {
         return Err(Error::Usage(format!(
             "{id} is a baseline, which changed no rows; there is nothing to revert"

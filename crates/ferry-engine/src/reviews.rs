@@ -18,6 +18,7 @@ use crate::apply::{self, MetaWrite, PromoteOptions, Promotion};
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::project::Project;
+use crate::registry::Envs;
 
 /// A review as recorded in its environment.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -145,9 +146,14 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
 
 /// Finds review `id` in any environment of the project.
 pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
+    find_with(&Envs::new(project.clone()), id).await
+}
+
+/// [`find`] through the registry: each environment opened once.
+pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
     let mut unreachable = Vec::new();
-    for env in project.config.environments.keys() {
-        let store = match project.open(env).await {
+    for (env, store) in envs.all().await {
+        let store = match store {
             Ok(s) => s,
             Err(e) => {
                 unreachable.push(format!("{env} ({e})"));
@@ -587,7 +593,18 @@ pub async fn approve(
     user: &str,
     only: &[(String, Vec<String>)],
 ) -> Result<Option<Promotion>> {
-    let (store, review) = find(project, id).await?;
+    approve_with(&Envs::new(project.clone()), id, user, only).await
+}
+
+/// [`approve`] through the registry.
+pub async fn approve_with(
+    envs: &Envs,
+    id: &str,
+    user: &str,
+    only: &[(String, Vec<String>)],
+) -> Result<Option<Promotion>> {
+    let project = envs.project();
+    let (store, review) = find_with(envs, id).await?;
     crate::audit::require(project, &*store, user, Right::Approve, "approve", Some(&review.from)).await?;
     if review.status != "open" {
         return Err(Error::Blocked(format!("review {id} is {} already", review.status)));
@@ -654,7 +671,13 @@ pub async fn approve(
 /// inserted them, sync base included) and discards the held changes.
 /// `only` rejects some held changes and leaves the rest open.
 pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<Rejected> {
-    let (store, review) = find(project, id).await?;
+    reject_with(&Envs::new(project.clone()), id, user, only).await
+}
+
+/// [`reject`] through the registry.
+pub async fn reject_with(envs: &Envs, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<Rejected> {
+    let project = envs.project();
+    let (store, review) = find_with(envs, id).await?;
     crate::audit::require(project, &*store, user, Right::Approve, "reject", Some(&review.from)).await?;
     if review.status != "open" {
         return Err(Error::Blocked(format!("review {id} is {} already", review.status)));
@@ -694,7 +717,7 @@ pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Ve
     }
     if remove_drafts {
         if let Some(p) = &review.draft_promotion {
-            match crate::revert::revert_unchecked(project, p, user, false).await {
+            match crate::revert::revert_unchecked_with(envs, p, user, false).await {
                 Ok(_) => {}
                 Err(Error::Blocked(m)) if m.contains("already reverted") => {}
                 Err(Error::Blocked(m)) => {

@@ -1,31 +1,40 @@
 //! `ferry baseline`
 
 use anyhow::Result;
-use ferry_core::access::Right;
 use ferry_core::plan::Plan;
+use ferry_engine::ops::baseline::{self, BaselineRequest};
+use ferry_engine::pair;
 use ferry_engine::project::Project;
 use ferry_engine::views::BaselineView;
-use ferry_engine::{audit, baseline, pair};
 
-use super::{load, print_json, print_text, selection};
+use super::gates::Shown;
+use super::{envs, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run: bool) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
     let sel = selection(args)?;
-    let pair = pair::open_unchecked_for(&project, from, to, &sel).await?;
-    let hint = decide_hint(&project, from, to);
+    let shown = Shown::new(g);
+    let req = BaselineRequest {
+        from: from.to_string(),
+        to: to.to_string(),
+        user: ui::user(g),
+        selection: sel,
+        wait: !g.no_wait,
+    };
+    let prepared = baseline::prepare(&envs, req, &shown).await?;
+    let hint = decide_hint(envs.project(), from, to);
     if dry_run {
-        let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
+        let (plan, equal) = prepared.survey().await?;
         report(g, &plan, None, equal, true, &hint)?;
         return Ok(0);
     }
     // Show what would be recorded before asking; the result is then one line.
     let previewed = !g.yes && !g.json;
     if previewed {
-        let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
+        let (plan, equal) = prepared.survey().await?;
         report(g, &plan, None, equal, true, &hint)?;
     }
     if !ui::confirm(
@@ -36,14 +45,7 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
-    let user = ui::user(g);
-    // `baseline` writes the sync base: it needs `promote` into the target.
-    audit::require(&project, &*pair.target, &user, Right::Promote, "baseline", Some(from)).await?;
-    let _lock = ui::writer_lock(g, &*pair.target).await?;
-    let done = baseline::baseline(&pair, &sel, &user, ui::progress(g)).await;
-    let entry = audit::AuditEntry::new(&user, "baseline", Some(from), to).outcome(&done, |b| b.id.clone());
-    let _ = audit::record(&*pair.target, &entry).await;
-    let done = done?;
+    let done = prepared.commit().await?;
     if previewed {
         print_text(&format!(
             "{} baseline {} recorded {} equal row(s) as in sync in {to}{}.\n",
