@@ -1,10 +1,10 @@
 //! One writer per target: promote, revert and baseline into one target take
 //! its writer lock for the whole operation (plan included), so they run one
-//! after the other; the second waits and says so, or refuses (`--no-wait`).
+//! after the other; the second waits and says so, or refuses.
 
 use ferry_db::{Store, WriterLock};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 
 /// Takes `store`'s writer lock. When it is held: with `wait`, calls
 /// `on_wait` once and waits; without, refuses with [`Error::Blocked`].
@@ -15,8 +15,9 @@ pub async fn writer(store: &dyn Store, wait: bool, on_wait: impl FnOnce(&str)) -
     let env = store.env();
     if !wait {
         return Err(Error::Blocked(format!(
-            "another Ferry writer is working on `{env}`; nothing was written. Try again when it is done, or leave out --no-wait to wait for it"
-        )));
+            "another Ferry writer is working on `{env}`; nothing was written. Try again when it is done"
+        ))
+        .hint(Hint::Wait));
     }
     on_wait(&format!(
         "another Ferry writer is working on `{env}`; waiting for it to finish..."

@@ -10,7 +10,7 @@ use ferry_db::postgres::PgStore;
 use ferry_db::sqlite::SqliteStore;
 use ferry_db::Store;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 
 /// A configuration and where it came from.
 #[derive(Clone, Debug)]
@@ -23,10 +23,7 @@ impl Project {
     /// Reads and validates the configuration file.
     pub fn load(path: &Path) -> Result<Project> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!(
-                "cannot read the configuration {}: {e}; run `ferry init` to write a starter ferry.toml, or pass --config PATH",
-                path.display()
-            ))
+            Error::Usage(format!("cannot read the configuration {}: {e}", path.display())).hint(Hint::NoConfig)
         })?;
         let abs = if path.is_absolute() {
             path.to_path_buf()

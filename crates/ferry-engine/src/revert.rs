@@ -11,7 +11,7 @@ use ferry_core::value::{convert, Value};
 use ferry_db::{FetchRequest, Row, Store, Txn};
 
 use crate::apply::Promotion;
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
 use crate::project::Project;
 use crate::registry::Envs;
@@ -92,9 +92,8 @@ pub async fn revert_unchecked_with(envs: &Envs, id: &str, user: &str, force: boo
         )));
     }
     if let Some(by) = &original.reverted_by {
-        return Err(Error::Blocked(format!(
-            "{id} was already reverted by {by}; `ferry revert {by}` re-applies it"
-        )));
+        return Err(Error::Blocked(format!("{id} was already reverted by {by}"))
+            .hint(Hint::RevertRevert { revert: by.clone() }));
     }
     let rows = journal::journal_rows(&*store, id).await?;
     let mut schemas: BTreeMap<String, TableSchema> = BTreeMap::new();
@@ -321,12 +320,13 @@ async fn revert_in(
     }
     if !moved.is_empty() && !force {
         return Err(Error::Blocked(format!(
-            "cannot revert {id} in `{}`: {} row(s) changed since it was applied: {}{}. Nothing was written; pass --force to restore the before-images anyway",
+            "cannot revert {id} in `{}`: {} row(s) changed since it was applied: {}{}. Nothing was written",
             original.to,
             moved.len(),
             moved.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
             if moved.len() > 10 { ", ..." } else { "" }
-        )));
+        ))
+        .hint(Hint::ForceRevert));
     }
 
     let at = journal::now();

@@ -15,7 +15,7 @@ use ferry_core::value::{convert, Value};
 use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 
 use crate::apply::{self, MetaWrite, PromoteOptions, Promotion};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::journal;
 use crate::project::Project;
 use crate::registry::Envs;
@@ -257,7 +257,7 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
         return Ok(());
     }
     Err(Error::Blocked(format!(
-        "{} -> {}: {} row(s) are waiting in an open review: {}{}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
+        "{} -> {}: {} row(s) are waiting in an open review: {}{}. Nothing was written",
         plan.from,
         plan.to,
         touched.len(),
@@ -267,7 +267,8 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
         } else {
             String::new()
         }
-    )))
+    ))
+    .hint(Hint::DecideReview))
 }
 
 /// The entries approved upstream: a row whose content equals what a review
@@ -719,11 +720,13 @@ pub async fn reject_with(envs: &Envs, id: &str, user: &str, only: &[(String, Vec
         if let Some(p) = &review.draft_promotion {
             match crate::revert::revert_unchecked_with(envs, p, user, false).await {
                 Ok(_) => {}
-                Err(Error::Blocked(m)) if m.contains("already reverted") => {}
-                Err(Error::Blocked(m)) => {
-                    return Err(Error::Blocked(format!(
-                        "review {id}: its drafts cannot be removed: {m}"
-                    )))
+                Err(e) if matches!(e.inner(), Error::Blocked(m) if m.contains("already reverted")) => {}
+                Err(e) if matches!(e.inner(), Error::Blocked(_)) => {
+                    let err = Error::Blocked(format!("review {id}: its drafts cannot be removed: {}", e.inner()));
+                    return Err(match e.hint_of() {
+                        Some(h) => err.hint(h.clone()),
+                        None => err,
+                    });
                 }
                 Err(e) => return Err(e),
             }

@@ -6,6 +6,7 @@
 
 mod cli;
 mod cmd;
+mod hints;
 mod output;
 mod ui;
 
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
                     error: ErrorBody {
                         code: kind,
                         exit: code,
-                        message: format!("{e:#}"),
+                        message: hints::message(&e),
                     },
                 };
                 // A closed stdout must not turn an error into a panic.
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
                     let _ = writeln!(std::io::stdout(), "{text}");
                 }
             }
-            eprintln!("{} {e:#}", ui::error_label());
+            eprintln!("{} {}", ui::error_label(), hints::message(&e));
             ExitCode::from(code)
         }
     }

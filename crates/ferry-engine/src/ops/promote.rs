@@ -104,7 +104,7 @@ async fn audit_refusal(target: &dyn Store, req: &PromoteRequest, err: &Error) {
         return;
     }
     let mut entry = AuditEntry::new(&req.user, "promote", Some(&req.from), &req.to);
-    entry.result = match err {
+    entry.result = match err.inner() {
         Error::Blocked(_) => "blocked",
         Error::Db(_) | Error::Data(_) => "failed",
         _ => "refused",
@@ -125,7 +125,7 @@ async fn prepare_in<'a>(
     let review = project.env_config(to)?.review;
     // The route first: its refusal is audited in the target, opened for that.
     if let Err(e) = pair::check_route(project, from, to) {
-        if matches!(e, Error::Blocked(_)) {
+        if matches!(e.inner(), Error::Blocked(_)) {
             if let Ok(t) = envs.open(to).await {
                 *opened = Some(t);
             }

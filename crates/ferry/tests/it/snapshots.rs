@@ -500,3 +500,86 @@ revert = { production = ["lead"] }
         json(&mut r, &f.run(&["audit", "production", "--json"]).expect(0))
     );
 }
+
+/// Refusals whose message ends with a hint the command line renders as
+/// flags or commands (the engine's message names none).
+#[test]
+fn hinted_refusals() {
+    let f = Fixture::new();
+    let mut r = Redactor::new(&f);
+    // Another writer holds production's lock (the lock file beside it).
+    {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(f.path().join("production.db.ferry-lock"))
+            .expect("open the lock file");
+        lock.lock().expect("take the writer lock");
+        let out = f
+            .run(&[
+                "promote",
+                "staging",
+                "production",
+                "--force",
+                "--yes",
+                "--no-wait",
+                "--json",
+            ])
+            .expect(3);
+        insta::assert_json_snapshot!("error_busy", json(&mut r, &out));
+        insta::assert_snapshot!("error_busy_text", r.text(&out.stderr));
+    }
+    // A saved plan applied twice.
+    f.run(&["plan", "staging", "production", "--id", "cities:2", "-o", "c.plan"])
+        .expect(0);
+    let id = f
+        .run(&[
+            "promote",
+            "staging",
+            "production",
+            "--plan",
+            "c.plan",
+            "--yes",
+            "--json",
+        ])
+        .expect(0)
+        .json()["promotion"]
+        .as_str()
+        .expect("a promotion id")
+        .to_string();
+    insta::assert_json_snapshot!(
+        "error_plan_applied",
+        json(
+            &mut r,
+            &f.run(&[
+                "promote",
+                "staging",
+                "production",
+                "--plan",
+                "c.plan",
+                "--yes",
+                "--json"
+            ])
+            .expect(3)
+        )
+    );
+    // The row the promotion wrote changed since: revert refuses without --force.
+    f.exec("production", "UPDATE cities SET name = 'Zurich' WHERE id = 2");
+    insta::assert_json_snapshot!(
+        "error_revert_moved",
+        json(&mut r, &f.run(&["revert", &id, "--yes", "--json"]).expect(3))
+    );
+    // No configuration.
+    let empty = tempfile::tempdir().expect("a temporary folder");
+    let out = crate::common::run_in(empty.path(), &["check", "--json"]).expect(2);
+    let mut v = out.json();
+    let dir = empty
+        .path()
+        .canonicalize()
+        .unwrap_or_else(|_| empty.path().to_path_buf());
+    if let Some(m) = v["error"]["message"].as_str() {
+        v["error"]["message"] = J::String(m.replace(&dir.display().to_string(), "[dir]"));
+    }
+    insta::assert_json_snapshot!("error_no_config", r.json(&v));
+}
