@@ -67,6 +67,19 @@ pub enum Hint {
     /// No configuration where it was looked for: write a starter one, or
     /// name another.
     NoConfig,
+    /// No environment has this promotion: list them; `not_searched`: the
+    /// environments that could not be opened (`NAME (why)`).
+    ListPromotions { not_searched: Vec<String> },
+    /// No environment has this review: list them; as for `ListPromotions`.
+    ListReviews { not_searched: Vec<String> },
+    /// A route skips environments of the pipeline: promote along these
+    /// steps instead, one after the other.
+    Steps { steps: Vec<(String, String)> },
+    /// Record the rows equal in `from` and `to` as in sync.
+    Baseline { from: String, to: String },
+    /// A damaged sync base row: deleting it and recording a baseline again
+    /// also repairs it.
+    BaselineAgain,
 }
 
 impl Error {

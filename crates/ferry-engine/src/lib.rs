@@ -9,6 +9,7 @@ pub mod check;
 pub mod error;
 pub mod gates;
 pub mod hooks;
+pub mod inspect;
 pub mod journal;
 pub mod lock;
 mod merge;

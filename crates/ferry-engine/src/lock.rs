@@ -4,10 +4,11 @@
 
 use ferry_db::{Store, WriterLock};
 
-use crate::error::{Error, Hint, Result};
+use crate::error::{Error, Result};
 
 /// Takes `store`'s writer lock. When it is held: with `wait`, calls
-/// `on_wait` once and waits; without, refuses with [`Error::Blocked`].
+/// `on_wait` once and waits; without, refuses with [`Error::Blocked`]
+/// (an operation adds [`crate::error::Hint::Wait`]).
 pub async fn writer(store: &dyn Store, wait: bool, on_wait: impl FnOnce(&str)) -> Result<WriterLock> {
     if let Some(lock) = store.try_lock_writer().await? {
         return Ok(lock);
@@ -16,8 +17,7 @@ pub async fn writer(store: &dyn Store, wait: bool, on_wait: impl FnOnce(&str)) -
     if !wait {
         return Err(Error::Blocked(format!(
             "another Ferry writer is working on `{env}`; nothing was written. Try again when it is done"
-        ))
-        .hint(Hint::Wait));
+        )));
     }
     on_wait(&format!(
         "another Ferry writer is working on `{env}`; waiting for it to finish..."

@@ -73,16 +73,11 @@ impl Envs {
         Ok((out, unreachable))
     }
 
-    /// Every environment by name (the project's key order), opened or why
-    /// not: for finding a record whose environment is not known.
-    pub async fn all(&self) -> Vec<(String, Result<Arc<dyn Store>>)> {
-        let names: Vec<String> = self.project.config.environments.keys().cloned().collect();
-        let mut out = Vec::new();
-        for name in names {
-            let store = self.open(&name).await;
-            out.push((name, store));
-        }
-        out
+    /// Every environment's name (the project's key order): a lookup whose
+    /// environment is not known opens them one by one, and stops where it
+    /// finds what it looks for.
+    pub fn names(&self) -> Vec<String> {
+        self.project.config.environments.keys().cloned().collect()
     }
 
     /// Both environments of a promotion, with the tables `selection`

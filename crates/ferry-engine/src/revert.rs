@@ -24,8 +24,8 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
 /// [`find`] through the registry: each environment opened once.
 pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, PromotionRecord)> {
     let mut unreachable = Vec::new();
-    for (env, store) in envs.all().await {
-        let store = match store {
+    for env in envs.names() {
+        let store = match envs.open(&env).await {
             Ok(s) => s,
             Err(e) => {
                 unreachable.push(format!("{env} ({e})"));
@@ -36,11 +36,11 @@ pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Stor
             return Ok((store, r));
         }
     }
-    let mut msg = format!("no environment has a promotion `{id}`; `ferry log` lists them");
-    if !unreachable.is_empty() {
-        msg.push_str(&format!(" (not searched: {})", unreachable.join("; ")));
-    }
-    Err(Error::Usage(msg))
+    Err(
+        Error::Usage(format!("no environment has a promotion `{id}`")).hint(Hint::ListPromotions {
+            not_searched: unreachable,
+        }),
+    )
 }
 
 fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {

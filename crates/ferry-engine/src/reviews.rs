@@ -152,8 +152,8 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
 /// [`find`] through the registry: each environment opened once.
 pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
     let mut unreachable = Vec::new();
-    for (env, store) in envs.all().await {
-        let store = match store {
+    for env in envs.names() {
+        let store = match envs.open(&env).await {
             Ok(s) => s,
             Err(e) => {
                 unreachable.push(format!("{env} ({e})"));
@@ -164,11 +164,11 @@ pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Stor
             return Ok((store, r));
         }
     }
-    let mut msg = format!("no environment has a review `{id}`; `ferry reviews` lists them");
-    if !unreachable.is_empty() {
-        msg.push_str(&format!(" (not searched: {})", unreachable.join("; ")));
-    }
-    Err(Error::Usage(msg))
+    Err(
+        Error::Usage(format!("no environment has a review `{id}`")).hint(Hint::ListReviews {
+            not_searched: unreachable,
+        }),
+    )
 }
 
 /// Whether `store` has a reviews table (none before the first write, nor in

@@ -32,6 +32,25 @@ pub fn text(hint: &Hint) -> String {
         Hint::RevertRevert { revert } => format!("; `ferry revert {revert}` re-applies it"),
         Hint::ForceRevert => "; pass --force to restore the before-images anyway".into(),
         Hint::NoConfig => "; run `ferry init` to write a starter ferry.toml, or pass --config PATH".into(),
+        Hint::ListPromotions { not_searched } => format!("; `ferry log` lists them{}", unsearched(not_searched)),
+        Hint::ListReviews { not_searched } => format!("; `ferry reviews` lists them{}", unsearched(not_searched)),
+        Hint::Steps { steps } => {
+            let commands: Vec<String> = steps.iter().map(|(a, b)| format!("`ferry promote {a} {b}`")).collect();
+            format!(": {}", commands.join(", then "))
+        }
+        Hint::Baseline { from, to } => format!(" with `ferry baseline {from} {to}`"),
+        Hint::BaselineAgain => {
+            ", or delete this row and run `ferry baseline` to record the row's sync base again".into()
+        }
+    }
+}
+
+/// The environments a lookup could not search, when there are any.
+fn unsearched(envs: &[String]) -> String {
+    if envs.is_empty() {
+        String::new()
+    } else {
+        format!(" (not searched: {})", envs.join("; "))
     }
 }
 

@@ -54,7 +54,13 @@ pub(crate) async fn lock(
     wait: bool,
     observer: &dyn Observer,
 ) -> crate::Result<ferry_db::WriterLock> {
-    crate::lock::writer(store, wait, |m| observer.waiting(m)).await
+    crate::lock::writer(store, wait, |m| observer.waiting(m))
+        .await
+        .map_err(|e| match e {
+            // The only refusal: another writer holds the lock.
+            crate::Error::Blocked(m) => crate::Error::Blocked(m).hint(crate::error::Hint::Wait),
+            other => other,
+        })
 }
 
 /// Runs the hooks of `to` for a committed promotion and audits each; a

@@ -155,7 +155,7 @@ async fn the_same_field_changed_on_both_sides_blocks_unless_forced() {
 
     let bytes = w.bytes(PRODUCTION);
     let err = w.promote(&plan, false).await.unwrap_err();
-    assert!(matches!(err, Error::Blocked(_)), "{err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{err:?}");
     assert_eq!(err.exit_code(), 3);
     let msg = err.to_string();
     for want in ["items:3", "items:4", "items:5", "name", "--force"] {

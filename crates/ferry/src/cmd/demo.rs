@@ -15,11 +15,10 @@ use anyhow::{Context, Result};
 use ferry_core::plan::Plan;
 use ferry_core::selection::Selection;
 use ferry_core::Value;
-use ferry_db::{FetchRequest, ScanRequest, Store};
 use ferry_engine::apply::{self, PromoteOptions};
 use ferry_engine::progress::Progress;
 use ferry_engine::views::WrittenCounts;
-use ferry_engine::{journal, pair, planner, revert, Error};
+use ferry_engine::{inspect, journal, pair, planner, revert, Store};
 
 use self::sample::{DATABASES, SOURCE, TARGET};
 use super::{print_json, print_text};
@@ -88,7 +87,7 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
     )?;
 
     // 2. Edits in staging.
-    ferry_db::sqlite::run_script(&dir.join(DATABASES[0]), sample::EDITS).map_err(Error::from)?;
+    inspect::run_sqlite_script(&dir.join(DATABASES[0]), sample::EDITS)?;
     say.step(
         2,
         "A product manager edits staging",
@@ -405,37 +404,13 @@ fn wrap(text: &str, first: &str, rest: &str) -> String {
 }
 
 async fn count_rows(store: &dyn Store, table: &str, key: &[String]) -> Result<u64> {
-    let mut rx = store
-        .scan(ScanRequest {
-            table: table.to_string(),
-            columns: key.to_vec(),
-            order_by: key.to_vec(),
-            filter: None,
-            flag: None,
-        })
-        .await
-        .map_err(Error::from)?;
-    let mut n = 0;
-    while let Some(batch) = rx.recv().await {
-        n += batch.map_err(Error::from)?.len() as u64;
-    }
-    Ok(n)
+    Ok(inspect::count_rows(store, table, key).await?)
 }
 
 /// Rows of `businesses` by id, with [`BUSINESS_COLUMNS`].
 async fn businesses(store: &dyn Store, ids: &[i64]) -> Result<BTreeMap<i64, Vec<Value>>> {
-    let rows = store
-        .fetch(FetchRequest {
-            table: "businesses".into(),
-            columns: BUSINESS_COLUMNS.iter().map(|c| c.to_string()).collect(),
-            match_columns: vec!["id".into()],
-            values: ids.iter().map(|i| vec![Value::Int(*i)]).collect(),
-            flag: None,
-            filter: None,
-            fixed: Vec::new(),
-        })
-        .await
-        .map_err(Error::from)?;
+    let values = ids.iter().map(|i| Value::Int(*i)).collect();
+    let rows = inspect::rows_where(store, "businesses", &BUSINESS_COLUMNS, "id", values).await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| match r.first() {

@@ -37,6 +37,8 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
         )
         .into());
     }
+    // An unknown target is named before the plan file is read.
+    envs.project().env_config(to)?;
     let saved = match &opts.plan {
         Some(path) => Some(read_plan(path, from, to)?),
         None => None,
