@@ -353,7 +353,36 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         .await
         .context("saving production")?;
 
-    let scan_floor = if opts.baselines {
+    let scan_floor = scan_floor(dbs, opts, engine, log);
+
+    let sqldiff = sqldiff(engine, dbs, dir, opts, log, &mut notes).await?;
+
+    let plan = plan_runs(engine, opts, log, &child, changes).await?;
+
+    let promote = promote_runs(engine, dbs, opts, log, &child, changes).await?;
+
+    let hand_sync = hand_sync(engine, dbs, opts, log, changes, &mut notes).await?;
+
+    Ok(EngineReport {
+        engine,
+        version,
+        rows,
+        changes,
+        load_secs,
+        baseline,
+        plan,
+        promote,
+        scan_floor,
+        sqldiff,
+        hand_sync,
+        notes,
+    })
+}
+
+/// The scan floor (reading both databases with the engine's own client),
+/// per run, when baselines are asked for.
+fn scan_floor(dbs: &Dbs, opts: &Options, engine: Engine, log: &Log) -> Maybe<Vec<f64>> {
+    if opts.baselines {
         log.say(engine, "scan floor");
         let mut v = Vec::new();
         let mut err = None;
@@ -372,9 +401,19 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         }
     } else {
         Err("not run".to_string())
-    };
+    }
+}
 
-    let sqldiff = if engine != Engine::Sqlite {
+/// sqldiff's change set and its apply, per run (SQLite only).
+async fn sqldiff(
+    engine: Engine,
+    dbs: &Dbs,
+    dir: &Path,
+    opts: &Options,
+    log: &Log,
+    notes: &mut Vec<String>,
+) -> Result<Option<Maybe<(Vec<f64>, Vec<f64>)>>> {
+    Ok(if engine != Engine::Sqlite {
         None
     } else if !opts.baselines {
         Some(Err("not run".to_string()))
@@ -416,8 +455,21 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
         notes.push(format!("sqldiff's change set: {:.1} MB of SQL", size as f64 / 1e6));
         Some(result.map(|_| (diff, apply)))
-    };
+    })
+}
 
+/// `ferry plan`, per run, checked against the change set.
+async fn plan_runs<F, Fut>(
+    engine: Engine,
+    opts: &Options,
+    log: &Log,
+    child: &F,
+    changes: (u64, u64, u64),
+) -> Result<Vec<Outcome>>
+where
+    F: Fn(Op) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome>>,
+{
     let mut plan = Vec::new();
     for r in 0..opts.runs {
         let o = child(Op::Plan).await?;
@@ -433,7 +485,23 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         );
         plan.push(o);
     }
+    Ok(plan)
+}
 
+/// `ferry promote`, per run from the same production, checked against the
+/// change set and verified equal to staging.
+async fn promote_runs<F, Fut>(
+    engine: Engine,
+    dbs: &Dbs,
+    opts: &Options,
+    log: &Log,
+    child: &F,
+    changes: (u64, u64, u64),
+) -> Result<Vec<Outcome>>
+where
+    F: Fn(Op) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome>>,
+{
     let mut promote = Vec::new();
     for r in 0..opts.runs {
         if r > 0 {
@@ -458,8 +526,19 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         );
         promote.push(o);
     }
+    Ok(promote)
+}
 
-    let hand_sync = if opts.hand_sync {
+/// The hand-written per-row sync, when asked for, verified.
+async fn hand_sync(
+    engine: Engine,
+    dbs: &Dbs,
+    opts: &Options,
+    log: &Log,
+    changes: (u64, u64, u64),
+    notes: &mut Vec<String>,
+) -> Result<Maybe<f64>> {
+    Ok(if opts.hand_sync {
         log.say(engine, "hand-written per-row sync");
         dbs.pristine
             .copy_to(&dbs.production)
@@ -485,20 +564,5 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         }
     } else {
         Err("not run".to_string())
-    };
-
-    Ok(EngineReport {
-        engine,
-        version,
-        rows,
-        changes,
-        load_secs,
-        baseline,
-        plan,
-        promote,
-        scan_floor,
-        sqldiff,
-        hand_sync,
-        notes,
     })
 }

@@ -411,7 +411,9 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// Parses and validates `text`, the contents of the file at `path`.
+/// Parses and validates `text`, the contents of the file at `path`: each
+/// section is checked on its own (environments, the pipeline, routes,
+/// tables, access), and every problem is reported with its line.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let fail = |problems| ConfigErrors {
         file: path.to_path_buf(),
@@ -427,96 +429,123 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     })?;
     let mut problems = Vec::new();
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-
     let mut environments = BTreeMap::new();
     for (name, env) in &raw.environments {
-        let line = lines.of(env);
-        let env = env.get_ref();
-        let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l).env(name);
-        if !valid_env_name(name) {
-            problems.push(p(
-                "an environment name uses letters, digits, `-` and `_` only".into(),
-                line,
-            ));
-        }
-        let url = match (&env.url, &env.url_env) {
-            (Some(_), Some(v)) => {
-                problems.push(p("give either `url` or `url_env`, not both".into(), lines.of(v)));
-                UrlSource::Variable(v.get_ref().clone())
-            }
-            (Some(u), None) => {
-                if url_has_password(u.get_ref()) {
-                    problems.push(p(
-                        format!(
-                            "`url` carries a password (in its user part or a query parameter); put the URL in an environment variable and write `url_env = \"{}\"` instead",
-                            default_url_var(name)
-                        ),
-                        lines.of(u),
-                    ));
-                } else if let Err(m) = check_url_scheme(u.get_ref()) {
-                    problems.push(p(m, lines.of(u)));
-                }
-                UrlSource::Inline(u.get_ref().clone())
-            }
-            (None, Some(v)) => UrlSource::Variable(v.get_ref().clone()),
-            (None, None) => UrlSource::Variable(default_url_var(name)),
-        };
-        let mut checks = Vec::new();
-        for c in &env.checks {
-            let l = lines.of(c);
-            match (&c.get_ref().sql, &c.get_ref().command) {
-                (Some(sql), None) => checks.push(CheckConfig::Sql {
-                    sql: sql.clone(),
-                    on: c.get_ref().on.unwrap_or(CheckSide::Source),
-                }),
-                (None, Some(cmd)) => {
-                    if c.get_ref().on.is_some() {
-                        problems.push(p("`on` applies to `sql` checks only".into(), l));
-                    }
-                    checks.push(CheckConfig::Command { command: cmd.clone() })
-                }
-                _ => problems.push(p("a check has exactly one of `sql` or `command`".into(), l)),
-            }
-        }
-        let mut hooks = Vec::new();
-        for h in &env.hooks {
-            let l = lines.of(h);
-            let timeout_secs = h.get_ref().timeout.unwrap_or(30);
-            match (&h.get_ref().command, &h.get_ref().webhook) {
-                (Some(command), None) => hooks.push(HookConfig::Command {
-                    command: command.clone(),
-                    timeout_secs,
-                }),
-                (None, Some(url)) => {
-                    if !url.starts_with("http://") && !url.starts_with("https://") {
-                        problems.push(p(format!("webhook `{url}` is not an http:// or https:// URL"), l));
-                    }
-                    hooks.push(HookConfig::Webhook {
-                        url: url.clone(),
-                        timeout_secs,
-                    })
-                }
-                _ => problems.push(p("a hook has exactly one of `command` or `webhook`".into(), l)),
-            }
-        }
-        environments.insert(
-            name.clone(),
-            EnvConfig {
-                name: name.clone(),
-                url,
-                review: env.review,
-                promotes_to: env.promotes_to.as_ref().map(|s| s.get_ref().clone()),
-                accepts_from: env
-                    .accepts_from
-                    .iter()
-                    .flat_map(|a| a.get_ref().iter().map(|s| s.get_ref().clone()))
-                    .collect(),
-                checks,
-                hooks,
-                line,
-            },
-        );
+        environments.insert(name.clone(), environment(name, env, &lines, &mut problems));
     }
+    let pipeline = pipeline(&raw, &lines, &mut problems);
+    routes(&raw, &pipeline, &lines, &mut problems);
+    let mut tables = BTreeMap::new();
+    for (name, t) in &raw.tables {
+        tables.insert(name.clone(), table(name, t, &raw, &lines, &mut problems));
+    }
+    if tables.is_empty() {
+        problems.push(ConfigProblem::new(
+            "no table is managed: add a [tables.NAME] section with its `key`",
+        ));
+    }
+    let access = access(&raw, &lines, &mut problems);
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    Ok(Config {
+        base_dir,
+        pipeline,
+        environments,
+        tables,
+        access,
+    })
+}
+
+/// One `[environments.NAME]` section: its URL, checks and hooks.
+fn environment(name: &str, env: &Spanned<RawEnv>, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> EnvConfig {
+    let line = lines.of(env);
+    let env = env.get_ref();
+    let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l).env(name);
+    if !valid_env_name(name) {
+        problems.push(p(
+            "an environment name uses letters, digits, `-` and `_` only".into(),
+            line,
+        ));
+    }
+    let url = match (&env.url, &env.url_env) {
+        (Some(_), Some(v)) => {
+            problems.push(p("give either `url` or `url_env`, not both".into(), lines.of(v)));
+            UrlSource::Variable(v.get_ref().clone())
+        }
+        (Some(u), None) => {
+            if url_has_password(u.get_ref()) {
+                problems.push(p(
+                    format!(
+                        "`url` carries a password (in its user part or a query parameter); put the URL in an environment variable and write `url_env = \"{}\"` instead",
+                        default_url_var(name)
+                    ),
+                    lines.of(u),
+                ));
+            } else if let Err(m) = check_url_scheme(u.get_ref()) {
+                problems.push(p(m, lines.of(u)));
+            }
+            UrlSource::Inline(u.get_ref().clone())
+        }
+        (None, Some(v)) => UrlSource::Variable(v.get_ref().clone()),
+        (None, None) => UrlSource::Variable(default_url_var(name)),
+    };
+    let mut checks = Vec::new();
+    for c in &env.checks {
+        let l = lines.of(c);
+        match (&c.get_ref().sql, &c.get_ref().command) {
+            (Some(sql), None) => checks.push(CheckConfig::Sql {
+                sql: sql.clone(),
+                on: c.get_ref().on.unwrap_or(CheckSide::Source),
+            }),
+            (None, Some(cmd)) => {
+                if c.get_ref().on.is_some() {
+                    problems.push(p("`on` applies to `sql` checks only".into(), l));
+                }
+                checks.push(CheckConfig::Command { command: cmd.clone() })
+            }
+            _ => problems.push(p("a check has exactly one of `sql` or `command`".into(), l)),
+        }
+    }
+    let mut hooks = Vec::new();
+    for h in &env.hooks {
+        let l = lines.of(h);
+        let timeout_secs = h.get_ref().timeout.unwrap_or(30);
+        match (&h.get_ref().command, &h.get_ref().webhook) {
+            (Some(command), None) => hooks.push(HookConfig::Command {
+                command: command.clone(),
+                timeout_secs,
+            }),
+            (None, Some(url)) => {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    problems.push(p(format!("webhook `{url}` is not an http:// or https:// URL"), l));
+                }
+                hooks.push(HookConfig::Webhook {
+                    url: url.clone(),
+                    timeout_secs,
+                })
+            }
+            _ => problems.push(p("a hook has exactly one of `command` or `webhook`".into(), l)),
+        }
+    }
+    EnvConfig {
+        name: name.to_string(),
+        url,
+        review: env.review,
+        promotes_to: env.promotes_to.as_ref().map(|s| s.get_ref().clone()),
+        accepts_from: env
+            .accepts_from
+            .iter()
+            .flat_map(|a| a.get_ref().iter().map(|s| s.get_ref().clone()))
+            .collect(),
+        checks,
+        hooks,
+        line,
+    }
+}
+
+/// The `pipeline`: environments that exist, each once.
+fn pipeline(raw: &RawConfig, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> Vec<String> {
     let mut pipeline = Vec::new();
     match &raw.pipeline {
         None => problems.push(ConfigProblem::new(
@@ -539,9 +568,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             }
         }
     }
+    pipeline
+}
 
-    // Routes: the pipeline's own, and those that environments outside it
-    // declare (`promotes_to`, `accepts_from`).
+/// Routes: the pipeline's own, and those that environments outside it
+/// declare (`promotes_to`, `accepts_from`), naming environments that exist.
+fn routes(raw: &RawConfig, pipeline: &[String], lines: &Lines, problems: &mut Vec<ConfigProblem>) {
     for (name, env) in &raw.environments {
         let env = env.get_ref();
         let in_pipeline = pipeline.contains(name);
@@ -585,37 +617,159 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             }
         }
     }
+}
 
-    let mut tables = BTreeMap::new();
-    for (name, t) in &raw.tables {
-        let line = lines.of(t);
-        let t = t.get_ref();
-        let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l.or(line)).table(name);
-        if name.starts_with("_ferry") {
-            problems.push(p(
-                "tables named `_ferry*` belong to Ferry itself and cannot be managed".into(),
-                line,
-            ));
+/// One `[tables.NAME]` section. A column plays one role (key, reference,
+/// ignored, stamped...), and every table it names is managed.
+fn table(
+    name: &str,
+    t: &Spanned<RawTable>,
+    raw: &RawConfig,
+    lines: &Lines,
+    problems: &mut Vec<ConfigProblem>,
+) -> TableConfig {
+    let line = lines.of(t);
+    let t = t.get_ref();
+    let p = |m: String, l: Option<usize>| ConfigProblem::new(m).at(l.or(line)).table(name);
+    if name.starts_with("_ferry") {
+        problems.push(p(
+            "tables named `_ferry*` belong to Ferry itself and cannot be managed".into(),
+            line,
+        ));
+    }
+    let key = t.key.as_ref().map(|k| {
+        if k.get_ref().is_empty() {
+            problems.push(p("`key` lists no column".into(), lines.of(k)));
         }
-        let key = t.key.as_ref().map(|k| {
-            if k.get_ref().is_empty() {
-                problems.push(p("`key` lists no column".into(), lines.of(k)));
+        k.get_ref().clone()
+    });
+    let natural_key = t.natural_key.as_ref().map(|k| {
+        if k.get_ref().is_empty() {
+            problems.push(p("`natural_key` lists no column".into(), lines.of(k)));
+        }
+        k.get_ref().clone()
+    });
+    let references = table_references(t, raw, lines, &p, problems);
+    let json_references = json_references(t, raw, lines, &p, problems);
+    let parent = table_parent(t, raw, lines, &p, &references, problems);
+    let column_lines = column_lines(t, lines);
+    let ignore: Vec<String> = t.ignore.iter().map(|s| s.get_ref().clone()).collect();
+    let mut stamp = BTreeMap::new();
+    for (col, v) in &t.stamp {
+        if v.get_ref() != "now" {
+            problems.push(
+                p(
+                    format!("stamp value `{}` is not supported; use \"now\"", v.get_ref()),
+                    lines.of(v),
+                )
+                .column(col),
+            );
+        }
+        stamp.insert(col.clone(), StampValue::Now);
+    }
+    let roles = Roles {
+        key: &key,
+        natural_key: &natural_key,
+        references: &references,
+        json_references: &json_references,
+        parent: &parent,
+        stamp: &stamp,
+        ignore: &ignore,
+    };
+    check_roles(t, &roles, lines, &p, problems);
+    let keep_ids: Vec<String> = t.keep_ids.iter().map(|s| s.get_ref().clone()).collect();
+    let mut draft = BTreeMap::new();
+    if let Some(d) = &t.draft {
+        for (col, v) in d.get_ref() {
+            match toml_to_value(v) {
+                Some(v) => {
+                    draft.insert(col.clone(), v);
+                }
+                None => {
+                    problems.push(p("a draft value is a string, number or boolean".into(), lines.of(d)).column(col))
+                }
             }
-            k.get_ref().clone()
-        });
-        let natural_key = t.natural_key.as_ref().map(|k| {
-            if k.get_ref().is_empty() {
-                problems.push(p("`natural_key` lists no column".into(), lines.of(k)));
+        }
+    }
+    if let Some(e) = &t.exclude {
+        if e.get_ref().trim().is_empty() {
+            problems.push(p("`exclude` is empty".into(), lines.of(e)));
+        }
+    }
+    TableConfig {
+        name: name.to_string(),
+        key,
+        natural_key,
+        references,
+        json_references,
+        parent,
+        ignore,
+        keep_ids,
+        stamp,
+        exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
+        draft,
+        line,
+        column_lines,
+    }
+}
+
+/// A table's `references`: column -> a managed table.
+fn table_references(
+    t: &RawTable,
+    raw: &RawConfig,
+    lines: &Lines,
+    p: &dyn Fn(String, Option<usize>) -> ConfigProblem,
+    problems: &mut Vec<ConfigProblem>,
+) -> BTreeMap<String, String> {
+    let mut references = BTreeMap::new();
+    for (col, target) in &t.references {
+        if !raw.tables.contains_key(target.get_ref()) {
+            problems.push(
+                p(
+                    format!(
+                        "references `{}`, which is not a managed table: add [tables.{}] or remove the reference",
+                        target.get_ref(),
+                        target.get_ref()
+                    ),
+                    lines.of(target),
+                )
+                .column(col),
+            );
+        }
+        references.insert(col.clone(), target.get_ref().clone());
+    }
+    references
+}
+
+/// A table's `json_references`: column -> JSON path -> a managed table.
+fn json_references(
+    t: &RawTable,
+    raw: &RawConfig,
+    lines: &Lines,
+    p: &dyn Fn(String, Option<usize>) -> ConfigProblem,
+    problems: &mut Vec<ConfigProblem>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut json_references = BTreeMap::new();
+    for (col, paths) in &t.json_references {
+        if paths.get_ref().is_empty() {
+            problems.push(
+                p(
+                    "`json_references` names no path for this column, e.g. { \"$.content_type\" = \"TABLE\" }".into(),
+                    lines.of(paths),
+                )
+                .column(col),
+            );
+        }
+        let mut by_path = BTreeMap::new();
+        for (path, target) in paths.get_ref() {
+            if let Err(e) = crate::json_refs::JsonPath::parse(path) {
+                problems.push(p(e.to_string(), lines.of(target)).column(col));
             }
-            k.get_ref().clone()
-        });
-        let mut references = BTreeMap::new();
-        for (col, target) in &t.references {
             if !raw.tables.contains_key(target.get_ref()) {
                 problems.push(
                     p(
                         format!(
-                            "references `{}`, which is not a managed table: add [tables.{}] or remove the reference",
+                            "JSON path `{path}` references `{}`, which is not a managed table: add [tables.{}] or remove the path",
                             target.get_ref(),
                             target.get_ref()
                         ),
@@ -624,214 +778,177 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                     .column(col),
                 );
             }
-            references.insert(col.clone(), target.get_ref().clone());
+            by_path.insert(path.clone(), target.get_ref().clone());
         }
-        let mut json_references = BTreeMap::new();
-        for (col, paths) in &t.json_references {
-            if paths.get_ref().is_empty() {
-                problems.push(
-                    p(
-                        "`json_references` names no path for this column, e.g. { \"$.content_type\" = \"TABLE\" }"
-                            .into(),
-                        lines.of(paths),
-                    )
-                    .column(col),
-                );
+        json_references.insert(col.clone(), by_path);
+    }
+    json_references
+}
+
+/// A table's `parent`: one column and a managed table, not also a
+/// reference.
+fn table_parent(
+    t: &RawTable,
+    raw: &RawConfig,
+    lines: &Lines,
+    p: &dyn Fn(String, Option<usize>) -> ConfigProblem,
+    references: &BTreeMap<String, String>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<(String, String)> {
+    match &t.parent {
+        None => None,
+        Some(par) => {
+            let map = par.get_ref();
+            if map.len() != 1 {
+                problems.push(p(
+                    "`parent` names exactly one column and its table, e.g. parent = { form_id = \"forms\" }".into(),
+                    lines.of(par),
+                ));
             }
-            let mut by_path = BTreeMap::new();
-            for (path, target) in paths.get_ref() {
-                if let Err(e) = crate::json_refs::JsonPath::parse(path) {
-                    problems.push(p(e.to_string(), lines.of(target)).column(col));
-                }
+            map.iter().next().map(|(col, target)| {
                 if !raw.tables.contains_key(target.get_ref()) {
                     problems.push(
                         p(
-                            format!(
-                                "JSON path `{path}` references `{}`, which is not a managed table: add [tables.{}] or remove the path",
-                                target.get_ref(),
-                                target.get_ref()
-                            ),
+                            format!("parent `{}` is not a managed table", target.get_ref()),
                             lines.of(target),
                         )
                         .column(col),
                     );
                 }
-                by_path.insert(path.clone(), target.get_ref().clone());
-            }
-            json_references.insert(col.clone(), by_path);
-        }
-        let parent = match &t.parent {
-            None => None,
-            Some(par) => {
-                let map = par.get_ref();
-                if map.len() != 1 {
-                    problems.push(p(
-                        "`parent` names exactly one column and its table, e.g. parent = { form_id = \"forms\" }".into(),
-                        lines.of(par),
-                    ));
+                if references.contains_key(col) {
+                    problems.push(
+                        p(
+                            "a column is either a reference or the parent, not both".into(),
+                            lines.of(target),
+                        )
+                        .column(col),
+                    );
                 }
-                map.iter().next().map(|(col, target)| {
-                    if !raw.tables.contains_key(target.get_ref()) {
-                        problems.push(
-                            p(
-                                format!("parent `{}` is not a managed table", target.get_ref()),
-                                lines.of(target),
-                            )
-                            .column(col),
-                        );
-                    }
-                    if references.contains_key(col) {
-                        problems.push(
-                            p(
-                                "a column is either a reference or the parent, not both".into(),
-                                lines.of(target),
-                            )
-                            .column(col),
-                        );
-                    }
-                    (col.clone(), target.get_ref().clone())
-                })
+                (col.clone(), target.get_ref().clone())
+            })
+        }
+    }
+}
+
+/// The line where each column of a table is first named.
+fn column_lines(t: &RawTable, lines: &Lines) -> BTreeMap<String, usize> {
+    let mut column_lines: BTreeMap<String, usize> = BTreeMap::new();
+    {
+        let mut note = |col: &String, l: Option<usize>| {
+            if let Some(l) = l {
+                column_lines.entry(col.clone()).or_insert(l);
             }
         };
-        let mut column_lines: BTreeMap<String, usize> = BTreeMap::new();
-        {
-            let mut note = |col: &String, l: Option<usize>| {
-                if let Some(l) = l {
-                    column_lines.entry(col.clone()).or_insert(l);
-                }
-            };
-            for k in t.key.iter().chain(t.natural_key.iter()) {
-                for col in k.get_ref() {
-                    note(col, lines.of(k));
-                }
+        for k in t.key.iter().chain(t.natural_key.iter()) {
+            for col in k.get_ref() {
+                note(col, lines.of(k));
             }
-            for (col, target) in &t.references {
+        }
+        for (col, target) in &t.references {
+            note(col, lines.of(target));
+        }
+        for (col, paths) in &t.json_references {
+            note(col, lines.of(paths));
+        }
+        if let Some(par) = &t.parent {
+            for (col, target) in par.get_ref() {
                 note(col, lines.of(target));
             }
-            for (col, paths) in &t.json_references {
-                note(col, lines.of(paths));
-            }
-            if let Some(par) = &t.parent {
-                for (col, target) in par.get_ref() {
-                    note(col, lines.of(target));
-                }
-            }
-            for ig in t.ignore.iter().chain(&t.keep_ids) {
-                note(ig.get_ref(), lines.of(ig));
-            }
-            for (col, v) in &t.stamp {
-                note(col, lines.of(v));
-            }
-            if let Some(d) = &t.draft {
-                for col in d.get_ref().keys() {
-                    note(col, lines.of(d));
-                }
-            }
         }
-        let ignore: Vec<String> = t.ignore.iter().map(|s| s.get_ref().clone()).collect();
-        let mut stamp = BTreeMap::new();
+        for ig in t.ignore.iter().chain(&t.keep_ids) {
+            note(ig.get_ref(), lines.of(ig));
+        }
         for (col, v) in &t.stamp {
-            if v.get_ref() != "now" {
-                problems.push(
-                    p(
-                        format!("stamp value `{}` is not supported; use \"now\"", v.get_ref()),
-                        lines.of(v),
-                    )
-                    .column(col),
-                );
-            }
-            stamp.insert(col.clone(), StampValue::Now);
+            note(col, lines.of(v));
         }
-        // A column plays one role.
-        let key_cols: Vec<&String> = key.iter().flatten().chain(natural_key.iter().flatten()).collect();
-        for ig in &t.ignore {
-            let c = ig.get_ref();
-            if key_cols.contains(&c) {
-                problems.push(p("a key column cannot be ignored".into(), lines.of(ig)).column(c));
-            }
-            if stamp.contains_key(c) {
-                problems.push(p("a column cannot be both ignored and stamped".into(), lines.of(ig)).column(c));
-            }
-            if references.contains_key(c)
-                || json_references.contains_key(c)
-                || parent.as_ref().is_some_and(|(pc, _)| pc == c)
-            {
-                problems.push(p("a reference column cannot be ignored".into(), lines.of(ig)).column(c));
-            }
-        }
-        for (c, v) in &t.stamp {
-            if key_cols.contains(&c) {
-                problems.push(p("a key column cannot be stamped".into(), lines.of(v)).column(c));
-            }
-            if json_references.contains_key(c) {
-                problems.push(p("a column with `json_references` cannot be stamped".into(), lines.of(v)).column(c));
-            }
-        }
-        for (c, paths) in &t.json_references {
-            if key_cols.contains(&c) {
-                problems.push(p("a key column cannot have `json_references`".into(), lines.of(paths)).column(c));
-            }
-        }
-        let keep_ids: Vec<String> = t.keep_ids.iter().map(|s| s.get_ref().clone()).collect();
-        for k in &t.keep_ids {
-            let c = k.get_ref();
-            if references.contains_key(c) || parent.as_ref().is_some_and(|(pc, _)| pc == c) {
-                problems.push(
-                    p(
-                        "a column in `keep_ids` is copied as it is, so it cannot be a reference too (rewritten through the id mapping): keep it in one of them".into(),
-                        lines.of(k),
-                    )
-                    .column(c),
-                );
-            }
-            if ignore.contains(c) {
-                problems.push(p("a column cannot be both ignored and in `keep_ids`".into(), lines.of(k)).column(c));
-            }
-        }
-        let mut draft = BTreeMap::new();
         if let Some(d) = &t.draft {
-            for (col, v) in d.get_ref() {
-                match toml_to_value(v) {
-                    Some(v) => {
-                        draft.insert(col.clone(), v);
-                    }
-                    None => {
-                        problems.push(p("a draft value is a string, number or boolean".into(), lines.of(d)).column(col))
-                    }
-                }
+            for col in d.get_ref().keys() {
+                note(col, lines.of(d));
             }
         }
-        if let Some(e) = &t.exclude {
-            if e.get_ref().trim().is_empty() {
-                problems.push(p("`exclude` is empty".into(), lines.of(e)));
-            }
-        }
-        tables.insert(
-            name.clone(),
-            TableConfig {
-                name: name.clone(),
-                key,
-                natural_key,
-                references,
-                json_references,
-                parent,
-                ignore,
-                keep_ids,
-                stamp,
-                exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
-                draft,
-                line,
-                column_lines,
-            },
-        );
     }
-    if tables.is_empty() {
-        problems.push(ConfigProblem::new(
-            "no table is managed: add a [tables.NAME] section with its `key`",
-        ));
-    }
+    column_lines
+}
 
-    let access = raw.access.as_ref().map(|a| {
+/// The roles a table's columns were given, to check that each plays one.
+struct Roles<'r> {
+    key: &'r Option<Vec<String>>,
+    natural_key: &'r Option<Vec<String>>,
+    references: &'r BTreeMap<String, String>,
+    json_references: &'r BTreeMap<String, BTreeMap<String, String>>,
+    parent: &'r Option<(String, String)>,
+    stamp: &'r BTreeMap<String, StampValue>,
+    ignore: &'r [String],
+}
+
+/// A column plays one role: a key column is not ignored, stamped or given
+/// `json_references`; a reference is not ignored or in `keep_ids`...
+fn check_roles(
+    t: &RawTable,
+    roles: &Roles,
+    lines: &Lines,
+    p: &dyn Fn(String, Option<usize>) -> ConfigProblem,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let Roles {
+        key,
+        natural_key,
+        references,
+        json_references,
+        parent,
+        stamp,
+        ignore,
+    } = *roles;
+    // A column plays one role.
+    let key_cols: Vec<&String> = key.iter().flatten().chain(natural_key.iter().flatten()).collect();
+    for ig in &t.ignore {
+        let c = ig.get_ref();
+        if key_cols.contains(&c) {
+            problems.push(p("a key column cannot be ignored".into(), lines.of(ig)).column(c));
+        }
+        if stamp.contains_key(c) {
+            problems.push(p("a column cannot be both ignored and stamped".into(), lines.of(ig)).column(c));
+        }
+        if references.contains_key(c)
+            || json_references.contains_key(c)
+            || parent.as_ref().is_some_and(|(pc, _)| pc == c)
+        {
+            problems.push(p("a reference column cannot be ignored".into(), lines.of(ig)).column(c));
+        }
+    }
+    for (c, v) in &t.stamp {
+        if key_cols.contains(&c) {
+            problems.push(p("a key column cannot be stamped".into(), lines.of(v)).column(c));
+        }
+        if json_references.contains_key(c) {
+            problems.push(p("a column with `json_references` cannot be stamped".into(), lines.of(v)).column(c));
+        }
+    }
+    for (c, paths) in &t.json_references {
+        if key_cols.contains(&c) {
+            problems.push(p("a key column cannot have `json_references`".into(), lines.of(paths)).column(c));
+        }
+    }
+    for k in &t.keep_ids {
+        let c = k.get_ref();
+        if references.contains_key(c) || parent.as_ref().is_some_and(|(pc, _)| pc == c) {
+            problems.push(
+                p(
+                    "a column in `keep_ids` is copied as it is, so it cannot be a reference too (rewritten through the id mapping): keep it in one of them".into(),
+                    lines.of(k),
+                )
+                .column(c),
+            );
+        }
+        if ignore.contains(c) {
+            problems.push(p("a column cannot be both ignored and in `keep_ids`".into(), lines.of(k)).column(c));
+        }
+    }
+}
+
+/// The `[access]` section: environments and roles that exist.
+fn access(raw: &RawConfig, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> Option<AccessConfig> {
+    raw.access.as_ref().map(|a| {
         let line = lines.of(a);
         let a = a.get_ref();
         let roles: BTreeSet<&String> = a.users.values().flatten().collect();
@@ -865,17 +982,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             approve,
             revert,
         }
-    });
-
-    if !problems.is_empty() {
-        return Err(fail(problems));
-    }
-    Ok(Config {
-        base_dir,
-        pipeline,
-        environments,
-        tables,
-        access,
     })
 }
 

@@ -67,13 +67,7 @@ impl TableSpec {
         keys: &BTreeMap<String, Vec<String>>,
     ) -> Result<TableSpec, Vec<SpecProblem>> {
         let mut problems = Vec::new();
-        let (src_env, src) = source;
         let (dst_env, dst) = target;
-        let problem = |env: Option<&str>, column: Option<&str>, message: String| SpecProblem {
-            environment: env.map(str::to_string),
-            column: column.map(str::to_string),
-            message,
-        };
         let key = match &cfg.key {
             Some(k) => k.clone(),
             None if !dst.primary_key.is_empty() => dst.primary_key.clone(),
@@ -86,102 +80,10 @@ impl TableSpec {
                 Vec::new()
             }
         };
-        // Ignored columns are environment-local: one side having it is enough.
-        for col in &cfg.ignore {
-            if src.column(col).is_none() && dst.column(col).is_none() {
-                problems.push(problem(
-                    Some(dst_env),
-                    Some(col),
-                    format!(
-                        "no such column in either environment (the table has: {})",
-                        column_list(dst)
-                    ),
-                ));
-            }
-        }
-        let mentioned = key
-            .iter()
-            .chain(cfg.stamp.keys())
-            .chain(cfg.references.keys())
-            .chain(cfg.json_references.keys())
-            .chain(cfg.parent.iter().map(|(c, _)| c))
-            .chain(cfg.natural_key.iter().flatten())
-            .chain(cfg.keep_ids.iter())
-            .chain(cfg.draft.keys());
-        for col in mentioned {
-            for (env, schema) in [(src_env, src), (dst_env, dst)] {
-                if schema.column(col).is_none() {
-                    problems.push(problem(
-                        Some(env),
-                        Some(col),
-                        format!("no such column (the table has: {})", column_list(schema)),
-                    ));
-                }
-            }
-        }
-        let mut compared = Vec::new();
-        for c in &dst.columns {
-            let n = &c.name;
-            if key.contains(n) || cfg.ignore.contains(n) || cfg.stamp.contains_key(n) {
-                continue;
-            }
-            if src.column(n).is_none() {
-                problems.push(problem(
-                    Some(src_env),
-                    Some(n),
-                    format!(
-                        "the column exists in `{dst_env}` but not in `{src_env}`: migrate the schema, or add it to `ignore`"
-                    ),
-                ));
-                continue;
-            }
-            compared.push(n.clone());
-        }
-        for c in &src.columns {
-            let n = &c.name;
-            if dst.column(n).is_none() && !cfg.ignore.contains(n) && !cfg.stamp.contains_key(n) && !key.contains(n) {
-                problems.push(problem(
-                    Some(dst_env),
-                    Some(n),
-                    format!(
-                        "the column exists in `{src_env}` but not in `{dst_env}`: migrate the schema, or add it to `ignore`"
-                    ),
-                ));
-            }
-        }
-        compared.sort();
+        problems.extend(missing_columns(cfg, &key, source, target));
+        let compared = compared_columns(cfg, &key, source, target, &mut problems);
         problems.extend(undeclared_foreign_keys(cfg, source, target));
-        let mut references = cfg.references.clone();
-        if let Some((c, t)) = &cfg.parent {
-            references.insert(c.clone(), t.clone());
-        }
-        let mut referenced_key = BTreeMap::new();
-        for (col, table) in &references {
-            match keys.get(table).map(Vec::as_slice) {
-                Some([one]) => {
-                    referenced_key.insert(col.clone(), one.clone());
-                }
-                Some(_) => problems.push(problem(
-                    None,
-                    Some(col),
-                    format!("references `{table}`, whose key has several columns; a reference names a one-column key"),
-                )),
-                None => {}
-            }
-        }
-        for (col, paths) in &cfg.json_references {
-            for (path, table) in paths {
-                if let Some(k) = keys.get(table) {
-                    if k.len() != 1 {
-                        problems.push(problem(
-                            None,
-                            Some(col),
-                            format!("JSON path `{path}` references `{table}`, whose key has several columns; a reference names a one-column key"),
-                        ));
-                    }
-                }
-            }
-        }
+        let (references, referenced_key) = resolve_references(cfg, keys, &mut problems);
         let types = dst
             .columns
             .iter()
@@ -323,6 +225,144 @@ impl TableSpec {
             }
         }
     }
+}
+
+/// A problem of one table's spec, in `env` (or both), at `column`.
+fn problem(env: Option<&str>, column: Option<&str>, message: String) -> SpecProblem {
+    SpecProblem {
+        environment: env.map(str::to_string),
+        column: column.map(str::to_string),
+        message,
+    }
+}
+
+/// The columns the config names that a side lacks. Ignored columns are
+/// environment-local: one side having it is enough.
+fn missing_columns(
+    cfg: &TableConfig,
+    key: &[String],
+    (src_env, src): (&str, &TableSchema),
+    (dst_env, dst): (&str, &TableSchema),
+) -> Vec<SpecProblem> {
+    let mut problems = Vec::new();
+    // Ignored columns are environment-local: one side having it is enough.
+    for col in &cfg.ignore {
+        if src.column(col).is_none() && dst.column(col).is_none() {
+            problems.push(problem(
+                Some(dst_env),
+                Some(col),
+                format!(
+                    "no such column in either environment (the table has: {})",
+                    column_list(dst)
+                ),
+            ));
+        }
+    }
+    let mentioned = key
+        .iter()
+        .chain(cfg.stamp.keys())
+        .chain(cfg.references.keys())
+        .chain(cfg.json_references.keys())
+        .chain(cfg.parent.iter().map(|(c, _)| c))
+        .chain(cfg.natural_key.iter().flatten())
+        .chain(cfg.keep_ids.iter())
+        .chain(cfg.draft.keys());
+    for col in mentioned {
+        for (env, schema) in [(src_env, src), (dst_env, dst)] {
+            if schema.column(col).is_none() {
+                problems.push(problem(
+                    Some(env),
+                    Some(col),
+                    format!("no such column (the table has: {})", column_list(schema)),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The compared columns, sorted: every target column but the key, ignored
+/// and stamped ones; each must exist on both sides.
+fn compared_columns(
+    cfg: &TableConfig,
+    key: &[String],
+    (src_env, src): (&str, &TableSchema),
+    (dst_env, dst): (&str, &TableSchema),
+    problems: &mut Vec<SpecProblem>,
+) -> Vec<String> {
+    let mut compared = Vec::new();
+    for c in &dst.columns {
+        let n = &c.name;
+        if key.contains(n) || cfg.ignore.contains(n) || cfg.stamp.contains_key(n) {
+            continue;
+        }
+        if src.column(n).is_none() {
+            problems.push(problem(
+                Some(src_env),
+                Some(n),
+                format!(
+                "the column exists in `{dst_env}` but not in `{src_env}`: migrate the schema, or add it to `ignore`"
+            ),
+            ));
+            continue;
+        }
+        compared.push(n.clone());
+    }
+    for c in &src.columns {
+        let n = &c.name;
+        if dst.column(n).is_none() && !cfg.ignore.contains(n) && !cfg.stamp.contains_key(n) && !key.contains(n) {
+            problems.push(problem(
+                Some(dst_env),
+                Some(n),
+                format!(
+                "the column exists in `{src_env}` but not in `{dst_env}`: migrate the schema, or add it to `ignore`"
+            ),
+            ));
+        }
+    }
+    compared.sort();
+    compared
+}
+
+/// The references (the parent's column included) and the key column each
+/// one names; a reference names a one-column key.
+fn resolve_references(
+    cfg: &TableConfig,
+    keys: &BTreeMap<String, Vec<String>>,
+    problems: &mut Vec<SpecProblem>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut references = cfg.references.clone();
+    if let Some((c, t)) = &cfg.parent {
+        references.insert(c.clone(), t.clone());
+    }
+    let mut referenced_key = BTreeMap::new();
+    for (col, table) in &references {
+        match keys.get(table).map(Vec::as_slice) {
+            Some([one]) => {
+                referenced_key.insert(col.clone(), one.clone());
+            }
+            Some(_) => problems.push(problem(
+                None,
+                Some(col),
+                format!("references `{table}`, whose key has several columns; a reference names a one-column key"),
+            )),
+            None => {}
+        }
+    }
+    for (col, paths) in &cfg.json_references {
+        for (path, table) in paths {
+            if let Some(k) = keys.get(table) {
+                if k.len() != 1 {
+                    problems.push(problem(
+                    None,
+                    Some(col),
+                    format!("JSON path `{path}` references `{table}`, whose key has several columns; a reference names a one-column key"),
+                ));
+                }
+            }
+        }
+    }
+    (references, referenced_key)
 }
 
 /// Foreign keys the database declares on a column that Ferry was not told

@@ -291,6 +291,33 @@ fn to_db_error(env: &str, e: rusqlite::Error) -> DbError {
     err
 }
 
+/// After a deferred foreign key failed at COMMIT (the transaction stays
+/// open): the first table holding a broken reference, and up to five such
+/// rows named as `table (rowid N) references parent (missing)`.
+fn foreign_key_problems(conn: &Connection) -> Option<(String, String)> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check").ok()?;
+    let rows: Vec<(String, Option<i64>, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let first = rows.first()?.0.clone();
+    let shown: Vec<String> = rows
+        .iter()
+        .take(5)
+        .map(|(t, rowid, parent)| match rowid {
+            Some(id) => format!("`{t}` (rowid {id}) references a missing `{parent}` row"),
+            None => format!("a `{t}` row references a missing `{parent}` row"),
+        })
+        .collect();
+    let more = if rows.len() > 5 {
+        format!(" (and {} more)", rows.len() - 5)
+    } else {
+        String::new()
+    };
+    Some((first, format!("{}{more}", shown.join("; "))))
+}
+
 /// SQLite stores a NaN as NULL without an error: a row to write (values in
 /// `names` order) holding one is refused, naming the column.
 fn refuse_nan(env: &str, names: &[String], values: &[Value]) -> Result<(), DbError> {
@@ -905,6 +932,12 @@ impl Txn for SqliteTxn {
                 let mut err = to_db_error(env, e);
                 if err.kind == DbErrorKind::Constraint {
                     err.message = format!("{} (checked at commit)", err.message);
+                    // SQLite names no row: the transaction is still open,
+                    // so ask it which rows point at a missing one.
+                    if let Some((table, broken)) = foreign_key_problems(conn) {
+                        err.table = Some(table);
+                        err.message = format!("{}: {broken}", err.message);
+                    }
                 }
                 err
             })

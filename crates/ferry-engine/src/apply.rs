@@ -403,6 +403,20 @@ pub async fn promote_plan_with(
     Ok(Some(promotion))
 }
 
+/// The before-images of a plan's rows, by (table, target key text).
+type Before = BTreeMap<(String, String), Row>;
+
+/// The sync bases the rows had before the promotion: table -> source key
+/// text -> base.
+type Previous = BTreeMap<String, BTreeMap<String, SyncBase>>;
+
+/// Keys the target assigned to new natural-key rows (and keys mapped
+/// through one): (table, source key text) -> key.
+type NewKeys = HashMap<(String, String), Vec<Value>>;
+
+/// Writes the plan inside `txn`: re-check, inserts and updates, deletes,
+/// then the sync base and the journal. `clash` names the insert a key
+/// constraint refused (see [`inserted_meanwhile`]).
 async fn apply_in<'a>(
     plan: &Plan,
     opts: &PromoteOptions,
@@ -412,12 +426,84 @@ async fn apply_in<'a>(
     txn: &mut dyn Txn,
     clash: &mut Option<&'a PlanEntry>,
 ) -> Result<Promotion> {
-    // Re-check, inside the transaction, that the target is what the plan saw,
-    // and keep the before-images. The rows read are locked until the commit
-    // (`fetch_full`), so no client edit slips in between.
     let started = std::time::Instant::now();
     let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: {what}");
-    let mut before: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let before = recheck(plan, by_table, txn).await?;
+    step("target re-checked");
+    let at = journal::now();
+    let id = journal::new_id();
+    let previous = previous_bases(plan, by_table, txn).await?;
+    step("sync bases read");
+    let mut written = Written {
+        before: &before,
+        previous: &previous,
+        rows: Vec::new(),
+        counts: Counts::default(),
+    };
+    let mut new_keys = NewKeys::new();
+    // Inserts and updates, parents first.
+    for table in &plan.tables {
+        let Some(es) = by_table.get(table.as_str()) else {
+            continue;
+        };
+        let spec = spec_of(plan, table)?;
+        let stamps: Vec<(String, Value)> = spec
+            .stamped
+            .iter()
+            .map(|c| (c.clone(), journal::stamp_value(at, &spec.target_types[c])))
+            .collect();
+        let w = Writing {
+            plan,
+            spec,
+            stamps: &stamps,
+        };
+        w.insert(es, txn, &mut written, &mut new_keys, clash).await?;
+        w.update(es, txn, &mut written, &new_keys).await?;
+    }
+    step("inserted and updated");
+    delete(plan, by_table, txn, &mut written).await?;
+    // Rows decided for the target: nothing written but their sync base.
+    for e in entries
+        .iter()
+        .filter(|e| matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)))
+    {
+        let spec = spec_of(plan, &e.table)?;
+        written.add(e, spec, e.target_key(), None);
+    }
+    step("deleted");
+    for (table, list) in &new_bases(plan, entries, &new_keys)? {
+        journal::write_bases(txn, &plan.from, table, Some(&id), list).await?;
+    }
+    step("sync bases written");
+    let Written { rows, counts, .. } = written;
+    let promotion = PromotionRecord {
+        id: id.clone(),
+        kind: kind.into(),
+        from: Some(plan.from.clone()),
+        to: plan.to.clone(),
+        user: opts.user.clone(),
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        selection: plan.selection.clone(),
+        counts: counts.clone(),
+        reverts: None,
+        reverted_by: None,
+    };
+    // A saved plan's hash says which reviewed plan this promotion applied.
+    let plan_hash = Some(plan.hash.clone()).filter(|h| !h.is_empty());
+    journal::write_journal(txn, &promotion, rows, plan_hash).await?;
+    step("journal written");
+    Ok(Promotion {
+        id,
+        at: promotion.at,
+        counts,
+    })
+}
+
+/// Re-checks, inside the transaction, that the target is what the plan
+/// saw, and keeps the before-images. The rows read are locked until the
+/// commit (`fetch_full`), so no client edit slips in between.
+async fn recheck(plan: &Plan, by_table: &BTreeMap<&str, Vec<&PlanEntry>>, txn: &mut dyn Txn) -> Result<Before> {
+    let mut before = Before::new();
     let mut stale = Vec::new();
     for (table, es) in by_table {
         let spec = spec_of(plan, table)?;
@@ -447,14 +533,17 @@ async fn apply_in<'a>(
     if !stale.is_empty() {
         return Err(stale_error(plan, &stale));
     }
+    Ok(before)
+}
 
-    step("target re-checked");
-    let at = journal::now();
-    let id = journal::new_id();
-    let mut journal_rows: Vec<JournalRow> = Vec::new();
-    let mut counts = Counts::default();
-    let mut bases: BTreeMap<&str, Vec<journal::BaseUpdate>> = BTreeMap::new();
-    let mut previous: BTreeMap<String, BTreeMap<String, SyncBase>> = BTreeMap::new();
+/// The sync bases of the plan's rows before the promotion: carried by a
+/// plan made under the writer lock, read from the target otherwise.
+async fn previous_bases(
+    plan: &Plan,
+    by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
+    txn: &mut dyn Txn,
+) -> Result<Previous> {
+    let mut previous = Previous::new();
     for (table, es) in by_table {
         let unknown: Vec<Vec<Value>> = es
             .iter()
@@ -469,13 +558,24 @@ async fn apply_in<'a>(
         }
         previous.insert(table.to_string(), bases);
     }
+    Ok(previous)
+}
 
-    // Keys the target assigned to new natural-key rows: (table, source key text) -> key.
-    let mut new_keys: HashMap<(String, String), Vec<Value>> = HashMap::new();
-    let mut record = |e: &PlanEntry, spec: &TableSpec, target_key: &[Value], after: Option<Vec<(String, Value)>>| {
+/// What the promotion wrote so far: the journal rows and the counts.
+struct Written<'r> {
+    before: &'r Before,
+    previous: &'r Previous,
+    rows: Vec<JournalRow>,
+    counts: Counts,
+}
+
+impl Written<'_> {
+    /// Records one row written (or kept) at `target_key`, with the values
+    /// written (`None` for a delete or a kept row).
+    fn add(&mut self, e: &PlanEntry, spec: &TableSpec, target_key: &[Value], after: Option<Vec<(String, Value)>>) {
         let kt = key_text(&e.key);
-        journal_rows.push(JournalRow {
-            seq: journal_rows.len() as i64 + 1,
+        self.rows.push(JournalRow {
+            seq: self.rows.len() as i64 + 1,
             table: e.table.clone(),
             key: spec.key.iter().cloned().zip(target_key.iter().cloned()).collect(),
             action: if matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)) {
@@ -483,29 +583,43 @@ async fn apply_in<'a>(
             } else {
                 e.action.name().to_string()
             },
-            before: before
+            before: self
+                .before
                 .get(&(e.table.clone(), key_text(target_key)))
                 .map(|raw| spec.target_columns.iter().cloned().zip(raw.iter().cloned()).collect()),
             after,
-            base_before: previous.get(&e.table).and_then(|m| m.get(&kt)).cloned(),
+            base_before: self.previous.get(&e.table).and_then(|m| m.get(&kt)).cloned(),
             // Natural-key tables record the base under the source key.
             source_key: (target_key != e.key.as_slice()).then(|| kt.clone()),
         });
-        counts.add(e.action);
-    };
+        self.counts.add(e.action);
+    }
+}
 
-    step("sync bases read");
-    // Inserts and updates, parents first.
-    for table in &plan.tables {
-        let Some(es) = by_table.get(table.as_str()) else {
-            continue;
-        };
-        let spec = spec_of(plan, table)?;
-        let stamps: Vec<(String, Value)> = spec
-            .stamped
-            .iter()
-            .map(|c| (c.clone(), journal::stamp_value(at, &spec.target_types[c])))
-            .collect();
+/// The inserts and updates of one table: its spec and the stamped values.
+struct Writing<'w> {
+    plan: &'w Plan,
+    spec: &'w TableSpec,
+    stamps: &'w [(String, Value)],
+}
+
+impl Writing<'_> {
+    /// The stamped columns.
+    fn stamp_columns(&self) -> impl Iterator<Item = String> + '_ {
+        self.stamps.iter().map(|(c, _)| c.clone())
+    }
+
+    /// Inserts the table's new rows, parent first within a
+    /// self-referencing table.
+    async fn insert<'a>(
+        &self,
+        es: &[&'a PlanEntry],
+        txn: &mut dyn Txn,
+        written: &mut Written<'_>,
+        new_keys: &mut NewKeys,
+        clash: &mut Option<&'a PlanEntry>,
+    ) -> Result<()> {
+        let spec = self.spec;
         let mut inserts: Vec<&PlanEntry> = es.iter().copied().filter(|e| e.action == Action::Insert).collect();
         if let Some(col) = spec.self_reference() {
             let idx = spec.columns().iter().position(|c| c == col).unwrap_or(0);
@@ -515,92 +629,119 @@ async fn apply_in<'a>(
                 |e| e.source.as_ref().map_or(&Value::Null, |r| &r[idx]),
             );
         }
-        if !inserts.is_empty() && spec.natural_key.is_some() {
-            // The target assigns the key: insert one by one and keep it.
-            let k = spec.key.len();
-            let columns: Vec<String> = spec
-                .compared
-                .iter()
-                .cloned()
-                .chain(stamps.iter().map(|(c, _)| c.clone()))
-                .collect();
-            for e in &inserts {
-                let src = resolved_source(plan, spec, e, &new_keys)?;
-                let mut row: Row = src[k..].to_vec();
-                row.extend(stamps.iter().map(|(_, v)| v.clone()));
-                let new = txn
-                    .insert_returning(table, &columns, &row, &spec.key[0])
-                    .await
-                    .map_err(|err| write_error(plan, table, Some(&e.key), err))?;
-                let new = convert(&new, &spec.types[&spec.key[0]]).unwrap_or(new);
-                new_keys.insert((table.clone(), key_text(&e.key)), vec![new.clone()]);
-                let mut after: Vec<(String, Value)> = vec![(spec.key[0].clone(), new.clone())];
-                after.extend(columns.iter().cloned().zip(row.iter().cloned()));
-                record(e, spec, &[new], Some(after));
-            }
-        } else if !inserts.is_empty() {
-            let columns: Vec<String> = spec
-                .columns()
-                .into_iter()
-                .chain(stamps.iter().map(|(c, _)| c.clone()))
-                .collect();
-            let rows: Vec<Row> = inserts
-                .iter()
-                .map(|e| {
-                    let mut r = resolved_source(plan, spec, e, &new_keys)?;
-                    r.extend(stamps.iter().map(|(_, v)| v.clone()));
-                    Ok(r)
-                })
-                .collect::<Result<_>>()?;
-            if let Err(err) = txn.insert(table, &columns, &rows).await {
-                // A key taken since the re-check (a client's insert that
-                // was not visible to it): see `inserted_meanwhile`.
-                if err.kind == DbErrorKind::Constraint {
-                    *clash = err.row.and_then(|i| inserts.get(i).copied());
-                }
-                return Err(write_error(
-                    plan,
-                    table,
-                    err.row.map(|i| inserts[i].key.as_slice()),
-                    err,
-                ));
-            }
-            let k = spec.key.len();
-            for (e, row) in inserts.iter().zip(&rows) {
-                // A key that references a natural-key table went through the
-                // id mapping: rows referencing this one follow it.
-                if row[..k] != e.key[..] {
-                    new_keys.insert((table.clone(), key_text(&e.key)), row[..k].to_vec());
-                }
-                record(
-                    e,
-                    spec,
-                    &row[..k],
-                    Some(columns.iter().cloned().zip(row.iter().cloned()).collect()),
-                );
-            }
-            for col in &spec.generated_key {
-                txn.advance_generated(table, col)
-                    .await
-                    .map_err(|err| write_error(plan, table, None, err))?;
-            }
+        if inserts.is_empty() {
+            Ok(())
+        } else if spec.natural_key.is_some() {
+            self.insert_returning(&inserts, txn, written, new_keys).await
+        } else {
+            self.insert_all(&inserts, txn, written, new_keys, clash).await
         }
-        // Updates, grouped by the columns they set.
+    }
+
+    /// Inserts into a natural-key table: the target assigns the key, so
+    /// rows go one by one and the key is kept.
+    async fn insert_returning(
+        &self,
+        inserts: &[&PlanEntry],
+        txn: &mut dyn Txn,
+        written: &mut Written<'_>,
+        new_keys: &mut NewKeys,
+    ) -> Result<()> {
+        let (plan, spec, table) = (self.plan, self.spec, &self.spec.name);
+        let k = spec.key.len();
+        let columns: Vec<String> = spec.compared.iter().cloned().chain(self.stamp_columns()).collect();
+        for e in inserts {
+            let src = resolved_source(plan, spec, e, new_keys)?;
+            let mut row: Row = src[k..].to_vec();
+            row.extend(self.stamps.iter().map(|(_, v)| v.clone()));
+            let new = txn
+                .insert_returning(table, &columns, &row, &spec.key[0])
+                .await
+                .map_err(|err| write_error(plan, table, Some(&e.key), err))?;
+            let new = convert(&new, &spec.types[&spec.key[0]]).unwrap_or(new);
+            new_keys.insert((table.clone(), key_text(&e.key)), vec![new.clone()]);
+            let mut after: Vec<(String, Value)> = vec![(spec.key[0].clone(), new.clone())];
+            after.extend(columns.iter().cloned().zip(row.iter().cloned()));
+            written.add(e, spec, &[new], Some(after));
+        }
+        Ok(())
+    }
+
+    /// Inserts rows whose key the plan knows, in one statement (chunked by
+    /// the store), then advances the generated keys.
+    async fn insert_all<'a>(
+        &self,
+        inserts: &[&'a PlanEntry],
+        txn: &mut dyn Txn,
+        written: &mut Written<'_>,
+        new_keys: &mut NewKeys,
+        clash: &mut Option<&'a PlanEntry>,
+    ) -> Result<()> {
+        let (plan, spec, table) = (self.plan, self.spec, &self.spec.name);
+        let columns: Vec<String> = spec.columns().into_iter().chain(self.stamp_columns()).collect();
+        let rows: Vec<Row> = inserts
+            .iter()
+            .map(|e| {
+                let mut r = resolved_source(plan, spec, e, new_keys)?;
+                r.extend(self.stamps.iter().map(|(_, v)| v.clone()));
+                Ok(r)
+            })
+            .collect::<Result<_>>()?;
+        if let Err(err) = txn.insert(table, &columns, &rows).await {
+            // A key taken since the re-check (a client's insert that
+            // was not visible to it): see `inserted_meanwhile`.
+            if err.kind == DbErrorKind::Constraint {
+                *clash = err.row.and_then(|i| inserts.get(i).copied());
+            }
+            return Err(write_error(
+                plan,
+                table,
+                err.row.map(|i| inserts[i].key.as_slice()),
+                err,
+            ));
+        }
+        let k = spec.key.len();
+        for (e, row) in inserts.iter().zip(&rows) {
+            // A key that references a natural-key table went through the
+            // id mapping: rows referencing this one follow it.
+            if row[..k] != e.key[..] {
+                new_keys.insert((table.clone(), key_text(&e.key)), row[..k].to_vec());
+            }
+            written.add(
+                e,
+                spec,
+                &row[..k],
+                Some(columns.iter().cloned().zip(row.iter().cloned()).collect()),
+            );
+        }
+        for col in &spec.generated_key {
+            txn.advance_generated(table, col)
+                .await
+                .map_err(|err| write_error(plan, table, None, err))?;
+        }
+        Ok(())
+    }
+
+    /// Updates the table's changed rows, grouped by the columns they set.
+    async fn update(
+        &self,
+        es: &[&PlanEntry],
+        txn: &mut dyn Txn,
+        written: &mut Written<'_>,
+        new_keys: &NewKeys,
+    ) -> Result<()> {
+        let (plan, spec, table) = (self.plan, self.spec, &self.spec.name);
         let mut groups: BTreeMap<Vec<String>, Vec<&PlanEntry>> = BTreeMap::new();
         for e in es.iter().filter(|e| e.action == Action::Update) {
             groups.entry(e.set.clone()).or_default().push(e);
         }
         let columns = spec.columns();
         for (set, group) in groups {
-            let set_cols: Vec<String> = set
-                .iter()
-                .cloned()
-                .chain(stamps.iter().map(|(c, _)| c.clone()))
-                .collect();
+            let set_cols: Vec<String> = set.iter().cloned().chain(self.stamp_columns()).collect();
             let rows: Vec<(Row, Row)> = group
                 .iter()
                 .map(|e| {
-                    let src = resolved_source(plan, spec, e, &new_keys)?;
+                    let src = resolved_source(plan, spec, e, new_keys)?;
                     let mut values: Row = set
                         .iter()
                         .map(|c| {
@@ -610,7 +751,7 @@ async fn apply_in<'a>(
                                 .map_or(Value::Null, |i| src[i].clone())
                         })
                         .collect();
-                    values.extend(stamps.iter().map(|(_, v)| v.clone()));
+                    values.extend(self.stamps.iter().map(|(_, v)| v.clone()));
                     Ok((e.target_key().to_vec(), values))
                 })
                 .collect::<Result<_>>()?;
@@ -618,7 +759,7 @@ async fn apply_in<'a>(
                 .await
                 .map_err(|err| write_error(plan, table, err.row.map(|i| group[i].key.as_slice()), err))?;
             for (e, (_, values)) in group.iter().zip(&rows) {
-                record(
+                written.add(
                     e,
                     spec,
                     e.target_key(),
@@ -626,9 +767,18 @@ async fn apply_in<'a>(
                 );
             }
         }
+        Ok(())
     }
-    step("inserted and updated");
-    // Deletes, children first.
+}
+
+/// Deletes the plan's deleted rows, children first (tables in reverse
+/// order, and children before parents within a self-referencing table).
+async fn delete(
+    plan: &Plan,
+    by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
+    txn: &mut dyn Txn,
+    written: &mut Written<'_>,
+) -> Result<()> {
     for table in plan.tables.iter().rev() {
         let Some(es) = by_table.get(table.as_str()) else {
             continue;
@@ -643,7 +793,8 @@ async fn apply_in<'a>(
             let with_parent: Vec<(&PlanEntry, Value)> = deletes
                 .iter()
                 .map(|e| {
-                    let parent = before
+                    let parent = written
+                        .before
                         .get(&(e.table.clone(), key_text(e.target_key())))
                         .map_or(Value::Null, |r| r[idx].clone());
                     (*e, parent)
@@ -660,27 +811,27 @@ async fn apply_in<'a>(
             .await
             .map_err(|err| write_error(plan, table, err.row.map(|i| deletes[i].key.as_slice()), err))?;
         for e in &deletes {
-            record(e, spec, e.target_key(), None);
+            written.add(e, spec, e.target_key(), None);
         }
     }
+    Ok(())
+}
 
-    // Rows decided for the target: nothing written but their sync base.
-    for e in entries
-        .iter()
-        .filter(|e| matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched)))
-    {
-        let spec = spec_of(plan, &e.table)?;
-        record(e, spec, e.target_key(), None);
-    }
-    step("deleted");
-    // The new sync base: the source row for writes (and kept rows), nothing for deletes.
+/// The new sync base of every entry, by table: the source row for writes
+/// (and kept rows), nothing for deletes.
+fn new_bases<'e>(
+    plan: &Plan,
+    entries: &'e [Change<'_>],
+    new_keys: &NewKeys,
+) -> Result<BTreeMap<&'e str, Vec<journal::BaseUpdate>>> {
+    let mut bases: BTreeMap<&str, Vec<journal::BaseUpdate>> = BTreeMap::new();
     for e in entries {
         // A reference resolved here (to a natural-key row this promotion
         // inserted) is synced as written, not as the source's own key.
         let resolved = match e.action {
             Action::Insert | Action::Update if !e.deferred.is_empty() => {
                 let spec = spec_of(plan, &e.table)?;
-                Some(spec.hash(&resolved_source(plan, spec, e, &new_keys)?))
+                Some(spec.hash(&resolved_source(plan, spec, e, new_keys)?))
             }
             _ => None,
         };
@@ -703,31 +854,7 @@ async fn apply_in<'a>(
         };
         bases.entry(e.table.as_str()).or_default().push((e.key.clone(), base));
     }
-    for (table, list) in &bases {
-        journal::write_bases(txn, &plan.from, table, Some(&id), list).await?;
-    }
-    step("sync bases written");
-    let promotion = PromotionRecord {
-        id: id.clone(),
-        kind: kind.into(),
-        from: Some(plan.from.clone()),
-        to: plan.to.clone(),
-        user: opts.user.clone(),
-        at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        selection: plan.selection.clone(),
-        counts: counts.clone(),
-        reverts: None,
-        reverted_by: None,
-    };
-    // A saved plan's hash says which reviewed plan this promotion applied.
-    let plan_hash = Some(plan.hash.clone()).filter(|h| !h.is_empty());
-    journal::write_journal(txn, &promotion, journal_rows, plan_hash).await?;
-    step("journal written");
-    Ok(Promotion {
-        id,
-        at: promotion.at,
-        counts,
-    })
+    Ok(bases)
 }
 
 /// An insert that broke a constraint, after the transaction rolled back:
@@ -805,7 +932,7 @@ fn resolved_source(
 ) -> Result<Row> {
     let mut row = e.source.clone().unwrap_or_default();
     let columns = spec.columns();
-    crate::natural::resolve_json(plan, spec, e, &mut row, new_keys)?;
+    crate::json_ids::resolve_json(plan, spec, e, &mut row, new_keys)?;
     for col in &e.deferred {
         let (Some(i), Some(table)) = (columns.iter().position(|c| c == col), spec.references.get(col)) else {
             continue;

@@ -10,7 +10,7 @@
 //! column the plan reads has the same declared type on both sides
 //! ([`raw_comparable`]): then equal images mean equal values, and nothing
 //! needs decoding, converting or hashing for the ~99% of rows that did not
-//! change. Other pairs use the canonical merge of [`crate::planner`].
+//! change. Other pairs use the planner's canonical merge.
 
 use std::cmp::Ordering;
 

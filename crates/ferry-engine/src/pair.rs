@@ -8,6 +8,7 @@ use ferry_core::config::{ConfigErrors, ConfigProblem};
 use ferry_core::schema::TableSchema;
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
+use ferry_core::value::LogicalType;
 use ferry_db::Store;
 
 use crate::error::{Error, Hint, Result};
@@ -182,8 +183,36 @@ pub fn resolve(
             problems,
         }));
     }
+    ids_in_text(&mut specs);
     let order = apply_order(project, &specs)?;
     Ok((specs, order))
+}
+
+/// A text column that references an integer key (a generic relation:
+/// Django's `object_id` varchar holding a page id) is compared and looked up
+/// as an integer, so `"7"` names row 7 and goes through natural-key id
+/// mappings like any reference. Its values are still written as the
+/// column's text; one that is not an integer is an error naming the row.
+fn ids_in_text(specs: &mut BTreeMap<String, TableSpec>) {
+    let mut retype = Vec::new();
+    for (name, spec) in specs.iter() {
+        for (col, table) in &spec.references {
+            let (Some(own), Some(key)) = (spec.types.get(col), spec.referenced_key.get(col)) else {
+                continue;
+            };
+            let Some(kty) = specs.get(table).and_then(|s| s.types.get(key)) else {
+                continue;
+            };
+            if own.logical == LogicalType::Text && kty.logical == LogicalType::Int {
+                retype.push((name.clone(), col.clone(), kty.clone()));
+            }
+        }
+    }
+    for (name, col, ty) in retype {
+        if let Some(spec) = specs.get_mut(&name) {
+            spec.types.insert(col, ty);
+        }
+    }
 }
 
 /// Tables ordered parents first (references and parents, self-references

@@ -267,6 +267,9 @@ fn get<'a>(schema: &TableSchema, row: &'a Row, col: &str) -> Option<&'a Value> {
         .and_then(|i| row.get(i))
 }
 
+/// Writes a revert inside `txn`: refuses (unless `force`) when rows
+/// changed since the promotion, restores the before-images (last
+/// journalled first), restores the sync bases, and journals itself.
 async fn revert_in(
     original: &PromotionRecord,
     rows: &[JournalRow],
@@ -279,8 +282,96 @@ async fn revert_in(
     // What each row looks like now, and whether it is still what the
     // promotion left.
     let now = current_rows(txn, schemas, rows).await?;
+    let moved = moved_rows(rows, &now, schemas);
+    if !moved.is_empty() && !force {
+        return Err(Error::Blocked(format!(
+            "cannot revert {id} in `{}`: {} row(s) changed since it was applied: {}{}. Nothing was written",
+            original.to,
+            moved.len(),
+            moved.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+            if moved.len() > 10 { ", ..." } else { "" }
+        ))
+        .hint(Hint::ForceRevert));
+    }
+
+    let at = journal::now();
+    let new_id = journal::new_id();
+    let mut counts = Counts::default();
+    let from = original.from.clone().unwrap_or_default();
+    // The writes, last journalled first, one statement per run of rows of
+    // one table restored alike; the sync bases, read and then written back
+    // per table.
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut restored: Vec<Restored> = Vec::new();
+    let mut bases: BTreeMap<&str, Vec<(String, Option<SyncBase>)>> = BTreeMap::new();
+    for (r, cur) in rows.iter().zip(&now).rev() {
+        let schema = &schemas[&r.table];
+        if r.action == "keep" {
+            // `--take target` wrote only the sync base: restore it.
+            bases
+                .entry(r.table.as_str())
+                .or_default()
+                .push((r.base_key(), r.base_before.clone()));
+            continue;
+        }
+        let Some((batch, action, after)) = restore(r, cur, schema) else {
+            continue;
+        };
+        match batches.last_mut() {
+            Some(last) => {
+                if let Some(batch) = last.absorb(batch) {
+                    batches.push(batch);
+                }
+            }
+            None => batches.push(batch),
+        }
+        counts.add(action);
+        bases
+            .entry(r.table.as_str())
+            .or_default()
+            .push((r.base_key(), r.base_before.clone()));
+        restored.push((r, cur, action, after));
+    }
+    for batch in batches {
+        batch.run(txn).await?;
+    }
+    let mut current_bases: BTreeMap<&str, BTreeMap<String, SyncBase>> = BTreeMap::new();
+    for (table, list) in &bases {
+        let keys: Vec<String> = list.iter().map(|(k, _)| k.clone()).collect();
+        current_bases.insert(table, journal::read_bases_text(txn, &from, table, &keys).await?);
+    }
+    for (table, mut list) in bases {
+        // In the order of `_ferry_sync`'s key: each page of it is visited once.
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        journal::write_bases_text(txn, &from, table, Some(&new_id), &list).await?;
+    }
+    let journal_rows = revert_rows(restored, schemas, &current_bases);
+    let record = PromotionRecord {
+        id: new_id.clone(),
+        kind: "revert".into(),
+        from: original.from.clone(),
+        to: original.to.clone(),
+        user: user.to_string(),
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        selection: vec![format!("revert {id}")],
+        counts: counts.clone(),
+        reverts: Some(id.clone()),
+        reverted_by: None,
+    };
+    journal::write_journal(txn, &record, journal_rows, None).await?;
+    mark_reverted(txn, original, &new_id).await?;
+    Ok(Promotion {
+        id: new_id,
+        at: record.at,
+        counts,
+    })
+}
+
+/// The rows that changed since the promotion wrote them, as
+/// `table:key (why)`.
+fn moved_rows(rows: &[JournalRow], now: &[Option<Row>], schemas: &BTreeMap<String, TableSchema>) -> Vec<String> {
     let mut moved = Vec::new();
-    for (r, cur) in rows.iter().zip(&now) {
+    for (r, cur) in rows.iter().zip(now) {
         let schema = &schemas[&r.table];
         if r.action == "keep" {
             continue;
@@ -318,124 +409,85 @@ async fn revert_in(
             }
         }
     }
-    if !moved.is_empty() && !force {
-        return Err(Error::Blocked(format!(
-            "cannot revert {id} in `{}`: {} row(s) changed since it was applied: {}{}. Nothing was written",
-            original.to,
-            moved.len(),
-            moved.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-            if moved.len() > 10 { ", ..." } else { "" }
-        ))
-        .hint(Hint::ForceRevert));
-    }
+    moved
+}
 
-    let at = journal::now();
-    let new_id = journal::new_id();
-    let mut counts = Counts::default();
-    let mut journal_rows = Vec::new();
-    let from = original.from.clone().unwrap_or_default();
-    // The writes, last journalled first, one statement per run of rows of
-    // one table restored alike; the sync bases, read and then written back
-    // per table.
-    let mut batches: Vec<Batch> = Vec::new();
-    let mut restored: Vec<Restored> = Vec::new();
-    let mut bases: BTreeMap<&str, Vec<(String, Option<SyncBase>)>> = BTreeMap::new();
-    for (r, cur) in rows.iter().zip(&now).rev() {
-        let schema = &schemas[&r.table];
-        let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-        let key_cols = r.key_columns();
-        let key = r.key_values();
-        if r.action == "keep" {
-            // `--take target` wrote only the sync base: restore it.
-            bases
-                .entry(r.table.as_str())
-                .or_default()
-                .push((r.base_key(), r.base_before.clone()));
-            continue;
+/// A row image: (column, value) pairs.
+type Image = Vec<(String, Value)>;
+
+/// The write that restores one row's before-image (with the action it
+/// counts as and the values it writes); `None` when there is nothing to
+/// restore.
+fn restore(r: &JournalRow, cur: &Option<Row>, schema: &TableSchema) -> Option<(Batch, Action, Option<Image>)> {
+    let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    let key_cols = r.key_columns();
+    let key = r.key_values();
+    let restored = match (&r.before, cur) {
+        (None, None) => return None,
+        (None, Some(_)) => (
+            Batch::Delete {
+                table: r.table.clone(),
+                key: key_cols,
+                keys: vec![key],
+            },
+            Action::Delete,
+            None,
+        ),
+        (Some(before), None) => {
+            let cols: Vec<(String, Value)> = before.iter().filter(|(c, _)| all.contains(c)).cloned().collect();
+            let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
+            let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
+            (
+                Batch::Insert {
+                    table: r.table.clone(),
+                    columns: names,
+                    rows: vec![values],
+                },
+                Action::Insert,
+                Some(cols),
+            )
         }
-        let (batch, action, after) = match (&r.before, cur) {
-            (None, None) => continue,
-            (None, Some(_)) => (
-                Batch::Delete {
+        (Some(before), Some(_)) => {
+            // Restore the columns the promotion wrote.
+            // (A forced revert of a delete whose row came back restores all.)
+            let written: Vec<&String> = match &r.after {
+                Some(after) => after.iter().map(|(c, _)| c).collect(),
+                None => before.iter().map(|(c, _)| c).collect(),
+            };
+            let written: Vec<&String> = written.into_iter().filter(|c| !key_cols.contains(c)).collect();
+            let cols: Vec<(String, Value)> = before
+                .iter()
+                .filter(|(c, _)| written.contains(&c) && all.contains(c))
+                .cloned()
+                .collect();
+            if cols.is_empty() {
+                return None;
+            }
+            let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
+            let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
+            (
+                Batch::Update {
                     table: r.table.clone(),
                     key: key_cols,
-                    keys: vec![key],
+                    set: names,
+                    rows: vec![(key, values)],
                 },
-                Action::Delete,
-                None,
-            ),
-            (Some(before), None) => {
-                let cols: Vec<(String, Value)> = before.iter().filter(|(c, _)| all.contains(c)).cloned().collect();
-                let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
-                let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
-                (
-                    Batch::Insert {
-                        table: r.table.clone(),
-                        columns: names,
-                        rows: vec![values],
-                    },
-                    Action::Insert,
-                    Some(cols),
-                )
-            }
-            (Some(before), Some(_)) => {
-                // Restore the columns the promotion wrote.
-                // (A forced revert of a delete whose row came back restores all.)
-                let written: Vec<&String> = match &r.after {
-                    Some(after) => after.iter().map(|(c, _)| c).collect(),
-                    None => before.iter().map(|(c, _)| c).collect(),
-                };
-                let written: Vec<&String> = written.into_iter().filter(|c| !key_cols.contains(c)).collect();
-                let cols: Vec<(String, Value)> = before
-                    .iter()
-                    .filter(|(c, _)| written.contains(&c) && all.contains(c))
-                    .cloned()
-                    .collect();
-                if cols.is_empty() {
-                    continue;
-                }
-                let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
-                let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
-                (
-                    Batch::Update {
-                        table: r.table.clone(),
-                        key: key_cols,
-                        set: names,
-                        rows: vec![(key, values)],
-                    },
-                    Action::Update,
-                    Some(cols),
-                )
-            }
-        };
-        match batches.last_mut() {
-            Some(last) => {
-                if let Some(batch) = last.absorb(batch) {
-                    batches.push(batch);
-                }
-            }
-            None => batches.push(batch),
+                Action::Update,
+                Some(cols),
+            )
         }
-        counts.add(action);
-        bases
-            .entry(r.table.as_str())
-            .or_default()
-            .push((r.base_key(), r.base_before.clone()));
-        restored.push((r, cur, action, after));
-    }
-    for batch in batches {
-        batch.run(txn).await?;
-    }
-    let mut current_bases: BTreeMap<&str, BTreeMap<String, SyncBase>> = BTreeMap::new();
-    for (table, list) in &bases {
-        let keys: Vec<String> = list.iter().map(|(k, _)| k.clone()).collect();
-        current_bases.insert(table, journal::read_bases_text(txn, &from, table, &keys).await?);
-    }
-    for (table, mut list) in bases {
-        // In the order of `_ferry_sync`'s key: each page of it is visited once.
-        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        journal::write_bases_text(txn, &from, table, Some(&new_id), &list).await?;
-    }
+    };
+    Some(restored)
+}
+
+/// The journal rows of a revert: each restored row, with what it held
+/// before the revert and its sync base then.
+fn revert_rows(
+    restored: Vec<Restored>,
+    schemas: &BTreeMap<String, TableSchema>,
+    current_bases: &BTreeMap<&str, BTreeMap<String, SyncBase>>,
+) -> Vec<JournalRow> {
+    let mut journal_rows = Vec::new();
     for (r, cur, action, after) in restored {
         let schema = &schemas[&r.table];
         let base_key = r.base_key();
@@ -460,26 +512,20 @@ async fn revert_in(
             source_key: r.source_key.clone(),
         });
     }
-    let record = PromotionRecord {
-        id: new_id.clone(),
-        kind: "revert".into(),
-        from: original.from.clone(),
-        to: original.to.clone(),
-        user: user.to_string(),
-        at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        selection: vec![format!("revert {id}")],
-        counts: counts.clone(),
-        reverts: Some(id.clone()),
-        reverted_by: None,
-    };
-    journal::write_journal(txn, &record, journal_rows, None).await?;
+    journal_rows
+}
+
+/// Marks the original promotion as reverted by `new_id` (and, when it was
+/// itself a revert, the promotion it reverted as live again).
+async fn mark_reverted(txn: &mut dyn Txn, original: &PromotionRecord, new_id: &str) -> Result<()> {
+    let id = &original.id;
     let key = vec!["id".to_string()];
     let set = vec!["reverted_by".to_string()];
     txn.update(
         ferry_db::meta::PROMOTIONS,
         &key,
         &set,
-        &[(vec![Value::Text(id.clone())], vec![Value::Text(new_id.clone())])],
+        &[(vec![Value::Text(id.clone())], vec![Value::Text(new_id.to_string())])],
     )
     .await?;
     if let (Some(prev), "revert") = (&original.reverts, original.kind.as_str()) {
@@ -492,9 +538,5 @@ async fn revert_in(
         )
         .await?;
     }
-    Ok(Promotion {
-        id: new_id,
-        at: record.at,
-        counts,
-    })
+    Ok(())
 }

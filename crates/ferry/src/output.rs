@@ -121,6 +121,17 @@ fn written(plan: &Plan, e: &PlanEntry, column: &str, v: &Value) -> String {
     if !e.deferred.iter().any(|c| c == column) {
         return short(v);
     }
+    // Ids inside a JSON column: the value, and which of its ids the target
+    // assigns at apply (the source's id is shown until then).
+    let paths: Vec<String> = e
+        .deferred_json
+        .iter()
+        .filter(|d| d.column == column)
+        .map(|d| format!("{} -> new {}", d.path, d.table))
+        .collect();
+    if !paths.is_empty() {
+        return format!("{} (ids {} assigns at apply: {})", short(v), plan.to, paths.join(", "));
+    }
     let table = plan
         .specs
         .get(&e.table)

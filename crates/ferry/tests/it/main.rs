@@ -14,3 +14,5 @@ mod reviews_postgres;
 mod snapshots;
 mod three_way_cli;
 mod torture;
+mod wagtail;
+mod wagtail_shapes;

@@ -229,6 +229,8 @@ fn open_review(f: &Fixture, env: &str) -> J {
 
 // ---- the seed workflow --------------------------------------------------
 
+/// Long on purpose: the seed workflow end to end, one step after another on
+/// the same environments; each step checks the state the previous ones left.
 #[test]
 fn the_seed_workflow_runs_end_to_end() {
     let f = seed(true);

@@ -497,6 +497,10 @@ fn st(table: &str, id: i64, state: &str) -> (String, i64, String) {
     (table.to_string(), id, state.to_string())
 }
 
+/// Long on purpose: one review story on PostgreSQL told in order (refusals,
+/// rejection, self-approval, drafts and held rows, a stale review, partial
+/// approval); each step needs the state the previous ones left, so
+/// splitting it would hide the sequence.
 #[test]
 fn the_review_flow_on_postgres() {
     let Some(f) = seed() else { return };

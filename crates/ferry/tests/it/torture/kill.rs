@@ -317,6 +317,10 @@ fn run_and_kill(s: &Setup, args: &[&str], delay: Duration) -> Option<i32> {
     }
 }
 
+/// Long on purpose: one command's torture run (a run to completion for the
+/// states and the duration, then kills at random points, each checked to
+/// leave the state before or the state after) reads as one sequence; its
+/// steps share the fixture and those states.
 fn torture(eng: Eng, cmd: Cmd) {
     let test = format!("kill::{}_{}", cmd.name().replace(' ', "_"), eng.name());
     let Some(s) = Setup::new(eng, &test, cmd == Cmd::Approve) else {

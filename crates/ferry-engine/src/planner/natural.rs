@@ -1,4 +1,8 @@
-//! Tables whose ids differ per environment, matched by a natural key.
+//! Stage 2, natural-key mapping. In: the pair's tables matched by natural
+//! key (ids that differ per environment), and the tables keyed by them,
+//! each read whole from both sides, with the stored mapping from the sync
+//! base. Out: [`Matched`], each such table's [`NaturalMatch`] (its
+//! candidates, and the id mapping later stages rewrite references with).
 //!
 //! A source row is matched with a target row by the stored id mapping
 //! first (so renaming the natural key is an update), then by equal natural
@@ -7,21 +11,207 @@
 //! are rewritten through the mapping. Such tables hold reference data
 //! (labels, tags, countries), so both sides are matched in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use ferry_core::canonical::{encode_value, key_text};
-use ferry_core::json_refs::{self, JsonPath};
-use ferry_core::plan::{key_label, DeferredJson, Plan, PlanEntry};
+use ferry_core::plan::key_label;
 use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
+use ferry_db::raw::is_true;
+use ferry_db::{meta, FetchRequest, ScanRequest};
 
+use super::rows::{conv_err, Candidate, SideRow, Sides};
 use crate::error::{Error, Result};
-use crate::planner::{Candidate, SideRow};
+use crate::pair::Pair;
+
+/// The natural-key tables of a plan, and the tables keyed by them, matched.
+pub(super) struct Matched {
+    /// Table -> its match.
+    pub matches: HashMap<String, NaturalMatch>,
+    /// The row converter, with every table's id mapping.
+    pub sides: Sides,
+}
+
+impl Matched {
+    fn add(&mut self, table: &str, m: NaturalMatch) {
+        self.sides.add_map(table, m.map.clone());
+        self.matches.insert(table.to_string(), m);
+    }
+}
+
+/// Matches every natural-key table of the pair, then every table keyed by
+/// one (whose key goes through their id mapping), in the pair's order.
+pub(super) async fn load(pair: &Pair, has_meta: bool) -> Result<Matched> {
+    let mut out = Matched {
+        matches: HashMap::new(),
+        sides: Sides::new(&pair.from, &pair.to),
+    };
+    for t in &pair.order {
+        let spec = &pair.specs[t];
+        if spec.natural_key.is_some() {
+            let m = load_natural(pair, has_meta, &out.sides, spec).await?;
+            out.add(t, m);
+        }
+    }
+    for t in &pair.order {
+        let spec = &pair.specs[t];
+        if key_is_mapped(pair, spec) {
+            let m = load_mapped(pair, &out, spec).await?;
+            out.add(t, m);
+        }
+    }
+    Ok(out)
+}
+
+/// Matches a natural-key table once: both sides read whole (reference
+/// data), the stored mapping from the sync base.
+async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSpec) -> Result<NaturalMatch> {
+    let n = spec.columns().len();
+    let req = whole_scan(spec);
+    // Ids this table holds about itself (a column or a JSON path naming
+    // it) go through its own mapping, known only once it is matched: the
+    // source rows are converted again with it.
+    let self_refs = spec.references.values().any(|t| *t == spec.name)
+        || spec
+            .json_references
+            .values()
+            .any(|p| p.values().any(|t| *t == spec.name));
+    let mut raws = Vec::new();
+    let mut source = Vec::new();
+    let mut rx = pair.source.scan(req.clone()).await?;
+    while let Some(batch) = rx.recv().await {
+        for raw in batch? {
+            let excluded = is_true(raw.get(n));
+            let mut raw = raw;
+            raw.truncate(n);
+            if self_refs {
+                raws.push((raw.clone(), excluded));
+            }
+            source.push((sides.side(spec, &pair.from, raw, true)?, excluded));
+        }
+    }
+    let mut target = Vec::new();
+    let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
+    while let Some(batch) = rx.recv().await {
+        for raw in batch? {
+            target.push(sides.side(spec, &pair.to, raw, true)?);
+        }
+    }
+    let mut bases = HashMap::new();
+    if has_meta {
+        let rows = pair.target.fetch(stored_mapping(&pair.from, spec)).await?;
+        bases = rows
+            .iter()
+            .map(|r| crate::journal::parse_sync_row(pair.target.env(), r))
+            .collect::<Result<_>>()?;
+    }
+    if !self_refs {
+        return match_rows(spec, (&pair.from, &pair.to), source, target, &bases);
+    }
+    let first = match_rows(spec, (&pair.from, &pair.to), source, target.clone(), &bases)?;
+    let mut own = sides.clone();
+    own.add_map(&spec.name, first.map);
+    let source = raws
+        .into_iter()
+        .map(|(raw, excluded)| Ok((own.side(spec, &pair.from, raw, true)?, excluded)))
+        .collect::<Result<Vec<_>>>()?;
+    match_rows(spec, (&pair.from, &pair.to), source, target, &bases)
+}
+
+/// The scan of a table read whole, in key order, with the `exclude` flag
+/// (the target's scan drops the flag).
+fn whole_scan(spec: &TableSpec) -> ScanRequest {
+    ScanRequest {
+        table: spec.name.clone(),
+        columns: spec.columns(),
+        order_by: spec.key.clone(),
+        filter: None,
+        flag: spec.exclude.clone(),
+    }
+}
+
+/// The request for the sync bases of every row of `spec` promoted from
+/// `from` (their `target_key` is the stored id mapping).
+fn stored_mapping(from: &str, spec: &TableSpec) -> FetchRequest {
+    FetchRequest {
+        table: meta::SYNC.into(),
+        columns: meta::columns(&crate::journal::SYNC_READ),
+        match_columns: meta::columns(&["source_env", "table_name"]),
+        values: vec![vec![Value::Text(from.to_string()), Value::Text(spec.name.clone())]],
+        flag: None,
+        filter: None,
+        fixed: Vec::new(),
+    }
+}
+
+/// Matches a table whose key references a natural-key table (a child
+/// keyed by its parent's id, as in multi-table inheritance) once, after
+/// the natural-key tables: its key goes through their id mapping like
+/// any other reference ([`match_mapped`]). Both sides are read
+/// whole: such a table has at most one row per parent row.
+async fn load_mapped(pair: &Pair, matched: &Matched, spec: &TableSpec) -> Result<NaturalMatch> {
+    let sides = &matched.sides;
+    let n = spec.columns().len();
+    let k = spec.key.len();
+    let req = whole_scan(spec);
+    let mut source = Vec::new();
+    let mut rx = pair.source.scan(req.clone()).await?;
+    while let Some(batch) = rx.recv().await {
+        for mut raw in batch? {
+            let excluded = is_true(raw.get(n));
+            raw.truncate(n);
+            let source_key = spec.canonicalize_key(&raw).map_err(|(col, e)| {
+                conv_err(
+                    (&pair.from, &pair.to),
+                    spec,
+                    &raw[..k.min(raw.len())],
+                    &pair.from,
+                    &col,
+                    e,
+                )
+            })?;
+            let row = sides.side(spec, &pair.from, raw, true)?;
+            source.push(MappedRow {
+                source_key,
+                row,
+                excluded,
+            });
+        }
+    }
+    let mut target = Vec::new();
+    let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
+    while let Some(batch) = rx.recv().await {
+        for raw in batch? {
+            target.push(sides.side(spec, &pair.to, raw, true)?);
+        }
+    }
+    let parents: HashMap<String, &NaturalMatch> = spec
+        .key
+        .iter()
+        .filter_map(|c| {
+            let m = spec.references.get(c).and_then(|t| matched.matches.get(t))?;
+            Some((c.clone(), m))
+        })
+        .collect();
+    let m = match_mapped(spec, source, target, &parents);
+    Ok(m)
+}
+
+/// Whether a table's key references a natural-key table: then its key
+/// is environment-local too, and goes through the id mapping.
+fn key_is_mapped(pair: &Pair, spec: &TableSpec) -> bool {
+    spec.natural_key.is_none()
+        && spec.key.iter().any(|c| {
+            spec.references
+                .get(c)
+                .is_some_and(|t| pair.specs.get(t).is_some_and(|s| s.natural_key.is_some()))
+        })
+}
 
 /// The match of one natural-key table between two environments.
 #[derive(Default)]
-pub(crate) struct NaturalMatch {
+pub(super) struct NaturalMatch {
     /// Every source row (matched, new, or deleted in the target), by source key text.
     pub by_source: HashMap<String, Candidate>,
     /// Target rows no source row claims: deleted in the source (their key
@@ -73,7 +263,7 @@ fn duplicates(spec: &TableSpec, nk: &[String], env: &str, rows: &[&SideRow]) -> 
 
 /// Matches the rows of both sides. `bases` maps source key text to the sync
 /// base (whose `target_key` is the stored mapping).
-pub(crate) fn match_rows(
+pub(super) fn match_rows(
     spec: &TableSpec,
     (from, to): (&str, &str),
     source: Vec<(SideRow, bool)>,
@@ -192,7 +382,7 @@ fn key_from_text(spec: &TableSpec, columns: &[String], text: &str) -> Option<Vec
 /// own key, and the row with its references (key included) already
 /// rewritten through the id mapping ([`SideRow::deferred`] names the key
 /// columns whose parent the target lacks).
-pub(crate) struct MappedRow {
+pub(super) struct MappedRow {
     pub source_key: Vec<Value>,
     pub row: SideRow,
     pub excluded: bool,
@@ -205,7 +395,7 @@ pub(crate) struct MappedRow {
 /// id the target assigns the parent). A target row maps back to a source
 /// key through the parents' stored mapping (deleted in the source), or is
 /// target-only. `reverse`: key column -> the referenced table's match.
-pub(crate) fn match_mapped(
+pub(super) fn match_mapped(
     spec: &TableSpec,
     source: Vec<MappedRow>,
     target: Vec<SideRow>,
@@ -277,167 +467,40 @@ pub(crate) fn match_mapped(
     out
 }
 
-/// The ids a row's JSON columns hold at their `json_references` paths:
-/// (column, concrete path, referenced table, id). `from`: the environment
-/// the row comes from, for errors.
-pub(crate) fn json_ids(spec: &TableSpec, env: &str, row: &[Value]) -> Result<Vec<(String, String, String, Value)>> {
-    let mut out = Vec::new();
-    let columns = spec.columns();
-    for (col, paths) in &spec.json_references {
-        let Some(i) = columns.iter().position(|c| c == col) else {
-            continue;
-        };
-        let Some(json) = json_cell(spec, env, row, col, &row[i])? else {
-            continue;
-        };
-        for (path, table) in paths {
-            let parsed = parse_path(spec, col, path)?;
-            let mut bad = None;
-            parsed.visit(&json, &mut |at, v| match json_refs::id_of(v) {
-                Some(id) => out.push((col.clone(), at.to_string(), table.clone(), id)),
-                None => bad = bad.take().or(Some((at.to_string(), v.to_string()))),
-            });
-            if let Some((at, v)) = bad {
-                return Err(not_an_id(spec, env, row, col, &at, table, &v));
-            }
-        }
+impl NaturalMatch {
+    /// Every row of the table, on either side.
+    pub(super) fn all(&self) -> Vec<Candidate> {
+        self.by_source.values().chain(self.unclaimed.iter()).cloned().collect()
     }
-    Ok(out)
-}
 
-fn parse_path(spec: &TableSpec, col: &str, path: &str) -> Result<JsonPath> {
-    JsonPath::parse(path).map_err(|e| Error::Data(format!("table `{}`, column `{col}`: {e}", spec.name)))
-}
+    /// The rows of these source keys (a key no source row has is left out).
+    pub(super) fn by_keys(&self, keys: &[Vec<Value>]) -> Vec<Candidate> {
+        keys.iter()
+            .filter_map(|k| self.by_source.get(&key_text(k)).cloned())
+            .collect()
+    }
 
-fn json_cell(spec: &TableSpec, env: &str, row: &[Value], col: &str, v: &Value) -> Result<Option<serde_json::Value>> {
-    json_refs::parse_cell(v).map_err(|why| {
-        Error::Data(format!(
-            "environment `{env}`, table `{}`, key {}, column `{col}`: {why}, but `json_references` declares ids inside it. Nothing was written; fix the value in `{env}`, or remove the column from `json_references`",
-            spec.name,
-            key_label(&row[..spec.key.len().min(row.len())])
-        ))
-    })
-}
-
-fn not_an_id(spec: &TableSpec, env: &str, row: &[Value], col: &str, at: &str, table: &str, v: &str) -> Error {
-    Error::Data(format!(
-        "environment `{env}`, table `{}`, key {}, column `{col}`, path `{at}`: holds {v}, which is not an id of `{table}` (an integer, or a string holding one). Nothing was written; fix the value in `{env}`, or the path in `json_references`",
-        spec.name,
-        key_label(&row[..spec.key.len().min(row.len())])
-    ))
-}
-
-/// Rewrites the ids inside a source row's JSON columns that reference
-/// natural-key tables through their id mapping (`maps`: table -> source
-/// key text -> matched target key). An id the target has no row for yet
-/// stays the source id and is returned as deferred (its column is added to
-/// `deferred`); an absent or null place is left alone. A cell with nothing
-/// rewritten keeps its value (and its text) as it is; a rewritten one is
-/// serialized compactly.
-pub(crate) fn rewrite_json(
-    spec: &TableSpec,
-    env: &str,
-    row: &mut [Value],
-    maps: &HashMap<String, HashMap<String, Option<Vec<Value>>>>,
-    deferred: &mut Vec<String>,
-) -> Result<Vec<DeferredJson>> {
-    let mut out = Vec::new();
-    let columns = spec.columns();
-    for (col, paths) in &spec.json_references {
-        if !paths.values().any(|t| maps.contains_key(t)) {
-            continue;
-        }
-        let Some(i) = columns.iter().position(|c| c == col) else {
-            continue;
+    /// The source rows whose parent column holds one of `parents`.
+    pub(super) fn children(&self, spec: &TableSpec, parents: &[Value]) -> Vec<Candidate> {
+        let Some((col, _)) = &spec.parent else {
+            return Vec::new();
         };
-        let Some(mut json) = json_cell(spec, env, row, col, &row[i])? else {
-            continue;
-        };
-        let mut changed = false;
-        for (path, table) in paths {
-            let Some(m) = maps.get(table) else { continue };
-            let parsed = parse_path(spec, col, path)?;
-            let mut bad = None;
-            parsed.visit_mut(&mut json, &mut |at, v| {
-                let Some(id) = json_refs::id_of(v) else {
-                    bad = bad.take().or(Some((at.to_string(), v.to_string())));
-                    return;
+        let i = spec.columns().iter().position(|c| c == col).unwrap_or(0);
+        let wanted: HashSet<String> = parents.iter().map(|p| key_text(std::slice::from_ref(p))).collect();
+        // A parent column in the key: the source's own value (the
+        // row's key went through the id mapping).
+        let in_key = spec.key.iter().position(|c| c == col);
+        self.by_source
+            .values()
+            .filter(|c| {
+                let v = match (in_key, &c.source) {
+                    (Some(j), Some(_)) => &c.key[j],
+                    (None, Some(s)) => &s.row[i],
+                    (_, None) => return false,
                 };
-                match m.get(&key_text(std::slice::from_ref(&id))) {
-                    Some(Some(target_key)) => {
-                        let new = json_refs::replaced(v, &target_key[0]);
-                        if *v != new {
-                            *v = new;
-                            changed = true;
-                        }
-                    }
-                    _ => out.push(DeferredJson {
-                        column: col.clone(),
-                        path: at.to_string(),
-                        table: table.clone(),
-                    }),
-                }
-            });
-            if let Some((at, v)) = bad {
-                return Err(not_an_id(spec, env, row, col, &at, table, &v));
-            }
-        }
-        if out.iter().any(|d| d.column == *col) && !deferred.contains(col) {
-            deferred.push(col.clone());
-        }
-        if changed {
-            row[i] = json_refs::rewritten_cell(&row[i], json);
-        }
+                wanted.contains(&key_text(std::slice::from_ref(v)))
+            })
+            .cloned()
+            .collect()
     }
-    Ok(out)
-}
-
-/// At apply: writes into the entry's JSON columns the ids the target
-/// assigned the natural-key rows this plan inserted (`new_keys`: (table,
-/// source key text) -> new key).
-pub(crate) fn resolve_json(
-    plan: &Plan,
-    spec: &TableSpec,
-    e: &PlanEntry,
-    row: &mut [Value],
-    new_keys: &HashMap<(String, String), Vec<Value>>,
-) -> Result<()> {
-    let columns = spec.columns();
-    let mut by_column: BTreeMap<&str, Vec<&DeferredJson>> = BTreeMap::new();
-    for d in &e.deferred_json {
-        by_column.entry(d.column.as_str()).or_default().push(d);
-    }
-    for (col, ds) in by_column {
-        let Some(i) = columns.iter().position(|c| c == col) else {
-            continue;
-        };
-        let Some(mut json) = json_cell(spec, &plan.from, row, col, &row[i])? else {
-            continue;
-        };
-        for d in ds {
-            let parsed = parse_path(spec, col, &d.path)?;
-            let mut failed = None;
-            parsed.visit_mut(&mut json, &mut |at, v| {
-                let found = json_refs::id_of(v)
-                    .and_then(|id| new_keys.get(&(d.table.clone(), key_text(std::slice::from_ref(&id)))));
-                match found {
-                    Some(k) => *v = json_refs::replaced(v, &k[0]),
-                    None => failed = Some((at.to_string(), v.to_string())),
-                }
-            });
-            if let Some((at, v)) = failed {
-                return Err(Error::Data(format!(
-                    "{} -> {}: table `{}`, key {}, column `{col}`, path `{at}`: references {}:{v}, which has no row in `{}` and is not part of this promotion. Nothing was written; promote that row too",
-                    plan.from,
-                    plan.to,
-                    e.table,
-                    key_label(&e.key),
-                    d.table,
-                    plan.to
-                )));
-            }
-        }
-        row[i] = json_refs::rewritten_cell(&row[i], json);
-    }
-    Ok(())
 }
