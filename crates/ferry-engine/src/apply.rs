@@ -12,7 +12,7 @@ use ferry_core::spec::TableSpec;
 use ferry_core::value::{convert, Value};
 use ferry_db::{DbError, DbErrorKind, Row, Store, Txn};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
 use crate::pair::Pair;
 use crate::planner::target_side;
@@ -60,7 +60,7 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
         .collect();
     if !collisions.is_empty() {
         return Err(Error::Blocked(format!(
-            "{} -> {}: {} row(s) would break a unique constraint of `{}`; nothing was written:\n{}\nChange the values in `{}` (or the other row in `{}`), or leave those rows out of the selection; --force cannot write them",
+            "{} -> {}: {} row(s) would break a unique constraint of `{}`; nothing was written:\n{}\nChange the values in `{}` (or the other row in `{}`), or leave those rows out of the selection",
             plan.from,
             plan.to,
             collisions.len(),
@@ -68,7 +68,8 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
             collisions.iter().take(10).cloned().collect::<Vec<_>>().join("\n"),
             plan.from,
             plan.to
-        )));
+        ))
+        .hint(Hint::ForceCannotWrite));
     }
     let conflicts: Vec<&PlanEntry> = plan.conflicts().collect();
     if !conflicts.is_empty() && !force_conflicts {
@@ -89,24 +90,19 @@ pub fn changes(plan: &Plan, force_conflicts: bool) -> Result<Vec<Change<'_>>> {
                 )
             })
             .collect();
-        let first_contact = if conflicts.iter().any(|e| e.reason == Some(Reason::NoBase)) {
-            format!(
-                "\n`no-base` rows differ and were never synced (first contact): the same id may hold unrelated rows. Decide each with `ferry promote {} {} --id TABLE:KEY --take source` (or `--take target` to keep the target's row and record it as synced)",
-                plan.from, plan.to
-            )
-        } else {
-            String::new()
-        };
+        let first_contact = conflicts.iter().any(|e| e.reason == Some(Reason::NoBase));
         return Err(Error::Blocked(format!(
-            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}\nSee them with `ferry diff {} {}`; leave those rows out of the selection, or pass --force to let `{}` win{first_contact}",
+            "{} -> {}: {} conflict(s) block the promotion; nothing was written:\n{}",
             plan.from,
             plan.to,
             conflicts.len(),
             list.join("\n"),
-            plan.from,
-            plan.to,
-            plan.from
-        )));
+        ))
+        .hint(Hint::Conflicts {
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+            first_contact,
+        }));
     }
     Ok(plan
         .entries
@@ -199,9 +195,13 @@ pub async fn promote(pair: &Pair, plan: &Plan, opts: &PromoteOptions) -> Result<
 pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, plan: &Plan) -> Result<()> {
     let refuse = |table: &str, why: String| {
         Error::Blocked(format!(
-            "{} -> {}: the plan writes table `{table}`, {why}. Nothing was written; make a new plan with `ferry plan {} {}` and review it again",
-            plan.from, plan.to, plan.from, plan.to
+            "{} -> {}: the plan writes table `{table}`, {why}. Nothing was written",
+            plan.from, plan.to
         ))
+        .hint(Hint::Replan {
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+        })
     };
     let named: std::collections::BTreeSet<&str> = plan
         .tables

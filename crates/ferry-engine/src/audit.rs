@@ -51,11 +51,12 @@ impl AuditEntry {
                 self.result = "ok".into();
             }
             Err(e) => {
-                self.result = match e {
+                self.result = match e.inner() {
                     Error::Denied(_) => "denied",
                     Error::Blocked(_) => "blocked",
                     Error::Usage(_) | Error::Config(_) => "refused",
-                    Error::Db(_) | Error::Data(_) => "failed",
+                    // `inner` is never `Hinted`.
+                    Error::Db(_) | Error::Data(_) | Error::Hinted(..) => "failed",
                 }
                 .into();
                 self.detail = e.to_string();

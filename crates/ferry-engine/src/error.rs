@@ -29,6 +29,98 @@ pub enum Error {
     /// The acting user may not do this. Nothing was written.
     #[error("{0}")]
     Denied(String),
+    /// An error and what the user can do about it, which each front end
+    /// offers in its own way (the command line names a flag or a command,
+    /// a server shows a button). The message names neither.
+    #[error("{0}")]
+    Hinted(Box<Error>, Hint),
+}
+
+/// What a user can do about an error, front-end neutral.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Hint {
+    /// Another writer holds the lock of this environment: wait for it.
+    Wait,
+    /// Conflicts block a promotion: see them, or let the source win them;
+    /// `first_contact`: some are first contacts, decided row by row by
+    /// taking one side.
+    Conflicts {
+        from: String,
+        to: String,
+        first_contact: bool,
+    },
+    /// Rows the target would refuse (unique constraints): letting the
+    /// source win does not write them.
+    ForceCannotWrite,
+    /// A saved plan no longer fits the target: make a new plan and review it.
+    Replan { from: String, to: String },
+    /// A saved plan was applied already as this promotion: look at it.
+    ShowPromotion { id: String },
+    /// Rows wait in an open review: decide it first.
+    DecideReview,
+    /// A promotion is already reverted: reverting its revert re-applies it.
+    RevertRevert { revert: String },
+    /// Rows changed since the promotion: reverting anyway restores the
+    /// before-images over them.
+    ForceRevert,
+    /// No configuration where it was looked for: write a starter one, or
+    /// name another.
+    NoConfig,
+    /// No environment has this promotion: list them; `not_searched`: the
+    /// environments that could not be opened (`NAME (why)`).
+    ListPromotions { not_searched: Vec<String> },
+    /// No environment has this review: list them; as for `ListPromotions`.
+    ListReviews { not_searched: Vec<String> },
+    /// A route skips environments of the pipeline: promote along these
+    /// steps instead, one after the other.
+    Steps { steps: Vec<(String, String)> },
+    /// Record the rows equal in `from` and `to` as in sync.
+    Baseline { from: String, to: String },
+    /// A damaged sync base row: deleting it and recording a baseline again
+    /// also repairs it.
+    BaselineAgain,
+}
+
+impl Error {
+    /// `self` with `hint`.
+    pub fn hint(self, hint: Hint) -> Error {
+        Error::Hinted(Box::new(self), hint)
+    }
+
+    /// The error without its hint.
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::Hinted(e, _) => e.inner(),
+            e => e,
+        }
+    }
+
+    /// What the user can do about it, if Ferry knows.
+    pub fn hint_of(&self) -> Option<&Hint> {
+        match self {
+            Error::Hinted(_, h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The body a front end shows for the error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            hint: self.hint_of().cloned(),
+        }
+    }
+}
+
+/// An error as a front end shows it: its stable code, the message (naming
+/// no flag or command) and the hint.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<Hint>,
 }
 
 impl Error {
@@ -41,6 +133,7 @@ impl Error {
             Error::Data(_) => "data",
             Error::Blocked(_) => "blocked",
             Error::Denied(_) => "denied",
+            Error::Hinted(e, _) => e.code(),
         }
     }
 
@@ -52,8 +145,38 @@ impl Error {
             Error::Db(_) | Error::Data(_) => 1,
             Error::Blocked(_) => 3,
             Error::Denied(_) => 4,
+            Error::Hinted(e, _) => e.exit_code(),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hinted_error_keeps_its_code_and_message_and_names_no_flag() {
+        let e = Error::Blocked("another Ferry writer is working on `production`".into()).hint(Hint::Wait);
+        assert_eq!((e.code(), e.exit_code()), ("blocked", 3));
+        assert_eq!(e.to_string(), "another Ferry writer is working on `production`");
+        assert!(matches!(e.inner(), Error::Blocked(_)));
+        let body = serde_json::to_value(e.body()).expect("the body serializes");
+        assert_eq!(
+            body,
+            serde_json::json!({"code": "blocked", "message": "another Ferry writer is working on `production`", "hint": {"kind": "wait"}})
+        );
+        let plain = Error::Usage("no".into()).body();
+        assert_eq!(plain.hint, None);
+        let conflicts = Hint::Conflicts {
+            from: "staging".into(),
+            to: "production".into(),
+            first_contact: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&conflicts).expect("serializes"),
+            serde_json::json!({"kind": "conflicts", "from": "staging", "to": "production", "first_contact": true})
+        );
+    }
+}

@@ -107,9 +107,8 @@ pub async fn run_checks(
     source: Option<&dyn Store>,
     target: &dyn Store,
     plan: &Plan,
-    plan_json: &serde_json::Value,
 ) -> Result<Vec<CheckOutcome>> {
-    let outcomes = evaluate(project, source, target, plan, plan_json).await;
+    let outcomes = evaluate(project, source, target, plan).await;
     require_passed(&plan.to, &outcomes)?;
     Ok(outcomes)
 }
@@ -121,7 +120,6 @@ pub async fn evaluate(
     source: Option<&dyn Store>,
     target: &dyn Store,
     plan: &Plan,
-    plan_json: &serde_json::Value,
 ) -> Vec<CheckOutcome> {
     let Ok(env) = project.env_config(&plan.to) else {
         return Vec::new();
@@ -169,7 +167,9 @@ pub async fn evaluate(
             CheckConfig::Command { command } => {
                 let file = match &plan_file {
                     Some(f) => f,
-                    None => plan_file.insert(TempFile::write("ferry-plan", ".json", &pretty(plan_json))),
+                    None => {
+                        plan_file.insert(plan_text(plan).and_then(|text| TempFile::write("ferry-plan", ".json", &text)))
+                    }
                 };
                 match file {
                     Ok(file) => {
@@ -294,8 +294,9 @@ fn shown(v: &Value) -> String {
     }
 }
 
-fn pretty(v: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
+/// The plan a `command` check reads (`FERRY_PLAN`): the `--json` plan view.
+fn plan_text(plan: &Plan) -> std::result::Result<String, String> {
+    serde_json::to_string_pretty(&crate::views::PlanView::new(plan)).map_err(|e| e.to_string())
 }
 
 fn check_timeout() -> Duration {

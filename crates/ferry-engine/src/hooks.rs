@@ -22,10 +22,10 @@ use crate::project::Project;
 /// What became of one hook.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct HookOutcome {
-    /// 1-based position among the environment's hooks.
-    pub index: usize,
     /// `command: ...` or `webhook: URL` (any password hidden).
     pub hook: String,
+    /// 1-based position among the environment's hooks.
+    pub index: usize,
     pub ok: bool,
     /// Why it failed: exit status, HTTP status, timeout, connection error.
     pub error: Option<String>,

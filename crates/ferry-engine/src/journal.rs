@@ -168,21 +168,21 @@ impl<'a> Record<'a> {
     /// The error for column `i`, which should hold `expected`.
     pub(crate) fn damaged(&self, i: usize, expected: &str) -> Error {
         let column = self.columns.get(i).copied().unwrap_or("?");
-        Error::Data(format!(
+        let err = Error::Data(format!(
             "environment `{}`, table `{}`, record {}: column `{column}` holds {}, where Ferry writes {expected}. \
              The record was changed outside Ferry or is damaged, and Ferry will not guess what it said: \
-             nothing was written. Restore `{}` from a backup{}",
+             nothing was written. Restore `{}` from a backup",
             self.env,
             self.table,
             self.key,
             found(self.row.get(i)),
             self.table,
-            if self.table == meta::SYNC {
-                ", or delete this row and run `ferry baseline` to record the row's sync base again"
-            } else {
-                ""
-            }
-        ))
+        ));
+        if self.table == meta::SYNC {
+            err.hint(crate::error::Hint::BaselineAgain)
+        } else {
+            err
+        }
     }
 
     pub(crate) fn text(&self, i: usize) -> Result<String> {

@@ -9,16 +9,22 @@ pub mod check;
 pub mod error;
 pub mod gates;
 pub mod hooks;
+pub mod inspect;
 pub mod journal;
 mod json_ids;
 pub mod lock;
 mod merge;
+pub mod ops;
 pub mod pair;
 pub mod planner;
 pub mod progress;
 pub mod project;
+pub mod registry;
 pub mod revert;
 pub mod reviews;
 pub mod saved;
+pub mod views;
 
 pub use error::{Error, Result};
+/// The store a front end reads through (listings, `plan -o`'s source checks).
+pub use ferry_db::Store;

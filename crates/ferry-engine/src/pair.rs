@@ -11,7 +11,7 @@ use ferry_core::spec::TableSpec;
 use ferry_core::value::LogicalType;
 use ferry_db::Store;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::project::Project;
 
 pub struct Pair {
@@ -60,32 +60,46 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
     } else {
         format!("`{from}` may promote into {}", list(targets))
     };
-    let hint = match (
+    let (hint, then) = match (
         pipeline.iter().position(|e| e == from),
         pipeline.iter().position(|e| e == to),
     ) {
-        (Some(a), Some(b)) if a < b => format!(
-            "promote one step at a time: {}",
-            pipeline[a..=b]
-                .windows(2)
-                .map(|w| format!("`ferry promote {} {}`", w[0], w[1]))
-                .collect::<Vec<_>>()
-                .join(", then ")
+        (Some(a), Some(b)) if a < b => (
+            "promote one step at a time".to_string(),
+            Some(Hint::Steps {
+                steps: pipeline[a..=b].windows(2).map(|w| (w[0].clone(), w[1].clone())).collect(),
+            }),
         ),
-        (Some(_), Some(_)) => format!(
-            "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}. To reset `{to}` to match `{from}`, copy `{from}`'s managed tables into it with the database's own tools (Ferry cannot do that yet), then record them as in sync with `ferry baseline {to} {from}`"
+        (Some(_), Some(_)) => (
+            format!(
+                "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}. To reset `{to}` to match `{from}`, copy `{from}`'s managed tables into it with the database's own tools (Ferry cannot do that yet), then record them as in sync"
+            ),
+            Some(Hint::Baseline {
+                from: to.to_string(),
+                to: from.to_string(),
+            }),
         ),
-        (_, None) => format!(
-            "{elsewhere}; to let `{from}` promote into `{to}`, add `accepts_from = [\"{from}\"]` under [environments.{to}]"
+        (_, None) => (
+            format!(
+                "{elsewhere}; to let `{from}` promote into `{to}`, add `accepts_from = [\"{from}\"]` under [environments.{to}]"
+            ),
+            None,
         ),
-        (None, Some(_)) => format!(
-            "{elsewhere}; to let it promote into `{to}`, write `promotes_to = \"{to}\"` under [environments.{from}]"
+        (None, Some(_)) => (
+            format!(
+                "{elsewhere}; to let it promote into `{to}`, write `promotes_to = \"{to}\"` under [environments.{from}]"
+            ),
+            None,
         ),
     };
-    Err(Error::Blocked(format!(
+    let err = Error::Blocked(format!(
         "`{from}` -> `{to}` is not a route of this configuration (pipeline {}): {hint}",
         pipeline.join(" -> ")
-    )))
+    ));
+    Err(match then {
+        Some(h) => err.hint(h),
+        None => err,
+    })
 }
 
 /// Reads every managed table's schema from `store`.
@@ -318,6 +332,14 @@ pub async fn open_unchecked(project: &Project, from: &str, to: &str) -> Result<P
 
 /// Like [`open_for`], without the pipeline check.
 pub async fn open_unchecked_for(project: &Project, from: &str, to: &str, selection: &Selection) -> Result<Pair> {
+    check_selection(project, selection)?;
+    let source = project.open(from).await?;
+    let target = project.open(to).await?;
+    resolve_opened(project, from, to, source, target, selection).await
+}
+
+/// Refuses a selection that names a table the configuration does not manage.
+pub fn check_selection(project: &Project, selection: &Selection) -> Result<()> {
     if let Some(t) = selection
         .named_tables()
         .find(|t| !project.config.tables.contains_key(*t))
@@ -328,8 +350,18 @@ pub async fn open_unchecked_for(project: &Project, from: &str, to: &str, selecti
             managed.join(", ")
         )));
     }
-    let source = project.open(from).await?;
-    let target = project.open(to).await?;
+    Ok(())
+}
+
+/// The pair of two stores opened already (see `registry::Envs::pair`).
+pub async fn resolve_opened(
+    project: &Project,
+    from: &str,
+    to: &str,
+    source: Arc<dyn Store>,
+    target: Arc<dyn Store>,
+    selection: &Selection,
+) -> Result<Pair> {
     let touched = tables_touched(project, selection);
     // Both sides, every missing table named at once (whichever side
     // answers first).

@@ -1,44 +1,27 @@
 //! A loaded `ferry.toml` and the environments it names: resolving URLs
 //! (never printing a password) and opening stores.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferry_core::config::{self, redact_url, Config, UrlKind, UrlSource};
 use ferry_db::registry::{self, Opening};
 use ferry_db::Store;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 
 /// A configuration and where it came from.
 #[derive(Clone, Debug)]
 pub struct Project {
     pub config: Config,
     pub path: PathBuf,
-    held: Held,
-}
-
-/// The stores whose writer lock the command holds, by environment
-/// ([`Project::hold`]); shared by the clones of a project.
-#[derive(Clone, Default)]
-struct Held(Arc<Mutex<BTreeMap<String, Arc<dyn Store>>>>);
-
-impl std::fmt::Debug for Held {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let envs: Vec<String> = self.0.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-        f.debug_tuple("Held").field(&envs).finish()
-    }
 }
 
 impl Project {
     /// Reads and validates the configuration file.
     pub fn load(path: &Path) -> Result<Project> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!(
-                "cannot read the configuration {}: {e}; run `ferry init` to write a starter ferry.toml, or pass --config PATH",
-                path.display()
-            ))
+            Error::Usage(format!("cannot read the configuration {}: {e}", path.display())).hint(Hint::NoConfig)
         })?;
         let abs = if path.is_absolute() {
             path.to_path_buf()
@@ -48,19 +31,11 @@ impl Project {
                 .unwrap_or_else(|_| path.to_path_buf())
         };
         let config = config::parse_with(&text, &abs, Some(&registry::url_kinds()))?;
-        Ok(Project {
-            config,
-            path: abs,
-            held: Held::default(),
-        })
+        Ok(Project { config, path: abs })
     }
 
     pub fn from_config(config: Config, path: PathBuf) -> Project {
-        Project {
-            config,
-            path,
-            held: Held::default(),
-        }
+        Project { config, path }
     }
 
     /// The environment's URL, from the file or its variable.
@@ -87,25 +62,10 @@ impl Project {
         })
     }
 
-    /// Keeps `store`, on which the command took `env`'s writer lock: every
-    /// later [`Project::open`] of `env` returns it. A server's writer lock
-    /// lives on a connection of its store, and a transaction checks right
-    /// before its commit that its own store's lock is still held (issue 15
-    /// defect 2): an operation that opened `env` again (revert and review
-    /// approval find their record first) would commit on a store that holds
-    /// no lock, and not notice a lost one.
-    pub fn hold(&self, env: &str, store: Arc<dyn Store>) {
-        if let Ok(mut held) = self.held.0.lock() {
-            held.insert(env.to_string(), store);
-        }
-    }
-
-    /// Opens the environment's store (the one [`Project::hold`] keeps, if
-    /// any).
+    /// Opens the environment's store. A command opens each store once,
+    /// through [`crate::registry::Envs`], so that the store whose writer
+    /// lock it holds is the one it commits on (the commit checks the lock).
     pub async fn open(&self, env: &str) -> Result<Arc<dyn Store>> {
-        if let Some(store) = self.held.0.lock().ok().and_then(|h| h.get(env).cloned()) {
-            return Ok(store);
-        }
         let url = self.url(env)?;
         let opening = Opening {
             env,

@@ -11,15 +11,21 @@ use ferry_core::value::{convert, Value};
 use ferry_db::{FetchRequest, Row, Store, Txn};
 
 use crate::apply::Promotion;
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
 use crate::project::Project;
+use crate::registry::Envs;
 
 /// Finds the environment that recorded promotion `id`.
 pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, PromotionRecord)> {
+    find_with(&Envs::new(project.clone()), id).await
+}
+
+/// [`find`] through the registry: each environment opened once.
+pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, PromotionRecord)> {
     let mut unreachable = Vec::new();
-    for env in project.config.environments.keys() {
-        let store = match project.open(env).await {
+    for env in envs.names() {
+        let store = match envs.open(&env).await {
             Ok(s) => s,
             Err(e) => {
                 unreachable.push(format!("{env} ({e})"));
@@ -30,11 +36,11 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
             return Ok((store, r));
         }
     }
-    let mut msg = format!("no environment has a promotion `{id}`; `ferry log` lists them");
-    if !unreachable.is_empty() {
-        msg.push_str(&format!(" (not searched: {})", unreachable.join("; ")));
-    }
-    Err(Error::Usage(msg))
+    Err(
+        Error::Usage(format!("no environment has a promotion `{id}`")).hint(Hint::ListPromotions {
+            not_searched: unreachable,
+        }),
+    )
 }
 
 fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {
@@ -53,9 +59,14 @@ fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {
 /// Reverts promotion `id` (or a revert, which re-applies what it undid),
 /// when `user` may revert in its environment (exit 4 otherwise).
 pub async fn revert(project: &Project, id: &str, user: &str, force: bool) -> Result<Promotion> {
-    let (store, original) = find(project, id).await?;
+    revert_with(&Envs::new(project.clone()), id, user, force).await
+}
+
+/// [`revert`] through the registry.
+pub async fn revert_with(envs: &Envs, id: &str, user: &str, force: bool) -> Result<Promotion> {
+    let (store, original) = find_with(envs, id).await?;
     crate::audit::require(
-        project,
+        envs.project(),
         &*store,
         user,
         ferry_core::access::Right::Revert,
@@ -63,22 +74,26 @@ pub async fn revert(project: &Project, id: &str, user: &str, force: bool) -> Res
         original.from.as_deref(),
     )
     .await?;
-    revert_unchecked(project, id, user, force).await
+    revert_unchecked_with(envs, id, user, force).await
 }
 
 /// [`revert`] without the permission check (rejecting a review removes its
 /// drafts this way: the approver's right decides).
 pub async fn revert_unchecked(project: &Project, id: &str, user: &str, force: bool) -> Result<Promotion> {
-    let (store, original) = find(project, id).await?;
+    revert_unchecked_with(&Envs::new(project.clone()), id, user, force).await
+}
+
+/// [`revert_unchecked`] through the registry.
+pub async fn revert_unchecked_with(envs: &Envs, id: &str, user: &str, force: bool) -> Result<Promotion> {
+    let (store, original) = find_with(envs, id).await?;
     if original.kind == "baseline" {
         return Err(Error::Usage(format!(
             "{id} is a baseline, which changed no rows; there is nothing to revert"
         )));
     }
     if let Some(by) = &original.reverted_by {
-        return Err(Error::Blocked(format!(
-            "{id} was already reverted by {by}; `ferry revert {by}` re-applies it"
-        )));
+        return Err(Error::Blocked(format!("{id} was already reverted by {by}"))
+            .hint(Hint::RevertRevert { revert: by.clone() }));
     }
     let rows = journal::journal_rows(&*store, id).await?;
     let mut schemas: BTreeMap<String, TableSchema> = BTreeMap::new();
@@ -275,12 +290,13 @@ async fn revert_in(
     let moved = moved_rows(rows, &now, schemas);
     if !moved.is_empty() && !force {
         return Err(Error::Blocked(format!(
-            "cannot revert {id} in `{}`: {} row(s) changed since it was applied: {}{}. Nothing was written; pass --force to restore the before-images anyway",
+            "cannot revert {id} in `{}`: {} row(s) changed since it was applied: {}{}. Nothing was written",
             original.to,
             moved.len(),
             moved.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
             if moved.len() > 10 { ", ..." } else { "" }
-        )));
+        ))
+        .hint(Hint::ForceRevert));
     }
 
     let at = journal::now();

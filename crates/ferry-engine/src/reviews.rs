@@ -15,9 +15,10 @@ use ferry_core::value::{convert, Value};
 use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
 
 use crate::apply::{self, MetaWrite, PromoteOptions, Promotion};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::journal;
 use crate::project::Project;
+use crate::registry::Envs;
 
 /// A review as recorded in its environment.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -145,9 +146,14 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
 
 /// Finds review `id` in any environment of the project.
 pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
+    find_with(&Envs::new(project.clone()), id).await
+}
+
+/// [`find`] through the registry: each environment opened once.
+pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
     let mut unreachable = Vec::new();
-    for env in project.config.environments.keys() {
-        let store = match project.open(env).await {
+    for env in envs.names() {
+        let store = match envs.open(&env).await {
             Ok(s) => s,
             Err(e) => {
                 unreachable.push(format!("{env} ({e})"));
@@ -158,11 +164,11 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
             return Ok((store, r));
         }
     }
-    let mut msg = format!("no environment has a review `{id}`; `ferry reviews` lists them");
-    if !unreachable.is_empty() {
-        msg.push_str(&format!(" (not searched: {})", unreachable.join("; ")));
-    }
-    Err(Error::Usage(msg))
+    Err(
+        Error::Usage(format!("no environment has a review `{id}`")).hint(Hint::ListReviews {
+            not_searched: unreachable,
+        }),
+    )
 }
 
 /// Whether `store` has a reviews table (none before the first write, nor in
@@ -251,7 +257,7 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
         return Ok(());
     }
     Err(Error::Blocked(format!(
-        "{} -> {}: {} row(s) are waiting in an open review: {}{}. Nothing was written; decide the review first (`ferry review show ID`, then approve or reject it)",
+        "{} -> {}: {} row(s) are waiting in an open review: {}{}. Nothing was written",
         plan.from,
         plan.to,
         touched.len(),
@@ -261,7 +267,8 @@ pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
         } else {
             String::new()
         }
-    )))
+    ))
+    .hint(Hint::DecideReview))
 }
 
 /// The entries approved upstream: a row whose content equals what a review
@@ -587,7 +594,18 @@ pub async fn approve(
     user: &str,
     only: &[(String, Vec<String>)],
 ) -> Result<Option<Promotion>> {
-    let (store, review) = find(project, id).await?;
+    approve_with(&Envs::new(project.clone()), id, user, only).await
+}
+
+/// [`approve`] through the registry.
+pub async fn approve_with(
+    envs: &Envs,
+    id: &str,
+    user: &str,
+    only: &[(String, Vec<String>)],
+) -> Result<Option<Promotion>> {
+    let project = envs.project();
+    let (store, review) = find_with(envs, id).await?;
     crate::audit::require(project, &*store, user, Right::Approve, "approve", Some(&review.from)).await?;
     if review.status != "open" {
         return Err(Error::Blocked(format!("review {id} is {} already", review.status)));
@@ -656,7 +674,13 @@ pub async fn approve(
 /// inserted them, sync base included) and discards the held changes.
 /// `only` rejects some held changes and leaves the rest open.
 pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<Rejected> {
-    let (store, review) = find(project, id).await?;
+    reject_with(&Envs::new(project.clone()), id, user, only).await
+}
+
+/// [`reject`] through the registry.
+pub async fn reject_with(envs: &Envs, id: &str, user: &str, only: &[(String, Vec<String>)]) -> Result<Rejected> {
+    let project = envs.project();
+    let (store, review) = find_with(envs, id).await?;
     crate::audit::require(project, &*store, user, Right::Approve, "reject", Some(&review.from)).await?;
     if review.status != "open" {
         return Err(Error::Blocked(format!("review {id} is {} already", review.status)));
@@ -696,13 +720,15 @@ pub async fn reject(project: &Project, id: &str, user: &str, only: &[(String, Ve
     }
     if remove_drafts {
         if let Some(p) = &review.draft_promotion {
-            match crate::revert::revert_unchecked(project, p, user, false).await {
+            match crate::revert::revert_unchecked_with(envs, p, user, false).await {
                 Ok(_) => {}
-                Err(Error::Blocked(m)) if m.contains("already reverted") => {}
-                Err(Error::Blocked(m)) => {
-                    return Err(Error::Blocked(format!(
-                        "review {id}: its drafts cannot be removed: {m}"
-                    )))
+                Err(e) if matches!(e.inner(), Error::Blocked(m) if m.contains("already reverted")) => {}
+                Err(e) if matches!(e.inner(), Error::Blocked(_)) => {
+                    let err = Error::Blocked(format!("review {id}: its drafts cannot be removed: {}", e.inner()));
+                    return Err(match e.hint_of() {
+                        Some(h) => err.hint(h.clone()),
+                        None => err,
+                    });
                 }
                 Err(e) => return Err(e),
             }

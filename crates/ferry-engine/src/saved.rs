@@ -11,7 +11,7 @@ use ferry_core::Value;
 use ferry_db::{meta, FetchRequest, Store};
 
 use crate::apply::{self, Change};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::planner;
 
 /// The promotion that applied this very plan (same file hash) and was not
@@ -52,9 +52,10 @@ pub async fn applied_as(target: &dyn Store, plan: &Plan) -> Result<Option<String
 pub async fn refuse_if_applied(target: &dyn Store, plan: &Plan) -> Result<()> {
     match applied_as(target, plan).await? {
         Some(id) => Err(Error::Blocked(format!(
-            "{} -> {}: this plan was already applied as promotion {id}; nothing was written. See it with `ferry show {id}`; to apply the same changes again, revert that promotion or make a new plan",
+            "{} -> {}: this plan was already applied as promotion {id}; nothing was written",
             plan.from, plan.to
-        ))),
+        ))
+        .hint(Hint::ShowPromotion { id })),
         None => Ok(()),
     }
 }

@@ -6,6 +6,7 @@
 
 mod cli;
 mod cmd;
+mod hints;
 mod output;
 mod ui;
 
@@ -69,14 +70,36 @@ fn main() -> ExitCode {
             };
             if json {
                 use std::io::Write;
-                let body = serde_json::json!({"error": {"code": kind, "exit": code, "message": format!("{e:#}")}});
+                let body = ErrorOut {
+                    error: ErrorBody {
+                        code: kind,
+                        exit: code,
+                        message: hints::message(&e),
+                    },
+                };
                 // A closed stdout must not turn an error into a panic.
-                let _ = writeln!(std::io::stdout(), "{body}");
+                if let Ok(text) = serde_json::to_string(&body) {
+                    let _ = writeln!(std::io::stdout(), "{text}");
+                }
             }
-            eprintln!("{} {e:#}", ui::error_label());
+            eprintln!("{} {}", ui::error_label(), hints::message(&e));
             ExitCode::from(code)
         }
     }
+}
+
+/// `{"error": {...}}`: what a failed command prints on stdout with `--json`.
+#[derive(serde::Serialize)]
+struct ErrorOut {
+    error: ErrorBody,
+}
+
+/// The error's stable code, the exit code and the message.
+#[derive(serde::Serialize)]
+struct ErrorBody {
+    code: &'static str,
+    exit: u8,
+    message: String,
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

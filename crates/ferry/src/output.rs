@@ -1,5 +1,5 @@
-//! How plans, promotions and journals look: for people (a terminal or a
-//! pipe) and as `--json` (stable, documented in docs/json.md).
+//! How plans, promotions and journals look for people (a terminal or a
+//! pipe). `--json` prints the engine's views (`ferry_engine::views`).
 
 use std::fmt::Write as _;
 
@@ -8,102 +8,10 @@ use ferry_core::plan::{key_label, Action, FieldDiff, Plan, PlanEntry, Reason};
 use ferry_core::Value;
 use ferry_engine::apply::Promotion;
 use ferry_engine::journal::{JournalRow, PromotionRecord};
-use serde_json::{json, Value as J};
+use ferry_engine::views::plan_json_pair;
+use serde_json::Value as J;
 
 use crate::ui;
-
-fn plain(v: &Value) -> J {
-    v.to_plain_json()
-}
-
-fn object(pairs: &[(String, Value)]) -> J {
-    J::Object(pairs.iter().map(|(c, v)| (c.clone(), plain(v))).collect())
-}
-
-/// One plan entry as `--json`.
-pub fn entry_json(plan: &Plan, e: &PlanEntry) -> J {
-    let mut o = json!({
-        "table": e.table,
-        "key": object(&plan.named_key(e)),
-        "action": e.action.name(),
-        "fields": e.fields.iter().map(|f| field_json(plan, e, f)).collect::<Vec<_>>(),
-        "reason": e.reason.map(|r| r.name()),
-    });
-    if let Some(by) = &e.pulled_by {
-        o["pulled_by"] = json!(by);
-    }
-    if let Some(on) = &e.depends_on {
-        o["depends_on"] = json!(on);
-    }
-    if !e.deferred.is_empty() {
-        // These columns hold the source id of a new natural-key row: the
-        // target assigns the id that is written.
-        o["deferred"] = json!(e.deferred);
-    }
-    if let Some(c) = &e.collides_with {
-        o["collides_with"] = json!(c);
-    }
-    if e.action == Action::Conflict {
-        o["base"] = json!(match (e.reason, e.base_kept) {
-            // First contact, a unique collision: no base involved.
-            (Some(Reason::NoBase | Reason::UniqueCollision), _) => "none",
-            (_, true) => "kept",
-            (_, false) => "not kept",
-        });
-    }
-    if e.action == Action::Insert {
-        if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
-            let row: Vec<(String, Value)> = cols.iter().cloned().zip(src.iter().cloned()).collect();
-            o["row"] = object(&row);
-        }
-    }
-    o
-}
-
-/// One field of a plan entry as `--json`: its values, and for a JSON field
-/// whose target and source values differ, `paths`: every changed path
-/// from the target's value to the source's (docs/json.md).
-fn field_json(plan: &Plan, e: &PlanEntry, f: &FieldDiff) -> J {
-    let mut o = json!({
-        "column": f.column,
-        "source": f.source.as_ref().map(plain),
-        "target": f.target.as_ref().map(plain),
-        "base": f.base.as_ref().map(plain),
-    });
-    if let Some((target, source)) = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref()) {
-        let paths: Vec<J> = json_diff::diff(&target, &source)
-            .iter()
-            .map(|c| {
-                let mut p = json!({"path": json_diff::path_text("$", &c.path), "change": c.kind()});
-                if let Some(v) = c.new_value() {
-                    p["source"] = v.clone();
-                }
-                if let Some(v) = c.old() {
-                    p["target"] = v.clone();
-                }
-                p
-            })
-            .collect();
-        if !paths.is_empty() {
-            o["paths"] = J::Array(paths);
-        }
-    }
-    o
-}
-
-/// The two values of a plan field as JSON documents, when the field is
-/// JSON on both sides (a JSON value, or text the plan's column types
-/// declare JSON) and its value is written as is (not a deferred id).
-fn plan_json_pair(plan: &Plan, e: &PlanEntry, column: &str, a: Option<&Value>, b: Option<&Value>) -> Option<(J, J)> {
-    if e.deferred.iter().any(|c| c == column) {
-        return None;
-    }
-    let declared = plan
-        .specs
-        .get(&e.table)
-        .is_some_and(|s| json_diff::declared_json([s.types.get(column), s.target_types.get(column)]));
-    Some((json_diff::document(a?, declared)?, json_diff::document(b?, declared)?))
-}
 
 /// The two values of a journal row's column as JSON documents, when one of
 /// them is a JSON value (the target column is JSON) and the other is JSON
@@ -113,20 +21,6 @@ fn journal_json_pair(a: &Value, b: &Value) -> Option<(J, J)> {
         return None;
     }
     Some((json_diff::document(a, true)?, json_diff::document(b, true)?))
-}
-
-/// A plan as `--json`.
-pub fn plan_json(plan: &Plan) -> J {
-    let counts = plan.counts();
-    json!({
-        "from": plan.from,
-        "to": plan.to,
-        "selection": plan.selection,
-        "counts": counts,
-        "no_base": plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count(),
-        "excluded": plan.excluded,
-        "changes": plan.entries.iter().map(|e| entry_json(plan, e)).collect::<Vec<_>>(),
-    })
 }
 
 /// Text in double quotes with only quotes, backslashes and control
@@ -534,21 +428,6 @@ fn counts_text(r: &PromotionRecord) -> String {
     format!("+{} ~{} -{}", c.insert, c.update, c.delete)
 }
 
-pub fn log_json(records: &[PromotionRecord]) -> J {
-    J::Array(
-        records
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id, "kind": r.kind, "from": r.from, "to": r.to, "user": r.user, "at": r.at,
-                    "counts": {"insert": r.counts.insert, "update": r.counts.update, "delete": r.counts.delete, "synced": r.counts.synced},
-                    "selection": r.selection, "reverts": r.reverts, "reverted_by": r.reverted_by,
-                })
-            })
-            .collect(),
-    )
-}
-
 pub fn log_text(records: &[PromotionRecord]) -> String {
     if records.is_empty() {
         return "No promotions recorded yet.\n".to_string();
@@ -575,24 +454,6 @@ pub fn log_text(records: &[PromotionRecord]) -> String {
         );
     }
     out
-}
-
-pub fn show_json(r: &PromotionRecord, rows: &[JournalRow]) -> J {
-    let mut o = log_json(std::slice::from_ref(r))[0].take();
-    o["rows"] = J::Array(
-        rows.iter()
-            .map(|j| {
-                json!({
-                    "table": j.table,
-                    "key": object(&j.key),
-                    "action": j.action,
-                    "before": j.before.as_deref().map(object),
-                    "after": j.after.as_deref().map(object),
-                })
-            })
-            .collect(),
-    );
-    o
 }
 
 pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {

@@ -180,12 +180,6 @@ pub fn progress(global: &Global) -> Progress {
     Progress::new(Arc::new(Bars::delayed(ProgressDrawTarget::stderr, SHOW_AFTER)))
 }
 
-/// Takes the target's writer lock for a write command, saying on stderr
-/// when it waits for another writer (or refusing with --no-wait).
-pub async fn writer_lock(global: &Global, store: &dyn ferry_db::Store) -> anyhow::Result<ferry_db::WriterLock> {
-    Ok(ferry_engine::lock::writer(store, !global.no_wait, |msg| eprintln!("ferry: {msg}")).await?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ mod common;
 mod engines;
 mod hot_journal;
 mod merge;
+mod ops;
 mod properties;
 mod scenarios;
 mod three_way;

@@ -583,7 +583,7 @@ proptest! {
                 // A row that differs on first contact blocks, nothing written.
                 let bytes = w.bytes(PRODUCTION);
                 match w.promote(&plan, false).await {
-                    Err(e @ Error::Blocked(_)) => prop_assert_eq!(e.exit_code(), 3),
+                    Err(e) if matches!(e.inner(), Error::Blocked(_)) => prop_assert_eq!(e.exit_code(), 3),
                     other => return Err(TestCaseError::fail(format!("first contact must block: {other:?}"))),
                 }
                 prop_assert!(w.bytes(PRODUCTION) == bytes, "a blocked promotion writes nothing");
@@ -682,7 +682,7 @@ proptest! {
             if plan.conflicts().next().is_some() {
                 let bytes = w.bytes(PRODUCTION);
                 match w.promote(&plan, false).await {
-                    Err(e @ Error::Blocked(_)) => prop_assert_eq!(e.exit_code(), 3),
+                    Err(e) if matches!(e.inner(), Error::Blocked(_)) => prop_assert_eq!(e.exit_code(), 3),
                     other => return Err(TestCaseError::fail(format!("conflicts must block: {other:?}"))),
                 }
                 prop_assert!(w.bytes(PRODUCTION) == bytes, "a blocked promotion writes nothing");

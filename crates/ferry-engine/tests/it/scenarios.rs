@@ -182,7 +182,7 @@ async fn a_composite_key_table_promotes_and_reverts() {
     let one = w.plan(&common::ids(&["translations:1,fr"])).await;
     assert_eq!(common::summary(&one), ["translations:1,fr update"]);
     let bad = w.try_plan(&common::ids(&["translations:1"])).await.unwrap_err();
-    assert!(matches!(bad, Error::Usage(_)), "{bad:?}");
+    assert!(matches!(bad.inner(), Error::Usage(_)), "{bad:?}");
     assert!(bad.to_string().contains("item_id, lang"), "{bad}");
 
     let before = (w.dump(PRODUCTION), w.sync(PRODUCTION));
@@ -237,13 +237,13 @@ async fn a_plan_the_target_moved_under_is_refused_and_nothing_is_written() {
         w.exec(PRODUCTION, change);
         let bytes = w.bytes(PRODUCTION);
         let err = w.promote(&plan, false).await.unwrap_err();
-        assert!(matches!(err, Error::Blocked(_)), "{what}: {err:?}");
+        assert!(matches!(err.inner(), Error::Blocked(_)), "{what}: {err:?}");
         assert_eq!(err.exit_code(), 3);
         assert!(err.to_string().contains("changed since the plan"), "{what}: {err}");
         assert!(w.bytes(PRODUCTION) == bytes, "{what}: nothing written");
         // --force resolves conflicts, never a stale plan.
         let err = w.promote(&plan, true).await.unwrap_err();
-        assert!(matches!(err, Error::Blocked(_)), "{what}: {err:?}");
+        assert!(matches!(err.inner(), Error::Blocked(_)), "{what}: {err:?}");
         assert!(w.bytes(PRODUCTION) == bytes, "{what}: nothing written");
     }
 
@@ -300,7 +300,7 @@ async fn a_row_breaking_a_target_constraint_names_table_key_and_column() {
         if column == "code" {
             // A unique collision is found in the plan (issue 21): blocked
             // before the transaction, naming both rows and the column.
-            assert!(matches!(err, Error::Blocked(_)), "{bad_row}: {err:?}");
+            assert!(matches!(err.inner(), Error::Blocked(_)), "{bad_row}: {err:?}");
             let msg = err.to_string();
             for want in [
                 "items:7",
@@ -313,7 +313,7 @@ async fn a_row_breaking_a_target_constraint_names_table_key_and_column() {
             assert!(w.bytes(PRODUCTION) == bytes, "{bad_row}: production unchanged");
             continue;
         }
-        assert!(matches!(err, Error::Data(_)), "{bad_row}: {err:?}");
+        assert!(matches!(err.inner(), Error::Data(_)), "{bad_row}: {err:?}");
         assert_eq!(err.exit_code(), 1);
         let msg = err.to_string();
         for want in [
@@ -543,7 +543,7 @@ async fn revert_refuses_rows_changed_since_unless_forced() {
 
     let bytes = w.bytes(PRODUCTION);
     let err = w.revert(&p.id, false).await.unwrap_err();
-    assert!(matches!(err, Error::Blocked(_)), "{err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{err:?}");
     assert_eq!(err.exit_code(), 3);
     assert!(err.to_string().contains("items:1 (column name)"), "{err}");
     assert!(w.bytes(PRODUCTION) == bytes, "a refused revert writes nothing");
@@ -552,7 +552,7 @@ async fn revert_refuses_rows_changed_since_unless_forced() {
     assert_eq!(w.dump(PRODUCTION), before);
     // A promotion is reverted once.
     let again = w.revert(&p.id, false).await.unwrap_err();
-    assert!(matches!(again, Error::Blocked(_)), "{again:?}");
+    assert!(matches!(again.inner(), Error::Blocked(_)), "{again:?}");
 }
 
 // ---- more rows than one batch ------------------------------------------------------

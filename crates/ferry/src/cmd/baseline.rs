@@ -1,30 +1,40 @@
 //! `ferry baseline`
 
 use anyhow::Result;
-use ferry_core::access::Right;
 use ferry_core::plan::Plan;
+use ferry_engine::ops::baseline::{self, BaselineRequest};
+use ferry_engine::pair;
 use ferry_engine::project::Project;
-use ferry_engine::{audit, baseline, pair};
+use ferry_engine::views::BaselineView;
 
-use super::{load, print_json, print_text, selection};
+use super::gates::Shown;
+use super::{envs, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run: bool) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
     let sel = selection(args)?;
-    let pair = pair::open_unchecked_for(&project, from, to, &sel).await?;
-    let hint = decide_hint(&project, from, to);
+    let shown = Shown::new(g);
+    let req = BaselineRequest {
+        from: from.to_string(),
+        to: to.to_string(),
+        user: ui::user(g),
+        selection: sel,
+        wait: !g.no_wait,
+    };
+    let prepared = baseline::prepare(&envs, req, &shown).await?;
+    let hint = decide_hint(envs.project(), from, to);
     if dry_run {
-        let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
+        let (plan, equal) = prepared.survey().await?;
         report(g, &plan, None, equal, true, &hint)?;
         return Ok(0);
     }
     // Show what would be recorded before asking; the result is then one line.
     let previewed = !g.yes && !g.json;
     if previewed {
-        let (plan, equal) = baseline::survey(&pair, &sel, ui::progress(g)).await?;
+        let (plan, equal) = prepared.survey().await?;
         report(g, &plan, None, equal, true, &hint)?;
     }
     if !ui::confirm(
@@ -35,14 +45,7 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
-    let user = ui::user(g);
-    // `baseline` writes the sync base: it needs `promote` into the target.
-    audit::require(&project, &*pair.target, &user, Right::Promote, "baseline", Some(from)).await?;
-    let _lock = ui::writer_lock(g, &*pair.target).await?;
-    let done = baseline::baseline(&pair, &sel, &user, ui::progress(g)).await;
-    let entry = audit::AuditEntry::new(&user, "baseline", Some(from), to).outcome(&done, |b| b.id.clone());
-    let _ = audit::record(&*pair.target, &entry).await;
-    let done = done?;
+    let done = prepared.commit().await?;
     if previewed {
         print_text(&format!(
             "{} baseline {} recorded {} equal row(s) as in sync in {to}{}.\n",
@@ -75,12 +78,7 @@ fn decide_hint(project: &Project, from: &str, to: &str) -> String {
 
 fn report(g: &Global, differing: &Plan, id: Option<&str>, recorded: u64, dry_run: bool, hint: &str) -> Result<()> {
     if g.json {
-        print_json(&serde_json::json!({
-            "baseline": id,
-            "recorded": recorded,
-            "dry_run": dry_run,
-            "differing": differing.entries.iter().map(|e| output::entry_json(differing, e)).collect::<Vec<_>>(),
-        }))?;
+        print_json(&BaselineView::new(differing, id, recorded, dry_run))?;
         return Ok(());
     }
     let mut text = output::baseline_line(&differing.from, &differing.to, recorded, id, dry_run);

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use ferry_engine::check::check;
+use ferry_engine::views::CheckView;
 
 use super::{load, print_json, print_text};
 use crate::cli::Global;
@@ -11,9 +12,7 @@ pub async fn run(g: &Global) -> Result<u8> {
     let project = load(g)?;
     let report = check(&project).await;
     if g.json {
-        print_json(
-            &serde_json::json!({"ok": report.ok(), "environments": report.environments, "problems": report.problems, "warnings": report.warnings}),
-        )?;
+        print_json(&CheckView::new(&report))?;
     } else {
         let mut out = String::new();
         for e in &report.environments {

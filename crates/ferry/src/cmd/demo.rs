@@ -12,14 +12,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ferry_core::plan::{Counts, Plan};
+use ferry_core::plan::Plan;
 use ferry_core::selection::Selection;
 use ferry_core::Value;
-use ferry_db::{FetchRequest, ScanRequest, Store};
 use ferry_engine::apply::{self, PromoteOptions};
 use ferry_engine::progress::Progress;
-use ferry_engine::{journal, pair, planner, revert, Error};
-use serde_json::json;
+use ferry_engine::views::WrittenCounts;
+use ferry_engine::{inspect, journal, pair, planner, revert, Store};
 
 use self::sample::{DATABASES, SOURCE, TARGET};
 use super::{print_json, print_text};
@@ -88,7 +87,7 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
     )?;
 
     // 2. Edits in staging.
-    ferry_db::sqlite::run_script(&dir.join(DATABASES[0]), sample::EDITS).map_err(Error::from)?;
+    inspect::run_sqlite_script(&dir.join(DATABASES[0]), sample::EDITS)?;
     say.step(
         2,
         "A product manager edits staging",
@@ -235,25 +234,28 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
 
     let ok = checks.all() && restored;
     if g.json {
-        print_json(&json!({
-            "promotion": promotion.id,
-            "revert": reverted.id,
-            "baseline": sample.baseline.id,
-            "counts": counts_json(&promotion.counts),
-            "revert_counts": counts_json(&reverted.counts),
-            "diff": {"counts": counts_json(&plan.counts()), "excluded": plan.excluded},
-            "pending_after_revert": counts_json(&pending.counts()),
-            "checks": {
-                "emoji_intact": checks.emoji_intact,
-                "icon_identical": checks.icon_identical,
-                "stamped": checks.stamped,
-                "ignored_kept": checks.ignored_kept,
-                "excluded_left_behind": checks.excluded_left_behind,
-                "revert_restored": restored,
+        print_json(&DemoView {
+            promotion: promotion.id.clone(),
+            revert: reverted.id.clone(),
+            baseline: sample.baseline.id.clone(),
+            counts: (&promotion.counts).into(),
+            revert_counts: (&reverted.counts).into(),
+            diff: DemoDiff {
+                counts: (&plan.counts()).into(),
+                excluded: plan.excluded.clone(),
             },
-            "ok": ok,
-            "kept": keep.as_ref().map(|k| k.display().to_string()),
-        }))?;
+            pending_after_revert: (&pending.counts()).into(),
+            checks: DemoChecks {
+                emoji_intact: checks.emoji_intact,
+                icon_identical: checks.icon_identical,
+                stamped: checks.stamped,
+                ignored_kept: checks.ignored_kept,
+                excluded_left_behind: checks.excluded_left_behind,
+                revert_restored: restored,
+            },
+            ok,
+            kept: keep.as_ref().map(|k| k.display().to_string()),
+        })?;
     }
     if !ok {
         eprintln!(
@@ -402,37 +404,13 @@ fn wrap(text: &str, first: &str, rest: &str) -> String {
 }
 
 async fn count_rows(store: &dyn Store, table: &str, key: &[String]) -> Result<u64> {
-    let mut rx = store
-        .scan(ScanRequest {
-            table: table.to_string(),
-            columns: key.to_vec(),
-            order_by: key.to_vec(),
-            filter: None,
-            flag: None,
-        })
-        .await
-        .map_err(Error::from)?;
-    let mut n = 0;
-    while let Some(batch) = rx.recv().await {
-        n += batch.map_err(Error::from)?.len() as u64;
-    }
-    Ok(n)
+    Ok(inspect::count_rows(store, table, key).await?)
 }
 
 /// Rows of `businesses` by id, with [`BUSINESS_COLUMNS`].
 async fn businesses(store: &dyn Store, ids: &[i64]) -> Result<BTreeMap<i64, Vec<Value>>> {
-    let rows = store
-        .fetch(FetchRequest {
-            table: "businesses".into(),
-            columns: BUSINESS_COLUMNS.iter().map(|c| c.to_string()).collect(),
-            match_columns: vec!["id".into()],
-            values: ids.iter().map(|i| vec![Value::Int(*i)]).collect(),
-            flag: None,
-            filter: None,
-            fixed: Vec::new(),
-        })
-        .await
-        .map_err(Error::from)?;
+    let values = ids.iter().map(|i| Value::Int(*i)).collect();
+    let rows = inspect::rows_where(store, "businesses", &BUSINESS_COLUMNS, "id", values).await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| match r.first() {
@@ -573,8 +551,35 @@ fn production_report(staging: &Rows, production: &Rows, checks: &Checks) -> Stri
     out
 }
 
-fn counts_json(c: &Counts) -> serde_json::Value {
-    json!({"insert": c.insert, "update": c.update, "delete": c.delete})
+/// `ferry demo --json`: what the tour did and whether its checks held.
+#[derive(serde::Serialize)]
+struct DemoView {
+    promotion: String,
+    revert: String,
+    baseline: Option<String>,
+    counts: WrittenCounts,
+    revert_counts: WrittenCounts,
+    diff: DemoDiff,
+    pending_after_revert: WrittenCounts,
+    checks: DemoChecks,
+    ok: bool,
+    kept: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct DemoDiff {
+    counts: WrittenCounts,
+    excluded: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(serde::Serialize)]
+struct DemoChecks {
+    emoji_intact: bool,
+    icon_identical: bool,
+    stamped: bool,
+    ignored_kept: bool,
+    excluded_left_behind: bool,
+    revert_restored: bool,
 }
 
 /// The summary lines of a plan (what `ferry diff` prints first).

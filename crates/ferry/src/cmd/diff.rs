@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use ferry_core::plan::Plan;
-use ferry_engine::{pair, planner};
+use ferry_engine::planner;
+use ferry_engine::views::{PlanView, SavedPlanView};
 
-use super::{load, print_json, print_text, selection};
+use super::{envs, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
@@ -19,17 +20,18 @@ pub async fn run(
     save: Option<PathBuf>,
     is_diff: bool,
 ) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
+    let project = envs.project();
     let sel = selection(args)?;
     let key = match &save {
         Some(_) => super::plan_key()?,
         None => None,
     };
-    let pair = pair::open_for(&project, from, to, &sel).await?;
+    let pair = envs.pair(from, to, &sel, true).await?;
     let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
     // A saved plan carries the results of the target's source-side checks.
     let checks = match &save {
-        Some(_) => super::gates::record(g, &project, &*pair.source, &mut plan).await,
+        Some(_) => super::gates::record(g, project, &*pair.source, &mut plan).await,
         None => Vec::new(),
     };
     if let Some(path) = &save {
@@ -37,13 +39,16 @@ pub async fn run(
         std::fs::write(path, text).with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
     if g.json {
-        let mut v = output::plan_json(&plan);
-        if let Some(path) = &save {
-            v["saved_to"] = serde_json::json!(path.display().to_string());
-            v["signed"] = serde_json::json!(key.is_some());
-            v["checks"] = super::gates::checks_json(&checks);
+        let view = PlanView::new(&plan);
+        match &save {
+            Some(path) => print_json(&SavedPlanView {
+                plan: view,
+                saved_to: path.display().to_string(),
+                signed: key.is_some(),
+                checks,
+            })?,
+            None => print_json(&view)?,
         }
-        print_json(&v)?;
     } else {
         let mut text = output::plan_text_with(&plan, g.verbose);
         if let Some(path) = &save {

@@ -1,51 +1,19 @@
-//! Gates and hooks on the command line: running an environment's checks
-//! before a promotion and its hooks after, and telling people (stderr) and
-//! scripts (`--json`) how each went.
+//! What an operation tells people while it runs (the engine's
+//! `ops::Observer`): the plan, each gate check and each hook on stderr
+//! (not with `--json`), waiting for another writer, progress bars.
+
+use std::sync::Mutex;
 
 use anyhow::Result;
 use ferry_core::plan::Plan;
-use ferry_db::Store;
-use ferry_engine::apply::Promotion;
-use ferry_engine::audit::{self, AuditEntry};
 use ferry_engine::gates::{self, CheckOutcome};
-use ferry_engine::hooks::{self, HookOutcome};
+use ferry_engine::hooks::HookOutcome;
+use ferry_engine::ops::Observer;
+use ferry_engine::progress::Progress;
 use ferry_engine::project::Project;
-use serde_json::{json, Value as J};
+use ferry_engine::Store;
 
 use crate::cli::Global;
-use crate::output;
-
-/// Runs the target's checks for `plan` before anything is written, shows
-/// each result on stderr (not with `--json`), and blocks (exit 3) on the
-/// first that fails. Nothing to promote: nothing to check.
-pub async fn checks(
-    g: &Global,
-    project: &Project,
-    source: Option<&dyn Store>,
-    target: &dyn Store,
-    plan: &Plan,
-    has_changes: bool,
-) -> Result<Vec<CheckOutcome>> {
-    let configured = project.env_config(&plan.to).map_or(0, |e| e.checks.len());
-    if configured == 0 || !has_changes {
-        return Ok(Vec::new());
-    }
-    if !g.json {
-        eprintln!("\nChecks of {} ({configured}):", plan.to);
-    }
-    let outcomes = gates::evaluate(project, source, target, plan, &output::plan_json(plan)).await;
-    if !g.json {
-        for o in &outcomes {
-            eprintln!("  {}", check_line(o));
-        }
-        let skipped = configured - outcomes.len();
-        if skipped > 0 {
-            eprintln!("  ({skipped} more not run: a check failed)");
-        }
-    }
-    gates::require_passed(&plan.to, &outcomes)?;
-    Ok(outcomes)
-}
 
 fn check_line(o: &CheckOutcome) -> String {
     let verdict = if o.passed { "passed" } else { "FAILED" };
@@ -82,39 +50,76 @@ pub async fn record(g: &Global, project: &Project, source: &dyn Store, plan: &mu
     outcomes
 }
 
-/// Check outcomes as `--json`.
-pub fn checks_json(outcomes: &[CheckOutcome]) -> J {
-    json!(outcomes)
+/// The command line's observer of an operation.
+pub struct Shown<'a> {
+    g: &'a Global,
+    /// The first failure to print the plan (a closed stdout): the command
+    /// stops with it once the engine hands back control.
+    failed: Mutex<Option<anyhow::Error>>,
 }
 
-/// Runs the target's hooks for a committed promotion, shows each result on
-/// stderr (not with `--json`) and records each in the target's audit
-/// trail. A failing hook never undoes the promotion.
-#[allow(clippy::too_many_arguments)]
-pub async fn hooks(
-    g: &Global,
-    project: &Project,
-    target: &dyn Store,
-    promotion: &Promotion,
-    from: &str,
-    to: &str,
-    user: &str,
-    review: Option<&str>,
-) -> Vec<HookOutcome> {
-    let configured = project.env_config(to).map_or(0, |e| e.hooks.len());
-    if configured == 0 {
-        return Vec::new();
+impl<'a> Shown<'a> {
+    pub fn new(g: &'a Global) -> Shown<'a> {
+        Shown {
+            g,
+            failed: Mutex::new(None),
+        }
     }
-    if !g.json {
-        eprintln!(
-            "\nPromotion {} is committed into {to}; running its hooks ({configured}):",
-            promotion.id
-        );
+
+    /// Fails with what could not be printed, if anything.
+    pub fn result(&self) -> Result<()> {
+        match self.failed.lock() {
+            Ok(mut f) => f.take().map_or(Ok(()), Err),
+            Err(_) => Ok(()),
+        }
     }
-    let payload = hooks::payload(promotion, from, to, user, review);
-    let outcomes = hooks::run_hooks(project, to, &payload).await;
-    for o in &outcomes {
-        if !g.json {
+}
+
+impl Observer for Shown<'_> {
+    fn progress(&self) -> Progress {
+        crate::ui::progress(self.g)
+    }
+
+    fn waiting(&self, message: &str) {
+        eprintln!("ferry: {message}");
+    }
+
+    fn planned(&self, plan: &Plan) {
+        if self.g.json {
+            return;
+        }
+        if let Err(e) = super::print_text(&crate::output::plan_text_with(plan, self.g.verbose)) {
+            if let Ok(mut f) = self.failed.lock() {
+                f.get_or_insert(e);
+            }
+        }
+    }
+
+    fn checks_ran(&self, to: &str, configured: usize, outcomes: &[CheckOutcome]) {
+        if self.g.json {
+            return;
+        }
+        eprintln!("\nChecks of {to} ({configured}):");
+        for o in outcomes {
+            eprintln!("  {}", check_line(o));
+        }
+        let skipped = configured - outcomes.len();
+        if skipped > 0 {
+            eprintln!("  ({skipped} more not run: a check failed)");
+        }
+    }
+
+    fn hooks_starting(&self, promotion: &str, to: &str, configured: usize) {
+        if !self.g.json {
+            eprintln!("\nPromotion {promotion} is committed into {to}; running its hooks ({configured}):");
+        }
+    }
+
+    fn hooks_ran(&self, promotion: &str, outcomes: &[HookOutcome]) {
+        if self.g.json {
+            return;
+        }
+        for o in outcomes {
             match &o.error {
                 None => eprintln!("  ok      #{} {}", o.index, o.hook),
                 Some(e) => {
@@ -125,30 +130,8 @@ pub async fn hooks(
                 }
             }
         }
-        let mut entry = AuditEntry::new(user, "hook", Some(from), to);
-        entry.ref_id = Some(promotion.id.clone());
-        entry.result = if o.ok { "ok" } else { "failed" }.into();
-        entry.detail = match &o.error {
-            None => format!("#{} {}", o.index, o.hook),
-            Some(e) => format!("#{} {}: {e}", o.index, o.hook),
-        };
-        let _ = audit::record(target, &entry).await;
+        if outcomes.iter().any(|o| !o.ok) {
+            eprintln!("  The promotion {promotion} stays applied; run the failed hook again by hand.");
+        }
     }
-    if !g.json && outcomes.iter().any(|o| !o.ok) {
-        eprintln!(
-            "  The promotion {} stays applied; run the failed hook again by hand.",
-            promotion.id
-        );
-    }
-    outcomes
-}
-
-/// Hook outcomes as `--json`.
-pub fn hooks_json(outcomes: &[HookOutcome]) -> J {
-    J::Array(
-        outcomes
-            .iter()
-            .map(|o| json!({"hook": o.hook, "index": o.index, "ok": o.ok, "error": o.error, "output": o.output}))
-            .collect(),
-    )
 }

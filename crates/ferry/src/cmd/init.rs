@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use super::demo::sample::{self, DATABASES, SOURCE, TARGET};
 use super::{print_json, print_text};
@@ -117,13 +116,14 @@ pub async fn run(g: &Global, demo: bool, force: bool) -> Result<u8> {
             next.ferry("check"),
         ];
         if g.json {
-            print_json(&json!({
-                "config": config.display().to_string(),
-                "demo": false,
-                "created": [config.display().to_string()],
-                "baseline": null,
-                "next": steps,
-            }))?;
+            print_json(&InitView {
+                config: config.display().to_string(),
+                demo: false,
+                created: vec![config.display().to_string()],
+                baseline: None,
+                recorded: None,
+                next: steps,
+            })?;
         } else {
             let mut out = format!(
                 "{} {}: a starter configuration with every option explained.\nNext:\n",
@@ -165,14 +165,14 @@ pub async fn run(g: &Global, demo: bool, force: bool) -> Result<u8> {
     ];
     if g.json {
         let created: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        print_json(&json!({
-            "config": config.display().to_string(),
-            "demo": true,
-            "created": created,
-            "baseline": laid.baseline.id,
-            "recorded": laid.baseline.recorded,
-            "next": try_these.iter().map(|(c, _)| c).collect::<Vec<_>>(),
-        }))?;
+        print_json(&InitView {
+            config: config.display().to_string(),
+            demo: true,
+            created,
+            baseline: laid.baseline.id.clone(),
+            recorded: Some(laid.baseline.recorded),
+            next: try_these.iter().map(|(c, _)| c.clone()).collect(),
+        })?;
         return Ok(0);
     }
     let place = if dir == Path::new(".") {
@@ -237,4 +237,16 @@ impl Next {
     fn ferry(&self, args: &str) -> String {
         format!("ferry{} {args}", self.flag)
     }
+}
+
+/// `ferry init --json`: the files written and what to run next.
+#[derive(serde::Serialize)]
+struct InitView {
+    config: String,
+    demo: bool,
+    created: Vec<String>,
+    baseline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<u64>,
+    next: Vec<String>,
 }

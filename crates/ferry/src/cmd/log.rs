@@ -1,22 +1,23 @@
 //! `ferry log` and `ferry show`
 
 use anyhow::Result;
+use ferry_engine::views::{JournalEntryView, ShowView};
 use ferry_engine::{journal, revert};
 
-use super::{load, print_json, print_text};
+use super::{envs, print_json, print_text};
 use crate::cli::Global;
 use crate::output;
 
 pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
     let mut records = Vec::new();
-    for store in super::stores(&project, env).await? {
+    for store in super::stores(&envs, env).await? {
         records.extend(journal::promotions(&*store).await?);
     }
     records.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     records.truncate(limit);
     if g.json {
-        print_json(&output::log_json(&records))?;
+        print_json(&records.iter().map(JournalEntryView::new).collect::<Vec<_>>())?;
     } else {
         print_text(&output::log_text(&records))?;
     }
@@ -24,11 +25,10 @@ pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
 }
 
 pub async fn show(g: &Global, id: &str) -> Result<u8> {
-    let project = load(g)?;
-    let (store, record) = revert::find(&project, id).await?;
+    let (store, record) = revert::find_with(&envs(g)?, id).await?;
     let rows = journal::journal_rows(&*store, id).await?;
     if g.json {
-        print_json(&output::show_json(&record, &rows))?;
+        print_json(&ShowView::new(&record, &rows))?;
     } else {
         print_text(&output::show_text(&record, &rows))?;
     }

@@ -14,6 +14,7 @@ mod reviews;
 use anyhow::Result;
 use ferry_core::selection::{parse_id, parse_skip, parse_where, Selection};
 use ferry_engine::project::Project;
+use ferry_engine::registry::Envs;
 use ferry_engine::Error;
 
 use crate::cli::{Cli, Command, Global, SelectionArgs};
@@ -72,6 +73,11 @@ pub fn load(g: &Global) -> Result<Project> {
     Ok(Project::load(&g.config)?)
 }
 
+/// The project's environments for one command: each opened once, on first use.
+pub fn envs(g: &Global) -> Result<Envs> {
+    Ok(Envs::new(load(g)?))
+}
+
 pub fn selection(args: &SelectionArgs) -> Result<Selection> {
     let usage = |e: ferry_core::selection::SelectionError| Error::Usage(e.0);
     Ok(Selection {
@@ -115,32 +121,25 @@ pub fn plan_key() -> Result<Option<ferry_core::plan::PlanKey>> {
 /// project. Those that cannot be opened here are left out, and each is
 /// named on stderr with the reason, so a listing never looks complete when
 /// it is not.
-pub async fn stores(project: &Project, env: Option<&str>) -> Result<Vec<std::sync::Arc<dyn ferry_db::Store>>> {
-    let Some(e) = env else {
-        let mut out = Vec::new();
-        let mut unreachable = Vec::new();
-        for name in project.config.environments_in_order() {
-            match project.open(name).await {
-                Ok(s) => out.push(s),
-                Err(err) => unreachable.push(format!("  {name}: {err}")),
-            }
-        }
-        if !unreachable.is_empty() {
-            eprintln!(
-                "{} {} environment(s) could not be read and are left out of this listing:\n{}",
-                crate::ui::warning_label(),
-                unreachable.len(),
-                unreachable.join("\n")
-            );
-        }
-        return Ok(out);
-    };
-    project.env_config(e)?;
-    Ok(vec![project.open(e).await?])
+pub async fn stores(envs: &Envs, env: Option<&str>) -> Result<Vec<std::sync::Arc<dyn ferry_engine::Store>>> {
+    let (out, unreachable) = envs.each(env).await?;
+    if !unreachable.is_empty() {
+        let lines: Vec<String> = unreachable
+            .iter()
+            .map(|(name, err)| format!("  {name}: {err}"))
+            .collect();
+        eprintln!(
+            "{} {} environment(s) could not be read and are left out of this listing:\n{}",
+            crate::ui::warning_label(),
+            lines.len(),
+            lines.join("\n")
+        );
+    }
+    Ok(out)
 }
 
-/// Prints a JSON value on stdout.
-pub fn print_json(v: &serde_json::Value) -> Result<()> {
+/// Prints a view as JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;

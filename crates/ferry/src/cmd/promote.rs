@@ -1,19 +1,16 @@
-//! `ferry promote`
+//! `ferry promote`: parse, prepare the engine's operation, show it, confirm,
+//! commit, render.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use ferry_core::access::Right;
 use ferry_core::plan::Plan;
-use ferry_db::Store;
-use ferry_engine::apply::{self, PromoteOptions};
-use ferry_engine::audit::{self, AuditEntry};
-use ferry_engine::project::Project;
-use ferry_engine::{pair, planner, reviews, saved, Error};
+use ferry_engine::ops::promote::{self, PromoteOutcome, PromoteRequest};
+use ferry_engine::Error;
 
-use super::{load, print_json, print_text, selection};
+use super::gates::Shown;
+use super::{envs, print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
@@ -27,39 +24,7 @@ pub struct Options {
 }
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: Options) -> Result<u8> {
-    let user = ui::user(g);
-    // The target once opened, so that a refusal is audited there.
-    let mut target: Option<Arc<dyn Store>> = None;
-    let result = promote(g, from, to, args, &opts, &user, &mut target).await;
-    if let (Some(store), Err(e)) = (&target, &result) {
-        if let Some(err) = e.downcast_ref::<Error>() {
-            // Permission refusals are audited where they are decided.
-            if !matches!(err, Error::Denied(_)) && !opts.dry_run {
-                let mut entry = AuditEntry::new(&user, "promote", Some(from), to);
-                entry.result = match err {
-                    Error::Blocked(_) => "blocked",
-                    Error::Db(_) | Error::Data(_) => "failed",
-                    _ => "refused",
-                }
-                .into();
-                entry.detail = err.to_string();
-                let _ = audit::record(&**store, &entry).await;
-            }
-        }
-    }
-    result
-}
-
-async fn promote(
-    g: &Global,
-    from: &str,
-    to: &str,
-    args: &SelectionArgs,
-    opts: &Options,
-    user: &str,
-    opened: &mut Option<Arc<dyn Store>>,
-) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
     let sel = selection(args)?;
     if opts.take.is_some() && (opts.plan.is_some() || sel.ids.is_empty()) {
         return Err(
@@ -72,106 +37,39 @@ async fn promote(
         )
         .into());
     }
-    let review_env = project.env_config(to)?.review;
-    // A saved plan applies with nothing but its target: the source may be gone.
-    let (target, source, plan, _lock) = match &opts.plan {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
-            let plan = Plan::from_file(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-            if let Some(key) = super::plan_key()? {
-                plan.verify_signature(&key)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-            }
-            if plan.from != from || plan.to != to {
-                return Err(Error::Usage(format!(
-                    "{} is a plan for {} -> {}, not {from} -> {to}",
-                    path.display(),
-                    plan.from,
-                    plan.to
-                ))
-                .into());
-            }
-            route(&project, from, to, opened).await?;
-            let target = project.open(to).await?;
-            *opened = Some(target.clone());
-            // Hashed, not trusted: only managed tables, as configured.
-            apply::check_saved(&project, &*target, &plan).await?;
-            if !opts.dry_run {
-                audit::require(&project, &*target, user, Right::Promote, "promote", Some(from)).await?;
-            }
-            let lock = if opts.dry_run {
-                None
-            } else {
-                Some(ui::writer_lock(g, &*target).await?)
-            };
-            let source = if opts.approve_revisions {
-                project.open(from).await.ok()
-            } else {
-                None
-            };
-            (target, source, plan, lock)
-        }
-        None => {
-            route(&project, from, to, opened).await?;
-            let pair = pair::open_for(&project, from, to, &sel).await?;
-            *opened = Some(pair.target.clone());
-            if !opts.dry_run {
-                audit::require(&project, &*pair.target, user, Right::Promote, "promote", Some(from)).await?;
-            }
-            // Held from planning to commit: a second writer waits for this one.
-            let lock = if opts.dry_run {
-                None
-            } else {
-                Some(ui::writer_lock(g, &*pair.target).await?)
-            };
-            let mut plan = planner::plan(&pair, &sel, ui::progress(g)).await?;
-            plan.under_lock.0 = lock.is_some();
-            if let Some(side) = opts.take {
-                planner::take(&mut plan, side, &sel.ids)?;
-            }
-            (pair.target.clone(), Some(pair.source.clone()), plan, lock)
-        }
+    // An unknown target is named before the plan file is read.
+    envs.project().env_config(to)?;
+    let saved = match &opts.plan {
+        Some(path) => Some(read_plan(path, from, to)?),
+        None => None,
     };
-    // Refuse conflicts and rows under review before asking anything.
-    // A count: the apply builds its own list (held twice, a large
-    // promotion's entries would cost twice the memory).
-    let (changes, would) = {
-        let list = apply::changes(&plan, opts.force)?;
-        if opts.plan.is_some() {
-            // A saved plan answers as its apply would: applied already, or
-            // stale (a dry run writes nothing, so the apply's own re-check
-            // never runs for it).
-            saved::refuse_if_applied(&*target, &plan).await?;
-            if opts.dry_run {
-                saved::refuse_if_stale(&*target, &plan, &list).await?;
-            }
-        }
-        // What would be written: conflicts count as the source's change when forced.
-        let mut would = ferry_core::plan::Counts::default();
-        for c in list.iter().filter(|c| c.is_change()) {
-            would.add(c.action);
-        }
-        (list.len(), would)
+    let user = ui::user(g);
+    let shown = Shown::new(g);
+    let req = PromoteRequest {
+        from: from.to_string(),
+        to: to.to_string(),
+        user: user.clone(),
+        selection: sel,
+        saved,
+        dry_run: opts.dry_run,
+        approve_revisions: opts.approve_revisions,
+        force: opts.force,
+        take: opts.take,
+        wait: !g.no_wait,
     };
-    reviews::check_open(&*target, &plan).await?;
-    if !g.json {
-        print_text(&output::plan_text_with(&plan, g.verbose))?;
-    }
-    // Gates: the target's checks, before anything is written (dry runs too).
-    let checks = super::gates::checks(g, &project, source.as_deref(), &*target, &plan, changes > 0).await?;
-    if opts.dry_run || changes == 0 {
+    let prepared = promote::prepare(&envs, req, &shown).await;
+    shown.result()?;
+    let prepared = prepared?;
+    if prepared.writes_nothing() {
         if g.json {
-            let mut v = serde_json::json!({"promotion": null, "review": null, "counts": {"insert": would.insert, "update": would.update, "delete": would.delete}, "dry_run": opts.dry_run});
-            v["plan"] = output::plan_json(&plan);
-            v["checks"] = super::gates::checks_json(&checks);
-            print_json(&v)?;
+            print_json(&prepared.view())?;
         } else if opts.dry_run {
             print_text("\nDry run: nothing was written.\n")?;
         }
         return Ok(0);
     }
-    let question = if review_env {
+    let changes = prepared.changes;
+    let question = if prepared.review {
         format!("Submit {changes} change(s) from {from} for review in {to}?")
     } else {
         format!("Promote {changes} change(s) from {from} into {to}?")
@@ -180,119 +78,87 @@ async fn promote(
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
-    let promote_opts = PromoteOptions {
-        user: user.to_string(),
-        force: opts.force,
-    };
-    if review_env {
-        let direct = match (&source, opts.approve_revisions) {
-            (Some(s), true) => reviews::approved_upstream(&project, &**s, &plan).await?,
-            _ => HashSet::new(),
-        };
-        let done = reviews::submit(&project, &*target, &plan, &promote_opts, &direct).await?;
-        let mut entry = AuditEntry::new(user, "promote", Some(from), to);
-        entry.ref_id = done.review.clone().or(done.direct.as_ref().map(|p| p.id.clone()));
-        entry.detail = "submitted for review".into();
-        let _ = audit::record(&*target, &entry).await;
-        let promotion = done.direct.as_ref().or(done.drafts.as_ref());
-        let hooks = match promotion {
-            Some(p) => super::gates::hooks(g, &project, &*target, p, from, to, user, done.review.as_deref()).await,
-            None => Vec::new(),
-        };
-        if g.json {
-            print_json(&serde_json::json!({
-                "promotion": promotion.map(|p| p.id.clone()),
-                "review": done.review,
-                "drafts": done.drafts.as_ref().map(|p| p.id.clone()),
-                "direct": done.direct.as_ref().map(|p| p.id.clone()),
-                "checks": super::gates::checks_json(&checks),
-                "hooks": super::gates::hooks_json(&hooks),
-                "counts": promotion.map_or(serde_json::json!({"insert": 0, "update": 0, "delete": 0}), |p| serde_json::json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})),
-            }))?;
-        } else {
-            let mut text = String::from("\n");
-            if let Some(p) = &done.direct {
-                // Approved upstream, and rows that write only the sync base
-                // (`--take target`, natural-key matches): no review needed.
-                let mut what = Vec::new();
-                if p.counts.changes() > 0 {
-                    what.push(format!(
-                        "{} change(s) approved upstream applied directly",
-                        p.counts.changes()
-                    ));
-                }
-                if p.counts.skip > 0 {
-                    what.push(format!(
-                        "{} row(s) kept as {to} has them, recorded as in sync",
-                        p.counts.skip
-                    ));
-                }
-                text.push_str(&format!(
-                    "{} {}: promotion {}.\n",
-                    ui::green("Done:"),
-                    what.join("; "),
-                    ui::bold(&p.id)
-                ));
-            }
-            if let Some(p) = &done.drafts {
-                text.push_str(&format!(
-                    "{} {} new row(s) inserted as drafts: promotion {}.\n",
-                    ui::green("Drafts:"),
-                    p.counts.insert,
-                    ui::bold(&p.id)
-                ));
-            }
-            match &done.review {
-                Some(r) => text.push_str(&format!(
-                    "{} review {} waits for an approver in {to}: ferry review show {r}\n",
-                    ui::yellow("Review:"),
-                    ui::bold(r)
-                )),
-                None if done.direct.is_none() && done.drafts.is_none() => text.push_str("Nothing waits for review.\n"),
-                None => {}
-            }
-            print_text(&text)?;
-        }
-        return Ok(0);
+    let checks = prepared.checks.clone();
+    let done = prepared.commit().await?;
+    if g.json {
+        return print_json(&done.view(checks)).map(|()| 0);
     }
-    let done = apply::promote_plan(&*target, &plan, &promote_opts).await?;
-    let mut entry = AuditEntry::new(user, "promote", Some(from), to);
-    entry.ref_id = done.as_ref().map(|p| p.id.clone());
-    let _ = audit::record(&*target, &entry).await;
-    match done {
-        Some(p) => {
-            let hooks = super::gates::hooks(g, &project, &*target, &p, from, to, user, None).await;
-            if g.json {
-                print_json(
-                    &serde_json::json!({"promotion": p.id, "review": null, "counts": {"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete}, "at": p.at, "checks": super::gates::checks_json(&checks), "hooks": super::gates::hooks_json(&hooks)}),
-                )?;
-            } else {
-                // Name `ferry revert` only as something this user may run.
-                let denied = ferry_core::access::check(project.config.access.as_ref(), user, Right::Revert, to).err();
-                print_text(&format!("\n{}", output::promoted_text(&p, to, denied.as_deref())))?;
-            }
+    match &done {
+        PromoteOutcome::Submitted(s, _) => print_text(&submitted_text(s, to))?,
+        PromoteOutcome::Applied(p, _) => {
+            // Name `ferry revert` only as something this user may run.
+            let denied =
+                ferry_core::access::check(envs.project().config.access.as_ref(), &user, Right::Revert, to).err();
+            print_text(&format!("\n{}", output::promoted_text(p, to, denied.as_deref())))?;
         }
-        None => {
-            if g.json {
-                print_json(
-                    &serde_json::json!({"promotion": null, "review": null, "counts": {"insert": 0, "update": 0, "delete": 0}}),
-                )?;
-            }
-        }
+        PromoteOutcome::Nothing => {}
     }
     Ok(0)
 }
 
-/// Refuses a promotion that does not follow the pipeline; the refusal is
-/// audited in the target (opened for that) like any other.
-async fn route(project: &Project, from: &str, to: &str, opened: &mut Option<Arc<dyn Store>>) -> Result<()> {
-    if let Err(e) = pair::check_route(project, from, to) {
-        if matches!(e, Error::Blocked(_)) {
-            if let Ok(target) = project.open(to).await {
-                *opened = Some(target);
-            }
-        }
-        return Err(e.into());
+/// The saved plan of `--plan`: parsed, its signature checked when
+/// `FERRY_PLAN_KEY` is set, and its route the one asked for.
+fn read_plan(path: &std::path::Path, from: &str, to: &str) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let plan = Plan::from_file(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    if let Some(key) = super::plan_key()? {
+        plan.verify_signature(&key)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
     }
-    Ok(())
+    if plan.from != from || plan.to != to {
+        return Err(Error::Usage(format!(
+            "{} is a plan for {} -> {}, not {from} -> {to}",
+            path.display(),
+            plan.from,
+            plan.to
+        ))
+        .into());
+    }
+    Ok(plan)
+}
+
+/// What a promotion into a review environment did, for people.
+fn submitted_text(done: &ferry_engine::reviews::Submitted, to: &str) -> String {
+    let mut text = String::from("\n");
+    if let Some(p) = &done.direct {
+        // Approved upstream, and rows that write only the sync base
+        // (`--take target`, natural-key matches): no review needed.
+        let mut what = Vec::new();
+        if p.counts.changes() > 0 {
+            what.push(format!(
+                "{} change(s) approved upstream applied directly",
+                p.counts.changes()
+            ));
+        }
+        if p.counts.skip > 0 {
+            what.push(format!(
+                "{} row(s) kept as {to} has them, recorded as in sync",
+                p.counts.skip
+            ));
+        }
+        text.push_str(&format!(
+            "{} {}: promotion {}.\n",
+            ui::green("Done:"),
+            what.join("; "),
+            ui::bold(&p.id)
+        ));
+    }
+    if let Some(p) = &done.drafts {
+        text.push_str(&format!(
+            "{} {} new row(s) inserted as drafts: promotion {}.\n",
+            ui::green("Drafts:"),
+            p.counts.insert,
+            ui::bold(&p.id)
+        ));
+    }
+    match &done.review {
+        Some(r) => text.push_str(&format!(
+            "{} review {} waits for an approver in {to}: ferry review show {r}\n",
+            ui::yellow("Review:"),
+            ui::bold(r)
+        )),
+        None if done.direct.is_none() && done.drafts.is_none() => text.push_str("Nothing waits for review.\n"),
+        None => {}
+    }
+    text
 }

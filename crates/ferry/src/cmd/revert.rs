@@ -1,41 +1,38 @@
 //! `ferry revert`
 
 use anyhow::Result;
-use ferry_engine::{audit, journal, revert};
+use ferry_engine::ops::revert::{self, RevertRequest};
+use ferry_engine::views::RevertView;
 
-use super::{load, print_json, print_text};
+use super::gates::Shown;
+use super::{envs, print_json, print_text};
 use crate::cli::Global;
 use crate::output;
 use crate::ui;
 
 pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
-    let project = load(g)?;
-    let (store, record) = revert::find(&project, id).await?;
+    let envs = envs(g)?;
+    let shown = Shown::new(g);
+    let req = RevertRequest {
+        promotion: id.to_string(),
+        user: ui::user(g),
+        force,
+        wait: !g.no_wait,
+    };
+    let prepared = revert::prepare(&envs, req, &shown).await?;
     if !g.json {
-        let rows = journal::journal_rows(&*store, id).await?;
-        print_text(&output::revert_preview_text(&record, &rows))?;
+        print_text(&output::revert_preview_text(&prepared.record, &prepared.rows))?;
     }
-    let _lock = ui::writer_lock(g, &*store).await?;
-    // The revert commits on the store that holds the lock, which checks it.
-    project.hold(store.env(), store.clone());
-    if !ui::confirm(g, &format!("Revert {id} in {}?", record.to), &format!("reverting {id}"))? {
+    let to = prepared.record.to.clone();
+    if !ui::confirm(g, &format!("Revert {id} in {to}?"), &format!("reverting {id}"))? {
         print_text("Nothing was written.\n")?;
         return Ok(1);
     }
-    let user = ui::user(g);
-    let done = revert::revert(&project, id, &user, force).await;
-    if !matches!(done, Err(ferry_engine::Error::Denied(_))) {
-        let entry = audit::AuditEntry::new(&user, "revert", record.from.as_deref(), &record.to)
-            .outcome(&done, |p| Some(p.id.clone()));
-        let _ = audit::record(&*store, &entry).await;
-    }
-    let done = done?;
+    let done = prepared.commit().await?;
     if g.json {
-        print_json(
-            &serde_json::json!({"promotion": done.id, "reverts": id, "counts": {"insert": done.counts.insert, "update": done.counts.update, "delete": done.counts.delete}}),
-        )?;
+        print_json(&RevertView::new(id, &done))?;
     } else {
-        print_text(&output::reverted_text(id, &record.to, &done))?;
+        print_text(&output::reverted_text(id, &to, &done))?;
     }
     Ok(0)
 }

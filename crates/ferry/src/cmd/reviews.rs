@@ -8,45 +8,22 @@ use ferry_core::plan::{Action, Reason};
 use ferry_core::selection::parse_id;
 use ferry_core::Value;
 use ferry_engine::audit::{self, AuditEntry};
+use ferry_engine::ops::review::{self, Decision, DecisionOutcome, DecisionRequest};
+use ferry_engine::registry::Envs;
 use ferry_engine::reviews::{self, Review};
+use ferry_engine::views::{ApproveView, RejectView, ReviewView};
 use ferry_engine::Error;
-use serde_json::json;
 
-use super::{load, print_json, print_text};
+use super::gates::Shown;
+use super::{envs, print_json, print_text};
 use crate::cli::{Global, ReviewAction};
 use crate::output;
 use crate::ui;
 
-fn review_json(r: &Review) -> serde_json::Value {
-    json!({
-        "id": r.id,
-        "status": r.status,
-        "by": r.user,
-        "from": r.from,
-        "to": r.to,
-        "at": r.at,
-        "draft_promotion": r.draft_promotion,
-        "decided_by": r.decided_by,
-        "decided_at": r.decided_at,
-        "changes": r.plan.entries.iter().enumerate().map(|(i, e)| {
-            let mut v = output::entry_json(&r.plan, e);
-            v["state"] = json!(match r.decided.get(&i) {
-                Some(d) if d.approved => "approved",
-                Some(_) => "rejected",
-                None => "pending",
-            });
-            if e.reason == Some(Reason::PendingReview) {
-                v["draft"] = json!(true);
-            }
-            v
-        }).collect::<Vec<_>>(),
-    })
-}
-
 pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
     let mut found = Vec::new();
-    for store in super::stores(&project, env).await? {
+    for store in super::stores(&envs, env).await? {
         found.extend(
             reviews::list(&*store)
                 .await?
@@ -56,7 +33,7 @@ pub async fn list(g: &Global, env: Option<&str>, all: bool) -> Result<u8> {
     }
     found.sort_by(|a, b| b.id.cmp(&a.id));
     if g.json {
-        print_json(&serde_json::Value::Array(found.iter().map(review_json).collect()))?;
+        print_json(&found.iter().map(ReviewView::new).collect::<Vec<_>>())?;
         return Ok(0);
     }
     if found.is_empty() {
@@ -135,11 +112,10 @@ fn only(values: &[String]) -> Result<Vec<(String, Vec<String>)>> {
 }
 
 pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
-    let project = load(g)?;
-    let user = ui::user(g);
+    let envs = envs(g)?;
     match action {
         ReviewAction::Show { id } => {
-            let (store, r) = reviews::find(&project, &id).await?;
+            let (store, r) = reviews::find_with(&envs, &id).await?;
             // The three-way view where the target moved since the review was made.
             let moved = if r.status == "open" {
                 reviews::moved(&*store, &r).await?
@@ -147,21 +123,7 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
                 BTreeMap::new()
             };
             if g.json {
-                let mut v = review_json(&r);
-                for (i, now) in &moved {
-                    let columns = r.plan.columns.get(&r.plan.entries[*i].table);
-                    v["changes"][*i]["moved"] = json!(true);
-                    v["changes"][*i]["target_now"] = match (now, columns) {
-                        (Some(row), Some(cols)) => serde_json::Value::Object(
-                            cols.iter()
-                                .zip(row)
-                                .map(|(c, v)| (c.clone(), v.to_plain_json()))
-                                .collect(),
-                        ),
-                        _ => serde_json::Value::Null,
-                    };
-                }
-                print_json(&v)?;
+                print_json(&ReviewView::with_moved(&r, &moved))?;
             } else {
                 let mut text = format!(
                     "review {} ({}) {} -> {}, submitted by {} at {}\n",
@@ -197,109 +159,73 @@ pub async fn act(g: &Global, action: ReviewAction) -> Result<u8> {
             }
             Ok(0)
         }
-        ReviewAction::Approve { id, only: rows } => {
-            let rows = only(&rows)?;
-            let (_, r) = reviews::find(&project, &id).await?;
-            if !ui::confirm(
-                g,
-                &format!("Approve review {id} in {}?", r.to),
-                &format!("approving {id}"),
-            )? {
-                print_text("Nothing was written.\n")?;
-                return Ok(1);
-            }
-            let target = project.open(&r.to).await?;
-            // Approving writes the target: one writer at a time.
-            let _lock = ui::writer_lock(g, &*target).await?;
-            // Committed on the store that holds the lock, which checks it.
-            project.hold(&r.to, target.clone());
-            let done = reviews::approve(&project, &id, &user, &rows).await;
-            let store = project.open(&r.to).await?;
-            let mut entry = AuditEntry::new(&user, "approve", Some(&r.from), &r.to)
-                .outcome(&done, |p| p.as_ref().map(|p| p.id.clone()).or(Some(id.clone())));
-            if done.is_ok() && r.user == user {
-                // Only possible without [access] (single-user mode): said in the audit.
-                entry.detail = format!("approved their own review {id} (single-user mode: no [access])");
-            }
-            if !matches!(done, Err(Error::Denied(_))) {
-                if entry.ref_id.is_none() {
-                    entry.ref_id = Some(id.clone());
-                }
-                let _ = audit::record(&*store, &entry).await;
-            }
-            let done = done?;
-            // The approval wrote the changes: the target's hooks run now.
-            let hooks = match &done {
-                Some(p) => super::gates::hooks(g, &project, &*store, p, &r.from, &r.to, &user, Some(&id)).await,
-                None => Vec::new(),
-            };
+        ReviewAction::Approve { id, only: rows } => decide(g, &envs, id, only(&rows)?, Decision::Approve).await,
+        ReviewAction::Reject { id, only: rows } => decide(g, &envs, id, only(&rows)?, Decision::Reject).await,
+    }
+}
+
+/// `review approve|reject`: the decision prepared (the review found, its
+/// target locked), confirmed, committed and rendered.
+async fn decide(
+    g: &Global,
+    envs: &Envs,
+    id: String,
+    rows: Vec<(String, Vec<String>)>,
+    decision: Decision,
+) -> Result<u8> {
+    let user = ui::user(g);
+    let shown = Shown::new(g);
+    let partly = !rows.is_empty();
+    let req = DecisionRequest {
+        review: id.clone(),
+        user: user.clone(),
+        only: rows,
+        wait: !g.no_wait,
+    };
+    let prepared = review::prepare(envs, req, decision, &shown).await?;
+    let to = prepared.review.to.clone();
+    let (question, what) = match decision {
+        Decision::Approve => (format!("Approve review {id} in {to}?"), format!("approving {id}")),
+        Decision::Reject => (format!("Reject review {id} in {to}?"), format!("rejecting {id}")),
+    };
+    if !ui::confirm(g, &question, &what)? {
+        print_text("Nothing was written.\n")?;
+        return Ok(1);
+    }
+    let r = prepared.review.clone();
+    match prepared.commit().await? {
+        DecisionOutcome::Approved(done, hooks) => {
             if g.json {
-                print_json(
-                    &json!({"review": id, "promotion": done.as_ref().map(|p| p.id.clone()), "counts": done.as_ref().map(|p| json!({"insert": p.counts.insert, "update": p.counts.update, "delete": p.counts.delete})), "hooks": super::gates::hooks_json(&hooks)}),
-                )?;
-            } else {
-                let denied =
-                    ferry_core::access::check(project.config.access.as_ref(), &user, Right::Revert, &r.to).err();
-                match &done {
-                    Some(p) => print_text(&format!(
-                        "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). {}",
-                        ui::green("Done:"),
-                        if rows.is_empty() {
-                            String::new()
-                        } else {
-                            " in part".into()
-                        },
-                        ui::bold(&p.id),
-                        p.counts.insert,
-                        p.counts.update,
-                        p.counts.delete,
-                        output::undo_line(&p.id, &r.to, denied.as_deref())
-                    ))?,
-                    None => print_text(&format!(
-                        "{} review {id} approved; nothing needed writing.\n",
-                        ui::green("Done:")
-                    ))?,
-                }
+                return print_json(&ApproveView::new(&id, done.as_ref(), hooks)).map(|()| 0);
             }
-            Ok(0)
+            let denied =
+                ferry_core::access::check(envs.project().config.access.as_ref(), &user, Right::Revert, &to).err();
+            match &done {
+                Some(p) => print_text(&format!(
+                    "{} review {id} approved{}: promotion {} ({} inserted, {} updated, {} deleted). {}",
+                    ui::green("Done:"),
+                    if partly { " in part" } else { "" },
+                    ui::bold(&p.id),
+                    p.counts.insert,
+                    p.counts.update,
+                    p.counts.delete,
+                    output::undo_line(&p.id, &to, denied.as_deref())
+                ))?,
+                None => print_text(&format!(
+                    "{} review {id} approved; nothing needed writing.\n",
+                    ui::green("Done:")
+                ))?,
+            }
         }
-        ReviewAction::Reject { id, only: rows } => {
-            let rows = only(&rows)?;
-            let (_, r) = reviews::find(&project, &id).await?;
-            if !ui::confirm(
-                g,
-                &format!("Reject review {id} in {}?", r.to),
-                &format!("rejecting {id}"),
-            )? {
-                print_text("Nothing was written.\n")?;
-                return Ok(1);
-            }
-            let target = project.open(&r.to).await?;
-            let _lock = ui::writer_lock(g, &*target).await?;
-            // Committed on the store that holds the lock, which checks it.
-            project.hold(&r.to, target.clone());
-            let done = reviews::reject(&project, &id, &user, &rows).await;
-            let store = project.open(&r.to).await?;
-            let entry = AuditEntry::new(&user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.clone()));
-            if !matches!(done, Err(Error::Denied(_))) {
-                let _ = audit::record(&*store, &entry).await;
-            }
-            let done = done?;
+        DecisionOutcome::Rejected(done) => {
             if g.json {
-                print_json(&json!({
-                    "review": id,
-                    "rejected": true,
-                    "rejected_changes": done.rejected,
-                    "drafts_removed": done.drafts_removed,
-                    "pending": done.pending,
-                    "status": done.status,
-                }))?;
+                print_json(&RejectView::new(&id, &done))?;
             } else {
                 print_text(&rejected_text(&id, &r, &done))?;
             }
-            Ok(0)
         }
     }
+    Ok(0)
 }
 
 /// What a rejection did, for people: whether the drafts were removed or
@@ -323,15 +249,15 @@ fn rejected_text(id: &str, r: &Review, done: &reviews::Rejected) -> String {
 }
 
 pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
-    let project = load(g)?;
+    let envs = envs(g)?;
     let mut entries: Vec<AuditEntry> = Vec::new();
-    for store in super::stores(&project, env).await? {
+    for store in super::stores(&envs, env).await? {
         entries.extend(audit::list(&*store).await?);
     }
     entries.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     entries.truncate(limit);
     if g.json {
-        print_json(&serde_json::to_value(&entries)?)?;
+        print_json(&entries)?;
         return Ok(0);
     }
     if entries.is_empty() {

@@ -11,6 +11,7 @@ mod json_references;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;
+mod snapshots;
 mod three_way_cli;
 mod torture;
 mod wagtail;

@@ -155,7 +155,7 @@ async fn refuses(target: Eng) {
                 .expect_err(&format!("{label}: the promotion must refuse"))
         };
         let msg = err.to_string();
-        assert!(matches!(err, Error::Data(_)), "{label}: {err:?}");
+        assert!(matches!(err.inner(), Error::Data(_)), "{label}: {err:?}");
         for part in [
             "staging",
             "production",

@@ -133,7 +133,7 @@ async fn a_date_beyond_mariadb_is_refused() {
         let err = ferry_engine::apply::promote(&pair, &plan, &opts)
             .await
             .expect_err("MariaDB cannot hold the year");
-        assert!(matches!(err, Error::Data(_)), "{err:?}");
+        assert!(matches!(err.inner(), Error::Data(_)), "{err:?}");
         let msg = err.to_string();
         let column = if id == 1 { "column `day`" } else { "column `at`" };
         for want in [

@@ -93,7 +93,7 @@ async fn one_writer(target: Eng) {
         let refused = ferry_engine::lock::writer(&*other.target, false, |_| {})
             .await
             .expect_err("a second writer that may not wait is refused");
-        assert!(matches!(refused, Error::Blocked(_)), "{test}: {refused:?}");
+        assert!(matches!(refused.inner(), Error::Blocked(_)), "{test}: {refused:?}");
         assert!(refused.to_string().contains("production"), "{test}: {refused}");
         drop(lock);
         // Once released, it is free again (a server notices the closed

@@ -131,7 +131,8 @@ async fn client_edit_before_apply(eng: Eng, what: &str, client_sql: &str, row: &
 
     let after = production(&w).await;
     match done {
-        Err(Error::Blocked(msg)) => {
+        Err(e) if matches!(e.inner(), Error::Blocked(_)) => {
+            let msg = e.to_string();
             assert!(msg.contains(row), "{test}: the refusal names {row}: {msg}");
             assert!(msg.contains("nothing was written"), "{test}: {msg}");
         }
@@ -235,7 +236,7 @@ async fn client_edit_before_revert(eng: Eng) {
     let done = revert.await.expect("the revert task");
     let after = production(&w).await;
     match done {
-        Err(Error::Blocked(msg)) => assert!(msg.contains("items:1"), "{test}: {msg}"),
+        Err(e) if matches!(e.inner(), Error::Blocked(_)) => assert!(e.to_string().contains("items:1"), "{test}: {e}"),
         other => panic!("{test}: the revert must refuse (exit 3), got {other:?}; production now holds {after:?}"),
     }
     assert_eq!(
@@ -294,7 +295,10 @@ async fn client_edit_before_approve(eng: Eng) {
     let done = approve.await.expect("the approve task");
     let after = production(&w).await;
     match done {
-        Err(Error::Blocked(msg)) => assert!(msg.contains("items:1") && msg.contains("stale"), "{test}: {msg}"),
+        Err(e) if matches!(e.inner(), Error::Blocked(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("items:1") && msg.contains("stale"), "{test}: {msg}")
+        }
         other => panic!("{test}: the approval must refuse (exit 3), got {other:?}; production now holds {after:?}"),
     }
     let expected: Vec<String> = before
@@ -385,7 +389,8 @@ async fn lock_lost_mid_apply(eng: Eng) {
     let done = apply.await.expect("the apply task");
     let after = production(&w).await;
     match done {
-        Err(Error::Blocked(msg)) => {
+        Err(e) if matches!(e.inner(), Error::Blocked(_)) => {
+            let msg = e.to_string();
             assert!(msg.contains("writer lock was lost"), "{test}: {msg}");
             assert!(msg.contains("nothing was written"), "{test}: {msg}");
         }

@@ -499,7 +499,7 @@ async fn composite_text_keys(base: &World) {
     let cols = ["item_id", "lang", "label"];
     let before = sc.rows(P, "@translations", &cols).await;
     let err = sc.try_promote(&plan, false).await.expect_err("a conflict blocks");
-    assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
     assert_eq!(sc.rows(P, "@translations", &cols).await, before, "{l}: nothing written");
     let p = sc.try_promote(&plan, true).await.expect("forced").expect("promoted");
     assert_eq!((p.counts.insert, p.counts.update, p.counts.delete), (4, 2, 1), "{l}");
@@ -570,7 +570,7 @@ async fn three_way_rules(base: &World) {
     let cols = ["id", "name", "qty", "views"];
     let before = sc.rows(P, "@items", &cols).await;
     let err = sc.try_promote(&plan, false).await.expect_err("blocked");
-    assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
     assert_eq!(sc.rows(P, "@items", &cols).await, before, "{l}: nothing written");
     // Without the conflicting row it goes through; target-newer is kept.
     let plan = sc.plan(&sc.ids(&["@items:1", "@items:2", "@items:5"])).await;
@@ -617,7 +617,7 @@ async fn stale_plan_refused(base: &World) {
     let promotions = sc.w.db(P).promotions().await;
     for force in [false, true] {
         let err = sc.try_promote(&plan, force).await.expect_err("stale");
-        assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+        assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
         assert!(err.to_string().contains("changed since the plan"), "{l}: {err}");
         assert_eq!(sc.rows(P, "@items", &cols).await, before, "{l}: nothing written");
     }
@@ -644,7 +644,7 @@ async fn revert_refuses_moved_rows(base: &World) {
     let err = ferry_engine::revert::revert(&sc.w.project, &p.id, USER, false)
         .await
         .expect_err("rows moved");
-    assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
     assert!(err.to_string().contains(&sc.t("@items:1 (column name)")), "{l}: {err}");
     assert_eq!(
         sc.rows(P, "@items", &cols).await,
@@ -658,7 +658,7 @@ async fn revert_refuses_moved_rows(base: &World) {
     let again = ferry_engine::revert::revert(&sc.w.project, &p.id, USER, false)
         .await
         .expect_err("reverted once");
-    assert!(matches!(again, Error::Blocked(_)), "{l}: {again:?}");
+    assert!(matches!(again.inner(), Error::Blocked(_)), "{l}: {again:?}");
 }
 
 // ---- more rows than one batch -----------------------------------------------------------

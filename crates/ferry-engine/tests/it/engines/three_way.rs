@@ -317,22 +317,21 @@ async fn same_field_conflict_blocked_then_forced(pair: (Eng, Eng)) {
         );
     }
     let err = tw.try_promote(&plan, false).await.expect_err("blocked");
-    assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
     assert_eq!(err.exit_code(), 3, "{l}");
     let msg = err.to_string();
-    for want in [
-        "items:3",
-        "items:4",
-        "items:5",
-        "name",
-        "--force",
-        "nothing was written",
-    ] {
+    for want in ["items:3", "items:4", "items:5", "name", "nothing was written"] {
         assert!(msg.contains(want), "{l}: `{want}` missing from: {msg}");
     }
+    // Letting the source win is a hint each front end words itself.
+    assert!(
+        matches!(err.hint_of(), Some(ferry_engine::error::Hint::Conflicts { .. })),
+        "{l}: {err:?}"
+    );
+    assert!(!msg.contains("--"), "{l}: {msg}");
     // A saved plan with the conflicts is blocked as well.
     let err = tw.promote_saved(&tw.saved(&plan), false).await.expect_err("blocked");
-    assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
     assert_eq!(tw.snapshot().await, before, "{l}: nothing written, not even row 2");
 
     // --force: staging wins every conflict.
@@ -555,7 +554,7 @@ async fn plan_refused_after_target_moved(pair: (Eng, Eng)) {
     let before = tw.snapshot().await;
     for force in [false, true] {
         let err = tw.promote_saved(&plan, force).await.expect_err("stale");
-        assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+        assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
         assert_eq!(err.exit_code(), 3, "{l}");
         let msg = err.to_string();
         assert!(msg.contains("changed since the plan"), "{l}: {msg}");
@@ -631,7 +630,7 @@ async fn plan_applied_after_source_deleted(pair: (Eng, Eng)) {
     assert_eq!(recorded, 1, "{l}: the promotion is recorded");
     // Applied once: the same plan again is refused, the target moved.
     let err = tw.promote_saved(&plan, false).await.expect_err("stale");
-    assert!(matches!(err, Error::Blocked(_)), "{l}: {err:?}");
+    assert!(matches!(err.inner(), Error::Blocked(_)), "{l}: {err:?}");
 }
 
 macro_rules! pairs {

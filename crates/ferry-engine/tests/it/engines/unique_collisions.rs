@@ -64,7 +64,7 @@ async fn collisions_found_in_the_plan(eng: Eng) {
             force,
         };
         match ferry_engine::apply::promote(&pair, &plan, &opts).await {
-            Err(e @ Error::Blocked(_)) => {
+            Err(e) if matches!(e.inner(), Error::Blocked(_)) => {
                 assert_eq!(e.exit_code(), 3, "{l}");
                 let text = e.to_string();
                 assert!(text.contains("pages:5") && text.contains("pages:7"), "{l}: {text}");

@@ -64,7 +64,7 @@ pub async fn lay_out(config: &Path, user: &str) -> Result<Sample> {
                 std::fs::remove_file(&stale).with_context(|| format!("cannot replace {}", stale.display()))?;
             }
         }
-        ferry_db::sqlite::run_script(&path, DATA).map_err(Error::from)?;
+        ferry_engine::inspect::run_sqlite_script(&path, DATA)?;
     }
     let project = Project::load(config)?;
     let pair = pair::open(&project, SOURCE, TARGET).await?;

@@ -1,0 +1,577 @@
+//! Typed views: what a front end shows, as serde-derived types. The command
+//! line prints them with `--json` (docs/json.md is their contract) and
+//! renders its text from them; a server sends the same shapes. Each view is
+//! built once, here, from the engine's records: no front end assembles JSON
+//! by hand.
+//!
+//! Field order is the order of the JSON a script sees: keep it.
+
+use std::collections::BTreeMap;
+
+use ferry_core::json_diff;
+use ferry_core::plan::{Action, Counts, FieldDiff, Plan, PlanEntry, Reason};
+use ferry_core::Value;
+use serde::Serialize;
+use serde_json::{Map, Value as J};
+
+use crate::apply::Promotion;
+use crate::baseline::Baseline;
+use crate::check::{CheckReport, EnvStatus};
+use crate::gates::CheckOutcome;
+use crate::hooks::HookOutcome;
+use crate::journal::{JournalRow, PromotionRecord};
+use crate::reviews::{Rejected, Review};
+
+pub use crate::audit::AuditEntry as AuditEntryView;
+
+/// `{column: value}` in plain JSON (docs/json.md, "How values are written").
+pub fn object(pairs: &[(String, Value)]) -> Map<String, J> {
+    pairs.iter().map(|(c, v)| (c.clone(), v.to_plain_json())).collect()
+}
+
+/// What a promotion, revert or approval wrote: `insert`, `update`,
+/// `delete` (rows whose sync base alone was recorded are not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WrittenCounts {
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+}
+
+impl From<&Counts> for WrittenCounts {
+    fn from(c: &Counts) -> WrittenCounts {
+        WrittenCounts {
+            insert: c.insert,
+            update: c.update,
+            delete: c.delete,
+        }
+    }
+}
+
+/// A plan: `diff`, `plan`, a dry run's `plan`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanView {
+    pub from: String,
+    pub to: String,
+    pub selection: Vec<String>,
+    pub counts: Counts,
+    pub no_base: usize,
+    pub excluded: BTreeMap<String, u64>,
+    pub changes: Vec<EntryView>,
+}
+
+impl PlanView {
+    pub fn new(plan: &Plan) -> PlanView {
+        PlanView {
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+            selection: plan.selection.clone(),
+            counts: plan.counts(),
+            no_base: plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count(),
+            excluded: plan.excluded.clone(),
+            changes: plan.entries.iter().map(|e| EntryView::new(plan, e)).collect(),
+        }
+    }
+}
+
+/// One entry of a plan (docs/json.md, "diff and plan").
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryView {
+    pub table: String,
+    pub key: Map<String, J>,
+    pub action: &'static str,
+    pub fields: Vec<FieldView>,
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pulled_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<String>,
+    /// Columns holding the source id of a new natural-key row: the target
+    /// assigns the id that is written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collides_with: Option<String>,
+    /// Conflicts only: `kept`, `not kept` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<&'static str>,
+    /// Inserts only: the whole row written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<Map<String, J>>,
+}
+
+impl EntryView {
+    pub fn new(plan: &Plan, e: &PlanEntry) -> EntryView {
+        let base = (e.action == Action::Conflict).then_some(match (e.reason, e.base_kept) {
+            // First contact, a unique collision: no base involved.
+            (Some(Reason::NoBase | Reason::UniqueCollision), _) => "none",
+            (_, true) => "kept",
+            (_, false) => "not kept",
+        });
+        let row = match (e.action, &e.source, plan.columns.get(&e.table)) {
+            (Action::Insert, Some(src), Some(cols)) => {
+                let row: Vec<(String, Value)> = cols.iter().cloned().zip(src.iter().cloned()).collect();
+                Some(object(&row))
+            }
+            _ => None,
+        };
+        EntryView {
+            table: e.table.clone(),
+            key: object(&plan.named_key(e)),
+            action: e.action.name(),
+            fields: e.fields.iter().map(|f| FieldView::new(plan, e, f)).collect(),
+            reason: e.reason.map(|r| r.name()),
+            pulled_by: e.pulled_by.clone(),
+            depends_on: e.depends_on.clone(),
+            deferred: e.deferred.clone(),
+            collides_with: e.collides_with.clone(),
+            base,
+            row,
+        }
+    }
+}
+
+/// One field of a plan entry: its values, and for a JSON field whose
+/// target and source differ, every changed path from target to source.
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldView {
+    pub column: String,
+    pub source: Option<J>,
+    pub target: Option<J>,
+    pub base: Option<J>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<PathView>>,
+}
+
+impl FieldView {
+    fn new(plan: &Plan, e: &PlanEntry, f: &FieldDiff) -> FieldView {
+        let paths = plan_json_pair(plan, e, &f.column, f.target.as_ref(), f.source.as_ref())
+            .map(|(target, source)| {
+                json_diff::diff(&target, &source)
+                    .iter()
+                    .map(|c| PathView {
+                        path: json_diff::path_text("$", &c.path),
+                        change: c.kind(),
+                        source: c.new_value().cloned(),
+                        target: c.old().cloned(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|p| !p.is_empty());
+        FieldView {
+            column: f.column.clone(),
+            source: f.source.as_ref().map(Value::to_plain_json),
+            target: f.target.as_ref().map(Value::to_plain_json),
+            base: f.base.as_ref().map(Value::to_plain_json),
+            paths,
+        }
+    }
+}
+
+/// One changed path of a JSON field.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathView {
+    pub path: String,
+    pub change: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<J>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<J>,
+}
+
+/// The two values of a plan field as JSON documents, when the field is
+/// JSON on both sides (a JSON value, or text the plan's column types
+/// declare JSON) and its value is written as is (not a deferred id).
+pub fn plan_json_pair(
+    plan: &Plan,
+    e: &PlanEntry,
+    column: &str,
+    a: Option<&Value>,
+    b: Option<&Value>,
+) -> Option<(J, J)> {
+    if e.deferred.iter().any(|c| c == column) {
+        return None;
+    }
+    let declared = plan
+        .specs
+        .get(&e.table)
+        .is_some_and(|s| json_diff::declared_json([s.types.get(column), s.target_types.get(column)]));
+    Some((json_diff::document(a?, declared)?, json_diff::document(b?, declared)?))
+}
+
+/// `plan -o FILE`: the plan, where it was saved, and the source checks it
+/// carries.
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedPlanView {
+    #[serde(flatten)]
+    pub plan: PlanView,
+    pub saved_to: String,
+    pub signed: bool,
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// What `promote` did or would do (docs/json.md, "promote").
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum PromoteView {
+    /// Applied directly.
+    Applied {
+        promotion: String,
+        review: Option<String>,
+        counts: WrittenCounts,
+        at: String,
+        checks: Vec<CheckOutcome>,
+        hooks: Vec<HookOutcome>,
+    },
+    /// A dry run, or a plan with nothing to write: the plan, nothing written.
+    Planned {
+        promotion: Option<String>,
+        review: Option<String>,
+        counts: WrittenCounts,
+        dry_run: bool,
+        plan: PlanView,
+        checks: Vec<CheckOutcome>,
+    },
+    /// Into a review environment.
+    Submitted {
+        promotion: Option<String>,
+        review: Option<String>,
+        drafts: Option<String>,
+        direct: Option<String>,
+        checks: Vec<CheckOutcome>,
+        hooks: Vec<HookOutcome>,
+        counts: WrittenCounts,
+    },
+    /// The apply found nothing to write after all.
+    Nothing {
+        promotion: Option<String>,
+        review: Option<String>,
+        counts: WrittenCounts,
+    },
+}
+
+impl PromoteView {
+    pub fn applied(p: &Promotion, checks: Vec<CheckOutcome>, hooks: Vec<HookOutcome>) -> PromoteView {
+        PromoteView::Applied {
+            promotion: p.id.clone(),
+            review: None,
+            counts: (&p.counts).into(),
+            at: p.at.clone(),
+            checks,
+            hooks,
+        }
+    }
+
+    /// `would`: what the apply would write.
+    pub fn planned(plan: &Plan, would: WrittenCounts, dry_run: bool, checks: Vec<CheckOutcome>) -> PromoteView {
+        PromoteView::Planned {
+            promotion: None,
+            review: None,
+            counts: would,
+            dry_run,
+            plan: PlanView::new(plan),
+            checks,
+        }
+    }
+
+    pub fn submitted(
+        done: &crate::reviews::Submitted,
+        checks: Vec<CheckOutcome>,
+        hooks: Vec<HookOutcome>,
+    ) -> PromoteView {
+        let promotion = done.direct.as_ref().or(done.drafts.as_ref());
+        PromoteView::Submitted {
+            promotion: promotion.map(|p| p.id.clone()),
+            review: done.review.clone(),
+            drafts: done.drafts.as_ref().map(|p| p.id.clone()),
+            direct: done.direct.as_ref().map(|p| p.id.clone()),
+            checks,
+            hooks,
+            counts: promotion.map(|p| (&p.counts).into()).unwrap_or_default(),
+        }
+    }
+
+    pub fn nothing() -> PromoteView {
+        PromoteView::Nothing {
+            promotion: None,
+            review: None,
+            counts: WrittenCounts::default(),
+        }
+    }
+}
+
+/// The counts of a journal record: what it wrote, and the rows a baseline
+/// recorded as in sync.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct JournalCounts {
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub synced: u64,
+}
+
+/// One promotion, revert, approval or baseline of the journal (`log`).
+#[derive(Clone, Debug, Serialize)]
+pub struct JournalEntryView {
+    pub id: String,
+    pub kind: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub user: String,
+    pub at: String,
+    pub counts: JournalCounts,
+    pub selection: Vec<String>,
+    pub reverts: Option<String>,
+    pub reverted_by: Option<String>,
+}
+
+impl JournalEntryView {
+    pub fn new(r: &PromotionRecord) -> JournalEntryView {
+        JournalEntryView {
+            id: r.id.clone(),
+            kind: r.kind.clone(),
+            from: r.from.clone(),
+            to: r.to.clone(),
+            user: r.user.clone(),
+            at: r.at.clone(),
+            counts: JournalCounts {
+                insert: r.counts.insert,
+                update: r.counts.update,
+                delete: r.counts.delete,
+                synced: r.counts.synced,
+            },
+            selection: r.selection.clone(),
+            reverts: r.reverts.clone(),
+            reverted_by: r.reverted_by.clone(),
+        }
+    }
+}
+
+/// `show`: a journal record and every row it wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShowView {
+    #[serde(flatten)]
+    pub entry: JournalEntryView,
+    pub rows: Vec<JournalRowView>,
+}
+
+impl ShowView {
+    pub fn new(r: &PromotionRecord, rows: &[JournalRow]) -> ShowView {
+        ShowView {
+            entry: JournalEntryView::new(r),
+            rows: rows
+                .iter()
+                .map(|j| JournalRowView {
+                    table: j.table.clone(),
+                    key: object(&j.key),
+                    action: j.action.clone(),
+                    before: j.before.as_deref().map(object),
+                    after: j.after.as_deref().map(object),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One row a promotion wrote: its before-image (raw) and what was written.
+#[derive(Clone, Debug, Serialize)]
+pub struct JournalRowView {
+    pub table: String,
+    pub key: Map<String, J>,
+    pub action: String,
+    pub before: Option<Map<String, J>>,
+    pub after: Option<Map<String, J>>,
+}
+
+/// What `revert` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevertView {
+    pub promotion: String,
+    pub reverts: String,
+    pub counts: WrittenCounts,
+}
+
+impl RevertView {
+    pub fn new(reverted: &str, done: &Promotion) -> RevertView {
+        RevertView {
+            promotion: done.id.clone(),
+            reverts: reverted.to_string(),
+            counts: (&done.counts).into(),
+        }
+    }
+}
+
+/// What `baseline` recorded (or would).
+#[derive(Clone, Debug, Serialize)]
+pub struct BaselineView {
+    pub baseline: Option<String>,
+    pub recorded: u64,
+    pub dry_run: bool,
+    pub differing: Vec<EntryView>,
+}
+
+impl BaselineView {
+    pub fn new(differing: &Plan, id: Option<&str>, recorded: u64, dry_run: bool) -> BaselineView {
+        BaselineView {
+            baseline: id.map(str::to_string),
+            recorded,
+            dry_run,
+            differing: differing.entries.iter().map(|e| EntryView::new(differing, e)).collect(),
+        }
+    }
+
+    pub fn done(b: &Baseline) -> BaselineView {
+        BaselineView::new(&b.differing, b.id.as_deref(), b.recorded, false)
+    }
+}
+
+/// A review with its changes, each with its state.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReviewView {
+    pub id: String,
+    pub status: String,
+    pub by: String,
+    pub from: String,
+    pub to: String,
+    pub at: String,
+    pub draft_promotion: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub changes: Vec<ReviewChangeView>,
+}
+
+/// One change of a review.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReviewChangeView {
+    #[serde(flatten)]
+    pub entry: EntryView,
+    /// `pending`, `approved` or `rejected`.
+    pub state: &'static str,
+    /// The entry that publishes a draft.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft: Option<bool>,
+    /// `review show` of an open review: the target row changed since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<bool>,
+    /// With `moved`: the target's row now (`null`: gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_now: Option<J>,
+}
+
+impl ReviewView {
+    pub fn new(r: &Review) -> ReviewView {
+        ReviewView {
+            id: r.id.clone(),
+            status: r.status.clone(),
+            by: r.user.clone(),
+            from: r.from.clone(),
+            to: r.to.clone(),
+            at: r.at.clone(),
+            draft_promotion: r.draft_promotion.clone(),
+            decided_by: r.decided_by.clone(),
+            decided_at: r.decided_at.clone(),
+            changes: r
+                .plan
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| ReviewChangeView {
+                    entry: EntryView::new(&r.plan, e),
+                    state: match r.decided.get(&i) {
+                        Some(d) if d.approved => "approved",
+                        Some(_) => "rejected",
+                        None => "pending",
+                    },
+                    draft: (e.reason == Some(Reason::PendingReview)).then_some(true),
+                    moved: None,
+                    target_now: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The review with the entries whose target moved marked, each with
+    /// the target's row now (see `reviews::moved`).
+    pub fn with_moved(r: &Review, moved: &BTreeMap<usize, Option<Vec<Value>>>) -> ReviewView {
+        let mut v = ReviewView::new(r);
+        for (i, now) in moved {
+            let columns = r.plan.columns.get(&r.plan.entries[*i].table);
+            let change = &mut v.changes[*i];
+            change.moved = Some(true);
+            change.target_now = Some(match (now, columns) {
+                (Some(row), Some(cols)) => J::Object(
+                    cols.iter()
+                        .zip(row)
+                        .map(|(c, v)| (c.clone(), v.to_plain_json()))
+                        .collect(),
+                ),
+                _ => J::Null,
+            });
+        }
+        v
+    }
+}
+
+/// What `review approve` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApproveView {
+    pub review: String,
+    pub promotion: Option<String>,
+    pub counts: Option<WrittenCounts>,
+    pub hooks: Vec<HookOutcome>,
+}
+
+impl ApproveView {
+    pub fn new(review: &str, done: Option<&Promotion>, hooks: Vec<HookOutcome>) -> ApproveView {
+        ApproveView {
+            review: review.to_string(),
+            promotion: done.map(|p| p.id.clone()),
+            counts: done.map(|p| (&p.counts).into()),
+            hooks,
+        }
+    }
+}
+
+/// What `review reject` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectView {
+    pub review: String,
+    pub rejected: bool,
+    pub rejected_changes: usize,
+    pub drafts_removed: bool,
+    pub pending: usize,
+    pub status: String,
+}
+
+impl RejectView {
+    pub fn new(review: &str, done: &Rejected) -> RejectView {
+        RejectView {
+            review: review.to_string(),
+            rejected: true,
+            rejected_changes: done.rejected,
+            drafts_removed: done.drafts_removed,
+            pending: done.pending,
+            status: done.status.clone(),
+        }
+    }
+}
+
+/// `check`: every environment's status, the problems and the warnings.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckView {
+    pub ok: bool,
+    pub environments: Vec<EnvStatus>,
+    pub problems: Vec<ferry_core::config::ConfigProblem>,
+    pub warnings: Vec<ferry_core::config::ConfigProblem>,
+}
+
+impl CheckView {
+    pub fn new(report: &CheckReport) -> CheckView {
+        CheckView {
+            ok: report.ok(),
+            environments: report.environments.clone(),
+            problems: report.problems.clone(),
+            warnings: report.warnings.clone(),
+        }
+    }
+}
