@@ -54,7 +54,7 @@ impl AuditEntry {
                 self.result = match e.inner() {
                     Error::Denied(_) => "denied",
                     Error::Blocked(_) => "blocked",
-                    Error::Usage(_) | Error::Config(_) => "refused",
+                    Error::Usage(_) | Error::Selection { .. } | Error::Config(_) => "refused",
                     // `inner` is never `Hinted`.
                     Error::Db(_) | Error::Data(_) | Error::Hinted(..) => "failed",
                 }

@@ -29,11 +29,36 @@ pub enum Error {
     /// The acting user may not do this. Nothing was written.
     #[error("{0}")]
     Denied(String),
+    /// A part of the request's selection does not fit: `given` is that part
+    /// as given (`businesses:7`, `businesses:city_id = 2`). Each front end
+    /// names it its own way (the command line by the flag it came with).
+    #[error("{} `{given}`: {message}", part.noun())]
+    Selection { part: Part, given: String, message: String },
     /// An error and what the user can do about it, which each front end
     /// offers in its own way (the command line names a flag or a command,
     /// a server shows a button). The message names neither.
     #[error("{0}")]
     Hinted(Box<Error>, Hint),
+}
+
+/// Which part of a selection an [`Error::Selection`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    /// A row named by its table and key.
+    Row,
+    /// A condition on a table's rows.
+    Condition,
+}
+
+impl Part {
+    /// The part in a front-end-neutral message.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Part::Row => "row",
+            Part::Condition => "condition",
+        }
+    }
 }
 
 /// What a user can do about an error, front-end neutral.
@@ -72,6 +97,8 @@ pub enum Hint {
     ListPromotions { not_searched: Vec<String> },
     /// No environment has this review: list them; as for `ListPromotions`.
     ListReviews { not_searched: Vec<String> },
+    /// A side is taken for single rows only: name them.
+    NameRows,
     /// A route skips environments of the pipeline: promote along these
     /// steps instead, one after the other.
     Steps { steps: Vec<(String, String)> },
@@ -128,7 +155,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
-            Error::Usage(_) => "usage",
+            Error::Usage(_) | Error::Selection { .. } => "usage",
             Error::Db(_) => "database",
             Error::Data(_) => "data",
             Error::Blocked(_) => "blocked",
@@ -141,7 +168,7 @@ impl Error {
     /// 4 permission denied.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Config(_) | Error::Usage(_) | Error::Selection { .. } => 2,
             Error::Db(_) | Error::Data(_) => 1,
             Error::Blocked(_) => 3,
             Error::Denied(_) => 4,

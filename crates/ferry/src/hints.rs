@@ -2,7 +2,8 @@
 //! says them: the flag or command that does what the hint offers, appended
 //! to the error's message.
 
-use ferry_engine::error::Hint;
+use ferry_engine::error::{Hint, Part};
+use ferry_engine::Error;
 
 /// What to append to an error's message for `hint`.
 pub fn text(hint: &Hint) -> String {
@@ -34,6 +35,7 @@ pub fn text(hint: &Hint) -> String {
         Hint::NoConfig => "; run `ferry init` to write a starter ferry.toml, or pass --config PATH".into(),
         Hint::ListPromotions { not_searched } => format!("; `ferry log` lists them{}", unsearched(not_searched)),
         Hint::ListReviews { not_searched } => format!("; `ferry reviews` lists them{}", unsearched(not_searched)),
+        Hint::NameRows => ": name them with --id TABLE:KEY".into(),
         Hint::Steps { steps } => {
             let commands: Vec<String> = steps.iter().map(|(a, b)| format!("`ferry promote {a} {b}`")).collect();
             format!(": {}", commands.join(", then "))
@@ -57,10 +59,18 @@ fn unsearched(envs: &[String]) -> String {
 /// An error's whole message for people: the engine's message, then its
 /// hint as flags and commands.
 pub fn message(e: &anyhow::Error) -> String {
-    let hint = e
-        .downcast_ref::<ferry_engine::Error>()
-        .and_then(ferry_engine::Error::hint_of)
-        .map(text)
-        .unwrap_or_default();
+    let engine = e.downcast_ref::<Error>();
+    let hint = engine.and_then(Error::hint_of).map(text).unwrap_or_default();
+    // A part of the selection is named by the flag it came with, when the
+    // error is the whole message (no context around it).
+    if let Some(Error::Selection { part, given, message }) = engine.map(Error::inner) {
+        if e.chain().count() == 1 {
+            let flag = match part {
+                Part::Row => "--id",
+                Part::Condition => "--where",
+            };
+            return format!("{flag} {given}: {message}{hint}");
+        }
+    }
     format!("{e:#}{hint}")
 }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::context::Ctx;
 use super::rows::{conv_err, json_natural_refs, Candidate, SideRow};
 use super::select::Mode;
-use crate::error::{Error, Result};
+use crate::error::{Error, Part, Result};
 use crate::merge::{Chunk, RawMerge};
 use crate::pair::Pair;
 use crate::progress::TableProgress;
@@ -120,13 +120,11 @@ pub(super) async fn open<'c>(
                 if explicit {
                     let found: HashSet<String> = cands.iter().map(|c| key_text(&c.key)).collect();
                     if let Some(k) = keys.iter().find(|k| !found.contains(&key_text(k))) {
-                        return Err(Error::Usage(format!(
-                            "--id {}:{}: no such row in `{}` or `{}`",
-                            spec.name,
-                            ferry_core::plan::key_label(k),
-                            ctx.pair.from,
-                            ctx.pair.to
-                        )));
+                        return Err(Error::Selection {
+                            part: Part::Row,
+                            given: format!("{}:{}", spec.name, ferry_core::plan::key_label(k)),
+                            message: format!("no such row in `{}` or `{}`", ctx.pair.from, ctx.pair.to),
+                        });
                     }
                 }
                 Source::Once(Some(cands))
@@ -167,10 +165,14 @@ async fn natural(
     };
     if let Mode::Keys(keys) = mode {
         if explicit && cands.len() < keys.len() {
-            return Err(Error::Usage(format!(
-                "--id {}: no such row in `{}` (for a table matched by natural key, --id names the source row's key)",
-                spec.name, ctx.pair.from
-            )));
+            return Err(Error::Selection {
+                part: Part::Row,
+                given: spec.name.clone(),
+                message: format!(
+                    "no such row in `{}` (a row of a table matched by natural key is named by the source row's key)",
+                    ctx.pair.from
+                ),
+            });
         }
     }
     for c in cands.iter_mut() {
@@ -549,11 +551,14 @@ async fn where_error(pair: &Pair, spec: &TableSpec, filter: Option<&str>, e: fer
             // rusqlite appends the whole statement ("... in SELECT ..."): the
             // predicate is what the user wrote, so say that instead.
             let why = p.message.split(" in SELECT ").next().unwrap_or(&p.message);
-            return Error::Usage(format!(
-                "--where {}:{pred}: the predicate does not run in environment `{}`: {why}. Nothing was written; it is passed to the database as written, so use that database's SQL and the table's columns",
-                spec.name,
-                store.env()
-            ));
+            return Error::Selection {
+                part: Part::Condition,
+                given: format!("{}:{pred}", spec.name),
+                message: format!(
+                    "the predicate does not run in environment `{}`: {why}. Nothing was written; it is passed to the database as written, so use that database's SQL and the table's columns",
+                    store.env()
+                ),
+            };
         }
     }
     e.into()

@@ -10,7 +10,7 @@ use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{convert, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Part, Result};
 use crate::pair::Pair;
 
 /// What a table contributes to the selection.
@@ -92,9 +92,7 @@ pub(super) fn select(pair: &Pair, selection: &Selection) -> Result<Selected> {
 /// target-newer row. Returns how many rows were decided.
 pub fn take(plan: &mut Plan, side: ferry_core::plan::Side, ids: &[(String, Vec<String>)]) -> Result<usize> {
     if ids.is_empty() {
-        return Err(Error::Usage(
-            "--take decides single rows: name them with --id TABLE:KEY".into(),
-        ));
+        return Err(Error::Usage("taking a side decides single rows".into()).hint(Hint::NameRows));
     }
     let mut keys = HashSet::new();
     for (t, parts) in ids {
@@ -119,26 +117,26 @@ pub fn take(plan: &mut Plan, side: ferry_core::plan::Side, ids: &[(String, Vec<S
 /// Converts `--id` key parts to the key column types.
 pub fn parse_key(spec: &TableSpec, parts: &[String]) -> Result<Vec<Value>> {
     if parts.len() != spec.key.len() {
-        return Err(Error::Usage(format!(
-            "--id {}:{}: the key of `{}` has {} column(s) ({}); give one value per column, separated by commas",
-            spec.name,
-            parts.join(","),
-            spec.name,
-            spec.key.len(),
-            spec.key.join(", ")
-        )));
+        return Err(Error::Selection {
+            part: Part::Row,
+            given: format!("{}:{}", spec.name, parts.join(",")),
+            message: format!(
+                "the key of `{}` has {} column(s) ({}); give one value per column, separated by commas",
+                spec.name,
+                spec.key.len(),
+                spec.key.join(", ")
+            ),
+        });
     }
     spec.key
         .iter()
         .zip(parts)
         .map(|(col, p)| {
             let ty = &spec.types[col];
-            convert(&Value::Text(p.clone()), ty).map_err(|e| {
-                Error::Usage(format!(
-                    "--id {}:{}: key column `{col}`: {e}",
-                    spec.name,
-                    parts.join(",")
-                ))
+            convert(&Value::Text(p.clone()), ty).map_err(|e| Error::Selection {
+                part: Part::Row,
+                given: format!("{}:{}", spec.name, parts.join(",")),
+                message: format!("key column `{col}`: {e}"),
             })
         })
         .collect()
