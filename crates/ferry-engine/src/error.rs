@@ -97,6 +97,9 @@ pub enum Hint {
     ListPromotions { not_searched: Vec<String> },
     /// No environment has this review: list them; as for `ListPromotions`.
     ListReviews { not_searched: Vec<String> },
+    /// Until the schemas agree, these tables (which no drifted table
+    /// touches) can still be promoted on their own.
+    OnlyTables { tables: Vec<String> },
     /// A side is taken for single rows only: name them.
     NameRows,
     /// A route skips environments of the pipeline: promote along these

@@ -284,7 +284,7 @@ pub fn tables_touched(project: &Project, selection: &Selection) -> BTreeSet<Stri
 /// Adds to schema problems the tables that could still be promoted on
 /// their own: those no broken table is touched by.
 fn with_selection_hint(project: &Project, e: Error) -> Error {
-    let Error::Config(mut errors) = e else { return e };
+    let Error::Config(errors) = e else { return e };
     let broken: BTreeSet<&String> = errors.problems.iter().filter_map(|p| p.table.as_ref()).collect();
     if broken.is_empty() {
         return Error::Config(errors);
@@ -301,14 +301,11 @@ fn with_selection_hint(project: &Project, e: Error) -> Error {
             tables_touched(project, &alone).iter().all(|x| !broken.contains(x))
         })
         .collect();
-    if !fine.is_empty() {
-        let tables: Vec<String> = fine.iter().map(|t| format!("--table {t}")).collect();
-        errors.problems.push(ConfigProblem::new(format!(
-            "hint: until the schemas agree, the tables these problems do not touch can be promoted with {}",
-            tables.join(" ")
-        )));
+    if fine.is_empty() {
+        return Error::Config(errors);
     }
-    Error::Config(errors)
+    let tables = fine.into_iter().cloned().collect();
+    Error::Config(errors).hint(Hint::OnlyTables { tables })
 }
 
 /// Opens both environments of a promotion and resolves every table.

@@ -35,6 +35,13 @@ pub fn text(hint: &Hint) -> String {
         Hint::NoConfig => "; run `ferry init` to write a starter ferry.toml, or pass --config PATH".into(),
         Hint::ListPromotions { not_searched } => format!("; `ferry log` lists them{}", unsearched(not_searched)),
         Hint::ListReviews { not_searched } => format!("; `ferry reviews` lists them{}", unsearched(not_searched)),
+        Hint::OnlyTables { tables } => {
+            let flags: Vec<String> = tables.iter().map(|t| format!("--table {t}")).collect();
+            format!(
+                "hint: until the schemas agree, the tables these problems do not touch can be promoted with {}",
+                flags.join(" ")
+            )
+        }
         Hint::NameRows => ": name them with --id TABLE:KEY".into(),
         Hint::Steps { steps } => {
             let commands: Vec<String> = steps.iter().map(|(a, b)| format!("`ferry promote {a} {b}`")).collect();
