@@ -34,6 +34,10 @@ pub(super) struct Entries<'s> {
     /// per table; each counted once, by `left_keys`.
     pub excluded: BTreeMap<String, u64>,
     left_keys: HashSet<(String, String)>,
+    /// Rows the closure pulled in, by (table, key text): `None` for a row a
+    /// written row references, `Some(parent)` for a child that came with
+    /// a pulled-in parent. Such a row is written only while it is needed.
+    pub pulled: HashMap<(String, String), Option<(String, String)>>,
     /// (table, key text) of the rows `--skip` leaves out.
     skips: HashSet<(String, String)>,
     equal: Option<EqualSink<'s>>,
@@ -47,6 +51,7 @@ impl<'s> Entries<'s> {
             index: HashMap::new(),
             excluded: BTreeMap::new(),
             left_keys: HashSet::new(),
+            pulled: HashMap::new(),
             skips,
             equal,
             equal_count: 0,
@@ -62,6 +67,17 @@ impl<'s> Entries<'s> {
     /// The index of the entry of a row, if the plan has one.
     pub(super) fn find(&self, table: &str, key_text: &str) -> Option<usize> {
         self.index.get(&(table.to_string(), key_text.to_string())).copied()
+    }
+
+    /// Removes the entries at `drop` (indices into `list`).
+    pub(super) fn remove(&mut self, drop: &HashSet<usize>) {
+        let list = std::mem::take(&mut self.list);
+        self.index.clear();
+        for (i, e) in list.into_iter().enumerate() {
+            if !drop.contains(&i) {
+                self.push(e);
+            }
+        }
     }
 
     pub(super) fn push(&mut self, e: PlanEntry) {

@@ -30,7 +30,7 @@ pub(super) async fn pull_references(ctx: &Ctx<'_>, entries: &mut Entries<'_>) ->
         leave_behind_dependents(ctx, entries)?;
         let needed = needed_references(ctx, entries, &mut checked)?;
         if needed.is_empty() {
-            return Ok(());
+            return drop_unneeded_pulls(ctx, entries);
         }
         for (table, wants) in needed {
             for (v, by) in missing_in_target(ctx, &table, wants).await? {
@@ -178,6 +178,9 @@ async fn pull_in(ctx: &Ctx<'_>, entries: &mut Entries<'_>, table: &str, v: Value
             if entries.is_left_behind(table, &key) {
                 return Ok(());
             }
+            if entries.writes(table, &key) == Some(Action::Insert) {
+                entries.pulled.insert((table.to_string(), key_text(&key)), None);
+            }
             if entries.writes(table, &key) != Some(Action::Insert) {
                 return Err(Error::Data(format!(
                     "{} -> {}: table `{by_table}`, key {by_key}, column `{col}`: references {table}:{}, which `{}` deleted since the last sync. Nothing was written; restore it there or change the reference",
@@ -189,12 +192,88 @@ async fn pull_in(ctx: &Ctx<'_>, entries: &mut Entries<'_>, table: &str, v: Value
                 let cs = &pair.specs[child];
                 if cs.parent.as_ref().is_some_and(|(_, p)| *p == table) {
                     let by = Some(format!("{table}:{}", v.display_text()));
+                    let first = entries.list.len();
                     classify::table(ctx, entries, cs, Mode::Children(vec![key[0].clone()]), false, by, false).await?;
+                    let parent = (table.to_string(), key_text(&key));
+                    for e in &entries.list[first..] {
+                        entries
+                            .pulled
+                            .insert((e.table.clone(), key_text(&e.key)), Some(parent.clone()));
+                    }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Drops the rows pulled in only for rows that stay behind (a new tag
+/// pulled by a post that stays with its excluded author): a pulled-in row
+/// is written while a row the plan writes references it, and a child that
+/// came with a pulled-in parent while that parent is written; until
+/// nothing more changes.
+fn drop_unneeded_pulls(ctx: &Ctx<'_>, entries: &mut Entries<'_>) -> Result<()> {
+    if entries.pulled.is_empty() {
+        return Ok(());
+    }
+    loop {
+        let needed = referenced_by_written(ctx, entries)?;
+        let drop: HashSet<usize> = entries
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.action == Action::Insert)
+            .filter(
+                |(_, e)| match entries.pulled.get(&(e.table.clone(), key_text(&e.key))) {
+                    Some(None) => !needed.contains(&(e.table.clone(), key_text(&e.key))),
+                    Some(Some((table, kt))) => entries
+                        .find(table, kt)
+                        .is_none_or(|i| entries.list[i].action != Action::Insert),
+                    None => false,
+                },
+            )
+            .map(|(i, _)| i)
+            .collect();
+        if drop.is_empty() {
+            return Ok(());
+        }
+        entries.remove(&drop);
+    }
+}
+
+/// (table, key text) of every row that a row the plan writes references,
+/// by a column or by an id inside JSON.
+fn referenced_by_written(ctx: &Ctx<'_>, entries: &Entries<'_>) -> Result<HashSet<(String, String)>> {
+    let mut out = HashSet::new();
+    for e in &entries.list {
+        if !matches!(e.action, Action::Insert | Action::Update | Action::Conflict) {
+            continue;
+        }
+        let Some(row) = &e.source else { continue };
+        let spec = &ctx.pair.specs[&e.table];
+        let columns = spec.columns();
+        // A child that came with a pulled-in parent does not keep it:
+        // it goes where its parent goes.
+        let came_with = entries
+            .pulled
+            .get(&(e.table.clone(), key_text(&e.key)))
+            .cloned()
+            .flatten();
+        let mut refs: Vec<(String, String)> = Vec::new();
+        for (col, table) in &spec.references {
+            let Some(i) = columns.iter().position(|c| c == col) else {
+                continue;
+            };
+            if !row[i].is_null() {
+                refs.push((table.clone(), key_text(std::slice::from_ref(&row[i]))));
+            }
+        }
+        for (_, table, v) in json_references_of(ctx, e)? {
+            refs.push((table, key_text(std::slice::from_ref(&v))));
+        }
+        out.extend(refs.into_iter().filter(|r| came_with.as_ref() != Some(r)));
+    }
+    Ok(out)
 }
 
 /// Leaves behind, as `skip` with reason `excluded` (or `left-out`),

@@ -8,6 +8,7 @@ mod forged_plan;
 mod gates_hooks;
 mod json_diffs;
 mod json_references;
+mod pulled_rows;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;
