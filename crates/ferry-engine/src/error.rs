@@ -16,7 +16,7 @@ pub enum Error {
     Usage(String),
     /// A database failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     /// The data cannot be promoted as it is (a value the target cannot
     /// hold, a reference that cannot be satisfied, a constraint broken).
     /// Nothing was written.
@@ -34,6 +34,17 @@ pub enum Error {
     /// a server shows a button). The message names neither.
     #[error("{0}")]
     Hinted(Box<Error>, Hint),
+}
+
+/// A damaged record of Ferry's own (`DbErrorKind::Damaged`) is a data
+/// error, as when the engine decoded it itself; any other is a database's.
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Error {
+        match e.kind {
+            ferry_db::DbErrorKind::Damaged => Error::Data(e.message),
+            _ => Error::Db(e),
+        }
+    }
 }
 
 /// What a user can do about an error, front-end neutral.
