@@ -188,6 +188,9 @@ pub trait Records: Send + Sync {
     async fn promotion(&self, id: &str) -> Result<Option<PromotionRecord>, DbError>;
     /// The journal rows of promotion `id`, in the order they were written.
     async fn journal(&self, id: &str) -> Result<Vec<JournalRow>, DbError>;
+    /// The promotion that applied the saved plan whose file hash is
+    /// `plan_hash` and was not reverted since, if any.
+    async fn applied_as(&self, plan_hash: &str) -> Result<Option<String>, DbError>;
     /// Reviews, newest first.
     async fn reviews(&self, page: &PageRequest) -> Result<Page<Review>, DbError>;
     /// The review `id`, if this environment holds it.
@@ -298,6 +301,18 @@ impl Records for SqlRecords<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|j| j.seq);
         Ok(out)
+    }
+
+    async fn applied_as(&self, plan_hash: &str) -> Result<Option<String>, DbError> {
+        const COLUMNS: [&str; 2] = ["id", "reverted_by"];
+        for r in self.by(meta::PROMOTIONS, &COLUMNS, "plan_hash", plan_hash).await? {
+            let rec = Record::new(self.0.env(), meta::PROMOTIONS, &COLUMNS, &r, &[0]);
+            let id = rec.text(0)?;
+            if rec.opt_text(1)?.is_none() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     async fn reviews(&self, page: &PageRequest) -> Result<Page<Review>, DbError> {

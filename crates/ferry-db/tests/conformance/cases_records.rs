@@ -313,6 +313,28 @@ pub async fn records_round_trip(b: Backend) {
         "{b:?}"
     );
     assert!(r.review(&id("R", 2)).await.expect("review").is_none());
+
+    // The saved plan's hash finds the promotion only while it is live.
+    assert_eq!(r.applied_as("abc").await.expect("applied_as"), None, "{b:?}: reverted");
+    let mut txn = store.begin().await.expect("begin");
+    records::set_reverted_by(txn.as_mut(), &p.id, None)
+        .await
+        .expect("live again");
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        r.applied_as("abc").await.expect("applied_as"),
+        Some(p.id.clone()),
+        "{b:?}"
+    );
+    assert_eq!(r.applied_as("abd").await.expect("applied_as"), None, "{b:?}");
+    let mut txn = store.begin().await.expect("begin");
+    records::set_reverted_by(txn.as_mut(), &p.id, Some("01REV"))
+        .await
+        .expect("reverted");
+    txn.commit().await.expect("commit");
+    let got = r.promotion(&p.id).await.expect("promotion").expect("the promotion");
+    assert_eq!(got.reverted_by.as_deref(), Some("01REV"), "{b:?}");
+    assert_eq!(r.applied_as("abc").await.expect("applied_as"), None, "{b:?}");
 }
 
 /// A record changed outside Ferry is an error of kind `Damaged` naming
