@@ -156,8 +156,12 @@ impl Dialect {
             sql.push_str(&format!(" WHERE {f}"));
         }
         if !req.order_by.is_empty() {
-            let order: Vec<String> = req.order_by.iter().map(|k| c.order(k)).collect();
+            let dir = if req.descending { " DESC" } else { "" };
+            let order: Vec<String> = req.order_by.iter().map(|k| format!("{}{dir}", c.order(k))).collect();
             sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+        }
+        if let Some(n) = req.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
         }
         (sql, params)
     }

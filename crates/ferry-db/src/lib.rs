@@ -16,6 +16,7 @@ pub mod mysql;
 mod pgcopy;
 pub mod postgres;
 pub mod raw;
+pub mod records;
 pub mod registry;
 pub mod sqlite;
 mod sqlx_store;
@@ -113,6 +114,11 @@ pub struct ScanRequest {
     pub filter: Option<Predicate>,
     /// Appends one boolean column: whether this predicate matches the row.
     pub flag: Option<Predicate>,
+    /// Streams in reverse key order (the newest first, for ids that sort by
+    /// time: paged listings of Ferry's own records).
+    pub descending: bool,
+    /// At most this many rows (a page).
+    pub limit: Option<usize>,
 }
 
 /// A read of the rows whose `match_columns` equal one of `values`.
@@ -187,6 +193,10 @@ pub enum DbErrorKind {
     Constraint,
     /// Another writer holds the target.
     Busy,
+    /// One of Ferry's own records does not hold what Ferry writes (changed
+    /// outside Ferry); the message names the environment, the table, the
+    /// record and the column.
+    Damaged,
 }
 
 /// An error from a store, naming the environment and, when known, the table,
@@ -285,6 +295,10 @@ pub trait Store: Send + Sync {
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError>;
     /// Waits for the writer lock.
     async fn lock_writer(&self) -> Result<WriterLock, DbError>;
+    /// Ferry's own records in this store (promotions, journal, reviews,
+    /// audit), paged. The SQL stores answer with
+    /// [`records::SqlRecords`] over their `_ferry_*` tables.
+    fn records(&self) -> Box<dyn records::Records + '_>;
     /// Refreshes the planner statistics of one of Ferry's tables after it
     /// grew a lot (a baseline), so the next lookups use its index.
     async fn refresh_statistics(&self, _table: &str) -> Result<(), DbError> {

@@ -644,6 +644,10 @@ impl Store for PgStore {
         self.base.table_schema(table).await
     }
 
+    fn records(&self) -> Box<dyn crate::records::Records + '_> {
+        Box::new(crate::records::SqlRecords(self))
+    }
+
     async fn has_meta(&self) -> Result<bool, DbError> {
         self.base.has_meta().await
     }

@@ -717,6 +717,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    fn records(&self) -> Box<dyn crate::records::Records + '_> {
+        Box::new(crate::records::SqlRecords(self))
+    }
+
     async fn has_meta(&self) -> Result<bool, DbError> {
         self.blocking(|s| s.read(|conn| meta_version(conn).map(|v| v.is_some()).map_err(|e| s.err(e))))
             .await
@@ -1034,6 +1038,8 @@ mod tests {
                 order_by: vec!["id".into()],
                 filter: None,
                 flag: Some(crate::Predicate::native("name = 'b'")),
+                descending: false,
+                limit: None,
             })
             .await
             .unwrap();

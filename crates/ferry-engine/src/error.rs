@@ -16,7 +16,7 @@ pub enum Error {
     Usage(String),
     /// A database failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     /// The data cannot be promoted as it is (a value the target cannot
     /// hold, a reference that cannot be satisfied, a constraint broken).
     /// Nothing was written.
@@ -57,6 +57,17 @@ impl Part {
         match self {
             Part::Row => "row",
             Part::Condition => "condition",
+        }
+    }
+}
+
+/// A damaged record of Ferry's own (`DbErrorKind::Damaged`) is a data
+/// error, as when the engine decoded it itself; any other is a database's.
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Error {
+        match e.kind {
+            ferry_db::DbErrorKind::Damaged => Error::Data(e.message),
+            _ => Error::Db(e),
         }
     }
 }

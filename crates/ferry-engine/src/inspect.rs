@@ -19,6 +19,8 @@ pub async fn count_rows(store: &dyn Store, table: &str, key: &[String]) -> Resul
             order_by: key.to_vec(),
             filter: None,
             flag: None,
+            descending: false,
+            limit: None,
         })
         .await?;
     let mut n = 0;

@@ -32,7 +32,8 @@ pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Stor
                 continue;
             }
         };
-        if let Some(r) = journal::promotions(&*store).await?.into_iter().find(|r| r.id == id) {
+        let found = store.records().promotion(id).await?;
+        if let Some(r) = found {
             return Ok((store, r));
         }
     }
@@ -523,25 +524,10 @@ fn revert_rows(
 /// Marks the original promotion as reverted by `new_id` (and, when it was
 /// itself a revert, the promotion it reverted as live again).
 async fn mark_reverted(txn: &mut dyn Txn, original: &PromotionRecord, new_id: &str) -> Result<()> {
-    let id = &original.id;
-    let key = vec!["id".to_string()];
-    let set = vec!["reverted_by".to_string()];
-    txn.update(
-        ferry_db::meta::PROMOTIONS,
-        &key,
-        &set,
-        &[(vec![Value::Text(id.clone())], vec![Value::Text(new_id.to_string())])],
-    )
-    .await?;
+    ferry_db::records::set_reverted_by(txn, &original.id, Some(new_id)).await?;
     if let (Some(prev), "revert") = (&original.reverts, original.kind.as_str()) {
         // Reverting a revert re-applies the promotion: it is live again.
-        txn.update(
-            ferry_db::meta::PROMOTIONS,
-            &key,
-            &set,
-            &[(vec![Value::Text(prev.clone())], vec![Value::Null])],
-        )
-        .await?;
+        ferry_db::records::set_reverted_by(txn, prev, None).await?;
     }
     Ok(())
 }

@@ -12,136 +12,35 @@ use ferry_core::access::{self, Right};
 use ferry_core::canonical::key_text;
 use ferry_core::plan::{Action, Plan, PlanEntry, Reason};
 use ferry_core::value::{convert, Value};
-use ferry_db::{meta, FetchRequest, Row, ScanRequest, Store};
+use ferry_db::{meta, Store};
 
 use crate::apply::{self, MetaWrite, PromoteOptions, Promotion};
+use crate::audit::Outcome as _;
 use crate::error::{Error, Hint, Result};
 use crate::journal;
 use crate::project::Project;
 use crate::registry::Envs;
 
-/// A review as recorded in its environment.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Review {
-    pub id: String,
-    pub from: String,
-    pub to: String,
-    /// Who submitted it.
-    pub user: String,
-    pub at: String,
-    /// open, approved, rejected, or partly-approved (every change decided,
-    /// some approved and some rejected): see [`settled_status`].
-    pub status: String,
-    /// The changes under review: held changes, and `publish` updates for
-    /// the drafts already inserted.
-    pub plan: Plan,
-    /// Entry indices decided so far, and how.
-    #[serde(default)]
-    pub decided: BTreeMap<usize, Decided>,
-    /// The promotion that inserted the drafts.
-    pub draft_promotion: Option<String>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<String>,
-}
+pub use ferry_db::records::{Decided, Review};
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Decided {
-    pub approved: bool,
-    pub by: String,
-    pub at: String,
-    /// The promotion that applied it (approvals).
-    pub promotion: Option<String>,
-}
-
-impl Review {
-    fn row(&self) -> Row {
-        let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
-        let body = serde_json::json!({"plan": self.plan, "decided": self.decided});
-        vec![
-            Value::Text(self.id.clone()),
-            Value::Text(self.from.clone()),
-            Value::Text(self.to.clone()),
-            Value::Text(self.user.clone()),
-            Value::Text(self.at.clone()),
-            Value::Text(self.status.clone()),
-            Value::Text(body.to_string()),
-            opt(&self.draft_promotion),
-            opt(&self.decided_by),
-            opt(&self.decided_at),
-        ]
-    }
-
-    /// A row of [`meta::REVIEW_COLUMNS`] read from `env`.
-    fn from_row(env: &str, r: &[Value]) -> Result<Review> {
-        let rec = crate::journal::Record::new(env, meta::REVIEWS, &meta::REVIEW_COLUMNS, r, &[0]);
-        let body: serde_json::Value = rec.json(6, "a JSON object with the held plan")?;
-        let plan = body
-            .get("plan")
-            .cloned()
-            .and_then(|p| serde_json::from_value(p).ok())
-            .ok_or_else(|| rec.damaged(6, "a JSON object whose `plan` is a plan"))?;
-        let decided = match body.get("decided") {
-            None | Some(serde_json::Value::Null) => Default::default(),
-            Some(d) => serde_json::from_value(d.clone())
-                .map_err(|_| rec.damaged(6, "a JSON object whose `decided` maps entries to decisions"))?,
-        };
-        Ok(Review {
-            id: rec.text(0)?,
-            from: rec.text(1)?,
-            to: rec.text(2)?,
-            user: rec.text(3)?,
-            at: rec.text(4)?,
-            status: rec.text(5)?,
-            plan,
-            decided,
-            draft_promotion: rec.opt_text(7)?,
-            decided_by: rec.opt_text(8)?,
-            decided_at: rec.opt_text(9)?,
-        })
-    }
-
-    /// Entries not decided yet.
-    pub fn pending(&self) -> impl Iterator<Item = (usize, &PlanEntry)> {
-        self.plan
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.decided.contains_key(i))
-    }
-
-    fn update(&self) -> MetaWrite {
-        let row = self.row();
-        MetaWrite::Update {
-            table: meta::REVIEWS.into(),
-            key: vec!["id".into()],
-            set: meta::columns(&meta::REVIEW_COLUMNS[1..]),
-            rows: vec![(vec![Value::Text(self.id.clone())], row[1..].to_vec())],
-        }
+/// The write that replaces `review`'s record (its status and decisions).
+fn update(review: &Review) -> MetaWrite {
+    let row = ferry_db::records::review_row(review);
+    MetaWrite::Update {
+        table: meta::REVIEWS.into(),
+        key: vec!["id".into()],
+        set: meta::columns(&meta::REVIEW_COLUMNS[1..]),
+        rows: vec![(vec![Value::Text(review.id.clone())], row[1..].to_vec())],
     }
 }
-
-/// Every review recorded in `store`, newest first.
+/// Every review recorded in `store`, newest first (page by page).
 pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
-    if !has_reviews(store).await? {
-        return Ok(Vec::new());
-    }
-    let mut rx = store
-        .scan(ScanRequest {
-            table: meta::REVIEWS.into(),
-            columns: meta::columns(&meta::REVIEW_COLUMNS),
-            order_by: vec!["id".into()],
-            filter: None,
-            flag: None,
-        })
-        .await?;
-    let mut out = Vec::new();
-    while let Some(batch) = rx.recv().await {
-        for r in batch? {
-            out.push(Review::from_row(store.env(), &r)?);
-        }
-    }
-    out.reverse();
-    Ok(out)
+    let records = store.records();
+    Ok(ferry_db::records::all(1000, |page| {
+        let records = &records;
+        async move { records.reviews(&page).await }
+    })
+    .await?)
 }
 
 /// Finds review `id` in any environment of the project.
@@ -171,30 +70,10 @@ pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Stor
     )
 }
 
-/// Whether `store` has a reviews table (none before the first write, nor in
-/// Ferry's tables from before reviews existed).
-async fn has_reviews(store: &dyn Store) -> Result<bool> {
-    Ok(store.has_meta().await? && store.table_schema(meta::REVIEWS).await?.is_some())
-}
-
 /// The review `id` of `store`, read by its key (not by reading every
 /// review and its plan).
 async fn by_id(store: &dyn Store, id: &str) -> Result<Option<Review>> {
-    if !has_reviews(store).await? {
-        return Ok(None);
-    }
-    let rows = store
-        .fetch(FetchRequest {
-            table: meta::REVIEWS.into(),
-            columns: meta::columns(&meta::REVIEW_COLUMNS),
-            match_columns: vec!["id".into()],
-            values: vec![vec![Value::Text(id.to_string())]],
-            flag: None,
-            filter: None,
-            fixed: Vec::new(),
-        })
-        .await?;
-    rows.first().map(|r| Review::from_row(store.env(), r)).transpose()
+    Ok(store.records().review(id).await?)
 }
 
 /// The pending entries of `review` whose target row changed since the
@@ -479,7 +358,7 @@ pub async fn submit(
     let insert = |r: &Review| MetaWrite::Insert {
         table: meta::REVIEWS.into(),
         columns: meta::columns(&meta::REVIEW_COLUMNS),
-        rows: vec![r.row()],
+        rows: vec![ferry_db::records::review_row(r)],
     };
     if draft_entries.is_empty() {
         let mut txn = target.begin().await?;
@@ -612,7 +491,7 @@ pub async fn approve_with(
     }
     if let Err(why) = access::check_not_own(project.config.access.as_ref(), user, &review.user) {
         let err = Error::Denied(format!("{why}. Nothing was written"));
-        let entry = crate::audit::AuditEntry::new(user, "approve", Some(&review.from), &review.to)
+        let entry = crate::audit::entry(user, "approve", Some(&review.from), &review.to)
             .outcome::<()>(&Err(Error::Denied(why)), |_| None);
         let _ = crate::audit::record(&*store, &entry).await;
         return Err(err);
@@ -648,7 +527,7 @@ pub async fn approve_with(
         r
     };
     let done = apply::promote_plan_with(&*store, &plan, &opts, "approve", |promotion| {
-        vec![decide(Some(promotion.to_string())).update()]
+        vec![update(&decide(Some(promotion.to_string())))]
     })
     .await
     .map_err(|e| match e {
@@ -662,7 +541,7 @@ pub async fn approve_with(
     if done.is_none() {
         // Nothing to write (already equal): record the decision alone.
         let mut txn = store.begin().await?;
-        if let MetaWrite::Update { table, key, set, rows } = decide(None).update() {
+        if let MetaWrite::Update { table, key, set, rows } = update(&decide(None)) {
             txn.update(&table, &key, &set, &rows).await?;
         }
         txn.commit().await?;
@@ -753,7 +632,7 @@ pub async fn reject_with(envs: &Envs, id: &str, user: &str, only: &[(String, Vec
         r.decided_at = Some(now);
     }
     let mut txn = store.begin().await?;
-    if let MetaWrite::Update { table, key, set, rows } = r.update() {
+    if let MetaWrite::Update { table, key, set, rows } = update(&r) {
         txn.update(&table, &key, &set, &rows).await?;
     }
     txn.commit().await?;

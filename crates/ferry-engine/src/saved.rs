@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use ferry_core::canonical::key_text;
 use ferry_core::plan::{Plan, PlanEntry};
-use ferry_core::Value;
-use ferry_db::{meta, FetchRequest, Store};
+use ferry_db::Store;
 
 use crate::apply::{self, Change};
 use crate::error::{Error, Hint, Result};
@@ -17,35 +16,10 @@ use crate::planner;
 /// The promotion that applied this very plan (same file hash) and was not
 /// reverted since, if any.
 pub async fn applied_as(target: &dyn Store, plan: &Plan) -> Result<Option<String>> {
-    if plan.hash.is_empty() || !target.has_meta().await? {
+    if plan.hash.is_empty() {
         return Ok(None);
     }
-    let rows = target
-        .fetch(FetchRequest {
-            table: meta::PROMOTIONS.into(),
-            columns: meta::columns(&["id", "reverted_by"]),
-            match_columns: vec!["plan_hash".into()],
-            values: vec![vec![Value::Text(plan.hash.clone())]],
-            flag: None,
-            filter: None,
-            fixed: Vec::new(),
-        })
-        .await?;
-    for row in rows {
-        match (row.first(), row.get(1)) {
-            (Some(Value::Text(id)), Some(Value::Null)) => return Ok(Some(id.clone())),
-            (Some(Value::Text(_)), Some(Value::Text(_))) => {}
-            _ => {
-                return Err(Error::Data(format!(
-                    "environment `{}`, table `{}`: a promotion with plan hash {} has an unreadable id or reverted_by ({row:?}); repair or remove that row",
-                    plan.to,
-                    meta::PROMOTIONS,
-                    plan.hash
-                )))
-            }
-        }
-    }
-    Ok(None)
+    Ok(target.records().applied_as(&plan.hash).await?)
 }
 
 /// Refuses (exit 3) a saved plan that was applied already.

@@ -10,6 +10,9 @@ use ferry_db::{meta, Capabilities, DbErrorKind, FetchRequest, Predicate, Read, R
 
 use crate::support::{Backend, Db};
 
+// The checks of Ferry's own records through `Records` live in their own file.
+pub use crate::cases_records::{records_damaged, records_empty, records_paging, records_round_trip};
+
 fn s(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
@@ -114,6 +117,8 @@ async fn all_items(store: &dyn Store) -> Vec<Row> {
         order_by: s(&["id"]),
         filter: None,
         flag: None,
+        descending: false,
+        limit: None,
     };
     let mut rx = store.scan(req).await.expect("scan");
     let mut rows = Vec::new();
@@ -179,6 +184,8 @@ fn word_scan(filter: Option<&str>, flag: Option<&str>) -> ScanRequest {
         order_by: s(&["k", "n"]),
         filter: filter.map(Predicate::native),
         flag: flag.map(Predicate::native),
+        descending: false,
+        limit: None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! `CHECK::BACKEND` (`cargo test -p ferry-db --test conformance -- scans`).
 
 mod cases;
+mod cases_records;
 mod support;
 
 /// One module per check, with one test per backend.
@@ -53,4 +54,8 @@ conformance!(
     read_only_sessions,
     own_tables,
     capabilities,
+    records_empty,
+    records_paging,
+    records_round_trip,
+    records_damaged,
 );

@@ -5,7 +5,7 @@ use ferry_core::plan::Plan;
 use ferry_core::selection::Selection;
 
 use super::Observer;
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, Outcome as _};
 use crate::baseline::{self, Baseline};
 use crate::error::Result;
 use crate::pair::Pair;
@@ -68,7 +68,7 @@ impl PreparedBaseline<'_> {
         .await?;
         let _lock = super::lock(target, req.wait, self.observer).await?;
         let done = baseline::baseline(&self.pair, &req.selection, &req.user, self.observer.progress()).await;
-        let entry = AuditEntry::new(&req.user, "baseline", Some(&req.from), &req.to).outcome(&done, |b| b.id.clone());
+        let entry = audit::entry(&req.user, "baseline", Some(&req.from), &req.to).outcome(&done, |b| b.id.clone());
         let _ = audit::record(target, &entry).await;
         done
     }

@@ -84,7 +84,7 @@ pub(crate) async fn run_hooks(
     let payload = crate::hooks::payload(promotion, from, to, user, review);
     let outcomes = crate::hooks::run_hooks(project, to, &payload).await;
     for o in &outcomes {
-        let mut entry = crate::audit::AuditEntry::new(user, "hook", Some(from), to);
+        let mut entry = crate::audit::entry(user, "hook", Some(from), to);
         entry.ref_id = Some(promotion.id.clone());
         entry.result = if o.ok { "ok" } else { "failed" }.into();
         entry.detail = match &o.error {

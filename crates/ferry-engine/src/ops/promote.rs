@@ -11,7 +11,7 @@ use ferry_db::{Store, WriterLock};
 
 use super::Observer;
 use crate::apply::{self, PromoteOptions, Promotion};
-use crate::audit::{self, AuditEntry};
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::gates::{self, CheckOutcome};
 use crate::hooks::HookOutcome;
@@ -103,7 +103,7 @@ async fn audit_refusal(target: &dyn Store, req: &PromoteRequest, err: &Error) {
     if matches!(err, Error::Denied(_)) || req.dry_run {
         return;
     }
-    let mut entry = AuditEntry::new(&req.user, "promote", Some(&req.from), &req.to);
+    let mut entry = audit::entry(&req.user, "promote", Some(&req.from), &req.to);
     entry.result = match err.inner() {
         Error::Blocked(_) => "blocked",
         Error::Db(_) | Error::Data(_) => "failed",
@@ -255,7 +255,7 @@ impl PreparedPromotion<'_> {
                 _ => HashSet::new(),
             };
             let done = reviews::submit(project, &*self.target, &self.plan, &opts, &direct).await?;
-            let mut entry = AuditEntry::new(user, "promote", Some(from), to);
+            let mut entry = audit::entry(user, "promote", Some(from), to);
             entry.ref_id = done.review.clone().or(done.direct.as_ref().map(|p| p.id.clone()));
             entry.detail = "submitted for review".into();
             let _ = audit::record(&*self.target, &entry).await;
@@ -278,7 +278,7 @@ impl PreparedPromotion<'_> {
             return Ok(PromoteOutcome::Submitted(done, hooks));
         }
         let done = apply::promote_plan(&*self.target, &self.plan, &opts).await?;
-        let mut entry = AuditEntry::new(user, "promote", Some(from), to);
+        let mut entry = audit::entry(user, "promote", Some(from), to);
         entry.ref_id = done.as_ref().map(|p| p.id.clone());
         let _ = audit::record(&*self.target, &entry).await;
         Ok(match done {

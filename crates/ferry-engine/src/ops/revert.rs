@@ -6,7 +6,7 @@ use ferry_db::{Store, WriterLock};
 
 use super::Observer;
 use crate::apply::Promotion;
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, Outcome as _};
 use crate::error::{Error, Result};
 use crate::journal::{self, JournalRow, PromotionRecord};
 use crate::registry::Envs;
@@ -56,7 +56,7 @@ impl PreparedRevert<'_> {
         let req = &self.req;
         let done = crate::revert::revert_with(self.envs, &req.promotion, &req.user, req.force).await;
         if !matches!(done, Err(Error::Denied(_))) {
-            let entry = AuditEntry::new(&req.user, "revert", self.record.from.as_deref(), &self.record.to)
+            let entry = audit::entry(&req.user, "revert", self.record.from.as_deref(), &self.record.to)
                 .outcome(&done, |p| Some(p.id.clone()));
             let _ = audit::record(&*self.store, &entry).await;
         }

@@ -6,7 +6,7 @@ use ferry_db::{Store, WriterLock};
 
 use super::Observer;
 use crate::apply::Promotion;
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, Outcome as _};
 use crate::error::{Error, Result};
 use crate::hooks::HookOutcome;
 use crate::registry::Envs;
@@ -81,7 +81,7 @@ impl PreparedDecision<'_> {
         match self.decision {
             Decision::Approve => {
                 let done = reviews::approve_with(self.envs, id, &req.user, &req.only).await;
-                let mut entry = AuditEntry::new(&req.user, "approve", Some(&r.from), &r.to)
+                let mut entry = audit::entry(&req.user, "approve", Some(&r.from), &r.to)
                     .outcome(&done, |p| p.as_ref().map(|p| p.id.clone()).or(Some(id.to_string())));
                 if done.is_ok() && r.user == req.user {
                     // Only possible without [access] (single-user mode): said in the audit.
@@ -116,7 +116,7 @@ impl PreparedDecision<'_> {
             Decision::Reject => {
                 let done = reviews::reject_with(self.envs, id, &req.user, &req.only).await;
                 let entry =
-                    AuditEntry::new(&req.user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.to_string()));
+                    audit::entry(&req.user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.to_string()));
                 if !matches!(done, Err(Error::Denied(_))) {
                     let _ = audit::record(&*self.target, &entry).await;
                 }

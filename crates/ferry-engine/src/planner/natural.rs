@@ -128,6 +128,8 @@ fn whole_scan(spec: &TableSpec) -> ScanRequest {
         order_by: spec.key.clone(),
         filter: None,
         flag: spec.exclude.clone().map(Predicate::Native),
+        descending: false,
+        limit: None,
     }
 }
 

@@ -361,6 +361,8 @@ pub(super) async fn matching_keys(ctx: &Ctx<'_>, spec: &TableSpec, filter: &str)
         order_by: spec.key.clone(),
         filter: Some(Predicate::native(filter)),
         flag: None,
+        descending: false,
+        limit: None,
     };
     let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (store, env) in [(&pair.source, &pair.from), (&pair.target, &pair.to)] {
@@ -530,6 +532,8 @@ fn full_scan(spec: &TableSpec, filter: Option<String>) -> (ScanRequest, ScanRequ
         order_by: spec.key.clone(),
         filter: filter.map(Predicate::Native),
         flag: spec.exclude.clone().map(Predicate::Native),
+        descending: false,
+        limit: None,
     };
     let target = ScanRequest {
         flag: None,

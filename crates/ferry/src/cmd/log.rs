@@ -12,7 +12,7 @@ pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
     let envs = envs(g)?;
     let mut records = Vec::new();
     for store in super::stores(&envs, env).await? {
-        records.extend(journal::promotions(&*store).await?);
+        records.extend(journal::newest(&*store, limit).await?);
     }
     records.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     records.truncate(limit);

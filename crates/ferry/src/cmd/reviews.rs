@@ -252,7 +252,7 @@ pub async fn audit(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
     let envs = envs(g)?;
     let mut entries: Vec<AuditEntry> = Vec::new();
     for store in super::stores(&envs, env).await? {
-        entries.extend(audit::list(&*store).await?);
+        entries.extend(audit::newest(&*store, limit).await?);
     }
     entries.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     entries.truncate(limit);

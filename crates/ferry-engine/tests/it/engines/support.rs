@@ -474,6 +474,8 @@ pub async fn read(store: &dyn Store, table: &str, columns: &[&str]) -> Vec<Vec<V
             order_by: vec![columns[0].to_string()],
             filter: None,
             flag: None,
+            descending: false,
+            limit: None,
         })
         .await
         .unwrap_or_else(|e| panic!("scan {table}: {e}"));
