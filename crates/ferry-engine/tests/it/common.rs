@@ -170,9 +170,7 @@ pub fn cell(v: ValueRef<'_>) -> String {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use ferry_testdb::hex;
 
 fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))

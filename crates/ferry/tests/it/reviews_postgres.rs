@@ -8,17 +8,18 @@
 //!
 //! Without the variable the test prints a `SKIP` line and passes; with
 //! `CI=true` a missing variable or an unreachable server fails it. The
-//! databases are created and dropped with `psql`.
+//! databases come from `ferry_testdb` (dropped with their guards) and are
+//! read and written with `psql`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ferry_testdb::{Database, Engine};
 use serde_json::Value as J;
 
 use crate::common::Output;
@@ -117,83 +118,27 @@ revert = { preprod = ["lead"], production = ["lead"] }
 
 const APP_TABLES: [&str; 4] = ["cities", "businesses", "forms", "form_fields"];
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (or, under `CI=true`, fails) the test, past the harness's capture.
-fn skip(why: &str) {
-    if ci() {
-        panic!("{TEST}: {why}; CI=true needs a PostgreSQL server in FERRY_TEST_POSTGRES_URL");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIP {TEST}: {why}");
-}
-
-/// `url` with its database (path) replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{db}{query}")
-}
-
-/// Hides any `user:password@` part of a URL in a message.
-fn redact(text: &str, url: &str) -> String {
-    match url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
-        Some((cred, _)) if cred.contains(':') => text.replace(cred, "***"),
-        _ => text.to_string(),
-    }
-}
-
-/// Runs `sql` (several statements allowed) with `psql` on `url`; the
-/// unaligned, tuples-only output, or the error.
-fn psql(url: &str, sql: &str) -> Result<String, String> {
-    let mut child = Command::new("psql")
-        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"])
-        .env("PGCONNECT_TIMEOUT", "5")
-        .env("PGTZ", "UTC")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("psql's stdin")
-        .write_all(sql.as_bytes())
-        .map_err(|e| format!("writing to psql: {e}"))?;
-    let out = child.wait_with_output().map_err(|e| format!("psql: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(redact(&String::from_utf8_lossy(&out.stderr), url))
-    }
-}
-
 /// One throw-away database, dropped (with `FORCE`) when the guard goes.
 struct Db {
-    server: String,
     name: String,
     url: String,
+    db: Database,
 }
 
 impl Db {
-    fn create(server: &str, name: String) -> Result<Db, String> {
-        psql(server, &format!("CREATE DATABASE {name};"))?;
-        Ok(Db {
-            server: server.to_string(),
-            url: with_database(server, &name),
-            name,
+    /// A new database for environment `env`; `None` after a SKIP line.
+    fn create(env: &str) -> Option<Db> {
+        let db = Database::create(Engine::Postgres, TEST, &format!("rv_{env}"))?;
+        Some(Db {
+            name: db.name(),
+            url: db.url.clone(),
+            db,
         })
     }
 
     #[track_caller]
     fn exec(&self, sql: &str) -> String {
-        psql(&self.url, sql).unwrap_or_else(|e| panic!("{}: {e}\n{sql}", self.name))
+        self.db.client(sql)
     }
 
     /// The rows of a query, columns split on `|`.
@@ -222,11 +167,7 @@ impl Db {
     /// The named tables' rows, each as its row literal (`t::text`), in
     /// order of that text: equal dumps hold the same values in every cell.
     fn dump_tables(&self, tables: &[&str]) -> String {
-        let parts: Vec<String> = tables
-            .iter()
-            .map(|t| format!("SELECT '{t}' AS t, x::text AS r FROM \"{t}\" x"))
-            .collect();
-        self.exec(&format!("{} ORDER BY 1, 2;", parts.join(" UNION ALL ")))
+        ferry_testdb::pg_dump_tables(&self.url, tables).unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }
 
     /// What "nothing written" covers: the application's tables and Ferry's
@@ -268,17 +209,6 @@ impl Db {
 
     fn published(&self, table: &str, id: i64) -> String {
         self.scalar(&format!("SELECT is_published FROM {table} WHERE id = {id}"))
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Err(e) = psql(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", self.name),
-        ) {
-            let _ = writeln!(std::io::stderr(), "{TEST}: could not drop {}: {e}", self.name);
-        }
     }
 }
 
@@ -365,45 +295,15 @@ impl Fixture {
     }
 }
 
-fn unique_prefix() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "ferry_rv{}_{}_{:x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
-}
-
 /// Three databases holding [`SHARED`], baselined along the pipeline by
 /// bob, then [`STAGING_WORK`] in staging. `None` (after a SKIP line) when
 /// no server is configured or reachable.
 fn seed() -> Option<Fixture> {
-    let server = match std::env::var("FERRY_TEST_POSTGRES_URL") {
-        Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
-        _ => {
-            skip("FERRY_TEST_POSTGRES_URL not set");
-            return None;
-        }
-    };
-    if let Err(e) = psql(&server, "SELECT 1;") {
-        skip(&format!("cannot reach FERRY_TEST_POSTGRES_URL: {}", e.trim()));
-        return None;
-    }
-    let prefix = unique_prefix();
-    let create = |env: &str| {
-        Db::create(&server, format!("{prefix}_{env}"))
-            .unwrap_or_else(|e| panic!("{TEST}: cannot create a database: {e}"))
-    };
     let f = Fixture {
         dir: tempfile::tempdir().expect("a temporary folder"),
-        staging: create("staging"),
-        preprod: create("preprod"),
-        production: create("production"),
+        staging: Db::create("staging")?,
+        preprod: Db::create("preprod")?,
+        production: Db::create("production")?,
     };
     for db in [&f.staging, &f.preprod, &f.production] {
         db.exec(&format!("{SCHEMA}\n{SHARED}"));

@@ -6,12 +6,10 @@
 //! test prints a `SKIP` line and passes; with `CI=true` a missing variable
 //! or an unreachable server fails it.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry_core::config::UrlSource;
-use ferry_core::plan::{Plan, PlanEntry};
+use ferry_core::plan::Plan;
 use ferry_core::selection::Selection;
 use ferry_core::value::{convert, ColumnType, Value};
 use ferry_db::{ScanRequest, Store};
@@ -19,7 +17,8 @@ use ferry_engine::apply::{PromoteOptions, Promotion};
 use ferry_engine::pair::Pair;
 use ferry_engine::progress::Progress;
 use ferry_engine::project::Project;
-use sqlx::{Connection, Executor};
+use ferry_testdb::{Database, Engine};
+use sqlx::Connection;
 
 pub const USER: &str = "tester";
 
@@ -32,15 +31,6 @@ pub enum Eng {
 }
 
 impl Eng {
-    /// The variable holding the server URL (`None` for SQLite: no server).
-    pub fn var(self) -> Option<&'static str> {
-        match self {
-            Eng::Sqlite => None,
-            Eng::Postgres => Some("FERRY_TEST_POSTGRES_URL"),
-            Eng::Mysql => Some("FERRY_TEST_MYSQL_URL"),
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Eng::Sqlite => "sqlite",
@@ -58,154 +48,43 @@ impl Eng {
     }
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Prints past the test harness's output capture, so a skip is visible.
-pub fn announce(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// Skips (or, under `CI=true`, fails) a test.
-fn skip(test: &str, why: &str) {
-    if ci() {
-        panic!("engines::{test}: {why}; CI=true needs both servers (.ci/run installs and starts them)");
-    }
-    announce(&format!("SKIP engines::{test}: {why}"));
-}
-
-/// The server URL of an engine, `None` (after a SKIP line) when not set.
-fn server_url(eng: Eng, test: &str) -> Option<String> {
-    let var = eng.var()?;
-    match std::env::var(var) {
-        Ok(u) if !u.trim().is_empty() => Some(u.trim().to_string()),
-        _ => {
-            skip(test, &format!("{var} not set"));
-            None
+impl Eng {
+    fn engine(self) -> Engine {
+        match self {
+            Eng::Sqlite => Engine::Sqlite,
+            Eng::Postgres => Engine::Postgres,
+            Eng::Mysql => Engine::Mariadb,
         }
     }
 }
 
-/// `url` with its database (path) replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{db}{query}")
-}
-
-fn unique_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "ferry_t{}_{}_{:x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
-}
-
-/// One throw-away database. Dropped (with its server-side database) at the
-/// end of the scope that owns it.
+/// One throw-away database (see `ferry_testdb::Database`). Dropped (with
+/// its server-side database) at the end of the scope that owns it.
 pub struct Db {
     pub eng: Eng,
     /// The URL Ferry opens (no password is ever printed by these tests).
     pub url: String,
     /// For SQLite: the file.
     pub path: Option<PathBuf>,
-    /// For servers: the server URL and the database name to drop.
-    server: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
+    db: Database,
 }
 
 impl Db {
     /// Creates an empty database. `None` (after a SKIP line) when the
     /// engine's server is not configured.
     pub async fn create(eng: Eng, test: &str) -> Option<Db> {
-        if eng == Eng::Sqlite {
-            let dir = tempfile::tempdir().expect("temporary folder");
-            let path = dir.path().join(format!("{}.db", unique_name()));
-            rusqlite::Connection::open(&path).expect("create SQLite file");
-            return Some(Db {
-                eng,
-                url: format!("sqlite://{}", path.display()),
-                path: Some(path),
-                server: None,
-                _dir: Some(dir),
-            });
-        }
-        let server = server_url(eng, test)?;
-        let name = unique_name();
-        let created = match eng {
-            Eng::Postgres => {
-                async {
-                    let mut c = sqlx::PgConnection::connect(&server).await?;
-                    c.execute(format!("CREATE DATABASE {name}").as_str()).await?;
-                    c.close().await
-                }
-                .await
-            }
-            _ => {
-                async {
-                    let mut c = sqlx::MySqlConnection::connect(&server).await?;
-                    c.execute(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
-                        .await?;
-                    c.close().await
-                }
-                .await
-            }
-        };
-        if let Err(e) = created {
-            let var = eng.var().unwrap_or_default();
-            skip(
-                test,
-                &format!("cannot create a database with {var}: {}", redact(&e.to_string())),
-            );
-            return None;
-        }
+        let db = Database::create(eng.engine(), &format!("engines::{test}"), "t")?;
         Some(Db {
             eng,
-            url: with_database(&server, &name),
-            path: None,
-            server: Some((server, name)),
-            _dir: None,
+            url: db.url.clone(),
+            path: db.path.clone(),
+            db,
         })
     }
 
     /// Runs SQL (several statements allowed).
     pub async fn exec(&self, sql: &str) {
-        if sql.trim().is_empty() {
-            return;
-        }
-        let r: Result<(), String> = match self.eng {
-            Eng::Sqlite => rusqlite::Connection::open(self.path.as_ref().expect("SQLite path"))
-                .and_then(|c| c.execute_batch(sql))
-                .map_err(|e| e.to_string()),
-            Eng::Postgres => async {
-                let mut c = sqlx::PgConnection::connect(&self.url).await?;
-                sqlx::raw_sql(sql).execute(&mut c).await?;
-                c.close().await
-            }
-            .await
-            .map_err(|e| e.to_string()),
-            Eng::Mysql => async {
-                let mut c = sqlx::MySqlConnection::connect(&self.url).await?;
-                sqlx::raw_sql(sql).execute(&mut c).await?;
-                c.close().await
-            }
-            .await
-            .map_err(|e| e.to_string()),
-        };
-        if let Err(e) = r {
-            panic!("{}: {e}\n{sql}", self.eng.name());
-        }
+        self.db.exec(sql).await
     }
 
     /// The first column of the first row, as an integer (NULL is 0).
@@ -254,53 +133,6 @@ impl Db {
             return 0;
         }
         self.int("SELECT count(*) FROM _ferry_promotions").await
-    }
-}
-
-/// A message with any `user:password@` part of a URL hidden.
-fn redact(s: &str) -> String {
-    s.split(' ')
-        .map(ferry_core::config::redact_url)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let Some((server, name)) = self.server.take() else {
-            return;
-        };
-        let eng = self.eng;
-        // A fresh runtime on its own thread: this may run inside a test's
-        // runtime, or while a failed test unwinds.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async move {
-                match eng {
-                    Eng::Postgres => {
-                        let mut c = sqlx::PgConnection::connect(&server).await?;
-                        c.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                            .await?;
-                        c.close().await
-                    }
-                    _ => {
-                        let mut c = sqlx::MySqlConnection::connect(&server).await?;
-                        c.execute(format!("DROP DATABASE IF EXISTS {name}").as_str()).await?;
-                        c.close().await
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => announce(&format!("engines: could not drop a test database: {}", redact(&e))),
-            Err(_) => announce("engines: the thread dropping a test database panicked"),
-        }
     }
 }
 
@@ -436,17 +268,8 @@ pub async fn promote(pair: &Pair, plan: &Plan) -> Option<Promotion> {
         .unwrap_or_else(|e| panic!("promote {} -> {}: {e}", pair.from, pair.to))
 }
 
-/// Plan entries as `table:key action[/reason]`.
-pub fn summary(plan: &Plan) -> Vec<String> {
-    plan.entries.iter().map(entry_summary).collect()
-}
-
-pub fn entry_summary(e: &PlanEntry) -> String {
-    match e.reason {
-        Some(r) => format!("{} {}/{}", e.label(), e.action, r),
-        None => format!("{} {}", e.label(), e.action),
-    }
-}
+/// Plan entries as `table:key action[/reason]` (the SQLite tests' own).
+pub use crate::common::{entry_summary, summary};
 
 /// Every row of `table` read through `store` (columns in `columns` order,
 /// rows sorted by their values in Ferry's key order), each value converted to the store's own
@@ -514,32 +337,7 @@ impl Db {
     /// Drops the database now, as if the environment were gone (the guard
     /// then finds nothing left to drop).
     pub async fn drop_now(&self) {
-        if let Some(path) = &self.path {
-            std::fs::remove_file(path).expect("remove SQLite file");
-            return;
-        }
-        let (server, name) = self.server.as_ref().expect("a server database");
-        let dropped: Result<(), sqlx::Error> = match self.eng {
-            Eng::Postgres => {
-                async {
-                    let mut c = sqlx::PgConnection::connect(server).await?;
-                    c.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await?;
-                    c.close().await
-                }
-                .await
-            }
-            _ => {
-                async {
-                    let mut c = sqlx::MySqlConnection::connect(server).await?;
-                    c.execute(format!("DROP DATABASE {name}").as_str()).await?;
-                    c.close().await
-                }
-                .await
-            }
-        };
-        if let Err(e) = dropped {
-            panic!("{}: could not drop {name}: {}", self.eng.name(), redact(&e.to_string()));
-        }
+        self.db.drop_now()
     }
 }
 

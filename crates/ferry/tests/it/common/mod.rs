@@ -328,34 +328,7 @@ pub fn exec(path: &Path, sql: &str) {
         .unwrap_or_else(|e| panic!("{}: {sql}: {e}", path.display()));
 }
 
-pub fn query(path: &Path, sql: &str) -> Vec<Vec<String>> {
-    let conn = Connection::open(path).expect("open the database");
-    let mut stmt = conn
-        .prepare(sql)
-        .unwrap_or_else(|e| panic!("{}: {sql}: {e}", path.display()));
-    let n = stmt.column_count();
-    let rows = stmt
-        .query_map([], |r| {
-            (0..n)
-                .map(|i| {
-                    Ok(match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => "NULL".to_string(),
-                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
-                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                        rusqlite::types::ValueRef::Blob(b) => format!("x'{}'", hex(b)),
-                    })
-                })
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .unwrap_or_else(|e| panic!("{}: {sql}: {e}", path.display()));
-    rows.collect::<rusqlite::Result<_>>()
-        .unwrap_or_else(|e| panic!("{}: {sql}: {e}", path.display()))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use ferry_testdb::{hex, sqlite_dump_tables as dump_tables, sqlite_query as query};
 
 /// What "nothing written" covers (PRODUCT.md): the schema and every row of
 /// the application's tables, and every row of Ferry's journal, promotions,
@@ -400,37 +373,6 @@ pub fn dump(path: &Path) -> String {
 
 fn is_ferry(name: &str) -> bool {
     name.starts_with("_ferry")
-}
-
-/// The named tables' rows, each column as `typeof:hex(value)`.
-pub fn dump_tables(path: &Path, tables: &[&str]) -> String {
-    let mut out = String::new();
-    for t in tables {
-        let cols: Vec<String> = query(path, &format!("SELECT name FROM pragma_table_info('{t}') ORDER BY cid"))
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
-        let exprs: Vec<String> = cols
-            .iter()
-            .map(|c| format!("typeof(\"{c}\") || ':' || hex(\"{c}\")"))
-            .collect();
-        out.push_str(&format!("table {t} ({})\n", cols.join(", ")));
-        let without_rowid = query(
-            path,
-            &format!("SELECT count(*) FROM sqlite_master WHERE name = '{t}' AND sql LIKE '%WITHOUT ROWID%'"),
-        )[0][0]
-            != "0";
-        let order = if without_rowid { "1" } else { "rowid" };
-        for row in query(
-            path,
-            &format!("SELECT {} FROM \"{t}\" ORDER BY {order}", exprs.join(", ")),
-        ) {
-            out.push_str("  ");
-            out.push_str(&row.join(" | "));
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// The entries of a `--json` plan or diff.

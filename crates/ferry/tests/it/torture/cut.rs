@@ -135,11 +135,28 @@ fn lock_holder(eng: Eng) -> &'static str {
     }
 }
 
+/// Cuts the connection `id`, and waits until the server has ended it: a
+/// terminated backend exits asynchronously, and until it has, it still
+/// holds its locks (a lock cut that lands after the command's commit
+/// check is no cut at all).
 async fn cut_connection(observer: &mut Client, eng: Eng, id: i64) {
-    match eng {
-        Eng::Postgres => observer.exec(&format!("SELECT pg_terminate_backend({id})")).await,
-        _ => observer.exec(&format!("KILL CONNECTION {id}")).await,
+    let alive = match eng {
+        Eng::Postgres => {
+            observer.exec(&format!("SELECT pg_terminate_backend({id})")).await;
+            format!("SELECT pid::bigint FROM pg_stat_activity WHERE pid = {id}")
+        }
+        _ => {
+            observer.exec(&format!("KILL CONNECTION {id}")).await;
+            format!("SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE ID = {id}")
+        }
+    };
+    for _ in 0..200 {
+        if observer.ids(&alive).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    panic!("connection {id} was cut but is still alive after 5 s");
 }
 
 /// The command's arguments, on `pending` (the promotion to revert, the

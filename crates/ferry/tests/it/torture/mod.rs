@@ -5,21 +5,21 @@
 //!
 //! This module holds what both share: a seeded random generator, the
 //! throw-away databases of the three engines (SQLite files; PostgreSQL and
-//! MariaDB databases created and dropped with `psql` and `mysql` on the
-//! servers named by `FERRY_TEST_POSTGRES_URL` / `FERRY_TEST_MYSQL_URL`), and
-//! a runner for the binary. Without a server variable a test prints a `SKIP`
-//! line and passes; with `CI=true` a missing variable or an unreachable
-//! server fails it.
+//! MariaDB databases from `ferry_testdb`, on the servers named by
+//! `FERRY_TEST_POSTGRES_URL` / `FERRY_TEST_MYSQL_URL`, read and written
+//! with `psql` and `mysql`), and a runner for the binary. Without a server
+//! variable a test prints a `SKIP` line and passes; with `CI=true` a
+//! missing variable or an unreachable server fails it.
 
 mod cut;
 mod fuzz;
 mod kill;
 mod race;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry_testdb::{Database, Engine};
 
 use crate::common::Output;
 
@@ -40,11 +40,11 @@ impl Eng {
         }
     }
 
-    fn var(self) -> Option<&'static str> {
+    fn engine(self) -> Engine {
         match self {
-            Eng::Sqlite => None,
-            Eng::Postgres => Some("FERRY_TEST_POSTGRES_URL"),
-            Eng::Mysql => Some("FERRY_TEST_MYSQL_URL"),
+            Eng::Sqlite => Engine::Sqlite,
+            Eng::Postgres => Engine::Postgres,
+            Eng::Mysql => Engine::Mariadb,
         }
     }
 
@@ -67,18 +67,12 @@ impl Eng {
 
     /// A column's bytes as hex text, for byte-for-byte dumps.
     pub fn hex_of(self, column: &str) -> String {
-        match self {
-            Eng::Postgres => format!("encode(convert_to({column}::text, 'UTF8'), 'hex')"),
-            _ => format!("hex({column})"),
-        }
+        self.engine().hex_of(column)
     }
 
     /// A bytea/blob column's bytes as hex text.
     pub fn hex_of_blob(self, column: &str) -> String {
-        match self {
-            Eng::Postgres => format!("encode({column}, 'hex')"),
-            _ => format!("hex({column})"),
-        }
+        self.engine().hex_of_blob(column)
     }
 }
 
@@ -138,144 +132,9 @@ impl Rng {
     }
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// Prints past the harness's capture.
 pub fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// Skips (or, under `CI=true`, fails) a test.
-fn skip(test: &str, why: &str) {
-    if ci() {
-        panic!("torture::{test}: {why}; CI=true needs both servers (FERRY_TEST_POSTGRES_URL, FERRY_TEST_MYSQL_URL)");
-    }
-    say(&format!("SKIP torture::{test}: {why}"));
-}
-
-fn unique_name(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "ferry_tt_{tag}_{}_{}_{:x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
-}
-
-/// `url` with its database (path) replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{db}{query}")
-}
-
-/// Hides any `user:password@` part of a URL in a message.
-fn redact(text: &str, url: &str) -> String {
-    match url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
-        Some((cred, _)) if cred.contains(':') => text.replace(cred, "***"),
-        _ => text.to_string(),
-    }
-}
-
-/// The parts of a `mysql://user[:password]@host[:port]/db` URL.
-struct MysqlUrl {
-    user: String,
-    password: Option<String>,
-    host: String,
-    port: String,
-    db: String,
-}
-
-fn parse_mysql(url: &str) -> MysqlUrl {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.split('?').next().unwrap_or(rest);
-    let (auth, hostpath) = rest.rsplit_once('@').unwrap_or(("root", rest));
-    let (user, password) = match auth.split_once(':') {
-        Some((u, p)) => (u.to_string(), Some(p.to_string())),
-        None => (auth.to_string(), None),
-    };
-    let (hostport, db) = hostpath.split_once('/').unwrap_or((hostpath, ""));
-    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
-    MysqlUrl {
-        user,
-        password,
-        host: host.to_string(),
-        port: port.to_string(),
-        db: db.to_string(),
-    }
-}
-
-/// Runs `sql` on a server database with its command-line client; the rows,
-/// columns joined by `|`, or the error.
-fn client(eng: Eng, url: &str, sql: &str) -> Result<String, String> {
-    let mut cmd = match eng {
-        Eng::Postgres => {
-            let mut c = Command::new("psql");
-            c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"])
-                .env("PGCONNECT_TIMEOUT", "5")
-                .env("PGTZ", "UTC");
-            c
-        }
-        Eng::Mysql => {
-            let u = parse_mysql(url);
-            let mut c = Command::new("mysql");
-            c.args([
-                "--batch",
-                "--skip-column-names",
-                "--raw",
-                "--default-character-set=utf8mb4",
-                "--connect-timeout=5",
-                "-h",
-                &u.host,
-                "-P",
-                &u.port,
-                "-u",
-                &u.user,
-            ]);
-            if !u.db.is_empty() {
-                c.arg(&u.db);
-            }
-            if let Some(p) = u.password {
-                c.env("MYSQL_PWD", p);
-            }
-            c
-        }
-        Eng::Sqlite => unreachable!("SQLite files are read with rusqlite"),
-    };
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run the {} client: {e}", eng.name()))?;
-    child
-        .stdin
-        .take()
-        .expect("the client's stdin")
-        .write_all(sql.as_bytes())
-        .map_err(|e| format!("writing to the client: {e}"))?;
-    let out = child.wait_with_output().map_err(|e| format!("client: {e}"))?;
-    if out.status.success() {
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        Ok(if eng == Eng::Mysql {
-            text.replace('\t', "|")
-        } else {
-            text
-        })
-    } else {
-        Err(redact(&String::from_utf8_lossy(&out.stderr), url))
-    }
+    ferry_testdb::announce(line)
 }
 
 /// One throw-away database: a file in the test's folder, or a database on
@@ -286,46 +145,30 @@ pub struct Db {
     pub url: String,
     /// SQLite: the file.
     pub path: Option<PathBuf>,
-    server: String,
-    name: String,
+    /// Servers: the database, dropped with this guard.
+    server: Option<Database>,
 }
 
 impl Db {
     /// A new empty database, `None` (after a SKIP line, or a failure under
     /// `CI=true`) when the engine's server is not configured or reachable.
+    /// SQLite: `TAG.db` in `dir`, not created yet.
     pub fn create(eng: Eng, dir: &Path, tag: &str, test: &str) -> Option<Db> {
-        let Some(var) = eng.var() else {
+        if eng == Eng::Sqlite {
             let path = dir.join(format!("{tag}.db"));
             return Some(Db {
                 eng,
                 url: format!("sqlite://{}", path.display()),
                 path: Some(path),
-                server: String::new(),
-                name: String::new(),
+                server: None,
             });
-        };
-        let server = match std::env::var(var) {
-            Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
-            _ => {
-                skip(test, &format!("{var} not set"));
-                return None;
-            }
-        };
-        let name = unique_name(tag);
-        let create = match eng {
-            Eng::Mysql => format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"),
-            _ => format!("CREATE DATABASE {name};"),
-        };
-        if let Err(e) = client(eng, &server, &create) {
-            skip(test, &format!("{} server unreachable: {e}", eng.name()));
-            return None;
         }
+        let db = Database::create(eng.engine(), &format!("torture::{test}"), &format!("tt_{tag}"))?;
         Some(Db {
             eng,
-            url: with_database(&server, &name),
+            url: db.url.clone(),
             path: None,
-            server,
-            name,
+            server: Some(db),
         })
     }
 
@@ -337,9 +180,10 @@ impl Db {
     /// Ferry recovers it itself, issue 15 defect 3).
     #[track_caller]
     pub fn sql(&self, sql: &str) -> String {
-        match &self.path {
-            Some(path) => sqlite_sql(path, sql),
-            None => client(self.eng, &self.url, sql).unwrap_or_else(|e| panic!("{}: {e}\n{sql}", self.name)),
+        match (&self.path, &self.server) {
+            (Some(path), _) => sqlite_sql(path, sql),
+            (None, Some(db)) => db.client(sql),
+            (None, None) => unreachable!("a database is a file or on a server"),
         }
     }
 
@@ -350,21 +194,6 @@ impl Db {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1, "{sql} returned {out:?}");
         lines[0].to_string()
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if self.path.is_some() {
-            return;
-        }
-        let drop = match self.eng {
-            Eng::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", self.name),
-            _ => format!("DROP DATABASE IF EXISTS {};", self.name),
-        };
-        if let Err(e) = client(self.eng, &self.server, &drop) {
-            say(&format!("torture: could not drop {}: {e}", self.name));
-        }
     }
 }
 
