@@ -75,6 +75,10 @@ fn main() -> ExitCode {
                         code: kind,
                         exit: code,
                         message: hints::message(&e),
+                        hint: e
+                            .downcast_ref::<ferry_engine::Error>()
+                            .and_then(ferry_engine::Error::hint_of)
+                            .cloned(),
                     },
                 };
                 // A closed stdout must not turn an error into a panic.
@@ -94,12 +98,16 @@ struct ErrorOut {
     error: ErrorBody,
 }
 
-/// The error's stable code, the exit code and the message.
+/// The error's stable code, the exit code, the message (with the hint
+/// said as flags and commands) and, when the engine gave one, the hint as
+/// data, for scripts that offer their own way out.
 #[derive(serde::Serialize)]
 struct ErrorBody {
     code: &'static str,
     exit: u8,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<ferry_engine::error::Hint>,
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
