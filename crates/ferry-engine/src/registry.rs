@@ -73,6 +73,34 @@ impl Envs {
         Ok((out, unreachable))
     }
 
+    /// The first environment (the project's key order) where `lookup`
+    /// finds something, with its store; or, when none does, the
+    /// environments that could not be opened (`NAME (why)`), so the front
+    /// end can say the search was not complete.
+    pub async fn find_first<T, F, Fut>(
+        &self,
+        lookup: F,
+    ) -> Result<std::result::Result<(Arc<dyn Store>, T), Vec<String>>>
+    where
+        F: Fn(Arc<dyn Store>) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let mut unreachable = Vec::new();
+        for env in self.names() {
+            let store = match self.open(&env).await {
+                Ok(s) => s,
+                Err(e) => {
+                    unreachable.push(format!("{env} ({e})"));
+                    continue;
+                }
+            };
+            if let Some(found) = lookup(store.clone()).await? {
+                return Ok(Ok((store, found)));
+            }
+        }
+        Ok(Err(unreachable))
+    }
+
     /// Every environment's name (the project's key order): a lookup whose
     /// environment is not known opens them one by one, and stops where it
     /// finds what it looks for.

@@ -23,25 +23,12 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
 
 /// [`find`] through the registry: each environment opened once.
 pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, PromotionRecord)> {
-    let mut unreachable = Vec::new();
-    for env in envs.names() {
-        let store = match envs.open(&env).await {
-            Ok(s) => s,
-            Err(e) => {
-                unreachable.push(format!("{env} ({e})"));
-                continue;
-            }
-        };
-        let found = store.records().promotion(id).await?;
-        if let Some(r) = found {
-            return Ok((store, r));
-        }
-    }
-    Err(
-        Error::Usage(format!("no environment has a promotion `{id}`")).hint(Hint::ListPromotions {
-            not_searched: unreachable,
-        }),
-    )
+    let found = envs
+        .find_first(|store| async move { Ok(store.records().promotion(id).await?) })
+        .await?;
+    found.map_err(|not_searched| {
+        Error::Usage(format!("no environment has a promotion `{id}`")).hint(Hint::ListPromotions { not_searched })
+    })
 }
 
 fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {

@@ -50,24 +50,10 @@ pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Sto
 
 /// [`find`] through the registry: each environment opened once.
 pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
-    let mut unreachable = Vec::new();
-    for env in envs.names() {
-        let store = match envs.open(&env).await {
-            Ok(s) => s,
-            Err(e) => {
-                unreachable.push(format!("{env} ({e})"));
-                continue;
-            }
-        };
-        if let Some(r) = by_id(&*store, id).await? {
-            return Ok((store, r));
-        }
-    }
-    Err(
-        Error::Usage(format!("no environment has a review `{id}`")).hint(Hint::ListReviews {
-            not_searched: unreachable,
-        }),
-    )
+    let found = envs.find_first(|store| async move { by_id(&*store, id).await }).await?;
+    found.map_err(|not_searched| {
+        Error::Usage(format!("no environment has a review `{id}`")).hint(Hint::ListReviews { not_searched })
+    })
 }
 
 /// The review `id` of `store`, read by its key (not by reading every

@@ -316,7 +316,7 @@ pub(super) fn match_rows(
                 claimed[i] = true;
             }
             out.by_source
-                .insert(st, Candidate::natural(source_key, Some(row), None, None, true));
+                .insert(st, Candidate::scanned(source_key, Some(row), None, None, true));
             continue;
         }
         let (target_row, target_key) = match found {
@@ -334,7 +334,7 @@ pub(super) fn match_rows(
         out.map.insert(st.clone(), target_key.clone());
         out.by_source.insert(
             st,
-            Candidate::natural(source_key, Some(row), target_row, target_key, false),
+            Candidate::scanned(source_key, Some(row), target_row, target_key, false),
         );
     }
     for (i, t) in target.into_iter().enumerate() {
@@ -347,10 +347,10 @@ pub(super) fn match_rows(
             Some(source_text) => {
                 let source_key = key_from_text(spec, &spec.key, source_text).unwrap_or_else(|| tk.clone());
                 out.unclaimed
-                    .push(Candidate::natural(source_key, None, Some(t), Some(tk), false));
+                    .push(Candidate::scanned(source_key, None, Some(t), Some(tk), false));
             }
             None => {
-                let mut c = Candidate::natural(tk.clone(), None, Some(t), Some(tk), false);
+                let mut c = Candidate::scanned(tk.clone(), None, Some(t), Some(tk), false);
                 c.no_base = true;
                 out.unclaimed.push(c);
             }
@@ -429,7 +429,7 @@ pub(super) fn match_mapped(
         }
         if excluded {
             out.by_source
-                .insert(st, Candidate::natural(source_key, Some(row), None, None, true));
+                .insert(st, Candidate::scanned(source_key, Some(row), None, None, true));
             continue;
         }
         let target_row = found.map(|i| target[i].clone());
@@ -438,7 +438,7 @@ pub(super) fn match_mapped(
         out.map.insert(st.clone(), target_row.as_ref().and(mapped_key.clone()));
         out.by_source.insert(
             st,
-            Candidate::natural(source_key, Some(row), target_row, mapped_key, false),
+            Candidate::scanned(source_key, Some(row), target_row, mapped_key, false),
         );
     }
     for (i, t) in target.into_iter().enumerate() {
@@ -462,7 +462,7 @@ pub(super) fn match_mapped(
                 None => known = false,
             }
         }
-        let mut c = Candidate::natural(source_key, None, Some(t), Some(tk), false);
+        let mut c = Candidate::scanned(source_key, None, Some(t), Some(tk), false);
         c.no_base = !known;
         out.unclaimed.push(c);
     }

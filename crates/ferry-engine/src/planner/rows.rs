@@ -47,7 +47,9 @@ pub(super) struct Candidate {
 }
 
 impl Candidate {
-    pub(super) fn natural(
+    /// A row met by a scan or a match (not named with `--id`, not pulled
+    /// in), with the target key it was matched to, if any.
+    pub(super) fn scanned(
         key: Vec<Value>,
         source: Option<SideRow>,
         target: Option<SideRow>,

@@ -499,16 +499,9 @@ impl Merge {
                     batch.equal.push((key, spec.hash(&s.row)));
                 }
             } else {
-                batch.candidates.push(Candidate {
-                    key,
-                    source,
-                    target,
-                    excluded,
-                    explicit: false,
-                    pulled_by: None,
-                    target_key: None,
-                    no_base: false,
-                });
+                batch
+                    .candidates
+                    .push(Candidate::scanned(key, source, target, None, excluded));
             }
             if batch.candidates.len() >= BATCH_ROWS
                 || batch.equal.len() >= BATCH_KEYS
