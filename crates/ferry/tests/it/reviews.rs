@@ -1123,3 +1123,22 @@ fn drafts_removed_by_a_rejection_are_not_approved_upstream() {
         "the rejected drafts wait for review: {held:?}"
     );
 }
+
+#[test]
+fn an_unknown_review_is_refused_naming_it_and_where_to_list_them() {
+    let f = seed(false);
+    let before = data_and_base(&f, "preprod");
+    let out = f.run_yes(&["review", "approve", "01NOSUCHREVIEW"]).expect(2);
+    assert!(
+        out.stderr.contains("no environment has a review `01NOSUCHREVIEW`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("`ferry reviews` lists them"), "{}", out.stderr);
+    let json = f
+        .run_yes(&["review", "approve", "01NOSUCHREVIEW", "--json"])
+        .expect(2)
+        .json();
+    assert_eq!(json["error"]["hint"]["kind"], "list-reviews", "{json}");
+    assert_eq!(data_and_base(&f, "preprod"), before);
+}
