@@ -34,7 +34,7 @@ pub fn check(access: Option<&AccessConfig>, user: &str, right: Right, env: &str)
     let Some(roles) = access.users.get(user) else {
         let known: Vec<&str> = access.users.keys().map(String::as_str).collect();
         return Err(format!(
-            "user `{user}` is not listed in [access] and may not write anything (listed: {}); act as a listed user with --as USER or FERRY_USER",
+            "user `{user}` is not listed in [access] and may not write anything (listed: {})",
             known.join(", ")
         ));
     };

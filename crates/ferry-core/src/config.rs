@@ -106,6 +106,15 @@ pub struct Config {
     pub environments: BTreeMap<String, EnvConfig>,
     pub tables: BTreeMap<String, TableConfig>,
     pub access: Option<AccessConfig>,
+    /// The `[server]` section of `ferry serve`.
+    pub server: ServerConfig,
+}
+
+/// `[server]`: where `ferry serve` keeps its users, sessions and tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerConfig {
+    /// `state` or `state_env`; `None`: `ferry-server.db` beside ferry.toml.
+    pub state: Option<UrlSource>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -214,6 +223,14 @@ struct RawConfig {
     #[serde(default)]
     tables: BTreeMap<String, Spanned<RawTable>>,
     access: Option<Spanned<RawAccess>>,
+    server: Option<Spanned<RawServer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    state: Option<Spanned<String>>,
+    state_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -478,6 +495,7 @@ pub fn parse_with(text: &str, path: &Path, kinds: Option<&[UrlKind]>) -> Result<
         ));
     }
     let access = access(&raw, &lines, &mut problems);
+    let server = server(&raw, &lines, &mut problems);
     if !problems.is_empty() {
         return Err(fail(problems));
     }
@@ -487,7 +505,49 @@ pub fn parse_with(text: &str, path: &Path, kinds: Option<&[UrlKind]>) -> Result<
         environments,
         tables,
         access,
+        server,
     })
+}
+
+/// The `[server]` section: the state store's URL (SQLite or PostgreSQL),
+/// never with a password in the file.
+fn server(raw: &RawConfig, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> ServerConfig {
+    let Some(s) = &raw.server else {
+        return ServerConfig::default();
+    };
+    let s = s.get_ref();
+    let state = match (&s.state, &s.state_env) {
+        (Some(_), Some(v)) => {
+            problems.push(ConfigProblem::new("[server]: give either `state` or `state_env`, not both").at(lines.of(v)));
+            None
+        }
+        (Some(u), None) => {
+            let url = u.get_ref();
+            if url_has_password(url) {
+                problems.push(
+                    ConfigProblem::new(
+                        "[server] `state` carries a password; put the URL in an environment variable and write `state_env = \"FERRY_SERVER_STATE\"` instead",
+                    )
+                    .at(lines.of(u)),
+                );
+            } else if !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                problems.push(
+                    ConfigProblem::new(format!(
+                        "[server] `state` = `{}`: the server keeps its users and sessions in SQLite (`sqlite://ferry-server.db`) or PostgreSQL (`postgres://HOST/DB`)",
+                        redact_url(url)
+                    ))
+                    .at(lines.of(u)),
+                );
+            }
+            Some(UrlSource::Inline(url.clone()))
+        }
+        (None, Some(v)) => Some(UrlSource::Variable(v.get_ref().clone())),
+        (None, None) => None,
+    };
+    ServerConfig { state }
 }
 
 /// One `[environments.NAME]` section: its URL, checks and hooks.

@@ -431,7 +431,7 @@ impl Plan {
     pub fn verify_signature(&self, key: &PlanKey) -> Result<(), PlanFileError> {
         if self.signature.is_empty() {
             return Err(PlanFileError(
-                "the plan is not signed, and FERRY_PLAN_KEY requires signed plans; make it again with `ferry plan ... -o FILE` where FERRY_PLAN_KEY is set".into(),
+                "the plan is not signed, and FERRY_PLAN_KEY requires signed plans; save the plan again where FERRY_PLAN_KEY is set".into(),
             ));
         }
         let expected = key.sign(&self.digest());

@@ -73,19 +73,20 @@ impl fmt::Display for Selection {
 }
 
 /// Parses `T:V` or `T:V1,V2` (a composite key in key order).
+/// Errors name no flag: a front end says where the text came from.
 pub fn parse_id(s: &str) -> Result<(String, Vec<String>), SelectionError> {
-    parse_key_arg("--id", s)
+    parse_key_arg(s)
 }
 
 /// Parses the row of `--skip T:V` (as [`parse_id`]).
 pub fn parse_skip(s: &str) -> Result<(String, Vec<String>), SelectionError> {
-    parse_key_arg("--skip", s)
+    parse_key_arg(s)
 }
 
-fn parse_key_arg(flag: &str, s: &str) -> Result<(String, Vec<String>), SelectionError> {
+fn parse_key_arg(s: &str) -> Result<(String, Vec<String>), SelectionError> {
     let bad = |why: &str| {
         SelectionError(format!(
-            "{flag} `{s}`: {why}; write TABLE:KEY, e.g. {flag} businesses:7, or TABLE:V1,V2 for a composite key"
+            "`{s}`: {why}; write TABLE:KEY, e.g. businesses:7, or TABLE:V1,V2 for a composite key"
         ))
     };
     let (table, key) = s.split_once(':').ok_or_else(|| bad("no `:` between table and key"))?;
@@ -106,7 +107,7 @@ fn parse_key_arg(flag: &str, s: &str) -> Result<(String, Vec<String>), Selection
 pub fn parse_where(s: &str) -> Result<(String, String), SelectionError> {
     let bad = |why: &str| {
         SelectionError(format!(
-            "--where `{s}`: {why}; write TABLE:'SQL predicate', e.g. --where \"businesses:city_id = 3\""
+            "`{s}`: {why}; write TABLE:'SQL predicate', e.g. \"businesses:city_id = 3\""
         ))
     };
     let (table, pred) = s
@@ -134,7 +135,7 @@ mod tests {
         assert_eq!(parse_id("t:a,b").unwrap().1, ["a", "b"]);
         for bad in ["t", ":7", "t:", "t:1,,2"] {
             assert!(parse_id(bad).is_err(), "{bad}");
-            assert!(parse_skip(bad).unwrap_err().0.starts_with("--skip"), "{bad}");
+            assert!(parse_skip(bad).unwrap_err().0.starts_with(&format!("`{bad}`")), "{bad}");
         }
         assert_eq!(parse_where("t: a = 1").unwrap(), ("t".into(), "a = 1".into()));
         for bad in ["t", "t:  ", ":a=1", "t:a=1; drop table t"] {

@@ -44,7 +44,7 @@ pub(crate) const READ_ONLY_SQLSTATE: &str = "25006";
 
 /// Appended to the message of a write refused on a reading connection.
 pub(crate) const READ_ONLY_HINT: &str = " (Ferry reads in read-only sessions: SQL it runs to read, such as a \
-    `--where` or `exclude` predicate or a gate's query, may not write)";
+    row condition, an `exclude` predicate or a gate's query, may not write)";
 
 /// Rows per streamed batch.
 pub const BATCH_ROWS: usize = 1024;
@@ -414,7 +414,7 @@ impl Drop for HeldLock {
 pub(crate) const CONNECTION_CLOSED: &str = "the database connection closed under Ferry (a server restart, a network cut, or the session killed on the server), and the database rolls back the transaction it had open. Run the command again";
 
 /// Added to the error of a `COMMIT` whose connection closed under it.
-pub(crate) const CLOSED_IN_COMMIT: &str = "this happened during the COMMIT, so Ferry cannot tell whether the database committed: `ferry log` shows whether the command was recorded";
+pub(crate) const CLOSED_IN_COMMIT: &str = "this happened during the COMMIT, so Ferry cannot tell whether the database committed: the environment's journal shows whether the command was recorded";
 
 /// An I/O error that means the server closed the connection (not one that
 /// could not be opened).

@@ -7,7 +7,7 @@ use ferry_core::access::{self, Right};
 use ferry_db::records::PageRequest;
 use ferry_db::Store;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::journal;
 use crate::project::Project;
 
@@ -99,10 +99,21 @@ pub async fn require(
 ) -> Result<()> {
     let to = store.env().to_string();
     if let Err(why) = access::check(project.config.access.as_ref(), user, right, &to) {
-        let err = Error::Denied(format!("{why}. Nothing was written"));
+        let unlisted = project
+            .config
+            .access
+            .as_ref()
+            .is_some_and(|a| !a.users.contains_key(user));
+        let mut err = Error::Denied(format!("{why}. Nothing was written"));
+        if unlisted {
+            err = err.hint(Hint::ListedUser);
+        }
         let entry = entry(user, action, from, &to).outcome::<()>(&Err(Error::Denied(why)), |_| None);
-        // Best effort: a target that cannot take the audit row still refuses.
-        let _ = record(store, &entry).await;
+        // A target that cannot take the audit row still refuses; the lost
+        // audit row is said, not hidden.
+        if let Err(e) = record(store, &entry).await {
+            tracing::warn!("the refusal of `{user}` in `{to}` could not be audited: {e}");
+        }
         return Err(err);
     }
     Ok(())

@@ -118,6 +118,8 @@ pub enum Hint {
     Steps { steps: Vec<(String, String)> },
     /// Record the rows equal in `from` and `to` as in sync.
     Baseline { from: String, to: String },
+    /// The acting user is not listed in `[access]`: act as one who is.
+    ListedUser,
     /// A damaged sync base row: deleting it and recording a baseline again
     /// also repairs it.
     BaselineAgain,
@@ -127,6 +129,11 @@ impl Error {
     /// `self` with `hint`.
     pub fn hint(self, hint: Hint) -> Error {
         Error::Hinted(Box::new(self), hint)
+    }
+
+    /// Whether the acting user was refused (with or without a hint).
+    pub fn is_denied(&self) -> bool {
+        matches!(self.inner(), Error::Denied(_))
     }
 
     /// The error without its hint.

@@ -150,8 +150,8 @@ pub async fn evaluate(
                             };
                             opened.as_ref().map(|s| &**s).map_err(|e| {
                                 format!(
-                                    "the saved plan carries no result of this check and the source cannot be reached ({e}); make the plan again with `ferry plan {} {} -o FILE`",
-                                    plan.from, plan.to
+                                    "the saved plan carries no result of this check and the source `{}` cannot be reached ({e}); save the plan again where it can be",
+                                    plan.from
                                 )
                             })
                         }

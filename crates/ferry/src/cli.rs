@@ -81,6 +81,30 @@ pub enum ReviewAction {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Add a user who may sign in to `ferry serve` (or set a new password);
+    /// their roles come from [access].
+    #[command(
+        after_help = "Examples:\n  ferry user add alice\n  printf '%s\\n' \"$PASSWORD\" | ferry user add alice --password-stdin"
+    )]
+    Add {
+        name: String,
+        /// Read the password from one line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// The users who may sign in.
+    List,
+    /// Remove a user: their sessions and API tokens stop working at once.
+    Remove { name: String },
+    /// Make an API token for a user, printed once on stdout (Authorization: Bearer TOKEN).
+    #[command(
+        after_help = "Example:\n  TOKEN=$(ferry user token alice)\n  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/environments"
+    )]
+    Token { name: String },
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum TakeSide {
     Source,
@@ -194,6 +218,23 @@ pub enum Command {
         /// Show at most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+    /// Serve the web UI and the JSON API (users: `ferry user add NAME`).
+    #[command(
+        after_help = "Examples:\n  ferry user add alice && ferry serve\n  ferry serve --bind 0.0.0.0:8080   (behind a TLS proxy: see docs/server.md)"
+    )]
+    Serve {
+        /// Address and port to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+        bind: std::net::SocketAddr,
+        /// Mark the session cookie Secure: set when a TLS proxy serves the pages.
+        #[arg(long)]
+        secure_cookies: bool,
+    },
+    /// Manage the users who may sign in to `ferry serve`.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
     },
     /// Record the rows equal in FROM and TO as in sync (and list those that differ).
     Baseline {

@@ -48,6 +48,7 @@ pub fn text(hint: &Hint) -> String {
             format!(": {}", commands.join(", then "))
         }
         Hint::Baseline { from, to } => format!(" with `ferry baseline {from} {to}`"),
+        Hint::ListedUser => "; act as a listed user with --as USER or FERRY_USER".into(),
         Hint::BaselineAgain => {
             ", or delete this row and run `ferry baseline` to record the row's sync base again".into()
         }

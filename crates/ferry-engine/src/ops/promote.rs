@@ -100,7 +100,7 @@ pub async fn prepare<'a>(
 /// (permission refusals are audited where they are decided; a dry run
 /// is no action).
 async fn audit_refusal(target: &dyn Store, req: &PromoteRequest, err: &Error) {
-    if matches!(err, Error::Denied(_)) || req.dry_run {
+    if err.is_denied() || req.dry_run {
         return;
     }
     let mut entry = audit::entry(&req.user, "promote", Some(&req.from), &req.to);

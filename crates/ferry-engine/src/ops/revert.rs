@@ -55,7 +55,7 @@ impl PreparedRevert<'_> {
     pub async fn commit(self) -> Result<Promotion> {
         let req = &self.req;
         let done = crate::revert::revert_with(self.envs, &req.promotion, &req.user, req.force).await;
-        if !matches!(done, Err(Error::Denied(_))) {
+        if !done.as_ref().is_err_and(Error::is_denied) {
             let entry = audit::entry(&req.user, "revert", self.record.from.as_deref(), &self.record.to)
                 .outcome(&done, |p| Some(p.id.clone()));
             let _ = audit::record(&*self.store, &entry).await;

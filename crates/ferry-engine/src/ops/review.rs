@@ -87,7 +87,7 @@ impl PreparedDecision<'_> {
                     // Only possible without [access] (single-user mode): said in the audit.
                     entry.detail = format!("approved their own review {id} (single-user mode: no [access])");
                 }
-                if !matches!(done, Err(Error::Denied(_))) {
+                if !done.as_ref().is_err_and(Error::is_denied) {
                     if entry.ref_id.is_none() {
                         entry.ref_id = Some(id.to_string());
                     }
@@ -117,7 +117,7 @@ impl PreparedDecision<'_> {
                 let done = reviews::reject_with(self.envs, id, &req.user, &req.only).await;
                 let entry =
                     audit::entry(&req.user, "reject", Some(&r.from), &r.to).outcome(&done, |_| Some(id.to_string()));
-                if !matches!(done, Err(Error::Denied(_))) {
+                if !done.as_ref().is_err_and(Error::is_denied) {
                     let _ = audit::record(&*self.target, &entry).await;
                 }
                 Ok(DecisionOutcome::Rejected(done?))

@@ -10,6 +10,7 @@ mod log;
 mod promote;
 mod revert;
 mod reviews;
+mod serve;
 
 use anyhow::Result;
 use ferry_core::selection::{parse_id, parse_skip, parse_where, Selection};
@@ -60,6 +61,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Reviews { env, all } => reviews::list(g, env.as_deref(), all).await,
         Command::Review { action } => reviews::act(g, action).await,
         Command::Audit { env, limit } => reviews::audit(g, env.as_deref(), limit).await,
+        Command::Serve { bind, secure_cookies } => serve::run(g, bind, secure_cookies).await,
+        Command::User { action } => serve::user(g, action).await,
         Command::Baseline {
             from,
             to,
@@ -79,7 +82,9 @@ pub fn envs(g: &Global) -> Result<Envs> {
 }
 
 pub fn selection(args: &SelectionArgs) -> Result<Selection> {
-    let usage = |e: ferry_core::selection::SelectionError| Error::Usage(e.0);
+    fn usage(flag: &'static str) -> impl Fn(ferry_core::selection::SelectionError) -> Error {
+        move |e| Error::Usage(format!("{flag} {}", e.0))
+    }
     Ok(Selection {
         tables: args.tables.clone(),
         ids: args
@@ -87,19 +92,19 @@ pub fn selection(args: &SelectionArgs) -> Result<Selection> {
             .iter()
             .map(|s| parse_id(s))
             .collect::<Result<_, _>>()
-            .map_err(usage)?,
+            .map_err(usage("--id"))?,
         wheres: args
             .wheres
             .iter()
             .map(|s| parse_where(s))
             .collect::<Result<_, _>>()
-            .map_err(usage)?,
+            .map_err(usage("--where"))?,
         skips: args
             .skips
             .iter()
             .map(|s| parse_skip(s))
             .collect::<Result<_, _>>()
-            .map_err(usage)?,
+            .map_err(usage("--skip"))?,
     })
 }
 

@@ -107,7 +107,7 @@ fn moved_text(r: &Review, moved: &BTreeMap<usize, Option<Vec<Value>>>) -> String
 fn only(values: &[String]) -> Result<Vec<(String, Vec<String>)>> {
     Ok(values
         .iter()
-        .map(|s| parse_id(s).map_err(|e| Error::Usage(e.0.replace("--id", "--only"))))
+        .map(|s| parse_id(s).map_err(|e| Error::Usage(format!("--only {}", e.0))))
         .collect::<Result<_, _>>()?)
 }
 

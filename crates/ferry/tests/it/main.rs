@@ -12,6 +12,7 @@ mod pulled_rows;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;
+mod server;
 mod snapshots;
 mod three_way_cli;
 mod torture;

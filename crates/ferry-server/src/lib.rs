@@ -1,0 +1,135 @@
+//! `ferry serve`: the web UI and the JSON API over the engine.
+//!
+//! The server parses a request, calls the engine (`ferry_engine::ops`,
+//! `views`, the listings) and renders; it holds no promotion logic. Its
+//! own state (users, sessions, tokens) is in [`accounts`]; roles stay in
+//! `[access]`. One [`Envs`] per server caches each environment's store.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferry_engine::project::Project;
+use ferry_engine::registry::Envs;
+
+use crate::accounts::Accounts;
+use crate::error::AppError;
+
+/// What every handler shares: the environments (stores opened once and
+/// kept), the state store, and whether cookies are `Secure`.
+#[derive(Clone)]
+pub struct AppState {
+    pub envs: Arc<Envs>,
+    pub accounts: Arc<dyn Accounts>,
+    /// Served over TLS (directly or, as the operator says, behind a proxy).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(project: Arc<Project>, accounts: Arc<dyn Accounts>, secure_cookies: bool) -> AppState {
+        AppState {
+            envs: Arc::new(Envs::shared(project)),
+            accounts,
+            secure_cookies,
+        }
+    }
+}
+
+/// The whole application: pages, sign-in, assets and `/api/v1`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/assets/{file}", get(asset))
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// How `ferry serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub bind: SocketAddr,
+}
+
+/// Serves `state` on `options.bind` until the process ends; `ready` is
+/// told the address bound (port 0 picks one).
+pub async fn serve(state: AppState, options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.bind))?;
+    ready(listener.local_addr()?);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// An API error as `{"error": {"code", "message", "hint"}}` with its status.
+pub fn api_error(e: AppError) -> Response {
+    if let AppError::Internal(inner) = &e {
+        tracing::error!("{inner:#}");
+    }
+    (e.status(), Json(e.json())).into_response()
+}
+
+/// Headers on every answer: a Content-Security-Policy that allows no
+/// inline script or style and no other site, and no framing or sniffing.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The embedded assets (no Node toolchain: two hand-written files).
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "ferry.css" => (include_str!("../assets/ferry.css"), "text/css; charset=utf-8"),
+        "ferry.js" => (include_str!("../assets/ferry.js"), "text/javascript; charset=utf-8"),
+        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    let e = AppError::NotFound(format!("nothing at {}", request.uri().path()));
+    if request.uri().path().starts_with("/api/") {
+        api_error(e)
+    } else {
+        pages::PageError(e).into_response()
+    }
+}
