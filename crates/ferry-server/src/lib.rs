@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod accounts_pg;
 pub mod api;
 pub mod auth;
 pub mod error;
