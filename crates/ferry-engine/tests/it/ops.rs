@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ferry_core::plan::Plan;
 use ferry_core::selection::Selection;
 use ferry_engine::error::Hint;
 use ferry_engine::ops::promote::{self, PromoteOutcome, PromoteRequest};
@@ -34,6 +35,7 @@ fn request() -> PromoteRequest {
         force: false,
         take: None,
         wait: false,
+        expect: None,
     }
 }
 
@@ -120,4 +122,31 @@ async fn the_registry_opens_each_environment_once() {
     assert!(Arc::ptr_eq(&a, &pair.target), "the pair opened its own target");
     let err = envs.open("nowhere").await.err().expect("no such environment");
     assert!(matches!(err, Error::Usage(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_expected_hash_with_a_saved_plan_is_a_usage_error() {
+    let w = world();
+    let envs = Envs::new(w.project.clone());
+    let pair = envs
+        .pair(STAGING, PRODUCTION, &Selection::default(), true)
+        .await
+        .expect("pair");
+    let plan = ferry_engine::planner::plan(&pair, &Selection::default(), ferry_engine::progress::Progress::hidden())
+        .await
+        .expect("plan");
+    let before = w.dump(PRODUCTION);
+    let req = PromoteRequest {
+        expect: Some(promote::Expected {
+            selection: Selection::default(),
+            hash: plan.content_hash(),
+        }),
+        saved: Some(Plan::from_file(&plan.to_file()).expect("a saved plan reads back")),
+        ..request()
+    };
+    let err = promote::prepare(&envs, req, &Quiet).await.err().expect("refused");
+    assert_eq!(err.code(), "usage", "{err}");
+    assert!(err.to_string().contains("saved plan"), "{err}");
+    assert!(!err.to_string().contains("--"), "{err}");
+    assert_eq!(w.dump(PRODUCTION), before);
 }
