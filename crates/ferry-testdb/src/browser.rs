@@ -44,6 +44,9 @@ pub const CHROMEDRIVER_VAR: &str = "FERRY_TEST_CHROMEDRIVER";
 pub const CHROMIUM_VAR: &str = "FERRY_TEST_CHROMIUM";
 /// The variable setting how long a wait polls, in seconds (default 15).
 pub const WAIT_VAR: &str = "FERRY_TEST_BROWSER_WAIT_SECS";
+/// The variable that, set to `off`, skips the browser tests where the
+/// browser is installed (a failure under `CI=true`, as a missing browser).
+pub const SWITCH_VAR: &str = "FERRY_TEST_BROWSER";
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(15);
 /// How long chromedriver may take to listen, and Chromium to open a session
@@ -126,15 +129,19 @@ impl Browser {
     ///
     /// chromedriver: `FERRY_TEST_CHROMEDRIVER`, else `/usr/bin/chromedriver`,
     /// else `chromedriver` on `PATH`; Chromium: `FERRY_TEST_CHROMIUM`, else
-    /// `/usr/bin/chromium`, else `chromium` on `PATH`. When one is missing,
-    /// prints `SKIP browser test TEST: ...` and returns `None`; under
-    /// `CI=true` it panics. A variable naming no executable file, or a
+    /// `/usr/bin/chromium`, else `chromium` on `PATH`. When one is missing
+    /// (or `FERRY_TEST_BROWSER=off`), prints `SKIP browser test TEST: ...`
+    /// and returns `None`; under `CI=true` it panics. A variable naming no executable file, or a
     /// browser that is there but does not start, always panics. Empties the
     /// test's screenshot folder.
     pub async fn start(test: &str) -> Option<Browser> {
         let label = format!("browser test {test}");
         let ci_needs = "CI=true needs chromium and chromedriver (Debian packages chromium and \
                         chromium-driver; .ci/run installs them and exports FERRY_TEST_CHROMEDRIVER)";
+        if std::env::var(SWITCH_VAR).is_ok_and(|v| v.trim() == "off") {
+            crate::skip_or_fail(&label, &format!("{SWITCH_VAR}=off"), ci_needs);
+            return None;
+        }
         let driver_program = match find_program(CHROMEDRIVER_VAR, "/usr/bin/chromedriver", "chromedriver") {
             Ok(Some(p)) => p,
             Ok(None) => return skipped(&label, "no chromedriver", CHROMEDRIVER_VAR, ci_needs),
