@@ -297,9 +297,10 @@ impl Browser {
     }
 
     /// Clicks the element with `data-testid="testid"` (waiting until it is
-    /// there and can be clicked). A click that submits a form returns once
-    /// the next page has loaded; one that opens a `confirm()` returns with
-    /// the dialog open (see [`Browser::accept_confirm`]).
+    /// there and can be clicked). One that opens a `confirm()` returns with
+    /// the dialog open (see [`Browser::accept_confirm`]). After a click
+    /// that loads another page, wait for an element of that page
+    /// ([`Browser::wait_for`], [`Browser::wait_for_text`]).
     pub async fn click(&self, testid: &str) -> BrowserResult<()> {
         self.click_css(testid_css(testid, None)).await
     }
@@ -312,7 +313,16 @@ impl Browser {
 
     /// The visible text of the element with `data-testid="testid"`.
     pub async fn text(&self, testid: &str) -> BrowserResult<String> {
-        let css = testid_css(testid, None);
+        self.text_css(testid_css(testid, None)).await
+    }
+
+    /// The visible text of the element with `data-testid="testid"` and
+    /// `data-key="key"` (a row's cell).
+    pub async fn text_key(&self, testid: &str, key: &str) -> BrowserResult<String> {
+        self.text_css(testid_css(testid, Some(key))).await
+    }
+
+    async fn text_css(&self, css: String) -> BrowserResult<String> {
         let element = self.poll(|| self.find_one(&css)).await?;
         match element.text().await {
             Ok(t) => Ok(t),

@@ -22,10 +22,13 @@ const FORM: &str = r#"<!doctype html>
   <label>Your name <input name="name" data-testid="name-input"></label>
   <table>
     <tr><td><input type="checkbox" name="row" value="businesses:7" data-testid="row-select" data-key="businesses:7"></td>
-        <td>Café Lumière</td></tr>
+        <td data-testid="row-name" data-key="businesses:7">Café Lumière</td></tr>
     <tr><td><input type="checkbox" name="row" value="businesses:8" data-testid="row-select" data-key="businesses:8"></td>
         <td>Bakery 8</td></tr>
   </table>
+  <select name="to" data-testid="target">
+    <option value="preprod">preprod</option><option value="production">production</option>
+  </select>
   <button type="button" data-testid="promote"
           onclick="if (confirm('Promote the selected rows?')) { this.form.submit(); }">Promote</button>
 </form>
@@ -133,6 +136,8 @@ async fn a_form_is_filled_ticked_confirmed_and_posted() {
         let other = b.by_testid_key("row-select", "businesses:7").await?;
         assert!(!other.is_selected().await?, "the other checkbox is not");
         assert_eq!(b.all_by_testid("row-select").await?.len(), 2);
+        assert_eq!(b.text_key("row-name", "businesses:7").await?, "Café Lumière");
+        b.select("target", "production").await?;
         Ok(())
     })
     .await;
@@ -143,7 +148,7 @@ async fn a_form_is_filled_ticked_confirmed_and_posted() {
         b.click("promote").await?;
         assert_eq!(b.accept_confirm().await?, "Promote the selected rows?");
         let posted = b.wait_for_text("result", "posted").await?;
-        assert_eq!(posted, "posted: name=Ada & Grace; row=businesses:8");
+        assert_eq!(posted, "posted: name=Ada & Grace; row=businesses:8; to=production");
         assert_eq!(b.current_url().await?, format!("{base}/submit"));
         b.wait_gone("form").await?;
         Ok(())
