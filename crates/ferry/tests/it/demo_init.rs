@@ -546,3 +546,58 @@ fn init_demo_promotion_is_a_review_approved_by_another_user_then_reverted() {
         "the revert did not restore production byte for byte"
     );
 }
+
+/// The commented `[access]` example at the end of the demo's ferry.toml,
+/// switched on, does what its comment says: alice promotes, bob approves,
+/// and nobody approves a review they submitted.
+#[test]
+fn init_demo_access_example_works_when_uncommented() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    assert_code(&ferry(dir, &["init", "--demo"]), 0);
+    let path = dir.join("ferry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .find("\n# [access]\n")
+        .expect("the demo shows a commented [access] example")
+        + 1;
+    let example: String = text[at..]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .unwrap_or_else(|| panic!("not a commented line: {l:?}"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, format!("{}{example}", &text[..at])).unwrap();
+    assert_code(&ferry(dir, &["check"]), 0);
+
+    sql(
+        &dir.join("staging.db"),
+        "UPDATE businesses SET name = 'Sprüngli AG' WHERE id = 3",
+    );
+    let submit = |user: &str| {
+        let run = ferry(
+            dir,
+            &["promote", "staging", "production", "--yes", "--json", "--as", user],
+        );
+        assert_code(&run, 0);
+        run.json()["review"].as_str().expect("a review id").to_string()
+    };
+    let approve = |id: &str, user: &str| ferry(dir, &["review", "approve", id, "--yes", "--as", user]);
+
+    let by_alice = submit("alice");
+    let refused = approve(&by_alice, "alice");
+    assert_code(&refused, 4);
+    assert!(refused.stderr.contains("lead"), "alice is no lead: {}", refused.stderr);
+    assert_code(&approve(&by_alice, "bob"), 0);
+
+    sql(
+        &dir.join("staging.db"),
+        "UPDATE businesses SET name = 'Sprüngli AG 🍫' WHERE id = 3",
+    );
+    let by_bob = submit("bob");
+    let own = approve(&by_bob, "bob");
+    assert_code(&own, 4);
+    assert!(own.stderr.contains("submitted this review"), "{}", own.stderr);
+}
