@@ -219,3 +219,77 @@ async fn environments(State(state): State<AppState>, _user: CurrentUser) -> ApiR
     }
     Ok(Json(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value as J;
+
+    /// Every (path, method) of the document.
+    fn documented(doc: &J) -> BTreeSet<(String, String)> {
+        let paths = doc["paths"].as_object().expect("paths");
+        paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("a path item")
+                    .keys()
+                    .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+                    .map(move |m| (path.clone(), m.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes_served() {
+        let doc: J = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let served: BTreeSet<(String, String)> = super::table()
+            .into_iter()
+            .flat_map(|(path, methods, _)| methods.iter().map(move |m| (path.to_string(), m.to_string())))
+            .collect();
+        let documented = documented(&doc);
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty(), "served but not documented: {missing:?}");
+        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+    }
+
+    /// Each operation documents its path parameters, its success and the
+    /// error body for 401; every `$ref` names a schema of the document.
+    #[test]
+    fn every_operation_documents_its_parameters_errors_and_schemas() {
+        let doc: J = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let params: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
+                    .unwrap_or_default();
+                if path.contains("{id}") {
+                    assert!(params.contains(&"id"), "{method} {path}: no `id` parameter");
+                }
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(
+                    responses.keys().any(|c| c.starts_with('2')),
+                    "{method} {path}: no success"
+                );
+                assert_eq!(
+                    responses["401"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
+                    "{method} {path}"
+                );
+                if method == "post" {
+                    assert!(params.contains(&"X-CSRF-Token"), "{method} {path}: no CSRF header");
+                    assert!(responses.contains_key("403"), "{method} {path}: no 403");
+                }
+            }
+        }
+        let text = super::OPENAPI;
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().expect("a name");
+            assert!(schemas.contains_key(name), "$ref to a missing schema `{name}`");
+        }
+    }
+}
