@@ -88,7 +88,7 @@ async fn openapi(_user: CurrentUser) -> Response {
 
 /// A JSON request body; a body that is not the JSON expected is a 400
 /// with the API's error body (axum's own rejection is plain text). An
-/// empty body reads as `{}` (every field of a body here is optional but
+/// empty body (or `null`) reads as `{}` (every field of a body here is optional but
 /// the ones a handler names), and unknown fields are refused by each body
 /// type (`deny_unknown_fields`), so a misspelt option is never ignored.
 pub struct ApiJson<T>(pub T);
@@ -100,10 +100,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {}", e.body_text())))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        let trimmed = bytes.trim_ascii();
+        let text: &[u8] = if trimmed.is_empty() || trimmed == b"null" {
             b"{}"
         } else {
-            &bytes
+            trimmed
         };
         serde_json::from_slice(text).map(ApiJson).map_err(|e| {
             ApiError(AppError::BadRequest(format!(
@@ -206,7 +207,7 @@ async fn environments(State(state): State<AppState>, _user: CurrentUser) -> ApiR
         };
         let (engine, healthy, error) = match state.envs.open(name).await {
             Ok(store) => (Some(store.engine().to_string()), true, None),
-            Err(e) => (None, false, Some(e.to_string())),
+            Err(e) => (None, false, Some(crate::error::hide_urls(&e.to_string()))),
         };
         out.push(EnvironmentView {
             name: name.to_string(),
