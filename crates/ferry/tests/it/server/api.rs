@@ -519,3 +519,50 @@ async fn a_database_url_and_its_password_never_appear_in_an_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn conflicts_are_409_until_decided_with_take_or_force() {
+    let (f, s, t) = served_with(CONFIG);
+    // Business 1 was created apart in each environment: a first-contact
+    // conflict, which refuses a promotion until decided.
+    let body = json!({"from": "staging", "to": "production", "ids": ["businesses:1"]});
+    let before = dump(&f.production());
+    let got = post_bearer(&s, &t, "/api/v1/promotions", &body, 409).await;
+    assert_eq!(got["error"]["hint"]["kind"], "conflicts", "{got}");
+    assert_eq!(dump(&f.production()), before);
+    // Kept as production has it: recorded in sync, the row untouched.
+    let kept = post_bearer(
+        &s,
+        &t,
+        "/api/v1/promotions",
+        &json!({"from": "staging", "to": "production", "ids": ["businesses:1"], "take": "target"}),
+        201,
+    )
+    .await;
+    assert_eq!(kept["counts"]["update"], 0, "{kept}");
+    assert_eq!(
+        f.scalar("production", "SELECT name FROM businesses WHERE id = 1"),
+        "Cafe Ole"
+    );
+    // Decided: the pair no longer conflicts on it.
+    let plan = s
+        .bearer(&t)
+        .get_json("/api/v1/diff?from=staging&to=production&id=businesses:1", 200)
+        .await;
+    assert_eq!(plan["counts"]["conflict"], 0, "{plan}");
+    // `force` lets the source win a conflict.
+    f.exec("staging", "UPDATE cities SET name = 'Lyon (staging)' WHERE id = 1");
+    f.exec(
+        "production",
+        "UPDATE cities SET name = 'Lyon (production)' WHERE id = 1",
+    );
+    let cities = json!({"from": "staging", "to": "production", "ids": ["cities:1"]});
+    post_bearer(&s, &t, "/api/v1/promotions", &cities, 409).await;
+    let mut forced = cities.clone();
+    forced["force"] = json!(true);
+    post_bearer(&s, &t, "/api/v1/promotions", &forced, 201).await;
+    assert_eq!(
+        f.scalar("production", "SELECT name FROM cities WHERE id = 1"),
+        "Lyon (staging)"
+    );
+}
