@@ -16,6 +16,7 @@ use ferry_db::{meta, Store};
 use ferry_engine::audit::{self, AuditFilter};
 use ferry_engine::paging::{Cursor, Page, PageRequest};
 use ferry_engine::registry::Envs;
+use ferry_engine::views::AuditPageView;
 use ferry_engine::{journal, reviews};
 
 use super::support::{Eng, World};
@@ -150,6 +151,23 @@ async fn the_audit_trail_pages_through_a_filter() {
                 assert_pages(&got, &details(&written, |e| filter.keeps(e)), limit, &what);
             }
         }
+        // As a front end sends it: `ferry audit --json`'s entries and the cursor.
+        let first = audit::page(&*store, &AuditFilter::default(), PageRequest::first(2))
+            .await
+            .expect("a page");
+        let next = first.next.clone().expect("a next page");
+        let json = serde_json::to_value(AuditPageView::new(first)).expect("the view serializes");
+        assert_eq!(json["next"], serde_json::json!(next.as_text()), "{test}");
+        let newest = &written[249];
+        assert_eq!(
+            json["entries"][0],
+            serde_json::json!({
+                "id": newest.id, "at": newest.at, "user": newest.user, "action": "approve",
+                "from": "elsewhere", "to": P, "result": "ok", "detail": "#249", "ref_id": null,
+            }),
+            "{test}"
+        );
+        assert_eq!(json["entries"].as_array().map(Vec::len), Some(2), "{test}");
         // A filter nothing matches: one empty last page.
         let nobody = AuditFilter {
             user: Some("nobody".into()),
