@@ -2,9 +2,10 @@
 
 use axum::extract::State;
 use axum::Json;
-use ferry_engine::audit::{self, AuditEntry, AuditFilter};
+use ferry_engine::audit::{self, AuditFilter};
 use ferry_engine::paging::{Cursor, PageRequest};
-use serde::{Deserialize, Serialize};
+use ferry_engine::views::AuditPageView;
+use serde::Deserialize;
 
 use super::{stores, ApiQuery, ApiResult};
 use crate::auth::CurrentUser;
@@ -28,14 +29,6 @@ pub struct AuditQuery {
     limit: Option<usize>,
 }
 
-/// One page of the audit trail, newest first.
-#[derive(Serialize)]
-pub struct AuditPage {
-    pub entries: Vec<AuditEntry>,
-    /// The cursor of the next (older) page; `null` on the last one.
-    pub next: Option<String>,
-}
-
 /// `GET /api/v1/audit?env=E[&user=U][&action=A][&cursor=C][&limit=N]`:
 /// `{"entries", "next"}`. Every page is full unless the trail ends; a
 /// cursor no page gave is a 400.
@@ -43,7 +36,7 @@ pub async fn list(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<AuditPage> {
+) -> ApiResult<AuditPageView> {
     let req = PageRequest {
         limit: super::limit(q.limit)?,
         after: q.cursor.map(Cursor::from_text),
@@ -59,8 +52,5 @@ pub async fn list(
         }
         None => audit::page_all(&stores(&state, None).await?, &filter, req).await?,
     };
-    Ok(Json(AuditPage {
-        entries: page.items,
-        next: page.next.map(|c| c.as_text().to_string()),
-    }))
+    Ok(Json(AuditPageView::new(page)))
 }
