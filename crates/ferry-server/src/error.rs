@@ -56,7 +56,11 @@ impl AppError {
     /// The body: the engine's own for its errors.
     pub fn body(&self) -> ErrorBody {
         match self {
-            AppError::Engine(e) => e.body(),
+            AppError::Engine(e) => {
+                let mut body = e.body();
+                body.message = hide_urls(&body.message);
+                body
+            }
             other => ErrorBody {
                 code: match other {
                     AppError::Unauthorized => "unauthorized",
@@ -76,6 +80,35 @@ impl AppError {
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({ "error": self.body() })
     }
+}
+
+/// `message` with every URL (`scheme://...`) replaced by a placeholder:
+/// the engine masks a database URL's password, but a page or an API
+/// answer names no database URL at all (user, host and database name are
+/// for the operator's logs and the command line, not for every user).
+pub fn hide_urls(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, word) in message.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let body = word.trim_start_matches(['`', '(', '"', '\'']);
+        let is_url = body.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && !rest.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
+        if !is_url {
+            out.push_str(word);
+            continue;
+        }
+        let lead = &word[..word.len() - body.len()];
+        let tail_at = body.trim_end_matches(['`', ')', '"', '\'', ':', ',', ';', '.']).len();
+        out.push_str(lead);
+        out.push_str("(database URL hidden)");
+        out.push_str(&body[tail_at..]);
+    }
+    out
 }
 
 fn engine_status(e: &ferry_engine::Error) -> StatusCode {
@@ -102,5 +135,24 @@ impl From<anyhow::Error> for AppError {
             Ok(engine) => AppError::Engine(engine),
             Err(e) => AppError::Internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hide_urls;
+
+    #[test]
+    fn urls_are_hidden_from_messages_and_the_rest_kept() {
+        assert_eq!(
+            hide_urls("environment `remote`: cannot connect to postgres://u:***@db:5432/app: refused"),
+            "environment `remote`: cannot connect to (database URL hidden): refused"
+        );
+        assert_eq!(
+            hide_urls("`mysql://root@127.0.0.1/x` failed."),
+            "`(database URL hidden)` failed."
+        );
+        assert_eq!(hide_urls("no url: a://"), "no url: a://");
+        assert_eq!(hide_urls("plain text stays"), "plain text stays");
     }
 }

@@ -28,6 +28,9 @@ use ferry_engine::registry::Envs;
 use crate::accounts::Accounts;
 use crate::error::AppError;
 
+/// How long a request waits for an environment's database to be opened.
+pub const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every handler shares: the environments (stores opened once and
 /// kept), the state store, and whether cookies are `Secure`.
 #[derive(Clone)]
@@ -41,7 +44,9 @@ pub struct AppState {
 impl AppState {
     pub fn new(project: Arc<Project>, accounts: Arc<dyn Accounts>, secure_cookies: bool) -> AppState {
         AppState {
-            envs: Arc::new(Envs::shared(project)),
+            // A database that does not answer is a 502 after this, not a
+            // request that hangs as long as the operating system waits.
+            envs: Arc::new(Envs::shared(project).open_timeout(OPEN_TIMEOUT)),
             accounts,
             secure_cookies,
         }

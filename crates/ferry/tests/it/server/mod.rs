@@ -4,4 +4,6 @@
 
 mod support;
 
+mod api;
+mod api_engines;
 mod sign_in;
