@@ -4,4 +4,5 @@
 
 mod support;
 
+mod reviews_pages;
 mod sign_in;
