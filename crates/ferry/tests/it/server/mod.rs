@@ -4,5 +4,6 @@
 
 mod support;
 
+mod history_pages;
 mod reviews_pages;
 mod sign_in;
