@@ -10,12 +10,14 @@
 mod bad_values;
 mod column_limits;
 mod concurrency;
+mod expected_hash;
 mod foreign_keys;
 mod generated_ids;
 mod identifiers;
 mod json_paths;
 mod json_references;
 mod json_text;
+mod listings;
 mod natural_children;
 mod own_records;
 mod races;
