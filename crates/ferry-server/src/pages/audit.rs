@@ -1,13 +1,13 @@
 //! The audit trail: every write and every refusal, newest first, filtered
-//! by environment, user and action, [`PAGE_SIZE`] a page.
+//! by environment, user and action, [`paging::PAGE_SIZE`] a page.
 
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
-use ferry_engine::audit::{self, AuditEntry};
+use ferry_engine::audit::{self, AuditEntry, AuditFilter};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::paging::{self, Part, PAGE_SIZE};
+use super::paging;
 use super::{cells, encode, layout, PageResult};
 use crate::auth::CurrentUser;
 use crate::AppState;
@@ -33,22 +33,19 @@ fn given(v: &Option<String>) -> Option<&str> {
 pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Query<AuditQuery>) -> PageResult {
     let (env, who, action, cursor) = (given(&q.env), given(&q.user), given(&q.action), given(&q.cursor));
     let (stores, unreachable) = state.envs.each(env).await?;
-    let keep = |a: &AuditEntry| who.is_none_or(|u| a.user == u) && action.is_none_or(|x| a.action == x);
-    let mut parts: Vec<Part<AuditEntry>> = Vec::new();
-    for store in stores {
-        // Stopgap until the engine pages a filtered audit trail: the
-        // whole trail of the environment, filtered here.
-        let all = audit::list(&*store).await?;
-        parts.push(paging::part_of(all, cursor, PAGE_SIZE, |a| &a.id, keep));
-    }
-    let (entries, next) = paging::merge(parts, PAGE_SIZE, |a| &a.id);
+    let filter = AuditFilter {
+        user: who.map(str::to_string),
+        action: action.map(str::to_string),
+    };
+    let page = audit::page_all(&stores, &filter, paging::request(cursor)).await?;
+    let (entries, next) = (page.items, page.next);
     let next_link = next.map(|c| {
         format!(
             "/audit?env={}&user={}&action={}&cursor={}",
             encode(env.unwrap_or("")),
             encode(who.unwrap_or("")),
             encode(action.unwrap_or("")),
-            encode(&c)
+            encode(c.as_text())
         )
     });
     let body = html! {

@@ -17,7 +17,7 @@ use ferry_engine::revert;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::paging::{self, Part, PAGE_SIZE};
+use super::paging;
 use super::{cells, encode, layout, PageError, PageResult};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
@@ -31,17 +31,13 @@ pub struct HistoryQuery {
 }
 
 /// `GET /history[?env=E][&cursor=C]`: promotions, reverts, approvals and
-/// baselines, newest first, [`PAGE_SIZE`] a page.
+/// baselines, newest first, [`paging::PAGE_SIZE`] a page.
 pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Query<HistoryQuery>) -> PageResult {
     let env = q.env.as_deref().filter(|e| !e.is_empty());
     let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
     let (stores, unreachable) = state.envs.each(env).await?;
-    let mut parts: Vec<Part<PromotionRecord>> = Vec::new();
-    for store in stores {
-        let all = journal::promotions(&*store).await?;
-        parts.push(paging::part_of(all, cursor, PAGE_SIZE, |p| &p.id, |_| true));
-    }
-    let (records, next) = paging::merge(parts, PAGE_SIZE, |p| &p.id);
+    let page = journal::page_all(&stores, paging::request(cursor)).await?;
+    let (records, next) = (page.items, page.next);
     let names = state.envs.project().config.environments_in_order();
     let env_q = encode(env.unwrap_or(""));
     let body = html! {
@@ -82,7 +78,7 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
             }
         }
         @if let Some(c) = &next {
-            p.pager { a data-testid="next-page" href=(format!("/history?env={env_q}&cursor={}", encode(c))) { "Older promotions →" } }
+            p.pager { a data-testid="next-page" href=(format!("/history?env={env_q}&cursor={}", encode(c.as_text()))) { "Older promotions →" } }
         }
     };
     Ok(layout::page(&user, "History", body).into_response())

@@ -42,12 +42,11 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
     let (stores, unreachable) = state.envs.each(env).await?;
     let mut found: Vec<Review> = Vec::new();
     for store in stores {
-        found.extend(
-            reviews::list(&*store)
-                .await?
-                .into_iter()
-                .filter(|r| all || r.status == "open"),
-        );
+        found.extend(if all {
+            reviews::list(&*store).await?
+        } else {
+            reviews::open(&*store).await?
+        });
     }
     found.sort_by(|a, b| b.id.cmp(&a.id));
     let body = html! {

@@ -242,4 +242,8 @@ async fn the_audit_page_filters_and_pages() {
     // An unknown environment is a usage error.
     let (status, _) = page(&bob, "/audit?env=nowhere").await;
     assert_eq!(status, 400);
+    // So is a cursor no page gave.
+    let (status, bad) = page(&bob, "/audit?cursor=made-up").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad.contains("not a cursor"), "{bad}");
 }
