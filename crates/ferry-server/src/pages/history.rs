@@ -89,8 +89,35 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> PageResult {
     let (store, record) = revert::find_with(&state.envs, &id).await?;
     let rows = journal::journal_rows(&*store, &id).await?;
-    let body = promotion_body(&state, &user, &record, &rows, None);
+    // Whether a revert would need forcing, said before the click (for
+    // whoever is offered the revert).
+    let revertible = record.kind != "baseline" && record.reverted_by.is_none();
+    let shown = if revertible && why_not_revert(&state, &user, &record).is_none() {
+        match revert::changed_since(&*store, &record, &rows).await {
+            Ok(changed) if changed.is_empty() => Shown::Plain,
+            Ok(changed) => Shown::Changed(changed),
+            Err(e) => Shown::Unchecked(e.to_string()),
+        }
+    } else {
+        Shown::Plain
+    };
+    let body = promotion_body(&state, &user, &record, &rows, &shown);
     Ok(layout::page(&user, &format!("Promotion {id}"), body).into_response())
+}
+
+/// What the page says about reverting.
+enum Shown {
+    /// Nothing changed since: the plain revert.
+    Plain,
+    /// These rows changed since (`table:key (why)`): a revert needs
+    /// forcing.
+    Changed(Vec<String>),
+    /// Whether rows changed since could not be read (why); the revert
+    /// checks again.
+    Unchecked(String),
+    /// A revert was just refused (the engine's message) because rows
+    /// changed since.
+    Refused(String),
 }
 
 /// Why `user` may not revert in `record.to` (`None`: they may).
@@ -104,14 +131,13 @@ fn why_not_revert(state: &AppState, user: &CurrentUser, record: &PromotionRecord
     .err()
 }
 
-/// The promotion page; `refused`: a revert refused because rows changed
-/// since (its message), which offers the forced revert.
+/// The promotion page, and what it says about reverting.
 fn promotion_body(
     state: &AppState,
     user: &CurrentUser,
     record: &PromotionRecord,
     rows: &[JournalRow],
-    refused: Option<&str>,
+    shown: &Shown,
 ) -> Markup {
     let link = |id: &str| html! { a.mono href=(format!("/promotions/{}", encode(id))) { (id) } };
     html! {
@@ -131,13 +157,19 @@ fn promotion_body(
             @if let Some(of) = &record.reverts { dt { "Reverts" } dd data-testid="reverts" { (link(of)) } }
             @if let Some(by) = &record.reverted_by { dt { "Reverted by" } dd data-testid="reverted-by" { (link(by)) } }
         }
-        @if let Some(message) = refused {
-            (layout::notice("error", message))
+        @match shown {
+            Shown::Refused(message) => (layout::notice("error", message)),
+            Shown::Changed(rows) => (layout::notice("warning", &format!(
+                "{} row(s) changed in {} since this promotion: {}. Reverting restores the before-images over them only when forced.",
+                rows.len(), record.to, rows.join(", ")))),
+            Shown::Unchecked(why) => (layout::notice("warning", &format!(
+                "Whether rows changed since this promotion could not be read ({why}); the revert checks again."))),
+            Shown::Plain => {},
         }
         h2 { "Rows" }
         @if rows.is_empty() { p.muted { "No rows." } }
         @for r in rows { (row(r)) }
-        (revert_section(state, user, record, rows, refused.is_some()))
+        (revert_section(state, user, record, rows, matches!(shown, Shown::Changed(_) | Shown::Refused(_))))
     }
 }
 
@@ -187,7 +219,8 @@ fn row(r: &JournalRow) -> Markup {
 }
 
 /// Revert: what it restores, and the button, for a user with the revert
-/// right; `forcing`: a plain revert was just refused, offer it forced.
+/// right; `forcing`: rows changed since, so a plain revert would be (or
+/// just was) refused: offer it forced.
 fn revert_section(
     state: &AppState,
     user: &CurrentUser,
@@ -287,7 +320,7 @@ pub async fn revert(
     let done = match prepared.commit().await {
         Ok(done) => done,
         Err(e) if matches!(e.hint_of(), Some(Hint::ForceRevert)) => {
-            let body = promotion_body(&state, &user, &record, &rows, Some(&e.to_string()));
+            let body = promotion_body(&state, &user, &record, &rows, &Shown::Refused(e.to_string()));
             let page = layout::page(&user, &format!("Promotion {id}"), body);
             return Ok((StatusCode::CONFLICT, page).into_response());
         }

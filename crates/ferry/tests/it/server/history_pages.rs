@@ -125,6 +125,16 @@ async fn a_revert_over_rows_changed_since_is_refused_then_forced() {
     let s = Server::start(f.path(), &[]);
     let bob = s.sign_in("bob", "pw-bob").await;
     let edited = dump(&f.production());
+    // The page says so before the click, and offers the forced revert only.
+    let (_, html) = page(&bob, &format!("/promotions/{id}")).await;
+    assert!(html.contains("data-testid=\"notice-warning\""), "{html}");
+    assert!(html.contains("businesses:1 (column name)"), "{html}");
+    assert!(
+        html.contains("data-testid=\"revert-force\"") && !html.contains("revert-button"),
+        "{html}"
+    );
+    assert_eq!(dump(&f.production()), edited, "a page writes nothing");
+    // A plain revert (a page from before the edit) is refused.
     let (status, refused) = post(&bob, &format!("/promotions/{id}/revert"), &[]).await;
     assert_eq!(status, 409, "{refused}");
     assert!(refused.contains("data-testid=\"notice-error\""), "{refused}");
