@@ -314,3 +314,115 @@ async fn a_row_changed_in_the_target_since_submission_shows_the_target_now() {
     assert_eq!(status, 409, "{refused}");
     assert_eq!(dump(&f.production()), before);
 }
+
+/// On PostgreSQL (`FERRY_TEST_POSTGRES_URL`; a SKIP line without it, a
+/// failure under `CI=true`): drafts inserted and a revision held, the
+/// review page showing both, a forged approval refused, the approval by a
+/// second user publishing them, and its revert from the history page
+/// restoring production as it was before the approval.
+#[tokio::test]
+async fn a_review_on_postgres_is_approved_in_the_page_and_reverted() {
+    use ferry_testdb::{pg_dump_tables, Database, Engine};
+
+    const TEST: &str = "reviews_pages_postgres";
+    const PG_SCHEMA: &str = "
+        CREATE TABLE cities (id integer PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE businesses (
+            id integer PRIMARY KEY,
+            name text NOT NULL,
+            city_id integer REFERENCES cities(id),
+            is_published boolean NOT NULL DEFAULT false
+        );";
+    let (Some(staging), Some(production)) = (
+        Database::create(Engine::Postgres, TEST, "rp_staging"),
+        Database::create(Engine::Postgres, TEST, "rp_production"),
+    ) else {
+        return;
+    };
+    for db in [&staging, &production] {
+        db.exec(PG_SCHEMA).await;
+        db.exec("INSERT INTO cities VALUES (1, 'Lyon'); INSERT INTO businesses VALUES (1, 'Café Olé ☕', 1, true);")
+            .await;
+    }
+    let dir = tempfile::tempdir().expect("a folder");
+    let config = config(true)
+        .replace("url = \"sqlite://staging.db\"", "url_env = \"FERRY_RP_STAGING_URL\"")
+        .replace(
+            "url = \"sqlite://production.db\"",
+            "url_env = \"FERRY_RP_PRODUCTION_URL\"",
+        )
+        .replace(
+            "references = { city_id = \"cities\" }",
+            "references = { city_id = \"cities\" }\ndraft = { is_published = false }",
+        );
+    std::fs::write(dir.path().join("ferry.toml"), config).expect("write ferry.toml");
+    let vars = [
+        ("FERRY_RP_STAGING_URL", staging.url.as_str()),
+        ("FERRY_RP_PRODUCTION_URL", production.url.as_str()),
+    ];
+    let run = |args: &[&str]| crate::common::run_in_with(dir.path(), args, &vars);
+    run(&["baseline", "staging", "production", "--as", "bob", "--yes"]).expect(0);
+    staging
+        .exec(
+            "UPDATE businesses SET name = 'Café Olé ☕ v2' WHERE id = 1;
+             INSERT INTO cities VALUES (2, 'Zürich 🏔️');
+             INSERT INTO businesses VALUES (2, 'Bäckerei 🥨', 2, true);",
+        )
+        .await;
+    let v = run(&["promote", "staging", "production", "--as", "alice", "--yes", "--json"])
+        .expect(0)
+        .json();
+    let id = v["review"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no review: {v:#}"))
+        .to_string();
+    let tables = ["cities", "businesses", "_ferry_sync"];
+    let dump = || pg_dump_tables(&production.url, &tables).unwrap_or_else(|e| panic!("{e}"));
+    // The drafts are in production, unpublished; the revision is held.
+    let drafted = dump();
+    let app = || pg_dump_tables(&production.url, &["cities", "businesses"]).unwrap_or_else(|e| panic!("{e}"));
+    let drafted_rows = app();
+    assert_eq!(
+        production.client("SELECT id, name, is_published FROM businesses ORDER BY id"),
+        "1|Café Olé ☕|t\n2|Bäckerei 🥨|f\n"
+    );
+    for user in ["alice", "bob"] {
+        add_user(dir.path(), user, &format!("pw-{user}"));
+    }
+    let s = Server::start(dir.path(), &vars);
+
+    let bob = s.sign_in("bob", "pw-bob").await;
+    let (status, html) = page(&bob, &format!("/reviews/{id}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("publish draft") && html.contains("Café Olé ☕ v2"),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-testid=\"row-select\" data-key=\"businesses:1\""),
+        "{html}"
+    );
+    assert!(html.contains("data-testid=\"review-approve\""), "{html}");
+
+    let alice = s.sign_in("alice", "pw-alice").await;
+    let (status, refused) = post(&alice, &format!("/reviews/{id}/approve"), &[]).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(dump(), drafted, "a refused approval writes nothing");
+
+    let (status, done) = post(&bob, &format!("/reviews/{id}/approve"), &[]).await;
+    assert_eq!(status, 200, "{done}");
+    let promotion = testid(&done, "promotion-id").unwrap_or_else(|| panic!("no promotion-id: {done}"));
+    assert_eq!(
+        production.client("SELECT id, name, is_published FROM businesses ORDER BY id"),
+        "1|Café Olé ☕ v2|t\n2|Bäckerei 🥨|t\n"
+    );
+    let (status, reverted) = post(&bob, &format!("/promotions/{promotion}/revert"), &[]).await;
+    assert_eq!(status, 200, "{reverted}");
+    assert!(testid(&reverted, "promotion-id").is_some(), "{reverted}");
+    assert_eq!(
+        production.client("SELECT id, name, is_published FROM businesses ORDER BY id"),
+        "1|Café Olé ☕|t\n2|Bäckerei 🥨|f\n",
+        "the approval is undone: the revision gone, the draft unpublished"
+    );
+    assert_eq!(app(), drafted_rows, "every cell as before the approval");
+}
