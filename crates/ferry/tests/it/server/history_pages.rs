@@ -257,3 +257,46 @@ async fn the_audit_page_filters_and_pages() {
     assert_eq!(status, 400, "{bad}");
     assert!(bad.contains("not a cursor"), "{bad}");
 }
+
+/// The `data-id`s of the promotion rows of a history page.
+fn promotion_ids(html: &str) -> Vec<String> {
+    html.split("data-testid=\"promotion-row\" data-id=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn history_pages_through_older_promotions() {
+    let f = seed(false);
+    let mut last = promoted(&f);
+    let s = Server::start(f.path(), &[]);
+    let bob = s.sign_in("bob", "pw-bob").await;
+    // Each revert is a promotion too (a revert of a revert applies again):
+    // 1 baseline + 1 promotion + 52 reverts, more than a page.
+    for _ in 0..52 {
+        let (status, done) = post(&bob, &format!("/promotions/{last}/revert"), &[]).await;
+        assert_eq!(status, 200, "{done}");
+        last = testid(&done, "promotion-id").unwrap_or_else(|| panic!("no promotion-id: {done}"));
+    }
+    let (status, first) = page(&bob, "/history?env=production").await;
+    assert_eq!(status, 200, "{first}");
+    let one = promotion_ids(&first);
+    assert_eq!(one.len(), 50, "{first}");
+    assert_eq!(one[0], last, "newest first");
+    let next = next_page(&first).unwrap_or_else(|| panic!("no next page: {first}"));
+    assert!(next.contains("env=production"), "{next}");
+    let (_, second) = page(&bob, &next).await;
+    let two = promotion_ids(&second);
+    assert_eq!(two.len(), 4, "{second}");
+    assert!(next_page(&second).is_none(), "{second}");
+    let mut all = [one, two].concat();
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), count, "no promotion on two pages");
+    // Every environment at once pages the same way.
+    let (_, every) = page(&bob, "/history").await;
+    assert_eq!(promotion_ids(&every).len(), 50, "{every}");
+}
