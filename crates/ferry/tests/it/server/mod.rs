@@ -6,4 +6,6 @@ mod support;
 
 mod api;
 mod api_engines;
+mod history_pages;
+mod reviews_pages;
 mod sign_in;
