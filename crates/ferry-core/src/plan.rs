@@ -467,6 +467,50 @@ impl Plan {
         Ok(plan)
     }
 
+    /// A hash of what the plan would do (blake3, hex): the route, the
+    /// selection, the tables with their keys and row columns, every field
+    /// of every entry (row images, actions, the target hashes it expects,
+    /// the new sync bases) and the rows left out by `exclude`. Not when it
+    /// was made, its checks, its file hash or signature, nor anything held
+    /// in memory only: two plans of the same databases made at different
+    /// times hash the same, and any change to a row either side, an action
+    /// or an expected target hash changes it. A front end shows a plan with
+    /// this hash, and a promotion made under the writer lock can then
+    /// refuse to apply anything but what was shown.
+    pub fn content_hash(&self) -> String {
+        /// What the hash covers, in a fixed order (the serde order of the
+        /// fields, the key order of the maps).
+        #[derive(Serialize)]
+        struct Content<'a> {
+            from: &'a str,
+            to: &'a str,
+            selection: &'a [String],
+            tables: &'a [String],
+            keys: &'a BTreeMap<String, Vec<String>>,
+            columns: &'a BTreeMap<String, Vec<String>>,
+            entries: &'a [PlanEntry],
+            excluded: &'a BTreeMap<String, u64>,
+        }
+        let content = Content {
+            from: &self.from,
+            to: &self.to,
+            selection: &self.selection,
+            tables: &self.tables,
+            keys: &self.keys,
+            columns: &self.columns,
+            entries: &self.entries,
+            excluded: &self.excluded,
+        };
+        let mut hasher = blake3::Hasher::new_derive_key("ferry 2026-12 plan content v1");
+        // Writing into a hasher cannot fail, and every field serializes
+        // (the entries are written the same way to a plan file); serde
+        // streams into the hasher, so the plan is never copied.
+        if let Err(e) = serde_json::to_writer(&mut hasher, &content) {
+            unreachable!("a plan's content always serializes: {e}");
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for e in &self.entries {
@@ -614,6 +658,112 @@ mod tests {
 
         assert!(PlanKey::from_secret("").is_err());
         assert_eq!(format!("{key:?}"), "PlanKey(***)");
+    }
+
+    /// A plan with one update and one insert, as two plannings of the same
+    /// databases would make it (`created_at` aside).
+    fn plan_with_entries(created_at: &str) -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "format": PLAN_FORMAT, "from": "staging", "to": "production",
+            "created_at": created_at, "selection": ["--table t"], "tables": ["t"],
+            "keys": {"t": ["id"]}, "columns": {"t": ["id", "name"]},
+            "entries": [
+                {"table": "t", "key": [["int", "1"]], "action": "update", "set": ["name"],
+                 "fields": [{"column": "name", "source": ["text", "new"], "target": ["text", "old"]}],
+                 "source": [["int", "1"], ["text", "new"]], "expect_target": "00112233445566778899aabbccddeeff",
+                 "source_fields": "0011223344556677", "source_hash": "ffeeddccbbaa99887766554433221100"},
+                {"table": "t", "key": [["int", "2"]], "action": "insert", "source": [["int", "2"], ["text", "two"]],
+                 "source_fields": "8899aabbccddeeff", "source_hash": "0123456789abcdef0123456789abcdef"}
+            ],
+            "excluded": {"t": 1}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_content_hash_ignores_when_and_how_a_plan_was_sealed() {
+        let a = plan_with_entries("2026-12-06T00:00:00Z");
+        let mut b = plan_with_entries("2026-12-07T09:30:00Z");
+        assert_eq!(a.content_hash(), b.content_hash());
+        assert_eq!(a.content_hash().len(), 64);
+        assert!(a.content_hash().chars().all(|c| c.is_ascii_hexdigit()));
+        // Checks, the file hash, the signature and what is held in memory
+        // are not what the plan would do.
+        b.checks.push(CheckResult {
+            check: "SELECT 1".into(),
+            side: "source".into(),
+            passed: true,
+            output: "1".into(),
+        });
+        b.under_lock.0 = true;
+        b.entries[0].base.0 = Some(None);
+        let sealed = Plan::from_file(&b.to_file_signed(Some(&PlanKey::from_secret("k").unwrap()))).unwrap();
+        assert!(!sealed.hash.is_empty() && !sealed.signature.is_empty());
+        assert_eq!(sealed.content_hash(), a.content_hash());
+    }
+
+    #[test]
+    fn the_content_hash_changes_with_anything_the_plan_would_do() {
+        let base = plan_with_entries("2026-12-06T00:00:00Z").content_hash();
+        type Edit = Box<dyn Fn(&mut Plan)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            (
+                "row image",
+                Box::new(|p| p.entries[0].source = Some(vec![Value::Int(1), Value::Text("newer".into())])),
+            ),
+            (
+                "field value",
+                Box::new(|p| p.entries[0].fields[0].target = Some(Value::Text("older".into()))),
+            ),
+            ("action", Box::new(|p| p.entries[0].action = Action::Conflict)),
+            ("reason", Box::new(|p| p.entries[0].reason = Some(Reason::Merged))),
+            (
+                "expected target",
+                Box::new(|p| p.entries[0].expect_target = Some([7; 16])),
+            ),
+            (
+                "target expected absent",
+                Box::new(|p| p.entries[0].expect_target = None),
+            ),
+            ("new sync base", Box::new(|p| p.entries[1].source_hash = Some([9; 16]))),
+            ("field hashes", Box::new(|p| p.entries[1].source_fields = vec![0; 8])),
+            (
+                "an entry fewer",
+                Box::new(|p| {
+                    p.entries.pop();
+                }),
+            ),
+            ("entry order", Box::new(|p| p.entries.reverse())),
+            ("key", Box::new(|p| p.entries[1].key = vec![Value::Int(3)])),
+            ("route", Box::new(|p| p.to = "preprod".into())),
+            ("selection", Box::new(|p| p.selection = vec!["--id t:1".into()])),
+            (
+                "columns",
+                Box::new(|p| {
+                    p.columns
+                        .insert("t".into(), vec!["id".into(), "title".into()])
+                        .map(drop)
+                        .unwrap_or(())
+                }),
+            ),
+            (
+                "keys",
+                Box::new(|p| p.keys.insert("t".into(), vec!["uuid".into()]).map(drop).unwrap_or(())),
+            ),
+            ("tables", Box::new(|p| p.tables.push("u".into()))),
+            (
+                "excluded",
+                Box::new(|p| p.excluded.insert("t".into(), 2).map(drop).unwrap_or(())),
+            ),
+        ];
+        let mut seen = std::collections::HashSet::from([base.clone()]);
+        for (what, edit) in edits {
+            let mut p = plan_with_entries("2026-12-06T00:00:00Z");
+            edit(&mut p);
+            let h = p.content_hash();
+            assert_ne!(h, base, "changing the {what} kept the hash");
+            assert!(seen.insert(h), "changing the {what} gave the hash of another change");
+        }
     }
 
     #[test]

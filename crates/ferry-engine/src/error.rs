@@ -91,6 +91,10 @@ pub enum Hint {
     ForceCannotWrite,
     /// A saved plan no longer fits the target: make a new plan and review it.
     Replan { from: String, to: String },
+    /// The changes a promotion was asked to apply are not the ones shown
+    /// any more (another edit or promotion moved them): look at the
+    /// changes again and choose again.
+    Stale { from: String, to: String },
     /// A saved plan was applied already as this promotion: look at it.
     ShowPromotion { id: String },
     /// Rows wait in an open review: decide it first.

@@ -3,28 +3,36 @@
 //! asked for, and cached, so an approval opens its target once (not four
 //! times) and a lookup across environments opens each at most once. This
 //! is where per-branch environments will live.
+//!
+//! A long-lived front end (a server) shares one `Envs` behind an [`Arc`]
+//! between its requests: it is `Send + Sync`, and a store is opened
+//! outside the registry's lock, so an environment whose database does not
+//! answer stalls only the requests that need it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferry_core::selection::Selection;
 use ferry_db::Store;
-use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::pair::{self, Pair};
 use crate::project::Project;
 
+/// The project's environments, each store opened on first use and kept.
 pub struct Envs {
     project: Arc<Project>,
+    /// Held only to look up or insert, never across an `await`.
     open: Mutex<BTreeMap<String, Arc<dyn Store>>>,
 }
 
 impl Envs {
+    /// The environments of `project`, none opened yet.
     pub fn new(project: Project) -> Envs {
         Envs::shared(Arc::new(project))
     }
 
+    /// [`Envs::new`] over a project shared with others.
     pub fn shared(project: Arc<Project>) -> Envs {
         Envs {
             project,
@@ -32,19 +40,30 @@ impl Envs {
         }
     }
 
+    /// The loaded configuration.
     pub fn project(&self) -> &Project {
         &self.project
     }
 
-    /// The store of `env`, opened on first use.
+    /// The map of opened stores. A panic while it was held cannot leave it
+    /// half-changed (each change is one insert), so a poisoned lock is
+    /// used as it is.
+    fn opened(&self) -> MutexGuard<'_, BTreeMap<String, Arc<dyn Store>>> {
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The store of `env`, opened on first use. The opening happens
+    /// outside the registry's lock: a database that does not answer holds
+    /// up only the callers that asked for it. When two callers open one
+    /// environment at once, the first to finish is kept and the other's
+    /// store is dropped, so every caller gets the same store.
     pub async fn open(&self, env: &str) -> Result<Arc<dyn Store>> {
-        let mut open = self.open.lock().await;
-        if let Some(s) = open.get(env) {
+        if let Some(s) = self.opened().get(env) {
             return Ok(s.clone());
         }
         let store = self.project.open(env).await?;
-        open.insert(env.to_string(), store.clone());
-        Ok(store)
+        let kept = self.opened().entry(env.to_string()).or_insert(store).clone();
+        Ok(kept)
     }
 
     /// The stores a listing reads: `env`, or every environment of the

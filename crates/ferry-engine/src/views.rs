@@ -54,6 +54,9 @@ pub struct PlanView {
     pub from: String,
     pub to: String,
     pub selection: Vec<String>,
+    /// [`Plan::content_hash`]: what the plan would do, so that a promotion
+    /// can insist on applying exactly this.
+    pub hash: String,
     pub counts: Counts,
     pub no_base: usize,
     pub excluded: BTreeMap<String, u64>,
@@ -66,6 +69,7 @@ impl PlanView {
             from: plan.from.clone(),
             to: plan.to.clone(),
             selection: plan.selection.clone(),
+            hash: plan.content_hash(),
             counts: plan.counts(),
             no_base: plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count(),
             excluded: plan.excluded.clone(),

@@ -26,6 +26,9 @@ pub fn text(hint: &Hint) -> String {
         }
         Hint::ForceCannotWrite => "; --force cannot write them".into(),
         Hint::Replan { from, to } => format!("; make a new plan with `ferry plan {from} {to}` and review it again"),
+        Hint::Stale { from, to } => {
+            format!("; see them again with `ferry diff {from} {to}` and promote what you choose")
+        }
         Hint::ShowPromotion { id } => format!(
             ". See it with `ferry show {id}`; to apply the same changes again, revert that promotion or make a new plan"
         ),

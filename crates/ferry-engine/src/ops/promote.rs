@@ -12,7 +12,7 @@ use ferry_db::{Store, WriterLock};
 use super::Observer;
 use crate::apply::{self, PromoteOptions, Promotion};
 use crate::audit;
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::gates::{self, CheckOutcome};
 use crate::hooks::HookOutcome;
 use crate::registry::Envs;
@@ -41,6 +41,23 @@ pub struct PromoteRequest {
     pub take: Option<Side>,
     /// Wait for another writer; false: refuse.
     pub wait: bool,
+    /// Apply only if the changes are still the ones a front end showed:
+    /// see [`Expected`]. Not with a saved plan (its file hash already
+    /// pins it).
+    pub expect: Option<Expected>,
+}
+
+/// What a front end showed before the user asked to promote: the plan of
+/// `selection`, made under the target's writer lock, must still have
+/// content hash `hash` ([`Plan::content_hash`]), or the promotion is
+/// refused and nothing is written. `selection` may be wider than the
+/// promotion's own (a page shows a whole pair, the user ticks two rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The selection of the plan that was shown.
+    pub selection: Selection,
+    /// That plan's [`Plan::content_hash`].
+    pub hash: String,
 }
 
 /// A promotion ready to commit: its plan, the gates' results and the held
@@ -122,6 +139,12 @@ async fn prepare_in<'a>(
 ) -> Result<PreparedPromotion<'a>> {
     let project = envs.project();
     let (from, to) = (req.from.as_str(), req.to.as_str());
+    if req.saved.is_some() && req.expect.is_some() {
+        return Err(Error::Usage(format!(
+            "{from} -> {to}: a saved plan is applied as it was saved (its own hash pins it); \
+             an expected content hash goes with a selection to plan, not with a saved plan. Nothing was written"
+        )));
+    }
     let review = project.env_config(to)?.review;
     // The route first: its refusal is audited in the target, opened for that.
     if let Err(e) = pair::check_route(project, from, to) {
@@ -165,6 +188,9 @@ async fn prepare_in<'a>(
             };
             let mut plan = planner::plan(&pair, &req.selection, observer.progress()).await?;
             plan.under_lock.0 = lock.is_some();
+            if let Some(expected) = &req.expect {
+                check_expected(envs, req, expected, &plan, observer).await?;
+            }
             if let Some(side) = req.take {
                 planner::take(&mut plan, side, &req.selection.ids)?;
             }
@@ -217,6 +243,38 @@ async fn prepare_in<'a>(
         would,
         review,
     })
+}
+
+/// Refuses the promotion when the plan of `expected.selection`, made now
+/// (under the writer lock, before anything is written), is not the plan
+/// that was shown: `plan` is the promotion's own, reused when the
+/// selections are the same.
+async fn check_expected(
+    envs: &Envs,
+    req: &PromoteRequest,
+    expected: &Expected,
+    plan: &Plan,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let now = if expected.selection == req.selection {
+        plan.content_hash()
+    } else {
+        let pair = envs.pair(&req.from, &req.to, &expected.selection, false).await?;
+        planner::plan(&pair, &expected.selection, observer.progress())
+            .await?
+            .content_hash()
+    };
+    if now == expected.hash {
+        return Ok(());
+    }
+    Err(Error::Blocked(format!(
+        "{} -> {}: the changes are not the ones shown any more (another edit or promotion moved them); nothing was written",
+        req.from, req.to
+    ))
+    .hint(Hint::Stale {
+        from: req.from.clone(),
+        to: req.to.clone(),
+    }))
 }
 
 impl PreparedPromotion<'_> {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ferry_core::plan::Plan;
 use ferry_core::selection::Selection;
 use ferry_engine::error::Hint;
 use ferry_engine::ops::promote::{self, PromoteOutcome, PromoteRequest};
@@ -34,6 +35,7 @@ fn request() -> PromoteRequest {
         force: false,
         take: None,
         wait: false,
+        expect: None,
     }
 }
 
@@ -120,4 +122,104 @@ async fn the_registry_opens_each_environment_once() {
     assert!(Arc::ptr_eq(&a, &pair.target), "the pair opened its own target");
     let err = envs.open("nowhere").await.err().expect("no such environment");
     assert!(matches!(err, Error::Usage(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_expected_hash_with_a_saved_plan_is_a_usage_error() {
+    let w = world();
+    let envs = Envs::new(w.project.clone());
+    let pair = envs
+        .pair(STAGING, PRODUCTION, &Selection::default(), true)
+        .await
+        .expect("pair");
+    let plan = ferry_engine::planner::plan(&pair, &Selection::default(), ferry_engine::progress::Progress::hidden())
+        .await
+        .expect("plan");
+    let before = w.dump(PRODUCTION);
+    let req = PromoteRequest {
+        expect: Some(promote::Expected {
+            selection: Selection::default(),
+            hash: plan.content_hash(),
+        }),
+        saved: Some(Plan::from_file(&plan.to_file()).expect("a saved plan reads back")),
+        ..request()
+    };
+    let err = promote::prepare(&envs, req, &Quiet).await.err().expect("refused");
+    assert_eq!(err.code(), "usage", "{err}");
+    assert!(err.to_string().contains("saved plan"), "{err}");
+    assert!(!err.to_string().contains("--"), "{err}");
+    assert_eq!(w.dump(PRODUCTION), before);
+}
+
+/// A PostgreSQL "server" that accepts connections and never answers:
+/// opening an environment there hangs. Says on `accepted` when the first
+/// connection came in.
+async fn silent_server() -> (u16, tokio::sync::oneshot::Receiver<()>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let port = listener.local_addr().expect("a bound port").port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(());
+            }
+        }
+    });
+    (port, rx, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_registry_answers_while_one_environment_does_not() {
+    let (port, accepted, server) = silent_server().await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let text = format!(
+        "pipeline = [\"stuck\", \"missing\", \"production\"]\n\n\
+         [environments.stuck]\nurl = \"postgres://ferry@127.0.0.1:{port}/nothing\"\n\n\
+         [environments.missing]\nurl = \"sqlite://missing.db\"\n\n\
+         [environments.production]\nurl = \"sqlite://production.db\"\n\n\
+         [tables.items]\n"
+    );
+    let path = dir.path().join("ferry.toml");
+    std::fs::write(&path, &text).expect("write ferry.toml");
+    rusqlite::Connection::open(dir.path().join("production.db"))
+        .and_then(|c| c.execute_batch(SCHEMA))
+        .expect("create production");
+    let config = ferry_core::config::parse(&text, &path).unwrap_or_else(|e| panic!("bad test config: {e}"));
+    // One registry for the server's lifetime, shared by its requests.
+    let envs = Arc::new(Envs::new(ferry_engine::project::Project::from_config(config, path)));
+
+    let stuck = tokio::spawn({
+        let envs = envs.clone();
+        async move { envs.open("stuck").await.map(|_| ()) }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(10), accepted)
+        .await
+        .expect("the stuck environment is being opened")
+        .expect("the silent server reports");
+    // Meanwhile, the other environments answer: one opens, twice at once
+    // (both callers get the same store), and one fails at once.
+    let quick = std::time::Duration::from_secs(5);
+    let (a, b) = tokio::time::timeout(quick, async {
+        tokio::join!(envs.open(PRODUCTION), envs.open(PRODUCTION))
+    })
+    .await
+    .expect("production opened while another environment hangs");
+    let (a, b) = (a.expect("production opens"), b.expect("production opens"));
+    assert!(Arc::ptr_eq(&a, &b), "two stores kept for one environment");
+    let again = envs.open(PRODUCTION).await.expect("production again");
+    assert!(Arc::ptr_eq(&a, &again), "the kept store was not reused");
+    let err = tokio::time::timeout(quick, envs.open("missing"))
+        .await
+        .expect("a missing file is refused while another environment hangs")
+        .err()
+        .expect("a missing SQLite file does not open");
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(!stuck.is_finished(), "the silent server answered");
+    stuck.abort();
+    server.abort();
 }

@@ -56,6 +56,9 @@ pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: O
         force: opts.force,
         take: opts.take,
         wait: !g.no_wait,
+        // The command line shows the plan it makes under the lock and
+        // confirms that one: no earlier view to hold it to.
+        expect: None,
     };
     let prepared = promote::prepare(&envs, req, &shown).await;
     shown.result()?;
