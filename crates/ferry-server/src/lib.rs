@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod pages;
+pub mod pending;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,12 +36,17 @@ pub struct AppState {
     pub accounts: Arc<dyn Accounts>,
     /// Served over TLS (directly or, as the operator says, behind a proxy).
     pub secure_cookies: bool,
+    /// What waits between adjacent environments, computed in the
+    /// background (the overview).
+    pub pending: Arc<pending::Pending>,
 }
 
 impl AppState {
     pub fn new(project: Arc<Project>, accounts: Arc<dyn Accounts>, secure_cookies: bool) -> AppState {
+        let envs = Arc::new(Envs::shared(project));
         AppState {
-            envs: Arc::new(Envs::shared(project)),
+            pending: Arc::new(pending::Pending::new(envs.clone())),
+            envs,
             accounts,
             secure_cookies,
         }

@@ -4,12 +4,14 @@
 //! takes the [`CurrentUser`](crate::auth::CurrentUser), calls the engine,
 //! and renders.
 
+pub mod changes;
+pub mod diffview;
 pub mod layout;
 pub mod login;
 pub mod overview;
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::AppError;
@@ -17,7 +19,11 @@ use crate::AppState;
 
 /// The pages' routes (sign-in is in `auth`).
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(overview::page))
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/overview/refresh", post(overview::refresh))
+        .route("/changes", get(changes::page))
+        .route("/changes/transfer", post(changes::transfer))
 }
 
 /// An error on a page: the page layout with the message, and the status

@@ -1,0 +1,195 @@
+//! What waits between adjacent environments, computed in the background.
+//!
+//! A full plan of a pair can take long on big tables, and the overview
+//! must never wait for one: each pair's plan runs in its own tokio task,
+//! started on the first view (or a refresh), and its counts are kept here
+//! with the time they were computed. The overview shows the last result,
+//! its age, and whether a new one is being computed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ferry_core::plan::{Action, Plan, Reason};
+use ferry_core::selection::Selection;
+use ferry_engine::planner;
+use ferry_engine::progress::Progress;
+use ferry_engine::registry::Envs;
+
+/// What the plan of a whole pair (every managed table) would do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingCounts {
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub conflict: u64,
+    /// Rows the target changed and the source did not (left as they are).
+    pub target_newer: u64,
+}
+
+impl PendingCounts {
+    /// The counts of `plan`.
+    pub fn of(plan: &Plan) -> PendingCounts {
+        PendingCounts::of_entries(plan.entries.iter().map(|e| (e.action, e.reason)))
+    }
+
+    /// The counts of entries given by action and reason.
+    pub fn of_entries(entries: impl IntoIterator<Item = (Action, Option<Reason>)>) -> PendingCounts {
+        let mut c = PendingCounts::default();
+        for (action, reason) in entries {
+            match action {
+                Action::Insert => c.insert += 1,
+                Action::Update => c.update += 1,
+                Action::Delete => c.delete += 1,
+                Action::Conflict => c.conflict += 1,
+                Action::Skip if reason == Some(Reason::TargetNewer) => c.target_newer += 1,
+                Action::Skip => {}
+            }
+        }
+        c
+    }
+
+    /// Whether nothing waits (target-newer rows stay where they are).
+    pub fn is_empty(&self) -> bool {
+        self.insert + self.update + self.delete + self.conflict == 0
+    }
+}
+
+/// One finished computation of a pair.
+#[derive(Clone, Debug)]
+pub struct Computed {
+    /// When it finished.
+    pub at: DateTime<Utc>,
+    /// How long the plan took.
+    pub took: Duration,
+    /// The counts, or why the plan failed (the engine's message: database
+    /// URLs are already redacted from it).
+    pub result: Result<PendingCounts, String>,
+}
+
+/// A pair's state: the last result, and whether a computation runs.
+#[derive(Clone, Debug, Default)]
+pub struct PairStatus {
+    pub last: Option<Computed>,
+    pub running: bool,
+}
+
+/// The background computations of every pair, shared by the server's
+/// handlers ([`AppState::pending`](crate::AppState::pending)).
+pub struct Pending {
+    envs: Arc<Envs>,
+    pairs: Mutex<BTreeMap<(String, String), PairStatus>>,
+}
+
+impl Pending {
+    /// No pair computed yet.
+    pub fn new(envs: Arc<Envs>) -> Pending {
+        Pending {
+            envs,
+            pairs: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), PairStatus>> {
+        // A panic while holding this lock leaves only plain data behind.
+        self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The pair's last result and whether a computation runs; never waits.
+    pub fn status(&self, from: &str, to: &str) -> PairStatus {
+        self.lock()
+            .get(&(from.to_string(), to.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Starts a computation of the pair unless it has a result or one
+    /// runs (the first view of the overview).
+    pub fn ensure(self: &Arc<Self>, from: &str, to: &str) {
+        self.start(from, to, false);
+    }
+
+    /// Starts a new computation of the pair unless one runs (a refresh).
+    pub fn refresh(self: &Arc<Self>, from: &str, to: &str) {
+        self.start(from, to, true);
+    }
+
+    fn start(self: &Arc<Self>, from: &str, to: &str, again: bool) {
+        let key = (from.to_string(), to.to_string());
+        {
+            let mut pairs = self.lock();
+            let status = pairs.entry(key.clone()).or_default();
+            if status.running || (status.last.is_some() && !again) {
+                return;
+            }
+            status.running = true;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let envs = Arc::clone(&this.envs);
+            let (f, t) = key.clone();
+            // Its own task: a panic in the planner ends up here as an
+            // error, and the pair does not stay "computing" forever.
+            let result = match tokio::spawn(async move { compute(&envs, &f, &t).await }).await {
+                Ok(r) => r,
+                Err(e) => Err(format!(
+                    "the computation of {} -> {} ended abnormally: {e}",
+                    key.0, key.1
+                )),
+            };
+            if let Err(why) = &result {
+                tracing::warn!("pending changes {} -> {}: {why}", key.0, key.1);
+            }
+            let mut pairs = this.lock();
+            let status = pairs.entry(key).or_default();
+            status.running = false;
+            status.last = Some(Computed {
+                at: Utc::now(),
+                took: began.elapsed(),
+                result,
+            });
+        });
+    }
+}
+
+/// The plan of every managed table from `from` to `to`, counted.
+async fn compute(envs: &Envs, from: &str, to: &str) -> Result<PendingCounts, String> {
+    let all = Selection::default();
+    let pair = envs.pair(from, to, &all, true).await.map_err(|e| e.to_string())?;
+    let plan = planner::plan(&pair, &all, Progress::hidden())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(PendingCounts::of(&plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_waiting_rows_by_action_and_target_newer_skips() {
+        let c = PendingCounts::of_entries([
+            (Action::Insert, None),
+            (Action::Insert, None),
+            (Action::Update, Some(Reason::Merged)),
+            (Action::Delete, None),
+            (Action::Conflict, Some(Reason::BothChanged)),
+            (Action::Skip, Some(Reason::TargetNewer)),
+            (Action::Skip, Some(Reason::Excluded)),
+        ]);
+        assert_eq!(
+            c,
+            PendingCounts {
+                insert: 2,
+                update: 1,
+                delete: 1,
+                conflict: 1,
+                target_newer: 1
+            }
+        );
+        assert!(!c.is_empty());
+        assert!(PendingCounts::default().is_empty());
+    }
+}
