@@ -4,4 +4,5 @@
 
 mod support;
 
+mod changes;
 mod sign_in;
