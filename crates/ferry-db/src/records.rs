@@ -195,6 +195,9 @@ pub trait Records: Send + Sync {
     async fn reviews(&self, page: &PageRequest) -> Result<Page<Review>, DbError>;
     /// The review `id`, if this environment holds it.
     async fn review(&self, id: &str) -> Result<Option<Review>, DbError>;
+    /// The reviews whose status is `status`, newest first: every one of
+    /// them (open reviews are few), and no other review or its plan read.
+    async fn reviews_with_status(&self, status: &str) -> Result<Vec<Review>, DbError>;
     /// The audit trail, newest first.
     async fn audit(&self, page: &PageRequest) -> Result<Page<AuditEntry>, DbError>;
 }
@@ -323,6 +326,16 @@ impl Records for SqlRecords<'_> {
     async fn review(&self, id: &str) -> Result<Option<Review>, DbError> {
         let rows = self.by(meta::REVIEWS, &meta::REVIEW_COLUMNS, "id", id).await?;
         rows.first().map(|r| review_from_row(self.0.env(), r)).transpose()
+    }
+
+    async fn reviews_with_status(&self, status: &str) -> Result<Vec<Review>, DbError> {
+        let rows = self.by(meta::REVIEWS, &meta::REVIEW_COLUMNS, "status", status).await?;
+        let mut out = rows
+            .iter()
+            .map(|r| review_from_row(self.0.env(), r))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
     }
 
     async fn audit(&self, page: &PageRequest) -> Result<Page<AuditEntry>, DbError> {

@@ -3,12 +3,14 @@
 //! are recorded in their own transaction after the rollback, so "nothing
 //! written" still holds for the data, the journal and the sync base.
 
+use std::sync::Arc;
+
 use ferry_core::access::{self, Right};
-use ferry_db::records::PageRequest;
 use ferry_db::Store;
 
 use crate::error::{Error, Hint, Result};
 use crate::journal;
+use crate::paging::{self, Page, PageRequest};
 use crate::project::Project;
 
 pub use ferry_db::records::AuditEntry;
@@ -85,6 +87,52 @@ pub async fn newest(store: &dyn Store, limit: usize) -> Result<Vec<AuditEntry>> 
     let mut out = store.records().audit(&PageRequest::first(limit)).await?.items;
     out.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     Ok(out)
+}
+
+/// Which audit entries a listing shows: `None` lets every value through.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only the entries of this acting user.
+    pub user: Option<String>,
+    /// Only the entries of this action (`promote`, `approve`, `hook`, ...).
+    pub action: Option<String>,
+}
+
+impl AuditFilter {
+    /// Whether `entry` is shown.
+    pub fn keeps(&self, entry: &AuditEntry) -> bool {
+        self.user.as_ref().is_none_or(|u| *u == entry.user) && self.action.as_ref().is_none_or(|a| *a == entry.action)
+    }
+}
+
+/// One page of `store`'s audit trail, newest first (by id), with only the
+/// entries `filter` keeps: full (`req.limit` entries) unless the trail
+/// ends, however many entries the filter drops, and `next` goes on after
+/// the last entry shown. A cursor no page gave is a usage error.
+pub async fn page(store: &dyn Store, filter: &AuditFilter, req: PageRequest) -> Result<Page<AuditEntry>> {
+    let records = store.records();
+    let records = &records;
+    paging::filtered(
+        &req,
+        |e| filter.keeps(e),
+        |e| &e.id,
+        |raw| async move { Ok(records.audit(&raw).await?) },
+    )
+    .await
+}
+
+/// [`page`] across `stores` (the environments of an "every environment"
+/// listing), merged newest first; the cursor holds where the listing is in
+/// each environment. A store left out of one call (unreachable then)
+/// keeps its place in the cursor.
+pub async fn page_all(stores: &[Arc<dyn Store>], filter: &AuditFilter, req: PageRequest) -> Result<Page<AuditEntry>> {
+    paging::merged(
+        stores,
+        &req,
+        |e: &AuditEntry| &e.id,
+        |store, req| async move { page(&*store, filter, req).await },
+    )
+    .await
 }
 
 /// Refuses (exit 4, nothing written) when `user` does not hold `right` in

@@ -3,6 +3,7 @@
 //! store operations on the `_ferry_*` tables (see `ferry_db::meta`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Timelike;
 use ferry_core::canonical::{key_text, FIELD_HASH_LEN};
@@ -11,6 +12,7 @@ use ferry_core::value::{ColumnType, LogicalType, Value};
 use ferry_db::{meta, FetchRequest, Row, Store, Txn};
 
 use crate::error::{Error, Result};
+use crate::paging::{Page, PageRequest};
 
 pub use ferry_db::records::{encode_base, image, parse_image, JournalRow, PromotionRecord};
 
@@ -93,6 +95,29 @@ pub async fn newest(store: &dyn Store, limit: usize) -> Result<Vec<PromotionReco
         .items;
     out.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     Ok(out)
+}
+
+/// One page of `store`'s promotions (reverts and baselines too), newest
+/// first (by id); `next` goes on after it. A cursor no page gave is a
+/// usage error.
+pub async fn page(store: &dyn Store, req: PageRequest) -> Result<Page<PromotionRecord>> {
+    let req = PageRequest {
+        after: crate::paging::checked(req.after.as_ref())?,
+        ..req
+    };
+    Ok(store.records().promotions(&req).await?)
+}
+
+/// [`page`] across `stores`, merged newest first (see
+/// [`crate::audit::page_all`] for the cursor).
+pub async fn page_all(stores: &[Arc<dyn Store>], req: PageRequest) -> Result<Page<PromotionRecord>> {
+    crate::paging::merged(
+        stores,
+        &req,
+        |p: &PromotionRecord| &p.id,
+        |store, req| async move { page(&*store, req).await },
+    )
+    .await
 }
 
 /// The journal rows of one promotion, in the order they were written.

@@ -15,6 +15,7 @@ mod json_ids;
 pub mod lock;
 mod merge;
 pub mod ops;
+pub mod paging;
 pub mod pair;
 pub mod planner;
 pub mod progress;

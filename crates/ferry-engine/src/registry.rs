@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use ferry_core::selection::Selection;
-use ferry_db::Store;
+use ferry_db::{DbError, DbErrorKind, Store};
 
 use crate::error::{Error, Result};
 use crate::pair::{self, Pair};
@@ -24,6 +25,9 @@ pub struct Envs {
     project: Arc<Project>,
     /// Held only to look up or insert, never across an `await`.
     open: Mutex<BTreeMap<String, Arc<dyn Store>>>,
+    /// How long opening a store may take (`None`: as long as the driver
+    /// waits).
+    open_timeout: Option<Duration>,
 }
 
 impl Envs {
@@ -37,7 +41,18 @@ impl Envs {
         Envs {
             project,
             open: Mutex::new(BTreeMap::new()),
+            open_timeout: None,
         }
+    }
+
+    /// `self`, giving up on opening a store after `limit`: a database that
+    /// does not answer (a host that drops packets) is then an unreachable
+    /// database error, instead of a request that waits as long as the
+    /// operating system does. For a server; a command waits as the driver
+    /// does.
+    pub fn open_timeout(mut self, limit: Duration) -> Envs {
+        self.open_timeout = Some(limit);
+        self
     }
 
     /// The loaded configuration.
@@ -61,7 +76,20 @@ impl Envs {
         if let Some(s) = self.opened().get(env) {
             return Ok(s.clone());
         }
-        let store = self.project.open(env).await?;
+        let opening = self.project.open(env);
+        let store = match self.open_timeout {
+            None => opening.await?,
+            Some(limit) => tokio::time::timeout(limit, opening).await.map_err(|_| {
+                Error::from(DbError::new(
+                    DbErrorKind::Unreachable,
+                    env,
+                    format!(
+                        "the database did not answer within {} s; nothing was read from it or written to it",
+                        limit.as_secs_f64()
+                    ),
+                ))
+            })??,
+        };
         let kept = self.opened().entry(env.to_string()).or_insert(store).clone();
         Ok(kept)
     }
@@ -83,8 +111,11 @@ impl Envs {
             .into_iter()
             .map(str::to_string)
             .collect();
-        for name in names {
-            match self.open(&name).await {
+        // All at once: environments that do not answer cost the listing
+        // the longest of their waits, not the sum.
+        let opened = futures_util::future::join_all(names.iter().map(|n| self.open(n))).await;
+        for (name, store) in names.into_iter().zip(opened) {
+            match store {
                 Ok(s) => out.push(s),
                 Err(err) => unreachable.push((name, err)),
             }

@@ -43,6 +43,12 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Review>> {
     .await?)
 }
 
+/// The open reviews of `store`, newest first. Read by their status: the
+/// closed reviews (most of them, in time) and their plans are not read.
+pub async fn open(store: &dyn Store) -> Result<Vec<Review>> {
+    Ok(store.records().reviews_with_status("open").await?)
+}
+
 /// Finds review `id` in any environment of the project.
 pub async fn find(project: &Project, id: &str) -> Result<(std::sync::Arc<dyn Store>, Review)> {
     find_with(&Envs::new(project.clone()), id).await
@@ -99,7 +105,7 @@ pub async fn moved(store: &dyn Store, review: &Review) -> Result<BTreeMap<usize,
 
 /// Refuses a plan that touches rows of an open review in its target.
 pub async fn check_open(target: &dyn Store, plan: &Plan) -> Result<()> {
-    let open: Vec<Review> = list(target).await?.into_iter().filter(|r| r.status == "open").collect();
+    let open = open(target).await?;
     if open.is_empty() {
         return Ok(());
     }

@@ -24,6 +24,26 @@ use crate::reviews::{Rejected, Review};
 
 pub use crate::audit::AuditEntry as AuditEntryView;
 
+/// One page of an audit trail as a front end sends it (the server's
+/// `GET /api/v1/audit`): the entries, newest first, in the shape of
+/// `ferry audit --json`, and the cursor of the next page (`null` after
+/// the last).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditPageView {
+    pub entries: Vec<AuditEntryView>,
+    pub next: Option<String>,
+}
+
+impl AuditPageView {
+    /// The view of a page of [`crate::audit::page`] or [`crate::audit::page_all`].
+    pub fn new(page: crate::paging::Page<AuditEntryView>) -> AuditPageView {
+        AuditPageView {
+            entries: page.items,
+            next: page.next.map(|c| c.as_text().to_string()),
+        }
+    }
+}
+
 /// `{column: value}` in plain JSON (docs/json.md, "How values are written").
 pub fn object(pairs: &[(String, Value)]) -> Map<String, J> {
     pairs.iter().map(|(c, v)| (c.clone(), v.to_plain_json())).collect()

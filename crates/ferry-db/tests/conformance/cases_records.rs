@@ -150,6 +150,7 @@ pub async fn records_empty(b: Backend) {
     assert!(v.items.is_empty() && v.next.is_none(), "{b:?}");
     assert_eq!(r.promotion("01X").await.expect("promotion"), None);
     assert!(r.review("01X").await.expect("review").is_none());
+    assert!(r.reviews_with_status("open").await.expect("open reviews").is_empty());
     assert!(r.journal("01X").await.expect("journal").is_empty());
 
     // Ferry's tables exist but hold nothing yet.
@@ -359,4 +360,42 @@ pub async fn records_damaged(b: Backend) {
     ] {
         assert!(e.message.contains(part), "{b:?}: {} does not name {part}", e.message);
     }
+}
+
+/// The reviews of one status come back newest first, all of them, and
+/// none of another status (whose plans are not read: a damaged plan of a
+/// closed review does not fail the listing of the open ones).
+pub async fn records_by_status(b: Backend) {
+    let Some((_db, store)) = setup(b, "records_by_status").await else {
+        return;
+    };
+    let statuses = ["open", "approved", "open", "rejected", "partly-approved", "open"];
+    let mut txn = store.begin().await.expect("begin");
+    for (i, status) in statuses.iter().enumerate() {
+        let mut r = review(&id("R", i));
+        r.status = status.to_string();
+        let mut row = records::review_row(&r);
+        if *status != "open" {
+            // A closed review whose plan does not read.
+            row[6] = Value::Text("not a plan".into());
+        }
+        txn.insert(meta::REVIEWS, &meta::columns(&meta::REVIEW_COLUMNS), &[row])
+            .await
+            .expect("write a review");
+    }
+    txn.commit().await.expect("commit");
+    let r = store.records();
+    let open = r.reviews_with_status("open").await.expect("open reviews");
+    assert_eq!(
+        open.iter().map(|v| v.id.clone()).collect::<Vec<_>>(),
+        [id("R", 5), id("R", 2), id("R", 0)],
+        "{b:?}"
+    );
+    assert!(open.iter().all(|v| v.status == "open" && v.decided.len() == 1), "{b:?}");
+    assert!(
+        r.reviews_with_status("withdrawn").await.expect("none").is_empty(),
+        "{b:?}"
+    );
+    let err = r.reviews_with_status("approved").await.expect_err("a damaged plan");
+    assert!(err.to_string().contains(&id("R", 1)), "{b:?}: {err}");
 }

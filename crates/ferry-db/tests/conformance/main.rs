@@ -58,4 +58,5 @@ conformance!(
     records_paging,
     records_round_trip,
     records_damaged,
+    records_by_status,
 );

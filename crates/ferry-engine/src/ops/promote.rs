@@ -1,11 +1,12 @@
 //! `promote`: a plan (made under the target's writer lock, or a saved one)
 //! applied to the target, or submitted for review there.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::access::Right;
-use ferry_core::plan::{Plan, Side};
+use ferry_core::canonical::key_text;
+use ferry_core::plan::{Action, Plan, PlanEntry, Side};
 use ferry_core::selection::Selection;
 use ferry_db::{Store, WriterLock};
 
@@ -51,7 +52,9 @@ pub struct PromoteRequest {
 /// `selection`, made under the target's writer lock, must still have
 /// content hash `hash` ([`Plan::content_hash`]), or the promotion is
 /// refused and nothing is written. `selection` may be wider than the
-/// promotion's own (a page shows a whole pair, the user ticks two rows).
+/// promotion's own (a page shows a whole pair, the user ticks two rows):
+/// then every row the promotion would write must be in the plan shown, as
+/// it was shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expected {
     /// The selection of the plan that was shown.
@@ -248,7 +251,10 @@ async fn prepare_in<'a>(
 /// Refuses the promotion when the plan of `expected.selection`, made now
 /// (under the writer lock, before anything is written), is not the plan
 /// that was shown: `plan` is the promotion's own, reused when the
-/// selections are the same.
+/// selections are the same. When they differ, `plan` was made a moment
+/// before the one checked: every row it would write must also be in the
+/// plan checked, with the same row image over the same target row, so
+/// that an edit between the two plannings cannot slip through.
 async fn check_expected(
     envs: &Envs,
     req: &PromoteRequest,
@@ -256,25 +262,43 @@ async fn check_expected(
     plan: &Plan,
     observer: &dyn Observer,
 ) -> Result<()> {
-    let now = if expected.selection == req.selection {
-        plan.content_hash()
-    } else {
-        let pair = envs.pair(&req.from, &req.to, &expected.selection, false).await?;
-        planner::plan(&pair, &expected.selection, observer.progress())
-            .await?
-            .content_hash()
+    let stale = || {
+        Error::Blocked(format!(
+            "{} -> {}: the changes are not the ones shown any more (another edit or promotion moved them); nothing was written",
+            req.from, req.to
+        ))
+        .hint(Hint::Stale {
+            from: req.from.clone(),
+            to: req.to.clone(),
+        })
     };
-    if now == expected.hash {
-        return Ok(());
+    if expected.selection == req.selection {
+        return match plan.content_hash() == expected.hash {
+            true => Ok(()),
+            false => Err(stale()),
+        };
     }
-    Err(Error::Blocked(format!(
-        "{} -> {}: the changes are not the ones shown any more (another edit or promotion moved them); nothing was written",
-        req.from, req.to
-    ))
-    .hint(Hint::Stale {
-        from: req.from.clone(),
-        to: req.to.clone(),
-    }))
+    let pair = envs.pair(&req.from, &req.to, &expected.selection, false).await?;
+    let shown = planner::plan(&pair, &expected.selection, observer.progress()).await?;
+    if shown.content_hash() != expected.hash {
+        return Err(stale());
+    }
+    let by_key: HashMap<(&str, String), &PlanEntry> = shown
+        .entries
+        .iter()
+        .map(|e| ((e.table.as_str(), key_text(&e.key)), e))
+        .collect();
+    let written = plan
+        .entries
+        .iter()
+        .filter(|e| e.is_change() || e.action == Action::Conflict);
+    for e in written {
+        match by_key.get(&(e.table.as_str(), key_text(&e.key))) {
+            Some(s) if s.source == e.source && s.expect_target == e.expect_target => {}
+            _ => return Err(stale()),
+        }
+    }
+    Ok(())
 }
 
 impl PreparedPromotion<'_> {

@@ -221,5 +221,34 @@ async fn a_shared_registry_answers_while_one_environment_does_not() {
     assert!(err.to_string().contains("missing"), "{err}");
     assert!(!stuck.is_finished(), "the silent server answered");
     stuck.abort();
+
+    // With a time limit (a server's), the silent database is an
+    // unreachable database error naming it.
+    let limited = Envs::shared(Arc::new(envs.project().clone())).open_timeout(std::time::Duration::from_millis(300));
+    let err = tokio::time::timeout(quick, limited.open("stuck"))
+        .await
+        .expect("the time limit ends the opening")
+        .err()
+        .expect("the silent server does not open");
+    assert_eq!(err.code(), "database", "{err}");
+    assert_eq!(
+        err.to_string(),
+        "environment `stuck`: the database did not answer within 0.3 s; nothing was read from it or written to it"
+    );
+    limited.open(PRODUCTION).await.expect("production opens");
+    // A listing of every environment: what opens, and what did not, each
+    // with why.
+    let (opened, left_out) = tokio::time::timeout(quick, limited.each(None))
+        .await
+        .expect("the listing ends")
+        .expect("the environments are known");
+    assert_eq!(
+        opened.iter().map(|s| s.env().to_string()).collect::<Vec<_>>(),
+        [PRODUCTION]
+    );
+    assert_eq!(
+        left_out.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+        ["stuck", "missing"]
+    );
     server.abort();
 }

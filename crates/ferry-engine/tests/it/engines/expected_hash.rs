@@ -157,6 +157,26 @@ async fn the_rows_ticked_on_a_page_that_showed_the_whole_pair_apply() {
         assert_eq!(items(&w).await, ["1|one", "3|three", "4|four"], "{test}");
         drop(envs);
 
+        // Shown: one row (equal on both sides: nothing to do); asked for:
+        // another, never shown. Refused, though the row shown did not move.
+        let one = Selection {
+            ids: vec![parse_id("items:4").expect("an id")],
+            ..Selection::default()
+        };
+        let other = Selection {
+            ids: vec![parse_id("items:2").expect("an id")],
+            ..Selection::default()
+        };
+        let shown_one = shown(&w, &one).await;
+        let envs = Envs::new(w.project.clone());
+        let err = promote::prepare(&envs, request(other, shown_one), &Quiet)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{test}: a row never shown was promoted"));
+        assert!(matches!(err.hint_of(), Some(Hint::Stale { .. })), "{test}: {err:?}");
+        assert_eq!(items(&w).await, ["1|one", "3|three", "4|four"], "{test}");
+        drop(envs);
+
         // The page is not reloaded: the whole pair's plan moved (two rows
         // went), so ticking the last row of the old page is refused.
         let envs = Envs::new(w.project.clone());

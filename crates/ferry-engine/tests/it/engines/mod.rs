@@ -17,6 +17,7 @@ mod identifiers;
 mod json_paths;
 mod json_references;
 mod json_text;
+mod listings;
 mod natural_children;
 mod own_records;
 mod races;
