@@ -79,6 +79,8 @@ pub async fn serve(state: AppState, options: ServeOptions, ready: impl FnOnce(So
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.bind))?;
     ready(listener.local_addr()?);
+    // What waits between the environments, computed before the first view.
+    state.pending.ensure_all();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

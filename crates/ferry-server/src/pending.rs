@@ -79,7 +79,14 @@ pub struct PairStatus {
 /// handlers ([`AppState::pending`](crate::AppState::pending)).
 pub struct Pending {
     envs: Arc<Envs>,
-    pairs: Mutex<BTreeMap<(String, String), PairStatus>>,
+    pairs: Mutex<BTreeMap<(String, String), Slot>>,
+}
+
+/// A pair's status, and whether a refresh came in while it was computed.
+#[derive(Default)]
+struct Slot {
+    status: PairStatus,
+    again: bool,
 }
 
 impl Pending {
@@ -91,7 +98,7 @@ impl Pending {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), PairStatus>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), Slot>> {
         // A panic while holding this lock leaves only plain data behind.
         self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -100,7 +107,7 @@ impl Pending {
     pub fn status(&self, from: &str, to: &str) -> PairStatus {
         self.lock()
             .get(&(from.to_string(), to.to_string()))
-            .cloned()
+            .map(|slot| slot.status.clone())
             .unwrap_or_default()
     }
 
@@ -110,21 +117,54 @@ impl Pending {
         self.start(from, to, false);
     }
 
-    /// Starts a new computation of the pair unless one runs (a refresh).
+    /// Starts a new computation of the pair; when one runs, another
+    /// follows it (a refresh, or a write into one of the pair).
     pub fn refresh(self: &Arc<Self>, from: &str, to: &str) {
         self.start(from, to, true);
+    }
+
+    /// Starts a computation of every route of the configuration that has
+    /// none (the server's start).
+    pub fn ensure_all(self: &Arc<Self>) {
+        let project = self.envs.project();
+        for (from, to) in project.config.routes() {
+            self.ensure(from, to);
+        }
+    }
+
+    /// `env` was written: recomputes every pair it is the source or the
+    /// target of (whose counts were computed or are being computed).
+    pub fn after_write(self: &Arc<Self>, env: &str) {
+        let project = self.envs.project();
+        for (from, to) in project.config.routes() {
+            if from == env || to == env {
+                self.refresh(from, to);
+            }
+        }
     }
 
     fn start(self: &Arc<Self>, from: &str, to: &str, again: bool) {
         let key = (from.to_string(), to.to_string());
         {
             let mut pairs = self.lock();
-            let status = pairs.entry(key.clone()).or_default();
-            if status.running || (status.last.is_some() && !again) {
+            let slot = pairs.entry(key.clone()).or_default();
+            if slot.status.running {
+                // The running plan may have read the databases before the
+                // change that asks again: plan once more when it ends.
+                slot.again |= again;
                 return;
             }
-            status.running = true;
+            if slot.status.last.is_some() && !again {
+                return;
+            }
+            slot.status.running = true;
         }
+        self.spawn(key);
+    }
+
+    /// Plans the pair in a task of its own and keeps the result; plans it
+    /// again at once when a refresh came in meanwhile.
+    fn spawn(self: &Arc<Self>, key: (String, String)) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let began = Instant::now();
@@ -142,14 +182,20 @@ impl Pending {
             if let Err(why) = &result {
                 tracing::warn!("pending changes {} -> {}: {why}", key.0, key.1);
             }
-            let mut pairs = this.lock();
-            let status = pairs.entry(key).or_default();
-            status.running = false;
-            status.last = Some(Computed {
-                at: Utc::now(),
-                took: began.elapsed(),
-                result,
-            });
+            let rerun = {
+                let mut pairs = this.lock();
+                let slot = pairs.entry(key.clone()).or_default();
+                slot.status.last = Some(Computed {
+                    at: Utc::now(),
+                    took: began.elapsed(),
+                    result,
+                });
+                slot.status.running = std::mem::take(&mut slot.again);
+                slot.status.running
+            };
+            if rerun {
+                this.spawn(key);
+            }
         });
     }
 }

@@ -8,6 +8,7 @@
 //! between, nothing is written and the page comes back with the fresh
 //! diff and status 409.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -38,7 +39,16 @@ pub struct ChangesQuery {
 }
 
 /// `GET /changes`: the plan of the pair, per table, one line per row.
-pub async fn page(State(state): State<AppState>, user: CurrentUser, Query(q): Query<ChangesQuery>) -> PageResult {
+pub async fn page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    q: Result<Query<ChangesQuery>, QueryRejection>,
+) -> PageResult {
+    let Query(q) = q.map_err(|e| {
+        AppError::BadRequest(format!(
+            "the changes page needs `from` and `to` (two environments), and optionally `table`: {e}"
+        ))
+    })?;
     let table = non_empty(q.table.as_deref());
     let view = plan_view(&state, &q.from, &q.to, table).await?;
     let body = render(&state, &user, &view, table, None);
@@ -98,12 +108,17 @@ pub async fn transfer(
     let req = request(&user, &form, table)?;
     let (from, to) = (form.from.as_str(), form.to.as_str());
     match promote(&state, req).await {
-        Ok(view) => Ok(layout::page(
-            &user,
-            &format!("Transferred to {to}"),
-            done(from, to, table, view.as_ref()),
-        )
-        .into_response()),
+        Ok(view) => {
+            if view.is_some() {
+                state.pending.after_write(to);
+            }
+            Ok(layout::page(
+                &user,
+                &format!("Transferred to {to}"),
+                done(from, to, table, view.as_ref()),
+            )
+            .into_response())
+        }
         Err(e) if matches!(e.hint_of(), Some(Hint::Stale { .. })) => {
             let view = plan_view(&state, from, to, table).await?;
             let notice = layout::notice(
@@ -219,7 +234,7 @@ fn done(from: &str, to: &str, table: Option<&str>, view: Option<&PromoteView>) -
         @if let Some(id) = &promotion {
             p {
                 "Promotion "
-                a href=(format!("/history/{}", encode(id))) data-testid="promotion-id" { (id) }
+                a href=(format!("/promotions/{}", encode(id))) data-testid="promotion-id" { (id) }
                 " applied"
                 @if let Some(c) = counts {
                     ": " (c.insert) " inserted, " (c.update) " updated, " (c.delete) " deleted."

@@ -11,9 +11,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use axum_extra::extract::Form;
 use chrono::Utc;
-use ferry_engine::journal;
 use ferry_engine::registry::Envs;
 use ferry_engine::views::JournalEntryView;
+use ferry_engine::{journal, reviews};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -34,8 +34,15 @@ const RECENT: usize = 3;
 /// One environment's state as the overview shows it.
 struct EnvState {
     name: String,
-    /// The engine and the newest promotions, or why not.
-    health: Result<(String, Vec<JournalEntryView>), String>,
+    /// The engine, the newest promotions and (in an environment that takes
+    /// reviews) how many reviews are open, or why the store did not answer.
+    health: Result<Health, String>,
+}
+
+struct Health {
+    engine: String,
+    recent: Vec<JournalEntryView>,
+    open_reviews: Option<usize>,
 }
 
 /// `GET /`: the pipeline, what waits per step, each environment's health.
@@ -77,7 +84,7 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser) -> PageResul
         }
         h2 { "Environments" }
         table data-testid="environments" {
-            tr { th { "environment" } th { "database" } th { "last promotions" } }
+            tr { th { "environment" } th { "database" } th { "open reviews" } th { "last promotions" } }
             @for e in &envs { (env_row(e)) }
         }
     };
@@ -144,10 +151,15 @@ async fn env_state(envs: Arc<Envs>, name: String) -> EnvState {
     let look = async {
         let store = envs.open(&name).await.map_err(|e| e.to_string())?;
         let recent = journal::newest(&*store, RECENT).await.map_err(|e| e.to_string())?;
-        Ok((
-            store.engine().to_string(),
-            recent.iter().map(JournalEntryView::new).collect(),
-        ))
+        let open_reviews = match envs.project().env_config(&name).map_err(|e| e.to_string())?.review {
+            true => Some(reviews::open(&*store).await.map_err(|e| e.to_string())?.len()),
+            false => None,
+        };
+        Ok(Health {
+            engine: store.engine().to_string(),
+            recent: recent.iter().map(JournalEntryView::new).collect(),
+            open_reviews,
+        })
     };
     let health = match tokio::time::timeout(HEALTH_TIMEOUT, look).await {
         Ok(r) => r,
@@ -161,21 +173,32 @@ fn env_row(e: &EnvState) -> Markup {
         tr data-testid="env-health" data-env=(e.name) data-healthy=(e.health.is_ok()) {
             td { strong { (e.name) } }
             @match &e.health {
-                Ok((engine, recent)) => {
-                    td { span.ok { "answers" } " " span.muted { "(" (engine) ")" } }
+                Ok(h) => {
+                    td { span.ok { "answers" } " " span.muted { "(" (h.engine) ")" } }
                     td {
-                        @if recent.is_empty() { span.muted { "none yet" } }
-                        @for p in recent {
+                        @match h.open_reviews {
+                            Some(n) => {
+                                a href=(format!("/reviews?env={}", encode(&e.name))) data-testid="open-reviews" data-count=(n) {
+                                    (n) " open"
+                                }
+                            }
+                            None => { span.muted { "takes no reviews" } }
+                        }
+                    }
+                    td {
+                        @if h.recent.is_empty() { span.muted { "none yet" } }
+                        @for p in &h.recent {
                             div data-testid="recent-promotion" {
-                                a href=(format!("/history/{}", encode(&p.id))) { code { (p.id) } }
+                                a href=(format!("/promotions/{}", encode(&p.id))) { code { (p.id) } }
                                 " " (p.kind) " by " (p.user) " at " (p.at)
                                 @if let Some(f) = &p.from { " from " (f) }
                             }
                         }
+                        a.muted href=(format!("/history?env={}", encode(&e.name))) { "history" }
                     }
                 }
                 Err(why) => {
-                    td colspan="2" { (layout::notice("error", why)) }
+                    td colspan="3" { (layout::notice("error", why)) }
                 }
             }
         }

@@ -405,8 +405,15 @@ async fn the_overview_shows_the_counts_computed_in_the_background_and_refreshes_
     assert!(tags(&html, "env-health")
         .iter()
         .all(|t| attr(t, "data-healthy").as_deref() == Some("true")));
-    // A promotion moves the counts, shown after a refresh (which needs
-    // the CSRF token like every state-changing request).
+    // A transfer from the page recomputes the counts by itself.
+    let page = changes(&alice, PAGE).await;
+    let (status, done) = transfer(&alice, &hash(&page), &["menus:5"]).await;
+    assert_eq!(status, 200, "{done}");
+    let moved = expected_counts(&f);
+    assert_ne!(moved, expected);
+    wait_for_counts(&alice, &moved).await;
+    // A promotion from elsewhere moves them too, shown after a refresh
+    // (which needs the CSRF token like every state-changing request).
     f.promote(&["--id", "cities:2"]);
     let r = alice
         .post_form_raw("/overview/refresh", &[("from", "staging"), ("to", "production")])
@@ -417,9 +424,52 @@ async fn the_overview_shows_the_counts_computed_in_the_background_and_refreshes_
         .await;
     assert_eq!(r.status().as_u16(), 303);
     wait_for_counts(&alice, &expected_counts(&f)).await;
-    // The last promotion is listed under production.
+    // The last promotions are listed under production.
     let html = alice.get("/").await.text().await.unwrap();
-    assert_eq!(tags(&html, "recent-promotion").len(), 1, "{html}");
+    assert_eq!(tags(&html, "recent-promotion").len(), 2, "{html}");
+}
+
+#[tokio::test]
+async fn a_transfer_into_an_environment_that_takes_reviews_shows_the_review() {
+    let config = CONFIG.replace(
+        "url = \"sqlite://production.db\"\n",
+        "url = \"sqlite://production.db\"\nreview = true\n",
+    );
+    assert_ne!(config, CONFIG);
+    let (f, s) = served(&config);
+    let alice = s.sign_in("alice", "pw-alice").await;
+    let html = changes(&alice, PAGE).await;
+    let (status, done) = transfer(&alice, &hash(&html), &["cities:2"]).await;
+    assert_eq!(status, 200, "{done}");
+    let review = text_of(&done, "review-id").unwrap_or_else(|| panic!("no review id:\n{done}"));
+    // Held for review: production is as it was.
+    assert_eq!(f.ids("production", "cities"), [1, 3, 99]);
+    let listed = f.run(&["reviews", "production", "--json"]).expect(0).json();
+    assert_eq!(listed[0]["id"], J::String(review), "{listed:#}");
+    // The overview counts it.
+    let html = alice.get("/").await.text().await.unwrap();
+    let open: Vec<String> = tags(&html, "open-reviews")
+        .iter()
+        .filter_map(|t| attr(t, "data-count"))
+        .collect();
+    assert_eq!(open, ["1"], "{html}");
+}
+
+#[tokio::test]
+async fn the_changes_page_without_its_environments_is_a_usage_error() {
+    let (_f, s) = served(CONFIG);
+    let alice = s.sign_in("alice", "pw-alice").await;
+    let r = alice.get("/changes?from=staging").await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("data-testid=\"error\"") && html.contains("`to`"),
+        "{html}"
+    );
+    // An environment that does not exist is named.
+    let r = alice.get("/changes?from=staging&to=nowhere").await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("nowhere"));
 }
 
 const PG_TEST: &str = "server_changes_postgres";
