@@ -2,9 +2,11 @@
 //!
 //! A full plan of a pair can take long on big tables, and the overview
 //! must never wait for one: each pair's plan runs in its own tokio task,
-//! started on the first view (or a refresh), and its counts are kept here
-//! with the time they were computed. The overview shows the last result,
-//! its age, and whether a new one is being computed.
+//! started with the server, on a view of the overview when the last result
+//! is older than [`FRESH_FOR`], on a refresh, and after a transfer into or
+//! out of one of the pair; its counts are kept here with the time they
+//! were computed. The overview shows the last result, its age, and whether
+//! a new one is being computed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +18,10 @@ use ferry_core::selection::Selection;
 use ferry_engine::planner;
 use ferry_engine::progress::Progress;
 use ferry_engine::registry::Envs;
+
+/// How long a result counts as recent: a view of the overview after that
+/// starts a new computation (and shows the old result meanwhile).
+pub const FRESH_FOR: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// What the plan of a whole pair (every managed table) would do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,8 +117,8 @@ impl Pending {
             .unwrap_or_default()
     }
 
-    /// Starts a computation of the pair unless it has a result or one
-    /// runs (the first view of the overview).
+    /// Starts a computation of the pair unless one runs or it has a
+    /// result younger than [`FRESH_FOR`] (a view of the overview).
     pub fn ensure(self: &Arc<Self>, from: &str, to: &str) {
         self.start(from, to, false);
     }
@@ -154,7 +160,8 @@ impl Pending {
                 slot.again |= again;
                 return;
             }
-            if slot.status.last.is_some() && !again {
+            let fresh = slot.status.last.as_ref().is_some_and(|c| Utc::now() - c.at < FRESH_FOR);
+            if fresh && !again {
                 return;
             }
             slot.status.running = true;

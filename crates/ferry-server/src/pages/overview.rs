@@ -194,7 +194,7 @@ fn env_row(e: &EnvState) -> Markup {
                                 @if let Some(f) = &p.from { " from " (f) }
                             }
                         }
-                        a.muted href=(format!("/history?env={}", encode(&e.name))) { "history" }
+                        div { a.muted href=(format!("/history?env={}", encode(&e.name))) { "all promotions in " (e.name) } }
                     }
                 }
                 Err(why) => {
