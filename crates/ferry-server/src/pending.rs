@@ -65,7 +65,8 @@ impl PendingCounts {
 /// One finished computation of a pair.
 #[derive(Clone, Debug)]
 pub struct Computed {
-    /// When it finished.
+    /// When the plan began reading the databases: the counts are at
+    /// least that recent.
     pub at: DateTime<Utc>,
     /// How long the plan took.
     pub took: Duration,
@@ -129,6 +130,22 @@ impl Pending {
         self.start(from, to, true);
     }
 
+    /// Keeps counts a page computed anyway (the changes page plans the
+    /// whole pair), unless a newer result is there; a computation that
+    /// runs goes on and replaces them when it ends.
+    /// `at`: when that plan began reading.
+    pub fn record(&self, from: &str, to: &str, counts: PendingCounts, at: DateTime<Utc>, took: Duration) {
+        let mut pairs = self.lock();
+        let slot = pairs.entry((from.to_string(), to.to_string())).or_default();
+        if slot.status.last.as_ref().is_none_or(|c| c.at < at) {
+            slot.status.last = Some(Computed {
+                at,
+                took,
+                result: Ok(counts),
+            });
+        }
+    }
+
     /// Starts a computation of every route of the configuration that has
     /// none (the server's start).
     pub fn ensure_all(self: &Arc<Self>) {
@@ -174,7 +191,7 @@ impl Pending {
     fn spawn(self: &Arc<Self>, key: (String, String)) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let began = Instant::now();
+            let (began, at) = (Instant::now(), Utc::now());
             let envs = Arc::clone(&this.envs);
             let (f, t) = key.clone();
             // Its own task: a panic in the planner ends up here as an
@@ -192,11 +209,14 @@ impl Pending {
             let rerun = {
                 let mut pairs = this.lock();
                 let slot = pairs.entry(key.clone()).or_default();
-                slot.status.last = Some(Computed {
-                    at: Utc::now(),
-                    took: began.elapsed(),
-                    result,
-                });
+                // A page may have recorded a plan made after this one began.
+                if slot.status.last.as_ref().is_none_or(|c| c.at <= at) {
+                    slot.status.last = Some(Computed {
+                        at,
+                        took: began.elapsed(),
+                        result,
+                    });
+                }
                 slot.status.running = std::mem::take(&mut slot.again);
                 slot.status.running
             };

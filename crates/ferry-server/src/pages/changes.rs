@@ -27,6 +27,7 @@ use serde::Deserialize;
 use super::{diffview, encode, layout, PageError, PageResult};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::pending::PendingCounts;
 use crate::AppState;
 
 /// The query of `GET /changes`.
@@ -71,8 +72,15 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 /// only), as the engine's view with its content hash.
 async fn plan_view(state: &AppState, from: &str, to: &str, table: Option<&str>) -> Result<PlanView, AppError> {
     let sel = shown_selection(table);
+    let (began, at) = (std::time::Instant::now(), chrono::Utc::now());
     let pair = state.envs.pair(from, to, &sel, true).await?;
     let plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
+    if sel.is_all() {
+        // The whole pair, planned anyway: the overview's counts for free.
+        state
+            .pending
+            .record(from, to, PendingCounts::of(&plan), at, began.elapsed());
+    }
     Ok(PlanView::new(&plan))
 }
 

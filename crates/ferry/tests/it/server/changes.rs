@@ -424,9 +424,15 @@ async fn the_overview_shows_the_counts_computed_in_the_background_and_refreshes_
         .await;
     assert_eq!(r.status().as_u16(), 303);
     wait_for_counts(&alice, &expected_counts(&f)).await;
-    // The last promotions are listed under production.
+    // The changes page plans the whole pair anyway: the overview shows
+    // its counts at once, no refresh or wait.
+    f.promote(&["--id", "forms:2"]);
+    let fresh = expected_counts(&f);
+    changes(&alice, PAGE).await;
     let html = alice.get("/").await.text().await.unwrap();
-    assert_eq!(tags(&html, "recent-promotion").len(), 2, "{html}");
+    assert_eq!(step_counts(&html).as_deref(), Some(&fresh[..]), "{html}");
+    // The last promotions are listed under production.
+    assert_eq!(tags(&html, "recent-promotion").len(), 3, "{html}");
 }
 
 #[tokio::test]
