@@ -6,6 +6,8 @@
 
 pub mod audit;
 pub mod cells;
+pub mod changes;
+pub mod diffview;
 pub mod history;
 pub mod layout;
 pub mod login;
@@ -32,6 +34,9 @@ pub fn routes() -> Router<AppState> {
         .route("/promotions/{id}", get(history::show))
         .route("/promotions/{id}/revert", post(history::revert))
         .route("/audit", get(audit::list))
+        .route("/overview/refresh", post(overview::refresh))
+        .route("/changes", get(changes::page))
+        .route("/changes/transfer", post(changes::transfer))
 }
 
 /// An error on a page: the page layout with the message, and the status
