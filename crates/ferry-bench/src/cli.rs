@@ -55,6 +55,25 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Internal {
+    /// `ferry serve` under concurrent clients: page and API latencies
+    /// (median, p95, and p95 against a static asset's in the same run).
+    Serve {
+        /// Scale S of the SQLite environments.
+        #[arg(long, default_value_t = 0.2)]
+        scale: f64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Requests of each kind, over all clients.
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// Sequential transfers of one business with its forms.
+        #[arg(long, default_value_t = 30)]
+        transfers: usize,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = crate::gen::DEFAULT_SEED)]
+        seed: u64,
+    },
     /// Runs one timed Ferry operation and prints its outcome (used by the benchmark).
     #[command(name = "__timed", hide = true)]
     Timed {
@@ -70,6 +89,28 @@ enum Internal {
 /// ferry-bench --`, `cargo bench -p ferry-bench --`).
 pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
     let cli = Cli::parse_from(&args);
+    if let Some(Internal::Serve {
+        scale,
+        clients,
+        requests,
+        transfers,
+        seed,
+    }) = &cli.internal
+    {
+        if *clients == 0 || *requests == 0 || !scale.is_finite() || *scale <= 0.0 {
+            bail!("--scale must be above 0, --clients and --requests at least 1");
+        }
+        let opts = crate::serve::ServeOptions {
+            scale: *scale,
+            seed: *seed,
+            clients: *clients,
+            requests: *requests,
+            transfers: *transfers,
+        };
+        let results = crate::serve::run(&opts).await?;
+        println!("{}", crate::serve::report(&results, &opts));
+        return Ok(());
+    }
     if let Some(Internal::Timed { config, op }) = &cli.internal {
         let Some(op) = Op::parse(op) else {
             bail!("--op is plan, promote or baseline");

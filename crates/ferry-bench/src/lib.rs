@@ -13,5 +13,6 @@ pub mod external;
 pub mod gen;
 pub mod report;
 pub mod schema;
+pub mod serve;
 pub mod sync;
 pub mod timed;
