@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ferry_core::plan::Action;
 use ferry_core::selection::Selection;
 use ferry_engine::ops::{self, baseline::BaselineRequest, promote::PromoteRequest};
 use ferry_engine::project::Project;
@@ -91,6 +92,7 @@ pub async fn run(opts: &ServeOptions) -> Result<Vec<Latencies>> {
         .pool_max_idle_per_host(opts.clients)
         .build()?;
     let auth = format!("Bearer {token}");
+    settle(&client, &base, &auth).await?;
     let mut out = Vec::new();
     let (first, rest) = businesses.split_first().context("no business changed in staging")?;
     let kinds = [
@@ -104,11 +106,35 @@ pub async fn run(opts: &ServeOptions) -> Result<Vec<Latencies>> {
         ),
     ];
     for (what, path) in kinds {
-        eprintln!("ferry-bench serve: {what}: {} requests from {} clients", opts.requests, opts.clients);
+        eprintln!(
+            "ferry-bench serve: {what}: {} requests from {} clients",
+            opts.requests, opts.clients
+        );
         out.push(load(&client, &base, &auth, what, &path, opts).await?);
     }
     out.push(transfers(&client, &base, &auth, rest).await?);
     Ok(out)
+}
+
+/// Waits until the overview's background plans (started with the server)
+/// are done, so they do not run during the measurements.
+async fn settle(client: &reqwest::Client, base: &str, auth: &str) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let page = client
+            .get(format!("{base}/"))
+            .header("authorization", auth)
+            .send()
+            .await?;
+        let html = page.text().await?;
+        if !html.contains("data-state=\"computing\"") {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("the overview's pending counts were still computing after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A business with its forms, as ids for a selection.
@@ -122,8 +148,15 @@ fn ids_query(group: &Group) -> String {
 /// baseline, and some history: the journal and audit the pages list.
 async fn prepare(dir: &Path, opts: &ServeOptions) -> Result<Project> {
     let w = Workload::new(opts.scale, opts.seed);
-    let (production, staging) = (Db::Sqlite(dir.join("production.db")), Db::Sqlite(dir.join("staging.db")));
-    eprintln!("ferry-bench serve: generating S={} ({} rows)", opts.scale, w.total_rows());
+    let (production, staging) = (
+        Db::Sqlite(dir.join("production.db")),
+        Db::Sqlite(dir.join("staging.db")),
+    );
+    eprintln!(
+        "ferry-bench serve: generating S={} ({} rows)",
+        opts.scale,
+        w.total_rows()
+    );
     production.create_production(&w).await?;
     production.copy_to(&staging).await?;
     let config = dir.join("ferry.toml");
@@ -159,7 +192,9 @@ async fn prepare(dir: &Path, opts: &ServeOptions) -> Result<Project> {
 async fn promote(envs: &Envs, group: &Group) -> Result<()> {
     let mut selection = Selection::default();
     for id in group {
-        selection.ids.push(ferry_core::selection::parse_id(id).map_err(|e| anyhow::anyhow!(e.0))?);
+        selection
+            .ids
+            .push(ferry_core::selection::parse_id(id).map_err(|e| anyhow::anyhow!(e.0))?);
     }
     let req = PromoteRequest {
         from: "staging".into(),
@@ -191,8 +226,14 @@ async fn changed_businesses(project: &Project, n: usize) -> Result<Vec<Group>> {
     let path = url.strip_prefix("sqlite://").context("the benchmark serves SQLite")?;
     let conn = rusqlite::Connection::open(path)?;
     let mut out = Vec::new();
-    for e in plan.entries.iter().filter(|e| e.table == "businesses" && e.is_change()) {
-        let key = e.key.first().map(|k| k.display_text()).context("a business without a key")?;
+    // Updates and inserts: a deleted business may still have forms in production.
+    let kept = |e: &&ferry_core::plan::PlanEntry| matches!(e.action, Action::Update | Action::Insert);
+    for e in plan.entries.iter().filter(|e| e.table == "businesses").filter(kept) {
+        let key = e
+            .key
+            .first()
+            .map(|k| k.display_text())
+            .context("a business without a key")?;
         let mut group = vec![format!("businesses:{key}")];
         let mut st = conn.prepare("SELECT id FROM forms WHERE business_id = ?1 ORDER BY id")?;
         let forms: Vec<i64> = st
@@ -253,7 +294,10 @@ async fn load(
 /// target takes one writer at a time), end to end through the API.
 async fn transfers(client: &reqwest::Client, base: &str, auth: &str, groups: &[Group]) -> Result<Latencies> {
     let mut millis = Vec::new();
-    eprintln!("ferry-bench serve: {} transfers of one business with its forms", groups.len());
+    eprintln!(
+        "ferry-bench serve: {} transfers of one business with its forms",
+        groups.len()
+    );
     for group in groups {
         let body = serde_json::json!({"from": "staging", "to": "production", "ids": group});
         let t = Instant::now();
