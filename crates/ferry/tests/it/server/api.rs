@@ -142,6 +142,13 @@ async fn unknown_ids_are_404_and_bad_requests_400_always_as_json() {
     .await;
     let nothing = api.get_json("/api/v1/nothing-here", 404).await;
     assert_eq!(error_code(&nothing), "not-found");
+    // A path that does not decode, a method a path does not answer.
+    let bad = api.get_json("/api/v1/promotions/%FF", 400).await;
+    assert_eq!(error_code(&bad), "usage", "{bad}");
+    let wrong = api
+        .get_json("/api/v1/promotions/01HZZZZZZZZZZZZZZZZZZZZZZZ/revert", 405)
+        .await;
+    assert_eq!(error_code(&wrong), "usage", "{wrong}");
 
     for (path, says) in [
         ("/api/v1/diff?from=staging", "to"),
