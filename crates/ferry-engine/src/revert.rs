@@ -8,7 +8,7 @@ use ferry_core::plan::{Action, Counts};
 use ferry_core::rules::SyncBase;
 use ferry_core::schema::TableSchema;
 use ferry_core::value::{convert, Value};
-use ferry_db::{FetchRequest, Row, Store, Txn};
+use ferry_db::{FetchRequest, Read, Row, Store, Txn};
 
 use crate::apply::Promotion;
 use crate::error::{Error, Hint, Result};
@@ -84,18 +84,7 @@ pub async fn revert_unchecked_with(envs: &Envs, id: &str, user: &str, force: boo
             .hint(Hint::RevertRevert { revert: by.clone() }));
     }
     let rows = journal::journal_rows(&*store, id).await?;
-    let mut schemas: BTreeMap<String, TableSchema> = BTreeMap::new();
-    for r in &rows {
-        if !schemas.contains_key(&r.table) {
-            let s = store.table_schema(&r.table).await?.ok_or_else(|| {
-                Error::Data(format!(
-                    "environment `{}`: table `{}` no longer exists; cannot revert {id}",
-                    original.to, r.table
-                ))
-            })?;
-            schemas.insert(r.table.clone(), s);
-        }
-    }
+    let schemas = schemas_of(&*store, &original, &rows).await?;
     let mut txn = store.begin().await?;
     let done = revert_in(&original, &rows, &schemas, user, force, txn.as_mut()).await?;
     txn.commit().await.map_err(|e| match e.kind {
@@ -105,6 +94,39 @@ pub async fn revert_unchecked_with(envs: &Envs, id: &str, user: &str, force: boo
         _ => Error::Db(e),
     })?;
     Ok(done)
+}
+
+/// The schema of every table `rows` touch, as the target has it now.
+async fn schemas_of(
+    store: &dyn Store,
+    original: &PromotionRecord,
+    rows: &[JournalRow],
+) -> Result<BTreeMap<String, TableSchema>> {
+    let mut schemas: BTreeMap<String, TableSchema> = BTreeMap::new();
+    for r in rows {
+        if !schemas.contains_key(&r.table) {
+            let s = store.table_schema(&r.table).await?.ok_or_else(|| {
+                Error::Data(format!(
+                    "environment `{}`: table `{}` no longer exists; cannot revert {}",
+                    original.to, r.table, original.id
+                ))
+            })?;
+            schemas.insert(r.table.clone(), s);
+        }
+    }
+    Ok(schemas)
+}
+
+/// The rows of promotion `original` (journalled as `rows`, in `store`, its
+/// environment) that changed since it wrote them, as `table:key (why)`:
+/// what a revert refuses unless forced. Read as committed now, without a
+/// lock: a preview for a front end to show before asking; the revert
+/// checks again under the writer lock.
+pub async fn changed_since(store: &dyn Store, original: &PromotionRecord, rows: &[JournalRow]) -> Result<Vec<String>> {
+    let schemas = schemas_of(store, original, rows).await?;
+    let mut reader = store;
+    let now = current_rows(&mut reader, &schemas, rows).await?;
+    Ok(moved_rows(rows, &now, &schemas))
 }
 
 /// A key as text after converting each value to its column's type, so a
@@ -123,10 +145,11 @@ fn key_of(schema: &TableSchema, key: &[(String, Value)]) -> String {
 }
 
 /// What every journalled row looks like now (every column, `None` when it
-/// is gone), read table by table in chunks and locked until the commit
-/// ([`Txn::fetch_for_update`]): what is checked is what gets overwritten.
+/// is gone), read table by table in chunks; in a transaction locked until
+/// the commit ([`Read::fetch_for_update`]): what is checked is what gets
+/// overwritten. From a store: as committed, unlocked.
 async fn current_rows(
-    txn: &mut dyn Txn,
+    txn: &mut dyn Read,
     schemas: &BTreeMap<String, TableSchema>,
     rows: &[JournalRow],
 ) -> Result<Vec<Option<Row>>> {

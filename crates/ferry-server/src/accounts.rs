@@ -104,8 +104,11 @@ pub async fn open(project: &Project) -> anyhow::Result<Arc<dyn Accounts>> {
         };
         return Ok(Arc::new(SqliteAccounts::open(&path)?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(crate::accounts_pg::PgAccounts::open(&url).await?));
+    }
     anyhow::bail!(
-        "[server] state: `{}` is not a state store this server can use yet; use sqlite://FILE",
+        "[server] state: `{}` is not a state store; use sqlite://FILE or postgres://HOST/DB",
         ferry_core::config::redact_url(&url)
     )
 }

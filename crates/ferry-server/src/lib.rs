@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod accounts_pg;
 pub mod api;
 pub mod auth;
 pub mod error;
 pub mod pages;
+pub mod pending;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,14 +40,19 @@ pub struct AppState {
     pub accounts: Arc<dyn Accounts>,
     /// Served over TLS (directly or, as the operator says, behind a proxy).
     pub secure_cookies: bool,
+    /// What waits between adjacent environments, computed in the
+    /// background (the overview).
+    pub pending: Arc<pending::Pending>,
 }
 
 impl AppState {
     pub fn new(project: Arc<Project>, accounts: Arc<dyn Accounts>, secure_cookies: bool) -> AppState {
+        // A database that does not answer is a 502 after this, not a
+        // request that hangs as long as the operating system waits.
+        let envs = Arc::new(Envs::shared(project).open_timeout(OPEN_TIMEOUT));
         AppState {
-            // A database that does not answer is a 502 after this, not a
-            // request that hangs as long as the operating system waits.
-            envs: Arc::new(Envs::shared(project).open_timeout(OPEN_TIMEOUT)),
+            pending: Arc::new(pending::Pending::new(envs.clone())),
+            envs,
             accounts,
             secure_cookies,
         }
@@ -78,6 +85,8 @@ pub async fn serve(state: AppState, options: ServeOptions, ready: impl FnOnce(So
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.bind))?;
     ready(listener.local_addr()?);
+    // What waits between the environments, computed before the first view.
+    state.pending.ensure_all();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

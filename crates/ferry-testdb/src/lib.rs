@@ -8,7 +8,9 @@
 //!   also when the test panics;
 //! - running SQL on each engine, through the drivers ([`Database::exec`])
 //!   or through the command-line clients `psql` / `mysql` ([`client`]),
-//!   whose text output the byte-for-byte dumps compare.
+//!   whose text output the byte-for-byte dumps compare;
+//! - [`browser`]: a headless Chromium driven through WebDriver, for the
+//!   tests of Ferry's web pages (same skip policy).
 //!
 //! Used as a dev-dependency only (`publish = false`).
 
@@ -19,6 +21,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::{Connection, Executor};
+
+pub mod browser;
 
 /// The engines Ferry's tests run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,11 +80,20 @@ pub fn announce(line: &str) {
 /// Skips test `label` (for example `engines::round_trip`) with a visible
 /// `SKIP label: why` line or, under `CI=true`, fails it.
 pub fn skip(label: &str, why: &str) {
+    skip_or_fail(
+        label,
+        why,
+        "CI=true needs the test servers in FERRY_TEST_POSTGRES_URL and FERRY_TEST_MYSQL_URL \
+         (.ci/run installs and starts them)",
+    );
+}
+
+/// The skip policy for any missing piece: prints `SKIP label: why` or,
+/// under `CI=true`, panics with `label: why; ci_needs` (`ci_needs` says
+/// what CI should have provided).
+pub fn skip_or_fail(label: &str, why: &str, ci_needs: &str) {
     if ci() {
-        panic!(
-            "{label}: {why}; CI=true needs the test servers in FERRY_TEST_POSTGRES_URL and \
-             FERRY_TEST_MYSQL_URL (.ci/run installs and starts them)"
-        );
+        panic!("{label}: {why}; {ci_needs}");
     }
     announce(&format!("SKIP {label}: {why}"));
 }

@@ -201,141 +201,8 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
             table = &e.table;
             let _ = writeln!(out, "\n{}", ui::bold(table));
         }
-        let (mark, word) = match e.action {
-            Action::Insert => (ui::green("+"), ui::green("insert  ")),
-            Action::Update => (ui::yellow("~"), ui::yellow("update  ")),
-            Action::Delete => (ui::red("-"), ui::red("delete  ")),
-            Action::Conflict => (ui::magenta("!"), ui::magenta("conflict")),
-            Action::Skip => (ui::dim("="), ui::dim("skip    ")),
-        };
-        let key = plan
-            .named_key(e)
-            .iter()
-            .map(|(c, v)| format!("{c}={}", v.display_text()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut notes = Vec::new();
-        if let Some(r) = e.reason {
-            notes.push(match r {
-                Reason::NoBase => ui::yellow("no-base: first contact, which side changed it is unknown"),
-                Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
-                Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
-                Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
-                Reason::KeptTarget => "kept-target: the target's version stays, recorded as in sync".to_string(),
-                other => other.name().to_string(),
-            });
-        }
-        if let Some(by) = &e.pulled_by {
-            notes.push(format!("needed by {by}"));
-        }
-        if let Some(on) = &e.depends_on {
-            notes.push(format!(
-                "stays with {on}, which is {}",
-                match e.reason {
-                    Some(Reason::LeftOut) => "left out",
-                    _ => "excluded",
-                }
-            ));
-        }
-        let natural = plan.specs.get(&e.table).is_some_and(|s| s.natural_key.is_some());
-        if natural && e.action == Action::Insert && e.target_key.is_none() {
-            // The key shown is the source's: the target gives the row its own.
-            notes.push(format!("new: {} assigns its id", plan.to));
-        }
-        if let Some(c) = &e.collides_with {
-            notes.push(format!("{c}: the target would refuse it"));
-        }
-        if let Some(tk) = &e.target_key {
-            // Natural-key tables: ids differ per environment.
-            let which = if e.source.is_some() { "matched with" } else { "is" };
-            notes.push(format!("{which} {}:{} in {}", e.table, key_label(tk), plan.to));
-        }
-        let notes = if notes.is_empty() {
-            String::new()
-        } else {
-            ui::dim(&format!("  ({})", notes.join("; ")))
-        };
-        let _ = writeln!(out, "  {mark} {word} {key}{notes}");
-        match e.action {
-            Action::Insert => {
-                // Every field of a new row, NULLs too: nothing it brings is hidden.
-                if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
-                    let k = plan.keys.get(&e.table).map_or(1, Vec::len);
-                    for (c, v) in cols.iter().zip(src).skip(k) {
-                        let _ = writeln!(out, "               {c}: {}", ui::green(&written(plan, e, c, v)));
-                    }
-                }
-            }
-            Action::Delete => {
-                // Every field of the row the target loses.
-                for f in &e.fields {
-                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let _ = writeln!(out, "               {}: {}", f.column, ui::red(&t));
-                }
-            }
-            Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
-                // Nothing is written: say which value stays.
-                for f in &e.fields {
-                    if let Some(lines) = field_json_lines(plan, e, f, "                 ") {
-                        let _ = writeln!(
-                            out,
-                            "               {}: kept in the target; the source differs at (target -> source):",
-                            f.column
-                        );
-                        out.push_str(&lines);
-                        continue;
-                    }
-                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f
-                        .source
-                        .as_ref()
-                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
-                    let _ = writeln!(
-                        out,
-                        "               {}: kept in the target: {t} (the source has {s})",
-                        f.column
-                    );
-                }
-            }
-            // First contact has no base to show: the two sides, as an update's.
-            Action::Conflict if !e.fields.is_empty() && e.reason != Some(Reason::NoBase) => {
-                for f in &e.fields {
-                    if conflict_json_lines(plan, e, f, &mut out) {
-                        continue;
-                    }
-                    let base = match &f.base {
-                        Some(b) => short(b),
-                        None => ui::dim("(base not kept)"),
-                    };
-                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f
-                        .source
-                        .as_ref()
-                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
-                    let _ = writeln!(
-                        out,
-                        "               {}: base {base}  target {}  source {}",
-                        f.column,
-                        ui::red(&t),
-                        ui::green(&s)
-                    );
-                }
-            }
-            _ => {
-                for f in &e.fields {
-                    if let Some(lines) = field_json_lines(plan, e, f, "               ") {
-                        out.push_str(&lines);
-                        continue;
-                    }
-                    let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                    let s = f
-                        .source
-                        .as_ref()
-                        .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
-                    let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));
-                }
-            }
-        }
+        out.push_str(&entry_line(plan, e));
+        entry_fields(plan, e, &mut out);
     }
     let no_base = plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count();
     if no_base > 0 {
@@ -367,6 +234,151 @@ pub fn plan_text_with(plan: &Plan, verbose: bool) -> String {
         );
     }
     out
+}
+
+/// An entry's line: its mark, action, key and the notes that explain it.
+fn entry_line(plan: &Plan, e: &PlanEntry) -> String {
+    let (mark, word) = match e.action {
+        Action::Insert => (ui::green("+"), ui::green("insert  ")),
+        Action::Update => (ui::yellow("~"), ui::yellow("update  ")),
+        Action::Delete => (ui::red("-"), ui::red("delete  ")),
+        Action::Conflict => (ui::magenta("!"), ui::magenta("conflict")),
+        Action::Skip => (ui::dim("="), ui::dim("skip    ")),
+    };
+    let key = plan
+        .named_key(e)
+        .iter()
+        .map(|(c, v)| format!("{c}={}", v.display_text()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut notes = Vec::new();
+    if let Some(r) = e.reason {
+        notes.push(match r {
+            Reason::NoBase => ui::yellow("no-base: first contact, which side changed it is unknown"),
+            Reason::TargetNewer => "target-newer: changed in the target only, kept".to_string(),
+            Reason::TargetOnly => "target-only: never synced, left alone".to_string(),
+            Reason::Matched => "matched by natural key: the id mapping is recorded".to_string(),
+            Reason::KeptTarget => "kept-target: the target's version stays, recorded as in sync".to_string(),
+            other => other.name().to_string(),
+        });
+    }
+    if let Some(by) = &e.pulled_by {
+        notes.push(format!("needed by {by}"));
+    }
+    if let Some(on) = &e.depends_on {
+        notes.push(format!(
+            "stays with {on}, which is {}",
+            match e.reason {
+                Some(Reason::LeftOut) => "left out",
+                _ => "excluded",
+            }
+        ));
+    }
+    let natural = plan.specs.get(&e.table).is_some_and(|s| s.natural_key.is_some());
+    if natural && e.action == Action::Insert && e.target_key.is_none() {
+        // The key shown is the source's: the target gives the row its own.
+        notes.push(format!("new: {} assigns its id", plan.to));
+    }
+    if let Some(c) = &e.collides_with {
+        notes.push(format!("{c}: the target would refuse it"));
+    }
+    if let Some(tk) = &e.target_key {
+        // Natural-key tables: ids differ per environment.
+        let which = if e.source.is_some() { "matched with" } else { "is" };
+        notes.push(format!("{which} {}:{} in {}", e.table, key_label(tk), plan.to));
+    }
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        ui::dim(&format!("  ({})", notes.join("; ")))
+    };
+    format!("  {mark} {word} {key}{notes}\n")
+}
+
+/// An entry's fields under its line: every field of an insert or delete,
+/// the kept value of a skipped row, the three sides of a conflict, and
+/// old -> new of an update.
+fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
+    match e.action {
+        Action::Insert => {
+            // Every field of a new row, NULLs too: nothing it brings is hidden.
+            if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
+                let k = plan.keys.get(&e.table).map_or(1, Vec::len);
+                for (c, v) in cols.iter().zip(src).skip(k) {
+                    let _ = writeln!(out, "               {c}: {}", ui::green(&written(plan, e, c, v)));
+                }
+            }
+        }
+        Action::Delete => {
+            // Every field of the row the target loses.
+            for f in &e.fields {
+                let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                let _ = writeln!(out, "               {}: {}", f.column, ui::red(&t));
+            }
+        }
+        Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
+            // Nothing is written: say which value stays.
+            for f in &e.fields {
+                if let Some(lines) = field_json_lines(plan, e, f, "                 ") {
+                    let _ = writeln!(
+                        out,
+                        "               {}: kept in the target; the source differs at (target -> source):",
+                        f.column
+                    );
+                    out.push_str(&lines);
+                    continue;
+                }
+                let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                let s = f
+                    .source
+                    .as_ref()
+                    .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                let _ = writeln!(
+                    out,
+                    "               {}: kept in the target: {t} (the source has {s})",
+                    f.column
+                );
+            }
+        }
+        // First contact has no base to show: the two sides, as an update's.
+        Action::Conflict if !e.fields.is_empty() && e.reason != Some(Reason::NoBase) => {
+            for f in &e.fields {
+                if conflict_json_lines(plan, e, f, out) {
+                    continue;
+                }
+                let base = match &f.base {
+                    Some(b) => short(b),
+                    None => ui::dim("(base not kept)"),
+                };
+                let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                let s = f
+                    .source
+                    .as_ref()
+                    .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                let _ = writeln!(
+                    out,
+                    "               {}: base {base}  target {}  source {}",
+                    f.column,
+                    ui::red(&t),
+                    ui::green(&s)
+                );
+            }
+        }
+        _ => {
+            for f in &e.fields {
+                if let Some(lines) = field_json_lines(plan, e, f, "               ") {
+                    out.push_str(&lines);
+                    continue;
+                }
+                let t = f.target.as_ref().map_or("(none)".to_string(), short);
+                let s = f
+                    .source
+                    .as_ref()
+                    .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));
+            }
+        }
+    }
 }
 
 /// A conflicting JSON field, path by path: what each side changed since

@@ -6,5 +6,6 @@ mod hot_journal;
 mod merge;
 mod ops;
 mod properties;
+mod revert_preview;
 mod scenarios;
 mod three_way;

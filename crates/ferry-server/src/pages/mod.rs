@@ -4,12 +4,19 @@
 //! takes the [`CurrentUser`](crate::auth::CurrentUser), calls the engine,
 //! and renders.
 
+pub mod audit;
+pub mod cells;
+pub mod changes;
+pub mod diffview;
+pub mod history;
 pub mod layout;
 pub mod login;
 pub mod overview;
+pub mod paging;
+pub mod reviews;
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::AppError;
@@ -17,7 +24,19 @@ use crate::AppState;
 
 /// The pages' routes (sign-in is in `auth`).
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(overview::page))
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/reviews", get(reviews::list))
+        .route("/reviews/{id}", get(reviews::show))
+        .route("/reviews/{id}/approve", post(reviews::approve))
+        .route("/reviews/{id}/reject", post(reviews::reject))
+        .route("/history", get(history::list))
+        .route("/promotions/{id}", get(history::show))
+        .route("/promotions/{id}/revert", post(history::revert))
+        .route("/audit", get(audit::list))
+        .route("/overview/refresh", post(overview::refresh))
+        .route("/changes", get(changes::page))
+        .route("/changes/transfer", post(changes::transfer))
 }
 
 /// An error on a page: the page layout with the message, and the status

@@ -20,7 +20,7 @@ use ferry_engine::progress::Progress;
 use ferry_engine::views::WrittenCounts;
 use ferry_engine::{inspect, journal, pair, planner, revert, Store};
 
-use self::sample::{DATABASES, SOURCE, TARGET};
+use self::sample::{Production, DATABASES, SOURCE, TARGET};
 use super::{print_json, print_text};
 use crate::cli::Global;
 use crate::output;
@@ -53,7 +53,7 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
     say.intro(&dir, keep.is_some())?;
 
     // 1. Two environments in sync.
-    let sample = sample::lay_out(&config, USER).await?;
+    let sample = sample::lay_out(&config, Production::Direct, USER).await?;
     let project = &sample.project;
     let pair = pair::open(project, SOURCE, TARGET).await?;
     let mut sizes = Vec::new();
@@ -214,8 +214,10 @@ pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
         "Where to go next",
         "Play with the same sample on files you keep: `ferry init --demo` writes this tour's ferry.toml \
          (every line explained) with staging.db and production.db into the current folder, in sync and \
-         ready for your own edits. For your own databases, `ferry init` writes a starter ferry.toml, and \
-         the README's quick start takes five minutes.",
+         ready for your own edits. One line differs: there, production takes reviews (`review = true`), \
+         so a promotion waits until someone approves it, with `ferry review approve ID` or in the web UI \
+         of `ferry serve`. For your own databases, `ferry init` writes a starter ferry.toml, and the \
+         README's quick start takes five minutes.",
     )?;
     say.commands(&[
         "ferry init --demo && ferry diff staging production",

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::demo::sample::{self, DATABASES, SOURCE, TARGET};
+use super::demo::sample::{self, Production, DATABASES, SOURCE, TARGET};
 use super::{print_json, print_text};
 use crate::cli::Global;
 use crate::ui;
@@ -139,7 +139,7 @@ pub async fn run(g: &Global, demo: bool, force: bool) -> Result<u8> {
         return Ok(0);
     }
 
-    let laid = sample::lay_out(&config, &ui::user(g)).await?;
+    let laid = sample::lay_out(&config, Production::Reviews, &ui::user(g)).await?;
     let try_these: Vec<(String, &str)> = vec![
         (
             next.ferry(&format!("diff {SOURCE} {TARGET}")),
@@ -158,10 +158,18 @@ pub async fn run(g: &Global, demo: bool, force: bool) -> Result<u8> {
         ),
         (
             next.ferry(&format!("promote {SOURCE} {TARGET}")),
-            "apply it in one transaction, journalled; prints a promotion id",
+            "submit it: production takes reviews, so nothing changes there yet; prints a review id",
+        ),
+        (
+            next.ferry("review approve ID"),
+            "approve it (here anyone may, you too): it lands in one transaction, journalled; prints a promotion id",
         ),
         (next.ferry(&format!("log {TARGET}")), "who promoted what, and when"),
         (next.ferry("revert ID"), "undo that promotion exactly"),
+        (
+            format!("{} && {}", next.ferry("user add NAME"), next.ferry("serve")),
+            "or all of this in a browser: add a user (it asks for a password), serve, open the page, sign in",
+        ),
     ];
     if g.json {
         let created: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();

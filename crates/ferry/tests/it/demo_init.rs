@@ -198,8 +198,14 @@ fn demo_keep_leaves_a_working_folder_and_refuses_to_reuse_it() {
         ],
     );
     assert_code(&promote, 0);
+    let promoted = promote.json();
+    assert!(
+        promoted["promotion"].is_string(),
+        "the tour's production takes no reviews: {promoted}"
+    );
+    assert_eq!(promoted["review"], J::Null, "{promoted}");
     assert_eq!(
-        promote.json()["counts"],
+        promoted["counts"],
         serde_json::json!({"insert": 7, "update": 1, "delete": 1})
     );
 
@@ -208,6 +214,43 @@ fn demo_keep_leaves_a_working_folder_and_refuses_to_reuse_it() {
     assert_code(&again, 2);
     assert!(again.stderr.contains("already exist"), "{}", again.stderr);
     assert_eq!(std::fs::read(dir.join("production.db")).unwrap(), before);
+}
+
+/// The `ferry.toml` of `ferry init --demo` and the one `ferry demo --keep`
+/// leaves hold the same text but for one line: production takes reviews in
+/// the first, and the tour promotes directly.
+#[test]
+fn the_tour_config_is_the_init_config_without_reviews() {
+    let cwd = tempfile::tempdir().unwrap();
+    assert_code(
+        &ferry(cwd.path(), &["init", "--demo", "--config", "init/ferry.toml"]),
+        0,
+    );
+    assert_code(&ferry(cwd.path(), &["demo", "--keep", "tour"]), 0);
+    let read = |dir: &str| {
+        let path = cwd.path().join(dir).join("ferry.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = ferry_core::config::parse(&text, &path).expect("the demo config parses");
+        (text, config)
+    };
+    let (init, init_config) = read("init");
+    let (tour, tour_config) = read("tour");
+    assert!(
+        init_config.environments["production"].review,
+        "init --demo: production takes reviews"
+    );
+    assert!(
+        !tour_config.environments["production"].review,
+        "the tour promotes directly"
+    );
+    assert!(!init_config.environments["staging"].review && !tour_config.environments["staging"].review);
+    assert!(init_config.access.is_none(), "the demo is single-user: no [access]");
+    assert!(init.contains("\n# [access]\n"), "a commented [access] example is shown");
+    let differing: Vec<(&str, &str)> = init.lines().zip(tour.lines()).filter(|(a, b)| a != b).collect();
+    assert_eq!(init.lines().count(), tour.lines().count());
+    assert_eq!(differing.len(), 1, "{differing:?}");
+    assert_eq!(differing[0].0, "review = true");
+    assert!(differing[0].1.starts_with("# review = true"), "{differing:?}");
 }
 
 const STARTER_TABLE: &str = "CREATE TABLE businesses (id INTEGER PRIMARY KEY, name TEXT NOT NULL);";
@@ -293,8 +336,10 @@ fn init_demo_starts_in_sync_and_shows_an_edit() {
     for next in [
         "ferry diff staging production",
         "ferry promote staging production",
+        "ferry review approve ID",
         "ferry log production",
         "ferry revert",
+        "ferry user add NAME && ferry serve",
     ] {
         assert!(
             run.stdout.contains(next),
@@ -346,9 +391,20 @@ fn init_demo_writes_next_to_the_given_config() {
     let v = run.json();
     assert_eq!(v["demo"], true);
     assert!(v["baseline"].is_string(), "{v}");
+    let next: Vec<&str> = v["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for n in &next {
+        if n.starts_with("ferry") {
+            assert!(n.contains("--config envs/sample.toml"), "{n}");
+        }
+    }
     assert!(
-        v["next"][0].as_str().unwrap().contains("--config envs/sample.toml"),
-        "{v}"
+        next.contains(&"ferry --config envs/sample.toml review approve ID"),
+        "{next:?}"
     );
     assert_eq!(
         entries(&cwd.path().join("envs")),
@@ -368,4 +424,180 @@ fn init_demo_writes_next_to_the_given_config() {
     );
     assert_code(&diff, 0);
     assert_eq!(diff.json()["changes"].as_array().unwrap().len(), 0);
+}
+
+/// The demo's production as Ferry's records leave it, without the reviews
+/// table: the managed tables, their schema, the journal and the sync base
+/// (see [`crate::common::dump`]).
+fn production_without_reviews(dir: &Path) -> String {
+    let dump = crate::common::dump(&dir.join("production.db"));
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in dump.lines() {
+        if let Some(table) = line.strip_prefix("table ") {
+            skipping = table.starts_with("_ferry_reviews ");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The managed tables of the demo's production, with their schema: every
+/// cell as `typeof:hex`.
+fn production_managed(dir: &Path) -> String {
+    let dump = crate::common::dump(&dir.join("production.db"));
+    let app: String = dump
+        .split_inclusive('\n')
+        .take_while(|l| !l.starts_with("table _ferry"))
+        .collect();
+    assert!(app.contains("table businesses ("), "{dump}");
+    app
+}
+
+/// Issue 17's walk-through on the command line: in the demo `init --demo`
+/// writes, a promotion into production is a review that writes nothing
+/// there, a second user's approval applies it, and a revert restores
+/// production byte for byte.
+#[test]
+fn init_demo_promotion_is_a_review_approved_by_another_user_then_reverted() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    assert_code(&ferry(dir, &["init", "--demo"]), 0);
+    sql(
+        &dir.join("staging.db"),
+        "UPDATE businesses SET name = 'Confiserie Sprüngli 🍫' WHERE id = 3;
+         INSERT INTO forms VALUES (4, 6, 'Rezerwacja stolika');
+         INSERT INTO form_fields VALUES (8, 4, 1, 'Imię i nazwisko', 'text'), (9, 4, 2, 'Liczba osób', 'number');
+         DELETE FROM form_fields WHERE id = 5;",
+    );
+    let managed_before = production_managed(dir);
+    let records_before = production_without_reviews(dir);
+
+    let promote = ferry(
+        dir,
+        &["promote", "staging", "production", "--yes", "--json", "--as", "alice"],
+    );
+    assert_code(&promote, 0);
+    let submitted = promote.json();
+    let review = submitted["review"]
+        .as_str()
+        .unwrap_or_else(|| panic!("promote gives a review id: {submitted}"))
+        .to_string();
+    assert_eq!(submitted["promotion"], J::Null, "{submitted}");
+    assert_eq!(
+        submitted["counts"],
+        serde_json::json!({"insert": 0, "update": 0, "delete": 0})
+    );
+    assert_eq!(
+        production_managed(dir),
+        managed_before,
+        "the review wrote into production's tables"
+    );
+    assert_eq!(
+        production_without_reviews(dir),
+        records_before,
+        "the review wrote into production's journal or sync base"
+    );
+    let reviews = ferry(dir, &["reviews", "production", "--json"]);
+    assert_code(&reviews, 0);
+    let listed = reviews.json();
+    assert_eq!(listed[0]["id"], review.as_str(), "{listed}");
+    assert_eq!(listed[0]["status"], "open");
+    assert_eq!(listed[0]["by"], "alice");
+
+    let approve = ferry(dir, &["review", "approve", &review, "--yes", "--json", "--as", "bob"]);
+    assert_code(&approve, 0);
+    let approved = approve.json();
+    let promotion = approved["promotion"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the approval applies a promotion: {approved}"))
+        .to_string();
+    assert_eq!(
+        approved["counts"],
+        serde_json::json!({"insert": 3, "update": 1, "delete": 1})
+    );
+    let applied = production_managed(dir);
+    assert_ne!(applied, managed_before);
+    let names = crate::common::query(&dir.join("production.db"), "SELECT name FROM businesses WHERE id = 3");
+    assert_eq!(names, [["Confiserie Sprüngli 🍫"]]);
+    let fields = crate::common::query(&dir.join("production.db"), "SELECT id FROM form_fields ORDER BY id");
+    let fields: Vec<&str> = fields.iter().map(|r| r[0].as_str()).collect();
+    assert!(
+        fields.contains(&"8") && fields.contains(&"9") && !fields.contains(&"5"),
+        "{fields:?}"
+    );
+    let decided = ferry(dir, &["reviews", "production", "--all", "--json"]);
+    assert_code(&decided, 0);
+    let decided = decided.json();
+    assert_eq!(decided[0]["status"], "approved", "{decided}");
+    assert_eq!(decided[0]["decided_by"], "bob", "{decided}");
+    let diff = ferry(dir, &["diff", "staging", "production", "--json"]);
+    assert_code(&diff, 0);
+    assert_eq!(diff.json()["changes"].as_array().unwrap().len(), 0, "{}", diff.stdout);
+
+    let revert = ferry(dir, &["revert", &promotion, "--yes", "--json", "--as", "bob"]);
+    assert_code(&revert, 0);
+    assert_eq!(
+        production_managed(dir),
+        managed_before,
+        "the revert did not restore production byte for byte"
+    );
+}
+
+/// The commented `[access]` example at the end of the demo's ferry.toml,
+/// switched on, does what its comment says: alice promotes, bob approves,
+/// and nobody approves a review they submitted.
+#[test]
+fn init_demo_access_example_works_when_uncommented() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    assert_code(&ferry(dir, &["init", "--demo"]), 0);
+    let path = dir.join("ferry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .find("\n# [access]\n")
+        .expect("the demo shows a commented [access] example")
+        + 1;
+    let example: String = text[at..]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .unwrap_or_else(|| panic!("not a commented line: {l:?}"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, format!("{}{example}", &text[..at])).unwrap();
+    assert_code(&ferry(dir, &["check"]), 0);
+
+    sql(
+        &dir.join("staging.db"),
+        "UPDATE businesses SET name = 'Sprüngli AG' WHERE id = 3",
+    );
+    let submit = |user: &str| {
+        let run = ferry(
+            dir,
+            &["promote", "staging", "production", "--yes", "--json", "--as", user],
+        );
+        assert_code(&run, 0);
+        run.json()["review"].as_str().expect("a review id").to_string()
+    };
+    let approve = |id: &str, user: &str| ferry(dir, &["review", "approve", id, "--yes", "--as", user]);
+
+    let by_alice = submit("alice");
+    let refused = approve(&by_alice, "alice");
+    assert_code(&refused, 4);
+    assert!(refused.stderr.contains("lead"), "alice is no lead: {}", refused.stderr);
+    assert_code(&approve(&by_alice, "bob"), 0);
+
+    sql(
+        &dir.join("staging.db"),
+        "UPDATE businesses SET name = 'Sprüngli AG 🍫' WHERE id = 3",
+    );
+    let by_bob = submit("bob");
+    let own = approve(&by_bob, "bob");
+    assert_code(&own, 4);
+    assert!(own.stderr.contains("submitted this review"), "{}", own.stderr);
 }

@@ -583,3 +583,28 @@ fn hinted_refusals() {
     }
     insta::assert_json_snapshot!("error_no_config", r.json(&v));
 }
+
+/// `ferry init --demo`: what it wrote and the next steps it suggests, in
+/// the demo whose production takes reviews (written beside the fixture,
+/// in a folder of its own).
+#[test]
+fn init_demo() {
+    let f = Fixture::new();
+    let mut r = Redactor::new(&f);
+    insta::assert_snapshot!(
+        "init_demo_text",
+        r.text(
+            &f.run(&["init", "--demo", "--config", "demo/ferry.toml"])
+                .expect(0)
+                .stdout
+        )
+    );
+    insta::assert_json_snapshot!(
+        "init_demo",
+        json(
+            &mut r,
+            &f.run(&["init", "--demo", "--json", "--config", "demo-json/ferry.toml"])
+                .expect(0)
+        )
+    );
+}

@@ -1,8 +1,9 @@
 //! The sample content shared by `ferry demo` and `ferry init --demo`: an
 //! admin tool's cities, partners, businesses, forms and form fields in two
 //! SQLite environments that start identical, and the `ferry.toml` that
-//! manages them. The SQL and the configuration are plain files next to this
-//! one, embedded in the binary.
+//! manages them (production takes reviews; the tour's copy promotes
+//! directly, see [`config`]). The SQL and the configuration are plain files
+//! next to this one, embedded in the binary.
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,14 @@ use ferry_engine::progress::Progress;
 use ferry_engine::project::Project;
 use ferry_engine::{pair, Error};
 
-/// The commented configuration of the sample environments.
+/// The commented configuration of the sample environments, as `ferry init
+/// --demo` writes it: production takes reviews.
 pub const CONFIG: &str = include_str!("ferry.toml");
+/// The line of [`CONFIG`] that makes production take reviews.
+const REVIEW_LINE: &str = "\nreview = true\n";
+/// What the tour writes instead: the same line, commented out, so that its
+/// promotions apply directly and the comment above it still holds.
+const TOUR_REVIEW_LINE: &str = "\n# review = true    (commented out by `ferry demo`, which promotes directly)\n";
 /// Schema and rows of both environments.
 pub const DATA: &str = include_str!("data.sql");
 /// The edits the tour makes in staging.
@@ -45,18 +52,48 @@ pub fn refuse_existing(paths: &[PathBuf], force: bool, hint: &str) -> Result<()>
     Err(Error::Usage(format!("{what} already {verb}; nothing was written. {hint}")).into())
 }
 
+/// How the sample's production takes promotions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Production {
+    /// Promotions become reviews (`review = true`): what `ferry init
+    /// --demo` writes.
+    Reviews,
+    /// Promotions apply at once: the narrated tour's.
+    Direct,
+}
+
+/// The sample configuration: [`CONFIG`] itself, or for
+/// [`Production::Direct`] the same text with its `review = true` line
+/// commented out. Fails when [`CONFIG`] does not hold that line exactly
+/// once (the embedded file was edited without this function).
+pub fn config(production: Production) -> Result<String> {
+    let found = CONFIG.matches(REVIEW_LINE).count();
+    if found != 1 {
+        anyhow::bail!(
+            "the sample ferry.toml holds the line `review = true` {found} time(s) under [environments.{TARGET}], \
+             not once: the demo cannot tell how production takes promotions"
+        );
+    }
+    Ok(match production {
+        Production::Reviews => CONFIG.to_string(),
+        Production::Direct => CONFIG.replacen(REVIEW_LINE, TOUR_REVIEW_LINE, 1),
+    })
+}
+
 /// The sample environments, laid out and in sync.
 pub struct Sample {
     pub project: Project,
     pub baseline: Baseline,
 }
 
-/// Writes the configuration at `config` and both databases next to it
-/// (replacing any that exist), then records the baseline as `user`.
-pub async fn lay_out(config: &Path, user: &str) -> Result<Sample> {
+/// Writes the configuration at `config` (see [`config`]) and both
+/// databases next to it (replacing any that exist), then records the
+/// baseline as `user`.
+pub async fn lay_out(config: &Path, production: Production, user: &str) -> Result<Sample> {
+    let text = self::config(production)?;
     let dir = folder_of(config);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
-    std::fs::write(config, CONFIG).with_context(|| format!("cannot write {}", config.display()))?;
+    std::fs::write(config, text).with_context(|| format!("cannot write {}", config.display()))?;
     for db in DATABASES {
         let path = dir.join(db);
         for stale in [path.clone(), dir.join(format!("{db}-journal"))] {

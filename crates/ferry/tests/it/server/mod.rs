@@ -6,4 +6,7 @@ mod support;
 
 mod api;
 mod api_engines;
+mod changes;
+mod history_pages;
+mod reviews_pages;
 mod sign_in;

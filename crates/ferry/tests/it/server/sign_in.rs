@@ -145,3 +145,36 @@ fn user_add_reads_one_line_and_refuses_bad_names() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--password-stdin"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn replicas_sharing_a_postgres_state_store_share_users_and_sessions() {
+    let Some(state) = ferry_testdb::Database::create(ferry_testdb::Engine::Postgres, "server replicas", "ferry_state")
+    else {
+        return;
+    };
+    let f = Fixture::new();
+    let config = std::fs::read_to_string(f.path().join("ferry.toml")).unwrap();
+    f.write_config(&format!("{config}\n[server]\nstate_env = \"FERRY_TEST_STATE\"\n"));
+    let vars = [("FERRY_TEST_STATE", state.url.as_str())];
+    let out = crate::common::run_in_with(f.path(), &["user", "add", "alice", "--password-stdin"], &vars);
+    // No stdin: refused with the way to pass the password.
+    assert_eq!(out.code, 2, "{out:?}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["user", "add", "alice", "--password-stdin"])
+        .current_dir(f.path())
+        .envs(vars)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"pw-alice\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!f.path().join("ferry-server.db").exists(), "the state is in PostgreSQL");
+    let a = Server::start(f.path(), &vars);
+    let b = Server::start(f.path(), &vars);
+    let alice = a.sign_in("alice", "pw-alice").await;
+    // The cookie from replica a opens replica b's pages.
+    let on_b = alice.http().get(format!("{}/", b.base)).send().await.unwrap();
+    assert_eq!(on_b.status().as_u16(), 200);
+    let t = crate::common::run_in_with(f.path(), &["user", "token", "alice"], &vars).expect(0);
+    b.bearer(t.stdout.trim()).get_json("/api/v1/environments", 200).await;
+}
