@@ -393,6 +393,19 @@ async fn reviews_are_listed_shown_approved_by_another_and_rejected() {
     .await;
     assert_eq!(error_code(&got), "denied", "{got}");
     assert_eq!(dump(&f.production()), before);
+    // Bob's browser session needs the CSRF token for a decision too.
+    let session = s.sign_in("bob", "pw-bob").await;
+    let r = session
+        .http()
+        .post(format!("{}/api/v1/reviews/{review}/approve", s.base))
+        .header("origin", &s.base)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let got = expect_json(r, 403, "approve without X-CSRF-Token").await;
+    assert_eq!(error_code(&got), "forbidden", "{got}");
+    assert_eq!(dump(&f.production()), before);
     // Bob approves one row and rejects the other.
     let approved = post_bearer(
         &s,
