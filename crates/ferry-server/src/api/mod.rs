@@ -12,14 +12,15 @@ mod audit;
 mod promotions;
 mod reviews;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use ferry_core::selection::{parse_id, Selection};
+use ferry_engine::error::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -73,11 +74,28 @@ pub fn table() -> Vec<(&'static str, &'static [&'static str], MethodRouter<AppSt
     ]
 }
 
-/// The routes under `/api/v1`.
+/// The routes under `/api/v1`; a method a path does not answer is a 405
+/// with the API's error body.
 pub fn routes() -> Router<AppState> {
-    table().into_iter().fold(Router::new(), |router, (path, _, handlers)| {
-        router.route(path, handlers)
-    })
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (path, _, handlers)| {
+            router.route(path, handlers)
+        })
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed(method: Method, uri: OriginalUri) -> Response {
+    let body = ErrorBody {
+        code: "usage",
+        message: format!("{} does not answer {method}; see /api/v1/openapi.json", uri.path()),
+        hint: None,
+    };
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({ "error": body })),
+    )
+        .into_response()
 }
 
 /// `GET /api/v1/openapi.json`: the document, as it is embedded. Served to
@@ -114,13 +132,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Kept so a rejection of axum's `Json` converts too, should a handler use it.
-impl From<JsonRejection> for ApiError {
-    fn from(e: JsonRejection) -> ApiError {
-        ApiError(AppError::BadRequest(format!(
-            "the request body is not the JSON expected: {}",
-            e.body_text()
-        )))
+/// A path parameter (`{id}`); one that does not decode is a 400 with the
+/// API's error body.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError(AppError::BadRequest(format!("bad path: {}", e.body_text()))))
     }
 }
 

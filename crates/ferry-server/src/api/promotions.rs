@@ -1,7 +1,7 @@
 //! The diff of a pair, promotions (create, list, show) and revert: what
 //! `ferry diff`, `promote`, `log`, `show` and `revert` do, over HTTP.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ferry_core::plan::Side;
@@ -13,7 +13,7 @@ use ferry_engine::views::{JournalEntryView, PlanView, PromoteView, RevertView, S
 use ferry_engine::{journal, planner, revert as revert_find};
 use serde::Deserialize;
 
-use super::{selection, stores, ApiError, ApiJson, ApiQuery, ApiResult};
+use super::{selection, stores, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::AppState;
@@ -164,7 +164,11 @@ pub async fn list(
 
 /// `GET /api/v1/promotions/{id}`: a promotion and every row it wrote, as
 /// `ferry show ID --json` prints it; 404 when no environment has it.
-pub async fn show(State(state): State<AppState>, _user: CurrentUser, Path(id): Path<String>) -> ApiResult<ShowView> {
+pub async fn show(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ShowView> {
     let (store, record) = revert_find::find_with(&state.envs, &id).await?;
     let rows = journal::journal_rows(&*store, &id).await?;
     Ok(Json(ShowView::new(&record, &rows)))
@@ -185,7 +189,7 @@ pub async fn revert(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<ApiJson<RevertBody>, ApiError>,
 ) -> ApiResult<RevertView> {
     user.check_csrf(&headers, None)?;

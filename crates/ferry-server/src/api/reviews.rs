@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use ferry_engine::ops::review::{self, Decision, DecisionOutcome, DecisionRequest};
@@ -12,7 +12,7 @@ use ferry_engine::reviews;
 use ferry_engine::views::{ApproveView, RejectView, ReviewView};
 use serde::{Deserialize, Serialize};
 
-use super::{selection, stores, ApiError, ApiJson, ApiQuery, ApiResult};
+use super::{selection, stores, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::auth::CurrentUser;
 use crate::AppState;
 
@@ -50,7 +50,11 @@ pub async fn list(
 /// an open review's changes whose target row moved since are marked
 /// (`moved`, `target_now`), as `ferry review show ID --json`. 404 when no
 /// environment has it.
-pub async fn show(State(state): State<AppState>, _user: CurrentUser, Path(id): Path<String>) -> ApiResult<ReviewView> {
+pub async fn show(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ReviewView> {
     let (store, r) = reviews::find_with(&state.envs, &id).await?;
     let moved = if r.status == "open" {
         reviews::moved(&*store, &r).await?
@@ -84,7 +88,7 @@ pub async fn approve(
     state: State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    id: Path<String>,
+    id: ApiPath<String>,
     body: Result<ApiJson<DecisionBody>, ApiError>,
 ) -> ApiResult<DecisionView> {
     decide(state, user, headers, id, body, Decision::Approve).await
@@ -97,7 +101,7 @@ pub async fn reject(
     state: State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    id: Path<String>,
+    id: ApiPath<String>,
     body: Result<ApiJson<DecisionBody>, ApiError>,
 ) -> ApiResult<DecisionView> {
     decide(state, user, headers, id, body, Decision::Reject).await
@@ -107,7 +111,7 @@ async fn decide(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<ApiJson<DecisionBody>, ApiError>,
     decision: Decision,
 ) -> ApiResult<DecisionView> {

@@ -142,6 +142,13 @@ async fn unknown_ids_are_404_and_bad_requests_400_always_as_json() {
     .await;
     let nothing = api.get_json("/api/v1/nothing-here", 404).await;
     assert_eq!(error_code(&nothing), "not-found");
+    // A path that does not decode, a method a path does not answer.
+    let bad = api.get_json("/api/v1/promotions/%FF", 400).await;
+    assert_eq!(error_code(&bad), "usage", "{bad}");
+    let wrong = api
+        .get_json("/api/v1/promotions/01HZZZZZZZZZZZZZZZZZZZZZZZ/revert", 405)
+        .await;
+    assert_eq!(error_code(&wrong), "usage", "{wrong}");
 
     for (path, says) in [
         ("/api/v1/diff?from=staging", "to"),
@@ -385,6 +392,19 @@ async fn reviews_are_listed_shown_approved_by_another_and_rejected() {
     )
     .await;
     assert_eq!(error_code(&got), "denied", "{got}");
+    assert_eq!(dump(&f.production()), before);
+    // Bob's browser session needs the CSRF token for a decision too.
+    let session = s.sign_in("bob", "pw-bob").await;
+    let r = session
+        .http()
+        .post(format!("{}/api/v1/reviews/{review}/approve", s.base))
+        .header("origin", &s.base)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let got = expect_json(r, 403, "approve without X-CSRF-Token").await;
+    assert_eq!(error_code(&got), "forbidden", "{got}");
     assert_eq!(dump(&f.production()), before);
     // Bob approves one row and rejects the other.
     let approved = post_bearer(
