@@ -286,6 +286,30 @@ impl Setup {
     }
 }
 
+/// Waits until the server has ended every session of the killed process.
+/// A backend whose client died still finishes the statement it was given:
+/// a COMMIT sent just before the kill lands a moment later, and a state
+/// read before it and a status read after it would disagree.
+fn sessions_ended(db: &Db, what: &str) {
+    let others = match db.eng {
+        Eng::Sqlite => return,
+        Eng::Postgres => {
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        }
+        Eng::Mysql => {
+            "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+        }
+    };
+    let start = Instant::now();
+    while db.scalar(others) != "0" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: the killed command's sessions are still open after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// How one kill ended.
 #[derive(Default)]
 struct Tally {
@@ -408,6 +432,9 @@ fn torture(eng: Eng, cmd: Cmd) {
         let args = args_of(&pending);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let ended = run_and_kill(&s, &args, delay);
+        if ended.is_none() {
+            sessions_ended(&s.production, &what);
+        }
         if let Some(code) = ended {
             assert_eq!(code, 0, "{what}: the command failed on its own");
         }
