@@ -77,9 +77,15 @@ impl AppError {
     }
 
     /// The JSON of the body, `{"error": {...}}`.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.body() })
+    pub fn json(&self) -> ErrorEnvelope {
+        ErrorEnvelope { error: self.body() }
     }
+}
+
+/// What every failed API call answers: `{"error": {code, message, hint}}`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
 }
 
 /// `message` with every URL (`scheme://...`) replaced by a placeholder:

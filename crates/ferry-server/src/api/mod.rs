@@ -93,7 +93,7 @@ async fn method_not_allowed(method: Method, uri: OriginalUri) -> Response {
     };
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(serde_json::json!({ "error": body })),
+        Json(crate::error::ErrorEnvelope { error: body }),
     )
         .into_response()
 }
