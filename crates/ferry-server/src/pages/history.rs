@@ -60,7 +60,7 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
                 tbody {
                     @for p in &records {
                         tr data-testid="promotion-row" data-id=(p.id) data-env=(p.to) {
-                            td { a.mono href=(format!("/promotions/{}", encode(&p.id))) { (p.id) } }
+                            td { a.mono href=(format!("/promotions/{}", encode(&p.id))) data-testid="promotion-link" data-key=(p.id) { (p.id) } }
                             td { (p.kind) }
                             td { (p.from.as_deref().unwrap_or("-")) " → " (p.to) }
                             td { (p.user) }
