@@ -189,6 +189,8 @@ async fn walkthrough() {
             b.click("nav-history").await?;
             b.click_key("promotion-link", &promotion).await?;
             b.wait_for_text("promotion-shown", &promotion).await?;
+            let chosen = b.text("promotion-selection").await?;
+            assert_eq!(chosen, "row businesses:7, row forms:4", "what alice ticked, in words");
             b.wait_for("revert-preview").await?;
             // The picture shows the revert's preview and its button.
             let script =
