@@ -60,7 +60,7 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
                 tbody {
                     @for p in &records {
                         tr data-testid="promotion-row" data-id=(p.id) data-env=(p.to) {
-                            td { a.mono href=(format!("/promotions/{}", encode(&p.id))) { (p.id) } }
+                            td { a.mono href=(format!("/promotions/{}", encode(&p.id))) data-testid="promotion-link" data-key=(p.id) { (p.id) } }
                             td { (p.kind) }
                             td { (p.from.as_deref().unwrap_or("-")) " → " (p.to) }
                             td { (p.user) }
@@ -152,7 +152,7 @@ fn promotion_body(
                 @if record.counts.synced > 0 { ", " (record.counts.synced) " recorded in sync" }
             }
             @if !record.selection.is_empty() {
-                dt { "Selection" } dd.mono { (record.selection.join(" ")) }
+                dt { "Selection" } dd data-testid="promotion-selection" { (selection_text(&record.selection)) }
             }
             @if let Some(of) = &record.reverts { dt { "Reverts" } dd data-testid="reverts" { (link(of)) } }
             @if let Some(by) = &record.reverted_by { dt { "Reverted by" } dd data-testid="reverted-by" { (link(by)) } }
@@ -171,6 +171,29 @@ fn promotion_body(
         @for r in rows { (row(r)) }
         (revert_section(state, user, record, rows, matches!(shown, Shown::Changed(_) | Shown::Refused(_))))
     }
+}
+
+/// A promotion's selection as a page says it, from the command-line words
+/// the journal keeps (`--id forms:4` reads "row forms:4"); a word of
+/// another shape is shown as it is.
+fn selection_text(words: &[String]) -> String {
+    let said: Vec<String> = words
+        .iter()
+        .map(|w| {
+            for (flag, reads) in [
+                ("--table ", "table "),
+                ("--id ", "row "),
+                ("--where ", "rows where "),
+                ("--skip ", "not "),
+            ] {
+                if let Some(rest) = w.strip_prefix(flag) {
+                    return format!("{reads}{rest}");
+                }
+            }
+            w.clone()
+        })
+        .collect();
+    said.join(", ")
 }
 
 /// One journalled row: what the promotion did, each column before and
@@ -334,4 +357,28 @@ pub async fn revert(
             a.mono href=(format!("/promotions/{}", encode(&done.id))) data-testid="promotion-id" { (done.id) } "." }
     };
     Ok(layout::page(&user, &format!("Reverted {id}"), body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selection_text;
+
+    #[test]
+    fn a_selection_reads_without_command_line_flags() {
+        let words: Vec<String> = [
+            "--id businesses:7",
+            "--id forms:4",
+            "--table cities",
+            "--where forms:id > 3",
+            "--skip x:1",
+            "odd",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        assert_eq!(
+            selection_text(&words),
+            "row businesses:7, row forms:4, table cities, rows where forms:id > 3, not x:1, odd"
+        );
+    }
 }

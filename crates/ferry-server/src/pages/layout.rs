@@ -9,10 +9,15 @@ use crate::error::AppError;
 /// The head of every page: no inline script or style (the
 /// Content-Security-Policy forbids them); `ferry.js` only adds
 /// confirmations and select-all boxes, every form works without it.
-fn head(title: &str, csrf: Option<&str>) -> Markup {
+fn head(title: &str, csrf: Option<&str>, reload_after: Option<u32>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
+            @if let Some(seconds) = reload_after {
+                // The page shows something still being computed: the
+                // browser reloads it by itself (no script needed).
+                meta http-equiv="refresh" content=(seconds);
+            }
             @if let Some(token) = csrf {
                 // For scripts that call the API with the page's session.
                 meta name="csrf-token" content=(token);
@@ -27,18 +32,25 @@ fn head(title: &str, csrf: Option<&str>) -> Markup {
 
 /// A page for a signed-in user.
 pub fn page(user: &CurrentUser, title: &str, body: Markup) -> Markup {
+    page_reloading(user, title, body, None)
+}
+
+/// [`page`] that, with `reload_after` set, the browser reloads by itself
+/// after that many seconds (for a page that shows a computation still
+/// running).
+pub fn page_reloading(user: &CurrentUser, title: &str, body: Markup, reload_after: Option<u32>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-        (head(title, user.csrf.as_deref()))
+        (head(title, user.csrf.as_deref(), reload_after))
         body {
             header.top {
                 a.brand href="/" { "Ferry" }
                 nav {
-                    a href="/" { "Overview" }
-                    a href="/reviews" { "Reviews" }
-                    a href="/history" { "History" }
-                    a href="/audit" { "Audit" }
+                    a href="/" data-testid="nav-overview" { "Overview" }
+                    a href="/reviews" data-testid="nav-reviews" { "Reviews" }
+                    a href="/history" data-testid="nav-history" { "History" }
+                    a href="/audit" data-testid="nav-audit" { "Audit" }
                 }
                 div.who {
                     span data-testid="current-user" { (user.name) }
@@ -59,7 +71,7 @@ pub fn bare(title: &str, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title, None))
+            (head(title, None, None))
             body.bare { main { (body) } }
         }
     }
@@ -81,7 +93,7 @@ pub fn error_page(e: &AppError) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-        (head("Error", None))
+        (head("Error", None, None))
         body {
             header.top { a.brand href="/" { "Ferry" } }
             main {
@@ -99,4 +111,43 @@ pub fn error_page(e: &AppError) -> Markup {
 /// A notice at the top of a page (an error the page recovered from).
 pub fn notice(kind: &str, text: &str) -> Markup {
     html! { div class=(format!("notice {kind}")) data-testid=(format!("notice-{kind}")) { (text) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> CurrentUser {
+        CurrentUser {
+            name: "alice".into(),
+            csrf: Some("t0ken".into()),
+        }
+    }
+
+    #[test]
+    fn a_page_reloads_itself_only_when_asked_to() {
+        let plain = page(&alice(), "Overview", html! { p { "ready" } }).into_string();
+        assert!(!plain.contains("http-equiv"), "{plain}");
+        let reloading = page_reloading(&alice(), "Overview", html! { p { "computing" } }, Some(2)).into_string();
+        assert!(
+            reloading.contains(r#"<meta http-equiv="refresh" content="2">"#),
+            "{reloading}"
+        );
+    }
+
+    #[test]
+    fn the_navigation_has_test_ids() {
+        let html = page(&alice(), "Overview", html! {}).into_string();
+        for (id, href) in [
+            ("nav-overview", "/"),
+            ("nav-reviews", "/reviews"),
+            ("nav-history", "/history"),
+            ("nav-audit", "/audit"),
+        ] {
+            assert!(
+                html.contains(&format!(r#"href="{href}" data-testid="{id}""#)),
+                "{id}: {html}"
+            );
+        }
+    }
 }

@@ -28,6 +28,10 @@ use crate::AppState;
 /// promotions before it shows the environment as not answering.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How soon a page that shows a step still computing its first counts
+/// reloads itself, in seconds.
+pub const RELOAD_SECS: u32 = 2;
+
 /// How many promotions per environment the page lists.
 const RECENT: usize = 3;
 
@@ -55,6 +59,13 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser) -> PageResul
     let names: Vec<String> = config.environments_in_order().into_iter().map(str::to_string).collect();
     let envs = futures_util::future::join_all(names.iter().map(|n| env_state(state.envs.clone(), n.clone()))).await;
     let outside: Vec<&String> = names.iter().filter(|n| !config.pipeline.contains(n)).collect();
+    let statuses: Vec<_> = routes
+        .iter()
+        .map(|(from, to)| (from, to, state.pending.status(from, to)))
+        .collect();
+    // A step without counts yet shows "computing…": the page reloads by
+    // itself until every step has some, so nobody waits on a dead page.
+    let reload_after = statuses.iter().any(|(_, _, s)| s.last.is_none()).then_some(RELOAD_SECS);
     let body = html! {
         h1 { "Overview" }
         section.pipeline data-testid="pipeline" {
@@ -74,8 +85,8 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser) -> PageResul
         }
         h2 { "What waits" }
         div.steps {
-            @for (from, to) in &routes {
-                (step(&user, from, to, &state.pending.status(from, to)))
+            @for (from, to, status) in &statuses {
+                (step(&user, from, to, status))
             }
         }
         form method="post" action="/overview/refresh" {
@@ -88,7 +99,7 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser) -> PageResul
             @for e in &envs { (env_row(e)) }
         }
     };
-    Ok(layout::page(&user, "Overview", body).into_response())
+    Ok(layout::page_reloading(&user, "Overview", body, reload_after).into_response())
 }
 
 /// One step of the pipeline: its counts (or "computing…"), their age, and

@@ -63,7 +63,7 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
                 tbody {
                     @for r in &found {
                         tr data-testid="review-row" data-id=(r.id) data-env=(r.to) {
-                            td { a.mono href=(format!("/reviews/{}", encode(&r.id))) { (r.id) } }
+                            td { a.mono href=(format!("/reviews/{}", encode(&r.id))) data-testid="review-link" data-key=(r.id) { (r.id) } }
                             td { (r.status) }
                             td { (r.from) " → " (r.to) }
                             td { (r.user) }

@@ -140,25 +140,22 @@ pub async fn run(g: &Global, demo: bool, force: bool) -> Result<u8> {
     }
 
     let laid = sample::lay_out(&config, Production::Reviews, &ui::user(g)).await?;
+    sample::leave_pending(&config)?;
     let try_these: Vec<(String, &str)> = vec![
         (
             next.ferry(&format!("diff {SOURCE} {TARGET}")),
-            "nothing to promote yet: both hold the same content",
+            "what waits in staging, field by field: the new business, its form and the form's fields",
         ),
         (
             format!(
                 "sqlite3 {} \"UPDATE businesses SET name = 'Confiserie Sprüngli 🍫' WHERE id = 3\"",
                 here(&dir, DATABASES[0])
             ),
-            "edit staging (any SQLite tool will do)",
-        ),
-        (
-            next.ferry(&format!("diff {SOURCE} {TARGET}")),
-            "the change, field by field",
+            "edit staging yourself (any SQLite tool will do), then diff again",
         ),
         (
             next.ferry(&format!("promote {SOURCE} {TARGET}")),
-            "submit it: production takes reviews, so nothing changes there yet; prints a review id",
+            "submit it all: production takes reviews, so nothing changes there yet; prints a review id",
         ),
         (
             next.ferry("review approve ID"),
@@ -191,13 +188,15 @@ pub async fn run(g: &Global, demo: bool, force: bool) -> Result<u8> {
     let mut out = format!(
         "{} {}, {} and {} in {place}.\n\
          Sample content (cities, partners, businesses, forms and their fields), the same in both\n\
-         environments: {} rows recorded as in sync (baseline {}).\n\nTry:\n",
+         environments: {} rows recorded as in sync (baseline {}).\n\
+         In staging only, waiting to be promoted: {}.\n\nTry:\n",
         ui::green("Wrote"),
         names[0],
         names[1],
         names[2],
         laid.baseline.recorded,
-        laid.baseline.id.as_deref().unwrap_or("none")
+        laid.baseline.id.as_deref().unwrap_or("none"),
+        sample::PENDING_TOLD
     );
     for (cmd, why) in &try_these {
         out.push_str(&format!("  {}\n  {}\n", ui::dim(&format!("# {why}")), ui::bold(cmd)));

@@ -329,7 +329,7 @@ fn init_demo_refuses_any_existing_file_and_writes_nothing() {
 }
 
 #[test]
-fn init_demo_starts_in_sync_and_shows_an_edit() {
+fn init_demo_leaves_a_new_business_waiting_and_shows_an_edit() {
     let cwd = tempfile::tempdir().unwrap();
     let run = ferry(cwd.path(), &["init", "--demo"]);
     assert_code(&run, 0);
@@ -351,10 +351,19 @@ fn init_demo_starts_in_sync_and_shows_an_edit() {
     ferry_core::config::parse(&text, &cwd.path().join("ferry.toml")).expect("the demo config parses");
     assert_code(&ferry(cwd.path(), &["check"]), 0);
 
+    assert!(
+        run.stdout
+            .contains("In staging only, waiting to be promoted: a new business (\"Manteigaria Chiado 🥧\""),
+        "{}",
+        run.stdout
+    );
+
+    // Everything else is in sync; staging alone holds the new business,
+    // its form and the form's fields.
     let diff = ferry(cwd.path(), &["diff", "staging", "production", "--json"]);
     assert_code(&diff, 0);
     let v = diff.json();
-    assert_eq!(v["changes"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(waiting(&v), PENDING, "{v}");
     assert_eq!(v["no_base"], 0);
 
     sql(
@@ -364,10 +373,15 @@ fn init_demo_starts_in_sync_and_shows_an_edit() {
     let diff = ferry(cwd.path(), &["diff", "staging", "production", "--json"]);
     assert_code(&diff, 0);
     let v = diff.json();
-    let changes = v["changes"].as_array().unwrap();
+    let changes: Vec<&J> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "update")
+        .collect();
+    assert_eq!(waiting(&v).len(), PENDING.len() + 1, "{v}");
     assert_eq!(changes.len(), 1, "{v}");
     assert_eq!(changes[0]["table"], "businesses");
-    assert_eq!(changes[0]["action"], "update");
     assert_eq!(changes[0]["key"]["id"], 3);
     assert_eq!(changes[0]["reason"], J::Null, "a baselined row is not first contact");
     let fields: Vec<&str> = changes[0]["fields"]
@@ -423,7 +437,37 @@ fn init_demo_writes_next_to_the_given_config() {
         ],
     );
     assert_code(&diff, 0);
-    assert_eq!(diff.json()["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(waiting(&diff.json()), PENDING);
+}
+
+/// What `ferry init --demo` leaves in staging only, as `(table, id,
+/// action)`.
+const PENDING: [(&str, i64, &str); 5] = [
+    ("businesses", 7, "insert"),
+    ("forms", 4, "insert"),
+    ("form_fields", 8, "insert"),
+    ("form_fields", 9, "insert"),
+    ("form_fields", 10, "insert"),
+];
+
+/// The changes of a `diff --json`, as `(table, id, action)`, sorted as
+/// [`PENDING`] is (tables in promotion order, then ids).
+fn waiting(diff: &J) -> Vec<(&str, i64, &str)> {
+    let order = ["cities", "partners", "businesses", "forms", "form_fields"];
+    let mut found: Vec<(&str, i64, &str)> = diff["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no changes array: {diff}"))
+        .iter()
+        .map(|c| {
+            (
+                c["table"].as_str().expect("a table name"),
+                c["key"]["id"].as_i64().expect("an integer id"),
+                c["action"].as_str().expect("an action"),
+            )
+        })
+        .collect();
+    found.sort_by_key(|(t, id, _)| (order.iter().position(|o| o == t), *id));
+    found
 }
 
 /// The demo's production as Ferry's records leave it, without the reviews
@@ -469,8 +513,6 @@ fn init_demo_promotion_is_a_review_approved_by_another_user_then_reverted() {
     sql(
         &dir.join("staging.db"),
         "UPDATE businesses SET name = 'Confiserie Sprüngli 🍫' WHERE id = 3;
-         INSERT INTO forms VALUES (4, 6, 'Rezerwacja stolika');
-         INSERT INTO form_fields VALUES (8, 4, 1, 'Imię i nazwisko', 'text'), (9, 4, 2, 'Liczba osób', 'number');
          DELETE FROM form_fields WHERE id = 5;",
     );
     let managed_before = production_managed(dir);
@@ -517,7 +559,7 @@ fn init_demo_promotion_is_a_review_approved_by_another_user_then_reverted() {
         .to_string();
     assert_eq!(
         approved["counts"],
-        serde_json::json!({"insert": 3, "update": 1, "delete": 1})
+        serde_json::json!({"insert": 5, "update": 1, "delete": 1})
     );
     let applied = production_managed(dir);
     assert_ne!(applied, managed_before);
@@ -526,9 +568,11 @@ fn init_demo_promotion_is_a_review_approved_by_another_user_then_reverted() {
     let fields = crate::common::query(&dir.join("production.db"), "SELECT id FROM form_fields ORDER BY id");
     let fields: Vec<&str> = fields.iter().map(|r| r[0].as_str()).collect();
     assert!(
-        fields.contains(&"8") && fields.contains(&"9") && !fields.contains(&"5"),
+        fields.contains(&"8") && fields.contains(&"10") && !fields.contains(&"5"),
         "{fields:?}"
     );
+    let new = crate::common::query(&dir.join("production.db"), "SELECT name FROM businesses WHERE id = 7");
+    assert_eq!(new, [["Manteigaria Chiado 🥧"]], "the waiting business came along");
     let decided = ferry(dir, &["reviews", "production", "--all", "--json"]);
     assert_code(&decided, 0);
     let decided = decided.json();

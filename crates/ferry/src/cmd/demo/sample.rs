@@ -2,7 +2,9 @@
 //! admin tool's cities, partners, businesses, forms and form fields in two
 //! SQLite environments that start identical, and the `ferry.toml` that
 //! manages them (production takes reviews; the tour's copy promotes
-//! directly, see [`config`]). The SQL and the configuration are plain files
+//! directly, see [`config`]). `ferry init --demo` then leaves a new business
+//! with its form in staging only ([`leave_pending`]), so there is something
+//! to promote at once; the tour makes its own edits instead. The SQL and the configuration are plain files
 //! next to this one, embedded in the binary.
 
 use std::path::{Path, PathBuf};
@@ -26,6 +28,13 @@ const TOUR_REVIEW_LINE: &str = "\n# review = true    (commented out by `ferry de
 pub const DATA: &str = include_str!("data.sql");
 /// The edits the tour makes in staging.
 pub const EDITS: &str = include_str!("edits.sql");
+/// What `ferry init --demo` leaves in staging only, after the baseline: a
+/// new business with its form and the form's fields (see [`leave_pending`]).
+pub const PENDING: &str = include_str!("pending.sql");
+/// What [`PENDING`] adds, as `init --demo` tells it (keep in step with that
+/// file).
+pub const PENDING_TOLD: &str =
+    "a new business (\"Manteigaria Chiado 🥧\", businesses:7) with its form (forms:4) and the form's 3 fields";
 /// The database files, next to the configuration (as its urls say).
 pub const DATABASES: [&str; 2] = ["staging.db", "production.db"];
 pub const SOURCE: &str = "staging";
@@ -107,6 +116,15 @@ pub async fn lay_out(config: &Path, production: Production, user: &str) -> Resul
     let pair = pair::open(&project, SOURCE, TARGET).await?;
     let baseline = baseline::baseline(&pair, &Selection::default(), user, Progress::hidden()).await?;
     Ok(Sample { project, baseline })
+}
+
+/// Adds [`PENDING`] to the staging database next to `config`: rows that
+/// are in staging only, not in the baseline, so there is something to
+/// promote. Call it after [`lay_out`].
+pub fn leave_pending(config: &Path) -> Result<()> {
+    let staging = folder_of(config).join(DATABASES[0]);
+    ferry_engine::inspect::run_sqlite_script(&staging, PENDING)
+        .with_context(|| format!("cannot add the pending sample rows to {}", staging.display()))
 }
 
 /// The folder a configuration file lives in (`.` for a bare file name).

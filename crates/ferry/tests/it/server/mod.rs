@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod api_engines;
+mod browser;
 mod changes;
 mod history_pages;
 mod reviews_pages;
