@@ -14,6 +14,9 @@ pub enum Right {
     Approve,
     /// Revert promotions in the environment.
     Revert,
+    /// Refresh the environment from one further down the pipeline
+    /// (default: whoever may promote into it).
+    Refresh,
 }
 
 impl Right {
@@ -22,6 +25,7 @@ impl Right {
             Right::Promote => "promote",
             Right::Approve => "approve",
             Right::Revert => "revert",
+            Right::Refresh => "refresh",
         }
     }
 }
@@ -42,6 +46,9 @@ pub fn check(access: Option<&AccessConfig>, user: &str, right: Right, env: &str)
         Right::Promote => &access.promote,
         Right::Approve => &access.approve,
         Right::Revert => &access.revert,
+        // Not listed for refresh: whoever may promote into it.
+        Right::Refresh if !access.refresh.contains_key(env) => &access.promote,
+        Right::Refresh => &access.refresh,
     };
     match map.get(env) {
         None => Ok(()),
@@ -86,6 +93,7 @@ mod tests {
             promote: BTreeMap::from([("production".into(), s(&["pm"]))]),
             approve: BTreeMap::from([("production".into(), s(&["lead"]))]),
             revert: BTreeMap::new(),
+            refresh: BTreeMap::from([("staging".into(), s(&["lead"]))]),
         }
     }
 
@@ -105,5 +113,17 @@ mod tests {
         assert!(check(Some(&a), "bob", Right::Approve, "production").is_ok());
         assert!(check_not_own(Some(&a), "bob", "bob").is_err());
         assert!(check_not_own(None, "bob", "bob").is_ok());
+    }
+
+    #[test]
+    fn refresh_is_its_own_right_or_promote_s() {
+        let a = access();
+        assert!(check(Some(&a), "bob", Right::Refresh, "staging").is_ok());
+        let err = check(Some(&a), "alice", Right::Refresh, "staging").unwrap_err();
+        assert!(err.contains("may not refresh in `staging`"), "{err}");
+        // Not listed for refresh: who may promote into it.
+        assert!(check(Some(&a), "alice", Right::Refresh, "production").is_ok());
+        assert!(check(Some(&a), "carol", Right::Refresh, "production").is_err());
+        assert!(check(Some(&a), "carol", Right::Refresh, "preprod").is_ok());
     }
 }

@@ -210,6 +210,9 @@ pub struct AccessConfig {
     pub promote: BTreeMap<String, Vec<String>>,
     pub approve: BTreeMap<String, Vec<String>>,
     pub revert: BTreeMap<String, Vec<String>>,
+    /// Who may refresh an environment from one further down the pipeline;
+    /// an environment missing here falls back to `promote`'s list.
+    pub refresh: BTreeMap<String, Vec<String>>,
 }
 
 // ---- raw, as written ----------------------------------------------------
@@ -295,6 +298,8 @@ struct RawAccess {
     approve: BTreeMap<String, Spanned<Vec<String>>>,
     #[serde(default)]
     revert: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    refresh: BTreeMap<String, Spanned<Vec<String>>>,
 }
 
 /// Byte offset -> 1-based line.
@@ -1082,11 +1087,13 @@ fn access(raw: &RawConfig, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> 
         let promote = check_map("promote", &a.promote);
         let approve = check_map("approve", &a.approve);
         let revert = check_map("revert", &a.revert);
+        let refresh = check_map("refresh", &a.refresh);
         AccessConfig {
             users: a.users.clone(),
             promote,
             approve,
             revert,
+            refresh,
         }
     })
 }

@@ -122,6 +122,11 @@ pub enum Hint {
     Steps { steps: Vec<(String, String)> },
     /// Record the rows equal in `from` and `to` as in sync.
     Baseline { from: String, to: String },
+    /// Reset `env` to match `from`, further down the pipeline (a refresh).
+    Refresh { env: String, from: String },
+    /// Excluded rows reference rows a refresh deletes: delete those
+    /// excluded rows with it.
+    DropExcluded,
     /// The acting user is not listed in `[access]`: act as one who is.
     ListedUser,
     /// A damaged sync base row: deleting it and recording a baseline again

@@ -72,11 +72,11 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
         ),
         (Some(_), Some(_)) => (
             format!(
-                "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}. To reset `{to}` to match `{from}`, copy `{from}`'s managed tables into it with the database's own tools (Ferry cannot do that yet), then record them as in sync"
+                "content flows left to right only, so nothing is promoted back into `{to}`; {elsewhere}. To reset `{to}` to match `{from}`, refresh it from `{from}`"
             ),
-            Some(Hint::Baseline {
-                from: to.to_string(),
-                to: from.to_string(),
+            Some(Hint::Refresh {
+                env: to.to_string(),
+                from: from.to_string(),
             }),
         ),
         (_, None) => (

@@ -599,3 +599,80 @@ impl CheckView {
         }
     }
 }
+
+/// A refresh (`ferry refresh ENV --from ENV2`): what it discards, what
+/// comes down, and, once committed, what it wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct RefreshView {
+    /// The environment refreshed.
+    pub env: String,
+    /// The environment whose content came down.
+    pub from: String,
+    /// `env`'s next environment in the pipeline.
+    pub next: String,
+    /// The journal id of the refresh (kind `refresh`), once written.
+    pub refresh: Option<String>,
+    pub at: Option<String>,
+    pub dry_run: bool,
+    /// What it would write, or wrote.
+    pub counts: WrittenCounts,
+    /// `env -> next`: the rows of `env` not promoted yet, which the refresh
+    /// discards.
+    pub discarded: PlanView,
+    /// `from -> env`, every difference decided for `from`.
+    pub incoming: PlanView,
+    /// Excluded rows of `env` kept as they are, per table.
+    pub kept_excluded: BTreeMap<String, u64>,
+    /// Excluded rows deleted because they referenced a deleted row.
+    pub dropped_excluded: Vec<String>,
+    /// The baseline `env -> next` recorded in `next` after the refresh.
+    pub next_baseline: Option<NextBaselineView>,
+    pub hooks: Vec<HookOutcome>,
+}
+
+/// The rows equal in a refreshed environment and its next one, recorded
+/// as in sync in the next one.
+#[derive(Clone, Debug, Serialize)]
+pub struct NextBaselineView {
+    pub baseline: Option<String>,
+    pub recorded: u64,
+}
+
+impl RefreshView {
+    /// A prepared refresh, before (or instead of) its commit.
+    pub fn planned(p: &crate::ops::refresh::PreparedRefresh<'_>) -> RefreshView {
+        let mut would = Counts::default();
+        for e in p.incoming.entries.iter().filter(|e| e.is_change()) {
+            would.add(e.action);
+        }
+        let req = p.request();
+        RefreshView {
+            env: req.env.clone(),
+            from: req.from.clone(),
+            next: p.next.clone(),
+            refresh: None,
+            at: None,
+            dry_run: req.dry_run,
+            counts: (&would).into(),
+            discarded: PlanView::new(&p.unpromoted),
+            incoming: PlanView::new(&p.incoming),
+            kept_excluded: p.kept_excluded.clone(),
+            dropped_excluded: p.dropped_excluded.clone(),
+            next_baseline: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// The planned view with what the commit did.
+    pub fn done(mut self, outcome: &crate::ops::refresh::RefreshOutcome) -> RefreshView {
+        self.refresh = outcome.refresh.as_ref().map(|p| p.id.clone());
+        self.at = outcome.refresh.as_ref().map(|p| p.at.clone());
+        self.counts = outcome.counts();
+        self.next_baseline = outcome.next_baseline.as_ref().map(|(id, recorded)| NextBaselineView {
+            baseline: id.clone(),
+            recorded: *recorded,
+        });
+        self.hooks = outcome.hooks.clone();
+        self
+    }
+}

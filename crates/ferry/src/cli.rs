@@ -180,6 +180,22 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "SIDE")]
         take: Option<TakeSide>,
     },
+    /// Reset ENV to match FROM, further down the pipeline (excluded rows of ENV stay), journalled.
+    #[command(
+        after_help = "Examples:\n  ferry refresh staging --from production\n  ferry refresh staging --from production --dry-run\n  ferry refresh staging --from production --drop-excluded --yes"
+    )]
+    Refresh {
+        env: String,
+        /// The environment further down the pipeline whose content comes down.
+        #[arg(long, value_name = "ENV")]
+        from: String,
+        /// Delete the excluded rows of ENV that reference rows the refresh deletes.
+        #[arg(long)]
+        drop_excluded: bool,
+        /// Show what would be discarded and written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the promotions recorded in ENV (every environment when omitted), newest first.
     Log {
         env: Option<String>,

@@ -51,6 +51,8 @@ pub fn text(hint: &Hint) -> String {
             format!(": {}", commands.join(", then "))
         }
         Hint::Baseline { from, to } => format!(" with `ferry baseline {from} {to}`"),
+        Hint::Refresh { env, from } => format!(" with `ferry refresh {env} --from {from}`"),
+        Hint::DropExcluded => "; pass --drop-excluded to delete those excluded rows with the refresh".into(),
         Hint::ListedUser => "; act as a listed user with --as USER or FERRY_USER".into(),
         Hint::BaselineAgain => {
             ", or delete this row and run `ferry baseline` to record the row's sync base again".into()

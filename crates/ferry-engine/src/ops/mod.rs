@@ -11,6 +11,7 @@
 
 pub mod baseline;
 pub mod promote;
+pub mod refresh;
 pub mod revert;
 pub mod review;
 

@@ -8,6 +8,7 @@ mod gates;
 pub mod init;
 mod log;
 mod promote;
+mod refresh;
 mod revert;
 mod reviews;
 mod serve;
@@ -55,6 +56,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
             };
             promote::run(g, &from, &to, &selection, opts).await
         }
+        Command::Refresh {
+            env,
+            from,
+            drop_excluded,
+            dry_run,
+        } => refresh::run(g, &env, &from, refresh::Options { drop_excluded, dry_run }).await,
         Command::Log { env, limit } => log::run(g, env.as_deref(), limit).await,
         Command::Show { promotion } => log::show(g, &promotion).await,
         Command::Revert { promotion, force } => revert::run(g, &promotion, force).await,

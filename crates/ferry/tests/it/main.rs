@@ -9,6 +9,7 @@ mod gates_hooks;
 mod json_diffs;
 mod json_references;
 mod pulled_rows;
+mod refresh;
 mod reviewer_view;
 mod reviews;
 mod reviews_postgres;

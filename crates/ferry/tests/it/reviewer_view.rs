@@ -464,18 +464,25 @@ fn the_apply_hint_of_a_plan_with_conflicts_says_how_to_decide_them() {
 }
 
 #[test]
-fn a_route_against_the_pipeline_names_no_command_that_does_not_exist() {
+fn a_route_against_the_pipeline_names_a_command_that_exists() {
     let f = Fixture::new();
     let out = f.run_yes(&["promote", "production", "staging"]).expect(3);
-    assert!(!out.stderr.contains("ferry refresh"), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("then record them as in sync with `ferry baseline staging production`"),
+            .contains("refresh it from `production` with `ferry refresh staging --from production`"),
         "{}",
         out.stderr
     );
     // The command it names is accepted.
-    f.run(&["baseline", "staging", "production", "--dry-run"]).expect(0);
+    f.run(&[
+        "refresh",
+        "staging",
+        "--from",
+        "production",
+        "--drop-excluded",
+        "--dry-run",
+    ])
+    .expect(0);
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod natural_children;
 mod own_records;
 mod races;
 mod read_only;
+mod refresh;
 mod round_trip;
 mod scenarios;
 mod support;
