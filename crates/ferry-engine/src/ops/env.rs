@@ -291,14 +291,22 @@ pub async fn expired(envs: &Envs) -> Result<(Vec<PreparedDestroy<'_>>, Vec<(Stri
 }
 
 impl PreparedDestroy<'_> {
-    /// Drops the database (SQLite: removes the file), then the record.
+    /// Drops the database (SQLite: removes the file), then the sync bases
+    /// recorded from it (in its parent and its `promotes_to`) and its record.
     /// A database already gone is no error, so a destroy that stopped
     /// half-way can be run again.
     pub async fn commit(self, user: &str) -> Result<BranchEnvRecord> {
         let b = self.record;
         let parent: Arc<dyn Store> = self.envs.open(&b.from).await?;
         sql_of(&*parent, &b.from)?.drop_clone(&b.name).await?;
+        if b.promotes_to != b.from {
+            let target = self.envs.open(&b.promotes_to).await?;
+            let mut txn = target.begin().await?;
+            journal::forget_source(txn.as_mut(), &b.name).await?;
+            txn.commit().await?;
+        }
         let mut txn = parent.begin().await?;
+        journal::forget_source(txn.as_mut(), &b.name).await?;
         records::delete_branch(txn.as_mut(), &b.name).await?;
         txn.commit().await?;
         let mut entry = audit::entry(user, "env-destroy", Some(&b.name), &b.from);

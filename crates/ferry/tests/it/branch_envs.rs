@@ -137,7 +137,11 @@ fn a_branch_goes_from_clone_to_production_and_is_collected() {
     let refused = f
         .run(&["promote", "feature-abc-123-menu", "production", "--yes"])
         .expect(3);
-    assert!(refused.all().contains("preprod"), "{}", refused.all());
+    assert!(
+        refused.all().contains("promotes only into `preprod`"),
+        "{}",
+        refused.all()
+    );
     f.run(&["diff", "feature-abc-123-menu", "staging"]).expect(3);
 
     // Into preprod: three-way from the clone point, nothing to force.
@@ -166,6 +170,18 @@ fn a_branch_goes_from_clone_to_production_and_is_collected() {
     );
     f.run(&["log", "preprod"]).expect(0);
 
+    // The clone point was recorded in both.
+    for env in ["production", "preprod"] {
+        let n: i64 = f
+            .scalar(
+                env,
+                "SELECT count(*) FROM _ferry_sync WHERE source_env = 'feature-abc-123-menu'",
+            )
+            .parse()
+            .unwrap_or_default();
+        assert!(n > 0, "{env} has no sync base from the branch");
+    }
+
     // Merged, expiring at once, collected.
     let m = f
         .run(&["env", "merged", "feature-abc-123-menu", "--ttl", "0d", "--json"])
@@ -178,6 +194,16 @@ fn a_branch_goes_from_clone_to_production_and_is_collected() {
     let gc = f.run_yes(&["env", "gc"]).expect(0);
     assert!(gc.stdout.contains("feature-abc-123-menu"), "{}", gc.all());
     assert!(!clone.exists(), "the clone's file is still there");
+    for env in ["production", "preprod"] {
+        assert_eq!(
+            f.scalar(
+                env,
+                "SELECT count(*) FROM _ferry_sync WHERE source_env = 'feature-abc-123-menu'"
+            ),
+            "0",
+            "{env} still holds sync bases from the destroyed environment"
+        );
+    }
     assert!(listed(&f).is_empty());
     f.run(&["diff", "feature-abc-123-menu", "preprod"]).expect(2);
 }
