@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod branch;
 pub mod canonical;
 pub mod config;
 pub mod json_diff;

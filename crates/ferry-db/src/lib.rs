@@ -324,6 +324,34 @@ pub trait SqlStore: Store {
         let probe = self.dialect().predicate_probe(table, predicate);
         self.query_scalar(&probe).await.map(|_| ())
     }
+    /// Creates the per-branch clone `name` of this database beside it
+    /// (where [`registry::clone_url`] says it lives), holding `tables`
+    /// (parents first) with their columns, types, keys, indexes, the
+    /// foreign keys among them, and their rows. Refuses when the clone
+    /// exists already; a clone that fails half-way is removed.
+    async fn create_clone(&self, name: &str, _tables: &[String]) -> Result<(), DbError> {
+        Err(DbError::new(
+            DbErrorKind::Query,
+            self.env(),
+            format!(
+                "cannot clone environment `{}` into `{name}`: per-branch environments are not available on {} yet",
+                self.env(),
+                self.engine()
+            ),
+        ))
+    }
+    /// Drops the per-branch clone `name` of this database (the whole
+    /// database or file). A clone already gone is not an error.
+    async fn drop_clone(&self, name: &str) -> Result<(), DbError> {
+        Err(DbError::new(
+            DbErrorKind::Query,
+            self.env(),
+            format!(
+                "cannot drop `{name}`: per-branch environments are not available on {} yet",
+                self.engine()
+            ),
+        ))
+    }
 }
 
 /// [`SqlStore::query_scalar`] on any store: a store without SQL answers

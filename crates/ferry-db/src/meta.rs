@@ -8,6 +8,9 @@
 //! - `_ferry_audit`: every action and every refusal, who, when, result.
 //! - `_ferry_reviews`: reviews in environments with `review = true`, with
 //!   the plan they hold.
+//! - `_ferry_branches`: the per-branch environments cloned from this one
+//!   (name, branch, where they promote, who made them and when, merged at,
+//!   the time they may live after the merge, and when they expire).
 //! - `_ferry_sync`: the sync base, per (source environment, table, key):
 //!   the row hash and packed per-field hashes at the last sync, and for
 //!   natural-key tables the key of the matched target row (the id mapping).
@@ -20,6 +23,19 @@ pub const JOURNAL: &str = "_ferry_journal";
 pub const SYNC: &str = "_ferry_sync";
 pub const AUDIT: &str = "_ferry_audit";
 pub const REVIEWS: &str = "_ferry_reviews";
+pub const BRANCHES: &str = "_ferry_branches";
+
+pub const BRANCH_COLUMNS: [&str; 9] = [
+    "name",
+    "branch",
+    "from_env",
+    "promotes_to",
+    "created_by",
+    "created_at",
+    "merged_at",
+    "ttl_secs",
+    "expires_at",
+];
 
 pub const AUDIT_COLUMNS: [&str; 9] = [
     "id",
@@ -165,5 +181,12 @@ pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
             ]
         }
         Dialect::Postgres | Dialect::Mysql => Vec::new(),
-    }]
+    },
+    // v5: the registry of per-branch environments cloned from this one.
+    vec![format!(
+        "CREATE TABLE {} (name {key_text} NOT NULL PRIMARY KEY, branch {long_text} NOT NULL, from_env {text} NOT NULL, \
+         promotes_to {text} NOT NULL, created_by {text} NOT NULL, created_at {text} NOT NULL, merged_at {text}, \
+         ttl_secs {bigint}, expires_at {text})",
+        q(BRANCHES)
+    )]]
 }

@@ -721,6 +721,109 @@ impl SqlStore for MySqlStore {
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
         self.base.query_scalar(sql).await
     }
+
+    async fn create_clone(&self, name: &str, tables: &[String]) -> Result<(), DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        session(&mut conn).await.map_err(e)?;
+        let parent: String = sqlx::query_scalar("SELECT DATABASE()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        let db = crate::registry::server_db_name(&parent, name);
+        let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?")
+            .bind(&db)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        if exists > 0 {
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                format!(
+                    "cannot clone environment `{}`: the database `{db}` exists already on its server; nothing was written",
+                    self.env
+                ),
+            ));
+        }
+        let (charset, collation): (String, String) = sqlx::query_as(
+            "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ?",
+        )
+        .bind(&parent)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(e)?;
+        conn.execute(
+            format!(
+                "CREATE DATABASE {} CHARACTER SET {charset} COLLATE {collation}",
+                D.ident(&db)
+            )
+            .as_str(),
+        )
+        .await
+        .map_err(e)?;
+        let made = copy_tables(&mut conn, &parent, &db, tables).await;
+        if let Err(why) = made {
+            conn.execute(format!("DROP DATABASE IF EXISTS {}", D.ident(&db)).as_str())
+                .await
+                .map_err(e)?;
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                format!(
+                    "cannot clone environment `{}` into the database `{db}`: {}; the half-made database was dropped",
+                    self.env,
+                    err(&self.env, why).message
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn drop_clone(&self, name: &str) -> Result<(), DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        let parent: String = sqlx::query_scalar("SELECT DATABASE()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        let db = crate::registry::server_db_name(&parent, name);
+        conn.execute(format!("DROP DATABASE IF EXISTS {}", D.ident(&db)).as_str())
+            .await
+            .map_err(e)?;
+        Ok(())
+    }
+}
+
+/// Creates `tables` of database `parent` in database `db` as `SHOW CREATE
+/// TABLE` gives them (the foreign keys among them then name tables of
+/// `db`), and copies their rows.
+async fn copy_tables(conn: &mut MySqlConnection, parent: &str, db: &str, tables: &[String]) -> Result<(), sqlx::Error> {
+    conn.execute(format!("USE {}", D.ident(db)).as_str()).await?;
+    conn.execute("SET FOREIGN_KEY_CHECKS = 0").await?;
+    let (from, to) = (format!("{}.", D.ident(parent)), format!("{}.", D.ident(db)));
+    for t in tables {
+        let row = sqlx::query(&format!("SHOW CREATE TABLE {}.{}", D.ident(parent), D.ident(t)))
+            .fetch_one(&mut *conn)
+            .await?;
+        let ddl: String = match row.try_get::<String, _>(1) {
+            Ok(s) => s,
+            Err(_) => String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>(1)?).into_owned(),
+        };
+        conn.execute(ddl.replace(&from, &to).as_str()).await?;
+        conn.execute(
+            format!(
+                "INSERT INTO {}.{q} SELECT * FROM {}.{q}",
+                D.ident(db),
+                D.ident(parent),
+                q = D.ident(t)
+            )
+            .as_str(),
+        )
+        .await?;
+    }
+    conn.execute("SET FOREIGN_KEY_CHECKS = 1").await?;
+    Ok(())
 }
 
 #[async_trait]

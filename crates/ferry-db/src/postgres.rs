@@ -33,6 +33,9 @@ use crate::{
 
 const D: Dialect = Dialect::Postgres;
 
+#[path = "pgclone.rs"]
+mod clone;
+
 /// Advisory locks are per database: one key serves every target.
 const LOCK_KEY: &str = "ferry-writer";
 
@@ -615,6 +618,70 @@ impl SqlStore for PgStore {
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
         self.base.query_scalar(sql).await
+    }
+
+    async fn create_clone(&self, name: &str, tables: &[String]) -> Result<(), DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        let parent: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        let db = crate::registry::server_db_name(&parent, name);
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&db)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        if exists {
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                format!(
+                    "cannot clone environment `{}`: the database `{db}` exists already on its server; nothing was written",
+                    self.env
+                ),
+            ));
+        }
+        conn.execute(format!("CREATE DATABASE {}", D.ident(&db)).as_str())
+            .await
+            .map_err(e)?;
+        let made = async {
+            let mut clone = clone::connect_to(&self.options, &db).await?;
+            let copied = clone::copy_tables(&mut conn, &mut clone, tables).await;
+            clone::close(clone).await;
+            copied
+        }
+        .await;
+        if let Err(why) = made {
+            conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", D.ident(&db)).as_str())
+                .await
+                .map_err(e)?;
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                format!(
+                    "cannot clone environment `{}` into the database `{db}`: {}; the half-made database was dropped",
+                    self.env,
+                    err(&self.env, why).message
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn drop_clone(&self, name: &str) -> Result<(), DbError> {
+        let e = |x| err(&self.env, x);
+        let mut conn = self.options.connect().await.map_err(e)?;
+        let parent: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(e)?;
+        let db = crate::registry::server_db_name(&parent, name);
+        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", D.ident(&db)).as_str())
+            .await
+            .map_err(e)?;
+        Ok(())
     }
 }
 

@@ -115,6 +115,26 @@ impl JournalRow {
     }
 }
 
+/// A per-branch environment, as the environment it was cloned from
+/// records it in `_ferry_branches`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BranchEnvRecord {
+    /// The environment's name (the branch name made safe).
+    pub name: String,
+    /// The full branch name.
+    pub branch: String,
+    /// The environment it was cloned from (the one recording it).
+    pub from: String,
+    /// The only environment it may promote into.
+    pub promotes_to: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub merged_at: Option<String>,
+    /// Seconds it lives after the merge.
+    pub ttl_secs: Option<i64>,
+    pub expires_at: Option<String>,
+}
+
 /// One audited action or refusal.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct AuditEntry {
@@ -200,6 +220,9 @@ pub trait Records: Send + Sync {
     async fn reviews_with_status(&self, status: &str) -> Result<Vec<Review>, DbError>;
     /// The audit trail, newest first.
     async fn audit(&self, page: &PageRequest) -> Result<Page<AuditEntry>, DbError>;
+    /// The per-branch environments cloned from this one, by name (few:
+    /// every one of them).
+    async fn branches(&self) -> Result<Vec<BranchEnvRecord>, DbError>;
 }
 
 /// [`Records`] of a SQL store, over its `_ferry_*` tables.
@@ -342,6 +365,85 @@ impl Records for SqlRecords<'_> {
         self.page(meta::AUDIT, &meta::AUDIT_COLUMNS, page, audit_from_row, |a| &a.id)
             .await
     }
+
+    async fn branches(&self) -> Result<Vec<BranchEnvRecord>, DbError> {
+        if !self.has(meta::BRANCHES).await? {
+            return Ok(Vec::new());
+        }
+        let mut rx = self
+            .0
+            .scan(ScanRequest {
+                table: meta::BRANCHES.into(),
+                columns: meta::columns(&meta::BRANCH_COLUMNS),
+                order_by: vec!["name".into()],
+                filter: None,
+                flag: None,
+                descending: false,
+                limit: None,
+            })
+            .await?;
+        let mut out = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            for r in batch? {
+                out.push(branch_from_row(self.0.env(), &r)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Records a per-branch environment in an open transaction of the
+/// environment it was cloned from.
+pub async fn write_branch(txn: &mut dyn Txn, b: &BranchEnvRecord) -> Result<(), DbError> {
+    let row = vec![
+        Value::Text(b.name.clone()),
+        Value::Text(b.branch.clone()),
+        Value::Text(b.from.clone()),
+        Value::Text(b.promotes_to.clone()),
+        Value::Text(b.created_by.clone()),
+        Value::Text(b.created_at.clone()),
+        opt_text(b.merged_at.clone()),
+        b.ttl_secs.map_or(Value::Null, Value::Int),
+        opt_text(b.expires_at.clone()),
+    ];
+    txn.insert(meta::BRANCHES, &meta::columns(&meta::BRANCH_COLUMNS), &[row])
+        .await
+}
+
+/// Records in an open transaction that branch environment `name` was
+/// merged at `merged_at`, and lives `ttl_secs` more, until `expires_at`.
+pub async fn set_branch_merged(
+    txn: &mut dyn Txn,
+    name: &str,
+    merged_at: &str,
+    ttl_secs: i64,
+    expires_at: &str,
+) -> Result<(), DbError> {
+    txn.update(
+        meta::BRANCHES,
+        &["name".to_string()],
+        &meta::columns(&["merged_at", "ttl_secs", "expires_at"]),
+        &[(
+            vec![Value::Text(name.to_string())],
+            vec![
+                Value::Text(merged_at.to_string()),
+                Value::Int(ttl_secs),
+                Value::Text(expires_at.to_string()),
+            ],
+        )],
+    )
+    .await
+}
+
+/// Removes branch environment `name` from the registry, in an open
+/// transaction.
+pub async fn delete_branch(txn: &mut dyn Txn, name: &str) -> Result<(), DbError> {
+    txn.delete(
+        meta::BRANCHES,
+        &["name".to_string()],
+        &[vec![Value::Text(name.to_string())]],
+    )
+    .await
 }
 
 /// Every record of a paged listing, page by page (for callers that need
@@ -554,6 +656,25 @@ fn audit_from_row(env: &str, r: &[Value]) -> Result<AuditEntry, DbError> {
         // Written as text, possibly empty; NULL reads as no detail.
         detail: rec.opt_text(7)?.unwrap_or_default(),
         ref_id: rec.opt_text(8)?,
+    })
+}
+
+fn branch_from_row(env: &str, r: &[Value]) -> Result<BranchEnvRecord, DbError> {
+    let rec = Record::new(env, meta::BRANCHES, &meta::BRANCH_COLUMNS, r, &[0]);
+    let ttl_secs = match r.get(7) {
+        Some(Value::Null) => None,
+        _ => Some(rec.int(7)?),
+    };
+    Ok(BranchEnvRecord {
+        name: rec.text(0)?,
+        branch: rec.text(1)?,
+        from: rec.text(2)?,
+        promotes_to: rec.text(3)?,
+        created_by: rec.text(4)?,
+        created_at: rec.text(5)?,
+        merged_at: rec.opt_text(6)?,
+        ttl_secs,
+        expires_at: rec.opt_text(8)?,
     })
 }
 

@@ -50,6 +50,52 @@ pub async fn open(opening: Opening<'_>) -> Option<Result<Arc<dyn Store>, DbError
     Some((backend.open)(opening).await)
 }
 
+/// The URL of the per-branch clone `name` of the environment at `url`:
+/// SQLite `STEM-NAME.db` beside the parent's file; PostgreSQL and MySQL
+/// the database `PARENTDB_NAME` (underscores for dashes) on the parent's
+/// server, with the same credentials. `None` when no backend opens `url`
+/// or it names no file or database.
+pub fn clone_url(url: &str, name: &str) -> Option<String> {
+    match find(url)?.engine {
+        Engine::Sqlite => {
+            let (head, rest) = url.split_at(url.find(':')? + 1);
+            let (slashes, rest) = rest.strip_prefix("//").map_or(("", rest), |r| ("//", r));
+            let path = rest.split('?').next().unwrap_or(rest);
+            let (dir, file) = path.rsplit_once('/').map_or(("", path), |(d, f)| (d, f));
+            let (stem, ext) = file.rsplit_once('.').unwrap_or((file, "db"));
+            if stem.is_empty() {
+                return None;
+            }
+            let dir = if path.contains('/') {
+                format!("{dir}/")
+            } else {
+                String::new()
+            };
+            Some(format!("{head}{slashes}{dir}{stem}-{name}.{ext}"))
+        }
+        Engine::Postgres | Engine::Mysql => {
+            let (before_query, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+            let after_scheme = before_query.find("//")? + 2;
+            let slash = after_scheme + before_query[after_scheme..].find('/')?;
+            let db = &before_query[slash + 1..];
+            if db.is_empty() || db.contains('/') {
+                return None;
+            }
+            let mut out = format!("{}/{}", &before_query[..slash], server_db_name(db, name));
+            if let Some(q) = query {
+                out.push('?');
+                out.push_str(q);
+            }
+            Some(out)
+        }
+    }
+}
+
+/// The database name of the clone `name` of database `parent` on a server.
+pub fn server_db_name(parent: &str, name: &str) -> String {
+    format!("{parent}_{}", name.replace('-', "_"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +115,29 @@ mod tests {
             UrlKind::examples(&url_kinds()),
             "sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB"
         );
+    }
+
+    #[test]
+    fn clone_urls() {
+        let c = |url| clone_url(url, "feature-x");
+        assert_eq!(c("sqlite://prod.db").as_deref(), Some("sqlite://prod-feature-x.db"));
+        assert_eq!(
+            c("sqlite:data/prod.sqlite3").as_deref(),
+            Some("sqlite:data/prod-feature-x.sqlite3")
+        );
+        assert_eq!(
+            c("sqlite:///abs/dir/prod").as_deref(),
+            Some("sqlite:///abs/dir/prod-feature-x.db")
+        );
+        assert_eq!(
+            c("postgres://u:pw@h:5432/site?sslmode=require").as_deref(),
+            Some("postgres://u:pw@h:5432/site_feature_x?sslmode=require")
+        );
+        assert_eq!(
+            c("mysql://root@127.0.0.1/cms").as_deref(),
+            Some("mysql://root@127.0.0.1/cms_feature_x")
+        );
+        assert_eq!(c("postgres://h"), None);
+        assert_eq!(c("dir:content"), None);
     }
 }

@@ -687,6 +687,122 @@ impl SqlStore for SqliteStore {
         })
         .await
     }
+
+    async fn create_clone(&self, name: &str, tables: &[String]) -> Result<(), DbError> {
+        let target = self.clone_path(name);
+        let tables = tables.to_vec();
+        self.blocking(move |s| {
+            if target.exists() {
+                return Err(DbError::new(
+                    DbErrorKind::Query,
+                    &s.env,
+                    format!(
+                        "cannot clone environment `{}`: the file {} exists already; nothing was written",
+                        s.env,
+                        target.display()
+                    ),
+                ));
+            }
+            let made = copy_tables(&s.path, &target, &tables).map_err(|e| {
+                DbError::new(
+                    DbErrorKind::Query,
+                    &s.env,
+                    format!(
+                        "cannot clone environment `{}` into {}: {e}; the half-made file was removed",
+                        s.env,
+                        target.display()
+                    ),
+                )
+            });
+            if made.is_err() {
+                remove_database_files(&target).map_err(|e| {
+                    DbError::new(
+                        DbErrorKind::Query,
+                        &s.env,
+                        format!("cannot remove the half-made clone {}: {e}", target.display()),
+                    )
+                })?;
+            }
+            made
+        })
+        .await
+    }
+
+    async fn drop_clone(&self, name: &str) -> Result<(), DbError> {
+        let target = self.clone_path(name);
+        remove_database_files(&target).map_err(|e| {
+            DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                format!("cannot remove the clone {}: {e}", target.display()),
+            )
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Where the per-branch clone `name` of this database lives:
+    /// `STEM-NAME.EXT` beside it (as `registry::clone_url` says).
+    fn clone_path(&self, name: &str) -> PathBuf {
+        let stem = self
+            .path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let ext = self
+            .path
+            .extension()
+            .map_or_else(|| "db".to_string(), |e| e.to_string_lossy().into_owned());
+        self.path.with_file_name(format!("{stem}-{name}.{ext}"))
+    }
+}
+
+/// Creates the database `target` with `tables` of `source` as their
+/// `CREATE TABLE` text says, their rows, and then their indexes, in one
+/// transaction.
+fn copy_tables(source: &Path, target: &Path, tables: &[String]) -> rusqlite::Result<()> {
+    let mut conn = Connection::open(target)?;
+    // Rows are copied as they are, parents and children in any order.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    conn.execute("ATTACH DATABASE ?1 AS src", [source.to_string_lossy().as_ref()])?;
+    let tx = conn.transaction()?;
+    let mut indexes = Vec::new();
+    for table in tables {
+        let sql: String = tx.query_row(
+            "SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch(&sql)?;
+        let q = D.ident(table);
+        tx.execute(&format!("INSERT INTO main.{q} SELECT * FROM src.{q}"), [])?;
+        let mut stmt =
+            tx.prepare("SELECT sql FROM src.sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")?;
+        let found = stmt.query_map([table], |r| r.get::<_, String>(0))?;
+        for sql in found {
+            indexes.push(sql?);
+        }
+    }
+    for sql in &indexes {
+        tx.execute_batch(sql)?;
+    }
+    tx.commit()?;
+    conn.execute("DETACH DATABASE src", [])?;
+    Ok(())
+}
+
+/// Removes an SQLite database file with its journal, WAL and Ferry's lock
+/// file; those already gone are no error.
+fn remove_database_files(path: &Path) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    for suffix in ["", "-journal", "-wal", "-shm", ".ferry-lock"] {
+        match std::fs::remove_file(path.with_file_name(format!("{name}{suffix}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -51,6 +51,16 @@ fn opt_text(v: Option<String>) -> Value {
     v.map_or(Value::Null, Value::Text)
 }
 
+/// Forgets, in an open transaction, every sync base recorded for rows
+/// promoted from `source` (an environment that is being destroyed), so an
+/// environment made later under the same name starts from its own clone
+/// point.
+pub async fn forget_source(txn: &mut dyn Txn, source: &str) -> Result<()> {
+    txn.delete_in(meta::SYNC, &[], "source_env", &[Value::Text(source.into())])
+        .await?;
+    Ok(())
+}
+
 /// The current time, in UTC, at microsecond precision.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     let n = chrono::Utc::now();

@@ -52,6 +52,12 @@ pub fn check_route(project: &Project, from: &str, to: &str) -> Result<()> {
     if config.allows(from, to) {
         return Ok(());
     }
+    if let Some(b) = project.branch(from) {
+        return Err(Error::Blocked(format!(
+            "`{from}` is a per-branch environment (branch {}, cloned from `{}`) and promotes only into `{}`, not into `{to}`",
+            b.branch, b.from, b.promotes_to
+        )));
+    }
     let pipeline = &config.pipeline;
     let list = |envs: Vec<&str>| envs.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
     let targets = config.targets_of(from);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_core::config::{self, redact_url, Config, UrlKind, UrlSource};
+use ferry_db::records::BranchEnvRecord;
 use ferry_db::registry::{self, Opening};
 use ferry_db::Store;
 
@@ -15,6 +16,8 @@ use crate::error::{Error, Hint, Result};
 pub struct Project {
     pub config: Config,
     pub path: PathBuf,
+    /// The per-branch environments added to `config` ([`Project::with_branches`]).
+    branches: std::collections::BTreeMap<String, BranchEnvRecord>,
 }
 
 impl Project {
@@ -31,11 +34,21 @@ impl Project {
                 .unwrap_or_else(|_| path.to_path_buf())
         };
         let config = config::parse_with(&text, &abs, Some(&registry::url_kinds()))?;
-        Ok(Project { config, path: abs })
+        Ok(Project::from_config(config, abs))
     }
 
     pub fn from_config(config: Config, path: PathBuf) -> Project {
-        Project { config, path }
+        Project {
+            config,
+            path,
+            branches: Default::default(),
+        }
+    }
+
+    /// The record of `env` when it is a per-branch environment this
+    /// project knows.
+    pub fn branch(&self, env: &str) -> Option<&BranchEnvRecord> {
+        self.branches.get(env)
     }
 
     /// The environment's URL, from the file or its variable.
@@ -58,6 +71,47 @@ impl Project {
                 "there is no environment `{env}` in {} (known: {})",
                 self.path.display(),
                 known.join(", ")
+            ))
+        })
+    }
+
+    /// This project with the per-branch environments `branches` added as
+    /// environments outside the pipeline, each promoting only into its
+    /// `promotes_to`, at the URL derived from its parent's (same server,
+    /// same credentials). A name the configuration uses already is left as
+    /// the configuration says.
+    pub fn with_branches(&self, branches: &[BranchEnvRecord]) -> Result<Project> {
+        let mut out = self.clone();
+        for b in branches {
+            if out.config.environments.contains_key(&b.name) {
+                continue;
+            }
+            let url = self.branch_url(&b.from, &b.name)?;
+            out.branches.insert(b.name.clone(), b.clone());
+            out.config.environments.insert(
+                b.name.clone(),
+                config::EnvConfig {
+                    name: b.name.clone(),
+                    url: UrlSource::Inline(url),
+                    review: false,
+                    promotes_to: Some(b.promotes_to.clone()),
+                    accepts_from: Vec::new(),
+                    checks: Vec::new(),
+                    hooks: Vec::new(),
+                    line: None,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The URL of the per-branch environment `name` cloned from `parent`.
+    pub fn branch_url(&self, parent: &str, name: &str) -> Result<String> {
+        let url = self.url(parent)?;
+        registry::clone_url(&url, name).ok_or_else(|| {
+            Error::Usage(format!(
+                "environment `{parent}`: `{}` names no database a per-branch environment can be cloned beside",
+                redact_url(&url)
             ))
         })
     }

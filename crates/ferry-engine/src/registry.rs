@@ -55,6 +55,64 @@ impl Envs {
         self
     }
 
+    /// The environments of `project`, knowing the per-branch environments
+    /// among `names` that the configuration does not declare: each is
+    /// looked up in the registries of the configured environments (opened
+    /// one by one, in the project's order, until every name is found), and
+    /// every branch environment of the parents read is known afterwards.
+    /// A name found nowhere is refused, naming the environments searched
+    /// and those that could not be opened; the stores opened meanwhile
+    /// are kept.
+    pub async fn discover(project: Project, names: &[&str]) -> Result<Envs> {
+        let looked_for: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !project.config.environments.contains_key(*n))
+            .collect();
+        let envs = Envs::new(project);
+        if looked_for.is_empty() {
+            return Ok(envs);
+        }
+        let (mut found, mut read, mut unreachable) = (Vec::new(), Vec::new(), Vec::new());
+        for parent in envs.project.config.environments_in_order() {
+            let store = match envs.open(parent).await {
+                Ok(s) => s,
+                Err(e) => {
+                    unreachable.push(format!("`{parent}` ({e})"));
+                    continue;
+                }
+            };
+            found.extend(store.records().branches().await?);
+            read.push(format!("`{parent}`"));
+            if looked_for.iter().all(|n| found.iter().any(|b| b.name == *n)) {
+                break;
+            }
+        }
+        if let Some(missing) = looked_for.iter().find(|n| !found.iter().any(|b| b.name == **n)) {
+            let known: Vec<&str> = envs.project.config.environments.keys().map(String::as_str).collect();
+            let mut message = format!(
+                "there is no environment `{missing}` in {} (known: {}), nor a per-branch environment of that name in {}",
+                envs.project.path.display(),
+                known.join(", "),
+                if read.is_empty() { "any environment".to_string() } else { read.join(", ") }
+            );
+            if !unreachable.is_empty() {
+                message.push_str(&format!(
+                    "; not searched, as they could not be opened: {}",
+                    unreachable.join("; ")
+                ));
+            }
+            return Err(Error::Usage(message));
+        }
+        let project = envs.project.with_branches(&found)?;
+        let opened = std::mem::take(&mut *envs.opened());
+        Ok(Envs {
+            project: Arc::new(project),
+            open: Mutex::new(opened),
+            open_timeout: envs.open_timeout,
+        })
+    }
+
     /// The loaded configuration.
     pub fn project(&self) -> &Project {
         &self.project

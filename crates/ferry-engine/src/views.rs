@@ -676,3 +676,56 @@ impl RefreshView {
         self
     }
 }
+
+/// A per-branch environment: one element of `env list --json`, and what
+/// `env create`, `env merged`, `env destroy` and `env gc` print with
+/// `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BranchEnvView {
+    pub name: String,
+    pub branch: String,
+    pub from: String,
+    pub promotes_to: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub merged_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// The changes not promoted into `promotes_to` yet (`null` when they
+    /// could not be read; `pending_error` says why); left out when not
+    /// asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Option<Counts>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_error: Option<String>,
+}
+
+impl BranchEnvView {
+    /// The view of a registry record, without its pending changes.
+    pub fn new(b: &ferry_db::records::BranchEnvRecord) -> BranchEnvView {
+        BranchEnvView {
+            name: b.name.clone(),
+            branch: b.branch.clone(),
+            from: b.from.clone(),
+            promotes_to: b.promotes_to.clone(),
+            created_by: b.created_by.clone(),
+            created_at: b.created_at.clone(),
+            merged_at: b.merged_at.clone(),
+            expires_at: b.expires_at.clone(),
+            pending: None,
+            pending_error: None,
+        }
+    }
+
+    /// The view with the pending changes read (or why they were not).
+    pub fn with_pending(b: &ferry_db::records::BranchEnvRecord, pending: &crate::Result<Counts>) -> BranchEnvView {
+        let mut v = BranchEnvView::new(b);
+        match pending {
+            Ok(c) => v.pending = Some(Some(c.clone())),
+            Err(e) => {
+                v.pending = Some(None);
+                v.pending_error = Some(e.to_string());
+            }
+        }
+        v
+    }
+}

@@ -82,6 +82,36 @@ pub enum ReviewAction {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum EnvAction {
+    /// Clone ENV's managed tables into a new environment named from BRANCH.
+    #[command(
+        after_help = "Examples:\n  ferry env create feature/123-new-menu --from production --promotes-to preprod"
+    )]
+    Create {
+        branch: String,
+        /// The environment to clone.
+        #[arg(long, value_name = "ENV")]
+        from: String,
+        /// The only environment it may promote into (default: --from).
+        #[arg(long, value_name = "ENV")]
+        promotes_to: Option<String>,
+    },
+    /// The per-branch environments, with their unpromoted changes and expiry.
+    List,
+    /// Record that the branch was merged: the environment expires after --ttl.
+    Merged {
+        name: String,
+        /// How long it lives after the merge: a number and s, m, h or d (0d: at once).
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+    },
+    /// Drop the environment's database and its record (asks; shows unpromoted changes).
+    Destroy { name: String },
+    /// Destroy every expired per-branch environment (asks; shows each).
+    Gc,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum UserAction {
     /// Add a user who may sign in to `ferry serve` (or set a new password);
     /// their roles come from [access].
@@ -251,6 +281,11 @@ pub enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Per-branch environments: clones of an environment, named from a branch.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
     },
     /// Record the rows equal in FROM and TO as in sync (and list those that differ).
     Baseline {

@@ -11,7 +11,9 @@ use ferry_db::{meta, Capabilities, DbErrorKind, FetchRequest, Predicate, Read, R
 use crate::support::{Backend, Db};
 
 // The checks of Ferry's own records through `Records` live in their own file.
-pub use crate::cases_records::{records_by_status, records_damaged, records_empty, records_paging, records_round_trip};
+pub use crate::cases_records::{
+    records_branches, records_by_status, records_damaged, records_empty, records_paging, records_round_trip,
+};
 
 fn s(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()

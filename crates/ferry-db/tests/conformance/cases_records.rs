@@ -399,3 +399,46 @@ pub async fn records_by_status(b: Backend) {
     let err = r.reviews_with_status("approved").await.expect_err("a damaged plan");
     assert!(err.to_string().contains(&id("R", 1)), "{b:?}: {err}");
 }
+
+/// The registry of per-branch environments: none before Ferry wrote, each
+/// written one read back by name, merged, removed.
+pub async fn records_branches(b: Backend) {
+    let Some((_db, store)) = setup(b, "records_branches").await else {
+        return;
+    };
+    let r = store.records();
+    assert!(r.branches().await.expect("branches").is_empty(), "{b:?}");
+    let branch = |name: &str| records::BranchEnvRecord {
+        name: name.to_string(),
+        branch: format!("feature/{name}"),
+        from: "production".into(),
+        promotes_to: "preprod".into(),
+        created_by: "ana".into(),
+        created_at: "2026-01-01 00:00:00.000000".into(),
+        merged_at: None,
+        ttl_secs: None,
+        expires_at: None,
+    };
+    let mut txn = store.begin().await.expect("begin");
+    for name in ["zeta", "alpha"] {
+        records::write_branch(&mut *txn, &branch(name)).await.expect("write");
+    }
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        r.branches().await.expect("branches"),
+        [branch("alpha"), branch("zeta")],
+        "{b:?}"
+    );
+
+    let mut txn = store.begin().await.expect("begin");
+    records::set_branch_merged(&mut *txn, "zeta", "2026-01-02 00:00:00", 60, "2026-01-02 00:01:00")
+        .await
+        .expect("merged");
+    records::delete_branch(&mut *txn, "alpha").await.expect("delete");
+    txn.commit().await.expect("commit");
+    let mut merged = branch("zeta");
+    merged.merged_at = Some("2026-01-02 00:00:00".into());
+    merged.ttl_secs = Some(60);
+    merged.expires_at = Some("2026-01-02 00:01:00".into());
+    assert_eq!(r.branches().await.expect("branches"), [merged], "{b:?}");
+}

@@ -59,4 +59,5 @@ conformance!(
     records_round_trip,
     records_damaged,
     records_by_status,
+    records_branches,
 );

@@ -10,6 +10,7 @@
 //! Dropping a prepared operation writes nothing and releases its lock.
 
 pub mod baseline;
+pub mod env;
 pub mod promote;
 pub mod refresh;
 pub mod revert;

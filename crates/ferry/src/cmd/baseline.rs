@@ -8,13 +8,13 @@ use ferry_engine::project::Project;
 use ferry_engine::views::BaselineView;
 
 use super::gates::Shown;
-use super::{envs, print_json, print_text, selection};
+use super::{print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, dry_run: bool) -> Result<u8> {
-    let envs = envs(g)?;
+    let envs = super::envs_for(g, &[from, to]).await?;
     let sel = selection(args)?;
     let shown = Shown::new(g);
     let req = BaselineRequest {

@@ -7,7 +7,7 @@ use ferry_core::plan::Plan;
 use ferry_engine::planner;
 use ferry_engine::views::{PlanView, SavedPlanView};
 
-use super::{envs, print_json, print_text, selection};
+use super::{print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
@@ -20,7 +20,7 @@ pub async fn run(
     save: Option<PathBuf>,
     is_diff: bool,
 ) -> Result<u8> {
-    let envs = envs(g)?;
+    let envs = super::envs_for(g, &[from, to]).await?;
     let project = envs.project();
     let sel = selection(args)?;
     let key = match &save {

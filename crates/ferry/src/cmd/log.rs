@@ -9,7 +9,7 @@ use crate::cli::Global;
 use crate::output;
 
 pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
-    let envs = envs(g)?;
+    let envs = super::envs_for(g, env.as_slice()).await?;
     let mut records = Vec::new();
     for store in super::stores(&envs, env).await? {
         records.extend(journal::newest(&*store, limit).await?);

@@ -4,6 +4,7 @@ mod baseline;
 mod check;
 pub mod demo;
 mod diff;
+mod env;
 mod gates;
 pub mod init;
 mod log;
@@ -70,6 +71,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Audit { env, limit } => reviews::audit(g, env.as_deref(), limit).await,
         Command::Serve { bind, secure_cookies } => serve::run(g, bind, secure_cookies).await,
         Command::User { action } => serve::user(g, action).await,
+        Command::Env { action } => env::run(g, action).await,
         Command::Baseline {
             from,
             to,
@@ -86,6 +88,13 @@ pub fn load(g: &Global) -> Result<Project> {
 /// The project's environments for one command: each opened once, on first use.
 pub fn envs(g: &Global) -> Result<Envs> {
     Ok(Envs::new(load(g)?))
+}
+
+/// [`envs`] knowing the per-branch environments among `names` (looked up
+/// in the configured environments' registries when the configuration does
+/// not declare them).
+pub async fn envs_for(g: &Global, names: &[&str]) -> Result<Envs> {
+    Ok(Envs::discover(load(g)?, names).await?)
 }
 
 pub fn selection(args: &SelectionArgs) -> Result<Selection> {

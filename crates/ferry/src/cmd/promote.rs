@@ -10,7 +10,7 @@ use ferry_engine::ops::promote::{self, PromoteOutcome, PromoteRequest};
 use ferry_engine::Error;
 
 use super::gates::Shown;
-use super::{envs, print_json, print_text, selection};
+use super::{print_json, print_text, selection};
 use crate::cli::{Global, SelectionArgs};
 use crate::output;
 use crate::ui;
@@ -24,7 +24,7 @@ pub struct Options {
 }
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: Options) -> Result<u8> {
-    let envs = envs(g)?;
+    let envs = super::envs_for(g, &[from, to]).await?;
     let sel = selection(args)?;
     if opts.take.is_some() && (opts.plan.is_some() || sel.ids.is_empty()) {
         return Err(

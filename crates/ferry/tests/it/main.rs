@@ -1,6 +1,8 @@
 //! Integration tests of the `ferry` binary on real SQLite files.
 
 mod bad_input;
+mod branch_envs;
+mod branch_envs_servers;
 mod commands;
 mod common;
 mod demo_init;

@@ -331,6 +331,38 @@ fn baseline() {
 }
 
 #[test]
+fn env() {
+    let f = Fixture::new();
+    let mut r = Redactor::new(&f);
+    insta::assert_json_snapshot!(
+        "env_create",
+        json(
+            &mut r,
+            &f.run(&["env", "create", "feature/Menu_2", "--from", "production", "--json"])
+                .expect(0)
+        )
+    );
+    f.exec(
+        "production-feature-menu-2",
+        "UPDATE cities SET name = 'Lyon 2' WHERE id = 1",
+    );
+    insta::assert_json_snapshot!("env_list", json(&mut r, &f.run(&["env", "list", "--json"]).expect(0)));
+    insta::assert_snapshot!("env_list_text", r.text(&f.run(&["env", "list"]).expect(0).stdout));
+    insta::assert_json_snapshot!(
+        "env_merged",
+        json(
+            &mut r,
+            &f.run(&["env", "merged", "feature-menu-2", "--ttl", "0d", "--json"])
+                .expect(0)
+        )
+    );
+    insta::assert_json_snapshot!(
+        "env_gc",
+        json(&mut r, &f.run(&["env", "gc", "--yes", "--json"]).expect(0))
+    );
+}
+
+#[test]
 fn gates_and_hooks() {
     let f = fixture(
         r#"[[environments.production.checks]]
