@@ -63,6 +63,23 @@ pub async fn export(project: &Project, env: &str, dir: &Path) -> Result<ExportRe
     Ok(report)
 }
 
+/// A row as read, each value converted to its column's logical type (the
+/// canonical values a promotion writes too), so that an export and a
+/// promotion into the folder write the same bytes.
+fn canonical(env: &str, schema: &ferry_core::schema::TableSchema, row: ferry_db::Row) -> Result<ferry_db::Row> {
+    row.into_iter()
+        .zip(&schema.columns)
+        .map(|(v, c)| {
+            ferry_core::value::convert_owned(v, &c.ty).map_err(|e| {
+                Error::Data(format!(
+                    "environment `{env}`, table `{}`, column `{}`: {e}",
+                    schema.name, c.name
+                ))
+            })
+        })
+        .collect()
+}
+
 /// A table's schema (keyed by `key` when given) and its rows in key
 /// order, without the rows matching `exclude`; and how many those were.
 async fn read_table(
@@ -106,7 +123,7 @@ async fn read_table(
                     continue;
                 }
             }
-            rows.push(r);
+            rows.push(canonical(&env, &schema, r)?);
         }
     }
     Ok((ExportTable { schema, rows }, excluded))
