@@ -898,3 +898,139 @@ pub fn stage_without_replay(env: &str, root: &Path, files: &[(&str, Option<&str>
         .collect();
     commit::stage(env, root, &changes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> TableSchema {
+        let col = |name: &str, l: LogicalType| ColumnSchema {
+            name: name.into(),
+            declared: l.name().into(),
+            ty: ColumnType::new(l),
+            nullable: name != "id",
+            has_default: false,
+            auto_increment: false,
+        };
+        TableSchema {
+            name: "page".into(),
+            columns: vec![col("id", LogicalType::Int), col("title", LogicalType::Text)],
+            primary_key: vec!["id".into()],
+            foreign_keys: vec![],
+            unique: vec![],
+        }
+    }
+
+    fn row(id: i64, title: &str) -> Row {
+        vec![Value::Int(id), Value::Text(title.into())]
+    }
+
+    async fn titles(root: &Path) -> Vec<Row> {
+        let store = DirStore::open("content", root).expect("open");
+        let req = FetchRequest {
+            table: "page".into(),
+            columns: vec!["id".into(), "title".into()],
+            match_columns: vec!["id".into()],
+            values: (1..=3).map(|i| vec![Value::Int(i)]).collect(),
+            flag: None,
+            filter: None,
+            fixed: vec![],
+        };
+        let mut rows = Store::fetch(&store, req).await.expect("fetch");
+        rows.sort_by(|a, b| key_cmp(a, b));
+        rows
+    }
+
+    /// A process killed after the commit point: the next open finishes the
+    /// commit. Killed before it: the next open discards what was written
+    /// aside, and the folder is as it was.
+    #[tokio::test]
+    async fn a_commit_cut_short_is_finished_or_discarded_on_open() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let root = dir.path().join("content");
+        let tables = vec![ExportTable {
+            schema: schema(),
+            rows: vec![row(1, "one"), row(2, "two")],
+        }];
+        export("content", &root, tables).await.expect("export");
+        let before = titles(&root).await;
+
+        // Killed before the commit point: aside files, no manifest.
+        stage_without_replay(
+            "content",
+            &root,
+            &[("page/1.json", Some("{\n  \"id\": 1,\n  \"title\": \"new\"\n}\n"))],
+        )
+        .expect("stage");
+        std::fs::remove_file(root.join(TXN_DIR).join("manifest.json")).expect("no commit point");
+        assert_eq!(titles(&root).await, before);
+        assert!(!root.join(TXN_DIR).exists(), "the aside files stay");
+
+        // Killed after it, with a rename and a removal half done.
+        stage_without_replay(
+            "content",
+            &root,
+            &[
+                ("page/1.json", Some("{\n  \"id\": 1,\n  \"title\": \"new\"\n}\n")),
+                ("page/3.json", Some("{\n  \"id\": 3,\n  \"title\": \"three\"\n}\n")),
+                ("page/2.json", None),
+            ],
+        )
+        .expect("stage");
+        std::fs::rename(root.join(TXN_DIR).join("files/0"), root.join("page/1.json")).expect("first rename");
+        assert_eq!(titles(&root).await, vec![row(1, "new"), row(3, "three")]);
+        assert!(!root.join(TXN_DIR).exists());
+    }
+
+    #[tokio::test]
+    async fn a_transaction_lands_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let root = dir.path().join("content");
+        let tables = vec![ExportTable {
+            schema: schema(),
+            rows: vec![row(1, "one")],
+        }];
+        export("content", &root, tables).await.expect("export");
+        let store = DirStore::open("content", &root).expect("open");
+        let cols = vec!["id".to_string(), "title".to_string()];
+        {
+            let mut txn = store.begin().await.expect("begin");
+            txn.insert("page", &cols, &[row(2, "two")]).await.expect("insert");
+            let e = txn
+                .insert("page", &cols, &[row(3, "x"), row(1, "dup")])
+                .await
+                .expect_err("a duplicate");
+            assert_eq!((e.kind, e.row), (DbErrorKind::Constraint, Some(1)));
+            // Dropped: nothing written.
+        }
+        assert_eq!(titles(&root).await, vec![row(1, "one")]);
+        let mut txn = store.begin().await.expect("begin");
+        txn.insert("page", &cols, &[row(2, "two")]).await.expect("insert");
+        txn.update(
+            "page",
+            &["id".into()],
+            &["title".into()],
+            &[(vec![Value::Int(1)], vec![Value::Text("uno".into())])],
+        )
+        .await
+        .expect("update");
+        txn.commit().await.expect("commit");
+        assert_eq!(titles(&root).await, vec![row(1, "uno"), row(2, "two")]);
+        assert!(store.has_meta().await.expect("has_meta"));
+        let e = Store::scan(
+            &store,
+            ScanRequest {
+                table: "page".into(),
+                columns: cols.clone(),
+                order_by: vec!["id".into()],
+                filter: Some(Predicate::native("id = 1")),
+                flag: None,
+                descending: false,
+                limit: None,
+            },
+        )
+        .await
+        .expect_err("no SQL");
+        assert!(e.message.contains("query text"), "{e}");
+    }
+}
