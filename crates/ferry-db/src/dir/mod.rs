@@ -415,6 +415,10 @@ impl Store for DirStore {
     }
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        // Ferry's own tables exist from the first commit on, as in a SQL store.
+        if own_schema(table).is_some() && !self.root.join(FORMAT_FILE).exists() {
+            return Ok(None);
+        }
         self.schema(table)
     }
 
@@ -627,7 +631,7 @@ impl DirTxn {
                 });
             }
         }
-        if !out.is_empty() && !self.store.root.join(FORMAT_FILE).exists() {
+        if !self.store.root.join(FORMAT_FILE).exists() {
             out.push(commit::Change {
                 path: FORMAT_FILE.into(),
                 bytes: Some(FORMAT_TEXT.as_bytes().to_vec()),
