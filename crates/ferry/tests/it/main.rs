@@ -4,6 +4,7 @@ mod bad_input;
 mod commands;
 mod common;
 mod demo_init;
+mod dir_cli;
 mod forged_plan;
 mod gates_hooks;
 mod json_diffs;
