@@ -11,6 +11,7 @@
 
 mod batches;
 pub mod dialect;
+pub mod dir;
 pub mod meta;
 pub mod mysql;
 mod pgcopy;
@@ -142,6 +143,8 @@ pub enum Engine {
     Sqlite,
     Postgres,
     Mysql,
+    /// A directory of JSON files (`dir:`).
+    Dir,
 }
 
 /// What a store can do beyond what every [`Store`] does (schemas, ordered
@@ -179,6 +182,7 @@ impl fmt::Display for Engine {
             Engine::Sqlite => "SQLite",
             Engine::Postgres => "PostgreSQL",
             Engine::Mysql => "MySQL",
+            Engine::Dir => "directory",
         })
     }
 }

@@ -32,7 +32,12 @@ pub struct Backend {
 }
 
 /// Every backend of this build.
-pub static BACKENDS: &[Backend] = &[crate::sqlite::BACKEND, crate::postgres::BACKEND, crate::mysql::BACKEND];
+pub static BACKENDS: &[Backend] = &[
+    crate::sqlite::BACKEND,
+    crate::postgres::BACKEND,
+    crate::mysql::BACKEND,
+    crate::dir::BACKEND,
+];
 
 /// The kinds of URL this build opens, for the configuration's check.
 pub fn url_kinds() -> Vec<UrlKind> {
@@ -88,6 +93,9 @@ pub fn clone_url(url: &str, name: &str) -> Option<String> {
             }
             Some(out)
         }
+        // A folder of files has no clone: branch environments are cloned
+        // from databases.
+        Engine::Dir => None,
     }
 }
 
@@ -107,13 +115,13 @@ mod tests {
         assert_eq!(engine("sqlite:a.db"), Some(Engine::Sqlite));
         assert_eq!(engine("postgresql://h/db"), Some(Engine::Postgres));
         assert_eq!(engine("mariadb://h/db"), Some(Engine::Mysql));
-        assert_eq!(engine("dir:content"), None);
+        assert_eq!(engine("dir:content"), Some(Engine::Dir));
         assert_eq!(engine("staging.db"), None);
         // A server URL without `//` is no URL of a server.
         assert_eq!(engine("postgres:/u:pw@h/db"), None);
         assert_eq!(
             UrlKind::examples(&url_kinds()),
-            "sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB"
+            "sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or dir:PATH"
         );
     }
 

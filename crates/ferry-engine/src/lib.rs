@@ -7,6 +7,7 @@ pub mod audit;
 pub mod baseline;
 pub mod check;
 pub mod error;
+pub mod export;
 pub mod gates;
 pub mod hooks;
 pub mod inspect;

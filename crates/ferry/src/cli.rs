@@ -297,4 +297,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write ENV's managed tables into DIR as canonical JSON files (one per row), making DIR equal.
+    #[command(
+        after_help = "Examples:\n  ferry export production content\n  git diff content/\n\nA `dir:` environment (url = \"dir:content\") reads and writes the same folder."
+    )]
+    Export { env: String, dir: PathBuf },
 }

@@ -32,6 +32,11 @@ macro_rules! conformance {
                 async fn mariadb() {
                     crate::cases::$check(Backend::Mariadb).await
                 }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn dir() {
+                    crate::cases::$check(Backend::Dir).await
+                }
             }
         )*
     };

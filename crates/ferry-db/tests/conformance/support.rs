@@ -18,6 +18,10 @@ pub enum Backend {
     Sqlite,
     Postgres,
     Mariadb,
+    /// A `dir:` folder. Its fixture is laid out by SQL in an SQLite mirror
+    /// and exported into the folder ([`Db::exec`] does the same), since a
+    /// folder runs no SQL.
+    Dir,
 }
 
 impl Backend {
@@ -26,6 +30,7 @@ impl Backend {
             Backend::Sqlite => Engine::Sqlite,
             Backend::Postgres => Engine::Postgres,
             Backend::Mariadb => Engine::Mariadb,
+            Backend::Dir => Engine::Sqlite,
         }
     }
 }
@@ -36,16 +41,24 @@ pub struct Db {
     /// The URL a store opens (`sqlite://PATH` for SQLite).
     pub url: String,
     db: Database,
+    /// `Dir`: the folder (the SQLite file is its mirror).
+    folder: Option<tempfile::TempDir>,
 }
 
 impl Db {
     /// An empty database with the fixture tables; `None` after a SKIP line.
     pub async fn create(backend: Backend, test: &str) -> Option<Db> {
         let db = Database::create(backend.engine(), &format!("conformance::{test}"), "c")?;
+        let folder = (backend == Backend::Dir).then(|| tempfile::tempdir().expect("temporary folder"));
+        let url = match &folder {
+            Some(f) => format!("dir:{}", f.path().join("content").display()),
+            None => db.url.clone(),
+        };
         let db = Db {
             backend,
-            url: db.url.clone(),
+            url,
             db,
+            folder,
         };
         db.exec(&fixture(backend)).await;
         Some(db)
@@ -66,8 +79,74 @@ impl Db {
     }
 
     /// Runs SQL (several statements allowed) outside any store.
+    /// `Dir`: runs it in the SQLite mirror and exports the fixture tables
+    /// into the folder again (so rows written through the store before are
+    /// replaced); the one change the suite makes to Ferry's own records
+    /// (`counts = 'zero'`, a damaged record) is made in the files.
     pub async fn exec(&self, sql: &str) {
-        self.db.exec(sql).await
+        let Some(folder) = &self.folder else {
+            return self.db.exec(sql).await;
+        };
+        let root = folder.path().join("content");
+        if sql.starts_with("UPDATE _ferry_promotions SET counts = 'zero'") {
+            for e in std::fs::read_dir(root.join("_ferry/promotions")).expect("promotions") {
+                let path = e.expect("entry").path();
+                let text = std::fs::read_to_string(&path).expect("read");
+                let text: String = text
+                    .lines()
+                    .map(|l| {
+                        if l.starts_with("  \"counts\": ") {
+                            "  \"counts\": \"zero\",".to_string()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .map(|l| l + "\n")
+                    .collect();
+                std::fs::write(&path, text).expect("write");
+            }
+            return;
+        }
+        self.db.exec(sql).await;
+        let opening = ferry_db::registry::Opening {
+            env: "mirror",
+            url: &self.db.url,
+            base_dir: std::path::Path::new("/"),
+        };
+        let mirror = ferry_db::registry::open(opening)
+            .await
+            .expect("sqlite")
+            .expect("open the mirror");
+        let mut tables = Vec::new();
+        for name in ["parent", "item", "word"] {
+            let schema = mirror.table_schema(name).await.expect("schema").expect("fixture table");
+            let columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+            let req = ferry_db::ScanRequest {
+                table: name.into(),
+                columns,
+                order_by: schema.primary_key.clone(),
+                filter: None,
+                flag: None,
+                descending: false,
+                limit: None,
+            };
+            let mut rx = mirror.scan(req).await.expect("scan");
+            let mut rows = Vec::new();
+            while let Some(batch) = rx.recv().await {
+                for r in batch.expect("batch") {
+                    let row = r
+                        .iter()
+                        .zip(&schema.columns)
+                        .map(|(v, c)| ferry_core::value::convert(v, &c.ty).expect("canonical"))
+                        .collect();
+                    rows.push(row);
+                }
+            }
+            tables.push(ferry_db::dir::ExportTable { schema, rows });
+        }
+        ferry_db::dir::export("conf", &root, tables)
+            .await
+            .expect("export the fixture");
     }
 }
 
@@ -79,7 +158,7 @@ impl Db {
 ///   than by the server's default collation (MariaDB: case-insensitive).
 fn fixture(backend: Backend) -> String {
     match backend {
-        Backend::Sqlite => "\
+        Backend::Sqlite | Backend::Dir => "\
             CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL UNIQUE);
             CREATE TABLE item (id INT PRIMARY KEY, parent_id INT REFERENCES parent (id), \
                 label VARCHAR(40) NOT NULL, price NUMERIC(10,2), active BOOLEAN, data BLOB, note TEXT, \

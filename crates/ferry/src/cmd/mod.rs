@@ -5,6 +5,7 @@ mod check;
 pub mod demo;
 mod diff;
 mod env;
+mod export;
 mod gates;
 pub mod init;
 mod log;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Init { demo, force } => init::run(g, demo, force).await,
         Command::Demo { keep } => demo::run(g, keep).await,
         Command::Check => check::run(g).await,
+        Command::Export { env, dir } => export::run(g, &env, &dir).await,
         Command::Diff { from, to, selection } => diff::run(g, &from, &to, &selection, None, true).await,
         Command::Plan {
             from,

@@ -6,6 +6,7 @@ mod branch_envs_servers;
 mod commands;
 mod common;
 mod demo_init;
+mod dir_cli;
 mod forged_plan;
 mod gates_hooks;
 mod json_diffs;

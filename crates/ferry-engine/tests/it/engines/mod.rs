@@ -10,6 +10,7 @@
 mod bad_values;
 mod column_limits;
 mod concurrency;
+mod dir;
 mod expected_hash;
 mod foreign_keys;
 mod generated_ids;

@@ -61,8 +61,8 @@ impl Kind {
 }
 
 /// One column: its type per engine, what it means, and a value per row.
-struct Col {
-    name: &'static str,
+pub(super) struct Col {
+    pub(super) name: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
     mariadb: &'static str,
@@ -102,7 +102,7 @@ fn bytes(b: &[u8]) -> Value {
 
 /// The mapping table.
 #[rustfmt::skip]
-fn columns() -> Vec<Col> {
+pub(super) fn columns() -> Vec<Col> {
     use Kind::*;
     let c = |name, sqlite, postgres, mariadb, kind, values| Col { name, sqlite, postgres, mariadb, kind, values };
     vec![
@@ -170,15 +170,15 @@ fn columns() -> Vec<Col> {
     ]
 }
 
-const TABLES: &str = "[tables.everything]\nkey = [\"id\"]\n";
+pub(super) const TABLES: &str = "[tables.everything]\nkey = [\"id\"]\n";
 
 /// Rows as (id, which value set): sets 0..=3 are the columns' values, 4 is
 /// NULL everywhere.
-const ORIGINAL: [(i64, usize); 5] = [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)];
+pub(super) const ORIGINAL: [(i64, usize); 5] = [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)];
 /// Every row changed: values swapped, a row nulled, a NULL row filled.
 const CHANGED: [(i64, usize); 5] = [(1, 1), (2, 0), (3, 4), (4, 2), (5, 3)];
 
-fn schema(eng: Eng) -> String {
+pub(super) fn schema(eng: Eng) -> String {
     let cols = columns();
     let id = match eng {
         Eng::Sqlite => "INTEGER PRIMARY KEY",
@@ -240,7 +240,7 @@ fn meaning(kind: Kind, v: &Value) -> Value {
     convert(v, &kind.ty()).unwrap_or_else(|e| panic!("test value {v:?} as {kind:?}: {e}"))
 }
 
-fn insert_sql(eng: Eng, rows: &[(i64, usize)]) -> String {
+pub(super) fn insert_sql(eng: Eng, rows: &[(i64, usize)]) -> String {
     let cols = columns();
     let names: Vec<String> = std::iter::once("id")
         .chain(cols.iter().map(|c| c.name))
