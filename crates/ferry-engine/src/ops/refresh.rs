@@ -87,24 +87,45 @@ pub async fn prepare<'a>(
     req: RefreshRequest,
     observer: &'a dyn Observer,
 ) -> Result<PreparedRefresh<'a>> {
-    let next = check_direction(envs, &req.env, &req.from)?;
+    let next = match check_direction(envs, &req.env, &req.from) {
+        Ok(next) => next,
+        Err(e) => {
+            // The wrong direction is audited in `env`, as a route against
+            // the pipeline is in its target.
+            if matches!(e.inner(), Error::Blocked(_)) {
+                if let Ok(target) = envs.open(&req.env).await {
+                    audit_refusal(&*target, &req, &e).await;
+                }
+            }
+            return Err(e);
+        }
+    };
     let target = envs.open(&req.env).await?;
     match prepare_in(envs, &req, observer, next, target.clone()).await {
         Ok(p) => Ok(p),
         Err(e) => {
-            if !e.is_denied() && !req.dry_run {
-                let mut entry = audit::entry(&req.user, "refresh", Some(&req.from), &req.env);
-                entry.result = match e.inner() {
-                    Error::Blocked(_) => "blocked",
-                    Error::Db(_) | Error::Data(_) => "failed",
-                    _ => "refused",
-                }
-                .into();
-                entry.detail = e.to_string();
-                let _ = audit::record(&*target, &entry).await;
-            }
+            audit_refusal(&*target, &req, &e).await;
             Err(e)
         }
+    }
+}
+
+/// Records a refused or failed refresh in `env`'s audit trail (permission
+/// refusals are audited where they are decided; a dry run is no action).
+async fn audit_refusal(target: &dyn Store, req: &RefreshRequest, e: &Error) {
+    if e.is_denied() || req.dry_run {
+        return;
+    }
+    let mut entry = audit::entry(&req.user, "refresh", Some(&req.from), &req.env);
+    entry.result = match e.inner() {
+        Error::Blocked(_) => "blocked",
+        Error::Db(_) | Error::Data(_) => "failed",
+        _ => "refused",
+    }
+    .into();
+    entry.detail = e.to_string();
+    if let Err(err) = audit::record(target, &entry).await {
+        tracing::warn!("the refused refresh of `{}` could not be audited: {err}", req.env);
     }
 }
 
@@ -401,7 +422,9 @@ impl PreparedRefresh<'_> {
         if !self.dropped_excluded.is_empty() && done.is_ok() {
             entry.detail = format!("dropped excluded rows: {}", self.dropped_excluded.join(", "));
         }
-        let _ = audit::record(&*self.target, &entry).await;
+        if let Err(e) = audit::record(&*self.target, &entry).await {
+            tracing::warn!("the refresh of `{env}` could not be audited: {e}");
+        }
         let done = done?;
         let hooks = match &done {
             Some(p) => super::run_hooks(project, &*self.target, p, from, env, user, None, self.observer).await,
@@ -435,7 +458,12 @@ impl PreparedRefresh<'_> {
         let mut entry =
             audit::entry(&req.user, "baseline", Some(&req.env), &self.next).outcome(&done, |b| b.id.clone());
         entry.detail = format!("after refreshing `{}` from `{}`", req.env, req.from);
-        let _ = audit::record(&*pair.target, &entry).await;
+        if let Err(e) = audit::record(&*pair.target, &entry).await {
+            tracing::warn!(
+                "the baseline in `{}` after a refresh could not be audited: {e}",
+                self.next
+            );
+        }
         let done = done?;
         Ok((done.id, done.recorded))
     }

@@ -171,6 +171,11 @@ fn refreshing_against_the_pipeline_is_refused_with_the_command_that_works() {
         out.stderr
     );
     assert_eq!(f.dump("production"), before);
+    let audit = f.run(&["audit", "production", "--json"]).expect(0).json().to_string();
+    assert!(
+        audit.contains("\"refresh\"") && audit.contains("\"blocked\""),
+        "{audit}"
+    );
     // The promotion against the pipeline now names refresh.
     let out = f.run_yes(&["promote", "production", "staging"]).expect(3);
     assert!(

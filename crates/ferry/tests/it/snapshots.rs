@@ -640,3 +640,27 @@ fn init_demo() {
         )
     );
 }
+
+/// `ferry refresh --dry-run --json` (docs/json.md "refresh"): the
+/// fixture's staging, never promoted, with its blocking dev row dropped.
+#[test]
+fn refresh_dry_run() {
+    let f = Fixture::new();
+    let mut r = Redactor::new(&f);
+    insta::assert_json_snapshot!(
+        "refresh_dry_run",
+        json(
+            &mut r,
+            &f.run(&[
+                "refresh",
+                "staging",
+                "--from",
+                "production",
+                "--drop-excluded",
+                "--dry-run",
+                "--json"
+            ])
+            .expect(0)
+        )
+    );
+}
