@@ -29,25 +29,7 @@ use crate::project::Project;
 /// (seconds) says otherwise.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// What became of one check.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct CheckOutcome {
-    /// 1-based position among the environment's checks.
-    pub index: usize,
-    /// `#N sql on source: ...`, `#N command: ...`.
-    pub name: String,
-    /// `sql` or `command`.
-    pub kind: String,
-    /// `source` or `target` for `sql` checks, `command` for commands.
-    pub side: String,
-    /// The SQL text or the command, as configured.
-    pub check: String,
-    pub passed: bool,
-    /// What the query returned, or what the command printed (trimmed).
-    pub output: String,
-    /// The result was recorded in the saved plan, not run now.
-    pub from_plan: bool,
-}
+pub use crate::views::CheckOutcome;
 
 impl CheckOutcome {
     fn new(index: usize, check: &CheckConfig) -> CheckOutcome {

@@ -19,19 +19,7 @@ use crate::apply::Promotion;
 use crate::gates::shell;
 use crate::project::Project;
 
-/// What became of one hook.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct HookOutcome {
-    /// `command: ...` or `webhook: URL` (any password hidden).
-    pub hook: String,
-    /// 1-based position among the environment's hooks.
-    pub index: usize,
-    pub ok: bool,
-    /// Why it failed: exit status, HTTP status, timeout, connection error.
-    pub error: Option<String>,
-    /// What the command printed, or the start of the webhook's answer (trimmed).
-    pub output: String,
-}
+pub use crate::views::HookOutcome;
 
 /// The JSON a hook receives about a committed promotion.
 pub fn payload(promotion: &Promotion, from: &str, to: &str, user: &str, review: Option<&str>) -> serde_json::Value {

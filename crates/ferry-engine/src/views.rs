@@ -17,8 +17,6 @@ use serde_json::{Map, Value as J};
 use crate::apply::Promotion;
 use crate::baseline::Baseline;
 use crate::check::{CheckReport, EnvStatus};
-use crate::gates::CheckOutcome;
-use crate::hooks::HookOutcome;
 use crate::journal::{JournalRow, PromotionRecord};
 use crate::reviews::{Rejected, Review};
 
@@ -638,45 +636,6 @@ pub struct NextBaselineView {
     pub recorded: u64,
 }
 
-impl RefreshView {
-    /// A prepared refresh, before (or instead of) its commit.
-    pub fn planned(p: &crate::ops::refresh::PreparedRefresh<'_>) -> RefreshView {
-        let mut would = Counts::default();
-        for e in p.incoming.entries.iter().filter(|e| e.is_change()) {
-            would.add(e.action);
-        }
-        let req = p.request();
-        RefreshView {
-            env: req.env.clone(),
-            from: req.from.clone(),
-            next: p.next.clone(),
-            refresh: None,
-            at: None,
-            dry_run: req.dry_run,
-            counts: (&would).into(),
-            discarded: PlanView::new(&p.unpromoted),
-            incoming: PlanView::new(&p.incoming),
-            kept_excluded: p.kept_excluded.clone(),
-            dropped_excluded: p.dropped_excluded.clone(),
-            next_baseline: None,
-            hooks: Vec::new(),
-        }
-    }
-
-    /// The planned view with what the commit did.
-    pub fn done(mut self, outcome: &crate::ops::refresh::RefreshOutcome) -> RefreshView {
-        self.refresh = outcome.refresh.as_ref().map(|p| p.id.clone());
-        self.at = outcome.refresh.as_ref().map(|p| p.at.clone());
-        self.counts = outcome.counts();
-        self.next_baseline = outcome.next_baseline.as_ref().map(|(id, recorded)| NextBaselineView {
-            baseline: id.clone(),
-            recorded: *recorded,
-        });
-        self.hooks = outcome.hooks.clone();
-        self
-    }
-}
-
 /// A per-branch environment: one element of `env list --json`, and what
 /// `env create`, `env merged`, `env destroy` and `env gc` print with
 /// `--json`.
@@ -728,4 +687,38 @@ impl BranchEnvView {
         }
         v
     }
+}
+
+/// What became of one check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    /// 1-based position among the environment's checks.
+    pub index: usize,
+    /// `#N sql on source: ...`, `#N command: ...`.
+    pub name: String,
+    /// `sql` or `command`.
+    pub kind: String,
+    /// `source` or `target` for `sql` checks, `command` for commands.
+    pub side: String,
+    /// The SQL text or the command, as configured.
+    pub check: String,
+    pub passed: bool,
+    /// What the query returned, or what the command printed (trimmed).
+    pub output: String,
+    /// The result was recorded in the saved plan, not run now.
+    pub from_plan: bool,
+}
+
+/// What became of one hook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookOutcome {
+    /// `command: ...` or `webhook: URL` (any password hidden).
+    pub hook: String,
+    /// 1-based position among the environment's hooks.
+    pub index: usize,
+    pub ok: bool,
+    /// Why it failed: exit status, HTTP status, timeout, connection error.
+    pub error: Option<String>,
+    /// What the command printed, or the start of the webhook's answer (trimmed).
+    pub output: String,
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use ferry_core::access::Right;
 use ferry_core::canonical::key_text;
-use ferry_core::plan::{key_label, Action, Plan, Reason, Side};
+use ferry_core::plan::{key_label, Action, Counts, Plan, Reason, Side};
 use ferry_core::selection::Selection;
 use ferry_core::value::Value;
 use ferry_db::{Predicate, ScanRequest, Store, WriterLock};
@@ -26,7 +26,7 @@ use crate::hooks::HookOutcome;
 use crate::pair::Pair;
 use crate::planner::{self, target_side};
 use crate::registry::Envs;
-use crate::views::{RefreshView, WrittenCounts};
+use crate::views::{NextBaselineView, PlanView, RefreshView, WrittenCounts};
 
 /// Who refreshes which environment from which, and how.
 #[derive(Clone, Debug)]
@@ -476,5 +476,44 @@ impl RefreshOutcome {
             .as_ref()
             .map(|p| WrittenCounts::from(&p.counts))
             .unwrap_or_default()
+    }
+}
+
+impl RefreshView {
+    /// A prepared refresh, before (or instead of) its commit.
+    pub fn planned(p: &PreparedRefresh<'_>) -> RefreshView {
+        let mut would = Counts::default();
+        for e in p.incoming.entries.iter().filter(|e| e.is_change()) {
+            would.add(e.action);
+        }
+        let req = p.request();
+        RefreshView {
+            env: req.env.clone(),
+            from: req.from.clone(),
+            next: p.next.clone(),
+            refresh: None,
+            at: None,
+            dry_run: req.dry_run,
+            counts: (&would).into(),
+            discarded: PlanView::new(&p.unpromoted),
+            incoming: PlanView::new(&p.incoming),
+            kept_excluded: p.kept_excluded.clone(),
+            dropped_excluded: p.dropped_excluded.clone(),
+            next_baseline: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// The planned view with what the commit did.
+    pub fn done(mut self, outcome: &RefreshOutcome) -> RefreshView {
+        self.refresh = outcome.refresh.as_ref().map(|p| p.id.clone());
+        self.at = outcome.refresh.as_ref().map(|p| p.at.clone());
+        self.counts = outcome.counts();
+        self.next_baseline = outcome.next_baseline.as_ref().map(|(id, recorded)| NextBaselineView {
+            baseline: id.clone(),
+            recorded: *recorded,
+        });
+        self.hooks = outcome.hooks.clone();
+        self
     }
 }
