@@ -127,7 +127,7 @@ pub(crate) fn parse_row(schema: &TableSchema, text: &str) -> Result<Vec<Value>, 
             Some(j) => decode_value(&j).map_err(|e| format!("column `{}`: {e}", c.name))?,
             None => Value::Null,
         };
-        if v.is_null() && !c.nullable {
+        if v.is_null() && !c.nullable && !c.has_default {
             return Err(format!(
                 "column `{}` is NULL or missing, and it may not be NULL",
                 c.name

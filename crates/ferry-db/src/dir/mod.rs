@@ -557,7 +557,7 @@ impl DirTxn {
         let stem =
             format::stem(&key).map_err(|m| DbError::new(DbErrorKind::Constraint, &env, m).table(table).row(index))?;
         for (c, v) in t.schema.columns.iter().zip(&row) {
-            if v.is_null() && !c.nullable {
+            if v.is_null() && !c.nullable && !c.has_default {
                 let mut e = DbError::new(DbErrorKind::Constraint, &env, "NULL in a column that may not be NULL")
                     .table(table)
                     .row(index);

@@ -74,3 +74,69 @@ fn export_then_promote_the_folder_into_sqlite() {
     assert_eq!(writes, [0, 0, 0, 0], "{diff}");
     f.run(&["log", "production"]).expect(0);
 }
+
+/// Runs git in `dir`, expecting success; gives its output.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pull-request flow of docs/ci.md on a temporary git repository:
+/// set up from production, bring staging's changes into a branch, review
+/// the diff, merge, apply to production.
+#[test]
+fn the_content_pull_request_flow_with_git() {
+    let f = Fixture::new();
+    let config = CONFIG.replace("exclude = \"created_by_team IN ('qa', 'dev')\"\n", "");
+    f.write_config(&format!("{config}{CONTENT}"));
+    // Staging's QA and developer rows are not content.
+    f.exec(
+        "staging",
+        "DELETE FROM businesses WHERE created_by_team IN ('qa', 'dev')",
+    );
+    let repo = f.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join(".gitignore"), "*.db\n*.ferry-lock\n").expect("write .gitignore");
+
+    // Once: the folder equals production, recorded as in sync both ways.
+    f.run(&["export", "production", "content"]).expect(0);
+    f.run_yes(&["baseline", "production", "content"]).expect(0);
+    f.run_yes(&["baseline", "content", "production"]).expect(0);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "content as files"]);
+
+    // The content pull request: staging's changes, as files.
+    git(repo, &["checkout", "-q", "-b", "content-update"]);
+    f.run(&["promote", "staging", "content", "--yes", "--force"]).expect(0);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "content from staging"]);
+    let changed = git(repo, &["diff", "--name-only", "main", "--", "content/forms"]);
+    assert!(changed.contains("content/forms/1.json"), "{changed}");
+
+    // CI on the pull request: check, and what the merge would apply.
+    f.run(&["check"]).expect(0);
+    let diff = f.run(&["diff", "content", "production", "--json"]).expect(0).json();
+    assert!(diff["counts"]["insert"].as_u64().expect("inserts") > 0, "{diff}");
+
+    // CI on merge: apply.
+    git(repo, &["checkout", "-q", "main"]);
+    git(repo, &["merge", "-q", "--ff-only", "content-update"]);
+    f.run(&["promote", "content", "production", "--yes"]).expect(0);
+    assert_eq!(
+        f.query("production", "SELECT id, title FROM forms ORDER BY id"),
+        f.query("staging", "SELECT id, title FROM forms ORDER BY id")
+    );
+    let after = f.run(&["diff", "content", "production", "--json"]).expect(0).json();
+    assert_eq!(after["counts"]["insert"].as_u64(), Some(0), "{after}");
+    assert_eq!(after["counts"]["update"].as_u64(), Some(0), "{after}");
+}
