@@ -17,6 +17,9 @@ pub enum Right {
     /// Refresh the environment from one further down the pipeline
     /// (default: whoever may promote into it).
     Refresh,
+    /// Clone the environment into per-branch environments, and destroy
+    /// those clones (keyed by the parent).
+    Envs,
 }
 
 impl Right {
@@ -26,6 +29,7 @@ impl Right {
             Right::Approve => "approve",
             Right::Revert => "revert",
             Right::Refresh => "refresh",
+            Right::Envs => "envs",
         }
     }
 }
@@ -49,18 +53,22 @@ pub fn check(access: Option<&AccessConfig>, user: &str, right: Right, env: &str)
         // Not listed for refresh: whoever may promote into it.
         Right::Refresh if !access.refresh.contains_key(env) => &access.promote,
         Right::Refresh => &access.refresh,
+        Right::Envs => &access.envs,
     };
     match map.get(env) {
         None => Ok(()),
         Some(allowed) if allowed.iter().any(|r| roles.contains(r)) => Ok(()),
         Some(allowed) => Err(format!(
-            "user `{user}` (roles: {}) may not {} in `{env}`: that needs one of the roles {}",
+            "user `{user}` (roles: {}) may not {}: that needs one of the roles {}",
             if roles.is_empty() {
                 "none".to_string()
             } else {
                 roles.join(", ")
             },
-            right.name(),
+            match right {
+                Right::Envs => format!("clone `{env}` into per-branch environments or destroy its clones"),
+                other => format!("{} in `{env}`", other.name()),
+            },
             allowed.join(", ")
         )),
     }
@@ -94,6 +102,7 @@ mod tests {
             approve: BTreeMap::from([("production".into(), s(&["lead"]))]),
             revert: BTreeMap::new(),
             refresh: BTreeMap::from([("staging".into(), s(&["lead"]))]),
+            envs: BTreeMap::from([("production".into(), s(&["lead"]))]),
         }
     }
 

@@ -213,6 +213,9 @@ pub struct AccessConfig {
     /// Who may refresh an environment from one further down the pipeline;
     /// an environment missing here falls back to `promote`'s list.
     pub refresh: BTreeMap<String, Vec<String>>,
+    /// Who may clone an environment into per-branch environments (and
+    /// destroy those clones), keyed by the parent environment.
+    pub envs: BTreeMap<String, Vec<String>>,
 }
 
 // ---- raw, as written ----------------------------------------------------
@@ -300,6 +303,8 @@ struct RawAccess {
     revert: BTreeMap<String, Spanned<Vec<String>>>,
     #[serde(default)]
     refresh: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    envs: BTreeMap<String, Spanned<Vec<String>>>,
 }
 
 /// Byte offset -> 1-based line.
@@ -1088,12 +1093,14 @@ fn access(raw: &RawConfig, lines: &Lines, problems: &mut Vec<ConfigProblem>) -> 
         let approve = check_map("approve", &a.approve);
         let revert = check_map("revert", &a.revert);
         let refresh = check_map("refresh", &a.refresh);
+        let envs = check_map("envs", &a.envs);
         AccessConfig {
             users: a.users.clone(),
             promote,
             approve,
             revert,
             refresh,
+            envs,
         }
     })
 }

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use ferry_core::access::Right;
 use ferry_core::branch;
 use ferry_core::plan::Counts;
 use ferry_core::selection::Selection;
@@ -120,6 +121,8 @@ pub async fn create(envs: &Envs, req: CreateRequest, observer: &dyn Observer) ->
     let promotes_to = req.promotes_to.clone().unwrap_or_else(|| req.from.clone());
     project.env_config(&promotes_to)?;
     let parent = envs.open(&req.from).await?;
+    // `[access]` envs: who may clone the parent (refusals audited there).
+    audit::require(project, &*parent, &req.user, Right::Envs, "env-create", None).await?;
     let existing = parent.records().branches().await?;
     if let Some(b) = existing.iter().find(|b| b.branch == req.branch) {
         return Err(Error::Blocked(format!(
@@ -298,6 +301,15 @@ impl PreparedDestroy<'_> {
     pub async fn commit(self, user: &str) -> Result<BranchEnvRecord> {
         let b = self.record;
         let parent: Arc<dyn Store> = self.envs.open(&b.from).await?;
+        audit::require(
+            self.envs.project(),
+            &*parent,
+            user,
+            Right::Envs,
+            "env-destroy",
+            Some(&b.name),
+        )
+        .await?;
         sql_of(&*parent, &b.from)?.drop_clone(&b.name).await?;
         if b.promotes_to != b.from {
             let target = self.envs.open(&b.promotes_to).await?;

@@ -244,3 +244,41 @@ fn colliding_and_long_branch_names_get_the_branch_hash() {
     assert!(!f.path().join(format!("production-{second}.db")).exists());
     assert_eq!(listed(&f).len(), 2);
 }
+
+#[test]
+fn the_envs_right_decides_who_clones_and_destroys() {
+    let f = three();
+    f.write_config(&format!(
+        "{CONFIG3}\n[access]\nusers = {{ alice = [\"pm\"], dave = [\"dev\"] }}\nenvs = {{ production = [\"dev\"] }}\n"
+    ));
+    let before = std::fs::read_dir(f.path()).unwrap().count();
+    let refused = f.run(&["env", "create", "feature-x", "--from", "production", "--as", "alice"]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert!(refused.stderr.contains("clone `production`"), "{}", refused.stderr);
+    assert_eq!(
+        std::fs::read_dir(f.path()).unwrap().count(),
+        before,
+        "no clone was made"
+    );
+    let audit = f.run(&["audit", "production", "--json"]).expect(0).json();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "env-create" && e["result"] == "denied" && e["user"] == "alice"),
+        "{audit}"
+    );
+    f.run(&["env", "create", "feature-x", "--from", "production", "--as", "dave"])
+        .expect(0);
+    assert_eq!(listed(&f).len(), 1);
+    // Another environment is open to every listed user (the usual default).
+    f.run(&["env", "create", "feature-y", "--from", "preprod", "--as", "alice"])
+        .expect(0);
+    let refused = f.run(&["env", "destroy", "feature-x", "--yes", "--as", "alice"]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert_eq!(listed(&f).len(), 2, "nothing destroyed");
+    f.run(&["env", "destroy", "feature-x", "--yes", "--as", "dave"])
+        .expect(0);
+    assert_eq!(listed(&f).len(), 1);
+}
