@@ -46,6 +46,9 @@ const NEW_FORM: &str = "4";
 const QA_BUSINESS: i64 = 8;
 const COUNTED: i64 = 1;
 
+/// The narrated tour. Long on purpose: it is the script of the tour, eight
+/// steps read top to bottom, each a command shown and its real output; cut
+/// into functions it would read as a table of contents instead of a story.
 pub async fn run(g: &Global, keep: Option<PathBuf>) -> Result<u8> {
     let (dir, _temp) = workspace(keep.as_deref())?;
     let config = dir.join("ferry.toml");
