@@ -29,13 +29,15 @@ pub struct ConfigProblem {
 }
 
 impl ConfigProblem {
+    /// A problem; any URL the message quotes from the file (a mistyped
+    /// value may be one) is shown with its password hidden.
     pub fn new(message: impl Into<String>) -> Self {
         ConfigProblem {
             line: None,
             environment: None,
             table: None,
             column: None,
-            message: message.into(),
+            message: redact_urls_in(&message.into()),
         }
     }
     pub fn at(mut self, line: Option<usize>) -> Self {
@@ -43,15 +45,15 @@ impl ConfigProblem {
         self
     }
     pub fn env(mut self, env: &str) -> Self {
-        self.environment = Some(env.to_string());
+        self.environment = Some(redact_urls_in(env));
         self
     }
     pub fn table(mut self, table: &str) -> Self {
-        self.table = Some(table.to_string());
+        self.table = Some(redact_urls_in(table));
         self
     }
     pub fn column(mut self, column: &str) -> Self {
-        self.column = Some(column.to_string());
+        self.column = Some(redact_urls_in(column));
         self
     }
 }
@@ -72,6 +74,28 @@ impl fmt::Display for ConfigProblem {
         }
         f.write_str(&self.message)
     }
+}
+
+/// `text` with every URL in it (a run of characters around `://` up to a
+/// space, quote, backtick or bracket) shown as [`redact_url`] shows it.
+pub fn redact_urls_in(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    let stop = |c: char| c.is_whitespace() || "`'\"()[]{}<>,".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(stop)
+            .map_or(0, |i| i + rest[i..].chars().next().map_or(1, char::len_utf8));
+        let end = rest[at..].find(stop).map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every problem found in one configuration file.
@@ -1328,6 +1352,21 @@ stamp = { at = "yesterday" }
         let err = parse(bad, Path::new("f.toml")).unwrap_err();
         assert_eq!(err.problems[0].line, Some(5), "{err}");
         assert!(err.problems[0].message.contains("keys"), "{err}");
+    }
+
+    #[test]
+    fn problems_hide_a_password_quoted_from_the_file() {
+        let p = ConfigProblem::new(
+            "`promotes_to` names `mysql://root:s3cret@127.0.0.1:1/app`, which is not an environment",
+        )
+        .env("postgres://u:pw2@h/db");
+        let shown = format!("{p}");
+        assert!(!shown.contains("s3cret") && !shown.contains("pw2"), "{shown}");
+        assert!(
+            shown.contains("127.0.0.1:1/app") && shown.contains("which is not"),
+            "{shown}"
+        );
+        assert_eq!(redact_urls_in("no url here"), "no url here");
     }
 
     #[test]
