@@ -260,10 +260,11 @@ fn own_schema(table: &str) -> Option<TableSchema> {
         meta::SYNC => (&meta::SYNC_COLUMNS, &["source_env", "table_name", "row_key"]),
         meta::AUDIT => (&meta::AUDIT_COLUMNS, &["id"]),
         meta::REVIEWS => (&meta::REVIEW_COLUMNS, &["id"]),
+        meta::BRANCHES => (&meta::BRANCH_COLUMNS, &["name"]),
         _ => return None,
     };
     let ty = |name: &str| match name {
-        "seq" => LogicalType::Int,
+        "seq" | "ttl_secs" => LogicalType::Int,
         "row_hash" | "field_hashes" => LogicalType::Bytes,
         _ => LogicalType::Text,
     };
