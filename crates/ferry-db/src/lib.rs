@@ -12,6 +12,7 @@
 mod batches;
 pub mod dialect;
 pub mod dir;
+mod file_lock;
 pub mod meta;
 pub mod mysql;
 mod pgcopy;

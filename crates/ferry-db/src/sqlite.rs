@@ -890,26 +890,11 @@ impl Store for SqliteStore {
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
-        let file = self.lock_file()?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(WriterLock::new(file))),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(DbError::new(DbErrorKind::Busy, &self.env, format!("cannot lock: {e}")))
-            }
-        }
+        crate::file_lock::try_lock(&self.env, self.lock_file()?)
     }
 
     async fn lock_writer(&self) -> Result<WriterLock, DbError> {
-        let file = self.lock_file()?;
-        let env = self.env.clone();
-        tokio::task::spawn_blocking(move || {
-            file.lock()
-                .map(|_| WriterLock::new(file))
-                .map_err(|e| DbError::new(DbErrorKind::Busy, &env, format!("cannot lock: {e}")))
-        })
-        .await
-        .map_err(|e| DbError::new(DbErrorKind::Busy, &self.env, format!("worker thread failed: {e}")))?
+        crate::file_lock::lock(&self.env, self.lock_file()?).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
