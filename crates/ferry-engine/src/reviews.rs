@@ -426,7 +426,7 @@ fn drafts_of(project: &Project, plan: &Plan, entries: &[PlanEntry]) -> HashSet<(
 }
 
 /// Parses `--only T:KEY` against the review's plan: the indices chosen.
-fn chosen(review: &Review, only: &[(String, Vec<String>)]) -> Result<Vec<usize>> {
+pub(crate) fn chosen(review: &Review, only: &[(String, Vec<String>)]) -> Result<Vec<usize>> {
     let pending: Vec<usize> = review.pending().map(|(i, _)| i).collect();
     if only.is_empty() {
         return Ok(pending);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ferry_core::plan::Plan;
 use ferry_db::{Store, WriterLock};
 
 use super::Observer;
@@ -72,6 +73,16 @@ pub async fn prepare<'a>(
 }
 
 impl PreparedDecision<'_> {
+    /// The changes this decision covers (every pending one, or the `only`
+    /// rows), as a plan to show before asking. An `only` row that is not
+    /// waiting in the review is a usage error here, before anything asks.
+    pub fn deciding(&self) -> Result<Plan> {
+        let picked = reviews::chosen(&self.review, &self.req.only)?;
+        let mut plan = self.review.plan.clone();
+        plan.entries = picked.iter().map(|i| self.review.plan.entries[*i].clone()).collect();
+        Ok(plan)
+    }
+
     /// Decides: applies the approved changes (and runs the target's hooks)
     /// or discards the rejected ones. Audited, refusals included
     /// (permission refusals where they are decided).

@@ -184,6 +184,24 @@ async fn decide(
     };
     let prepared = review::prepare(envs, req, decision, &shown).await?;
     let to = prepared.review.to.clone();
+    // What the decision covers, shown before the question (as promote shows its plan).
+    let deciding = prepared.deciding()?;
+    if !g.json {
+        let r = &prepared.review;
+        let verb = match decision {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        };
+        print_text(&format!(
+            "review {} {} -> {}, submitted by {} at {}; to {verb}:\n{}",
+            ui::bold(&r.id),
+            r.from,
+            r.to,
+            r.user,
+            r.at,
+            output::plan_text(&deciding)
+        ))?;
+    }
     let (question, what) = match decision {
         Decision::Approve => (format!("Approve review {id} in {to}?"), format!("approving {id}")),
         Decision::Reject => (format!("Reject review {id} in {to}?"), format!("rejecting {id}")),

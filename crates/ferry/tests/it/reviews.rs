@@ -490,6 +490,33 @@ fn without_access_self_approval_is_allowed_and_audited() {
 }
 
 #[test]
+fn a_decision_shows_what_it_decides_before_asking() {
+    let f = seed(true);
+    f.exec("staging", "UPDATE cities SET name = 'Lyon 2' WHERE id = 1;");
+    let review = promote_as(&f, "alice", "staging", "preprod", &[])["review"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = managed(&f, "preprod");
+    // No terminal and no --yes: refused, but only after showing the rows.
+    for verb in ["approve", "reject"] {
+        let out = f
+            .run(&["review", verb, &review, "--only", "cities:1", "--as", "bob"])
+            .expect(2);
+        assert!(out.stdout.contains(&format!("to {verb}:")), "{}", out.stdout);
+        assert!(out.stdout.contains("cities"), "{}", out.stdout);
+        assert!(out.stdout.contains("name: \"Lyon\" -> \"Lyon 2\""), "{}", out.stdout);
+        assert!(
+            !out.stdout.contains("businesses"),
+            "only the chosen row: {}",
+            out.stdout
+        );
+        assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    }
+    assert_eq!(managed(&f, "preprod"), before, "nothing written");
+}
+
+#[test]
 fn partial_approval_with_only() {
     let f = seed(true);
     f.exec("staging", "UPDATE cities SET name = 'Lyon 2' WHERE id = 1;");
