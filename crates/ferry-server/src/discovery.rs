@@ -5,7 +5,8 @@
 //! while the server runs, so the server does not fix its list at start:
 //! it asks the registries again every [`REDISCOVER_EVERY`] in the
 //! background, at once when a request names an environment it does not
-//! know ([`Discovered::knowing`]), and before the listings of environments.
+//! know or a branch environment ([`Discovered::knowing`]), and before the
+//! listings of environments.
 //! Each rediscovery makes a new [`Envs`] (the engine's
 //! [`Envs::rediscover`]: same stores for the environments still known), and
 //! handlers take the current one for the length of their request.
@@ -60,11 +61,14 @@ impl Discovered {
 
     /// The environments known now, asking the registries again first when
     /// one of `names` is not among them (a branch environment made since
-    /// the last rediscovery). A name still unknown afterwards is left to
-    /// the engine, whose error names the environments known.
+    /// the last rediscovery) or is a branch environment (destroyed since,
+    /// perhaps: a request never reads a clone that is gone). A name still
+    /// unknown afterwards is left to the engine, whose error names the
+    /// environments known.
     pub async fn knowing(&self, names: &[&str]) -> Result<Arc<Envs>, Error> {
         let envs = self.now();
-        if envs.knows_all(names) {
+        let branch = names.iter().any(|n| envs.project().branch(n).is_some());
+        if envs.knows_all(names) && !branch {
             return Ok(envs);
         }
         Ok(self.rediscover().await?.0)

@@ -244,6 +244,22 @@ async fn a_branch_env_made_while_serving_is_listed_transferred_marked_merged_and
     assert!(!html.contains(r#"data-env="feature-x-1""#), "{html}");
     let gone = alice.get_json("/api/v1/diff?from=feature-x-1&to=staging", 400).await;
     assert_eq!(gone["error"]["code"], "usage", "{gone}");
+
+    // Made and destroyed by the command line: a request that names it
+    // finds it at once, and not once it is gone (no listing in between).
+    f.run(&["env", "create", "feature/Y", "--from", "staging", "--as", "alice"])
+        .expect(0);
+    let plan = alice.get_json("/api/v1/diff?from=feature-y&to=staging", 200).await;
+    assert_eq!(plan["from"], "feature-y", "{plan}");
+    f.run(&["env", "destroy", "feature-y", "--yes", "--as", "alice"])
+        .expect(0);
+    let gone = alice.get_json("/api/v1/diff?from=feature-y&to=staging", 400).await;
+    assert!(
+        gone["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("feature-y")),
+        "{gone}"
+    );
 }
 
 #[tokio::test]
