@@ -138,6 +138,11 @@ async fn a_branch_env_made_while_serving_is_listed_transferred_marked_merged_and
     );
     let plan = alice.get_json("/api/v1/diff?from=feature-x-1&to=staging", 200).await;
     assert_eq!(plan["counts"]["insert"], 1, "three-way from the clone point: {plan}");
+    let changes = page(&session, "/changes?from=feature-x-1&to=staging", 200).await;
+    assert!(
+        changes.contains(r#"data-testid="row-select" data-key="cities:7""#),
+        "{changes}"
+    );
     let refused = alice
         .post_json(
             "/api/v1/promotions",
@@ -160,8 +165,13 @@ async fn a_branch_env_made_while_serving_is_listed_transferred_marked_merged_and
     assert_eq!(f.ids("staging", "cities"), [1, 2, 7]);
     let log = alice.get_json("/api/v1/promotions?env=staging", 200).await;
     assert_eq!(log[0]["from"], "feature-x-1", "{log}");
-    let history = page(&session, "/history?env=feature-x-1", 200).await;
-    assert!(history.contains("feature-x-1"), "{history}");
+    let history = page(&session, "/history?env=staging", 200).await;
+    assert!(history.contains("feature-x-1 → staging"), "{history}");
+    let audit = page(&session, "/audit?env=feature-x-1", 200).await;
+    assert!(
+        audit.contains(r#"data-testid="audit""#) || audit.contains(r#"data-testid="no-audit""#),
+        "{audit}"
+    );
 
     // `GET /api/v1/envs` is `ferry env list --json`.
     let envs = carol.get_json("/api/v1/envs", 200).await;
