@@ -66,7 +66,8 @@ pub fn check(access: Option<&AccessConfig>, user: &str, right: Right, env: &str)
                 roles.join(", ")
             },
             match right {
-                Right::Envs => format!("clone `{env}` into per-branch environments or destroy its clones"),
+                Right::Envs =>
+                    format!("clone `{env}` into per-branch environments, or mark its clones merged or destroy them"),
                 other => format!("{} in `{env}`", other.name()),
             },
             allowed.join(", ")

@@ -51,6 +51,22 @@ impl Project {
         self.branches.get(env)
     }
 
+    /// The per-branch environments this project knows, by name.
+    pub fn branches(&self) -> impl Iterator<Item = &BranchEnvRecord> {
+        self.branches.values()
+    }
+
+    /// This project as the configuration file declares it: without the
+    /// per-branch environments [`Project::with_branches`] added.
+    pub fn configured(&self) -> Project {
+        let mut out = self.clone();
+        for name in self.branches.keys() {
+            out.config.environments.remove(name);
+        }
+        out.branches.clear();
+        out
+    }
+
     /// The environment's URL, from the file or its variable.
     pub fn url(&self, env: &str) -> Result<String> {
         let e = self.env_config(env)?;

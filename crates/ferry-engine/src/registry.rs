@@ -1,8 +1,10 @@
 //! The environment registry: one command's (or one server request's) view
 //! of the project's environments. Each store is opened once, when first
 //! asked for, and cached, so an approval opens its target once (not four
-//! times) and a lookup across environments opens each at most once. This
-//! is where per-branch environments will live.
+//! times) and a lookup across environments opens each at most once. It
+//! knows the per-branch environments a command names ([`Envs::discover`]),
+//! or all of them as the registries say now ([`Envs::rediscover`], for a
+//! server).
 //!
 //! A long-lived front end (a server) shares one `Envs` behind an [`Arc`]
 //! between its requests: it is `Send + Sync`, and a store is opened
@@ -111,6 +113,72 @@ impl Envs {
             open: Mutex::new(opened),
             open_timeout: envs.open_timeout,
         })
+    }
+
+    /// The environments as the registries say now, for a front end that
+    /// lives longer than one command (a server): a new `Envs` over the
+    /// configuration with every per-branch environment recorded in the
+    /// configured environments' `_ferry_branches` (one made since is
+    /// known, a destroyed one is gone), with the same open timeout and the
+    /// stores already opened of the environments it still knows (a branch
+    /// environment's only when its record is the same: one destroyed and
+    /// made again is opened again). A configured environment whose
+    /// registry cannot be read keeps the branch environments known from it
+    /// before, and comes back with why, so the caller can say so.
+    pub async fn rediscover(&self) -> Result<(Envs, Vec<(String, Error)>)> {
+        let configured = self.project.configured();
+        let parents: Vec<String> = configured
+            .config
+            .environments_in_order()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        // All at once: a parent that does not answer costs its wait, not
+        // the sum of them all.
+        let read = futures_util::future::join_all(parents.iter().map(|p| async move {
+            let store = self.open(p).await?;
+            let branches = store.records().branches().await?;
+            Ok::<_, Error>(branches)
+        }))
+        .await;
+        let (mut found, mut unreadable) = (Vec::new(), Vec::new());
+        for (parent, branches) in parents.into_iter().zip(read) {
+            match branches {
+                Ok(b) => found.extend(b),
+                Err(e) => {
+                    found.extend(self.project.branches().filter(|b| b.from == parent).cloned());
+                    unreadable.push((parent, e));
+                }
+            }
+        }
+        let project = configured.with_branches(&found)?;
+        let kept: BTreeMap<String, Arc<dyn Store>> = self
+            .opened()
+            .iter()
+            .filter(|(name, _)| {
+                project.config.environments.contains_key(*name)
+                    && match (self.project.branch(name), project.branch(name)) {
+                        (None, None) => true,
+                        (Some(was), Some(is)) => was.from == is.from && was.created_at == is.created_at,
+                        _ => false,
+                    }
+            })
+            .map(|(name, store)| (name.clone(), store.clone()))
+            .collect();
+        Ok((
+            Envs {
+                project: Arc::new(project),
+                open: Mutex::new(kept),
+                open_timeout: self.open_timeout,
+            },
+            unreadable,
+        ))
+    }
+
+    /// Whether every name of `names` is an environment known here (the
+    /// configuration's or a discovered branch environment).
+    pub fn knows_all(&self, names: &[&str]) -> bool {
+        names.iter().all(|n| self.project.config.environments.contains_key(*n))
     }
 
     /// The loaded configuration.

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod accounts_pg;
 pub mod api;
 pub mod auth;
+pub mod discovery;
 pub mod error;
 pub mod pages;
 pub mod pending;
@@ -33,10 +34,11 @@ use crate::error::AppError;
 pub const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler shares: the environments (stores opened once and
-/// kept), the state store, and whether cookies are `Secure`.
+/// kept; the per-branch environments as last discovered), the state store,
+/// and whether cookies are `Secure`.
 #[derive(Clone)]
 pub struct AppState {
-    pub envs: Arc<Envs>,
+    pub discovered: Arc<discovery::Discovered>,
     pub accounts: Arc<dyn Accounts>,
     /// Served over TLS (directly or, as the operator says, behind a proxy).
     pub secure_cookies: bool,
@@ -49,13 +51,42 @@ impl AppState {
     pub fn new(project: Arc<Project>, accounts: Arc<dyn Accounts>, secure_cookies: bool) -> AppState {
         // A database that does not answer is a 502 after this, not a
         // request that hangs as long as the operating system waits.
-        let envs = Arc::new(Envs::shared(project).open_timeout(OPEN_TIMEOUT));
+        let envs = Envs::shared(project).open_timeout(OPEN_TIMEOUT);
+        let discovered = Arc::new(discovery::Discovered::new(envs));
         AppState {
-            pending: Arc::new(pending::Pending::new(envs.clone())),
-            envs,
+            pending: Arc::new(pending::Pending::new(discovered.clone())),
+            discovered,
             accounts,
             secure_cookies,
         }
+    }
+
+    /// The environments known now (the configuration's and the per-branch
+    /// environments last discovered), for the length of one request.
+    pub fn envs(&self) -> Arc<Envs> {
+        self.discovered.now()
+    }
+
+    /// [`AppState::envs`], asking the registries again first when a name
+    /// of `names` is not known (a branch environment made since).
+    pub async fn envs_knowing(&self, names: &[&str]) -> ferry_engine::Result<Arc<Envs>> {
+        self.discovered.knowing(names).await
+    }
+
+    /// The environments known now, or asking again first when `env` is
+    /// named and not known (a listing of one environment).
+    pub async fn envs_for(&self, env: Option<&str>) -> ferry_engine::Result<Arc<Envs>> {
+        match env {
+            Some(e) => self.envs_knowing(&[e]).await,
+            None => Ok(self.envs()),
+        }
+    }
+
+    /// The environments as the registries say now (the listings of
+    /// environments); a registry that cannot be read is logged and its
+    /// branch environments kept as last known.
+    pub async fn envs_rediscovered(&self) -> ferry_engine::Result<Arc<Envs>> {
+        Ok(self.discovered.rediscover().await?.0)
     }
 }
 
@@ -85,6 +116,12 @@ pub async fn serve(state: AppState, options: ServeOptions, ready: impl FnOnce(So
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.bind))?;
     ready(listener.local_addr()?);
+    // The per-branch environments as the registries say, then again every
+    // few seconds (made or destroyed by the command line meanwhile).
+    if let Err(e) = state.discovered.rediscover().await {
+        tracing::warn!("the per-branch environments could not be discovered: {e}");
+    }
+    state.discovered.spawn_every(discovery::REDISCOVER_EVERY);
     // What waits between the environments, computed before the first view.
     state.pending.ensure_all();
     axum::serve(listener, app(state))

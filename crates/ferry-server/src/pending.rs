@@ -19,6 +19,8 @@ use ferry_engine::planner;
 use ferry_engine::progress::Progress;
 use ferry_engine::registry::Envs;
 
+use crate::discovery::Discovered;
+
 /// How long a result counts as recent: a view of the overview after that
 /// starts a new computation (and shows the old result meanwhile).
 pub const FRESH_FOR: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -85,7 +87,7 @@ pub struct PairStatus {
 /// The background computations of every pair, shared by the server's
 /// handlers ([`AppState::pending`](crate::AppState::pending)).
 pub struct Pending {
-    envs: Arc<Envs>,
+    envs: Arc<Discovered>,
     pairs: Mutex<BTreeMap<(String, String), Slot>>,
 }
 
@@ -98,7 +100,7 @@ struct Slot {
 
 impl Pending {
     /// No pair computed yet.
-    pub fn new(envs: Arc<Envs>) -> Pending {
+    pub fn new(envs: Arc<Discovered>) -> Pending {
         Pending {
             envs,
             pairs: Mutex::new(BTreeMap::new()),
@@ -146,10 +148,18 @@ impl Pending {
         }
     }
 
+    /// Drops what is known of the pair (a destroyed environment's); a
+    /// computation that runs still ends, and its result is dropped by the
+    /// next `forget` or kept unseen.
+    pub fn forget(&self, from: &str, to: &str) {
+        self.lock().remove(&(from.to_string(), to.to_string()));
+    }
+
     /// Starts a computation of every route of the configuration that has
     /// none (the server's start).
     pub fn ensure_all(self: &Arc<Self>) {
-        let project = self.envs.project();
+        let envs = self.envs.now();
+        let project = envs.project();
         for (from, to) in project.config.routes() {
             self.ensure(from, to);
         }
@@ -158,7 +168,8 @@ impl Pending {
     /// `env` was written: recomputes every pair it is the source or the
     /// target of (whose counts were computed or are being computed).
     pub fn after_write(self: &Arc<Self>, env: &str) {
-        let project = self.envs.project();
+        let envs = self.envs.now();
+        let project = envs.project();
         for (from, to) in project.config.routes() {
             if from == env || to == env {
                 self.refresh(from, to);
@@ -192,7 +203,7 @@ impl Pending {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let (began, at) = (Instant::now(), Utc::now());
-            let envs = Arc::clone(&this.envs);
+            let envs = this.envs.now();
             let (f, t) = key.clone();
             // Its own task: a panic in the planner ends up here as an
             // error, and the pair does not stay "computing" forever.

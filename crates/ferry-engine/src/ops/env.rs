@@ -20,7 +20,8 @@ use ferry_core::access::Right;
 use ferry_core::branch;
 use ferry_core::plan::Counts;
 use ferry_core::selection::Selection;
-use ferry_db::records::{self, BranchEnvRecord};
+use ferry_db::records;
+pub use ferry_db::records::BranchEnvRecord;
 use ferry_db::{SqlStore, Store};
 
 use super::Observer;
@@ -243,15 +244,17 @@ pub async fn list(envs: &Envs) -> Result<(Vec<Listed>, Vec<(String, Error)>)> {
 }
 
 /// Records that branch environment `name` was merged now: it expires
-/// `ttl_secs` seconds later.
+/// `ttl_secs` seconds later. Needs the `envs` right on its parent (it
+/// schedules the destruction); a refusal is audited there.
 pub async fn merged(envs: &Envs, name: &str, ttl_secs: i64, user: &str) -> Result<BranchEnvRecord> {
     let mut b = find(envs, name).await?;
+    let parent = envs.open(&b.from).await?;
+    audit::require(envs.project(), &*parent, user, Right::Envs, "env-merged", Some(&b.name)).await?;
     let now = journal::now();
     let expires = now + chrono::Duration::seconds(ttl_secs);
     b.merged_at = Some(journal::stamp_text(now));
     b.ttl_secs = Some(ttl_secs);
     b.expires_at = Some(journal::stamp_text(expires));
-    let parent = envs.open(&b.from).await?;
     let mut txn = parent.begin().await?;
     records::set_branch_merged(
         txn.as_mut(),
@@ -273,9 +276,21 @@ pub fn is_expired(b: &BranchEnvRecord, now: &str) -> bool {
     b.expires_at.as_deref().is_some_and(|e| e <= now)
 }
 
-/// Branch environment `name` and what destroying it would lose.
-pub async fn prepare_destroy<'a>(envs: &'a Envs, name: &str) -> Result<PreparedDestroy<'a>> {
+/// Branch environment `name` and what destroying it would lose, once
+/// `user` is known to hold the `envs` right on its parent (a refusal is
+/// audited there, before anything is shown or asked).
+pub async fn prepare_destroy<'a>(envs: &'a Envs, name: &str, user: &str) -> Result<PreparedDestroy<'a>> {
     let record = find(envs, name).await?;
+    let parent = envs.open(&record.from).await?;
+    audit::require(
+        envs.project(),
+        &*parent,
+        user,
+        Right::Envs,
+        "env-destroy",
+        Some(&record.name),
+    )
+    .await?;
     let pending = pending(envs, &record).await;
     Ok(PreparedDestroy { envs, record, pending })
 }
@@ -293,7 +308,19 @@ pub async fn expired(envs: &Envs) -> Result<(Vec<PreparedDestroy<'_>>, Vec<(Stri
     Ok((out, unreachable))
 }
 
+/// How many changes of `c` are not promoted (what a destroy loses):
+/// inserts, updates, deletes and conflicts.
+pub fn unpromoted(c: &Counts) -> u64 {
+    c.insert + c.update + c.delete + c.conflict
+}
+
 impl PreparedDestroy<'_> {
+    /// How many changes destroying it loses (`Err`: why they could not be
+    /// read; a front end asks for an explicit "destroy anyway" then).
+    pub fn loses(&self) -> std::result::Result<u64, &Error> {
+        self.pending.as_ref().map(unpromoted)
+    }
+
     /// Drops the database (SQLite: removes the file), then the sync bases
     /// recorded from it (in its parent and its `promotes_to`) and its record.
     /// A database already gone is no error, so a destroy that stopped

@@ -47,8 +47,9 @@ pub async fn list(
     };
     let page = match q.env.as_deref() {
         Some(env) => {
-            state.envs.project().env_config(env)?;
-            audit::page(&*state.envs.open(env).await?, &filter, req).await?
+            let envs = state.envs_knowing(&[env]).await?;
+            envs.project().env_config(env)?;
+            audit::page(&*envs.open(env).await?, &filter, req).await?
         }
         None => audit::page_all(&stores(&state, None).await?, &filter, req).await?,
     };

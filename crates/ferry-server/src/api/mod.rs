@@ -9,7 +9,9 @@
 //! own included, is the JSON body `{"error": {code, message, hint}}`.
 
 mod audit;
+pub mod envs;
 mod promotions;
+pub mod refresh;
 mod reviews;
 
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
@@ -17,7 +19,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use ferry_core::selection::{parse_id, Selection};
 use ferry_engine::error::ErrorBody;
@@ -71,6 +73,10 @@ pub fn table() -> Vec<(&'static str, &'static [&'static str], MethodRouter<AppSt
         ("/reviews/{id}/approve", &["post"], post(reviews::approve)),
         ("/reviews/{id}/reject", &["post"], post(reviews::reject)),
         ("/audit", &["get"], get(audit::list)),
+        ("/envs", &["get"], get(envs::list)),
+        ("/envs/{name}", &["delete"], delete(envs::destroy)),
+        ("/envs/{name}/merged", &["post"], post(envs::merged)),
+        ("/refresh", &["get", "post"], get(refresh::preview).post(refresh::apply)),
     ]
 }
 
@@ -184,7 +190,7 @@ pub async fn stores(
     state: &AppState,
     env: Option<&str>,
 ) -> Result<Vec<std::sync::Arc<dyn ferry_engine::Store>>, ApiError> {
-    let (stores, unreachable) = state.envs.each(env).await?;
+    let (stores, unreachable) = state.envs_for(env).await?.each(env).await?;
     // The engine's error names the environment and says why.
     match unreachable.into_iter().next() {
         None => Ok(stores),
@@ -212,32 +218,46 @@ pub struct EnvironmentView {
     pub healthy: bool,
     pub pipeline_index: Option<usize>,
     pub promotes_to: Option<String>,
+    /// A per-branch environment's branch (`null` for the configuration's).
+    pub branch: Option<String>,
+    /// The environment a per-branch environment was cloned from.
+    pub parent: Option<String>,
+    /// When a per-branch environment expires (once marked merged).
+    pub expires_at: Option<String>,
     /// Why it is not healthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// `GET /api/v1/environments`: every environment, with whether its
-/// database answers.
+/// `GET /api/v1/environments`: every environment (the per-branch ones as
+/// the registries say now), with whether its database answers.
 async fn environments(State(state): State<AppState>, _user: CurrentUser) -> ApiResult<Vec<EnvironmentView>> {
-    let config = &state.envs.project().config;
+    let envs = state.envs_rediscovered().await?;
+    let project = envs.project();
+    let config = &project.config;
+    let names: Vec<&str> = config.environments_in_order();
+    let opened = futures_util::future::join_all(names.iter().map(|n| envs.open(n))).await;
     let mut out = Vec::new();
-    for name in config.environments_in_order() {
+    for (name, store) in names.into_iter().zip(opened) {
         let index = config.pipeline.iter().position(|p| p == name);
         let promotes_to = match index {
             Some(i) => config.pipeline.get(i + 1).cloned(),
             None => config.environments.get(name).and_then(|e| e.promotes_to.clone()),
         };
-        let (engine, healthy, error) = match state.envs.open(name).await {
+        let (engine, healthy, error) = match store {
             Ok(store) => (Some(store.engine().to_string()), true, None),
             Err(e) => (None, false, Some(crate::error::hide_urls(&e.to_string()))),
         };
+        let branch = project.branch(name);
         out.push(EnvironmentView {
             name: name.to_string(),
             engine,
             healthy,
             pipeline_index: index,
             promotes_to,
+            branch: branch.map(|b| b.branch.clone()),
+            parent: branch.map(|b| b.from.clone()),
+            expires_at: branch.and_then(|b| b.expires_at.clone()),
             error,
         });
     }

@@ -40,7 +40,11 @@ pub async fn diff(
     ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> ApiResult<PlanView> {
     let sel = selection(&q.table, &q.id, "id")?;
-    let pair = state.envs.pair(&q.from, &q.to, &sel, true).await?;
+    let pair = state
+        .envs_knowing(&[&q.from, &q.to])
+        .await?
+        .pair(&q.from, &q.to, &sel, true)
+        .await?;
     let plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
     Ok(Json(PlanView::new(&plan)))
 }
@@ -126,7 +130,8 @@ pub async fn create(
         wait: true,
         expect,
     };
-    let prepared = promote::prepare(&state.envs, req, &Quiet).await?;
+    let envs = state.envs_knowing(&[&req.from, &req.to]).await?;
+    let prepared = promote::prepare(&envs, req, &Quiet).await?;
     if prepared.writes_nothing() {
         return Ok((StatusCode::CREATED, Json(prepared.view())));
     }
@@ -169,7 +174,7 @@ pub async fn show(
     _user: CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<ShowView> {
-    let (store, record) = revert_find::find_with(&state.envs, &id).await?;
+    let (store, record) = revert_find::find_with(&state.envs(), &id).await?;
     let rows = journal::journal_rows(&*store, &id).await?;
     Ok(Json(ShowView::new(&record, &rows)))
 }
@@ -200,7 +205,8 @@ pub async fn revert(
         force: b.force,
         wait: true,
     };
-    let prepared = revert_op::prepare(&state.envs, req, &Quiet).await?;
+    let envs = state.envs();
+    let prepared = revert_op::prepare(&envs, req, &Quiet).await?;
     let done = prepared.commit().await?;
     Ok(Json(RevertView::new(&id, &done)))
 }

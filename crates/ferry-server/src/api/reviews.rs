@@ -55,7 +55,7 @@ pub async fn show(
     _user: CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<ReviewView> {
-    let (store, r) = reviews::find_with(&state.envs, &id).await?;
+    let (store, r) = reviews::find_with(&state.envs(), &id).await?;
     let moved = if r.status == "open" {
         reviews::moved(&*store, &r).await?
     } else {
@@ -124,7 +124,8 @@ async fn decide(
         only,
         wait: true,
     };
-    let prepared = review::prepare(&state.envs, req, decision, &Quiet).await?;
+    let envs = state.envs();
+    let prepared = review::prepare(&envs, req, decision, &Quiet).await?;
     Ok(Json(match prepared.commit().await? {
         DecisionOutcome::Approved(done, hooks) => DecisionView::Approved(ApproveView::new(&id, done.as_ref(), hooks)),
         DecisionOutcome::Rejected(done) => DecisionView::Rejected(RejectView::new(&id, &done)),

@@ -32,7 +32,7 @@ fn given(v: &Option<String>) -> Option<&str> {
 /// `GET /audit?env=E&user=U&action=A&cursor=C`.
 pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Query<AuditQuery>) -> PageResult {
     let (env, who, action, cursor) = (given(&q.env), given(&q.user), given(&q.action), given(&q.cursor));
-    let (stores, unreachable) = state.envs.each(env).await?;
+    let (stores, unreachable) = state.envs_for(env).await?.each(env).await?;
     let filter = AuditFilter {
         user: who.map(str::to_string),
         action: action.map(str::to_string),
@@ -73,7 +73,8 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
 
 /// The filters as a small GET form (works without JavaScript).
 fn filter_form(state: &AppState, env: Option<&str>, who: Option<&str>, action: Option<&str>) -> Markup {
-    let names = state.envs.project().config.environments_in_order();
+    let envs_now = state.envs();
+    let names = envs_now.project().config.environments_in_order();
     html! {
         form.toolbar method="get" action="/audit" data-testid="audit-filter" {
             label { "Environment "

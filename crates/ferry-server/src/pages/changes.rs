@@ -73,7 +73,11 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 async fn plan_view(state: &AppState, from: &str, to: &str, table: Option<&str>) -> Result<PlanView, AppError> {
     let sel = shown_selection(table);
     let (began, at) = (std::time::Instant::now(), chrono::Utc::now());
-    let pair = state.envs.pair(from, to, &sel, true).await?;
+    let pair = state
+        .envs_knowing(&[from, to])
+        .await?
+        .pair(from, to, &sel, true)
+        .await?;
     let plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
     if sel.is_all() {
         // The whole pair, planned anyway: the overview's counts for free.
@@ -202,7 +206,8 @@ fn request(user: &CurrentUser, form: &TransferForm, table: Option<&str>) -> Resu
 
 /// Prepares and commits; `None` when there was nothing to write.
 async fn promote(state: &AppState, req: PromoteRequest) -> ferry_engine::Result<Option<PromoteView>> {
-    let prepared = ops::promote::prepare(&state.envs, req, &ops::Quiet).await?;
+    let envs = state.envs_knowing(&[&req.from, &req.to]).await?;
+    let prepared = ops::promote::prepare(&envs, req, &ops::Quiet).await?;
     if prepared.writes_nothing() {
         return Ok(None);
     }
@@ -294,7 +299,8 @@ fn render(
     table: Option<&str>,
     notice: Option<Markup>,
 ) -> Markup {
-    let config = &state.envs.project().config;
+    let envs = state.envs();
+    let config = &envs.project().config;
     let may = access::check(config.access.as_ref(), &user.name, Right::Promote, &view.to);
     let selectable = view.changes.iter().any(is_selectable);
     let c = &view.counts;

@@ -35,10 +35,11 @@ pub struct HistoryQuery {
 pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Query<HistoryQuery>) -> PageResult {
     let env = q.env.as_deref().filter(|e| !e.is_empty());
     let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
-    let (stores, unreachable) = state.envs.each(env).await?;
+    let (stores, unreachable) = state.envs_for(env).await?.each(env).await?;
     let page = journal::page_all(&stores, paging::request(cursor)).await?;
     let (records, next) = (page.items, page.next);
-    let names = state.envs.project().config.environments_in_order();
+    let envs_now = state.envs();
+    let names = envs_now.project().config.environments_in_order();
     let env_q = encode(env.unwrap_or(""));
     let body = html! {
         h1 { "History" }
@@ -87,7 +88,7 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
 /// `GET /promotions/{id}`: the promotion, its rows before and after, and
 /// Revert for a user who may revert there.
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> PageResult {
-    let (store, record) = revert::find_with(&state.envs, &id).await?;
+    let (store, record) = revert::find_with(&state.envs(), &id).await?;
     let rows = journal::journal_rows(&*store, &id).await?;
     // Whether a revert would need forcing, said before the click (for
     // whoever is offered the revert).
@@ -123,7 +124,7 @@ enum Shown {
 /// Why `user` may not revert in `record.to` (`None`: they may).
 fn why_not_revert(state: &AppState, user: &CurrentUser, record: &PromotionRecord) -> Option<String> {
     access::check(
-        state.envs.project().config.access.as_ref(),
+        state.envs().project().config.access.as_ref(),
         &user.name,
         Right::Revert,
         &record.to,
@@ -338,7 +339,8 @@ pub async fn revert(
         // A page does not hang on another writer: it says the target is busy.
         wait: false,
     };
-    let prepared = revert_op::prepare(&state.envs, req, &Quiet).await?;
+    let envs = state.envs();
+    let prepared = revert_op::prepare(&envs, req, &Quiet).await?;
     let (record, rows) = (prepared.record.clone(), prepared.rows.clone());
     let done = match prepared.commit().await {
         Ok(done) => done,

@@ -48,6 +48,7 @@ pub fn page_reloading(user: &CurrentUser, title: &str, body: Markup, reload_afte
                 a.brand href="/" { "Ferry" }
                 nav {
                     a href="/" data-testid="nav-overview" { "Overview" }
+                    a href="/environments" data-testid="nav-environments" { "Environments" }
                     a href="/reviews" data-testid="nav-reviews" { "Reviews" }
                     a href="/history" data-testid="nav-history" { "History" }
                     a href="/audit" data-testid="nav-audit" { "Audit" }
@@ -140,6 +141,7 @@ mod tests {
         let html = page(&alice(), "Overview", html! {}).into_string();
         for (id, href) in [
             ("nav-overview", "/"),
+            ("nav-environments", "/environments"),
             ("nav-reviews", "/reviews"),
             ("nav-history", "/history"),
             ("nav-audit", "/audit"),

@@ -8,11 +8,13 @@ pub mod audit;
 pub mod cells;
 pub mod changes;
 pub mod diffview;
+pub mod environments;
 pub mod history;
 pub mod layout;
 pub mod login;
 pub mod overview;
 pub mod paging;
+pub mod refresh;
 pub mod reviews;
 
 use axum::response::{IntoResponse, Response};
@@ -37,6 +39,13 @@ pub fn routes() -> Router<AppState> {
         .route("/overview/refresh", post(overview::refresh))
         .route("/changes", get(changes::page))
         .route("/changes/transfer", post(changes::transfer))
+        .route("/environments", get(environments::page))
+        .route("/environments/{name}/merged", post(environments::merged))
+        .route(
+            "/environments/{name}/destroy",
+            get(environments::destroy_preview).post(environments::destroy),
+        )
+        .route("/refresh", get(refresh::page).post(refresh::apply))
 }
 
 /// An error on a page: the page layout with the message, and the status

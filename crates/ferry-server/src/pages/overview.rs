@@ -51,13 +51,14 @@ struct Health {
 
 /// `GET /`: the pipeline, what waits per step, each environment's health.
 pub async fn page(State(state): State<AppState>, user: CurrentUser) -> PageResult {
-    let config = &state.envs.project().config;
+    let envs = state.envs();
+    let config = &envs.project().config;
     let routes = config.routes();
     for (from, to) in &routes {
         state.pending.ensure(from, to);
     }
     let names: Vec<String> = config.environments_in_order().into_iter().map(str::to_string).collect();
-    let envs = futures_util::future::join_all(names.iter().map(|n| env_state(state.envs.clone(), n.clone()))).await;
+    let envs = futures_util::future::join_all(names.iter().map(|n| env_state(state.envs(), n.clone()))).await;
     let outside: Vec<&String> = names.iter().filter(|n| !config.pipeline.contains(n)).collect();
     let statuses: Vec<_> = routes
         .iter()
@@ -233,7 +234,8 @@ pub async fn refresh(
     Form(form): Form<RefreshForm>,
 ) -> PageResult {
     user.check_csrf(&headers, form.csrf_token.as_deref())?;
-    let config = &state.envs.project().config;
+    let envs = state.envs();
+    let config = &envs.project().config;
     let routes = config.routes();
     match (form.from.as_deref(), form.to.as_deref()) {
         (Some(from), Some(to)) => {

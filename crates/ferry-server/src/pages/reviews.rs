@@ -39,7 +39,7 @@ pub struct ListQuery {
 pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Query<ListQuery>) -> PageResult {
     let env = q.env.as_deref().filter(|e| !e.is_empty());
     let all = q.all.as_deref().is_some_and(|a| !a.is_empty() && a != "0");
-    let (stores, unreachable) = state.envs.each(env).await?;
+    let (stores, unreachable) = state.envs_for(env).await?.each(env).await?;
     let mut found: Vec<Review> = Vec::new();
     for store in stores {
         found.extend(if all {
@@ -81,7 +81,8 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
 
 /// The environment filter of the list: every environment, or one.
 fn env_links(state: &AppState, env: Option<&str>, all: bool) -> Markup {
-    let names = state.envs.project().config.environments_in_order();
+    let envs_now = state.envs();
+    let names = envs_now.project().config.environments_in_order();
     let tail = if all { "&all=1" } else { "" };
     html! {
         nav.toolbar data-testid="env-filter" {
@@ -101,7 +102,7 @@ fn env_links(state: &AppState, env: Option<&str>, all: bool) -> Markup {
 /// `GET /reviews/{id}`: the review and its changes; the decision form for
 /// a user who may decide it.
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> PageResult {
-    let (store, r) = reviews::find_with(&state.envs, &id).await?;
+    let (store, r) = reviews::find_with(&state.envs(), &id).await?;
     let moved = if r.status == "open" {
         reviews::moved(&*store, &r).await?
     } else {
@@ -112,7 +113,8 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
 
 /// Why `user` may not decide `r` (`None`: they may).
 fn why_not_decide(state: &AppState, user: &CurrentUser, r: &Review) -> Option<String> {
-    let access_cfg = state.envs.project().config.access.as_ref();
+    let envs = state.envs();
+    let access_cfg = envs.project().config.access.as_ref();
     access::check(access_cfg, &user.name, Right::Approve, &r.to)
         .and_then(|()| access::check_not_own(access_cfg, &user.name, &r.user))
         .err()
@@ -352,7 +354,8 @@ async fn decide(
         // A page does not hang on another writer: it says the target is busy.
         wait: false,
     };
-    let prepared = review::prepare(&state.envs, req, decision, &Quiet).await?;
+    let envs = state.envs();
+    let prepared = review::prepare(&envs, req, decision, &Quiet).await?;
     let r = prepared.review.clone();
     let outcome = prepared.commit().await?;
     let review_link = html! { a.mono href=(format!("/reviews/{}", encode(&id))) { (id) } };

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use ferry_core::plan::Counts;
-use ferry_engine::ops::env::{self, CreateRequest, PreparedDestroy};
+use ferry_engine::ops::env::{self, unpromoted, CreateRequest, PreparedDestroy};
 use ferry_engine::ops::Quiet;
 use ferry_engine::views::BranchEnvView;
 use ferry_engine::Error;
@@ -63,10 +63,6 @@ fn changes(c: &Counts) -> String {
         "{} insert, {} update, {} delete, {} conflict",
         c.insert, c.update, c.delete, c.conflict
     )
-}
-
-fn unpromoted(c: &Counts) -> u64 {
-    c.insert + c.update + c.delete + c.conflict
 }
 
 /// Names each registry that could not be read on stderr, so a listing
@@ -165,7 +161,8 @@ fn loses(p: &PreparedDestroy<'_>) -> String {
 
 async fn destroy(g: &Global, name: &str) -> Result<u8> {
     let envs = envs(g)?;
-    let prepared = env::prepare_destroy(&envs, name).await?;
+    let user = ui::user(g);
+    let prepared = env::prepare_destroy(&envs, name, &user).await?;
     if !g.json {
         eprintln!("{}", loses(&prepared));
     }
@@ -177,7 +174,6 @@ async fn destroy(g: &Global, name: &str) -> Result<u8> {
         print_text("Nothing was destroyed.\n")?;
         return Ok(1);
     }
-    let user = ui::user(g);
     let b = prepared.commit(&user).await?;
     if g.json {
         print_json(&BranchEnvView::new(&b))?;

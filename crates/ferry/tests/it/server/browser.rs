@@ -211,4 +211,13 @@ async fn walkthrough() {
         "the revert did not restore production byte for byte"
     );
     assert!(rows("SELECT id FROM businesses WHERE id = 7").is_empty());
+
+    b.step("bob opens the environments page", async {
+        b.click("nav-environments").await?;
+        b.wait_for("env-row").await?;
+        let listed = b.all_by_testid("env-row").await?;
+        assert_eq!(listed.len(), 2, "staging and production, no branch environment");
+        b.shot("environments").await.map(|_| ())
+    })
+    .await;
 }

@@ -8,6 +8,7 @@ mod api;
 mod api_engines;
 mod browser;
 mod changes;
+mod environments;
 mod history_pages;
 mod reviews_pages;
 mod sign_in;

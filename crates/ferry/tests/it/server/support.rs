@@ -199,6 +199,21 @@ impl Client {
         expect_json(r, status, &format!("POST {path}")).await
     }
 
+    #[allow(dead_code)] // for the API suites
+    /// `DELETE path` with a JSON body (Origin and CSRF header as a page's
+    /// script sends them), expecting `status`.
+    pub async fn delete_json(&self, path: &str, body: &J, status: u16) -> J {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .headers(self.headers(true))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        expect_json(r, status, &format!("DELETE {path}")).await
+    }
+
     /// `POST path` as a form of a page: the session's `csrf_token` field
     /// and the `Origin` header added.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
