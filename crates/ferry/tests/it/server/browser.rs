@@ -214,7 +214,7 @@ async fn walkthrough() {
 
     b.step("bob opens the environments page", async {
         b.click("nav-environments").await?;
-        b.wait_for("env-row").await?;
+        b.wait_for("environments-list").await?;
         let listed = b.all_by_testid("env-row").await?;
         assert_eq!(listed.len(), 2, "staging and production, no branch environment");
         b.shot("environments").await.map(|_| ())
