@@ -3,8 +3,13 @@
 //! types, defaults and identity, primary keys, unique and check
 //! constraints, indexes, and the foreign keys among them), their rows
 //! copied with binary `COPY`, and their sequences set where the parent's
-//! are. Types of the parent's own (enums, domains) are not cloned: a table
-//! using one fails the clone, naming it.
+//! are. The parent's own types that managed columns use (enums, domains,
+//! composite types, and arrays of them, with the types they are built on)
+//! are created first, each after the types it needs. A type the catalog
+//! cannot describe as SQL here (a range, a base type of an extension)
+//! fails the clone, naming the column and the type.
+
+use std::collections::HashSet;
 
 use futures_util::StreamExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -122,6 +127,180 @@ async fn sequences(conn: &mut PgConnection, table: &str, cols: &[Col]) -> Result
     Ok(out)
 }
 
+/// One type as the catalog describes it.
+struct PgType {
+    /// `e` enum, `d` domain, `c` composite, `b` base (arrays too), `r`/`m` range.
+    kind: String,
+    schema: String,
+    name: String,
+    /// The element type of an array (0 otherwise).
+    elem: i64,
+    /// A domain's base type (0 otherwise), and its text.
+    base: i64,
+    base_text: String,
+    not_null: bool,
+    default: Option<String>,
+    /// A composite type's relation (0 otherwise), and that relation's kind
+    /// (`c` for a standalone composite type).
+    relid: i64,
+    relkind: String,
+    /// In `pg_catalog` or `information_schema`: the server has it.
+    builtin: bool,
+}
+
+async fn pg_type(conn: &mut PgConnection, oid: i64) -> Result<PgType, sqlx::Error> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        bool,
+        Option<String>,
+        i64,
+        String,
+        bool,
+    );
+    let r: Row = sqlx::query_as(
+        "SELECT t.typtype::text, n.nspname::text, t.typname::text, t.typelem::int8, t.typbasetype::int8,          COALESCE(format_type(NULLIF(t.typbasetype, 0), NULLIF(t.typtypmod, -1)), ''), t.typnotnull, t.typdefault,          t.typrelid::int8, COALESCE(c.relkind::text, ''), n.nspname IN ('pg_catalog', 'information_schema')          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_class c ON c.oid = t.typrelid          WHERE t.oid = ($1::int8)::oid",
+    )
+    .bind(oid)
+    .fetch_one(conn)
+    .await?;
+    Ok(PgType {
+        kind: r.0,
+        schema: r.1,
+        name: r.2,
+        elem: r.3,
+        base: r.4,
+        base_text: r.5,
+        not_null: r.6,
+        default: r.7,
+        relid: r.8,
+        relkind: r.9,
+        builtin: r.10,
+    })
+}
+
+/// The statements that create the parent's own types the columns of
+/// `tables` use, each after the types it is built on.
+async fn types(parent: &mut PgConnection, tables: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    let mut out = Vec::new();
+    let mut done = HashSet::new();
+    let mut schemas = HashSet::new();
+    for t in tables {
+        let used: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT a.attname::text, a.atttypid::int8 FROM pg_attribute a              WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(D.ident(t))
+        .fetch_all(&mut *parent)
+        .await?;
+        for (col, oid) in used {
+            let why = format!("table `{t}`, column `{col}`");
+            create_type(parent, oid, &why, &mut done, &mut schemas, &mut out).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// Appends to `out` the statements creating type `oid` after the types it
+/// needs (depth first; `done`: the types handled already).
+async fn create_type(
+    parent: &mut PgConnection,
+    oid: i64,
+    why: &str,
+    done: &mut HashSet<i64>,
+    schemas: &mut HashSet<String>,
+    out: &mut Vec<String>,
+) -> Result<(), sqlx::Error> {
+    // An explicit stack: the dependencies of a type come before it.
+    let mut stack = vec![(oid, false)];
+    while let Some((oid, ready)) = stack.pop() {
+        if oid == 0 || (!ready && done.contains(&oid)) {
+            continue;
+        }
+        let ty = pg_type(parent, oid).await?;
+        if ty.builtin {
+            done.insert(oid);
+            continue;
+        }
+        let name = format!("{}.{}", D.ident(&ty.schema), D.ident(&ty.name));
+        // The types this one is built on.
+        let mut needs = Vec::new();
+        let mut attrs: Vec<(String, String, i64)> = Vec::new();
+        match ty.kind.as_str() {
+            "b" if ty.elem != 0 => needs.push(ty.elem),
+            "d" => needs.push(ty.base),
+            "c" if ty.relkind == "c" => {
+                attrs = sqlx::query_as(
+                    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::int8 FROM pg_attribute a                      WHERE a.attrelid = ($1::int8)::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                )
+                .bind(ty.relid)
+                .fetch_all(&mut *parent)
+                .await?;
+                needs.extend(attrs.iter().map(|a| a.2));
+            }
+            "e" => {}
+            _ => {
+                return Err(sqlx::Error::Protocol(format!(
+                    "{why}: its type {name} is neither an enum, a domain nor a composite type, so a clone cannot create it; create it in the clone's server template (or use a built-in type)"
+                )))
+            }
+        }
+        if !ready {
+            done.insert(oid);
+            stack.push((oid, true));
+            stack.extend(needs.into_iter().filter(|n| !done.contains(n)).map(|n| (n, false)));
+            continue;
+        }
+        if ty.kind == "b" {
+            // An array: its element type is what gets created.
+            continue;
+        }
+        if ty.schema != "public" && schemas.insert(ty.schema.clone()) {
+            out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", D.ident(&ty.schema)));
+        }
+        match ty.kind.as_str() {
+            "e" => {
+                let labels: Vec<String> = sqlx::query_scalar(
+                    "SELECT enumlabel::text FROM pg_enum WHERE enumtypid = ($1::int8)::oid ORDER BY enumsortorder",
+                )
+                .bind(oid)
+                .fetch_all(&mut *parent)
+                .await?;
+                let labels: Vec<String> = labels.iter().map(|l| format!("'{}'", l.replace('\'', "''"))).collect();
+                out.push(format!("CREATE TYPE {name} AS ENUM ({})", labels.join(", ")));
+            }
+            "d" => {
+                let mut s = format!("CREATE DOMAIN {name} AS {}", ty.base_text);
+                if let Some(d) = &ty.default {
+                    s.push_str(&format!(" DEFAULT {d}"));
+                }
+                if ty.not_null {
+                    s.push_str(" NOT NULL");
+                }
+                let checks: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                     WHERE contypid = ($1::int8)::oid AND contype = 'c' ORDER BY conname",
+                )
+                .bind(oid)
+                .fetch_all(&mut *parent)
+                .await?;
+                for (cname, def) in checks {
+                    s.push_str(&format!(" CONSTRAINT {} {def}", D.ident(&cname)));
+                }
+                out.push(s);
+            }
+            _ => {
+                let parts: Vec<String> = attrs.iter().map(|(n, t, _)| format!("{} {t}", D.ident(n))).collect();
+                out.push(format!("CREATE TYPE {name} AS ({})", parts.join(", ")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates `tables` of the database `parent` holds in the new database
 /// `clone` (connected), with their rows.
 pub(super) async fn copy_tables(
@@ -129,6 +308,9 @@ pub(super) async fn copy_tables(
     clone: &mut PgConnection,
     tables: &[String],
 ) -> Result<(), sqlx::Error> {
+    for s in types(parent, tables).await? {
+        clone.execute(s.as_str()).await?;
+    }
     let mut foreign = Vec::new();
     for t in tables {
         let cols = columns(parent, t).await?;
@@ -141,6 +323,14 @@ pub(super) async fn copy_tables(
             }
         }
         clone.execute(create_table(t, &cols).as_str()).await?;
+        for c in &cols {
+            // A serial column's sequence belongs to it, as in the parent.
+            if let (Some(seq), true) = (c.default.as_deref().and_then(sequence_of), c.identity.is_empty()) {
+                clone
+                    .execute(format!("ALTER SEQUENCE {seq} OWNED BY {}.{}", D.ident(t), D.ident(&c.name)).as_str())
+                    .await?;
+            }
+        }
         let copied: Vec<String> = cols
             .iter()
             .filter(|c| c.generated.is_empty())

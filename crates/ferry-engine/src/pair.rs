@@ -9,7 +9,7 @@ use ferry_core::schema::TableSchema;
 use ferry_core::selection::Selection;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::LogicalType;
-use ferry_db::Store;
+use ferry_db::{Predicate, Store};
 
 use crate::error::{Error, Hint, Result};
 use crate::project::Project;
@@ -35,6 +35,28 @@ impl Pair {
                 self.order.join(", ")
             ))
         })
+    }
+
+    /// Which side of the pair evaluates a table's `exclude`, as the flag of
+    /// each side's reads (source, target). `exclude` is SQL about the rows
+    /// of an environment that holds them: the source evaluates it when it
+    /// speaks SQL (its matching rows never leave it). A source without SQL
+    /// (a `dir:` folder, exported with `exclude` applied) holds none of
+    /// them, so the target evaluates it instead, and its matching rows are
+    /// left as they are (never updated, never deleted). Neither side
+    /// speaking SQL: both hold none, nothing to evaluate.
+    pub fn exclude_flags(&self, spec: &TableSpec) -> (Option<Predicate>, Option<Predicate>) {
+        let Some(exclude) = &spec.exclude else {
+            return (None, None);
+        };
+        let native = || Some(Predicate::native(exclude.clone()));
+        if self.source.capabilities().sql_predicates {
+            (native(), None)
+        } else if self.target.capabilities().sql_predicates {
+            (None, native())
+        } else {
+            (None, None)
+        }
     }
 }
 

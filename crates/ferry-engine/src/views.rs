@@ -625,6 +625,10 @@ pub struct RefreshView {
     pub dropped_excluded: Vec<String>,
     /// The baseline `env -> next` recorded in `next` after the refresh.
     pub next_baseline: Option<NextBaselineView>,
+    /// The checks of `env` that ran before anything was written (as for a
+    /// promotion into it; none when nothing changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckOutcome>,
     pub hooks: Vec<HookOutcome>,
 }
 

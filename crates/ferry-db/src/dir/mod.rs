@@ -49,18 +49,24 @@ pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
     },
     open: |o| {
         Box::pin(async move {
-            let rest = o.url.strip_prefix("dir:").unwrap_or(o.url);
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            let path = Path::new(rest);
-            let path = if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                o.base_dir.join(path)
-            };
+            let path = url_path(o.url, o.base_dir).unwrap_or_else(|| o.base_dir.join(o.url));
             Ok(Arc::new(DirStore::open(o.env, &path)?) as Arc<dyn Store>)
         })
     },
 };
+
+/// The folder a `dir:` URL names (a relative path is relative to
+/// `base_dir`, the configuration file's folder); `None` for any other URL.
+pub fn url_path(url: &str, base_dir: &Path) -> Option<PathBuf> {
+    let rest = url.strip_prefix("dir:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = Path::new(rest);
+    Some(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    })
+}
 
 /// A directory store.
 #[derive(Clone, Debug)]

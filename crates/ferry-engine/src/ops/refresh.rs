@@ -7,6 +7,10 @@
 //! whose stamped columns are compared and copied like the others (they come
 //! down as `from` holds them, with no new stamp) and with no `exclude` on
 //! `from`'s side: `exclude` is evaluated in `env`, whose matching rows stay.
+//! Being a plan, ids inside JSON columns (`json_references`) and natural
+//! keys are rewritten exactly as a promotion `from -> env` rewrites them,
+//! and, as before a promotion into `env`, `env`'s checks (gates) run before
+//! anything is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use super::Observer;
 use crate::apply::{self, PromoteOptions, Promotion};
 use crate::audit::{self, Outcome as _};
 use crate::error::{Error, Hint, Result};
+use crate::gates::{self, CheckOutcome};
 use crate::hooks::HookOutcome;
 use crate::pair::Pair;
 use crate::planner::{self, target_side};
@@ -67,6 +72,8 @@ pub struct PreparedRefresh<'a> {
     /// Excluded rows deleted because they referenced a row the refresh
     /// deletes (`table:key`), with `drop_excluded` only.
     pub dropped_excluded: Vec<String>,
+    /// The checks of `env` that ran (all passed: a failing one refuses).
+    pub checks: Vec<CheckOutcome>,
 }
 
 /// What a committed refresh did.
@@ -201,6 +208,17 @@ async fn prepare_in<'a>(
     // Rows the target's unique constraints would refuse: no side wins them.
     apply::changes(&incoming, false)?;
     observer.planned(&incoming);
+    // Gates: `env`'s checks, as before a promotion into it (dry runs too);
+    // nothing to write, nothing to check.
+    let configured = project.env_config(&req.env).map_or(0, |e| e.checks.len());
+    let checks = if configured == 0 || !incoming.entries.iter().any(|e| e.is_change()) {
+        Vec::new()
+    } else {
+        let outcomes = gates::evaluate(project, Some(&*pair.source), &*target, &incoming).await;
+        observer.checks_ran(&req.env, configured, &outcomes);
+        gates::require_passed(&req.env, &outcomes)?;
+        outcomes
+    };
     Ok(PreparedRefresh {
         envs,
         observer,
@@ -212,6 +230,7 @@ async fn prepare_in<'a>(
         incoming,
         kept_excluded,
         dropped_excluded,
+        checks,
     })
 }
 
@@ -500,6 +519,7 @@ impl RefreshView {
             kept_excluded: p.kept_excluded.clone(),
             dropped_excluded: p.dropped_excluded.clone(),
             next_baseline: None,
+            checks: p.checks.clone(),
             hooks: Vec::new(),
         }
     }

@@ -19,7 +19,7 @@ use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
 use ferry_db::raw::is_true;
-use ferry_db::{meta, FetchRequest, Predicate, ScanRequest};
+use ferry_db::{meta, FetchRequest, ScanRequest};
 
 use super::rows::{conv_err, Candidate, SideRow, Sides};
 use crate::error::{Error, Result};
@@ -68,7 +68,7 @@ pub(super) async fn load(pair: &Pair, has_meta: bool) -> Result<Matched> {
 /// data), the stored mapping from the sync base.
 async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSpec) -> Result<NaturalMatch> {
     let n = spec.columns().len();
-    let req = whole_scan(spec);
+    let (req, dst_req) = whole_scan(pair, spec);
     // Ids this table holds about itself (a column or a JSON path naming
     // it) go through its own mapping, known only once it is matched: the
     // source rows are converted again with it.
@@ -79,7 +79,7 @@ async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSp
             .any(|p| p.values().any(|t| *t == spec.name));
     let mut raws = Vec::new();
     let mut source = Vec::new();
-    let mut rx = pair.source.scan(req.clone()).await?;
+    let mut rx = pair.source.scan(req).await?;
     while let Some(batch) = rx.recv().await {
         for raw in batch? {
             let excluded = is_true(raw.get(n));
@@ -91,13 +91,7 @@ async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSp
             source.push((sides.side(spec, &pair.from, raw, true)?, excluded));
         }
     }
-    let mut target = Vec::new();
-    let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
-    while let Some(batch) = rx.recv().await {
-        for raw in batch? {
-            target.push(sides.side(spec, &pair.to, raw, true)?);
-        }
-    }
+    let (target, kept) = target_rows(pair, sides, spec, dst_req).await?;
     let mut bases = HashMap::new();
     if has_meta {
         let rows = pair.target.fetch(stored_mapping(&pair.from, spec)).await?;
@@ -107,7 +101,9 @@ async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSp
             .collect::<Result<_>>()?;
     }
     if !self_refs {
-        return match_rows(spec, (&pair.from, &pair.to), source, target, &bases);
+        let mut m = match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+        m.keep_excluded_targets(spec, &kept);
+        return Ok(m);
     }
     let first = match_rows(spec, (&pair.from, &pair.to), source, target.clone(), &bases)?;
     let mut own = sides.clone();
@@ -116,21 +112,56 @@ async fn load_natural(pair: &Pair, has_meta: bool, sides: &Sides, spec: &TableSp
         .into_iter()
         .map(|(raw, excluded)| Ok((own.side(spec, &pair.from, raw, true)?, excluded)))
         .collect::<Result<Vec<_>>>()?;
-    match_rows(spec, (&pair.from, &pair.to), source, target, &bases)
+    let mut m = match_rows(spec, (&pair.from, &pair.to), source, target, &bases)?;
+    m.keep_excluded_targets(spec, &kept);
+    Ok(m)
 }
 
-/// The scan of a table read whole, in key order, with the `exclude` flag
-/// (the target's scan drops the flag).
-fn whole_scan(spec: &TableSpec) -> ScanRequest {
-    ScanRequest {
+/// The scans of a table read whole, in key order (source, target), each
+/// with the `exclude` flag when it is the side that evaluates it
+/// ([`Pair::exclude_flags`]).
+fn whole_scan(pair: &Pair, spec: &TableSpec) -> (ScanRequest, ScanRequest) {
+    let (src_flag, dst_flag) = pair.exclude_flags(spec);
+    let source = ScanRequest {
         table: spec.name.clone(),
         columns: spec.columns(),
         order_by: spec.key.clone(),
         filter: None,
-        flag: spec.exclude.clone().map(Predicate::Native),
+        flag: src_flag,
         descending: false,
         limit: None,
+    };
+    let target = ScanRequest {
+        flag: dst_flag,
+        ..source.clone()
+    };
+    (source, target)
+}
+
+/// The target's rows of a table read whole, and the key texts of those
+/// that match `exclude` when the target evaluates it (kept as they are).
+async fn target_rows(
+    pair: &Pair,
+    sides: &Sides,
+    spec: &TableSpec,
+    req: ScanRequest,
+) -> Result<(Vec<SideRow>, HashSet<String>)> {
+    let n = spec.columns().len();
+    let k = spec.key.len();
+    let (mut target, mut kept) = (Vec::new(), HashSet::new());
+    let mut rx = pair.target.scan(req).await?;
+    while let Some(batch) = rx.recv().await {
+        for mut raw in batch? {
+            let excluded = is_true(raw.get(n));
+            raw.truncate(n);
+            let side = sides.side(spec, &pair.to, raw, true)?;
+            if excluded {
+                kept.insert(key_text(&side.row[..k]));
+            }
+            target.push(side);
+        }
     }
+    Ok((target, kept))
 }
 
 /// The request for the sync bases of every row of `spec` promoted from
@@ -156,9 +187,9 @@ async fn load_mapped(pair: &Pair, matched: &Matched, spec: &TableSpec) -> Result
     let sides = &matched.sides;
     let n = spec.columns().len();
     let k = spec.key.len();
-    let req = whole_scan(spec);
+    let (req, dst_req) = whole_scan(pair, spec);
     let mut source = Vec::new();
-    let mut rx = pair.source.scan(req.clone()).await?;
+    let mut rx = pair.source.scan(req).await?;
     while let Some(batch) = rx.recv().await {
         for mut raw in batch? {
             let excluded = is_true(raw.get(n));
@@ -181,13 +212,7 @@ async fn load_mapped(pair: &Pair, matched: &Matched, spec: &TableSpec) -> Result
             });
         }
     }
-    let mut target = Vec::new();
-    let mut rx = pair.target.scan(ScanRequest { flag: None, ..req }).await?;
-    while let Some(batch) = rx.recv().await {
-        for raw in batch? {
-            target.push(sides.side(spec, &pair.to, raw, true)?);
-        }
-    }
+    let (target, kept) = target_rows(pair, sides, spec, dst_req).await?;
     let parents: HashMap<String, &NaturalMatch> = spec
         .key
         .iter()
@@ -196,7 +221,8 @@ async fn load_mapped(pair: &Pair, matched: &Matched, spec: &TableSpec) -> Result
             Some((c.clone(), m))
         })
         .collect();
-    let m = match_mapped(spec, source, target, &parents);
+    let mut m = match_mapped(spec, source, target, &parents);
+    m.keep_excluded_targets(spec, &kept);
     Ok(m)
 }
 
@@ -470,6 +496,21 @@ pub(super) fn match_mapped(
 }
 
 impl NaturalMatch {
+    /// Marks as excluded every row whose target row matches `exclude`
+    /// (`kept`: their target key texts, when the target evaluates it): left
+    /// as it is, never updated, never deleted.
+    fn keep_excluded_targets(&mut self, spec: &TableSpec, kept: &HashSet<String>) {
+        if kept.is_empty() {
+            return;
+        }
+        let k = spec.key.len();
+        for c in self.by_source.values_mut().chain(self.unclaimed.iter_mut()) {
+            if c.target.as_ref().is_some_and(|t| kept.contains(&key_text(&t.row[..k]))) {
+                c.excluded = true;
+            }
+        }
+    }
+
     /// Every row of the table, on either side.
     pub(super) fn all(&self) -> Vec<Candidate> {
         self.by_source.values().chain(self.unclaimed.iter()).cloned().collect()

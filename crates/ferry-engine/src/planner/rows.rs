@@ -150,8 +150,9 @@ impl Sides {
     }
 
     /// Canonicalises and hashes a scan's batches on a task of its own, so
-    /// the two sides of a merge use both cores. Source rows carry whether
-    /// they match `exclude` (the scan's extra flag column).
+    /// the two sides of a merge use both cores. Rows carry whether they
+    /// match `exclude` (the scan's extra flag column, on the side that
+    /// evaluates it).
     pub(super) fn stream(
         self,
         mut rx: ferry_db::RowBatches,

@@ -96,7 +96,7 @@ pub(super) async fn open<'c>(
             // every selected key.
             Mode::Scan(None) if !track && merges_raw(ctx, spec) => {
                 let pair = ctx.pair;
-                let (src_req, dst_req) = full_scan(spec, None);
+                let (src_req, dst_req) = full_scan(pair, spec, None);
                 // No predicate here: a failing scan is the database's error as it is.
                 let (src, dst) = tokio::try_join!(pair.source.scan_raw(src_req), pair.target.scan_raw(dst_req))?;
                 let chunks = RawMerge::new(spec, (&pair.from, src), (&pair.to, dst)).spawn();
@@ -241,7 +241,9 @@ async fn raw_candidates(ctx: &Ctx<'_>, spec: &TableSpec, chunk: Chunk) -> Result
         match d.rows {
             Some(rows) => {
                 source.extend(rows.source.map(|r| (r, rows.excluded)));
-                target.extend(rows.target);
+                // No raw merge evaluates `exclude` on the target side
+                // ([`merges_raw`]).
+                target.extend(rows.target.map(|r| (r, false)));
             }
             None => again.push(
                 spec.canonicalize_key(&d.key)
@@ -261,6 +263,7 @@ async fn raw_candidates(ctx: &Ctx<'_>, spec: &TableSpec, chunk: Chunk) -> Result
 fn merges_raw(ctx: &Ctx<'_>, spec: &TableSpec) -> bool {
     let pair = ctx.pair;
     pair.raw_comparable.contains(&spec.name)
+        && pair.exclude_flags(spec).1.is_none()
         && !ctx.keep_equal
         && !spec.references.values().any(|t| ctx.is_natural(t))
         && !json_natural_refs(spec, |t| ctx.is_natural(t))
@@ -278,38 +281,40 @@ pub(super) async fn fetch_candidates(
     if values.is_empty() {
         return Ok(Vec::new());
     }
+    let (src_flag, dst_flag) = ctx.pair.exclude_flags(spec);
     let req = FetchRequest {
         table: spec.name.clone(),
         columns: spec.columns(),
         match_columns: columns.to_vec(),
         values,
-        flag: spec.exclude.clone().map(Predicate::Native),
+        flag: src_flag,
         filter: None,
         fixed: Vec::new(),
     };
     let (source, target) = tokio::try_join!(
         ctx.pair.source.fetch(req.clone()),
-        ctx.pair.target.fetch(FetchRequest { flag: None, ..req })
+        ctx.pair.target.fetch(FetchRequest { flag: dst_flag, ..req })
     )?;
     let n = spec.columns().len();
-    let source = source
-        .into_iter()
-        .map(|mut raw| {
-            let excluded = is_true(raw.get(n));
-            raw.truncate(n);
-            (raw, excluded)
-        })
-        .collect();
-    candidates(ctx, spec, source, target, explicit, pulled_by)
+    let flagged = |rows: Vec<Row>| -> Vec<(Row, bool)> {
+        rows.into_iter()
+            .map(|mut raw| {
+                let excluded = is_true(raw.get(n));
+                raw.truncate(n);
+                (raw, excluded)
+            })
+            .collect()
+    };
+    candidates(ctx, spec, flagged(source), flagged(target), explicit, pulled_by)
 }
 
-/// Pairs rows read from both sides by key: source rows with whether
-/// they match `exclude`, target rows as they are.
+/// Pairs rows read from both sides by key, each with whether it matches
+/// `exclude` on the side that evaluates it ([`Pair::exclude_flags`]).
 fn candidates(
     ctx: &Ctx<'_>,
     spec: &TableSpec,
     source: Vec<(Row, bool)>,
-    target: Vec<Row>,
+    target: Vec<(Row, bool)>,
     explicit: bool,
     pulled_by: Option<String>,
 ) -> Result<Vec<Candidate>> {
@@ -331,22 +336,21 @@ fn candidates(
             },
         );
     }
-    for raw in target {
+    for (raw, excluded) in target {
         let side = ctx.side(spec, &ctx.pair.to, raw, true)?;
         let key = side.row[..spec.key.len()].to_vec();
-        by_key
-            .entry(key_text(&key))
-            .or_insert_with(|| Candidate {
-                key,
-                source: None,
-                target: None,
-                excluded: false,
-                explicit,
-                pulled_by: pulled_by.clone(),
-                target_key: None,
-                no_base: false,
-            })
-            .target = Some(side);
+        let c = by_key.entry(key_text(&key)).or_insert_with(|| Candidate {
+            key,
+            source: None,
+            target: None,
+            excluded: false,
+            explicit,
+            pulled_by: pulled_by.clone(),
+            target_key: None,
+            no_base: false,
+        });
+        c.target = Some(side);
+        c.excluded |= excluded;
     }
     Ok(by_key.into_values().collect())
 }
@@ -391,7 +395,7 @@ struct Merge {
     s_buf: std::vec::IntoIter<(SideRow, bool)>,
     t_buf: std::vec::IntoIter<(SideRow, bool)>,
     s_next: Option<(SideRow, bool)>,
-    t_next: Option<SideRow>,
+    t_next: Option<(SideRow, bool)>,
     s_done: bool,
     t_done: bool,
     last_s: Option<Vec<Value>>,
@@ -404,7 +408,7 @@ impl Merge {
     /// Starts both scans (`filter`: a predicate on both sides).
     async fn open(ctx: &Ctx<'_>, spec: &TableSpec, filter: Option<String>) -> Result<Merge> {
         let pair = ctx.pair;
-        let (src_req, dst_req) = full_scan(spec, filter.clone());
+        let (src_req, dst_req) = full_scan(pair, spec, filter.clone());
         let scans = tokio::try_join!(pair.source.scan(src_req), pair.target.scan(dst_req));
         let (src, dst) = match scans {
             Ok(s) => s,
@@ -427,9 +431,9 @@ impl Merge {
         })
     }
 
-    /// The next key of either side, in key order, with its rows (the
-    /// source's with whether it matches `exclude`); `None` at the end of
-    /// both scans.
+    /// The next key of either side, in key order, with its rows and
+    /// whether it matches `exclude` (on the side that evaluates it);
+    /// `None` at the end of both scans.
     async fn next_key(
         &mut self,
         ctx: &Ctx<'_>,
@@ -448,9 +452,9 @@ impl Merge {
         }
         if self.t_next.is_none() && !self.t_done {
             match next_item(&mut self.t_buf, &mut self.dst).await? {
-                Some((side, _)) => {
+                Some((side, excluded)) => {
                     check_order(&pair.to, spec, &mut self.last_t, &side.row[..k])?;
-                    self.t_next = Some(side);
+                    self.t_next = Some((side, excluded));
                 }
                 None => self.t_done = true,
             }
@@ -459,17 +463,21 @@ impl Merge {
             (None, None) => return Ok(None),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some((s, _)), Some(t)) => key_cmp(&s.row[..k], &t.row[..k]),
+            (Some((s, _)), Some((t, _))) => key_cmp(&s.row[..k], &t.row[..k]),
         };
         Ok(Some(match ord {
             std::cmp::Ordering::Less => {
                 let (s, ex) = self.s_next.take().unwrap_or_else(|| unreachable!("checked above"));
                 (Some(s), ex, None)
             }
-            std::cmp::Ordering::Greater => (None, false, self.t_next.take()),
+            std::cmp::Ordering::Greater => {
+                let (t, ex) = self.t_next.take().unwrap_or_else(|| unreachable!("checked above"));
+                (None, ex, Some(t))
+            }
             std::cmp::Ordering::Equal => {
-                let (s, ex) = self.s_next.take().unwrap_or_else(|| unreachable!("checked above"));
-                (Some(s), ex, self.t_next.take())
+                let (s, s_ex) = self.s_next.take().unwrap_or_else(|| unreachable!("checked above"));
+                let (t, t_ex) = self.t_next.take().unwrap_or_else(|| unreachable!("checked above"));
+                (Some(s), s_ex || t_ex, Some(t))
             }
         }))
     }
@@ -516,20 +524,22 @@ impl Merge {
     }
 }
 
-/// The scans of both sides of a table in key order: the source's with the
-/// `exclude` flag, the target's without.
-fn full_scan(spec: &TableSpec, filter: Option<String>) -> (ScanRequest, ScanRequest) {
+/// The scans of both sides of a table in key order, each with the
+/// `exclude` flag when it is the side that evaluates it
+/// ([`Pair::exclude_flags`]).
+fn full_scan(pair: &Pair, spec: &TableSpec, filter: Option<String>) -> (ScanRequest, ScanRequest) {
+    let (src_flag, dst_flag) = pair.exclude_flags(spec);
     let source = ScanRequest {
         table: spec.name.clone(),
         columns: spec.columns(),
         order_by: spec.key.clone(),
         filter: filter.map(Predicate::Native),
-        flag: spec.exclude.clone().map(Predicate::Native),
+        flag: src_flag,
         descending: false,
         limit: None,
     };
     let target = ScanRequest {
-        flag: None,
+        flag: dst_flag,
         ..source.clone()
     };
     (source, target)

@@ -171,3 +171,94 @@ fn a_branch_on_postgres_goes_to_production_and_is_collected() {
 fn a_branch_on_mariadb_goes_to_production_and_is_collected() {
     story(Engine::Mariadb, "branch_envs_mariadb");
 }
+
+/// The parent's own column types in a clone: a PostgreSQL enum, an array
+/// of it and a domain with a check (created in the clone before the
+/// table), a serial column whose sequence and a default that names the
+/// enum; MariaDB's ENUM and SET. Cloned, edited in the clone (a row
+/// inserted through the clone's sequence and defaults), promoted back,
+/// and the rows compared byte for byte.
+fn custom_types(engine: Engine, test: &str) {
+    let Some(_server) = server_url(engine, test) else {
+        return;
+    };
+    let (schema, dump) = match engine {
+        Engine::Postgres => (
+            "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+             CREATE DOMAIN price AS numeric(10,2) CHECK (VALUE >= 0);
+             CREATE TABLE items (id serial PRIMARY KEY, name varchar(100) NOT NULL, mood mood NOT NULL DEFAULT 'ok', price price, moods mood[]);
+             INSERT INTO items (name, mood, price, moods) VALUES ('Tea', 'happy', 3.50, '{sad,ok}'), ('Cake', 'sad', 7.25, NULL)",
+            "SELECT id, name, mood::text, price::text, coalesce(moods::text, '-') FROM items ORDER BY id",
+        ),
+        _ => (
+            "CREATE TABLE items (id integer PRIMARY KEY AUTO_INCREMENT, name varchar(100) NOT NULL, mood ENUM('sad', 'ok', 'happy') NOT NULL DEFAULT 'ok', price decimal(10,2), tags SET('new', 'sale', 'gift'));
+             INSERT INTO items (name, mood, price, tags) VALUES ('Tea', 'happy', 3.50, 'new,sale'), ('Cake', 'sad', 7.25, '')",
+            "SELECT id, name, mood, price, tags FROM items ORDER BY id",
+        ),
+    };
+    let (Some(preprod), Some(production)) = (
+        Database::create(engine, test, "ty_pre"),
+        Database::create(engine, test, "ty_prod"),
+    ) else {
+        return;
+    };
+    for db in [&preprod, &production] {
+        for stmt in schema.split(';').filter(|s| !s.trim().is_empty()) {
+            db.client(stmt);
+        }
+    }
+    let config = CONFIG
+        .split("[tables.cities]")
+        .next()
+        .map(|head| format!("{head}[tables.items]\nkey = [\"id\"]\n"))
+        .expect("the environments");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("ferry.toml"), config).expect("write ferry.toml");
+    let vars = [
+        ("FERRY_BE_PREPROD_URL", preprod.url.as_str()),
+        ("FERRY_BE_PRODUCTION_URL", production.url.as_str()),
+    ];
+    let run = |args: &[&str]| run_in_with(dir.path(), args, &vars);
+    let clone_db = format!("{}_feature_types", production.name());
+    let _guard = CloneGuard {
+        engine,
+        admin_url: preprod.url.clone(),
+        db: clone_db.clone(),
+    };
+    run(&["env", "create", "feature/types", "--from", "production"]).expect(0);
+    let clone_url = with_database(&server_url(engine, test).expect("the server"), &clone_db);
+    let sql = |sql: &str| client(engine, &clone_url, sql).unwrap_or_else(|e| panic!("{engine:?}: {e}\n{sql}"));
+    assert_eq!(sql(dump), production.client(dump), "{engine:?}: the clone's rows");
+    if engine == Engine::Postgres {
+        assert_eq!(
+            sql("SELECT count(*) FROM pg_type WHERE typname IN ('mood', 'price') AND typnamespace = 'public'::regnamespace")
+                .trim(),
+            "2",
+            "the enum and the domain"
+        );
+        // The domain's check came along.
+        assert!(client(engine, &clone_url, "UPDATE items SET price = -1 WHERE id = 1").is_err());
+        sql("UPDATE items SET mood = 'ok', price = 4.00, moods = '{happy}' WHERE id = 1");
+        sql("INSERT INTO items (name, price) VALUES ('Pie', 1.25)");
+    } else {
+        sql("UPDATE items SET mood = 'ok', price = 4.00, tags = 'gift' WHERE id = 1");
+        sql("INSERT INTO items (name, price) VALUES ('Pie', 1.25)");
+    }
+    // The sequence and the default: the new row is 3, in the mood `ok`.
+    assert!(sql(dump).contains("Pie"), "{}", sql(dump));
+    run(&["promote", "feature-types", "production", "--yes"]).expect(0);
+    let after = production.client(dump);
+    assert_eq!(sql(dump), after, "{engine:?}: promoted back, the rows differ");
+    assert!(after.contains("3") && after.contains("Pie"), "{after}");
+    run(&["env", "destroy", "feature-types", "--yes"]).expect(0);
+}
+
+#[test]
+fn a_postgres_clone_has_the_parents_enums_and_domains() {
+    custom_types(Engine::Postgres, "branch_envs_types_postgres");
+}
+
+#[test]
+fn a_mariadb_clone_keeps_enum_and_set_columns() {
+    custom_types(Engine::Mariadb, "branch_envs_types_mariadb");
+}

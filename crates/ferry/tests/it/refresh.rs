@@ -246,3 +246,95 @@ fn the_json_of_a_refresh_has_its_documented_shape() {
     assert!(changes(&v["discarded"]).iter().any(|c| c["table"] == "cities"), "{v:#}");
     assert_eq!(v["incoming"]["from"], "production");
 }
+
+/// A refresh writes `ENV` as a promotion into it does: `ENV`'s checks run
+/// first, and a failing one refuses it (exit 3, nothing written); a
+/// passing one lets it through.
+#[test]
+fn a_refresh_runs_the_checks_of_the_environment_it_writes() {
+    let f = with_unpromoted_work();
+    let before = f.dump_managed("staging");
+    let gated = CONFIG.replace(
+        "[environments.staging]\n",
+        "[environments.staging]\nchecks = [{ sql = \"SELECT count(*) = 0 FROM cities WHERE name = 'Bern (prod)'\", on = \"target\" }]\n",
+    );
+    assert_ne!(gated, CONFIG, "the staging section is where the test expects it");
+    // `Bern (prod)` is not in staging yet: a check that wants it fails.
+    f.write_config(&gated.replace("count(*) = 0", "count(*) = 1"));
+    let out = f.run_yes(&["refresh", "staging", "--from", "production"]).expect(3);
+    assert!(out.all().contains("check #1 of `staging` failed"), "{}", out.all());
+    assert_eq!(f.dump_managed("staging"), before, "a refused refresh wrote");
+    f.write_config(&gated);
+    let out = f
+        .run_yes(&["refresh", "staging", "--from", "production", "--json"])
+        .expect(0);
+    let v = out.json();
+    assert_eq!(v["checks"][0]["passed"], true, "{v}");
+    assert_eq!(
+        f.scalar("staging", "SELECT name FROM cities WHERE id = 3"),
+        "Bern (prod)"
+    );
+}
+
+/// A refresh rewrites ids inside JSON columns and natural-key references
+/// exactly as a promotion `production -> staging` would: content types
+/// have their own ids in each environment, matched by natural key.
+#[test]
+fn a_refresh_rewrites_ids_inside_json_through_the_natural_key_mapping() {
+    const SCHEMA: &str = "
+CREATE TABLE content_types (id INTEGER PRIMARY KEY, app_label TEXT NOT NULL, model TEXT NOT NULL);
+CREATE TABLE revisions (id INTEGER PRIMARY KEY, content JSON, content_type_id INTEGER);
+";
+    const STAGING: &str = r#"
+INSERT INTO content_types VALUES (1, 'wagtailcore', 'page'), (31, 'home', 'homepage'), (32, 'blog', 'blogpage');
+INSERT INTO revisions VALUES (1, '{"content_type": 32, "title": "draft"}', 32), (4, '{"content_type": 31, "title": "new"}', 31);
+"#;
+    const PRODUCTION: &str = r#"
+INSERT INTO content_types VALUES (1, 'wagtailcore', 'page'), (49, 'home', 'homepage'), (50, 'other', 'thing');
+INSERT INTO revisions VALUES (4, '{"content_type": 49, "title": "old"}', 49), (5, '{"content_type": 50, "title": "other"}', 50);
+"#;
+    let f = Fixture::with(SCHEMA, STAGING, SCHEMA, PRODUCTION);
+    f.write_config(
+        r#"pipeline = ["staging", "production"]
+
+[environments.staging]
+url = "sqlite://staging.db"
+
+[environments.production]
+url = "sqlite://production.db"
+
+[tables.content_types]
+key = ["id"]
+natural_key = ["app_label", "model"]
+
+[tables.revisions]
+key = ["id"]
+references = { content_type_id = "content_types" }
+json_references = { content = { "$.content_type" = "content_types" } }
+"#,
+    );
+    f.run_yes(&["refresh", "staging", "--from", "production"]).expect(0);
+    // Production's 49 is staging's 31; production's 50 got a staging id.
+    let other = f.scalar("staging", "SELECT id FROM content_types WHERE model = 'thing'");
+    assert_ne!(other, "50", "the natural-key row kept production's id");
+    assert_eq!(
+        f.query("staging", "SELECT id, content_type_id FROM revisions ORDER BY id"),
+        [
+            vec!["4".to_string(), "31".to_string()],
+            vec!["5".to_string(), other.clone()]
+        ]
+    );
+    let content = f.scalar("staging", "SELECT content FROM revisions WHERE id = 4");
+    assert!(content.contains("31") && content.contains("old"), "{content}");
+    let content = f.scalar("staging", "SELECT content FROM revisions WHERE id = 5");
+    assert!(content.contains(&other) && !content.contains("50"), "{content}");
+    assert_eq!(
+        f.scalar("staging", "SELECT count(*) FROM content_types WHERE model = 'blogpage'"),
+        "0"
+    );
+    // And staging now promotes nothing back.
+    let diff = f.run(&["diff", "staging", "production", "--json"]).expect(0).json();
+    for k in ["insert", "update", "delete", "conflict"] {
+        assert_eq!(diff["counts"][k].as_u64(), Some(0), "{k}: {diff}");
+    }
+}

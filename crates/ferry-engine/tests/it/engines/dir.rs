@@ -71,7 +71,7 @@ async fn export_round_trip(eng: Eng) {
     let Some(w) = world(eng, &format!("dir::export_round_trip::{eng:?}"), &folder).await else {
         return;
     };
-    let first = ferry_engine::export::export(&w.project, "source", &folder)
+    let first = ferry_engine::export::export(&w.project, "source", &folder, "tester")
         .await
         .expect("export");
     assert_eq!(first.tables["everything"].written, 5, "{first:?}");
@@ -80,7 +80,7 @@ async fn export_round_trip(eng: Eng) {
     assert!(bytes.contains_key("everything/1.json"), "{:?}", bytes.keys());
 
     // Twice: identical bytes, nothing rewritten.
-    let again = ferry_engine::export::export(&w.project, "source", &folder)
+    let again = ferry_engine::export::export(&w.project, "source", &folder, "tester")
         .await
         .expect("export again");
     assert_eq!(
@@ -126,11 +126,10 @@ async fn promote_into_a_folder_and_revert() {
     let Some(w) = world(Eng::Sqlite, "dir::promote_into_a_folder", &folder).await else {
         return;
     };
-    ferry_engine::export::export(&w.project, "source", &folder)
+    ferry_engine::export::export(&w.project, "source", &folder, "tester")
         .await
         .expect("export");
-    // An export writes no sync base: a baseline records the rows as in sync.
-    w.baseline("source", "content").await;
+    // The export recorded the sync base (`source` -> `content` is a route).
     let before = tree(&folder);
     w.db("source")
         .exec("UPDATE everything SET label = 'changed' WHERE id = 1; DELETE FROM everything WHERE id = 5;")
@@ -160,15 +159,223 @@ async fn promote_into_a_folder_and_revert() {
     // The journal is in the folder: revert restores every file.
     w.revert(&promotion.id).await;
     assert_eq!(tree(&folder), before, "revert did not restore the files");
+}
 
-    // The folder as a source with an `exclude`: refused, naming the table.
-    let mut project = w.project.clone();
-    project.config.tables.get_mut("everything").expect("table").exclude = Some("id = 1".into());
-    let pair = ferry_engine::pair::open(&project, "content", "target")
+/// A folder as the source of tables with `exclude`: the folder holds none
+/// of the excluded rows (the export left them out), so the target
+/// evaluates `exclude` and its matching rows stay as they are, never
+/// deleted or updated, even with a sync base that says the folder had
+/// them. `--where` on the folder is a usage error naming it.
+async fn folder_source_with_exclude(eng: Eng) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let folder = dir.path().join("content");
+    let Some(mut w) = world(eng, &format!("dir::folder_source_with_exclude::{eng:?}"), &folder).await else {
+        return;
+    };
+    w.promote_all("source", "target").await;
+    ferry_engine::export::export(&w.project, "source", &folder, "tester")
         .await
-        .expect("open");
-    let e = ferry_engine::planner::plan(&pair, &Selection::default(), ferry_engine::progress::Progress::hidden())
+        .expect("export");
+    // As if the folder had been promoted into `target` already.
+    w.baseline("content", "target").await;
+
+    // Row 1 becomes a QA row; row 2 is edited; the folder is exported again.
+    w.project.config.tables.get_mut("everything").expect("table").exclude = Some("id = 1".into());
+    w.db("source")
+        .exec("UPDATE everything SET label = 'changed' WHERE id = 2")
+        .await;
+    let again = ferry_engine::export::export(&w.project, "source", &folder, "tester")
         .await
-        .expect_err("an exclude on a folder");
-    assert!(e.to_string().contains("everything"), "{e}");
+        .expect("export again");
+    assert_eq!(again.tables["everything"].excluded, 1, "{again:?}");
+    assert!(!folder.join("everything/1.json").exists());
+
+    let plan = w.plan("content", "target", &Selection::default()).await;
+    let c = plan.counts();
+    assert_eq!(
+        (c.insert, c.update, c.delete, c.conflict),
+        (0, 1, 0, 0),
+        "{eng:?}: {:?}",
+        summary(&plan)
+    );
+    assert_eq!(plan.excluded.get("everything"), Some(&1), "{:?}", plan.excluded);
+    // The QA row edited in the target stays as it is too.
+    w.db("target")
+        .exec("UPDATE everything SET label = 'qa edit' WHERE id = 1")
+        .await;
+    let (plan, done) = w.promote_all("content", "target").await;
+    assert_eq!(
+        (plan.counts().update, plan.counts().delete),
+        (1, 0),
+        "{:?}",
+        summary(&plan)
+    );
+    assert!(done.is_some());
+    let target = w.project.open("target").await.expect("open");
+    let labels = super::support::texts(&*target, "everything", &["id", "label"]).await;
+    assert!(labels.iter().any(|l| l.contains("qa edit")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("changed")), "{labels:?}");
+    assert_eq!(labels.len(), 5, "{labels:?}");
+
+    // `--where` on the folder: refused, naming it and why.
+    let sel = Selection {
+        wheres: vec![("everything".into(), "id = 2".into())],
+        ..Selection::default()
+    };
+    let pair = w.pair("content", "target").await;
+    let e = ferry_engine::planner::plan(&pair, &sel, ferry_engine::progress::Progress::hidden())
+        .await
+        .expect_err("a --where on a folder");
+    let text = e.to_string();
+    assert!(text.contains("`content`") && text.contains("predicate"), "{text}");
+    assert_eq!(e.exit_code(), 2, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_source_with_exclude_sqlite() {
+    folder_source_with_exclude(Eng::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_source_with_exclude_postgres() {
+    folder_source_with_exclude(Eng::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_source_with_exclude_mariadb() {
+    folder_source_with_exclude(Eng::Mysql).await;
+}
+
+/// An export into the folder of a `dir:` environment records the sync
+/// base along each declared route, so the first promotion either way is
+/// three-way: `source` -> `content` sees only the source's change, and
+/// `content` -> `target` (exported from `target`) sees the target's own
+/// edit as target-newer, not as first contact.
+async fn export_records_the_sync_base(eng: Eng) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let folder = dir.path().join("content");
+    let Some(w) = world(eng, &format!("dir::export_records_the_sync_base::{eng:?}"), &folder).await else {
+        return;
+    };
+    let done = ferry_engine::export::export(&w.project, "source", &folder, "tester")
+        .await
+        .expect("export");
+    assert_eq!(done.environment.as_deref(), Some("content"));
+    assert_eq!(done.in_sync.len(), 1, "{done:?}");
+    assert_eq!(
+        (
+            done.in_sync[0].from.as_str(),
+            done.in_sync[0].to.as_str(),
+            done.in_sync[0].recorded
+        ),
+        ("source", "content", 5)
+    );
+    w.db("source")
+        .exec("UPDATE everything SET label = 'changed' WHERE id = 1")
+        .await;
+    let plan = w.plan("source", "content", &Selection::default()).await;
+    let c = plan.counts();
+    assert_eq!((c.update, c.conflict), (1, 0), "{eng:?}: {:?}", summary(&plan));
+
+    // The other direction: exported from `target`, recorded in `target`.
+    w.promote_all("source", "target").await;
+    let done = ferry_engine::export::export(&w.project, "target", &folder, "tester")
+        .await
+        .expect("export from target");
+    assert_eq!(done.in_sync.len(), 1, "{done:?}");
+    assert_eq!(
+        (
+            done.in_sync[0].from.as_str(),
+            done.in_sync[0].to.as_str(),
+            done.in_sync[0].recorded
+        ),
+        ("content", "target", 5)
+    );
+    w.db("target")
+        .exec("UPDATE everything SET label = 'edited in target' WHERE id = 2")
+        .await;
+    let plan = w.plan("content", "target", &Selection::default()).await;
+    assert_eq!(plan.counts().conflict, 0, "{eng:?}: {:?}", summary(&plan));
+    assert_eq!(plan.entries.len(), 1, "{:?}", summary(&plan));
+    assert_eq!(
+        plan.entries[0].reason,
+        Some(ferry_core::plan::Reason::TargetNewer),
+        "{:?}",
+        summary(&plan)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_records_the_sync_base_sqlite() {
+    export_records_the_sync_base(Eng::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_records_the_sync_base_postgres() {
+    export_records_the_sync_base(Eng::Postgres).await;
+}
+
+/// The same for a table matched by natural key: a tag promoted from the
+/// folder, then made a QA tag (in the source, so the export drops it, and
+/// in the target) is not deleted from the target although the stored id
+/// mapping says the folder had it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_source_with_exclude_on_a_natural_key_table() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let folder = dir.path().join("content");
+    let schema = |env: &str, _: Eng| {
+        let ddl = "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, team TEXT);";
+        match env {
+            "source" => format!("{ddl} INSERT INTO tags VALUES (1, 'red', NULL), (2, 'qa-tag', NULL);"),
+            _ => format!("{ddl} INSERT INTO tags VALUES (40, 'green', NULL);"),
+        }
+    };
+    let toml = "[tables.tags]\nkey = [\"id\"]\nnatural_key = [\"name\"]\n";
+    let Some(mut w) = World::new(
+        "dir::folder_source_with_exclude_on_a_natural_key_table",
+        &[("source", Eng::Sqlite), ("target", Eng::Sqlite)],
+        schema,
+        toml,
+    )
+    .await
+    else {
+        return;
+    };
+    let mut content = w.project.config.environments["source"].clone();
+    content.name = "content".into();
+    content.url = UrlSource::Inline(format!("dir:{}", folder.display()));
+    content.promotes_to = Some("target".into());
+    content.accepts_from = vec!["source".into()];
+    w.project.config.environments.insert("content".into(), content);
+
+    ferry_engine::export::export(&w.project, "source", &folder, "tester")
+        .await
+        .expect("export");
+    let (plan, done) = w.promote_all("content", "target").await;
+    assert_eq!(plan.counts().insert, 2, "{:?}", summary(&plan));
+    assert!(done.is_some());
+
+    w.db("source")
+        .exec("UPDATE tags SET team = 'qa' WHERE name = 'qa-tag'")
+        .await;
+    w.db("target")
+        .exec("UPDATE tags SET team = 'qa' WHERE name = 'qa-tag'")
+        .await;
+    w.project.config.tables.get_mut("tags").expect("table").exclude = Some("team = 'qa'".into());
+    ferry_engine::export::export(&w.project, "source", &folder, "tester")
+        .await
+        .expect("export again");
+    let plan = w.plan("content", "target", &Selection::default()).await;
+    let c = plan.counts();
+    assert_eq!(
+        (c.insert, c.update, c.delete, c.conflict),
+        (0, 0, 0, 0),
+        "{:?}",
+        summary(&plan)
+    );
+    assert_eq!(plan.excluded.get("tags"), Some(&1), "{:?}", plan.excluded);
+    assert_eq!(
+        w.db("target").int("SELECT count(*) FROM tags WHERE team = 'qa'").await,
+        1
+    );
 }
