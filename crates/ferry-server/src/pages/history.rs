@@ -88,7 +88,16 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser, Query(q): Qu
 /// `GET /promotions/{id}`: the promotion, its rows before and after, and
 /// Revert for a user who may revert there.
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> PageResult {
-    let (store, record) = revert::find_with(&state.envs(), &id).await?;
+    let envs = state.envs();
+    let (store, record) = match revert::find_with(&envs, &id).await {
+        Ok(found) => found,
+        // An audit entry of an approval that wrote nothing names its
+        // review: the id leads there instead of to a 404.
+        Err(e) => match ferry_engine::reviews::find_with(&envs, &id).await {
+            Ok(_) => return Ok(axum::response::Redirect::to(&format!("/reviews/{}", encode(&id))).into_response()),
+            Err(_) => return Err(e.into()),
+        },
+    };
     let rows = journal::journal_rows(&*store, &id).await?;
     // Whether a revert would need forcing, said before the click (for
     // whoever is offered the revert).

@@ -151,6 +151,14 @@ async fn a_review_shows_its_held_changes_and_a_second_user_approves_them() {
     let (status, html) = page(&bob, &format!("/reviews/{id}")).await;
     assert_eq!(status, 200, "{html}");
     assert_eq!(testid(&html, "review-submitter").as_deref(), Some("alice"), "{html}");
+    // A review's id where a promotion's is expected (an audit entry of an
+    // approval that wrote nothing) leads to the review, not to a 404.
+    let led = bob.get(&format!("/promotions/{id}")).await;
+    assert_eq!(led.status().as_u16(), 303);
+    assert_eq!(
+        led.headers().get("location").and_then(|l| l.to_str().ok()),
+        Some(format!("/reviews/{id}").as_str())
+    );
     for key in ["businesses:1", "cities:2", "businesses:2"] {
         assert!(
             html.contains(&format!("data-testid=\"row-select\" data-key=\"{key}\"")),
