@@ -67,6 +67,8 @@ impl TableSpec {
         keys: &BTreeMap<String, Vec<String>>,
     ) -> Result<TableSpec, Vec<SpecProblem>> {
         let mut problems = Vec::new();
+        let (source, target) = (widen_open(cfg, source, target.1), widen_open(cfg, target, source.1));
+        let (source, target) = ((source.0, &source.1), (target.0, &target.1));
         let (dst_env, dst) = target;
         let key = match &cfg.key {
             Some(k) => k.clone(),
@@ -234,6 +236,34 @@ fn problem(env: Option<&str>, column: Option<&str>, message: String) -> SpecProb
         column: column.map(str::to_string),
         message,
     }
+}
+
+/// A side whose schema is open (a document store), with the other side's
+/// columns and every column the config names added: a field one side has
+/// not seen yet is absent there, not missing.
+fn widen_open<'a>(
+    cfg: &TableConfig,
+    (env, schema): (&'a str, &TableSchema),
+    other: &TableSchema,
+) -> (&'a str, TableSchema) {
+    if schema.open_fields.is_none() {
+        return (env, schema.clone());
+    }
+    let named = cfg
+        .key
+        .iter()
+        .flatten()
+        .chain(cfg.stamp.keys())
+        .chain(cfg.references.keys())
+        .chain(cfg.parent.iter().map(|(c, _)| c))
+        .chain(cfg.draft.keys())
+        .filter(|c| !cfg.ignore.contains(c));
+    let others = other
+        .columns
+        .iter()
+        .map(|c| &c.name)
+        .filter(|c| !cfg.ignore.contains(c));
+    (env, schema.with_fields(others.chain(named)))
 }
 
 /// The columns the config names that a side lacks. Ignored columns are
