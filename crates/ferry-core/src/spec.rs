@@ -67,6 +67,9 @@ impl TableSpec {
         keys: &BTreeMap<String, Vec<String>>,
     ) -> Result<TableSpec, Vec<SpecProblem>> {
         let mut problems = Vec::new();
+        if let Some(p) = kinds_disagree(cfg, source, target) {
+            return Err(vec![p]);
+        }
         let (source, target) = (widen_open(cfg, source, target.1), widen_open(cfg, target, source.1));
         let (source, target) = ((source.0, &source.1), (target.0, &target.1));
         let (dst_env, dst) = target;
@@ -235,6 +238,50 @@ fn problem(env: Option<&str>, column: Option<&str>, message: String) -> SpecProb
         environment: env.map(str::to_string),
         column: column.map(str::to_string),
         message,
+    }
+}
+
+/// A collection of documents on one side and a table of SQL columns on the
+/// other (Ferry promotes MongoDB to MongoDB, SQL to SQL), or an `exclude`
+/// in the other engine's language: a filter document (`{...}`, Extended
+/// JSON) for a collection, SQL for a table.
+fn kinds_disagree(
+    cfg: &TableConfig,
+    (src_env, src): (&str, &TableSchema),
+    (dst_env, dst): (&str, &TableSchema),
+) -> Option<SpecProblem> {
+    let (src_docs, dst_docs) = (src.open_fields.is_some(), dst.open_fields.is_some());
+    if src_docs != dst_docs {
+        let (docs, sql) = if src_docs {
+            (src_env, dst_env)
+        } else {
+            (dst_env, src_env)
+        };
+        return Some(problem(
+            None,
+            None,
+            format!(
+                "`{docs}` holds this table as a MongoDB collection and `{sql}` as an SQL table: Ferry promotes between environments of one kind (MongoDB to MongoDB, SQL to SQL); manage the collections and the SQL tables with two configurations"
+            ),
+        ));
+    }
+    let exclude = cfg.exclude.as_deref()?.trim_start();
+    match (src_docs, exclude.starts_with('{')) {
+        (true, false) => Some(problem(
+            Some(src_env),
+            None,
+            format!(
+                "`exclude` reads as SQL, but `{src_env}` is a MongoDB environment: write a filter document as Extended JSON, e.g. exclude = '{{\"created_by_team\": {{\"$in\": [\"qa\", \"dev\"]}}}}'"
+            ),
+        )),
+        (false, true) => Some(problem(
+            Some(src_env),
+            None,
+            format!(
+                "`exclude` is a MongoDB filter document, but `{src_env}` is an SQL environment: write an SQL predicate, e.g. exclude = \"created_by_team IN ('qa', 'dev')\""
+            ),
+        )),
+        _ => None,
     }
 }
 

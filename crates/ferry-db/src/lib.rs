@@ -320,6 +320,20 @@ pub trait Store: Send + Sync {
             None => Err(DbError::native_predicate(self.env(), table)),
         }
     }
+    /// How many rows of `table` a predicate in the store's own language
+    /// matches (a `mongo` gate check). Only MongoDB counts filter
+    /// documents; every other store answers that it does not.
+    async fn count_native(&self, table: &str, _predicate: &str) -> Result<u64, DbError> {
+        Err(DbError::new(
+            DbErrorKind::Query,
+            self.env(),
+            format!(
+                "a `mongo` check runs on a MongoDB environment, and this one is {}: use a `sql` check here",
+                self.engine()
+            ),
+        )
+        .table(table))
+    }
     /// Refreshes the planner statistics of one of Ferry's tables after it
     /// grew a lot (a baseline), so the next lookups use its index.
     async fn refresh_statistics(&self, _table: &str) -> Result<(), DbError> {

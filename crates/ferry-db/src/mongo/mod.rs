@@ -728,6 +728,14 @@ impl Store for MongoStore {
             .map_err(|e| driver(&self.env, table, e))
     }
 
+    async fn count_native(&self, table: &str, predicate: &str) -> Result<u64, DbError> {
+        let filter = self.native(table, predicate)?;
+        self.coll(table)
+            .count_documents(filter)
+            .await
+            .map_err(|e| driver(&self.env, table, e))
+    }
+
     fn records(&self) -> Box<dyn Records + '_> {
         // Ferry's records are the same rows as the `_ferry_*` tables of a
         // SQL store, one document each: one implementation reads both.
