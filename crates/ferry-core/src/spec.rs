@@ -500,3 +500,104 @@ fn column_list(schema: &TableSchema) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ColumnSchema;
+    use crate::value::LogicalType;
+
+    fn config(table: &str) -> TableConfig {
+        let text =
+            format!("pipeline = [\"a\", \"b\"]\n[environments.a]\nurl = \"x\"\n[environments.b]\nurl = \"y\"\n{table}");
+        let cfg = crate::config::parse(&text, std::path::Path::new("ferry.toml")).expect("a config");
+        cfg.tables.into_values().next().expect("one table")
+    }
+
+    fn columns(names: &[&str], ty: &ColumnType) -> Vec<ColumnSchema> {
+        names
+            .iter()
+            .map(|n| ColumnSchema {
+                name: n.to_string(),
+                declared: "field".into(),
+                ty: ty.clone(),
+                nullable: true,
+                has_default: false,
+                auto_increment: false,
+            })
+            .collect()
+    }
+
+    fn documents(names: &[&str]) -> TableSchema {
+        let ty = ColumnType {
+            extended_json: true,
+            ..ColumnType::new(LogicalType::Json)
+        };
+        TableSchema {
+            name: "businesses".into(),
+            columns: columns(names, &ty),
+            primary_key: vec!["_id".into()],
+            foreign_keys: vec![],
+            unique: vec![],
+            open_fields: Some(ty),
+        }
+    }
+
+    fn sql(names: &[&str]) -> TableSchema {
+        TableSchema {
+            open_fields: None,
+            columns: columns(names, &ColumnType::new(LogicalType::Text)),
+            ..documents(names)
+        }
+    }
+
+    const TABLE: &str = "[tables.businesses]\nkey = [\"_id\"]\nstamp = { modified_at = \"now\" }\n";
+
+    #[test]
+    fn open_schemas_join_their_fields() {
+        let cfg = config(TABLE);
+        let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
+        let spec = TableSpec::resolve(
+            &cfg,
+            ("staging", &documents(&["_id", "name", "city_id"])),
+            ("production", &documents(&["_id"])),
+            &keys,
+        )
+        .expect("an empty target collection resolves");
+        assert_eq!(spec.compared, ["city_id", "name"]);
+        assert_eq!(spec.target_columns, ["_id", "name", "city_id", "modified_at"]);
+        assert!(spec.types["modified_at"].extended_json);
+    }
+
+    #[test]
+    fn documents_and_sql_tables_do_not_mix() {
+        let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
+        let cfg = config(TABLE);
+        let e = TableSpec::resolve(
+            &cfg,
+            ("staging", &documents(&["_id"])),
+            ("production", &sql(&["_id"])),
+            &keys,
+        )
+        .expect_err("MongoDB to SQL");
+        assert!(e[0].message.contains("MongoDB to MongoDB"), "{e:?}");
+        let sql_exclude = config(&format!("{TABLE}exclude = \"team = 'qa'\"\n"));
+        let e = TableSpec::resolve(
+            &sql_exclude,
+            ("staging", &documents(&["_id"])),
+            ("production", &documents(&["_id"])),
+            &keys,
+        )
+        .expect_err("SQL on a collection");
+        assert!(e[0].message.contains("filter document"), "{e:?}");
+        let filter = config(&format!("{TABLE}exclude = '{{\"team\": \"qa\"}}'\n"));
+        let e = TableSpec::resolve(
+            &filter,
+            ("staging", &sql(&["_id"])),
+            ("production", &sql(&["_id"])),
+            &keys,
+        )
+        .expect_err("a filter on an SQL table");
+        assert!(e[0].message.contains("SQL environment"), "{e:?}");
+    }
+}

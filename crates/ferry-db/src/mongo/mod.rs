@@ -190,20 +190,38 @@ impl MongoStore {
         Ok(Some(documents_schema(table, names)))
     }
 
-    /// The schema a table's rows are decoded with: a record schema for
-    /// Ferry's collections, else the collection's fields.
-    async fn schema(&self, table: &str) -> Result<TableSchema, DbError> {
+    /// The schema a read decodes rows with: a record schema for Ferry's
+    /// collections, else `_id` and the fields the read names (every field
+    /// has the same type, so a read needs no scan of the collection for
+    /// its schema).
+    async fn schema(
+        &self,
+        table: &str,
+        names: &[&[String]],
+        preds: &[Option<&Predicate>],
+    ) -> Result<TableSchema, DbError> {
         if let Some(s) = meta::record_schema(table) {
             return Ok(s);
         }
-        self.documents_schema(table).await?.ok_or_else(|| {
-            DbError::new(
+        if !self.exists(table).await? {
+            return Err(DbError::new(
                 DbErrorKind::Query,
                 &self.env,
                 "no such collection in this database (create it, e.g. db.createCollection, in every environment)",
             )
-            .table(table)
-        })
+            .table(table));
+        }
+        let mut fields: Vec<String> = vec!["_id".into()];
+        let from_preds = preds.iter().flatten().flat_map(|p| match p {
+            Predicate::In { columns, .. } | Predicate::Range { columns, .. } => columns.as_slice(),
+            _ => &[],
+        });
+        for n in names.iter().flat_map(|n| n.iter()).chain(from_preds) {
+            if !fields.contains(n) {
+                fields.push(n.clone());
+            }
+        }
+        Ok(documents_schema(table, fields))
     }
 
     /// Reads the documents of `filter` (with `session`, inside a
@@ -359,10 +377,16 @@ impl MongoStore {
     }
 
     async fn fetch_in(&self, session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
-        let schema = self.schema(&req.table).await?;
+        let fixed_names: Vec<String> = req.fixed.iter().map(|(c, _)| c.clone()).collect();
+        let schema = self
+            .schema(
+                &req.table,
+                &[&req.columns, &req.match_columns, &fixed_names],
+                &[req.filter.as_ref(), req.flag.as_ref()],
+            )
+            .await?;
         let at = positions(&self.env, &schema, &req.columns)?;
         let by = positions(&self.env, &schema, &req.match_columns)?;
-        let fixed_names: Vec<String> = req.fixed.iter().map(|(c, _)| c.clone()).collect();
         let fixed_at = positions(&self.env, &schema, &fixed_names)?;
         let fixed: Vec<Value> = req.fixed.iter().map(|(_, v)| v.clone()).collect();
         if req.values.is_empty() {
@@ -614,7 +638,13 @@ impl Store for MongoStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let schema = self.schema(&req.table).await?;
+        let schema = self
+            .schema(
+                &req.table,
+                &[&req.columns, &req.order_by],
+                &[req.filter.as_ref(), req.flag.as_ref()],
+            )
+            .await?;
         let at = positions(&self.env, &schema, &req.columns)?;
         let order = positions(&self.env, &schema, &req.order_by)?;
         let mut rows = self
@@ -695,6 +725,7 @@ impl Store for MongoStore {
         Ok(Box::new(MongoTxn {
             store: self.clone(),
             session,
+            schemas: Default::default(),
         }))
     }
 
@@ -807,13 +838,23 @@ impl Drop for HeldLock {
         self.renew.abort();
         self.held.store(false, std::sync::atomic::Ordering::SeqCst);
         let (db, owner) = (self.db.clone(), self.owner.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = db
-                    .collection::<Document>(LOCK_COLLECTION)
-                    .delete_one(doc! { "_id": "writer", "owner": owner })
-                    .await;
-            });
+        let release = async move {
+            // Not released (the server gone): it expires after LOCK_TTL.
+            let _ = db
+                .collection::<Document>(LOCK_COLLECTION)
+                .delete_one(doc! { "_id": "writer", "owner": owner })
+                .await;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // Released before the guard is gone when the runtime allows
+        // waiting (a command that ends right after would otherwise leave
+        // it to expire); else as a task.
+        if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(|| rt.block_on(release));
+        } else {
+            rt.spawn(release);
         }
     }
 }
@@ -823,16 +864,25 @@ impl Drop for HeldLock {
 struct MongoTxn {
     store: MongoStore,
     session: ClientSession,
+    /// The schemas of the collections written, read once (a collection's
+    /// schema is a scan of it).
+    schemas: std::collections::HashMap<String, TableSchema>,
 }
 
 impl MongoTxn {
-    fn env(&self) -> String {
-        self.store.env.clone()
+    /// A collection's schema, read on first use.
+    async fn schema(&mut self, table: &str) -> Result<TableSchema, DbError> {
+        if let Some(s) = self.schemas.get(table) {
+            return Ok(s.clone());
+        }
+        let s = self.store.schema_or_open(table).await?;
+        self.schemas.insert(table.to_string(), s.clone());
+        Ok(s)
     }
 
     /// The filter of one row by its key values.
-    async fn key_filter(&self, table: &str, key: &[String], values: &[Value]) -> Result<Document, DbError> {
-        let schema = self.store.schema_or_open(table).await?;
+    async fn key_filter(&mut self, table: &str, key: &[String], values: &[Value]) -> Result<Document, DbError> {
+        let schema = self.schema(table).await?;
         let mut d = Document::new();
         if let Some(id) = record_id(table, key, values) {
             d.insert("_id", id);
@@ -846,8 +896,8 @@ impl MongoTxn {
 
     /// A document of `columns` (absent values left out; `_id` of a record
     /// is its key text).
-    async fn document(&self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
-        let schema = self.store.schema_or_open(table).await?;
+    async fn document(&mut self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
+        let schema = self.schema(table).await?;
         let mut d = Document::new();
         if let Some(rs) = meta::record_schema(table) {
             let key: Vec<Value> = rs
@@ -875,7 +925,7 @@ impl MongoTxn {
         for i in order {
             let c = &columns[i];
             let ty = column_type(&schema, c);
-            if let Some(b) = values::encode(&row[i], &ty).map_err(|m| value_error(&self.env(), table, c, m))? {
+            if let Some(b) = values::encode(&row[i], &ty).map_err(|m| value_error(&self.store.env, table, c, m))? {
                 d.insert(c.clone(), b);
             }
         }
@@ -883,12 +933,12 @@ impl MongoTxn {
     }
 
     /// `$set` of the non-absent values and `$unset` of the absent ones.
-    async fn changes(&self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
-        let schema = self.store.schema_or_open(table).await?;
+    async fn changes(&mut self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
+        let schema = self.schema(table).await?;
         let (mut set, mut unset) = (Document::new(), Document::new());
         for (c, v) in columns.iter().zip(row) {
             let ty = column_type(&schema, c);
-            match values::encode(v, &ty).map_err(|m| value_error(&self.env(), table, c, m))? {
+            match values::encode(v, &ty).map_err(|m| value_error(&self.store.env, table, c, m))? {
                 Some(b) => {
                     set.insert(c.clone(), b);
                 }
@@ -1051,7 +1101,7 @@ impl Txn for MongoTxn {
         if values.is_empty() {
             return Ok(());
         }
-        let schema = self.store.schema_or_open(table).await?;
+        let schema = self.schema(table).await?;
         let rows: Vec<Row> = values.iter().map(|v| vec![v.clone()]).collect();
         let filter = self.store.match_filter(&schema, &[column.to_string()], &rows, fixed)?;
         self.store
