@@ -322,3 +322,56 @@ async fn a_review_with_drafts_on_mongodb() {
     let reviews = w.run(&["reviews", "preprod", "--json"]).expect(0);
     assert!(reviews.stdout.contains('['), "{}", reviews.all());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_sql_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("staging", staging_docs()).await;
+    // `--where` takes a filter document.
+    let only = w
+        .run(&[
+            "diff",
+            "staging",
+            "production",
+            "--where",
+            r#"cities:{"name": {"$regex": "^Z"}}"#,
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let names: Vec<String> = only["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["table"] == "cities")
+        .map(|c| c["key"].to_string())
+        .collect();
+    assert_eq!(names.len(), 1, "{only:#}");
+    // SQL given to a MongoDB environment: a usage error naming it, nothing written.
+    let sql = w.run(&["diff", "staging", "production", "--where", "cities:name LIKE 'Z%'"]);
+    assert_eq!(sql.code, 2, "{}", sql.all());
+    assert!(sql.all().contains("filter document"), "{}", sql.all());
+    // ... and in `exclude`: a configuration error at the table's line.
+    let path = w.dir.path().join("ferry.toml");
+    let text = std::fs::read_to_string(&path).expect("read ferry.toml");
+    let sql_exclude = text.replace(
+        r#"exclude = '{"created_by_team": {"$in": ["qa", "dev"]}}'"#,
+        r#"exclude = "created_by_team IN ('qa', 'dev')""#,
+    );
+    assert_ne!(sql_exclude, text);
+    std::fs::write(&path, sql_exclude).expect("write ferry.toml");
+    let bad = w.run(&["diff", "staging", "production"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(bad.all().contains("ferry.toml:"), "{}", bad.all());
+    assert!(bad.all().contains("filter document"), "{}", bad.all());
+    let m = w.db("production").await;
+    assert_eq!(
+        m.collection::<Document>("businesses")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        0
+    );
+}
