@@ -91,7 +91,7 @@ fn staging_docs() -> Vec<(&'static str, Vec<Document>)> {
             "form_fields",
             vec![
                 doc! { "_id": 1, "form_id": 1, "label": "Name" },
-                doc! { "_id": 2, "form_id": 1, "label": "E-mail ✉️" },
+                doc! { "_id": 2, "form_id": 1, "label": "E-mail ✉️", "hint": { "z": 1, "a": [] } },
             ],
         ),
     ]
@@ -297,6 +297,26 @@ async fn the_demo_workflow_on_mongodb() {
         w.raw("production", "businesses").await,
         before,
         "revert restores the bytes"
+    );
+
+    // A deleted document comes back whole, with the field only it had.
+    let fields_before = w.raw("production", "form_fields").await;
+    w.db("staging")
+        .await
+        .collection::<Document>("form_fields")
+        .delete_one(doc! { "_id": 2 })
+        .await
+        .expect("delete in staging");
+    let deleted = w
+        .run_yes(&["promote", "staging", "production", "--table", "form_fields", "--json"])
+        .expect(0);
+    assert_eq!(deleted.json()["counts"]["delete"], 1, "{}", deleted.all());
+    assert_eq!(w.raw("production", "form_fields").await.len(), 1);
+    w.run_yes(&["revert", &id_of(&deleted, "promotion")]).expect(0);
+    assert_eq!(
+        w.raw("production", "form_fields").await,
+        fields_before,
+        "the document's bytes"
     );
 }
 
