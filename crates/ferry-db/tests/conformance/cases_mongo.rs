@@ -355,3 +355,32 @@ pub async fn lock_document_expires() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+/// A standalone server (`FERRY_TEST_MONGODB_STANDALONE_URL`, started by
+/// `.ci/run`) has no multi-document transactions: writes are refused with
+/// the reason, reads work.
+pub async fn a_standalone_server_refuses_writes() {
+    let label = "conformance::mongo_documents::a_standalone_server_refuses_writes";
+    let Ok(server) = std::env::var("FERRY_TEST_MONGODB_STANDALONE_URL") else {
+        ferry_testdb::skip_or_fail(
+            label,
+            "FERRY_TEST_MONGODB_STANDALONE_URL not set",
+            "CI=true needs a standalone MongoDB-wire server there (.ci/run starts SecantusDB --standalone)",
+        );
+        return;
+    };
+    let url = ferry_testdb::with_database(&server, &ferry_testdb::unique_name("standalone"));
+    let opening = ferry_db::registry::Opening {
+        env: "lone",
+        url: &url,
+        base_dir: std::path::Path::new("/"),
+    };
+    let store = ferry_db::registry::open(opening)
+        .await
+        .expect("a MongoDB URL")
+        .expect("a standalone server opens");
+    assert!(!store.capabilities().transactions);
+    assert!(store.table_schema("item").await.expect("reads work").is_none());
+    let e = store.begin().await.err().expect("no transactions, no writes");
+    assert!(e.message.contains("replica set"), "{e}");
+}

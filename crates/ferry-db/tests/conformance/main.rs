@@ -116,5 +116,6 @@ mod mongo_documents {
         fetches_match_exactly,
         writes_and_rollback,
         lock_document_expires,
+        a_standalone_server_refuses_writes,
     );
 }
