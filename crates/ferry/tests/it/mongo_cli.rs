@@ -213,6 +213,8 @@ async fn the_demo_workflow_on_mongodb() {
         return;
     };
     w.put("staging", staging_docs()).await;
+    let check = w.run(&["check"]).expect(0);
+    assert!(check.all().contains("MongoDB"), "{}", check.all());
 
     // The QA shop never leaves; everything else arrives, parents first.
     let diff = w.run(&["diff", "staging", "production", "--json"]).expect(0).json();
@@ -297,6 +299,13 @@ async fn the_demo_workflow_on_mongodb() {
         w.raw("production", "businesses").await,
         before,
         "revert restores the bytes"
+    );
+
+    let log = w.run(&["log", "production", "--json"]).expect(0).json();
+    assert_eq!(
+        log.as_array().map(Vec::len),
+        Some(4),
+        "promote, baseline, promote, revert: {log:#}"
     );
 
     // A deleted document comes back whole, with the field only it had.
