@@ -166,8 +166,39 @@ pub enum UrlSource {
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum CheckConfig {
-    Sql { sql: String, on: CheckSide },
-    Command { command: String },
+    Sql {
+        sql: String,
+        on: CheckSide,
+    },
+    Command {
+        command: String,
+    },
+    /// On a MongoDB environment: the documents of `collection` matching
+    /// `filter` (a filter document as Extended JSON) must number exactly
+    /// `count` (0 unless given: no document may match).
+    Mongo {
+        collection: String,
+        filter: String,
+        count: u64,
+        on: CheckSide,
+    },
+}
+
+impl CheckConfig {
+    /// What the check runs, as one text (a saved plan records source-side
+    /// results under it).
+    pub fn text(&self) -> String {
+        match self {
+            CheckConfig::Sql { sql, .. } => sql.clone(),
+            CheckConfig::Command { command } => command.clone(),
+            CheckConfig::Mongo {
+                collection,
+                filter,
+                count,
+                ..
+            } => format!("{collection} {filter} count {count}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
@@ -284,6 +315,9 @@ struct RawCheck {
     sql: Option<String>,
     on: Option<CheckSide>,
     command: Option<String>,
+    mongo: Option<String>,
+    filter: Option<String>,
+    count: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -633,18 +667,37 @@ fn environment(
     let mut checks = Vec::new();
     for c in &env.checks {
         let l = lines.of(c);
-        match (&c.get_ref().sql, &c.get_ref().command) {
-            (Some(sql), None) => checks.push(CheckConfig::Sql {
+        let r = c.get_ref();
+        if r.mongo.is_none() && (r.filter.is_some() || r.count.is_some()) {
+            problems.push(p("`filter` and `count` apply to `mongo` checks only".into(), l));
+        }
+        match (&r.sql, &r.command, &r.mongo) {
+            (Some(sql), None, None) => checks.push(CheckConfig::Sql {
                 sql: sql.clone(),
-                on: c.get_ref().on.unwrap_or(CheckSide::Source),
+                on: r.on.unwrap_or(CheckSide::Source),
             }),
-            (None, Some(cmd)) => {
-                if c.get_ref().on.is_some() {
-                    problems.push(p("`on` applies to `sql` checks only".into(), l));
+            (None, Some(cmd), None) => {
+                if r.on.is_some() {
+                    problems.push(p("`on` applies to `sql` and `mongo` checks only".into(), l));
                 }
                 checks.push(CheckConfig::Command { command: cmd.clone() })
             }
-            _ => problems.push(p("a check has exactly one of `sql` or `command`".into(), l)),
+            (None, None, Some(collection)) => {
+                let filter = r.filter.clone().unwrap_or_else(|| "{}".into());
+                if !filter.trim_start().starts_with('{') {
+                    problems.push(p(
+                        format!("a `mongo` check's `filter` is a filter document as Extended JSON (`{{\"team\": \"qa\"}}`), not `{filter}`"),
+                        l,
+                    ));
+                }
+                checks.push(CheckConfig::Mongo {
+                    collection: collection.clone(),
+                    filter,
+                    count: r.count.unwrap_or(0),
+                    on: r.on.unwrap_or(CheckSide::Source),
+                })
+            }
+            _ => problems.push(p("a check has exactly one of `sql`, `mongo` or `command`".into(), l)),
         }
     }
     let mut hooks = Vec::new();

@@ -10,6 +10,7 @@ pub mod access;
 pub mod branch;
 pub mod canonical;
 pub mod config;
+pub mod extjson;
 pub mod json_diff;
 pub mod json_refs;
 pub mod plan;

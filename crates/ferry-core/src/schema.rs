@@ -35,10 +35,39 @@ pub struct TableSchema {
     /// tell which rows they hold).
     #[serde(default)]
     pub unique: Vec<Vec<String>>,
+    /// A table of documents whose fields vary (a MongoDB collection):
+    /// `columns` are the fields seen, any other field may appear with this
+    /// type, and a row without a field holds it absent (`Value::Null`).
+    /// Resolving a table whose both sides are open takes the union of
+    /// their fields (`TableSpec::resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_fields: Option<ColumnType>,
 }
 
 impl TableSchema {
     pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// An open table with `names` added as fields of its open type (those
+    /// it has already are left as they are); a closed table unchanged.
+    pub fn with_fields<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> TableSchema {
+        let mut out = self.clone();
+        let Some(ty) = &self.open_fields else {
+            return out;
+        };
+        for n in names {
+            if out.column(n).is_none() {
+                out.columns.push(ColumnSchema {
+                    name: n.clone(),
+                    declared: "field".into(),
+                    ty: ty.clone(),
+                    nullable: true,
+                    has_default: false,
+                    auto_increment: false,
+                });
+            }
+        }
+        out
     }
 }

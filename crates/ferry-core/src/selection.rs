@@ -96,7 +96,13 @@ fn parse_key_arg(s: &str) -> Result<(String, Vec<String>), SelectionError> {
     if key.is_empty() {
         return Err(bad("the key is missing"));
     }
-    let parts: Vec<String> = key.split(',').map(str::to_string).collect();
+    // A key written as Extended JSON (`{"$oid": "..."}`, a document store's
+    // typed key) is one part, commas and all.
+    let parts: Vec<String> = if key.starts_with('{') {
+        vec![key.to_string()]
+    } else {
+        key.split(',').map(str::to_string).collect()
+    };
     if parts.iter().any(String::is_empty) {
         return Err(bad("a key part is empty"));
     }

@@ -67,6 +67,11 @@ impl TableSpec {
         keys: &BTreeMap<String, Vec<String>>,
     ) -> Result<TableSpec, Vec<SpecProblem>> {
         let mut problems = Vec::new();
+        if let Some(p) = kinds_disagree(cfg, source, target) {
+            return Err(vec![p]);
+        }
+        let (source, target) = (widen_open(cfg, source, target.1), widen_open(cfg, target, source.1));
+        let (source, target) = ((source.0, &source.1), (target.0, &target.1));
         let (dst_env, dst) = target;
         let key = match &cfg.key {
             Some(k) => k.clone(),
@@ -234,6 +239,78 @@ fn problem(env: Option<&str>, column: Option<&str>, message: String) -> SpecProb
         column: column.map(str::to_string),
         message,
     }
+}
+
+/// A collection of documents on one side and a table of SQL columns on the
+/// other (Ferry promotes MongoDB to MongoDB, SQL to SQL), or an `exclude`
+/// in the other engine's language: a filter document (`{...}`, Extended
+/// JSON) for a collection, SQL for a table.
+fn kinds_disagree(
+    cfg: &TableConfig,
+    (src_env, src): (&str, &TableSchema),
+    (dst_env, dst): (&str, &TableSchema),
+) -> Option<SpecProblem> {
+    let (src_docs, dst_docs) = (src.open_fields.is_some(), dst.open_fields.is_some());
+    if src_docs != dst_docs {
+        let (docs, sql) = if src_docs {
+            (src_env, dst_env)
+        } else {
+            (dst_env, src_env)
+        };
+        return Some(problem(
+            None,
+            None,
+            format!(
+                "`{docs}` holds this table as a MongoDB collection and `{sql}` as an SQL table: Ferry promotes between environments of one kind (MongoDB to MongoDB, SQL to SQL); manage the collections and the SQL tables with two configurations"
+            ),
+        ));
+    }
+    let exclude = cfg.exclude.as_deref()?.trim_start();
+    match (src_docs, exclude.starts_with('{')) {
+        (true, false) => Some(problem(
+            Some(src_env),
+            None,
+            format!(
+                "`exclude` reads as SQL, but `{src_env}` is a MongoDB environment: write a filter document as Extended JSON, e.g. exclude = '{{\"created_by_team\": {{\"$in\": [\"qa\", \"dev\"]}}}}'"
+            ),
+        )),
+        (false, true) => Some(problem(
+            Some(src_env),
+            None,
+            format!(
+                "`exclude` is a MongoDB filter document, but `{src_env}` is an SQL environment: write an SQL predicate, e.g. exclude = \"created_by_team IN ('qa', 'dev')\""
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// A side whose schema is open (a document store), with the other side's
+/// columns and every column the config names added: a field one side has
+/// not seen yet is absent there, not missing.
+fn widen_open<'a>(
+    cfg: &TableConfig,
+    (env, schema): (&'a str, &TableSchema),
+    other: &TableSchema,
+) -> (&'a str, TableSchema) {
+    if schema.open_fields.is_none() {
+        return (env, schema.clone());
+    }
+    let named = cfg
+        .key
+        .iter()
+        .flatten()
+        .chain(cfg.stamp.keys())
+        .chain(cfg.references.keys())
+        .chain(cfg.parent.iter().map(|(c, _)| c))
+        .chain(cfg.draft.keys())
+        .filter(|c| !cfg.ignore.contains(c));
+    let others = other
+        .columns
+        .iter()
+        .map(|c| &c.name)
+        .filter(|c| !cfg.ignore.contains(c));
+    (env, schema.with_fields(others.chain(named)))
 }
 
 /// The columns the config names that a side lacks. Ignored columns are
@@ -422,4 +499,105 @@ fn column_list(schema: &TableSchema) -> String {
         .map(|c| c.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ColumnSchema;
+    use crate::value::LogicalType;
+
+    fn config(table: &str) -> TableConfig {
+        let text =
+            format!("pipeline = [\"a\", \"b\"]\n[environments.a]\nurl = \"x\"\n[environments.b]\nurl = \"y\"\n{table}");
+        let cfg = crate::config::parse(&text, std::path::Path::new("ferry.toml")).expect("a config");
+        cfg.tables.into_values().next().expect("one table")
+    }
+
+    fn columns(names: &[&str], ty: &ColumnType) -> Vec<ColumnSchema> {
+        names
+            .iter()
+            .map(|n| ColumnSchema {
+                name: n.to_string(),
+                declared: "field".into(),
+                ty: ty.clone(),
+                nullable: true,
+                has_default: false,
+                auto_increment: false,
+            })
+            .collect()
+    }
+
+    fn documents(names: &[&str]) -> TableSchema {
+        let ty = ColumnType {
+            extended_json: true,
+            ..ColumnType::new(LogicalType::Json)
+        };
+        TableSchema {
+            name: "businesses".into(),
+            columns: columns(names, &ty),
+            primary_key: vec!["_id".into()],
+            foreign_keys: vec![],
+            unique: vec![],
+            open_fields: Some(ty),
+        }
+    }
+
+    fn sql(names: &[&str]) -> TableSchema {
+        TableSchema {
+            open_fields: None,
+            columns: columns(names, &ColumnType::new(LogicalType::Text)),
+            ..documents(names)
+        }
+    }
+
+    const TABLE: &str = "[tables.businesses]\nkey = [\"_id\"]\nstamp = { modified_at = \"now\" }\n";
+
+    #[test]
+    fn open_schemas_join_their_fields() {
+        let cfg = config(TABLE);
+        let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
+        let spec = TableSpec::resolve(
+            &cfg,
+            ("staging", &documents(&["_id", "name", "city_id"])),
+            ("production", &documents(&["_id"])),
+            &keys,
+        )
+        .expect("an empty target collection resolves");
+        assert_eq!(spec.compared, ["city_id", "name"]);
+        assert_eq!(spec.target_columns, ["_id", "name", "city_id", "modified_at"]);
+        assert!(spec.types["modified_at"].extended_json);
+    }
+
+    #[test]
+    fn documents_and_sql_tables_do_not_mix() {
+        let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
+        let cfg = config(TABLE);
+        let e = TableSpec::resolve(
+            &cfg,
+            ("staging", &documents(&["_id"])),
+            ("production", &sql(&["_id"])),
+            &keys,
+        )
+        .expect_err("MongoDB to SQL");
+        assert!(e[0].message.contains("MongoDB to MongoDB"), "{e:?}");
+        let sql_exclude = config(&format!("{TABLE}exclude = \"team = 'qa'\"\n"));
+        let e = TableSpec::resolve(
+            &sql_exclude,
+            ("staging", &documents(&["_id"])),
+            ("production", &documents(&["_id"])),
+            &keys,
+        )
+        .expect_err("SQL on a collection");
+        assert!(e[0].message.contains("filter document"), "{e:?}");
+        let filter = config(&format!("{TABLE}exclude = '{{\"team\": \"qa\"}}'\n"));
+        let e = TableSpec::resolve(
+            &filter,
+            ("staging", &sql(&["_id"])),
+            ("production", &sql(&["_id"])),
+            &keys,
+        )
+        .expect_err("a filter on an SQL table");
+        assert!(e[0].message.contains("SQL environment"), "{e:?}");
+    }
 }

@@ -174,6 +174,12 @@ pub struct ColumnType {
     /// value and are dropped (see [`fit`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blank_padded: bool,
+    /// A field of a document store (MongoDB): its values are typed BSON
+    /// values in Ferry's Extended JSON form ([`crate::extjson`]), held as
+    /// [`Value::Json`] with [`LogicalType::Json`], and compared by BSON
+    /// type and representation (int32 7 is not int64 7).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extended_json: bool,
 }
 
 impl ColumnType {
@@ -187,6 +193,7 @@ impl ColumnType {
             decimal_as_real: false,
             fraction_digits: None,
             blank_padded: false,
+            extended_json: false,
         }
     }
 }
@@ -230,6 +237,9 @@ fn cannot(value: &Value, ty: &ColumnType, why: impl fmt::Display) -> ConvertErro
 pub fn convert(value: &Value, ty: &ColumnType) -> Result<Value, ConvertError> {
     let out = match (ty.logical, value) {
         (_, Value::Null) => Value::Null,
+        (LogicalType::Json, v) if ty.extended_json => {
+            Value::Json(crate::extjson::from_value(v).map_err(|e| cannot(v, ty, e))?.into())
+        }
         (LogicalType::Any, v) => any_canonical(v),
         (LogicalType::Bool, v) => Value::Bool(to_bool(v).ok_or_else(|| cannot(v, ty, "not a boolean"))?),
         (LogicalType::Int, v) => Value::Int(to_int(v).ok_or_else(|| cannot(v, ty, "not an integer"))?),
@@ -280,7 +290,7 @@ pub fn convert_owned(value: Value, ty: &ColumnType) -> Result<Value, ConvertErro
             | (LogicalType::Bool, Value::Bool(_))
             | (LogicalType::Text, Value::Text(_))
             | (LogicalType::Any, Value::Int(_) | Value::Text(_) | Value::Bytes(_))
-    );
+    ) && !ty.extended_json;
     if !kept {
         return convert(&value, ty);
     }

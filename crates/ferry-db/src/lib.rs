@@ -6,7 +6,7 @@
 //! Stores speak [`ferry_core::Value`]s only: every engine-specific decision
 //! (types, quoting, placeholders, locks) stays in its module and in
 //! [`dialect`]. SQLite lives in [`sqlite`]; PostgreSQL, MySQL and directory
-//! stores implement the same trait.
+//! stores implement the same trait, and MongoDB ([`mongo`]) too, without SQL.
 #![forbid(unsafe_code)]
 
 mod batches;
@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod dir;
 mod file_lock;
 pub mod meta;
+pub mod mongo;
 pub mod mysql;
 mod pgcopy;
 pub mod postgres;
@@ -146,6 +147,8 @@ pub enum Engine {
     Mysql,
     /// A directory of JSON files (`dir:`).
     Dir,
+    /// A MongoDB database (`mongodb://`, `mongodb+srv://`).
+    Mongo,
 }
 
 /// What a store can do beyond what every [`Store`] does (schemas, ordered
@@ -184,6 +187,7 @@ impl fmt::Display for Engine {
             Engine::Postgres => "PostgreSQL",
             Engine::Mysql => "MySQL",
             Engine::Dir => "directory",
+            Engine::Mongo => "MongoDB",
         })
     }
 }
@@ -304,6 +308,32 @@ pub trait Store: Send + Sync {
     /// audit), paged. The SQL stores answer with
     /// [`records::SqlRecords`] over their `_ferry_*` tables.
     fn records(&self) -> Box<dyn records::Records + '_>;
+    /// Whether `predicate`, text in the store's own query language (a
+    /// table's `exclude`, a `--where`), runs against `table`: the store's
+    /// own error when it does not. A SQL store runs it as SQL (see
+    /// [`SqlStore::check_predicate`]); a store without a query language
+    /// answers [`DbError::native_predicate`]; MongoDB reads it as a filter
+    /// document.
+    async fn check_native(&self, table: &str, predicate: &str) -> Result<(), DbError> {
+        match self.as_sql() {
+            Some(s) => s.check_predicate(table, predicate).await,
+            None => Err(DbError::native_predicate(self.env(), table)),
+        }
+    }
+    /// How many rows of `table` a predicate in the store's own language
+    /// matches (a `mongo` gate check). Only MongoDB counts filter
+    /// documents; every other store answers that it does not.
+    async fn count_native(&self, table: &str, _predicate: &str) -> Result<u64, DbError> {
+        Err(DbError::new(
+            DbErrorKind::Query,
+            self.env(),
+            format!(
+                "a `mongo` check runs on a MongoDB environment, and this one is {}: use a `sql` check here",
+                self.engine()
+            ),
+        )
+        .table(table))
+    }
     /// Refreshes the planner statistics of one of Ferry's tables after it
     /// grew a lot (a baseline), so the next lookups use its index.
     async fn refresh_statistics(&self, _table: &str) -> Result<(), DbError> {
@@ -372,13 +402,11 @@ pub async fn query_scalar(store: &dyn Store, sql: &str) -> Result<Option<Value>,
     }
 }
 
-/// [`SqlStore::check_predicate`] on any store: a store without SQL answers
-/// with [`DbError::native_predicate`].
+/// Whether a predicate in the store's own language runs on `table`
+/// ([`Store::check_native`]): SQL on a SQL store, a filter document on
+/// MongoDB; any other store answers with [`DbError::native_predicate`].
 pub async fn check_predicate(store: &dyn Store, table: &str, predicate: &str) -> Result<(), DbError> {
-    match store.as_sql() {
-        Some(s) => s.check_predicate(table, predicate).await,
-        None => Err(DbError::native_predicate(store.env(), table)),
-    }
+    store.check_native(table, predicate).await
 }
 
 /// Holds a writer lock until dropped (a file lock, or the connection that

@@ -15,6 +15,9 @@
 //!   the row hash and packed per-field hashes at the last sync, and for
 //!   natural-key tables the key of the matched target row (the id mapping).
 
+use ferry_core::schema::{ColumnSchema, TableSchema};
+use ferry_core::value::{ColumnType, LogicalType};
+
 use crate::dialect::Dialect;
 
 pub const SCHEMA: &str = "_ferry_schema";
@@ -189,4 +192,42 @@ pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
          ttl_secs {bigint}, expires_at {text})",
         q(BRANCHES)
     )]]
+}
+
+/// The schema of one of Ferry's own tables as a store without SQL keeps
+/// them (a `dir:` folder, MongoDB): its columns, text but for the
+/// integers and hashes, and its key.
+pub fn record_schema(table: &str) -> Option<TableSchema> {
+    let (columns, key): (&[&str], &[&str]) = match table {
+        PROMOTIONS => (&PROMOTION_COLUMNS, &["id"]),
+        JOURNAL => (&JOURNAL_COLUMNS, &["promotion_id", "seq"]),
+        SYNC => (&SYNC_COLUMNS, &["source_env", "table_name", "row_key"]),
+        AUDIT => (&AUDIT_COLUMNS, &["id"]),
+        REVIEWS => (&REVIEW_COLUMNS, &["id"]),
+        BRANCHES => (&BRANCH_COLUMNS, &["name"]),
+        _ => return None,
+    };
+    let ty = |name: &str| match name {
+        "seq" | "ttl_secs" => LogicalType::Int,
+        "row_hash" | "field_hashes" => LogicalType::Bytes,
+        _ => LogicalType::Text,
+    };
+    Some(TableSchema {
+        name: table.to_string(),
+        columns: columns
+            .iter()
+            .map(|c| ColumnSchema {
+                name: c.to_string(),
+                declared: ty(c).name().to_string(),
+                ty: ColumnType::new(ty(c)),
+                nullable: !key.contains(c),
+                has_default: false,
+                auto_increment: false,
+            })
+            .collect(),
+        primary_key: key.iter().map(|s| s.to_string()).collect(),
+        foreign_keys: Vec::new(),
+        unique: Vec::new(),
+        open_fields: None,
+    })
 }

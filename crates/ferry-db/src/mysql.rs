@@ -689,6 +689,7 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
             primary_key,
             foreign_keys,
             unique,
+            open_fields: None,
         }),
         sql,
     ))

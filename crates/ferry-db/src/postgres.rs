@@ -592,6 +592,7 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
             primary_key: pk,
             foreign_keys,
             unique,
+            open_fields: None,
         }),
         sql,
     ))

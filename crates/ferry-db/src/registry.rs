@@ -37,6 +37,7 @@ pub static BACKENDS: &[Backend] = &[
     crate::postgres::BACKEND,
     crate::mysql::BACKEND,
     crate::dir::BACKEND,
+    crate::mongo::BACKEND,
 ];
 
 /// The kinds of URL this build opens, for the configuration's check.
@@ -96,6 +97,8 @@ pub fn clone_url(url: &str, name: &str) -> Option<String> {
         // A folder of files has no clone: branch environments are cloned
         // from databases.
         Engine::Dir => None,
+        // Per-branch clones of a MongoDB database are not made yet.
+        Engine::Mongo => None,
     }
 }
 
@@ -116,12 +119,14 @@ mod tests {
         assert_eq!(engine("postgresql://h/db"), Some(Engine::Postgres));
         assert_eq!(engine("mariadb://h/db"), Some(Engine::Mysql));
         assert_eq!(engine("dir:content"), Some(Engine::Dir));
+        assert_eq!(engine("mongodb://h/db"), Some(Engine::Mongo));
+        assert_eq!(engine("mongodb+srv://u@cluster.example.net/db"), Some(Engine::Mongo));
         assert_eq!(engine("staging.db"), None);
         // A server URL without `//` is no URL of a server.
         assert_eq!(engine("postgres:/u:pw@h/db"), None);
         assert_eq!(
             UrlKind::examples(&url_kinds()),
-            "sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or dir:PATH"
+            "sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB, dir:PATH or mongodb://USER@HOST/DB"
         );
     }
 

@@ -606,6 +606,7 @@ fn introspect(conn: &Connection, table: &str) -> rusqlite::Result<Option<TableSc
         primary_key,
         foreign_keys,
         unique,
+        open_fields: None,
     }))
 }
 

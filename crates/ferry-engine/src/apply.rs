@@ -364,7 +364,9 @@ pub async fn promote_plan_with(
             ))
         })?;
         let wanted = spec.columns().into_iter().chain(spec.stamped.iter().cloned());
-        if let Some(missing) = wanted.into_iter().find(|c| schema.column(c).is_none()) {
+        // An open schema (a document store) takes any field.
+        let lacks = |c: &String| schema.open_fields.is_none() && schema.column(c).is_none();
+        if let Some(missing) = wanted.into_iter().find(lacks) {
             return Err(Error::Blocked(format!(
                 "{}: table `{table}` has no column `{missing}` any more; the schema changed since the plan was made. Nothing was written; make a new plan",
                 plan.to
@@ -682,6 +684,13 @@ impl Writing<'_> {
     ) -> Result<()> {
         let (plan, spec, table) = (self.plan, self.spec, &self.spec.name);
         let columns: Vec<String> = spec.columns().into_iter().chain(self.stamp_columns()).collect();
+        // In the target's column order: a SQL insert does not care, and a
+        // document store writes a new document's fields in this order (for
+        // an open schema, the target's fields, then the source's as it
+        // reads them).
+        let at = |c: &String| spec.target_columns.iter().position(|t| t == c).unwrap_or(usize::MAX);
+        let mut order: Vec<usize> = (0..columns.len()).collect();
+        order.sort_by_key(|&i| at(&columns[i]));
         let rows: Vec<Row> = inserts
             .iter()
             .map(|e| {
@@ -690,7 +699,17 @@ impl Writing<'_> {
                 Ok(r)
             })
             .collect::<Result<_>>()?;
-        if let Err(err) = txn.insert(table, &columns, &rows).await {
+        let inserted = if order.iter().enumerate().all(|(n, &i)| n == i) {
+            txn.insert(table, &columns, &rows).await
+        } else {
+            let ordered_columns: Vec<String> = order.iter().map(|&i| columns[i].clone()).collect();
+            let ordered: Vec<Row> = rows
+                .iter()
+                .map(|r| order.iter().map(|&i| r[i].clone()).collect())
+                .collect();
+            txn.insert(table, &ordered_columns, &ordered).await
+        };
+        if let Err(err) = inserted {
             // A key taken since the re-check (a client's insert that
             // was not visible to it): see `inserted_meanwhile`.
             if err.kind == DbErrorKind::Constraint {

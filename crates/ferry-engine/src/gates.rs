@@ -4,6 +4,9 @@
 //! A `sql` check runs on the source or the target, as written, and passes
 //! iff it returns a row whose first column is true or non-zero (NULL, zero,
 //! false, text that is neither, an error or no row at all fail). A
+//! `mongo` check (a MongoDB environment) counts the documents of a
+//! collection that a filter document matches, and passes iff there are
+//! exactly `count` (default 0). A
 //! `command` check runs with `sh -c` in the configuration's folder, with
 //! `FERRY_FROM`, `FERRY_TO` and `FERRY_PLAN` (the path of the plan as JSON)
 //! in its environment, and passes iff it exits 0 within its time limit.
@@ -39,7 +42,7 @@ impl CheckOutcome {
             name: name_of(index, check),
             kind: kind.into(),
             side: side.into(),
-            check: text.to_string(),
+            check: text,
             passed: false,
             output: String::new(),
             from_plan: false,
@@ -57,10 +60,11 @@ impl CheckOutcome {
     }
 }
 
-fn describe(check: &CheckConfig) -> (&'static str, &'static str, &str) {
+fn describe(check: &CheckConfig) -> (&'static str, &'static str, String) {
     match check {
-        CheckConfig::Sql { sql, on } => ("sql", side_name(*on), sql),
-        CheckConfig::Command { command } => ("command", "command", command),
+        CheckConfig::Sql { sql, on } => ("sql", side_name(*on), sql.clone()),
+        CheckConfig::Command { command } => ("command", "command", command.clone()),
+        CheckConfig::Mongo { on, .. } => ("mongo", side_name(*on), check.text()),
     }
 }
 
@@ -77,6 +81,16 @@ fn name_of(index: usize, check: &CheckConfig) -> String {
     match check {
         CheckConfig::Sql { sql, on } => format!("#{index} sql on {}: {}", side_name(*on), one_line(sql)),
         CheckConfig::Command { command } => format!("#{index} command: {}", one_line(command)),
+        CheckConfig::Mongo {
+            collection,
+            filter,
+            count,
+            on,
+        } => format!(
+            "#{index} mongo on {}: {collection} {} matches {count}",
+            side_name(*on),
+            one_line(filter)
+        ),
     }
 }
 
@@ -113,9 +127,10 @@ pub async fn evaluate(
     for (i, check) in env.checks.iter().enumerate() {
         let mut out = CheckOutcome::new(i + 1, check);
         match check {
-            CheckConfig::Sql { sql, on } => {
+            CheckConfig::Sql { on, .. } | CheckConfig::Mongo { on, .. } => {
+                let text = check.text();
                 let recorded = (*on == CheckSide::Source)
-                    .then(|| plan.checks.iter().find(|r| r.side == "source" && r.check == *sql))
+                    .then(|| plan.checks.iter().find(|r| r.side == "source" && r.check == text))
                     .flatten();
                 if let Some(r) = recorded {
                     out.passed = r.passed;
@@ -139,7 +154,7 @@ pub async fn evaluate(
                         }
                     };
                     let (passed, output) = match store {
-                        Ok(store) => sql_check(store, sql).await,
+                        Ok(store) => query_check(store, check).await,
                         Err(e) => (false, e),
                     };
                     out.passed = passed;
@@ -218,17 +233,37 @@ pub async fn record_source_checks(project: &Project, source: &dyn Store, plan: &
     let mut outcomes = Vec::new();
     for (i, check) in env.checks.iter().enumerate() {
         if let CheckConfig::Sql {
-            sql,
-            on: CheckSide::Source,
+            on: CheckSide::Source, ..
+        }
+        | CheckConfig::Mongo {
+            on: CheckSide::Source, ..
         } = check
         {
             let mut out = CheckOutcome::new(i + 1, check);
-            (out.passed, out.output) = sql_check(source, sql).await;
+            (out.passed, out.output) = query_check(source, check).await;
             outcomes.push(out);
         }
     }
     plan.checks = outcomes.iter().map(CheckOutcome::to_result).collect();
     outcomes
+}
+
+/// Runs one `sql` or `mongo` check: (passed, what it returned).
+async fn query_check(store: &dyn Store, check: &CheckConfig) -> (bool, String) {
+    match check {
+        CheckConfig::Sql { sql, .. } => sql_check(store, sql).await,
+        CheckConfig::Mongo {
+            collection,
+            filter,
+            count,
+            ..
+        } => match store.count_native(collection, filter).await {
+            Ok(n) if n == *count => (true, format!("{n} document(s) match")),
+            Ok(n) => (false, format!("{n} document(s) match, {count} expected")),
+            Err(e) => (false, format!("the count failed: {e}")),
+        },
+        CheckConfig::Command { .. } => (false, "a command is no query".into()),
+    }
 }
 
 /// Runs one `sql` check: (passed, what it returned).

@@ -74,6 +74,10 @@ pub fn stamp_text(t: chrono::DateTime<chrono::Utc>) -> String {
 
 /// The value a stamped column receives, in the column's own type.
 pub fn stamp_value(t: chrono::DateTime<chrono::Utc>, ty: &ColumnType) -> Value {
+    if ty.extended_json {
+        // A document field: a BSON date (milliseconds, UTC).
+        return Value::Json(ferry_core::extjson::date_millis(t.timestamp_millis()).into());
+    }
     match ty.logical {
         LogicalType::Timestamp => Value::Timestamp(t.naive_utc()),
         LogicalType::TimestampTz => Value::TimestampTz(t),

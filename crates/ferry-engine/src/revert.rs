@@ -32,8 +32,14 @@ pub async fn find_with(envs: &Envs, id: &str) -> Result<(std::sync::Arc<dyn Stor
 }
 
 fn same(a: &Value, b: &Value, schema: &TableSchema, col: &str) -> bool {
-    let Some(c) = schema.column(col) else { return false };
-    match (convert(a, &c.ty), convert(b, &c.ty)) {
+    // A field an open schema (a document store) has not seen any more
+    // still has its type.
+    let ty = match (schema.column(col), &schema.open_fields) {
+        (Some(c), _) => &c.ty,
+        (None, Some(t)) => t,
+        (None, None) => return false,
+    };
+    match (convert(a, ty), convert(b, ty)) {
         (Ok(x), Ok(y)) => {
             let (mut ex, mut ey) = (Vec::new(), Vec::new());
             encode_value(&mut ex, &x);
@@ -436,6 +442,8 @@ type Image = Vec<(String, Value)>;
 /// restore.
 fn restore(r: &JournalRow, cur: &Option<Row>, schema: &TableSchema) -> Option<(Batch, Action, Option<Image>)> {
     let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    // An open schema takes back a field no document has any more.
+    let kept = |c: &String| schema.open_fields.is_some() || all.contains(c);
     let key_cols = r.key_columns();
     let key = r.key_values();
     let restored = match (&r.before, cur) {
@@ -450,7 +458,7 @@ fn restore(r: &JournalRow, cur: &Option<Row>, schema: &TableSchema) -> Option<(B
             None,
         ),
         (Some(before), None) => {
-            let cols: Vec<(String, Value)> = before.iter().filter(|(c, _)| all.contains(c)).cloned().collect();
+            let cols: Vec<(String, Value)> = before.iter().filter(|(c, _)| kept(c)).cloned().collect();
             let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
             let values: Row = cols.iter().map(|(_, v)| v.clone()).collect();
             (
@@ -473,7 +481,7 @@ fn restore(r: &JournalRow, cur: &Option<Row>, schema: &TableSchema) -> Option<(B
             let written: Vec<&String> = written.into_iter().filter(|c| !key_cols.contains(c)).collect();
             let cols: Vec<(String, Value)> = before
                 .iter()
-                .filter(|(c, _)| written.contains(&c) && all.contains(c))
+                .filter(|(c, _)| written.contains(&c) && kept(c))
                 .cloned()
                 .collect();
             if cols.is_empty() {

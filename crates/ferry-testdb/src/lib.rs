@@ -1,6 +1,8 @@
 //! What Ferry's test suites share about their databases, written once:
 //!
-//! - the server URLs, from `FERRY_TEST_POSTGRES_URL` / `FERRY_TEST_MYSQL_URL`;
+//! - the server URLs, from `FERRY_TEST_POSTGRES_URL` / `FERRY_TEST_MYSQL_URL`
+//!   / `FERRY_TEST_MONGODB_URL` (a MongoDB-wire server with transactions:
+//!   `.ci/run` starts SecantusDB);
 //! - the skip policy: without a variable (or with an unreachable server) a
 //!   test prints a visible `SKIP` line and passes; with `CI=true` it fails;
 //! - [`Database`]: a throw-away, uniquely named database (an SQLite file in
@@ -30,6 +32,10 @@ pub enum Engine {
     Sqlite,
     Postgres,
     Mariadb,
+    /// A MongoDB server (a replica set, for transactions). Its databases
+    /// take documents, not SQL: [`Database::mongo`] gives the driver's
+    /// handle.
+    Mongo,
 }
 
 impl Engine {
@@ -39,6 +45,7 @@ impl Engine {
             Engine::Sqlite => None,
             Engine::Postgres => Some("FERRY_TEST_POSTGRES_URL"),
             Engine::Mariadb => Some("FERRY_TEST_MYSQL_URL"),
+            Engine::Mongo => Some("FERRY_TEST_MONGODB_URL"),
         }
     }
 
@@ -47,6 +54,7 @@ impl Engine {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
             Engine::Mariadb => "mariadb",
+            Engine::Mongo => "mongodb",
         }
     }
 
@@ -83,8 +91,8 @@ pub fn skip(label: &str, why: &str) {
     skip_or_fail(
         label,
         why,
-        "CI=true needs the test servers in FERRY_TEST_POSTGRES_URL and FERRY_TEST_MYSQL_URL \
-         (.ci/run installs and starts them)",
+        "CI=true needs the test servers in FERRY_TEST_POSTGRES_URL, FERRY_TEST_MYSQL_URL \
+         and FERRY_TEST_MONGODB_URL (.ci/run installs and starts them)",
     );
 }
 
@@ -162,8 +170,41 @@ fn block_on<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) ->
     .map_err(|_| "the database thread panicked".to_string())?
 }
 
+/// A MongoDB client for `url` (short timeouts: a test server is local).
+async fn mongo_client(url: &str) -> Result<mongodb::Client, String> {
+    let mut o = mongodb::options::ClientOptions::parse(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    o.server_selection_timeout = Some(std::time::Duration::from_secs(5));
+    mongodb::Client::with_options(o).map_err(|e| e.to_string())
+}
+
+/// Creates (pings, since MongoDB creates a database on its first write) or
+/// drops the database `name` on a MongoDB server.
+fn mongo_statement(server: &str, name: &str, drop: bool) -> Result<(), String> {
+    let (server, name) = (server.to_string(), name.to_string());
+    let url = server.clone();
+    let done = block_on(async move {
+        let c = mongo_client(&server).await?;
+        let db = c.database(&name);
+        if drop {
+            db.drop().await.map_err(|e| e.to_string())
+        } else {
+            db.run_command(mongodb::bson::doc! { "ping": 1 })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })?;
+    done.map_err(|e| redact(&e, &url))
+}
+
 /// Runs one statement on the server's own database (create and drop).
 fn server_statement(engine: Engine, server: &str, sql: String) -> Result<(), String> {
+    if engine == Engine::Mongo {
+        let (verb, name) = sql.rsplit_once(' ').unwrap_or(("", &sql));
+        return mongo_statement(server, name, verb.starts_with("DROP"));
+    }
     let server = server.to_string();
     let url = server.clone();
     let done = block_on(async move {
@@ -254,6 +295,16 @@ impl Database {
         }
     }
 
+    /// The driver's handle on a MongoDB test database (tests write their
+    /// documents through it).
+    pub async fn mongo(&self) -> mongodb::Database {
+        let (server, name) = self.server.as_ref().expect("a MongoDB test database");
+        let c = mongo_client(server)
+            .await
+            .unwrap_or_else(|e| panic!("mongodb {name}: {}", redact(&e, server)));
+        c.database(name)
+    }
+
     /// Runs SQL (several statements allowed) through the drivers.
     pub async fn exec(&self, sql: &str) {
         if sql.trim().is_empty() {
@@ -277,6 +328,7 @@ impl Database {
             }
             .await
             .map_err(|e| e.to_string()),
+            Engine::Mongo => Err("a MongoDB database runs no SQL: write documents through Database::mongo".into()),
         };
         if let Err(e) = r {
             panic!(
@@ -395,6 +447,7 @@ pub fn client(engine: Engine, url: &str, sql: &str) -> Result<String, String> {
             c
         }
         Engine::Sqlite => return Err("SQLite has no command-line client here: use rusqlite on the file".into()),
+        Engine::Mongo => return Err("MongoDB has no SQL client: use Database::mongo".into()),
     };
     let mut child = cmd
         .stdin(Stdio::piped())

@@ -269,6 +269,7 @@ mod tests {
             primary_key: vec!["id".into()],
             foreign_keys: vec![],
             unique: vec![],
+            open_fields: None,
         };
         let row = vec![Value::Int(1), Value::Text("hi".into()), Value::Decimal("1.5".into())];
         let text = row_text(&schema, &row);

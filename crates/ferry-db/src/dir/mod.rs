@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::schema::{ColumnSchema, TableSchema};
-use ferry_core::value::{key_cmp, ColumnType, LogicalType};
+use ferry_core::schema::TableSchema;
+use ferry_core::value::key_cmp;
 use ferry_core::Value;
 use tokio::sync::mpsc;
 
@@ -158,7 +158,7 @@ impl DirStore {
     /// The table's schema: built in for Ferry's tables, else from
     /// `_ferry/schema/TABLE.json`.
     fn schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
-        if let Some(s) = own_schema(table) {
+        if let Some(s) = meta::record_schema(table) {
             return Ok(Some(s));
         }
         self.table_dir(table)?;
@@ -256,41 +256,6 @@ fn key_positions(schema: &TableSchema) -> Vec<usize> {
         .iter()
         .filter_map(|k| schema.columns.iter().position(|c| &c.name == k))
         .collect()
-}
-
-/// The schema of one of Ferry's own tables.
-fn own_schema(table: &str) -> Option<TableSchema> {
-    let (columns, key): (&[&str], &[&str]) = match table {
-        meta::PROMOTIONS => (&meta::PROMOTION_COLUMNS, &["id"]),
-        meta::JOURNAL => (&meta::JOURNAL_COLUMNS, &["promotion_id", "seq"]),
-        meta::SYNC => (&meta::SYNC_COLUMNS, &["source_env", "table_name", "row_key"]),
-        meta::AUDIT => (&meta::AUDIT_COLUMNS, &["id"]),
-        meta::REVIEWS => (&meta::REVIEW_COLUMNS, &["id"]),
-        meta::BRANCHES => (&meta::BRANCH_COLUMNS, &["name"]),
-        _ => return None,
-    };
-    let ty = |name: &str| match name {
-        "seq" | "ttl_secs" => LogicalType::Int,
-        "row_hash" | "field_hashes" => LogicalType::Bytes,
-        _ => LogicalType::Text,
-    };
-    Some(TableSchema {
-        name: table.to_string(),
-        columns: columns
-            .iter()
-            .map(|c| ColumnSchema {
-                name: c.to_string(),
-                declared: ty(c).name().to_string(),
-                ty: ColumnType::new(ty(c)),
-                nullable: !key.contains(c),
-                has_default: false,
-                auto_increment: false,
-            })
-            .collect(),
-        primary_key: key.iter().map(|s| s.to_string()).collect(),
-        foreign_keys: Vec::new(),
-        unique: Vec::new(),
-    })
 }
 
 /// The positions of `names` in the schema, or an error naming the first
@@ -423,7 +388,7 @@ impl Store for DirStore {
 
     async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
         // Ferry's own tables exist from the first commit on, as in a SQL store.
-        if own_schema(table).is_some() && !self.root.join(FORMAT_FILE).exists() {
+        if meta::record_schema(table).is_some() && !self.root.join(FORMAT_FILE).exists() {
             return Ok(None);
         }
         self.schema(table)
@@ -898,6 +863,8 @@ pub fn stage_without_replay(env: &str, root: &Path, files: &[(&str, Option<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_core::schema::ColumnSchema;
+    use ferry_core::value::{ColumnType, LogicalType};
 
     fn schema() -> TableSchema {
         let col = |name: &str, l: LogicalType| ColumnSchema {
@@ -914,6 +881,7 @@ mod tests {
             primary_key: vec!["id".into()],
             foreign_keys: vec![],
             unique: vec![],
+            open_fields: None,
         }
     }
 

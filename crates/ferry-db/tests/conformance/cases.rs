@@ -850,7 +850,8 @@ pub async fn capabilities(b: Backend) {
     // The three SQL backends of this crate do everything; a folder has
     // transactions only.
     let want = match b {
-        Backend::Dir => Capabilities {
+        // MongoDB: transactions on a replica set (the test server is one).
+        Backend::Dir | Backend::Mongo => Capabilities {
             transactions: true,
             raw_scans: false,
             generated_ids: false,

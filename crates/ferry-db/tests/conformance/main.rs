@@ -8,6 +8,7 @@
 //! `CHECK::BACKEND` (`cargo test -p ferry-db --test conformance -- scans`).
 
 mod cases;
+mod cases_mongo;
 mod cases_records;
 mod support;
 
@@ -66,3 +67,55 @@ conformance!(
     records_by_status,
     records_branches,
 );
+
+/// The checks MongoDB runs: those that do not lay out typed SQL columns
+/// (a collection declares none; its fields are typed BSON values, checked
+/// by `cases_mongo`).
+macro_rules! conformance_mongo {
+    ($($check:ident),* $(,)?) => {
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    crate::cases::$check(crate::support::Backend::Mongo).await
+                }
+            )*
+        }
+    };
+}
+
+conformance_mongo!(
+    writer_locks,
+    own_tables,
+    capabilities,
+    records_empty,
+    records_paging,
+    records_round_trip,
+    records_damaged,
+    records_by_status,
+    records_branches,
+);
+
+/// MongoDB's own checks: fields as typed BSON values, Ferry's key order,
+/// filter documents, exact matches, writes, the lock document.
+mod mongo_documents {
+    macro_rules! checks {
+        ($($check:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    crate::cases_mongo::$check().await
+                }
+            )*
+        };
+    }
+    checks!(
+        schema_is_the_union_of_fields,
+        every_bson_type_round_trips_byte_for_byte,
+        scans_in_key_order_with_predicates,
+        fetches_match_exactly,
+        writes_and_rollback,
+        lock_document_expires,
+        a_standalone_server_refuses_writes,
+    );
+}

@@ -22,6 +22,11 @@ pub enum Backend {
     /// and exported into the folder ([`Db::exec`] does the same), since a
     /// folder runs no SQL.
     Dir,
+    /// A MongoDB database (`FERRY_TEST_MONGODB_URL`). Its fixture is the
+    /// three collections, empty: documents have no declared columns, so it
+    /// runs the checks of `main.rs`'s `mongo` list and its own
+    /// (`cases_mongo.rs`).
+    Mongo,
 }
 
 impl Backend {
@@ -31,6 +36,7 @@ impl Backend {
             Backend::Postgres => Engine::Postgres,
             Backend::Mariadb => Engine::Mariadb,
             Backend::Dir => Engine::Sqlite,
+            Backend::Mongo => Engine::Mongo,
         }
     }
 }
@@ -60,8 +66,20 @@ impl Db {
             db,
             folder,
         };
-        db.exec(&fixture(backend)).await;
+        if backend == Backend::Mongo {
+            let m = db.db.mongo().await;
+            for c in ["parent", "item", "word"] {
+                m.create_collection(c).await.expect("create a collection");
+            }
+        } else {
+            db.exec(&fixture(backend)).await;
+        }
         Some(db)
+    }
+
+    /// The driver's handle on a MongoDB database.
+    pub async fn mongo(&self) -> mongodb::Database {
+        self.db.mongo().await
     }
 
     /// Opens a store on the database, as environment `env`, through the
@@ -84,6 +102,21 @@ impl Db {
     /// replaced); the one change the suite makes to Ferry's own records
     /// (`counts = 'zero'`, a damaged record) is made in the files.
     pub async fn exec(&self, sql: &str) {
+        if self.backend == Backend::Mongo {
+            assert!(
+                sql.starts_with("UPDATE _ferry_promotions SET counts = 'zero'"),
+                "MongoDB runs no SQL: {sql}"
+            );
+            let m = self.db.mongo().await;
+            m.collection::<mongodb::bson::Document>("_ferry_promotions")
+                .update_many(
+                    mongodb::bson::doc! {},
+                    mongodb::bson::doc! { "$set": { "counts": "zero" } },
+                )
+                .await
+                .expect("damage the records");
+            return;
+        }
         let Some(folder) = &self.folder else {
             return self.db.exec(sql).await;
         };
@@ -172,6 +205,7 @@ fn fixture(backend: Backend) -> String {
                 UNIQUE (parent_id, label));
             CREATE TABLE word (k VARCHAR(20) NOT NULL, n INTEGER NOT NULL, v TEXT, PRIMARY KEY (k, n));"
             .into(),
+        Backend::Mongo => String::new(),
         Backend::Mariadb => "\
             CREATE TABLE parent (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40) NOT NULL UNIQUE) ENGINE=InnoDB;
             CREATE TABLE item (id INT PRIMARY KEY, parent_id BIGINT, \

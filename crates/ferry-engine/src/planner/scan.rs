@@ -562,7 +562,7 @@ async fn where_error(pair: &Pair, spec: &TableSpec, filter: Option<&str>, e: fer
                 part: Part::Condition,
                 given: format!("{}:{pred}", spec.name),
                 message: format!(
-                    "the predicate does not run in environment `{}`: {why}. Nothing was written; it is passed to the database as written, so use that database's SQL and the table's columns",
+                    "the predicate does not run in environment `{}`: {why}. Nothing was written; it is passed to the database as written, so use that database's language (SQL, or a filter document as Extended JSON on MongoDB) and the table's columns",
                     store.env()
                 ),
             };

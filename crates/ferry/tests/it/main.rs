@@ -11,6 +11,7 @@ mod forged_plan;
 mod gates_hooks;
 mod json_diffs;
 mod json_references;
+mod mongo_cli;
 mod pulled_rows;
 mod refresh;
 mod reviewer_view;

@@ -1,0 +1,1158 @@
+//! MongoDB as a store (`mongodb://` and `mongodb+srv://` URLs; the
+//! database is the URL's path), through the official driver.
+//!
+//! Collections are tables and documents rows: a collection's schema is the
+//! union of the top-level fields of its documents (read by a full scan, in
+//! the order first seen, `_id` first), every field typed as a BSON value in
+//! Ferry's Extended JSON form ([`values`]), and open
+//! (`TableSchema::open_fields`): a field one side has not seen is absent
+//! there. Scans read the collection and order it in Ferry's key order in
+//! memory; fetches push their values down as a filter and check them
+//! exactly. A [`Predicate::Native`] is a MongoDB filter document written as
+//! Extended JSON (a table's `exclude`, a `--where`).
+//!
+//! Writes run in one multi-document transaction (a session), Ferry's own
+//! records included (the `_ferry_*` collections, one document per record
+//! row, read by [`SqlRecords`] like a `dir:` folder's files): a server that
+//! is not a replica set has no transactions, and is refused for writes
+//! (reads, diff and plan still work). The writer lock is a document in
+//! `_ferry_lock` with an owner and an expiry that its holder renews while it
+//! lives, so a crashed writer holds it at most [`LOCK_TTL`].
+
+pub mod values;
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_core::schema::{ColumnSchema, TableSchema};
+use ferry_core::value::{key_cmp, ColumnType, LogicalType};
+use ferry_core::Value;
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, ClientSession, Collection, Database};
+use tokio::sync::mpsc;
+
+use crate::records::{Records, SqlRecords};
+use crate::{
+    meta, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Predicate, Read, Row, RowBatches, ScanRequest,
+    Store, Txn, WriterLock, BATCH_ROWS,
+};
+
+/// How long a writer lock lasts without being renewed (its holder renews
+/// it every third of that while it lives).
+pub const LOCK_TTL: Duration = Duration::from_secs(30);
+/// The collection of the writer lock's document.
+const LOCK_COLLECTION: &str = "_ferry_lock";
+/// The collection whose document says Ferry's records exist.
+const FORMAT_COLLECTION: &str = meta::SCHEMA;
+
+/// `mongodb://USER@HOST/DB` or `mongodb+srv://USER@HOST/DB`.
+pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
+    engine: Engine::Mongo,
+    url: ferry_core::config::UrlKind {
+        prefixes: &["mongodb://", "mongodb+srv://"],
+        example: "mongodb://USER@HOST/DB",
+    },
+    open: |o| Box::pin(async move { Ok(Arc::new(MongoStore::open(o.env, o.url).await?) as Arc<dyn Store>) }),
+};
+
+/// A MongoDB database.
+#[derive(Clone)]
+pub struct MongoStore {
+    env: String,
+    client: Client,
+    db: Database,
+    /// The server is a replica set member (or a mongos): it has
+    /// multi-document transactions.
+    transactions: bool,
+    /// This store's writer identity in the lock document.
+    owner: String,
+    /// Whether this store holds the writer lock now (its transactions then
+    /// check, before committing, that it still does).
+    held: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("env", &self.env)
+            .field("db", &self.db.name())
+            .finish()
+    }
+}
+
+/// The type of every document field.
+pub fn field_type() -> ColumnType {
+    ColumnType {
+        extended_json: true,
+        ..ColumnType::new(LogicalType::Json)
+    }
+}
+
+fn err(env: &str, kind: DbErrorKind, e: impl std::fmt::Display) -> DbError {
+    DbError::new(kind, env, e.to_string())
+}
+
+/// A driver error as a store error: a duplicate key is a constraint, a
+/// failed connection or server selection makes the server unreachable.
+fn driver(env: &str, table: &str, e: mongodb::error::Error) -> DbError {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    let kind = match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000 => DbErrorKind::Constraint,
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
+            DbErrorKind::Unreachable
+        }
+        _ if e.contains_label("TransientTransactionError") => DbErrorKind::Busy,
+        _ => DbErrorKind::Query,
+    };
+    let mut out = DbError::new(kind, env, e.to_string());
+    if !table.is_empty() {
+        out = out.table(table);
+    }
+    out
+}
+
+impl MongoStore {
+    /// Connects (the driver connects lazily; `hello` is asked at once, so
+    /// an unreachable server fails here) and learns whether the server has
+    /// transactions.
+    pub async fn open(env: &str, url: &str) -> Result<MongoStore, DbError> {
+        let unreachable = |m: String| DbError::new(DbErrorKind::Unreachable, env, m);
+        let mut options = ClientOptions::parse(url)
+            .await
+            .map_err(|e| unreachable(format!("cannot read the MongoDB URL: {e}")))?;
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(Duration::from_secs(10));
+        }
+        if options.connect_timeout.is_none() {
+            options.connect_timeout = Some(Duration::from_secs(10));
+        }
+        let name = options.default_database.clone().ok_or_else(|| {
+            unreachable("the MongoDB URL names no database: write it as the URL's path (mongodb://HOST/DB)".into())
+        })?;
+        let client = Client::with_options(options).map_err(|e| unreachable(e.to_string()))?;
+        let db = client.database(&name);
+        let hello = db
+            .run_command(doc! { "hello": 1 })
+            .await
+            .map_err(|e| unreachable(format!("cannot reach the MongoDB server: {e}")))?;
+        let transactions = hello.contains_key("setName") || hello.get_str("msg").is_ok_and(|m| m == "isdbgrid");
+        Ok(MongoStore {
+            env: env.to_string(),
+            client,
+            db,
+            transactions,
+            owner: format!("{}-{}", std::process::id(), ulid_like()),
+            held: Arc::default(),
+        })
+    }
+
+    fn coll(&self, table: &str) -> Collection<Document> {
+        self.db.collection(table)
+    }
+
+    async fn exists(&self, table: &str) -> Result<bool, DbError> {
+        let names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "name": table })
+            .await
+            .map_err(|e| driver(&self.env, table, e))?;
+        Ok(!names.is_empty())
+    }
+
+    /// The schema of a user collection: its fields in the order first
+    /// seen over every document, `_id` first.
+    async fn documents_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        if !self.exists(table).await? {
+            return Ok(None);
+        }
+        let mut cursor = self
+            .coll(table)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(|e| driver(&self.env, table, e))?;
+        let mut names: Vec<String> = vec!["_id".into()];
+        let mut seen: HashSet<String> = names.iter().cloned().collect();
+        while let Some(d) = cursor.try_next().await.map_err(|e| driver(&self.env, table, e))? {
+            for k in d.keys() {
+                if !seen.contains(k) {
+                    seen.insert(k.clone());
+                    names.push(k.clone());
+                }
+            }
+        }
+        Ok(Some(documents_schema(table, names)))
+    }
+
+    /// The schema a read decodes rows with: a record schema for Ferry's
+    /// collections, else `_id` and the fields the read names (every field
+    /// has the same type, so a read needs no scan of the collection for
+    /// its schema).
+    async fn schema(
+        &self,
+        table: &str,
+        names: &[&[String]],
+        preds: &[Option<&Predicate>],
+    ) -> Result<TableSchema, DbError> {
+        if let Some(s) = meta::record_schema(table) {
+            return Ok(s);
+        }
+        if !self.exists(table).await? {
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                "no such collection in this database (create it, e.g. db.createCollection, in every environment)",
+            )
+            .table(table));
+        }
+        let mut fields: Vec<String> = vec!["_id".into()];
+        let from_preds = preds.iter().flatten().flat_map(|p| match p {
+            Predicate::In { columns, .. } | Predicate::Range { columns, .. } => columns.as_slice(),
+            _ => &[],
+        });
+        for n in names.iter().flat_map(|n| n.iter()).chain(from_preds) {
+            if !fields.contains(n) {
+                fields.push(n.clone());
+            }
+        }
+        Ok(documents_schema(table, fields))
+    }
+
+    /// Reads the documents of `filter` (with `session`, inside a
+    /// transaction) as rows of every schema column, each with its key's
+    /// position kept for ordering.
+    async fn read_rows(
+        &self,
+        session: Option<&mut ClientSession>,
+        schema: &TableSchema,
+        filter: Document,
+    ) -> Result<Vec<Row>, DbError> {
+        let table = &schema.name;
+        let coll = self.coll(table);
+        let mut out = Vec::new();
+        match session {
+            Some(s) => {
+                let mut cursor = coll
+                    .find(filter)
+                    .session(&mut *s)
+                    .await
+                    .map_err(|e| driver(&self.env, table, e))?;
+                while let Some(d) = cursor.next(&mut *s).await {
+                    let d = d.map_err(|e| driver(&self.env, table, e))?;
+                    out.push(self.row_of(schema, &d)?);
+                }
+            }
+            None => {
+                let mut cursor = coll.find(filter).await.map_err(|e| driver(&self.env, table, e))?;
+                while let Some(d) = cursor.try_next().await.map_err(|e| driver(&self.env, table, e))? {
+                    out.push(self.row_of(schema, &d)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A document as a row of every schema column.
+    fn row_of(&self, schema: &TableSchema, d: &Document) -> Result<Row, DbError> {
+        schema
+            .columns
+            .iter()
+            .map(|c| {
+                values::decode(d.get(&c.name), &c.ty).map_err(|m| {
+                    let key = d.get("_id").map(|k| values::to_json(k).to_string()).unwrap_or_default();
+                    let mut e = DbError::new(
+                        if meta::record_schema(&schema.name).is_some() {
+                            DbErrorKind::Damaged
+                        } else {
+                            DbErrorKind::Query
+                        },
+                        &self.env,
+                        format!("the document {key} {m}"),
+                    )
+                    .table(&schema.name);
+                    e.column = Some(c.name.clone());
+                    e
+                })
+            })
+            .collect()
+    }
+
+    /// The `_id`s of the documents a native filter matches (for a flag).
+    async fn matching_ids(
+        &self,
+        session: Option<&mut ClientSession>,
+        table: &str,
+        filter: Document,
+    ) -> Result<HashSet<Vec<u8>>, DbError> {
+        let coll = self.coll(table);
+        let mut out = HashSet::new();
+        let id_of = |d: &Document| -> Vec<u8> {
+            let mut buf = Vec::new();
+            ferry_core::canonical::encode_value(
+                &mut buf,
+                &Value::Json(d.get("_id").map(values::to_json).unwrap_or_default().into()),
+            );
+            buf
+        };
+        match session {
+            Some(s) => {
+                let mut cursor = coll
+                    .find(filter)
+                    .projection(doc! { "_id": 1 })
+                    .session(&mut *s)
+                    .await
+                    .map_err(|e| driver(&self.env, table, e))?;
+                while let Some(d) = cursor.next(&mut *s).await {
+                    out.insert(id_of(&d.map_err(|e| driver(&self.env, table, e))?));
+                }
+            }
+            None => {
+                let mut cursor = coll
+                    .find(filter)
+                    .projection(doc! { "_id": 1 })
+                    .await
+                    .map_err(|e| driver(&self.env, table, e))?;
+                while let Some(d) = cursor.try_next().await.map_err(|e| driver(&self.env, table, e))? {
+                    out.insert(id_of(&d));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads, filters and orders rows for a scan or a fetch.
+    async fn select(
+        &self,
+        mut session: Option<&mut ClientSession>,
+        schema: &TableSchema,
+        query: Document,
+        filter: Option<&Predicate>,
+        flag: Option<&Predicate>,
+    ) -> Result<Vec<(Row, bool)>, DbError> {
+        let table = &schema.name;
+        let mut query = query;
+        if let Some(Predicate::Native(text)) = filter {
+            query = and(query, self.native(table, text)?);
+        }
+        let flagged = match flag {
+            Some(Predicate::Native(text)) => {
+                let f = self.native(table, text)?;
+                Some(self.matching_ids(session.as_deref_mut(), table, f).await?)
+            }
+            _ => None,
+        };
+        let rows = self.read_rows(session, schema, query).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        let id_at = schema.columns.iter().position(|c| c.name == "_id");
+        for row in rows {
+            if let Some(p) = filter {
+                if !matches(&self.env, schema, p, &row)? {
+                    continue;
+                }
+            }
+            let f = match (flag, &flagged) {
+                (None, _) => false,
+                (Some(_), Some(ids)) => {
+                    let mut buf = Vec::new();
+                    let id = id_at.map(|i| row[i].clone()).unwrap_or(Value::Null);
+                    ferry_core::canonical::encode_value(&mut buf, &id);
+                    ids.contains(&buf)
+                }
+                (Some(p), None) => matches(&self.env, schema, p, &row)?,
+            };
+            out.push((row, f));
+        }
+        Ok(out)
+    }
+
+    /// A native predicate: a filter document as Extended JSON.
+    fn native(&self, table: &str, text: &str) -> Result<Document, DbError> {
+        native_filter(text).map_err(|m| DbError::new(DbErrorKind::Query, &self.env, m).table(table))
+    }
+
+    async fn fetch_in(&self, session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+        let fixed_names: Vec<String> = req.fixed.iter().map(|(c, _)| c.clone()).collect();
+        let schema = self
+            .schema(
+                &req.table,
+                &[&req.columns, &req.match_columns, &fixed_names],
+                &[req.filter.as_ref(), req.flag.as_ref()],
+            )
+            .await?;
+        let at = positions(&self.env, &schema, &req.columns)?;
+        let by = positions(&self.env, &schema, &req.match_columns)?;
+        let fixed_at = positions(&self.env, &schema, &fixed_names)?;
+        let fixed: Vec<Value> = req.fixed.iter().map(|(_, v)| v.clone()).collect();
+        if req.values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self.match_filter(&schema, &req.match_columns, &req.values, &req.fixed)?;
+        let rows = self
+            .select(session, &schema, query, req.filter.as_ref(), req.flag.as_ref())
+            .await?;
+        let wanted: HashSet<Vec<u8>> = req.values.iter().map(|v| encoded(v)).collect();
+        let fixed_enc = encoded(&fixed);
+        let mut out = Vec::new();
+        for (row, f) in rows {
+            if encoded(&pick(&row, &fixed_at)) != fixed_enc || !wanted.contains(&encoded(&pick(&row, &by))) {
+                continue;
+            }
+            let mut r = pick(&row, &at);
+            if req.flag.is_some() {
+                r.push(Value::Bool(f));
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// A filter matching documents whose `columns` equal one of `values`
+    /// and whose `fixed` columns equal theirs (MongoDB compares numbers
+    /// across types: the rows read are checked exactly afterwards).
+    fn match_filter(
+        &self,
+        schema: &TableSchema,
+        columns: &[String],
+        values: &[Row],
+        fixed: &[(String, Value)],
+    ) -> Result<Document, DbError> {
+        let mut base = Document::new();
+        for (c, v) in fixed {
+            base.insert(c.clone(), self.bson_or_null(schema, c, v)?);
+        }
+        if columns.len() == 1 {
+            let c = &columns[0];
+            let list = values
+                .iter()
+                .map(|r| self.bson_or_null(schema, c, &r[0]))
+                .collect::<Result<Vec<_>, _>>()?;
+            base.insert(c.clone(), doc! { "$in": list });
+            return Ok(base);
+        }
+        let mut any = Vec::new();
+        for r in values {
+            let mut d = Document::new();
+            for (c, v) in columns.iter().zip(r) {
+                d.insert(c.clone(), self.bson_or_null(schema, c, v)?);
+            }
+            any.push(Bson::Document(d));
+        }
+        base.insert("$or", any);
+        Ok(base)
+    }
+
+    /// The BSON to match a value with (an absent field matches `null`).
+    fn bson_or_null(&self, schema: &TableSchema, column: &str, v: &Value) -> Result<Bson, DbError> {
+        let ty = column_type(schema, column);
+        values::encode(v, &ty)
+            .map(|b| b.unwrap_or(Bson::Null))
+            .map_err(|m| value_error(&self.env, &schema.name, column, m))
+    }
+}
+
+/// A short suffix unique to this store in this process (time, pid and a
+/// counter, hashed), so two stores of one process are distinct lock owners.
+fn ulid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    h.update(&n.to_le_bytes());
+    h.finalize().to_hex()[..16].to_string()
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A collection's schema from its field names.
+fn documents_schema(table: &str, names: Vec<String>) -> TableSchema {
+    TableSchema {
+        name: table.to_string(),
+        columns: names
+            .into_iter()
+            .map(|n| ColumnSchema {
+                nullable: n != "_id",
+                name: n,
+                declared: "field".into(),
+                ty: field_type(),
+                has_default: false,
+                auto_increment: false,
+            })
+            .collect(),
+        primary_key: vec!["_id".into()],
+        foreign_keys: Vec::new(),
+        unique: Vec::new(),
+        open_fields: Some(field_type()),
+    }
+}
+
+/// A column's type: its schema's, or a field's for a field not seen yet.
+fn column_type(schema: &TableSchema, column: &str) -> ColumnType {
+    schema
+        .column(column)
+        .map(|c| c.ty.clone())
+        .or_else(|| schema.open_fields.clone())
+        .unwrap_or_else(field_type)
+}
+
+fn value_error(env: &str, table: &str, column: &str, m: String) -> DbError {
+    let mut e = DbError::new(
+        DbErrorKind::Query,
+        env,
+        format!("the value cannot be written as BSON: {m}"),
+    )
+    .table(table);
+    e.column = Some(column.to_string());
+    e
+}
+
+/// A filter document written as Extended JSON text.
+pub fn native_filter(text: &str) -> Result<Document, String> {
+    let j: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| {
+        format!("`{text}` is not a MongoDB filter document written as Extended JSON ({e}); write e.g. {{\"team\": {{\"$in\": [\"qa\", \"dev\"]}}}}")
+    })?;
+    if !j.is_object() {
+        return Err(format!("`{text}` is not a filter document (a JSON object)"));
+    }
+    match values::from_json(&j)? {
+        Bson::Document(d) => Ok(d),
+        other => Err(format!("`{text}` reads as {other}, not a filter document")),
+    }
+}
+
+fn and(a: Document, b: Document) -> Document {
+    if a.is_empty() {
+        return b;
+    }
+    if b.is_empty() {
+        return a;
+    }
+    doc! { "$and": [a, b] }
+}
+
+fn encoded(values: &[Value]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for v in values {
+        ferry_core::canonical::encode_value(&mut buf, v);
+    }
+    buf
+}
+
+/// The positions of `names` in the schema; a field not seen is one past
+/// the columns (absent in every row).
+fn positions(env: &str, schema: &TableSchema, names: &[String]) -> Result<Vec<usize>, DbError> {
+    names
+        .iter()
+        .map(|n| match schema.columns.iter().position(|c| &c.name == n) {
+            Some(i) => Ok(i),
+            None if schema.open_fields.is_some() => Ok(usize::MAX),
+            None => {
+                let mut e = DbError::new(DbErrorKind::Query, env, "no such column").table(&schema.name);
+                e.column = Some(n.clone());
+                Err(e)
+            }
+        })
+        .collect()
+}
+
+fn pick(row: &[Value], at: &[usize]) -> Row {
+    at.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()
+}
+
+/// Whether `row` matches a structural predicate (a native one was sent to
+/// the server with the query).
+fn matches(env: &str, schema: &TableSchema, p: &Predicate, row: &[Value]) -> Result<bool, DbError> {
+    Ok(match p {
+        Predicate::All | Predicate::Native(_) => true,
+        Predicate::In { columns, values } => {
+            let mine = encoded(&pick(row, &positions(env, schema, columns)?));
+            values.iter().any(|v| encoded(v) == mine)
+        }
+        Predicate::Range { columns, from, to } => {
+            let mine = pick(row, &positions(env, schema, columns)?);
+            let above = match from {
+                Bound::Unbounded => true,
+                Bound::Included(b) => key_cmp(&mine, b).is_ge(),
+                Bound::Excluded(b) => key_cmp(&mine, b).is_gt(),
+            };
+            let below = match to {
+                Bound::Unbounded => true,
+                Bound::Included(b) => key_cmp(&mine, b).is_le(),
+                Bound::Excluded(b) => key_cmp(&mine, b).is_lt(),
+            };
+            above && below
+        }
+    })
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn engine(&self) -> Engine {
+        Engine::Mongo
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactions: self.transactions,
+            raw_scans: false,
+            generated_ids: false,
+            sql_predicates: false,
+        }
+    }
+
+    fn env(&self) -> &str {
+        &self.env
+    }
+
+    async fn ping(&self) -> Result<(), DbError> {
+        self.db.run_command(doc! { "ping": 1 }).await.map(|_| ()).map_err(|e| {
+            err(
+                &self.env,
+                DbErrorKind::Unreachable,
+                format!("cannot reach the MongoDB server: {e}"),
+            )
+        })
+    }
+
+    async fn table_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
+        if let Some(s) = meta::record_schema(table) {
+            return Ok(self.has_meta().await?.then_some(s));
+        }
+        self.documents_schema(table).await
+    }
+
+    async fn has_meta(&self) -> Result<bool, DbError> {
+        let found = self
+            .coll(FORMAT_COLLECTION)
+            .find_one(doc! { "_id": "format" })
+            .await
+            .map_err(|e| driver(&self.env, FORMAT_COLLECTION, e))?;
+        Ok(found.is_some())
+    }
+
+    async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
+        let schema = self
+            .schema(
+                &req.table,
+                &[&req.columns, &req.order_by],
+                &[req.filter.as_ref(), req.flag.as_ref()],
+            )
+            .await?;
+        let at = positions(&self.env, &schema, &req.columns)?;
+        let order = positions(&self.env, &schema, &req.order_by)?;
+        let mut rows = self
+            .select(None, &schema, Document::new(), req.filter.as_ref(), req.flag.as_ref())
+            .await?;
+        rows.sort_by(|(a, _), (b, _)| key_cmp(&pick(a, &order), &pick(b, &order)));
+        if req.descending {
+            rows.reverse();
+        }
+        if let Some(n) = req.limit {
+            rows.truncate(n);
+        }
+        let batches: Vec<Vec<Row>> = rows
+            .chunks(BATCH_ROWS)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|(r, f)| {
+                        let mut out = pick(r, &at);
+                        if req.flag.is_some() {
+                            out.push(Value::Bool(*f));
+                        }
+                        out
+                    })
+                    .collect()
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel(batches.len().max(1));
+        for b in batches {
+            tx.try_send(Ok(b)).map_err(|e| {
+                DbError::new(DbErrorKind::Query, &self.env, format!("cannot queue a batch: {e}")).table(&req.table)
+            })?;
+        }
+        Ok(rx)
+    }
+
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        self.fetch_in(None, &req).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Txn>, DbError> {
+        if !self.transactions {
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                "this MongoDB server is standalone, without multi-document transactions, so Ferry cannot write its data, journal and sync base together: run it as a replica set (a one-member replica set is enough: `mongod --replSet rs0`, then `rs.initiate()`); reads, diff and plan work as they are",
+            ));
+        }
+        // Ferry's collections exist before the transaction (creating one
+        // inside it is not allowed on every server version).
+        for name in [
+            meta::SCHEMA,
+            meta::PROMOTIONS,
+            meta::JOURNAL,
+            meta::SYNC,
+            meta::AUDIT,
+            meta::REVIEWS,
+            meta::BRANCHES,
+        ] {
+            if !self.exists(name).await? {
+                if let Err(e) = self.db.create_collection(name).await {
+                    // Created meanwhile by another process: fine.
+                    if !self.exists(name).await? {
+                        return Err(driver(&self.env, name, e));
+                    }
+                }
+            }
+        }
+        let mut session = self
+            .client
+            .start_session()
+            .await
+            .map_err(|e| driver(&self.env, "", e))?;
+        session
+            .start_transaction()
+            .await
+            .map_err(|e| driver(&self.env, "", e))?;
+        Ok(Box::new(MongoTxn {
+            store: self.clone(),
+            session,
+            schemas: Default::default(),
+        }))
+    }
+
+    async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
+        if take_lock(&self.db, &self.owner)
+            .await
+            .map_err(|e| driver(&self.env, LOCK_COLLECTION, e))?
+        {
+            Ok(Some(self.lock_guard()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn lock_writer(&self) -> Result<WriterLock, DbError> {
+        loop {
+            if let Some(l) = self.try_lock_writer().await? {
+                return Ok(l);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn check_native(&self, table: &str, predicate: &str) -> Result<(), DbError> {
+        let filter = self.native(table, predicate)?;
+        self.coll(table)
+            .count_documents(filter)
+            .limit(1)
+            .await
+            .map(|_| ())
+            .map_err(|e| driver(&self.env, table, e))
+    }
+
+    async fn count_native(&self, table: &str, predicate: &str) -> Result<u64, DbError> {
+        let filter = self.native(table, predicate)?;
+        self.coll(table)
+            .count_documents(filter)
+            .await
+            .map_err(|e| driver(&self.env, table, e))
+    }
+
+    fn records(&self) -> Box<dyn Records + '_> {
+        // Ferry's records are the same rows as the `_ferry_*` tables of a
+        // SQL store, one document each: one implementation reads both.
+        Box::new(SqlRecords(self))
+    }
+}
+
+impl MongoStore {
+    /// The guard of a lock just taken: renews it while it lives, and
+    /// removes it when dropped.
+    fn lock_guard(&self) -> WriterLock {
+        let (db, owner) = (self.db.clone(), self.owner.clone());
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                // A failed renewal is noticed at commit, which checks the lock.
+                let _ = take_lock(&db, &owner).await;
+            }
+        });
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+        WriterLock::new(HeldLock {
+            renew,
+            db: self.db.clone(),
+            owner: self.owner.clone(),
+            held: self.held.clone(),
+        })
+    }
+}
+
+/// Takes or renews the lock document for `owner`; `false` when another
+/// owner holds it and it has not expired.
+async fn take_lock(db: &Database, owner: &str) -> Result<bool, mongodb::error::Error> {
+    let now = mongodb::bson::DateTime::now();
+    let expires = mongodb::bson::DateTime::from_millis(now.timestamp_millis() + LOCK_TTL.as_millis() as i64);
+    let r = db
+        .collection::<Document>(LOCK_COLLECTION)
+        .update_one(
+            doc! { "_id": "writer", "$or": [ { "owner": owner }, { "expires": { "$lt": now } } ] },
+            doc! { "$set": { "owner": owner, "expires": expires } },
+        )
+        .upsert(true)
+        .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_duplicate(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => e.to_string().contains("E11000"),
+    }
+}
+
+/// A held lock document: renewed by a task, removed on drop.
+struct HeldLock {
+    renew: tokio::task::JoinHandle<()>,
+    db: Database,
+    owner: String,
+    held: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        self.renew.abort();
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (db, owner) = (self.db.clone(), self.owner.clone());
+        let release = async move {
+            // Not released (the server gone): it expires after LOCK_TTL.
+            let _ = db
+                .collection::<Document>(LOCK_COLLECTION)
+                .delete_one(doc! { "_id": "writer", "owner": owner })
+                .await;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // Released before the guard is gone when the runtime allows
+        // waiting (a command that ends right after would otherwise leave
+        // it to expire); else as a task.
+        if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(|| rt.block_on(release));
+        } else {
+            rt.spawn(release);
+        }
+    }
+}
+
+/// A write transaction: a session with a transaction open. Dropped
+/// without a commit, the driver aborts it.
+struct MongoTxn {
+    store: MongoStore,
+    session: ClientSession,
+    /// The schemas of the collections written, read once (a collection's
+    /// schema is a scan of it).
+    schemas: std::collections::HashMap<String, TableSchema>,
+}
+
+impl MongoTxn {
+    /// A collection's schema, read on first use.
+    async fn schema(&mut self, table: &str) -> Result<TableSchema, DbError> {
+        if let Some(s) = self.schemas.get(table) {
+            return Ok(s.clone());
+        }
+        let s = self.store.schema_or_open(table).await?;
+        self.schemas.insert(table.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// The filter of one row by its key values.
+    async fn key_filter(&mut self, table: &str, key: &[String], values: &[Value]) -> Result<Document, DbError> {
+        let schema = self.schema(table).await?;
+        let mut d = Document::new();
+        if let Some(id) = record_id(table, key, values) {
+            d.insert("_id", id);
+            return Ok(d);
+        }
+        for (c, v) in key.iter().zip(values) {
+            d.insert(c.clone(), self.store.bson_or_null(&schema, c, v)?);
+        }
+        Ok(d)
+    }
+
+    /// A document of `columns` (absent values left out; `_id` of a record
+    /// is its key text).
+    async fn document(&mut self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
+        let schema = self.schema(table).await?;
+        let mut d = Document::new();
+        if let Some(rs) = meta::record_schema(table) {
+            let key: Vec<Value> = rs
+                .primary_key
+                .iter()
+                .map(|k| {
+                    columns
+                        .iter()
+                        .position(|c| c == k)
+                        .map_or(Value::Null, |i| row[i].clone())
+                })
+                .collect();
+            d.insert("_id", ferry_core::canonical::key_text(&key));
+        }
+        // A new document's fields in the collection's order of fields
+        // first, then the others as given.
+        let mut order: Vec<usize> = (0..columns.len()).collect();
+        order.sort_by_key(|&i| {
+            schema
+                .columns
+                .iter()
+                .position(|c| c.name == columns[i])
+                .unwrap_or(usize::MAX)
+        });
+        for i in order {
+            let c = &columns[i];
+            let ty = column_type(&schema, c);
+            if let Some(b) = values::encode(&row[i], &ty).map_err(|m| value_error(&self.store.env, table, c, m))? {
+                d.insert(c.clone(), b);
+            }
+        }
+        Ok(d)
+    }
+
+    /// `$set` of the non-absent values and `$unset` of the absent ones.
+    async fn changes(&mut self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
+        let schema = self.schema(table).await?;
+        let (mut set, mut unset) = (Document::new(), Document::new());
+        for (c, v) in columns.iter().zip(row) {
+            let ty = column_type(&schema, c);
+            match values::encode(v, &ty).map_err(|m| value_error(&self.store.env, table, c, m))? {
+                Some(b) => {
+                    set.insert(c.clone(), b);
+                }
+                None => {
+                    unset.insert(c.clone(), "");
+                }
+            }
+        }
+        let mut u = Document::new();
+        if !set.is_empty() {
+            u.insert("$set", set);
+        }
+        if !unset.is_empty() {
+            u.insert("$unset", unset);
+        }
+        Ok(u)
+    }
+
+    fn fail(&self, e: mongodb::error::Error, table: &str, row: usize) -> DbError {
+        driver(&self.store.env, table, e).row(row)
+    }
+}
+
+impl MongoStore {
+    /// A table's schema for writing: a collection not created yet is an
+    /// open table without fields.
+    async fn schema_or_open(&self, table: &str) -> Result<TableSchema, DbError> {
+        if let Some(s) = meta::record_schema(table) {
+            return Ok(s);
+        }
+        Ok(self
+            .documents_schema(table)
+            .await?
+            .unwrap_or_else(|| documents_schema(table, vec!["_id".into()])))
+    }
+}
+
+/// The `_id` of one of Ferry's records with this key, when `key` is its
+/// record schema's whole key.
+fn record_id(table: &str, key: &[String], values: &[Value]) -> Option<String> {
+    let rs = meta::record_schema(table)?;
+    (rs.primary_key == key).then(|| ferry_core::canonical::key_text(values))
+}
+
+#[async_trait]
+impl Read for MongoTxn {
+    fn env(&self) -> &str {
+        &self.store.env
+    }
+
+    async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        let store = self.store.clone();
+        store.fetch_in(Some(&mut self.session), &req).await
+    }
+}
+
+#[async_trait]
+impl Txn for MongoTxn {
+    async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let coll = self.store.coll(table);
+        for (i, r) in rows.iter().enumerate() {
+            let d = self.document(table, columns, r).await?;
+            coll.insert_one(d)
+                .session(&mut self.session)
+                .await
+                .map_err(|e| self.fail(e, table, i))?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
+        let coll = self.store.coll(table);
+        for (i, r) in rows.iter().enumerate() {
+            let key_values: Vec<Value> = key
+                .iter()
+                .map(|k| {
+                    columns
+                        .iter()
+                        .position(|c| c == k)
+                        .map_or(Value::Null, |p| r[p].clone())
+                })
+                .collect();
+            let filter = self.key_filter(table, key, &key_values).await?;
+            let found = coll
+                .find_one(filter.clone())
+                .session(&mut self.session)
+                .await
+                .map_err(|e| self.fail(e, table, i))?;
+            if found.is_some() {
+                let u = self.changes(table, columns, r).await?;
+                if !u.is_empty() {
+                    coll.update_one(filter, u)
+                        .session(&mut self.session)
+                        .await
+                        .map_err(|e| self.fail(e, table, i))?;
+                }
+            } else {
+                let d = self.document(table, columns, r).await?;
+                coll.insert_one(d)
+                    .session(&mut self.session)
+                    .await
+                    .map_err(|e| self.fail(e, table, i))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_returning(&mut self, table: &str, _: &[String], _: &Row, key: &str) -> Result<Value, DbError> {
+        let mut e = DbError::new(
+            DbErrorKind::Query,
+            &self.store.env,
+            "Ferry writes documents with their `_id`: a MongoDB environment generates no key values for it",
+        )
+        .table(table);
+        e.column = Some(key.to_string());
+        Err(e)
+    }
+
+    async fn update(
+        &mut self,
+        table: &str,
+        key: &[String],
+        set: &[String],
+        rows: &[(Row, Row)],
+    ) -> Result<(), DbError> {
+        let coll = self.store.coll(table);
+        for (i, (k, values)) in rows.iter().enumerate() {
+            let filter = self.key_filter(table, key, k).await?;
+            let u = self.changes(table, set, values).await?;
+            if u.is_empty() {
+                continue;
+            }
+            coll.update_many(filter, u)
+                .session(&mut self.session)
+                .await
+                .map_err(|e| self.fail(e, table, i))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
+        let coll = self.store.coll(table);
+        for (i, k) in keys.iter().enumerate() {
+            let filter = self.key_filter(table, key, k).await?;
+            coll.delete_many(filter)
+                .session(&mut self.session)
+                .await
+                .map_err(|e| self.fail(e, table, i))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_in(
+        &mut self,
+        table: &str,
+        fixed: &[(String, Value)],
+        column: &str,
+        values: &[Value],
+    ) -> Result<(), DbError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let schema = self.schema(table).await?;
+        let rows: Vec<Row> = values.iter().map(|v| vec![v.clone()]).collect();
+        let filter = self.store.match_filter(&schema, &[column.to_string()], &rows, fixed)?;
+        self.store
+            .coll(table)
+            .delete_many(filter)
+            .session(&mut self.session)
+            .await
+            .map_err(|e| driver(&self.store.env, table, e))?;
+        Ok(())
+    }
+
+    async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        let env = self.store.env.clone();
+        // The writer lock, read inside the transaction: a writer whose
+        // lock expired (or was taken over) never commits.
+        let lock = self
+            .store
+            .db
+            .collection::<Document>(LOCK_COLLECTION)
+            .find_one(doc! { "_id": "writer" })
+            .session(&mut self.session)
+            .await
+            .map_err(|e| driver(&env, LOCK_COLLECTION, e))?;
+        if self.store.held.load(std::sync::atomic::Ordering::SeqCst) {
+            let mine = lock.is_some_and(|l| {
+                l.get_str("owner").is_ok_and(|o| o == self.store.owner)
+                    && l.get_datetime("expires")
+                        .is_ok_and(|t| *t > mongodb::bson::DateTime::now())
+            });
+            if !mine {
+                return Err(crate::lock_lost(&env));
+            }
+        }
+        self.store
+            .coll(FORMAT_COLLECTION)
+            .update_one(
+                doc! { "_id": "format" },
+                doc! { "$set": { "format": 1, "store": "mongodb" } },
+            )
+            .upsert(true)
+            .session(&mut self.session)
+            .await
+            .map_err(|e| driver(&env, FORMAT_COLLECTION, e))?;
+        self.session.commit_transaction().await.map_err(|e| {
+            let mut out = driver(&env, "", e);
+            out.message = format!("{}; the transaction was not committed", out.message);
+            out
+        })
+    }
+}

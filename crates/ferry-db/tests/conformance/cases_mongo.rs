@@ -1,0 +1,386 @@
+//! MongoDB's own checks (see `main.rs`): a collection's schema is the union
+//! of its documents' fields; every BSON type reads and writes back byte for
+//! byte; scans come in Ferry's key order, with structural predicates and
+//! filter documents; fetches match by BSON type, not by number value;
+//! writes, absent fields and rollback; the lock document's expiry.
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use ferry_core::Value;
+use ferry_db::{FetchRequest, Predicate, Row, ScanRequest, Store};
+use mongodb::bson::{self, doc, Bson, Document, RawDocumentBuf};
+
+use crate::support::{Backend, Db};
+
+fn s(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// A value in Ferry's form, from Extended JSON text.
+fn j(text: &str) -> Value {
+    Value::Json(ferry_core::extjson::from_user_text(text).expect("extended JSON").into())
+}
+
+async fn setup(test: &str) -> Option<(Db, std::sync::Arc<dyn Store>)> {
+    let db = Db::create(Backend::Mongo, test).await?;
+    let store = db.open("conf").await;
+    Some((db, store))
+}
+
+async fn put(db: &Db, coll: &str, docs: Vec<Document>) {
+    db.mongo()
+        .await
+        .collection::<Document>(coll)
+        .insert_many(docs)
+        .await
+        .expect("insert documents");
+}
+
+async fn scan(store: &dyn Store, req: ScanRequest) -> Vec<Row> {
+    let mut rx = store.scan(req).await.expect("scan");
+    let mut rows = Vec::new();
+    while let Some(b) = rx.recv().await {
+        rows.extend(b.expect("batch"));
+    }
+    rows
+}
+
+fn scan_req(table: &str, columns: &[&str], filter: Option<Predicate>, flag: Option<Predicate>) -> ScanRequest {
+    ScanRequest {
+        table: table.into(),
+        columns: s(columns),
+        order_by: s(&["_id"]),
+        filter,
+        flag,
+        descending: false,
+        limit: None,
+    }
+}
+
+/// Every BSON type Ferry promises to carry exactly, in one document.
+fn every_type(id: i32) -> Document {
+    doc! {
+        "_id": id,
+        "oid": bson::oid::ObjectId::parse_str("64b000000000000000000001").expect("oid"),
+        "s": "Café 😀",
+        "i32": 7i32,
+        "i64": 7i64,
+        "d": 7.0f64,
+        "negzero": -0.0f64,
+        "nan": f64::NAN,
+        "dec": Bson::Decimal128("1.10".parse().expect("decimal")),
+        "yes": true,
+        "when": bson::DateTime::from_millis(1_700_000_000_123),
+        "ts": bson::Timestamp { time: 1_700_000_000, increment: 7 },
+        "bin": bson::Binary { subtype: bson::spec::BinarySubtype::UserDefined(0x80), bytes: vec![0, 1, 254, 255] },
+        "uuid": bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![7; 16] },
+        "nothing": Bson::Null,
+        "list": [1i32, "two", 3.5f64, { "z": 1i32, "a": 2i32 }],
+        "nested": { "zeta": 1i32, "alpha": { "y": 2i64, "b": [] } },
+        "re": bson::Regex { pattern: "^caf".into(), options: "i".into() },
+    }
+}
+
+pub async fn schema_is_the_union_of_fields() {
+    let Some((db, store)) = setup("mongo_schema").await else {
+        return;
+    };
+    put(
+        &db,
+        "item",
+        vec![doc! { "_id": 1, "b": 1, "a": 1 }, doc! { "_id": 2, "c": 1, "a": 2 }],
+    )
+    .await;
+    let schema = store.table_schema("item").await.expect("schema").expect("item");
+    let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["_id", "b", "a", "c"], "fields in the order first seen");
+    assert_eq!(schema.primary_key, s(&["_id"]));
+    assert!(schema.open_fields.is_some(), "a collection's fields are open");
+    assert!(schema.columns.iter().all(|c| c.ty.extended_json));
+    assert!(store.table_schema("missing").await.expect("no error").is_none());
+    let rows = scan(&*store, scan_req("item", &["_id", "b", "c"], None, None)).await;
+    assert_eq!(
+        rows,
+        vec![vec![j("1"), j("1"), Value::Null], vec![j("2"), Value::Null, j("1")]],
+        "an absent field is NULL, never a BSON null"
+    );
+}
+
+pub async fn every_bson_type_round_trips_byte_for_byte() {
+    let Some((db, store)) = setup("mongo_round_trip").await else {
+        return;
+    };
+    let docs = vec![every_type(1), every_type(2)];
+    put(&db, "item", docs.clone()).await;
+    let schema = store.table_schema("item").await.expect("schema").expect("item");
+    let columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let rows = scan(&*store, scan_req("item", &cols, None, None)).await;
+    assert_eq!(rows.len(), 2);
+    // int32 7, int64 7 and double 7.0 are three values; so are 1.10 and 1.1.
+    let at = |n: &str| columns.iter().position(|c| c == n).expect("column");
+    assert_ne!(rows[0][at("i32")], rows[0][at("i64")]);
+    assert_ne!(rows[0][at("i64")], rows[0][at("d")]);
+    assert_eq!(rows[0][at("dec")], j(r#"{"$numberDecimal": "1.10"}"#));
+    assert_ne!(rows[0][at("dec")], j(r#"{"$numberDecimal": "1.1"}"#));
+    assert_ne!(rows[0][at("negzero")], j(r#"{"$numberDouble": "0.0"}"#));
+    assert_ne!(
+        rows[0][at("nothing")],
+        Value::Null,
+        "a BSON null is not an absent field"
+    );
+
+    // Written back through a transaction into another collection: the same
+    // bytes, field order included.
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("word", &columns, &rows).await.expect("insert");
+    txn.commit().await.expect("commit");
+    let m = db.mongo().await;
+    let raw = |c: &str| {
+        let m = m.clone();
+        let c = c.to_string();
+        async move {
+            let mut out = Vec::new();
+            let mut cur = m
+                .collection::<RawDocumentBuf>(&c)
+                .find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .await
+                .expect("find");
+            while cur.advance().await.expect("next") {
+                out.push(cur.current().as_bytes().to_vec());
+            }
+            out
+        }
+    };
+    assert_eq!(raw("item").await, raw("word").await, "the documents' BSON bytes");
+}
+
+pub async fn scans_in_key_order_with_predicates() {
+    let Some((db, store)) = setup("mongo_scans").await else {
+        return;
+    };
+    put(
+        &db,
+        "word",
+        vec![
+            doc! { "_id": "b", "n": 2, "team": "qa" },
+            doc! { "_id": "B", "n": 1, "team": "content" },
+            doc! { "_id": 10, "n": 3 },
+            doc! { "_id": "a", "n": 4, "team": "dev" },
+            doc! { "_id": 9, "n": 5, "team": "content" },
+        ],
+    )
+    .await;
+    let keys = |rows: &[Row]| rows.iter().map(|r| r[0].display_text()).collect::<Vec<_>>();
+    let all = scan(&*store, scan_req("word", &["_id", "n"], None, None)).await;
+    // Ferry's key order on these values (its `key_cmp`), whatever the
+    // server's own order: the same the merge of two environments uses.
+    let mut want = all.clone();
+    want.sort_by(|a, b| ferry_core::value::key_cmp(&a[..1], &b[..1]));
+    assert_eq!(all, want);
+    assert_eq!(all.len(), 5);
+
+    let qa = r#"{"team": {"$in": ["qa", "dev"]}}"#;
+    let kept = scan(&*store, scan_req("word", &["_id"], Some(Predicate::native(qa)), None)).await;
+    assert_eq!(keys(&kept), ["\"a\"", "\"b\""]);
+    let flagged = scan(&*store, scan_req("word", &["_id"], None, Some(Predicate::native(qa)))).await;
+    let on: Vec<String> = flagged
+        .iter()
+        .filter(|r| r[1] == Value::Bool(true))
+        .map(|r| r[0].display_text())
+        .collect();
+    assert_eq!(on, ["\"a\"", "\"b\""]);
+
+    let range = Predicate::Range {
+        columns: s(&["_id"]),
+        from: Bound::Excluded(vec![all[0][0].clone()]),
+        to: Bound::Included(vec![all[3][0].clone()]),
+    };
+    let mid = scan(&*store, scan_req("word", &["_id"], Some(range), None)).await;
+    assert_eq!(mid.len(), 3);
+    let some = Predicate::In {
+        columns: s(&["n"]),
+        values: vec![vec![j("1")], vec![j("5")]],
+    };
+    assert_eq!(scan(&*store, scan_req("word", &["n"], Some(some), None)).await.len(), 2);
+
+    let bad = store
+        .scan(scan_req("word", &["_id"], Some(Predicate::native("n = 1")), None))
+        .await;
+    let e = bad.expect_err("SQL is no filter document");
+    assert!(e.message.contains("filter document"), "{e}");
+    ferry_db::check_predicate(&*store, "word", qa)
+        .await
+        .expect("a filter that runs");
+    assert!(ferry_db::check_predicate(&*store, "word", "team = 'qa'").await.is_err());
+}
+
+pub async fn fetches_match_exactly() {
+    let Some((db, store)) = setup("mongo_fetch").await else {
+        return;
+    };
+    put(
+        &db,
+        "item",
+        vec![
+            doc! { "_id": 1, "n": 7i32 },
+            doc! { "_id": 2, "n": 7i64 },
+            doc! { "_id": 3, "n": 7.0f64 },
+            doc! { "_id": bson::oid::ObjectId::parse_str("64b000000000000000000001").expect("oid"), "n": 1 },
+        ],
+    )
+    .await;
+    let fetch = |column: &str, value: Value| FetchRequest {
+        table: "item".into(),
+        columns: s(&["_id"]),
+        match_columns: s(&[column]),
+        values: vec![vec![value]],
+        flag: None,
+        filter: None,
+        fixed: Vec::new(),
+    };
+    let got = store.fetch(fetch("n", j("7"))).await.expect("fetch");
+    assert_eq!(got, vec![vec![j("1")]], "int32 7 only, not int64 7 nor 7.0");
+    let got = store
+        .fetch(fetch("n", j(r#"{"$numberLong": "7"}"#)))
+        .await
+        .expect("fetch");
+    assert_eq!(got, vec![vec![j("2")]]);
+    let oid = j(r#"{"$oid": "64b000000000000000000001"}"#);
+    let got = store.fetch(fetch("_id", oid.clone())).await.expect("fetch");
+    assert_eq!(got, vec![vec![oid]]);
+}
+
+pub async fn writes_and_rollback() {
+    let Some((db, store)) = setup("mongo_writes").await else {
+        return;
+    };
+    put(&db, "item", vec![doc! { "_id": 1, "a": 1, "b": "x", "c": true }]).await;
+    let cols = s(&["_id", "a", "b", "c"]);
+    {
+        let mut txn = store.begin().await.expect("begin");
+        txn.insert("item", &cols, &[vec![j("2"), j("2"), Value::Null, j("false")]])
+            .await
+            .expect("insert");
+        // Dropped without a commit: nothing written.
+    }
+    let m = db.mongo().await.collection::<Document>("item");
+    assert_eq!(m.count_documents(doc! {}).await.expect("count"), 1);
+
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &cols, &[vec![j("2"), j("2"), Value::Null, j("false")]])
+        .await
+        .expect("insert");
+    let e = txn
+        .insert(
+            "item",
+            &cols,
+            &[
+                vec![j("3"), j("3"), Value::Null, Value::Null],
+                vec![j("1"), j("9"), Value::Null, Value::Null],
+            ],
+        )
+        .await
+        .expect_err("a duplicate _id");
+    assert_eq!((e.kind, e.row), (ferry_db::DbErrorKind::Constraint, Some(1)), "{e}");
+    drop(txn);
+
+    let mut txn = store.begin().await.expect("begin");
+    txn.update(
+        "item",
+        &s(&["_id"]),
+        &s(&["b", "a", "d"]),
+        &[(
+            vec![j("1")],
+            vec![Value::Null, j("10"), j(r#"{"$date": {"$numberLong": "0"}}"#)],
+        )],
+    )
+    .await
+    .expect("update");
+    txn.upsert("item", &s(&["_id"]), &s(&["_id", "a"]), &[vec![j("5"), j("5")]])
+        .await
+        .expect("upsert");
+    txn.commit().await.expect("commit");
+    let one = m.find_one(doc! { "_id": 1 }).await.expect("find").expect("doc 1");
+    assert_eq!(
+        one,
+        doc! { "_id": 1, "a": 10, "c": true, "d": bson::DateTime::from_millis(0) },
+        "an absent value unsets its field; a field keeps its place"
+    );
+    assert!(m.find_one(doc! { "_id": 5 }).await.expect("find").is_some());
+
+    let mut txn = store.begin().await.expect("begin");
+    txn.delete("item", &s(&["_id"]), &[vec![j("1")]]).await.expect("delete");
+    txn.delete_in("item", &[], "a", &[j("5")]).await.expect("delete_in");
+    txn.commit().await.expect("commit");
+    assert_eq!(m.count_documents(doc! {}).await.expect("count"), 0);
+}
+
+pub async fn lock_document_expires() {
+    let Some((db, store)) = setup("mongo_lock").await else {
+        return;
+    };
+    let locks = db.mongo().await.collection::<Document>("_ferry_lock");
+    // A live writer elsewhere: refused.
+    let later = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() + 60_000);
+    locks
+        .insert_one(doc! { "_id": "writer", "owner": "someone-else", "expires": later })
+        .await
+        .expect("lock");
+    assert!(
+        store.try_lock_writer().await.expect("try_lock").is_none(),
+        "held by a live writer"
+    );
+    // A writer that crashed: its lock expired, taken over.
+    let past = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 1);
+    locks
+        .update_one(doc! { "_id": "writer" }, doc! { "$set": { "expires": past } })
+        .await
+        .expect("expire");
+    let held = store
+        .try_lock_writer()
+        .await
+        .expect("try_lock")
+        .expect("an expired lock is free");
+    // Taken away meanwhile: this writer's transaction does not commit.
+    locks
+        .update_one(doc! { "_id": "writer" }, doc! { "$set": { "owner": "thief" } })
+        .await
+        .expect("steal");
+    let txn = store.begin().await.expect("begin");
+    let e = txn.commit().await.expect_err("the lock was lost");
+    assert_eq!(e.kind, ferry_db::DbErrorKind::Busy, "{e}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// A standalone server (`FERRY_TEST_MONGODB_STANDALONE_URL`, started by
+/// `.ci/run`) has no multi-document transactions: writes are refused with
+/// the reason, reads work.
+pub async fn a_standalone_server_refuses_writes() {
+    let label = "conformance::mongo_documents::a_standalone_server_refuses_writes";
+    let Ok(server) = std::env::var("FERRY_TEST_MONGODB_STANDALONE_URL") else {
+        ferry_testdb::skip_or_fail(
+            label,
+            "FERRY_TEST_MONGODB_STANDALONE_URL not set",
+            "CI=true needs a standalone MongoDB-wire server there (.ci/run starts SecantusDB --standalone)",
+        );
+        return;
+    };
+    let url = ferry_testdb::with_database(&server, &ferry_testdb::unique_name("standalone"));
+    let opening = ferry_db::registry::Opening {
+        env: "lone",
+        url: &url,
+        base_dir: std::path::Path::new("/"),
+    };
+    let store = ferry_db::registry::open(opening)
+        .await
+        .expect("a MongoDB URL")
+        .expect("a standalone server opens");
+    assert!(!store.capabilities().transactions);
+    assert!(store.table_schema("item").await.expect("reads work").is_none());
+    let e = store.begin().await.err().expect("no transactions, no writes");
+    assert!(e.message.contains("replica set"), "{e}");
+}

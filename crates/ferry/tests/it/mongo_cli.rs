@@ -1,0 +1,406 @@
+//! Issue 19 through the real binary: the demo's workflow on MongoDB
+//! environments (throw-away databases on the server named by
+//! `FERRY_TEST_MONGODB_URL`, reached through `url_env`). A business with
+//! its form and fields as documents, a reference by top-level field, QA
+//! documents excluded by a filter document, emoji and every kind of value
+//! byte for byte, a stamp written as a BSON date, `--id` with an ObjectId
+//! in Extended JSON, a three-way conflict, a review with drafts, and a
+//! revert that puts back the exact documents.
+//!
+//! Without the variable the tests print a `SKIP` line and pass; with
+//! `CI=true` they fail.
+
+use ferry_testdb::{Database, Engine};
+use mongodb::bson::{self, doc, Bson, Document, RawDocumentBuf};
+use serde_json::Value as J;
+
+use crate::common::{run_in_with, Output};
+
+const TEST: &str = "mongo_cli";
+const BUSINESS: &str = "64b0000000000000000000a1";
+const QA_SHOP: &str = "64b0000000000000000000a2";
+const COLLECTIONS: [&str; 4] = ["cities", "businesses", "forms", "form_fields"];
+
+const TABLES: &str = r#"
+[tables.cities]
+key = ["_id"]
+
+[tables.businesses]
+key = ["_id"]
+references = { city_id = "cities" }
+stamp = { modified_at = "now" }
+exclude = '{"created_by_team": {"$in": ["qa", "dev"]}}'
+draft = { is_published = false }
+
+[tables.forms]
+key = ["_id"]
+parent = { business_id = "businesses" }
+
+[tables.form_fields]
+key = ["_id"]
+parent = { form_id = "forms" }
+"#;
+
+fn oid(hex: &str) -> bson::oid::ObjectId {
+    bson::oid::ObjectId::parse_str(hex).expect("an ObjectId")
+}
+
+/// Staging's documents: every BSON type in the business, a QA shop that
+/// never leaves, a form with two fields.
+fn staging_docs() -> Vec<(&'static str, Vec<Document>)> {
+    vec![
+        (
+            "cities",
+            vec![
+                doc! { "_id": 1, "name": "Lyon" },
+                doc! { "_id": 2, "name": "Zürich 🏔️" },
+            ],
+        ),
+        (
+            "businesses",
+            vec![
+                doc! {
+                    "_id": oid(BUSINESS),
+                    "name": "Café Olé ☕ 👩‍👩‍👧",
+                    "city_id": 2,
+                    "is_published": true,
+                    "created_by_team": "content",
+                    "config": { "theme": "dark", "sizes": [1, 2.5, 3i64], "a": Bson::Null },
+                    "icon": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0x89, 0x50, 0, 0xff] },
+                    "price": Bson::Decimal128("1.10".parse().expect("decimal")),
+                    "visits": 7i64,
+                    "ratio": -0.0f64,
+                    "opened": bson::DateTime::from_millis(1_600_000_000_000),
+                    "seen": bson::Timestamp { time: 1_600_000_000, increment: 1 },
+                    "slug_re": bson::Regex { pattern: "^cafe".into(), options: "i".into() },
+                },
+                doc! {
+                    "_id": oid(QA_SHOP),
+                    "name": "QA test shop",
+                    "city_id": 1,
+                    "is_published": false,
+                    "created_by_team": "qa",
+                },
+            ],
+        ),
+        (
+            "forms",
+            vec![doc! { "_id": 1, "business_id": oid(BUSINESS), "title": "Contact" }],
+        ),
+        (
+            "form_fields",
+            vec![
+                doc! { "_id": 1, "form_id": 1, "label": "Name" },
+                doc! { "_id": 2, "form_id": 1, "label": "E-mail ✉️", "hint": { "z": 1, "a": [] } },
+            ],
+        ),
+    ]
+}
+
+/// Throw-away databases for the environments, and a project folder whose
+/// `ferry.toml` reaches them through `url_env`.
+struct World {
+    dir: tempfile::TempDir,
+    dbs: Vec<(String, Database)>,
+}
+
+impl World {
+    /// `None` after a SKIP line.
+    async fn new(envs: &[(&str, bool)]) -> Option<World> {
+        let mut dbs = Vec::new();
+        for (env, _) in envs {
+            let db = Database::create(Engine::Mongo, TEST, &format!("mg_{env}"))?;
+            let m = db.mongo().await;
+            for c in COLLECTIONS {
+                m.create_collection(c).await.expect("create a collection");
+            }
+            dbs.push((env.to_string(), db));
+        }
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let names: Vec<String> = envs.iter().map(|(e, _)| format!("\"{e}\"")).collect();
+        let mut config = format!("pipeline = [{}]\n", names.join(", "));
+        for (env, review) in envs {
+            config.push_str(&format!(
+                "\n[environments.{env}]\nurl_env = \"FERRY_MG_{}_URL\"\nreview = {review}\n",
+                env.to_uppercase()
+            ));
+            if *env == "production" {
+                // A gate: no business promoted may still say TODO.
+                config.push_str(
+                    "\n[[environments.production.checks]]\nmongo = \"businesses\"\nfilter = '{\"name\": {\"$regex\": \"TODO\"}}'\n",
+                );
+            }
+        }
+        config.push_str(TABLES);
+        std::fs::write(dir.path().join("ferry.toml"), config).expect("write ferry.toml");
+        Some(World { dir, dbs })
+    }
+
+    async fn db(&self, env: &str) -> mongodb::Database {
+        let (_, db) = self.dbs.iter().find(|(e, _)| e == env).expect("an environment");
+        db.mongo().await
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let vars: Vec<(String, String)> = self
+            .dbs
+            .iter()
+            .map(|(e, db)| (format!("FERRY_MG_{}_URL", e.to_uppercase()), db.url.clone()))
+            .collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        run_in_with(self.dir.path(), args, &vars)
+    }
+
+    fn run_yes(&self, args: &[&str]) -> Output {
+        let mut a = args.to_vec();
+        a.push("--yes");
+        self.run(&a)
+    }
+
+    async fn put(&self, env: &str, docs: Vec<(&str, Vec<Document>)>) {
+        let m = self.db(env).await;
+        for (c, d) in docs {
+            m.collection::<Document>(c)
+                .insert_many(d)
+                .await
+                .expect("insert documents");
+        }
+    }
+
+    /// Every document of a collection, as its BSON bytes, by `_id`.
+    async fn raw(&self, env: &str, coll: &str) -> Vec<Vec<u8>> {
+        let m = self.db(env).await;
+        let mut cur = m
+            .collection::<RawDocumentBuf>(coll)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .expect("find");
+        let mut out = Vec::new();
+        while cur.advance().await.expect("next") {
+            out.push(cur.current().as_bytes().to_vec());
+        }
+        out
+    }
+
+    async fn business(&self, env: &str) -> Option<Document> {
+        self.db(env)
+            .await
+            .collection::<Document>("businesses")
+            .find_one(doc! { "_id": oid(BUSINESS) })
+            .await
+            .expect("find")
+    }
+}
+
+/// A document without the fields a promotion sets on the target.
+fn without_stamp(mut d: Document) -> Document {
+    d.remove("modified_at");
+    d
+}
+
+fn id_of(out: &Output, field: &str) -> String {
+    let v: J = out.json();
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {v}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_workflow_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("staging", staging_docs()).await;
+    let check = w.run(&["check"]).expect(0);
+    assert!(check.all().contains("MongoDB"), "{}", check.all());
+
+    // The QA shop never leaves; everything else arrives, parents first.
+    let diff = w.run(&["diff", "staging", "production", "--json"]).expect(0).json();
+    let inserts = diff["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["action"] == "insert")
+        .count();
+    assert_eq!(inserts, 6, "{diff:#}");
+    assert!(!diff.to_string().contains(QA_SHOP), "{diff:#}");
+    let first = w.run_yes(&["promote", "staging", "production", "--json"]).expect(0);
+    assert_eq!(first.json()["counts"]["insert"], 6, "{}", first.all());
+
+    // Byte for byte, but the stamp, which is a BSON date.
+    for c in ["cities", "forms", "form_fields"] {
+        assert_eq!(w.raw("staging", c).await, w.raw("production", c).await, "{c}");
+    }
+    let prod = w.business("production").await.expect("the business arrived");
+    assert!(matches!(prod.get("modified_at"), Some(Bson::DateTime(_))), "{prod}");
+    let staged = w.business("staging").await.expect("staging's business");
+    assert_eq!(
+        bson::to_vec(&without_stamp(prod.clone())).expect("bytes"),
+        bson::to_vec(&staged).expect("bytes"),
+        "every field, in the order staging wrote them"
+    );
+    let qa = w.db("production").await.collection::<Document>("businesses");
+    assert!(qa.find_one(doc! { "_id": oid(QA_SHOP) }).await.expect("find").is_none());
+    w.run_yes(&["baseline", "staging", "production"]).expect(0);
+
+    // A three-way conflict on one field: shown, blocks, forced for the source.
+    let sb = w.db("staging").await.collection::<Document>("businesses");
+    sb.update_one(doc! { "_id": oid(BUSINESS) }, doc! { "$set": { "name": "Café v2" } })
+        .await
+        .expect("edit staging");
+    qa.update_one(
+        doc! { "_id": oid(BUSINESS) },
+        doc! { "$set": { "name": "Fixed in production" } },
+    )
+    .await
+    .expect("edit production");
+    let before = w.raw("production", "businesses").await;
+    let id = format!("businesses:{{\"$oid\":\"{BUSINESS}\"}}");
+    let diff = w
+        .run(&["diff", "staging", "production", "--id", &id, "--json"])
+        .expect(0)
+        .json();
+    let conflict = diff["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["table"] == "businesses")
+        .unwrap_or_else(|| panic!("the business is not in {diff:#}"))
+        .clone();
+    assert_eq!(conflict["action"], "conflict", "{conflict}");
+    let blocked = w.run_yes(&["promote", "staging", "production", "--id", &id]).expect(3);
+    assert_eq!(w.raw("production", "businesses").await, before, "{}", blocked.all());
+    let forced = w
+        .run_yes(&["promote", "staging", "production", "--id", &id, "--force", "--json"])
+        .expect(0);
+    assert_eq!(forced.json()["counts"]["update"], 1, "{}", forced.all());
+    let now = w.business("production").await.expect("business");
+    assert_eq!(now.get_str("name").expect("name"), "Café v2");
+
+    // The gate: a business named TODO in staging blocks (exit 3).
+    sb.update_one(
+        doc! { "_id": oid(BUSINESS) },
+        doc! { "$set": { "name": "TODO rename" } },
+    )
+    .await
+    .expect("edit staging");
+    let gated = w.run_yes(&["promote", "staging", "production", "--id", &id]).expect(3);
+    assert!(gated.all().contains("mongo"), "{}", gated.all());
+    sb.update_one(doc! { "_id": oid(BUSINESS) }, doc! { "$set": { "name": "Café v2" } })
+        .await
+        .expect("edit staging back");
+
+    // Revert: the exact documents production had.
+    let promotion = id_of(&forced, "promotion");
+    w.run_yes(&["revert", &promotion]).expect(0);
+    assert_eq!(
+        w.raw("production", "businesses").await,
+        before,
+        "revert restores the bytes"
+    );
+
+    let log = w.run(&["log", "production", "--json"]).expect(0).json();
+    assert_eq!(
+        log.as_array().map(Vec::len),
+        Some(4),
+        "promote, baseline, promote, revert: {log:#}"
+    );
+
+    // A deleted document comes back whole, with the field only it had.
+    let fields_before = w.raw("production", "form_fields").await;
+    w.db("staging")
+        .await
+        .collection::<Document>("form_fields")
+        .delete_one(doc! { "_id": 2 })
+        .await
+        .expect("delete in staging");
+    let deleted = w
+        .run_yes(&["promote", "staging", "production", "--table", "form_fields", "--json"])
+        .expect(0);
+    assert_eq!(deleted.json()["counts"]["delete"], 1, "{}", deleted.all());
+    assert_eq!(w.raw("production", "form_fields").await.len(), 1);
+    w.run_yes(&["revert", &id_of(&deleted, "promotion")]).expect(0);
+    assert_eq!(
+        w.raw("production", "form_fields").await,
+        fields_before,
+        "the document's bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_with_drafts_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("preprod", true)]).await else {
+        return;
+    };
+    w.put("staging", staging_docs()).await;
+    let out = w.run_yes(&["promote", "staging", "preprod", "--json"]).expect(0);
+    let review = out.json()["review"].clone();
+    // New documents of a table with `draft` land at once, unpublished.
+    let draft = w.business("preprod").await.expect("the new business lands as a draft");
+    assert_eq!(draft.get_bool("is_published"), Ok(false), "{draft}");
+    let form = w.db("preprod").await.collection::<Document>("forms");
+    assert!(
+        form.find_one(doc! { "_id": 1 }).await.expect("find").is_some(),
+        "a new form arrives with its draft business"
+    );
+    if let Some(id) = review.as_str() {
+        w.run_yes(&["review", "approve", id]).expect(0);
+    }
+    let reviews = w.run(&["reviews", "preprod", "--json"]).expect(0);
+    assert!(reviews.stdout.contains('['), "{}", reviews.all());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_sql_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("staging", staging_docs()).await;
+    // `--where` takes a filter document.
+    let only = w
+        .run(&[
+            "diff",
+            "staging",
+            "production",
+            "--where",
+            r#"cities:{"name": {"$regex": "^Z"}}"#,
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let names: Vec<String> = only["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["table"] == "cities")
+        .map(|c| c["key"].to_string())
+        .collect();
+    assert_eq!(names.len(), 1, "{only:#}");
+    // SQL given to a MongoDB environment: a usage error naming it, nothing written.
+    let sql = w.run(&["diff", "staging", "production", "--where", "cities:name LIKE 'Z%'"]);
+    assert_eq!(sql.code, 2, "{}", sql.all());
+    assert!(sql.all().contains("filter document"), "{}", sql.all());
+    // ... and in `exclude`: a configuration error at the table's line.
+    let path = w.dir.path().join("ferry.toml");
+    let text = std::fs::read_to_string(&path).expect("read ferry.toml");
+    let sql_exclude = text.replace(
+        r#"exclude = '{"created_by_team": {"$in": ["qa", "dev"]}}'"#,
+        r#"exclude = "created_by_team IN ('qa', 'dev')""#,
+    );
+    assert_ne!(sql_exclude, text);
+    std::fs::write(&path, sql_exclude).expect("write ferry.toml");
+    let bad = w.run(&["diff", "staging", "production"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(bad.all().contains("ferry.toml:"), "{}", bad.all());
+    assert!(bad.all().contains("filter document"), "{}", bad.all());
+    let m = w.db("production").await;
+    assert_eq!(
+        m.collection::<Document>("businesses")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        0
+    );
+}
