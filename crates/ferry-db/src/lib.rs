@@ -168,6 +168,11 @@ pub struct Capabilities {
     /// The store evaluates [`Predicate::Native`] as SQL, and
     /// [`Store::as_sql`] gives its [`SqlStore`].
     pub sql_predicates: bool,
+    /// The store evaluates [`Predicate::Native`] in its own language: SQL
+    /// for the SQL stores, a filter document for MongoDB. A store without
+    /// one (a `dir:` folder) holds no excluded rows, and the other side of
+    /// a promotion evaluates a table's `exclude`.
+    pub native_predicates: bool,
 }
 
 impl Capabilities {
@@ -177,6 +182,7 @@ impl Capabilities {
         raw_scans: true,
         generated_ids: true,
         sql_predicates: true,
+        native_predicates: true,
     };
 }
 

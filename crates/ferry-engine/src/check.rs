@@ -89,10 +89,10 @@ pub async fn check(project: &Project) -> CheckReport {
             if !found.contains_key(name) {
                 continue;
             }
-            // A store without SQL (a `dir:` folder) holds no excluded rows:
-            // the SQL side of each promotion evaluates `exclude`.
-            let runs_sql = store.capabilities().sql_predicates;
-            if let (Some(pred), true) = (&t.exclude, runs_sql) {
+            // A store without a query language (a `dir:` folder) holds no
+            // excluded rows: the other side of each promotion evaluates `exclude`.
+            let evaluates = store.capabilities().native_predicates;
+            if let (Some(pred), true) = (&t.exclude, evaluates) {
                 if let Err(e) = ferry_db::check_predicate(&*store, name, pred).await {
                     problems.push(
                         ConfigProblem::new(format!("`exclude` does not run here: {}", e.message))

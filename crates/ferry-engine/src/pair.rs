@@ -38,21 +38,22 @@ impl Pair {
     }
 
     /// Which side of the pair evaluates a table's `exclude`, as the flag of
-    /// each side's reads (source, target). `exclude` is SQL about the rows
-    /// of an environment that holds them: the source evaluates it when it
-    /// speaks SQL (its matching rows never leave it). A source without SQL
-    /// (a `dir:` folder, exported with `exclude` applied) holds none of
-    /// them, so the target evaluates it instead, and its matching rows are
-    /// left as they are (never updated, never deleted). Neither side
-    /// speaking SQL: both hold none, nothing to evaluate.
+    /// each side's reads (source, target). `exclude` is written in the
+    /// query language of the environments that hold the rows (SQL, or a
+    /// MongoDB filter document): the source evaluates it when it has such a
+    /// language (its matching rows never leave it). A source without one (a
+    /// `dir:` folder, exported with `exclude` applied) holds none of them,
+    /// so the target evaluates it instead, and its matching rows are left as
+    /// they are (never updated, never deleted). Neither side having one:
+    /// both hold none, nothing to evaluate.
     pub fn exclude_flags(&self, spec: &TableSpec) -> (Option<Predicate>, Option<Predicate>) {
         let Some(exclude) = &spec.exclude else {
             return (None, None);
         };
         let native = || Some(Predicate::native(exclude.clone()));
-        if self.source.capabilities().sql_predicates {
+        if self.source.capabilities().native_predicates {
             (native(), None)
-        } else if self.target.capabilities().sql_predicates {
+        } else if self.target.capabilities().native_predicates {
             (None, native())
         } else {
             (None, None)

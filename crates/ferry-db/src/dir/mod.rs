@@ -367,6 +367,7 @@ impl Store for DirStore {
             raw_scans: false,
             generated_ids: false,
             sql_predicates: false,
+            native_predicates: false,
         }
     }
 

@@ -604,6 +604,7 @@ impl Store for MongoStore {
             raw_scans: false,
             generated_ids: false,
             sql_predicates: false,
+            native_predicates: true,
         }
     }
 

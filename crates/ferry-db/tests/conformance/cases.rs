@@ -856,6 +856,7 @@ pub async fn capabilities(b: Backend) {
             raw_scans: false,
             generated_ids: false,
             sql_predicates: false,
+            native_predicates: b == Backend::Mongo,
         },
         _ => Capabilities::SQL,
     };
