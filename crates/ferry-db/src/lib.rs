@@ -316,9 +316,11 @@ pub trait Store: Send + Sync {
 pub struct ChangedColumn {
     /// Whether an index starts with the column.
     pub indexed: bool,
-    /// Whether some row holds NULL in it.
+    /// Whether some row holds NULL in it (not read, `false`, when the
+    /// column is not indexed: that would scan the table).
     pub has_nulls: bool,
-    /// Its largest value (`None`: the table is empty).
+    /// Its largest value (`None`: the table is empty, or the column is not
+    /// indexed and it was not read).
     pub max: Option<Value>,
 }
 
@@ -341,6 +343,14 @@ pub trait SqlStore: Store {
         let d = self.dialect();
         let indexed = self.query_scalar(&d.leading_index_probe(table, column)).await?;
         let indexed = matches!(indexed, Some(Value::Bool(true))) || matches!(indexed, Some(Value::Int(n)) if n > 0);
+        if !indexed {
+            // Without an index both reads below scan the table.
+            return Ok(ChangedColumn {
+                indexed,
+                has_nulls: false,
+                max: None,
+            });
+        }
         let has_nulls = self.query_scalar(&d.null_probe(table, column)).await?.is_some();
         let max = match self.query_scalar(&d.max_of(table, column)).await? {
             None | Some(Value::Null) => None,

@@ -107,6 +107,18 @@ pub(super) async fn prepare(
         let (sc, tc) = tokio::try_join!(src_sql.changed_column(t, &col), dst_sql.changed_column(t, &col))?;
         if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
             .iter()
+            .find(|(c, _)| !c.indexed)
+            .map(|(_, e)| e)
+        {
+            // Nor are marks taken: reading them would scan the table. The
+            // first promotion after the index is made records them.
+            out.notes.push(format!(
+                "`{t}` is read whole: no index starts with `{col}` in environment `{env}`; create one (CREATE INDEX ... ON {t} ({col})) to read only the changed rows"
+            ));
+            continue;
+        }
+        if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
+            .iter()
             .find(|(c, _)| c.has_nulls)
             .map(|(_, e)| e)
         {
@@ -159,16 +171,6 @@ pub(super) async fn prepare(
             },
         );
         if pair.full_plans || keep_equal {
-            continue;
-        }
-        if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
-            .iter()
-            .find(|(c, _)| !c.indexed)
-            .map(|(_, e)| e)
-        {
-            out.notes.push(format!(
-                "`{t}` is read whole: no index starts with `{col}` in environment `{env}`; create one (CREATE INDEX ... ON {t} ({col})) to read only the changed rows"
-            ));
             continue;
         }
         let here = match watermarks_here {

@@ -307,3 +307,108 @@ fn changed_only_plans_equal_full_plans_postgres() {
 fn changed_only_plans_equal_full_plans_mariadb() {
     check(Eng::Mysql, 3);
 }
+
+/// The plan's note for `items`, if it read it whole.
+fn note(plan: &Plan) -> String {
+    plan.notes
+        .0
+        .iter()
+        .find(|n| n.starts_with("`items`"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Where the watermark cannot be trusted the plan reads the table whole
+/// and says why, once; and it is the full plan all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_watermarks_fall_back_to_the_full_plan_and_say_why() {
+    let plain = |_: &str, _: Eng| {
+        "CREATE TABLE items (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qa INTEGER NOT NULL, \
+         modified_at TEXT);"
+            .to_string()
+    };
+    let Some(w) = World::new(
+        "changed_fallbacks",
+        &[(S, Eng::Sqlite), (P, Eng::Sqlite)],
+        plain,
+        TABLES,
+    )
+    .await
+    else {
+        return;
+    };
+    let row = |id: u8, age_ms: u16| {
+        format!(
+            "INSERT INTO items (id, name, qa, modified_at) VALUES ({id}, 'a', 0, '{}');",
+            stamp(age_ms)
+        )
+    };
+    for env in [S, P] {
+        w.db(env).exec(&format!("{}{}", row(1, 0), row(2, 0))).await;
+    }
+    let same = |fast: &Plan, full: &Plan| {
+        assert_eq!(super::support::summary(fast), super::support::summary(full));
+    };
+    // No index: read whole.
+    let plan1 = plan(&w, false).await;
+    assert!(
+        note(&plan1).contains("no index starts with `modified_at`"),
+        "{:?}",
+        plan1.notes.0
+    );
+    for env in [S, P] {
+        w.db(env).exec("CREATE INDEX items_m ON items (modified_at)").await;
+    }
+    // No watermark yet.
+    assert!(note(&plan(&w, false).await).contains("no watermark"));
+    w.baseline(S, P).await;
+    let fast = plan(&w, false).await;
+    assert_eq!(note(&fast), "", "after the baseline the plan reads changed rows only");
+    // A NULL in the column.
+    w.db(S).exec("UPDATE items SET modified_at = NULL WHERE id = 2").await;
+    let (fast, full) = (plan(&w, false).await, plan(&w, true).await);
+    assert!(
+        note(&fast).contains("hold NULL in `modified_at` in environment `staging`"),
+        "{:?}",
+        fast.notes.0
+    );
+    same(&fast, &full);
+    // A clock gone backwards: every row dated an hour back.
+    w.db(S)
+        .exec("UPDATE items SET modified_at = '2001-01-01 00:00:00', name = 'b'")
+        .await;
+    let (fast, full) = (plan(&w, false).await, plan(&w, true).await);
+    assert!(
+        note(&fast).contains("older than the last sync's watermark"),
+        "{:?}",
+        fast.notes.0
+    );
+    same(&fast, &full);
+    // A promotion records a new watermark; its revert rewinds the table.
+    let pair = w.pair(S, P).await;
+    let done = super::support::promote(&pair, &plan(&w, false).await)
+        .await
+        .expect("a promotion");
+    assert_eq!(note(&plan(&w, false).await), "");
+    w.revert(&done.id).await;
+    let (fast, full) = (plan(&w, false).await, plan(&w, true).await);
+    assert!(
+        note(&fast).contains("Ferry wrote rows of it in environment `production`"),
+        "{:?}",
+        fast.notes.0
+    );
+    same(&fast, &full);
+    // A `--where` selection says that it is one.
+    let sel = Selection {
+        wheres: vec![("items".into(), "id = 1".into())],
+        ..Selection::default()
+    };
+    let narrowed = ferry_engine::planner::plan(&w.pair(S, P).await, &sel, Progress::hidden())
+        .await
+        .expect("plan");
+    assert!(
+        narrowed.notes.0.iter().any(|n| n.contains("`--where`")),
+        "{:?}",
+        narrowed.notes.0
+    );
+}
