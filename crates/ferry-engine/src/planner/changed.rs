@@ -20,8 +20,7 @@ use ferry_core::canonical::key_text;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::{key_cmp, Value};
 use ferry_core::watermark::{unsupported, Mark, Watermark};
-use ferry_db::raw::is_true;
-use ferry_db::{Predicate, Row, RowBatches, ScanRequest};
+use ferry_db::{Predicate, RawBatch, RawBatches, ScanRequest};
 
 use super::context::Ctx;
 use super::rows::conv_err;
@@ -283,8 +282,9 @@ pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) ->
         limit: None,
     };
     let (src, dst) = tokio::try_join!(
-        pair.source.scan(key_scan(spec.exclude.clone().map(Predicate::Native))),
-        pair.target.scan(key_scan(None))
+        pair.source
+            .scan_raw(key_scan(spec.exclude.clone().map(Predicate::Native))),
+        pair.target.scan_raw(key_scan(None))
     )?;
     let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let all_s = matches!(read.source, SideBound::All);
@@ -359,19 +359,22 @@ fn canonical_key(ctx: &Ctx<'_>, spec: &TableSpec, env: &str, raw: &[Value]) -> R
 }
 
 /// One side's key-only scan, key by key, with whether the source row
-/// matches `exclude`.
+/// matches `exclude`. Read as a raw scan (binary `COPY` on PostgreSQL,
+/// the engines' own cells elsewhere): only the key is decoded.
 struct KeyStream<'e> {
-    rx: RowBatches,
-    buf: std::vec::IntoIter<Row>,
+    rx: RawBatches,
+    batch: Option<RawBatch>,
+    at: usize,
     env: &'e str,
     last: Option<Vec<Value>>,
 }
 
 impl<'e> KeyStream<'e> {
-    fn new(rx: RowBatches, env: &'e str) -> KeyStream<'e> {
+    fn new(rx: RawBatches, env: &'e str) -> KeyStream<'e> {
         KeyStream {
             rx,
-            buf: Vec::new().into_iter(),
+            batch: None,
+            at: 0,
             env,
             last: None,
         }
@@ -379,13 +382,25 @@ impl<'e> KeyStream<'e> {
 
     async fn next(&mut self, ctx: &Ctx<'_>, spec: &TableSpec) -> Result<Option<(Vec<Value>, bool)>> {
         loop {
-            if let Some(raw) = self.buf.next() {
-                let key = canonical_key(ctx, spec, self.env, &raw)?;
-                super::scan::check_order(self.env, spec, &mut self.last, &key)?;
-                return Ok(Some((key, is_true(raw.get(spec.key.len())))));
+            if let Some(b) = self.batch.as_mut() {
+                if self.at < b.len() {
+                    let i = self.at;
+                    self.at += 1;
+                    let raw = b.take_key(i);
+                    let excluded = b.flag(i);
+                    let key = canonical_key(ctx, spec, self.env, &raw)?;
+                    super::scan::check_order(self.env, spec, &mut self.last, &key)?;
+                    return Ok(Some((key, excluded)));
+                }
+                if let Some(done) = self.batch.take() {
+                    self.rx.recycle(done);
+                }
             }
             match self.rx.recv().await {
-                Some(batch) => self.buf = batch?.into_iter(),
+                Some(batch) => {
+                    self.batch = Some(batch?);
+                    self.at = 0;
+                }
                 None => return Ok(None),
             }
         }
