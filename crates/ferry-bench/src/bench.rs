@@ -39,6 +39,9 @@ pub struct Options {
     /// Run the engines at the same time (tests: correctness only, the
     /// times are meaningless then).
     pub parallel: bool,
+    /// Declare `changed = "modified_at"` (indexed) on every table
+    /// (`--changed`): change-proportional plans.
+    pub changed: bool,
 }
 
 impl Options {
@@ -56,6 +59,7 @@ impl Options {
             verbose: true,
             keep: false,
             parallel: false,
+            changed: false,
         }
     }
 }
@@ -156,6 +160,7 @@ pub fn server_url(engine: Engine) -> Option<String> {
 
 /// Runs the benchmark on every engine asked for.
 pub async fn run(opts: &Options) -> Result<Vec<EngineResult>> {
+    crate::schema::set_changed(opts.changed);
     let tmp;
     let dir: PathBuf = match &opts.workdir {
         Some(d) => {
@@ -358,6 +363,16 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
     let sqldiff = sqldiff(engine, dbs, dir, opts, log, &mut notes).await?;
 
     let plan = plan_runs(engine, opts, log, &child, changes).await?;
+    if opts.changed {
+        // Say whether the plans read only the changed rows, or why not.
+        match plan.first().map(|o| o.notes.clone()) {
+            Some(n) if n.is_empty() => {
+                notes.push("--changed: plans read only the rows changed since the baseline".into())
+            }
+            Some(n) => notes.push(format!("--changed, but tables were read whole: {}", n.join("; "))),
+            None => {}
+        }
+    }
 
     let promote = promote_runs(engine, dbs, opts, log, &child, changes).await?;
 

@@ -51,6 +51,10 @@ struct Cli {
     /// Keep the databases (and, with --workdir, the SQLite files) at the end.
     #[arg(long)]
     keep: bool,
+    /// Declare `changed = "modified_at"` on every table (indexed): plans
+    /// read only the rows changed since the baseline's watermark.
+    #[arg(long)]
+    changed: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +147,7 @@ pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
     opts.workdir = cli.workdir.clone();
     opts.hand_sync = !cli.no_hand_sync;
     opts.keep = cli.keep;
+    opts.changed = cli.changed;
     if opts.keep && opts.workdir.is_none() && opts.engines.contains(&Engine::Sqlite) {
         bail!("--keep needs --workdir DIR for the SQLite files");
     }

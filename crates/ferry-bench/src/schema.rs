@@ -209,7 +209,24 @@ fn col_type(engine: Engine, c: &Col) -> &'static str {
     }
 }
 
-/// `CREATE TABLE` and the indexes on its foreign-key columns.
+/// Whether the tables declare `changed = "modified_at"` (`--changed`):
+/// then `modified_at` is indexed too, as `changed` wants. One setting per
+/// benchmark process, read wherever the schema is made (a MariaDB copy
+/// makes it again).
+static CHANGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the `--changed` mode for this process (see [`CHANGED`]).
+pub fn set_changed(on: bool) {
+    CHANGED.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether this process runs the `--changed` mode.
+pub fn changed() -> bool {
+    CHANGED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// `CREATE TABLE` and the indexes on its foreign-key columns (and, with
+/// `--changed`, on `modified_at`).
 pub fn ddl(engine: Engine, t: &Table) -> Vec<String> {
     let mut defs = Vec::new();
     for (i, c) in t.cols.iter().enumerate() {
@@ -246,7 +263,13 @@ pub fn ddl(engine: Engine, t: &Table) -> Vec<String> {
     } else {
         ""
     };
+    if changed() && engine == Engine::Mysql {
+        defs.push(format!("KEY {}_modified_at_idx (modified_at)", t.name));
+    }
     let mut out = vec![format!("CREATE TABLE {} ({}){tail}", t.name, defs.join(", "))];
+    if changed() && engine != Engine::Mysql {
+        out.push(format!("CREATE INDEX {0}_modified_at_idx ON {0} (modified_at)", t.name));
+    }
     if engine != Engine::Mysql {
         for c in t.cols.iter().filter(|c| c.refs.is_some()) {
             out.push(format!(
@@ -264,13 +287,17 @@ pub const PRODUCTION_VAR: &str = "FERRY_BENCH_PRODUCTION_URL";
 
 /// The workload's Ferry configuration: every table keyed by `id`,
 /// `references` for every foreign key except `form_fields.form_id`, which
-/// is the parent.
+/// is the parent; with `--changed`, `changed = "modified_at"` on every
+/// table.
 pub fn ferry_toml() -> String {
     let mut s = format!(
         "pipeline = [\"staging\", \"production\"]\n\n[environments.staging]\nurl_env = \"{STAGING_VAR}\"\n\n[environments.production]\nurl_env = \"{PRODUCTION_VAR}\"\n"
     );
     for t in &TABLES {
         s.push_str(&format!("\n[tables.{}]\nkey = [\"id\"]\n", t.name));
+        if changed() {
+            s.push_str("changed = \"modified_at\"\n");
+        }
         let refs: Vec<&Col> = t.cols.iter().filter(|c| c.refs.is_some()).collect();
         if t.name == "form_fields" {
             s.push_str("parent = { form_id = \"forms\" }\n");

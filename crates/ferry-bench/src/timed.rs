@@ -57,6 +57,9 @@ pub struct Outcome {
     pub skip: u64,
     /// Rows recorded in sync (baseline).
     pub recorded: u64,
+    /// What the plan said of the tables with `changed` it read whole.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// VmHWM from /proc/self/status, in KiB (0 where there is none).
@@ -84,6 +87,7 @@ pub async fn run_here(config: &Path, op: Op) -> Result<Outcome> {
             let pair = pair::open(&project, "staging", "production").await?;
             let plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
             count(&mut out, &plan);
+            out.notes = plan.notes.0.clone();
         }
         Op::Promote => {
             let pair = pair::open(&project, "staging", "production").await?;

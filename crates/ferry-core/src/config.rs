@@ -235,6 +235,14 @@ pub struct TableConfig {
     /// column -> what to stamp (only `now` today)
     pub stamp: BTreeMap<String, StampValue>,
     pub exclude: Option<String>,
+    /// The column the application sets on every write (`changed`): plans
+    /// read only the rows changed since the pair's last sync
+    /// (docs/config.md, "Change-proportional plans").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
+    /// How far before the last sync's watermark a changed-only plan reads
+    /// (`changed_margin`, seconds; default [`DEFAULT_CHANGED_MARGIN_SECS`]).
+    pub changed_margin_secs: i64,
     #[serde(skip)]
     pub draft: BTreeMap<String, Value>,
     pub line: Option<usize>,
@@ -253,6 +261,11 @@ impl TableConfig {
 }
 
 impl Eq for TableConfig {}
+
+/// The default `changed_margin`: rows whose `changed` value is up to this
+/// many seconds older than the last sync's watermark are read again (clock
+/// skew between writers, transactions that commit late).
+pub const DEFAULT_CHANGED_MARGIN_SECS: i64 = 300;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum StampValue {
@@ -346,6 +359,8 @@ struct RawTable {
     stamp: BTreeMap<String, Spanned<String>>,
     exclude: Option<Spanned<String>>,
     draft: Option<Spanned<toml::Table>>,
+    changed: Option<Spanned<String>>,
+    changed_margin: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -889,6 +904,7 @@ fn table(
             problems.push(p("`exclude` is empty".into(), lines.of(e)));
         }
     }
+    let (changed, changed_margin_secs) = table_changed(t, &key, &ignore, lines, &p, problems);
     TableConfig {
         name: name.to_string(),
         key,
@@ -900,10 +916,69 @@ fn table(
         keep_ids,
         stamp,
         exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
+        changed,
+        changed_margin_secs,
         draft,
         line,
         column_lines,
     }
+}
+
+/// A table's `changed` column and `changed_margin`: a column name that is
+/// not a key or ignored column, and a margin written like `5m`. Whether the
+/// column exists is known when the schema is read (the plan says so and
+/// reads the table whole).
+fn table_changed(
+    t: &RawTable,
+    key: &Option<Vec<String>>,
+    ignore: &[String],
+    lines: &Lines,
+    p: &dyn Fn(String, Option<usize>) -> ConfigProblem,
+    problems: &mut Vec<ConfigProblem>,
+) -> (Option<String>, i64) {
+    let changed = t.changed.as_ref().and_then(|c| {
+        let col = c.get_ref().trim();
+        if col.is_empty() {
+            problems.push(p(
+                "`changed` names no column; name the column the application sets on every write, as `changed = \"modified_at\"`".into(),
+                lines.of(c),
+            ));
+            return None;
+        }
+        if key.iter().flatten().any(|k| k == col) {
+            problems.push(p("a key column cannot be the `changed` column".into(), lines.of(c)).column(col));
+        }
+        if ignore.iter().any(|i| i == col) {
+            problems.push(
+                p(
+                    "an ignored column cannot be the `changed` column (it is environment-local)".into(),
+                    lines.of(c),
+                )
+                .column(col),
+            );
+        }
+        Some(col.to_string())
+    });
+    let mut margin = DEFAULT_CHANGED_MARGIN_SECS;
+    if let Some(m) = &t.changed_margin {
+        match crate::branch::parse_ttl(m.get_ref()) {
+            Ok(secs) => margin = secs,
+            Err(_) => problems.push(p(
+                format!(
+                    "`changed_margin = \"{}\"` is not a duration: a whole number of s, m, h or d (5m, 90s, 1h)",
+                    m.get_ref()
+                ),
+                lines.of(m),
+            )),
+        }
+        if changed.is_none() && t.changed.is_none() {
+            problems.push(p(
+                "`changed_margin` without `changed`: name the changed column too, or remove the margin".into(),
+                lines.of(m),
+            ));
+        }
+    }
+    (changed, margin)
 }
 
 /// A table's `references`: column -> a managed table.
@@ -1053,6 +1128,9 @@ fn column_lines(t: &RawTable, lines: &Lines) -> BTreeMap<String, usize> {
         }
         for (col, v) in &t.stamp {
             note(col, lines.of(v));
+        }
+        if let Some(c) = &t.changed {
+            note(c.get_ref(), lines.of(c));
         }
         if let Some(d) = &t.draft {
             for col in d.get_ref().keys() {
@@ -1377,6 +1455,54 @@ stamp = { at = "yesterday" }
             "{text}"
         );
         assert!(text.contains("url_env"), "{text}");
+    }
+
+    #[test]
+    fn changed_names_a_column_with_a_margin_and_is_checked_at_its_line() {
+        let ok = GOOD.replace(
+            "ignore = [\"view_count\"]",
+            "ignore = [\"view_count\"]\nchanged = \"modified_at\"\nchanged_margin = \"90s\"",
+        );
+        let c = parse(&ok, Path::new("f.toml")).unwrap();
+        let b = &c.tables["businesses"];
+        assert_eq!(b.changed.as_deref(), Some("modified_at"));
+        assert_eq!(b.changed_margin_secs, 90);
+        assert_eq!(c.tables["cities"].changed, None);
+        let default = GOOD.replace(
+            "ignore = [\"view_count\"]",
+            "ignore = [\"view_count\"]\nchanged = \"modified_at\"",
+        );
+        assert_eq!(
+            parse(&default, Path::new("f.toml")).unwrap().tables["businesses"].changed_margin_secs,
+            DEFAULT_CHANGED_MARGIN_SECS
+        );
+
+        for (written, wanted) in [
+            (
+                "changed = \"view_count\"",
+                "ignored column cannot be the `changed` column",
+            ),
+            ("changed = \"id\"", "key column cannot be the `changed` column"),
+            ("changed = \"\"", "`changed` names no column"),
+            (
+                "changed = \"modified_at\"\nchanged_margin = \"soon\"",
+                "is not a duration",
+            ),
+            ("changed_margin = \"5m\"", "`changed_margin` without `changed`"),
+        ] {
+            let bad = GOOD.replace(
+                "ignore = [\"view_count\"]",
+                &format!("ignore = [\"view_count\"]\n{written}"),
+            );
+            let err = parse(&bad, Path::new("f.toml")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(wanted), "{written}: {text}");
+            let line = err.problems[0].line.expect("a line");
+            assert!(
+                bad.lines().nth(line - 1).is_some_and(|l| l.starts_with("changed")),
+                "{written}: line {line}: {text}"
+            );
+        }
     }
 
     #[test]

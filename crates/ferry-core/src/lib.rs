@@ -19,5 +19,6 @@ pub mod schema;
 pub mod selection;
 pub mod spec;
 pub mod value;
+pub mod watermark;
 
 pub use value::{ColumnType, LogicalType, Value};

@@ -336,6 +336,16 @@ pub struct Plan {
     /// them again. Never saved: a plan read from a file reads them.
     #[serde(skip)]
     pub under_lock: InMemory<bool>,
+    /// Per table read whole that declares `changed`: the high-water marks
+    /// of both sides before it was read. Applying the plan records them
+    /// as the pair's watermark when it leaves the table in sync. Never
+    /// saved: a saved plan records none.
+    #[serde(skip)]
+    pub marks: InMemory<BTreeMap<String, crate::watermark::Watermark>>,
+    /// What the planner says once about how it read the tables (a table
+    /// with `changed` read whole, and why). Never saved.
+    #[serde(skip)]
+    pub notes: InMemory<Vec<String>>,
 }
 
 /// What a plan carries in memory only: never saved, and no part of what the

@@ -47,6 +47,18 @@ pub struct TableSpec {
     /// against the target's other rows.
     #[serde(default)]
     pub unique: Vec<Vec<String>>,
+    /// The column the application sets on every write (`changed`), when
+    /// declared: plans read the rows changed since the last sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
+    /// Seconds before the last sync's watermark that a changed-only plan
+    /// still reads (`changed_margin`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed_margin_secs: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A problem that stops a table from being resolved.
@@ -140,6 +152,12 @@ impl TableSpec {
             generated_key,
             natural_key: cfg.natural_key.clone(),
             unique,
+            changed: cfg.changed.clone(),
+            changed_margin_secs: if cfg.changed.is_some() {
+                cfg.changed_margin_secs
+            } else {
+                0
+            },
         })
     }
 

@@ -69,6 +69,58 @@ impl Dialect {
         )
     }
 
+    /// A string literal (quotes doubled), for the catalog queries below.
+    fn literal(self, text: &str) -> String {
+        let quoted = text.replace('\'', "''");
+        match self {
+            // MySQL also reads backslashes as escapes in literals.
+            Dialect::Mysql => format!("'{}'", quoted.replace('\\', "\\\\")),
+            Dialect::Sqlite | Dialect::Postgres => format!("'{quoted}'"),
+        }
+    }
+
+    /// A query giving whether an index of `table` starts with `column`
+    /// (so `column >= x` reads only the matching rows): a boolean or a
+    /// count, true or non-zero when there is one.
+    pub fn leading_index_probe(self, table: &str, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "SELECT count(*) FROM pragma_index_list({t}) AS l, pragma_index_info(l.name) AS i \
+                 WHERE i.seqno = 0 AND i.name = {c}",
+                t = self.literal(table),
+                c = self.literal(column)
+            ),
+            Dialect::Postgres => format!(
+                "SELECT count(*)::bigint FROM pg_index i JOIN pg_attribute a \
+                 ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                 WHERE i.indrelid = to_regclass({t}) AND a.attname = {c}",
+                t = self.literal(&self.ident(table)),
+                c = self.literal(column)
+            ),
+            Dialect::Mysql => format!(
+                "SELECT count(*) FROM information_schema.statistics WHERE table_schema = DATABASE() \
+                 AND table_name = {t} AND column_name = {c} AND seq_in_index = 1",
+                t = self.literal(table),
+                c = self.literal(column)
+            ),
+        }
+    }
+
+    /// A query giving one row when some row of `table` holds NULL in
+    /// `column`, and none otherwise.
+    pub fn null_probe(self, table: &str, column: &str) -> String {
+        format!(
+            "SELECT 1 FROM {} WHERE {} IS NULL LIMIT 1",
+            self.ident(table),
+            self.ident(column)
+        )
+    }
+
+    /// A query giving the largest value of `column` in `table`.
+    pub fn max_of(self, table: &str, column: &str) -> String {
+        format!("SELECT max({}) FROM {}", self.ident(column), self.ident(table))
+    }
+
     /// Refreshes the planner statistics of a table.
     pub fn analyze(self, table: &str) -> String {
         match self {

@@ -347,6 +347,19 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// What a store says of a table's `changed` column ([`SqlStore::changed_column`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangedColumn {
+    /// Whether an index starts with the column.
+    pub indexed: bool,
+    /// Whether some row holds NULL in it (not read, `false`, when the
+    /// column is not indexed: that would scan the table).
+    pub has_nulls: bool,
+    /// Its largest value (`None`: the table is empty, or the column is not
+    /// indexed and it was not read).
+    pub max: Option<Value>,
+}
+
 /// The calls only a store that speaks SQL answers: a `sql` gate's query,
 /// and whether a predicate written in SQL (a table's `exclude`, a
 /// selection's condition) runs on a table. Reached through
@@ -359,6 +372,32 @@ pub trait SqlStore: Store {
     /// Runs a SQL query expected to return one row; gives its first column.
     /// It runs in a read-only session.
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError>;
+    /// What a changed-only plan needs to know of `column` of `table`
+    /// (docs/config.md, `changed`): whether an index starts with it,
+    /// whether a row holds NULL in it, and its largest value.
+    async fn changed_column(&self, table: &str, column: &str) -> Result<ChangedColumn, DbError> {
+        let d = self.dialect();
+        let indexed = self.query_scalar(&d.leading_index_probe(table, column)).await?;
+        let indexed = matches!(indexed, Some(Value::Bool(true))) || matches!(indexed, Some(Value::Int(n)) if n > 0);
+        if !indexed {
+            // Without an index both reads below scan the table.
+            return Ok(ChangedColumn {
+                indexed,
+                has_nulls: false,
+                max: None,
+            });
+        }
+        let has_nulls = self.query_scalar(&d.null_probe(table, column)).await?.is_some();
+        let max = match self.query_scalar(&d.max_of(table, column)).await? {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        };
+        Ok(ChangedColumn {
+            indexed,
+            has_nulls,
+            max,
+        })
+    }
     /// Whether `predicate` runs against `table`: the database's own error
     /// when it does not.
     async fn check_predicate(&self, table: &str, predicate: &str) -> Result<(), DbError> {

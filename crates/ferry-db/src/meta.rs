@@ -11,6 +11,12 @@
 //! - `_ferry_branches`: the per-branch environments cloned from this one
 //!   (name, branch, where they promote, who made them and when, merged at,
 //!   the time they may live after the merge, and when they expire).
+//! - `_ferry_watermarks` (since v6): per (source environment, table with
+//!   `changed`), the high-water mark of each side's `changed` column at the
+//!   last sync that left the whole table in sync, and when it was taken; a
+//!   row whose `peer_env` is empty says when Ferry last wrote rows of the
+//!   table here with `changed` values older than the write (a revert, a
+//!   refresh, a promotion that does not stamp the column).
 //! - `_ferry_sync`: the sync base, per (source environment, table, key):
 //!   the row hash and packed per-field hashes at the last sync, and for
 //!   natural-key tables the key of the matched target row (the id mapping).
@@ -27,6 +33,16 @@ pub const SYNC: &str = "_ferry_sync";
 pub const AUDIT: &str = "_ferry_audit";
 pub const REVIEWS: &str = "_ferry_reviews";
 pub const BRANCHES: &str = "_ferry_branches";
+pub const WATERMARKS: &str = "_ferry_watermarks";
+
+pub const WATERMARK_COLUMNS: [&str; 6] = [
+    "peer_env",
+    "table_name",
+    "source_mark",
+    "target_mark",
+    "taken_at",
+    "promotion_id",
+];
 
 pub const BRANCH_COLUMNS: [&str; 9] = [
     "name",
@@ -191,6 +207,12 @@ pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
          promotes_to {text} NOT NULL, created_by {text} NOT NULL, created_at {text} NOT NULL, merged_at {text}, \
          ttl_secs {bigint}, expires_at {text})",
         q(BRANCHES)
+    )],
+    // v6: the watermarks of tables with `changed` (change-proportional plans).
+    vec![format!(
+        "CREATE TABLE {} (peer_env {key_text} NOT NULL, table_name {key_text} NOT NULL, source_mark {text}, \
+         target_mark {text}, taken_at {text} NOT NULL, promotion_id {text}, PRIMARY KEY (peer_env, table_name))",
+        q(WATERMARKS)
     )]]
 }
 

@@ -387,6 +387,9 @@ pub async fn promote_plan_with(
             });
         }
     };
+    if target.as_sql().is_some() {
+        watermarks_of(plan, kind, &by_table, &promotion, txn.as_mut()).await?;
+    }
     for write in extra(&promotion.id) {
         match write {
             MetaWrite::Insert { table, columns, rows } => txn.insert(&table, &columns, &rows).await?,
@@ -406,6 +409,46 @@ pub async fn promote_plan_with(
     })?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "apply: committed");
     Ok(Some(promotion))
+}
+
+/// The watermarks a promotion writes with its sync bases (see
+/// `watermarks.rs`): a direct promotion (`promote`) records the marks its
+/// plan took for every table it leaves in sync (no entry of it left
+/// behind: skipped, left out, excluded by a dependency); and a write of
+/// rows whose `changed` column it does not stamp (a refresh copies values
+/// as they are) is a rewind for the pairs reading this database.
+async fn watermarks_of(
+    plan: &Plan,
+    kind: &str,
+    by_table: &BTreeMap<&str, Vec<&PlanEntry>>,
+    promotion: &Promotion,
+    txn: &mut dyn Txn,
+) -> Result<()> {
+    for table in by_table.keys() {
+        let spec = spec_of(plan, table)?;
+        if let Some(col) = &spec.changed {
+            if kind == "refresh" || !spec.stamped.contains(col) {
+                crate::watermarks::rewind(txn, table, &promotion.at, &promotion.id).await?;
+            }
+        }
+    }
+    if kind != "promote" {
+        return Ok(());
+    }
+    let synced: Vec<&str> = plan
+        .marks
+        .0
+        .keys()
+        .map(String::as_str)
+        .filter(|t| {
+            !plan.entries.iter().any(|e| {
+                e.table == *t
+                    && e.action == Action::Skip
+                    && !matches!(e.reason, Some(Reason::KeptTarget | Reason::Matched))
+            })
+        })
+        .collect();
+    crate::watermarks::record(txn, plan, &synced, &promotion.id).await
 }
 
 /// The before-images of a plan's rows, by (table, target key text).

@@ -112,6 +112,18 @@ pub async fn baseline(pair: &Pair, selection: &Selection, user: &str, progress: 
         reverted_by: None,
     };
     journal::write_journal(txn.as_mut(), &record, Vec::new(), None).await?;
+    if pair.target.as_sql().is_some() {
+        // A table none of whose rows differ is in sync: its marks become
+        // the pair's watermark (docs/config.md, `changed`).
+        let synced: Vec<&str> = differing
+            .marks
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|t| !differing.entries.iter().any(|e| e.table == *t))
+            .collect();
+        crate::watermarks::record(txn.as_mut(), &differing, &synced, &id).await?;
+    }
     txn.commit().await?;
     // The sync table grew: let the target's planner see it before the next plan.
     let _ = pair.target.refresh_statistics(ferry_db::meta::SYNC).await;

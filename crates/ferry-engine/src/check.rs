@@ -58,6 +58,7 @@ fn problems_of(e: Error, env: &str) -> Vec<ConfigProblem> {
 /// Checks every environment and every pair that content flows between.
 pub async fn check(project: &Project) -> CheckReport {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let mut environments = Vec::new();
     let mut schemas: BTreeMap<String, BTreeMap<String, TableSchema>> = BTreeMap::new();
     for env in project.config.environments_in_order() {
@@ -88,6 +89,43 @@ pub async fn check(project: &Project) -> CheckReport {
         for (name, t) in &project.config.tables {
             if !found.contains_key(name) {
                 continue;
+            }
+            if let Some(col) = &t.changed {
+                let line = t.line_of(Some(col));
+                if found[name].column(col).is_none() {
+                    problems.push(
+                        ConfigProblem::new(format!(
+                            "the `changed` column `{col}` does not exist here; plans read the table whole until it does (add the column, or fix `changed`)"
+                        ))
+                        .at(line)
+                        .env(env)
+                        .table(name)
+                        .column(col),
+                    );
+                } else if let Some(sql) = store.as_sql() {
+                    match sql.changed_column(name, col).await {
+                        Ok(c) if !c.indexed => warnings.push(
+                            ConfigProblem::new(format!(
+                                "no index starts with the `changed` column `{col}`: plans read the table whole; create one (CREATE INDEX ... ON {name} ({col}))"
+                            ))
+                            .at(line)
+                            .env(env)
+                            .table(name)
+                            .column(col),
+                        ),
+                        Ok(c) if c.has_nulls => warnings.push(
+                            ConfigProblem::new(format!(
+                                "some rows hold NULL in the `changed` column `{col}`: plans read the table whole until every row has a value"
+                            ))
+                            .at(line)
+                            .env(env)
+                            .table(name)
+                            .column(col),
+                        ),
+                        Ok(_) => {}
+                        Err(e) => problems.extend(problems_of(e.into(), env)),
+                    }
+                }
             }
             // A store without a query language (a `dir:` folder) holds no
             // excluded rows: the other side of each promotion evaluates `exclude`.
@@ -139,7 +177,7 @@ pub async fn check(project: &Project) -> CheckReport {
     CheckReport {
         environments,
         problems,
-        warnings: route_warnings(project),
+        warnings: route_warnings(project).into_iter().chain(warnings).collect(),
     }
 }
 

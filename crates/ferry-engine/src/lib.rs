@@ -26,6 +26,7 @@ pub mod revert;
 pub mod reviews;
 pub mod saved;
 pub mod views;
+pub mod watermarks;
 
 pub use error::{Error, Result};
 /// The store a front end reads through (listings, `plan -o`'s source checks).

@@ -25,6 +25,9 @@ pub struct Pair {
     /// Tables whose rows can be compared by raw images (same engine, same
     /// declared column types): the planner's fast merge.
     pub raw_comparable: BTreeSet<String>,
+    /// Read every table whole even where `changed` would let a plan read
+    /// only the rows changed since the last sync (`--full`).
+    pub full_plans: bool,
 }
 
 impl Pair {
@@ -420,5 +423,6 @@ pub async fn resolve_opened(
         specs,
         order,
         raw_comparable,
+        full_plans: false,
     })
 }

@@ -30,6 +30,8 @@ pub struct Envs {
     /// How long opening a store may take (`None`: as long as the driver
     /// waits).
     open_timeout: Option<Duration>,
+    /// Plans read every table whole (`--full`; see [`Pair::full_plans`]).
+    full_plans: bool,
 }
 
 impl Envs {
@@ -44,7 +46,15 @@ impl Envs {
             project,
             open: Mutex::new(BTreeMap::new()),
             open_timeout: None,
+            full_plans: false,
         }
+    }
+
+    /// `self`, whose pairs plan every table by reading it whole even where
+    /// `changed` would let them read only the changed rows (`--full`).
+    pub fn full_plans(mut self, on: bool) -> Envs {
+        self.full_plans = on;
+        self
     }
 
     /// `self`, giving up on opening a store after `limit`: a database that
@@ -112,6 +122,7 @@ impl Envs {
             project: Arc::new(project),
             open: Mutex::new(opened),
             open_timeout: envs.open_timeout,
+            full_plans: envs.full_plans,
         })
     }
 
@@ -294,6 +305,8 @@ impl Envs {
         pair::check_selection(&self.project, selection)?;
         let source = self.open(from).await?;
         let target = self.open(to).await?;
-        pair::resolve_opened(&self.project, from, to, source, target, selection).await
+        let mut pair = pair::resolve_opened(&self.project, from, to, source, target, selection).await?;
+        pair.full_plans = self.full_plans;
+        Ok(pair)
     }
 }

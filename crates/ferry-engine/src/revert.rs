@@ -93,6 +93,13 @@ pub async fn revert_unchecked_with(envs: &Envs, id: &str, user: &str, force: boo
     let schemas = schemas_of(&*store, &original, &rows).await?;
     let mut txn = store.begin().await?;
     let done = revert_in(&original, &rows, &schemas, user, force, txn.as_mut()).await?;
+    if store.as_sql().is_some() {
+        // The before-images carry older `changed` values: no watermark
+        // taken before now holds for these tables (planner/changed.rs).
+        for table in schemas.keys() {
+            crate::watermarks::rewind(txn.as_mut(), table, &done.at, &done.id).await?;
+        }
+    }
     txn.commit().await.map_err(|e| match e.kind {
         // The writer lock was lost before the commit: rolled back (exit 3,
         // as for a promotion).

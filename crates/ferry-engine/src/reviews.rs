@@ -266,6 +266,8 @@ pub async fn submit(
     if !direct_entries.is_empty() {
         let p = Plan {
             entries: direct_entries,
+            // Part of the plan: it records no watermark (see watermarks.rs).
+            marks: ferry_core::plan::InMemory::default(),
             ..plan.clone()
         };
         out.direct = apply::promote_plan(target, &p, opts).await?;
@@ -337,6 +339,8 @@ pub async fn submit(
         status: "open".into(),
         plan: Plan {
             entries: review_entries,
+            // Part of the plan: it records no watermark (see watermarks.rs).
+            marks: ferry_core::plan::InMemory::default(),
             ..plan.clone()
         },
         decided: BTreeMap::new(),
@@ -361,6 +365,8 @@ pub async fn submit(
     } else {
         let drafts_plan = Plan {
             entries: draft_entries,
+            // Part of the plan: it records no watermark (see watermarks.rs).
+            marks: ferry_core::plan::InMemory::default(),
             ..plan.clone()
         };
         let review_ref = &review;

@@ -79,6 +79,9 @@ pub struct PlanView {
     pub no_base: usize,
     pub excluded: BTreeMap<String, u64>,
     pub changes: Vec<EntryView>,
+    /// Tables with `changed` that the plan read whole, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl PlanView {
@@ -92,6 +95,7 @@ impl PlanView {
             no_base: plan.entries.iter().filter(|e| e.reason == Some(Reason::NoBase)).count(),
             excluded: plan.excluded.clone(),
             changes: plan.entries.iter().map(|e| EntryView::new(plan, e)).collect(),
+            notes: plan.notes.0.clone(),
         }
     }
 }

@@ -56,6 +56,9 @@ pub struct SelectionArgs {
     /// Leave this row out, with the rows that need it (its children, rows referencing it that the target lacks): TABLE:KEY (repeatable).
     #[arg(long = "skip", value_name = "TABLE:KEY")]
     pub skips: Vec<String>,
+    /// Read every table whole, even one that declares `changed` (whose plans otherwise read only the rows changed since the last sync).
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Subcommand, Debug)]

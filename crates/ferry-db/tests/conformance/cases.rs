@@ -910,3 +910,45 @@ pub async fn one_read_interface(b: Backend) {
     txn.commit().await.expect("commit");
     assert_eq!(read_ids(&*store).await, seen, "{b:?}: committed");
 }
+
+/// What a store says of a `changed` column: whether an index starts with
+/// it, whether a row holds NULL there, its largest value; and, on a column
+/// no index starts with, nothing more (reading it would scan the table).
+pub async fn changed_columns(b: Backend) {
+    let Some((_db, store)) = setup(b, "changed_columns").await else {
+        return;
+    };
+    let Some(sql) = store.as_sql() else {
+        // A folder cannot tell changed rows: plans read it whole.
+        return;
+    };
+    seed(&*store).await;
+    // `parent_id` leads the unique index (parent_id, label).
+    let c = sql.changed_column("item", "parent_id").await.expect("parent_id");
+    assert!(c.indexed, "{b:?}: {c:?}");
+    assert!(!c.has_nulls, "{b:?}: {c:?}");
+    assert_eq!(c.max, Some(Value::Int(2)), "{b:?}");
+    // `label` is second in that index, `price` in none.
+    for col in ["label", "price"] {
+        let c = sql.changed_column("item", col).await.expect(col);
+        assert_eq!((c.indexed, c.has_nulls, &c.max), (false, false, &None), "{b:?}: {col}");
+    }
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("parent", &s(&["id", "name"]), &[vec![Value::Int(3), text("three")]])
+        .await
+        .expect("insert a parent");
+    let mut orphan = item(5, 0, "delta", "1", true);
+    orphan[1] = Value::Null;
+    txn.insert("item", &s(&ITEM), &[item(4, 3, "gamma", "1", true), orphan])
+        .await
+        .expect("insert items");
+    txn.commit().await.expect("commit");
+    let c = sql.changed_column("item", "parent_id").await.expect("parent_id");
+    assert_eq!((c.has_nulls, c.max), (true, Some(Value::Int(3))), "{b:?}");
+    let empty = sql.changed_column("word", "k").await.expect("word");
+    assert_eq!(
+        (empty.indexed, empty.has_nulls, empty.max),
+        (true, false, None),
+        "{b:?}: an empty table"
+    );
+}

@@ -60,6 +60,7 @@ conformance!(
     read_only_sessions,
     own_tables,
     capabilities,
+    changed_columns,
     records_empty,
     records_paging,
     records_round_trip,

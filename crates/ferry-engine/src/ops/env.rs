@@ -342,10 +342,16 @@ impl PreparedDestroy<'_> {
             let target = self.envs.open(&b.promotes_to).await?;
             let mut txn = target.begin().await?;
             journal::forget_source(txn.as_mut(), &b.name).await?;
+            if target.as_sql().is_some() {
+                crate::watermarks::forget_peer(txn.as_mut(), &b.name).await?;
+            }
             txn.commit().await?;
         }
         let mut txn = parent.begin().await?;
         journal::forget_source(txn.as_mut(), &b.name).await?;
+        if parent.as_sql().is_some() {
+            crate::watermarks::forget_peer(txn.as_mut(), &b.name).await?;
+        }
         records::delete_branch(txn.as_mut(), &b.name).await?;
         txn.commit().await?;
         let mut entry = audit::entry(user, "env-destroy", Some(&b.name), &b.from);

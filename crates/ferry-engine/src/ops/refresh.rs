@@ -187,6 +187,10 @@ async fn prepare_in<'a>(
         .entries
         .retain(|e| e.is_change() || e.action == Action::Conflict);
     let mut pair = envs.pair(&req.from, &req.env, &all, false).await?;
+    // Its specs differ from a promotion's (stamped columns compared, no
+    // `exclude` on `from`): no watermark speaks for them, so every table
+    // is read whole.
+    pair.full_plans = true;
     let excludes = refresh_specs(&mut pair);
     let mut incoming = planner::plan(&pair, &all, observer.progress()).await?;
     incoming.under_lock.0 = lock.is_some();

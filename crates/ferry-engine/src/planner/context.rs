@@ -1,13 +1,15 @@
 //! What every stage after the natural-key mapping reads and none changes.
 //! In: the pair, whether the target holds Ferry's own tables, stage 2's
 //! [`Matched`], and whether equal rows are wanted. Out: [`Ctx`], lent to
-//! the scan, classify, closure and annotate stages.
+//! the scan, classify, closure and annotate stages (and the tables read
+//! changed-only, from [`super::changed`]).
 
 use std::collections::HashMap;
 
 use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
 
+use super::changed::ChangedRead;
 use super::natural::{Matched, NaturalMatch};
 use super::rows::{SideRow, Sides};
 use crate::error::Result;
@@ -26,6 +28,8 @@ pub(super) struct Ctx<'a> {
     pub sides: Sides,
     /// Whether the rows equal on both sides are reported (a baseline).
     pub keep_equal: bool,
+    /// Tables read changed-only, with their bounds (`changed`).
+    pub changed: HashMap<String, ChangedRead>,
     pub progress: Progress,
 }
 
@@ -35,6 +39,7 @@ impl<'a> Ctx<'a> {
         has_meta: bool,
         matched: Matched,
         keep_equal: bool,
+        changed: HashMap<String, ChangedRead>,
         progress: Progress,
     ) -> Ctx<'a> {
         Ctx {
@@ -43,6 +48,7 @@ impl<'a> Ctx<'a> {
             natural: matched.matches,
             sides: matched.sides,
             keep_equal,
+            changed,
             progress,
         }
     }

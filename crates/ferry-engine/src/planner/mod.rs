@@ -4,7 +4,9 @@
 //!
 //! 1. [`select`]: the selection -> what each table contributes ([`select::Selected`]).
 //! 2. [`natural`]: natural-key tables and the tables keyed by them, read
-//!    whole -> their id mapping ([`natural::Matched`]).
+//!    whole -> their id mapping ([`natural::Matched`]); then [`changed`]:
+//!    the tables with `changed` -> whether each is read changed-only
+//!    ([`changed::Reading`]).
 //! 3. [`scan`]: one table and what it contributes -> batches of
 //!    [`Candidate`](rows::Candidate)s, the keys whose rows differ.
 //! 4. [`classify`]: candidates and their sync bases -> plan entries
@@ -19,6 +21,7 @@
 //! selections, the selected keys), never a whole table.
 
 mod annotate;
+mod changed;
 mod classify;
 mod closure;
 mod context;
@@ -78,7 +81,16 @@ impl<'a> Planner<'a> {
         let pair = self.pair;
         let selected = select::select(pair, selection)?;
         let matched = natural::load(pair, self.has_meta).await?;
-        let ctx = Ctx::new(pair, self.has_meta, matched, self.equal.is_some(), self.progress);
+        let keep_equal = self.equal.is_some();
+        let reading = changed::prepare(
+            pair,
+            self.has_meta,
+            &selected.modes,
+            |t| matched.matches.contains_key(t),
+            keep_equal,
+        )
+        .await?;
+        let ctx = Ctx::new(pair, self.has_meta, matched, keep_equal, reading.reads, self.progress);
         let mut entries = Entries::new(selected.skips, self.equal);
         select_rows(&ctx, &mut entries, selected.modes, selected.ids).await?;
         let started = std::time::Instant::now();
@@ -94,7 +106,10 @@ impl<'a> Planner<'a> {
         step("base values of conflicts read");
         ctx.progress.finish();
         let (list, excluded, equal_count) = entries.finish();
-        Ok((assemble(pair, selection, list, excluded), equal_count))
+        let mut plan = assemble(pair, selection, list, excluded);
+        plan.marks = InMemory(reading.marks);
+        plan.notes = InMemory(reading.notes);
+        Ok((plan, equal_count))
     }
 }
 
@@ -173,6 +188,8 @@ fn assemble(
         excluded,
         checks: Vec::new(),
         under_lock: InMemory(false),
+        marks: InMemory::default(),
+        notes: InMemory::default(),
     }
 }
 

@@ -92,6 +92,16 @@ pub(super) async fn open<'c>(
         Source::Once(Some(natural(ctx, spec, &mode, explicit, pulled_by).await?))
     } else {
         match mode {
+            // `changed`: the keys changed since the last sync, present on
+            // one side only, or excluded, compared whole like `--where`'s.
+            Mode::Scan(None) if ctx.changed.contains_key(&spec.name) => {
+                let read = &ctx.changed[&spec.name];
+                let keys = super::changed::keys(ctx, spec, read).await?;
+                let bar = ctx.progress.table(&spec.name);
+                bar.set_total(keys.len() as u64);
+                let chunks: Vec<Vec<Vec<Value>>> = keys.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
+                Source::Keys(chunks.into_iter(), bar)
+            }
             // The raw merge sees only the keys that differ: it cannot give
             // every selected key.
             Mode::Scan(None) if !track && merges_raw(ctx, spec) => {
@@ -584,7 +594,7 @@ async fn next_item<T>(buf: &mut std::vec::IntoIter<T>, rx: &mut mpsc::Receiver<R
     }
 }
 
-fn check_order(env: &str, spec: &TableSpec, last: &mut Option<Vec<Value>>, key: &[Value]) -> Result<()> {
+pub(super) fn check_order(env: &str, spec: &TableSpec, last: &mut Option<Vec<Value>>, key: &[Value]) -> Result<()> {
     if let Some(prev) = last {
         if key_cmp(prev, key) != std::cmp::Ordering::Less {
             return Err(Error::Data(format!(

@@ -20,7 +20,7 @@ pub async fn run(
     save: Option<PathBuf>,
     is_diff: bool,
 ) -> Result<u8> {
-    let envs = super::envs_for(g, &[from, to]).await?;
+    let envs = super::envs_for(g, &[from, to]).await?.full_plans(args.full);
     let project = envs.project();
     let sel = selection(args)?;
     let key = match &save {
@@ -51,6 +51,10 @@ pub async fn run(
         }
     } else {
         let mut text = output::plan_text_with(&plan, g.verbose);
+        // How tables with `changed` were read, said once per plan.
+        for note in &plan.notes.0 {
+            text.push_str(&format!("note: {note}\n"));
+        }
         if let Some(path) = &save {
             let file = shell_word(&path.display().to_string());
             let apply = format!("ferry promote {from} {to} --plan {file}");

@@ -24,7 +24,7 @@ pub struct Options {
 }
 
 pub async fn run(g: &Global, from: &str, to: &str, args: &SelectionArgs, opts: Options) -> Result<u8> {
-    let envs = super::envs_for(g, &[from, to]).await?;
+    let envs = super::envs_for(g, &[from, to]).await?.full_plans(args.full);
     let sel = selection(args)?;
     if opts.take.is_some() && (opts.plan.is_some() || sel.ids.is_empty()) {
         return Err(

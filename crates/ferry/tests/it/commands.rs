@@ -1542,3 +1542,54 @@ fn a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+/// `changed`: `diff` says once why it read a table whole, `--full` is
+/// accepted everywhere a selection is, and once a promotion recorded the
+/// watermark the changed-only diff shows what the full one shows.
+#[test]
+fn changed_tables_say_why_they_are_read_whole_and_diff_full_agrees() {
+    let f = Fixture::new();
+    f.write_config(&CONFIG.replace(
+        "stamp = { modified_at = \"now\" }",
+        "stamp = { modified_at = \"now\" }\nchanged = \"modified_at\"",
+    ));
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    assert!(
+        out.stdout
+            .contains("note: `businesses` is read whole: no index starts with `modified_at`"),
+        "{}",
+        out.stdout
+    );
+    let v = f.diff_json(&[]);
+    assert!(v["notes"][0].as_str().is_some_and(|n| n.contains("no index")), "{v:#}");
+    for env in ["staging", "production"] {
+        f.exec(
+            env,
+            "CREATE INDEX businesses_modified_at ON businesses (modified_at);
+             UPDATE businesses SET modified_at = '2020-01-01 00:00:00' WHERE modified_at IS NULL;",
+        );
+    }
+    let out = f.run(&["diff", "staging", "production"]).expect(0);
+    assert!(
+        out.stdout.contains("note: `businesses` is read whole: no watermark"),
+        "{}",
+        out.stdout
+    );
+    f.promote(&[]);
+    f.exec("staging", "UPDATE businesses SET name = 'Renamed' WHERE id = 1");
+    f.exec(
+        "staging",
+        "UPDATE businesses SET modified_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = 1",
+    );
+    let fast = f.diff_json(&[]);
+    assert!(
+        fast.get("notes").is_none(),
+        "the diff reads changed rows only: {fast:#}"
+    );
+    let full = f.diff_json(&["--full"]);
+    assert_eq!(summary(&fast), summary(&full), "{fast:#}\n{full:#}");
+    assert!(summary(&fast).contains(&s("businesses", 1, "update", None)), "{fast:#}");
+    f.run(&["plan", "staging", "production", "--full"]).expect(0);
+    f.run(&["promote", "staging", "production", "--full", "--dry-run"])
+        .expect(0);
+}

@@ -8,6 +8,7 @@
 //! `mysql://root@127.0.0.1:3306/mysql`); see [`support`].
 
 mod bad_values;
+mod changed;
 mod column_limits;
 mod concurrency;
 mod dir;

@@ -1,0 +1,408 @@
+//! Change-proportional reading of the tables that declare `changed`
+//! (docs/config.md). In: the pair, what each table contributes (stage 1)
+//! and the natural-key tables (stage 2). Out: [`Reading`], per table either
+//! the bounds of a changed-only read, or nothing (read whole), with the
+//! marks a promotion records and one note per table read whole for a
+//! reason worth saying; then, in stage 3, [`keys`]: the keys a changed-only
+//! read compares.
+//!
+//! The rule: after a sync that left a table in sync, a row whose `changed`
+//! value is below the watermark minus the margin on both sides, and that
+//! exists on both sides, is equal to its sync base on both sides, so the
+//! three-way rules give it no entry. A changed-only read therefore compares
+//! the rows at or above the bound on either side, the keys present on one
+//! side only (a key-only scan of both sides), and the source rows matching
+//! `exclude`; closure and annotate fetch any other row they need by key.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ferry_core::canonical::key_text;
+use ferry_core::spec::TableSpec;
+use ferry_core::value::{key_cmp, Value};
+use ferry_core::watermark::{unsupported, Mark, Watermark};
+use ferry_db::{Predicate, RawBatch, RawBatches, ScanRequest};
+
+use super::context::Ctx;
+use super::rows::conv_err;
+use super::select::Mode;
+use crate::error::Result;
+use crate::pair::Pair;
+use crate::watermarks;
+
+/// What a changed-only read of one side reads beyond its keys.
+#[derive(Clone, Debug)]
+pub(super) enum SideBound {
+    /// The rows whose `changed` is at or above this value.
+    From(Value),
+    /// Every row (the side was empty at the last sync).
+    All,
+}
+
+/// The bounds of a changed-only read of one table.
+#[derive(Clone, Debug)]
+pub(super) struct ChangedRead {
+    pub column: String,
+    pub source: SideBound,
+    pub target: SideBound,
+}
+
+/// How the tables with `changed` are read, and what a plan says of it.
+#[derive(Default)]
+pub(super) struct Reading {
+    /// Table -> its changed-only read; a table not here is read whole.
+    pub reads: HashMap<String, ChangedRead>,
+    /// Table -> the marks taken before reading it (for the promotion).
+    pub marks: BTreeMap<String, Watermark>,
+    /// One line per table with `changed` read whole, saying why.
+    pub notes: Vec<String>,
+}
+
+/// Decides how each table with `changed` that the selection reads whole is
+/// read. `keep_equal`: a baseline (it reads every row, and records marks).
+pub(super) async fn prepare(
+    pair: &Pair,
+    has_meta: bool,
+    modes: &BTreeMap<String, Mode>,
+    is_natural: impl Fn(&str) -> bool,
+    keep_equal: bool,
+) -> Result<Reading> {
+    let mut out = Reading::default();
+    let mut watermarks_here: Option<bool> = None;
+    let mut source_rewinds: Option<bool> = None;
+    for t in &pair.order {
+        let spec = &pair.specs[t];
+        let Some(col) = spec.changed.clone() else { continue };
+        match modes.get(t) {
+            Some(Mode::Scan(None)) => {}
+            Some(Mode::Scan(Some(_))) => {
+                out.notes.push(format!(
+                    "`{t}`: a `--where` selection compares the rows it matches, not the rows changed since the last sync"
+                ));
+                continue;
+            }
+            _ => continue,
+        }
+        if is_natural(t) {
+            out.notes.push(format!(
+                "`{t}` is read whole: it is matched by natural key (or keyed by such a table), which reads both sides whole anyway"
+            ));
+            continue;
+        }
+        let (Some(src_sql), Some(dst_sql)) = (pair.source.as_sql(), pair.target.as_sql()) else {
+            let env = if pair.source.as_sql().is_none() {
+                &pair.from
+            } else {
+                &pair.to
+            };
+            out.notes.push(format!(
+                "`{t}` is read whole: environment `{env}` cannot read only the rows changed since the last sync (it is not an SQL database)"
+            ));
+            continue;
+        };
+        if let Some(note) = missing_column(pair, t, &col).await? {
+            out.notes.push(note);
+            continue;
+        }
+        let (sc, tc) = tokio::try_join!(src_sql.changed_column(t, &col), dst_sql.changed_column(t, &col))?;
+        if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
+            .iter()
+            .find(|(c, _)| !c.indexed)
+            .map(|(_, e)| e)
+        {
+            // Nor are marks taken: reading them would scan the table. The
+            // first promotion after the index is made records them.
+            out.notes.push(format!(
+                "`{t}` is read whole: no index starts with `{col}` in environment `{env}`; create one (CREATE INDEX ... ON {t} ({col})) to read only the changed rows"
+            ));
+            continue;
+        }
+        if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
+            .iter()
+            .find(|(c, _)| c.has_nulls)
+            .map(|(_, e)| e)
+        {
+            out.notes.push(format!(
+                "`{t}` is read whole: some rows hold NULL in `{col}` in environment `{env}`, so their changes cannot be told; set it on every row (and on every write)"
+            ));
+            continue;
+        }
+        let mut current = [None, None];
+        let mut bad = None;
+        for (i, (c, env)) in [(&sc, &pair.from), (&tc, &pair.to)].into_iter().enumerate() {
+            if let Some(v) = &c.max {
+                match Mark::of(v) {
+                    Some(m) => current[i] = Some(m),
+                    None => {
+                        bad = Some(format!(
+                            "`{t}` is read whole: `{col}` in environment `{env}` cannot be ordered in time: {}",
+                            unsupported(v)
+                        ))
+                    }
+                }
+            }
+        }
+        if let [Some(a), Some(b)] = current {
+            if !a.same_kind(b) {
+                bad = Some(format!(
+                    "`{t}` is read whole: `{col}` holds times in one environment and numbers in the other"
+                ));
+            }
+        }
+        if let Some(note) = bad {
+            out.notes.push(note);
+            continue;
+        }
+        let [cur_s, cur_t] = current;
+        // A mark is never later than now: a row dated in the future must
+        // not hide the edits made before that date.
+        let read_at = crate::journal::now();
+        let now = Mark::Micros(read_at.timestamp_micros());
+        let capped = |m: Option<Mark>, other: Option<Mark>| match m.or(other) {
+            Some(Mark::Micros(_)) => Some(m.map_or(now, |m| m.min(now))),
+            _ => m,
+        };
+        out.marks.insert(
+            t.clone(),
+            Watermark {
+                source: capped(cur_s, cur_t),
+                target: capped(cur_t, cur_s),
+                taken_at: read_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            },
+        );
+        if pair.full_plans || keep_equal {
+            continue;
+        }
+        let here = match watermarks_here {
+            Some(h) => h,
+            None => *watermarks_here.insert(has_meta && watermarks::present(&*pair.target).await?),
+        };
+        let stored = if here {
+            watermarks::read(&*pair.target, &pair.from, t).await?
+        } else {
+            None
+        };
+        let Some(stored) = stored else {
+            out.notes.push(format!(
+                "`{t}` is read whole: no watermark of `{}` -> `{}` yet (the first plan since `changed` was declared, or after a revert or a partial promotion's review); the next promotion that leaves the table in sync records one",
+                pair.from, pair.to
+            ));
+            continue;
+        };
+        let in_source = match source_rewinds {
+            Some(h) => h,
+            None => *source_rewinds.insert(pair.source.has_meta().await? && watermarks::present(&*pair.source).await?),
+        };
+        let mut rewound = None;
+        for (store, env, has) in [(&pair.source, &pair.from, in_source), (&pair.target, &pair.to, here)] {
+            if has {
+                if let Some((at, by)) = watermarks::rewound_at(&**store, t).await? {
+                    // The promotion that recorded the watermark wrote its
+                    // own rows in sync: only a later write rewinds.
+                    if at > stored.mark.taken_at && (by.is_none() || by != stored.promotion_id) {
+                        rewound = Some(env);
+                    }
+                }
+            }
+        }
+        if let Some(env) = rewound {
+            out.notes.push(format!(
+                "`{t}` is read whole: Ferry wrote rows of it in environment `{env}` with older `{col}` values (a revert, a refresh, or a promotion that does not stamp `{col}`) since the last sync"
+            ));
+            continue;
+        }
+        let margin = spec.changed_margin_secs;
+        let side = |mark: Option<Mark>, cur: Option<Mark>, like: &Option<Value>, env: &str| match (mark, cur, like) {
+            // Empty at the last sync: every row came since. Empty now:
+            // nothing to read beyond the keys.
+            (None, _, _) | (_, None, _) | (_, _, None) => Ok(SideBound::All),
+            (Some(w), Some(c), Some(like)) => {
+                let bound = w.minus(margin);
+                if !w.same_kind(c) {
+                    return Err(format!(
+                        "`{t}` is read whole: `{col}` in environment `{env}` no longer holds the kind of value the watermark was taken from"
+                    ));
+                }
+                if c < bound {
+                    return Err(format!(
+                        "`{t}` is read whole: the newest `{col}` in environment `{env}` is older than the last sync's watermark minus the margin (did a clock go backwards?)"
+                    ));
+                }
+                bound.bound(like).map(SideBound::From).ok_or_else(|| {
+                    format!(
+                        "`{t}` is read whole: `{col}` in environment `{env}` holds values the watermark cannot bound"
+                    )
+                })
+            }
+        };
+        let sides = side(stored.mark.source, cur_s, &sc.max, &pair.from)
+            .and_then(|s| Ok((s, side(stored.mark.target, cur_t, &tc.max, &pair.to)?)));
+        match sides {
+            Ok((source, target)) => {
+                out.reads.insert(
+                    t.clone(),
+                    ChangedRead {
+                        column: col,
+                        source,
+                        target,
+                    },
+                );
+            }
+            Err(note) => out.notes.push(note),
+        }
+    }
+    Ok(out)
+}
+
+/// A note when `column` is missing from `table` on either side (the plan
+/// then reads it whole).
+async fn missing_column(pair: &Pair, table: &str, column: &str) -> Result<Option<String>> {
+    for (store, env) in [(&pair.source, &pair.from), (&pair.target, &pair.to)] {
+        let schema = store.table_schema(table).await?;
+        if schema.is_none_or(|s| s.column(column).is_none()) {
+            return Ok(Some(format!(
+                "`{table}` is read whole: its `changed` column `{column}` does not exist in environment `{env}`; add it, or fix `changed` in ferry.toml"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The keys a changed-only read compares, in key order, each once: keys
+/// present on one side only, source rows matching `exclude`, and the rows
+/// at or above each side's bound.
+pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) -> Result<Vec<Vec<Value>>> {
+    let pair = ctx.pair;
+    let key_scan = |flag: Option<Predicate>| ScanRequest {
+        table: spec.name.clone(),
+        columns: spec.key.clone(),
+        order_by: spec.key.clone(),
+        filter: None,
+        flag,
+        descending: false,
+        limit: None,
+    };
+    let (src, dst) = tokio::try_join!(
+        pair.source
+            .scan_raw(key_scan(spec.exclude.clone().map(Predicate::Native))),
+        pair.target.scan_raw(key_scan(None))
+    )?;
+    let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let all_s = matches!(read.source, SideBound::All);
+    let all_t = matches!(read.target, SideBound::All);
+    let k = spec.key.len();
+    let mut s = KeyStream::new(src, &pair.from);
+    let mut t = KeyStream::new(dst, &pair.to);
+    let mut s_next = s.next(ctx, spec).await?;
+    let mut t_next = t.next(ctx, spec).await?;
+    loop {
+        let ord = match (&s_next, &t_next) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => key_cmp(a, b),
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                if let Some((key, _)) = s_next.take() {
+                    keys.entry(key_text(&key)).or_insert(key);
+                }
+                s_next = s.next(ctx, spec).await?;
+            }
+            std::cmp::Ordering::Greater => {
+                if let Some((key, _)) = t_next.take() {
+                    keys.entry(key_text(&key)).or_insert(key);
+                }
+                t_next = t.next(ctx, spec).await?;
+            }
+            std::cmp::Ordering::Equal => {
+                if let Some((key, excluded)) = s_next.take() {
+                    if excluded || all_s || all_t {
+                        keys.entry(key_text(&key)).or_insert(key);
+                    }
+                }
+                s_next = s.next(ctx, spec).await?;
+                t_next = t.next(ctx, spec).await?;
+            }
+        }
+    }
+    debug_assert!(keys.values().all(|key| key.len() == k));
+    for (store, env, bound) in [
+        (&pair.source, &pair.from, &read.source),
+        (&pair.target, &pair.to, &read.target),
+    ] {
+        let SideBound::From(bound) = bound else { continue };
+        let req = ScanRequest {
+            filter: Some(Predicate::Range {
+                columns: vec![read.column.clone()],
+                from: std::ops::Bound::Included(vec![bound.clone()]),
+                to: std::ops::Bound::Unbounded,
+            }),
+            ..key_scan(None)
+        };
+        let mut rx = store.scan(req).await?;
+        while let Some(batch) = rx.recv().await {
+            for raw in batch? {
+                let key = canonical_key(ctx, spec, env, &raw)?;
+                keys.entry(key_text(&key)).or_insert(key);
+            }
+        }
+    }
+    let mut out: Vec<Vec<Value>> = keys.into_values().collect();
+    out.sort_by(|a, b| key_cmp(a, b));
+    Ok(out)
+}
+
+fn canonical_key(ctx: &Ctx<'_>, spec: &TableSpec, env: &str, raw: &[Value]) -> Result<Vec<Value>> {
+    let pair = ctx.pair;
+    spec.canonicalize_key(&raw[..spec.key.len().min(raw.len())])
+        .map_err(|(col, e)| conv_err((&pair.from, &pair.to), spec, raw, env, &col, e))
+}
+
+/// One side's key-only scan, key by key, with whether the source row
+/// matches `exclude`. Read as a raw scan (binary `COPY` on PostgreSQL,
+/// the engines' own cells elsewhere): only the key is decoded.
+struct KeyStream<'e> {
+    rx: RawBatches,
+    batch: Option<RawBatch>,
+    at: usize,
+    env: &'e str,
+    last: Option<Vec<Value>>,
+}
+
+impl<'e> KeyStream<'e> {
+    fn new(rx: RawBatches, env: &'e str) -> KeyStream<'e> {
+        KeyStream {
+            rx,
+            batch: None,
+            at: 0,
+            env,
+            last: None,
+        }
+    }
+
+    async fn next(&mut self, ctx: &Ctx<'_>, spec: &TableSpec) -> Result<Option<(Vec<Value>, bool)>> {
+        loop {
+            if let Some(b) = self.batch.as_mut() {
+                if self.at < b.len() {
+                    let i = self.at;
+                    self.at += 1;
+                    let raw = b.take_key(i);
+                    let excluded = b.flag(i);
+                    let key = canonical_key(ctx, spec, self.env, &raw)?;
+                    super::scan::check_order(self.env, spec, &mut self.last, &key)?;
+                    return Ok(Some((key, excluded)));
+                }
+                if let Some(done) = self.batch.take() {
+                    self.rx.recycle(done);
+                }
+            }
+            match self.rx.recv().await {
+                Some(batch) => {
+                    self.batch = Some(batch?);
+                    self.at = 0;
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
