@@ -181,6 +181,7 @@ impl Envs {
                 project: Arc::new(project),
                 open: Mutex::new(kept),
                 open_timeout: self.open_timeout,
+                full_plans: self.full_plans,
             },
             unreadable,
         ))
