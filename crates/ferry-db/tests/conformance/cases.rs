@@ -38,9 +38,12 @@ async fn schema(store: &dyn Store, table: &str) -> TableSchema {
         .unwrap_or_else(|| panic!("table {table} is missing"))
 }
 
-/// Rows read from `table` (values in `columns` order) converted to the
-/// columns' logical types, as the engine compares them: SQLite keeps a
-/// boolean as an integer and a NUMERIC as a REAL, the servers do not.
+/// Rows (values in `columns` order) converted to the types of `table`'s
+/// columns, as the engine compares them: SQLite keeps a boolean as an
+/// integer and a NUMERIC as a REAL, the servers do not; a MongoDB field is
+/// Extended JSON. Applied to rows read and to the values a check expects
+/// or asks for (a key, a predicate's bounds), as the engine converts them.
+/// A field no document holds yet has the table's type of open fields.
 async fn normalized(store: &dyn Store, table: &str, columns: &[String], rows: Vec<Row>) -> Vec<Row> {
     let schema = schema(store, table).await;
     rows.into_iter()
@@ -48,8 +51,12 @@ async fn normalized(store: &dyn Store, table: &str, columns: &[String], rows: Ve
             row.iter()
                 .zip(columns)
                 .map(|(v, c)| {
-                    let ty = &schema.column(c).expect("column").ty;
-                    convert(v, ty).unwrap_or_else(|e| panic!("{table}.{c}: {e}"))
+                    let ty = schema
+                        .column(c)
+                        .map(|c| c.ty.clone())
+                        .or_else(|| schema.open_fields.clone())
+                        .unwrap_or_else(|| panic!("{table}.{c}: no such column"));
+                    convert(v, &ty).unwrap_or_else(|e| panic!("{table}.{c}: {e}"))
                 })
                 .collect()
         })
@@ -66,6 +73,27 @@ fn by_key(table: &str, columns: &[&str], key: &[&str], values: Vec<Row>) -> Fetc
         filter: None,
         fixed: Vec::new(),
     }
+}
+
+/// `values` of `columns` of `table` in the types of its columns (see [`normalized`]).
+async fn typed(store: &dyn Store, table: &str, columns: &[&str], values: Vec<Row>) -> Vec<Row> {
+    normalized(store, table, &s(columns), values).await
+}
+
+/// One value of `table.column` in the column's type.
+async fn typed1(store: &dyn Store, table: &str, column: &str, v: Value) -> Value {
+    typed(store, table, &[column], vec![vec![v]]).await.remove(0).remove(0)
+}
+
+/// A fetch of `columns` by `key`, its values in the key columns' types.
+async fn by_key_typed(
+    store: &dyn Store,
+    table: &str,
+    columns: &[&str],
+    key: &[&str],
+    values: Vec<Row>,
+) -> FetchRequest {
+    by_key(table, columns, key, typed(store, table, key, values).await)
 }
 
 async fn sorted_fetch(store: &dyn Store, req: FetchRequest) -> Vec<Row> {
@@ -130,6 +158,11 @@ async fn all_items(store: &dyn Store) -> Vec<Row> {
     normalized(store, "item", &s(&ITEM), rows).await
 }
 
+/// [`items`] in the types of `item`'s columns.
+async fn typed_items(store: &dyn Store, rows: Vec<Row>) -> Vec<Row> {
+    typed(store, "item", &ITEM, rows).await
+}
+
 /// Columns in order with their logical types, nullability, generated keys,
 /// the primary key, unique constraints and foreign keys.
 pub async fn table_schema(b: Backend) {
@@ -137,6 +170,13 @@ pub async fn table_schema(b: Backend) {
         return;
     };
     let parent = schema(&*store, "parent").await;
+    if parent.open_fields.is_some() {
+        // A table of open fields (a MongoDB collection) declares no typed
+        // columns, generated keys, unique constraints or foreign keys: its
+        // schema is the union of its documents' fields (`cases_mongo`).
+        println!("N/A table_schema::{b:?}: open fields, no declared columns");
+        return;
+    }
     assert_eq!(parent.primary_key, s(&["id"]));
     assert_eq!(parent.unique, vec![s(&["name"])]);
     let id = parent.column("id").expect("id");
@@ -173,8 +213,24 @@ pub async fn table_schema(b: Backend) {
     assert!(store.table_schema("missing").await.expect("no error").is_none());
 }
 
-const WORDS: &str = "INSERT INTO word (k, n, v) VALUES \
-    ('a', 2, 'x'), ('\u{e9}', 1, 'y'), ('B', 1, 'same'), ('ab', 1, NULL), ('Z', 1, 'same'), ('a', 1, 'z')";
+/// The rows of `word` of the scans: `(k, n, v)`, `None` for NULL.
+const WORDS: [(&str, i64, Option<&str>); 6] = [
+    ("a", 2, Some("x")),
+    ("\u{e9}", 1, Some("y")),
+    ("B", 1, Some("same")),
+    ("ab", 1, None),
+    ("Z", 1, Some("same")),
+    ("a", 1, Some("z")),
+];
+
+/// Puts [`WORDS`] into `word`.
+async fn put_words(db: &Db) {
+    let rows: Vec<(String, i64, Option<String>)> = WORDS
+        .iter()
+        .map(|(k, n, v)| (k.to_string(), *n, v.map(str::to_string)))
+        .collect();
+    db.words(&rows).await;
+}
 
 /// The keys of `word` in Ferry's order: text by bytes, then the number.
 const WORD_ORDER: [(&str, i64); 6] = [("B", 1), ("Z", 1), ("a", 1), ("a", 2), ("ab", 1), ("\u{e9}", 1)];
@@ -192,31 +248,43 @@ fn word_scan(filter: Option<&str>, flag: Option<&str>) -> ScanRequest {
 }
 
 /// The flag `n = 2` of the scans: SQL text, or, for a store without SQL
-/// (a `dir:` folder), the same rows as a structural predicate.
-fn n_is_2(b: Backend) -> Option<Predicate> {
-    Some(match b {
-        Backend::Dir => Predicate::In {
+/// predicates (a `dir:` folder, MongoDB), the same rows as a structural
+/// predicate, its value in the column's type.
+async fn n_is_2(store: &dyn Store) -> Option<Predicate> {
+    Some(if store.capabilities().sql_predicates {
+        Predicate::native("n = 2")
+    } else {
+        Predicate::In {
             columns: s(&["n"]),
-            values: vec![vec![Value::Int(2)]],
-        },
-        _ => Predicate::native("n = 2"),
+            values: vec![vec![typed1(store, "word", "n", Value::Int(2)).await]],
+        }
     })
 }
 
-/// Says that a check cannot apply to backend `b`, and why; `true` when so.
-fn not_applicable(b: Backend, check: &str) -> bool {
-    let why = match (b, check) {
-        (Backend::Dir, "generated_ids") => "a folder generates no key values: rows go in with their keys",
-        (Backend::Dir, "read_only_sessions") => "a folder runs no SQL, so it has no reading session to refuse writes",
+/// Says that a check cannot apply to a store with capabilities `caps`
+/// (never by backend name: a store says what it can do), and why; `true`
+/// when so.
+fn not_applicable(b: Backend, caps: Capabilities, check: &str) -> bool {
+    let why = match check {
+        "generated_ids" if !caps.generated_ids => "the store generates no key values: rows go in with their keys",
+        "read_only_sessions" if !caps.sql_predicates => {
+            "the store runs no SQL, so it has no reading session to refuse writes"
+        }
         _ => return false,
     };
     println!("N/A {check}::{b:?}: {why}");
     true
 }
 
+/// The key `(k, n)` of a `word` row: text and integer, or the same as
+/// Extended JSON (a MongoDB field).
 fn word_key(row: &[Value]) -> (String, i64) {
     match (&row[0], &row[1]) {
         (Value::Text(k), Value::Int(n)) => (k.clone(), *n),
+        (Value::Json(k), Value::Json(n)) => match (k.value().as_str(), n.value().as_i64()) {
+            (Some(k), Some(n)) => (k.to_string(), n),
+            _ => panic!("unexpected key {k} {n}"),
+        },
         other => panic!("unexpected key {other:?}"),
     }
 }
@@ -228,9 +296,9 @@ pub async fn ordered_scans(b: Backend) {
     let Some((db, store)) = setup(b, "ordered_scans").await else {
         return;
     };
-    db.exec(WORDS).await;
+    put_words(&db).await;
     let mut req = word_scan(None, None);
-    req.flag = n_is_2(b);
+    req.flag = n_is_2(&*store).await;
     let mut rx = store.scan(req).await.expect("scan");
     let mut rows = Vec::new();
     while let Some(batch) = rx.recv().await {
@@ -245,12 +313,13 @@ pub async fn ordered_scans(b: Backend) {
         [false, false, false, true, false, false],
         "{b:?}: the flag column"
     );
-    assert_eq!(rows[0][2], text("same"));
+    assert_eq!(rows[0][2], typed1(&*store, "word", "v", text("same")).await);
     assert_eq!(rows[4][2], Value::Null);
-    if b == Backend::Dir {
-        // The rest filters with SQL text, which a folder refuses (checked
-        // in `capabilities`); `predicates` filters it structurally.
-        println!("N/A ordered_scans::Dir past the flag: SQL filters");
+    if !store.capabilities().sql_predicates {
+        // The rest filters with SQL text, which a store without SQL
+        // predicates refuses (checked in `capabilities`); `predicates`
+        // filters it structurally (MongoDB's filter documents: `cases_mongo`).
+        println!("N/A ordered_scans::{b:?} past the flag: SQL filters");
         return;
     }
 
@@ -287,11 +356,10 @@ pub async fn scans_in_batches(b: Backend) {
         return;
     };
     let total = 2 * BATCH_ROWS + 300;
-    let values: Vec<String> = (0..total)
-        .map(|i| format!("('k{:05}', {i}, NULL)", total - i))
+    let rows: Vec<(String, i64, Option<String>)> = (0..total)
+        .map(|i| (format!("k{:05}", total - i), i as i64, None))
         .collect();
-    db.exec(&format!("INSERT INTO word (k, n, v) VALUES {}", values.join(", ")))
-        .await;
+    db.words(&rows).await;
     let mut rx = store.scan(word_scan(None, None)).await.expect("scan");
     let (mut batches, mut keys) = (0, Vec::new());
     while let Some(batch) = rx.recv().await {
@@ -316,9 +384,9 @@ pub async fn raw_scans(b: Backend) {
     let Some((db, store)) = setup(b, "raw_scans").await else {
         return;
     };
-    db.exec(WORDS).await;
+    put_words(&db).await;
     let mut req = word_scan(None, None);
-    req.flag = n_is_2(b);
+    req.flag = n_is_2(&*store).await;
     let mut rx = store.scan_raw(req).await.expect("scan_raw");
     let (mut keys, mut flags, mut images) = (Vec::new(), Vec::new(), Vec::new());
     let mut decoded = Vec::new();
@@ -339,6 +407,8 @@ pub async fn raw_scans(b: Backend) {
     assert_ne!(images[0], images[2], "{b:?}: `same` and `z` differ");
     assert_ne!(images[4], images[2], "{b:?}: NULL and `z` differ");
     let values = [text("same"), text("same"), text("z"), text("x"), Value::Null, text("y")];
+    let values = typed(&*store, "word", &["v"], values.into_iter().map(|v| vec![v]).collect()).await;
+    let values: Vec<Value> = values.into_iter().flatten().collect();
     for (i, d) in decoded.into_iter().enumerate() {
         if let Some(d) = d {
             assert_eq!(d, vec![values[i].clone()], "{b:?}: row {i} decodes as scanned");
@@ -362,49 +432,41 @@ pub async fn fetch_by_values(b: Backend) {
         return;
     };
     seed(&*store).await;
-    let all = items();
+    let all = typed_items(&*store, items()).await;
+    let ids = |ids: &[i64]| -> Vec<Row> { ids.iter().map(|i| vec![Value::Int(*i)]).collect() };
+    let want_ids = |want: &[i64]| typed(&*store, "item", &["id"], ids(want));
     let got = sorted_fetch(
         &*store,
-        by_key(
-            "item",
-            &ITEM,
-            &["id"],
-            vec![vec![Value::Int(1)], vec![Value::Int(3)], vec![Value::Int(99)]],
-        ),
+        by_key_typed(&*store, "item", &ITEM, &["id"], ids(&[1, 3, 99])).await,
     )
     .await;
     assert_eq!(got, vec![all[0].clone(), all[2].clone()], "{b:?}");
 
     let pairs = vec![vec![Value::Int(1), text("beta")], vec![Value::Int(2), text("beta")]];
-    let got = sorted_fetch(&*store, by_key("item", &["id"], &["parent_id", "label"], pairs)).await;
-    assert_eq!(got, vec![vec![Value::Int(2)]], "{b:?}: by two columns");
-
-    let mut req = by_key(
-        "item",
-        &["id"],
-        &["label"],
-        vec![vec![text("alpha")], vec![text("beta")]],
-    );
-    req.fixed = vec![("parent_id".into(), Value::Int(1))];
+    let req = by_key_typed(&*store, "item", &["id"], &["parent_id", "label"], pairs).await;
     let got = sorted_fetch(&*store, req).await;
-    assert_eq!(
-        got,
-        vec![vec![Value::Int(1)], vec![Value::Int(2)]],
-        "{b:?}: with a fixed column"
-    );
+    assert_eq!(got, want_ids(&[2]).await, "{b:?}: by two columns");
 
-    let keys = (1..=3).map(|i| vec![Value::Int(i)]).collect();
-    let mut req = by_key("item", &["id"], &["id"], keys);
-    if b == Backend::Dir {
-        // The same rows without SQL.
+    let labels = vec![vec![text("alpha")], vec![text("beta")]];
+    let mut req = by_key_typed(&*store, "item", &["id"], &["label"], labels).await;
+    req.fixed = vec![(
+        "parent_id".into(),
+        typed1(&*store, "item", "parent_id", Value::Int(1)).await,
+    )];
+    let got = sorted_fetch(&*store, req).await;
+    assert_eq!(got, want_ids(&[1, 2]).await, "{b:?}: with a fixed column");
+
+    let mut req = by_key_typed(&*store, "item", &["id"], &["id"], ids(&[1, 2, 3])).await;
+    if !store.capabilities().sql_predicates {
+        // The same rows without SQL (a folder, MongoDB).
         req.flag = Some(Predicate::Range {
             columns: s(&["price"]),
-            from: Bound::Excluded(vec![Value::Decimal("1".into())]),
+            from: Bound::Excluded(vec![typed1(&*store, "item", "price", Value::Decimal("1".into())).await]),
             to: Bound::Unbounded,
         });
         req.filter = Some(Predicate::In {
             columns: s(&["parent_id"]),
-            values: vec![vec![Value::Int(1)]],
+            values: vec![vec![typed1(&*store, "item", "parent_id", Value::Int(1)).await]],
         });
     } else {
         req.flag = Some(Predicate::native("price > 1"));
@@ -413,11 +475,12 @@ pub async fn fetch_by_values(b: Backend) {
     let mut rows = store.fetch(req).await.expect("fetch");
     rows.sort_by_key(|r| format!("{r:?}"));
     let flags: Vec<(Value, bool)> = rows.iter().map(|r| (r[0].clone(), is_true(r.get(1)))).collect();
-    assert_eq!(
-        flags,
-        vec![(Value::Int(1), true), (Value::Int(2), true)],
-        "{b:?}: flag and filter"
-    );
+    let want: Vec<(Value, bool)> = want_ids(&[1, 2])
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone(), true))
+        .collect();
+    assert_eq!(flags, want, "{b:?}: flag and filter");
 
     let none = store
         .fetch(by_key("item", &ITEM, &["id"], Vec::new()))
@@ -433,13 +496,15 @@ pub async fn writes(b: Backend) {
     };
     seed(&*store).await;
     let mut txn = store.begin().await.expect("begin");
+    let id = |i: i64| typed(&*store, "item", &["id"], vec![vec![Value::Int(i)]]);
+    let (id1, id2) = (id(1).await.remove(0), id(2).await.remove(0));
     txn.update(
         "item",
         &s(&["id"]),
         &s(&["label", "note"]),
         &[
-            (vec![Value::Int(1)], vec![text("first"), text("n1")]),
-            (vec![Value::Int(2)], vec![text("second"), Value::Null]),
+            (id1.clone(), vec![text("first"), text("n1")]),
+            (id2, vec![text("second"), Value::Null]),
         ],
     )
     .await
@@ -452,17 +517,28 @@ pub async fn writes(b: Backend) {
     )
     .await
     .expect("upsert");
-    txn.delete("item", &s(&["id"]), &[vec![Value::Int(1)]])
-        .await
-        .expect("delete");
+    txn.delete("item", &s(&["id"]), &[id1]).await.expect("delete");
     txn.insert("item", &s(&ITEM), &[item(5, 1, "fifth", "5", true)])
         .await
         .expect("insert");
+    let gone: Vec<Value> = typed(
+        &*store,
+        "item",
+        &["id"],
+        vec![vec![Value::Int(4)], vec![Value::Int(5)], vec![Value::Int(99)]],
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     txn.delete_in(
         "item",
-        &[("parent_id".into(), Value::Int(2))],
+        &[(
+            "parent_id".into(),
+            typed1(&*store, "item", "parent_id", Value::Int(2)).await,
+        )],
         "id",
-        &[Value::Int(4), Value::Int(5), Value::Int(99)],
+        &gone,
     )
     .await
     .expect("delete_in");
@@ -471,7 +547,7 @@ pub async fn writes(b: Backend) {
     let mut second = item(2, 1, "second", "20", false);
     second[6] = Value::Null;
     let want = vec![second, item(3, 2, "third", "3", false), item(5, 1, "fifth", "5", true)];
-    assert_eq!(all_items(&*store).await, want, "{b:?}");
+    assert_eq!(all_items(&*store).await, typed_items(&*store, want).await, "{b:?}");
 }
 
 /// A write refused by a constraint names the table and the failing row.
@@ -494,18 +570,22 @@ pub async fn write_errors_name_the_row(b: Backend) {
     assert_eq!(e.row, Some(1), "{b:?}: {e}");
     assert_eq!(e.env, "conf");
     drop(txn);
-    assert_eq!(all_items(&*store).await, items(), "{b:?}: nothing was written");
+    assert_eq!(
+        all_items(&*store).await,
+        typed_items(&*store, items()).await,
+        "{b:?}: nothing was written"
+    );
 }
 
 /// `insert_returning` gives the generated key; after explicit keys and
 /// `advance_generated`, the next generated key is past them.
 pub async fn generated_ids(b: Backend) {
-    if not_applicable(b, "generated_ids") {
-        return;
-    }
     let Some((_db, store)) = setup(b, "generated_ids").await else {
         return;
     };
+    if not_applicable(b, store.capabilities(), "generated_ids") {
+        return;
+    }
     let mut txn = store.begin().await.expect("begin");
     let name = s(&["name"]);
     let first = txn
@@ -591,8 +671,8 @@ pub async fn fetch_for_update(b: Backend) {
         return;
     };
     seed(&*store).await;
+    let keys = typed(&*store, "item", &["id"], vec![vec![Value::Int(2)], vec![Value::Int(3)]]).await;
     let mut txn = store.begin().await.expect("begin");
-    let keys = vec![vec![Value::Int(2)], vec![Value::Int(3)]];
     let mut plain = txn
         .fetch(by_key("item", &ITEM, &["id"], keys.clone()))
         .await
@@ -619,38 +699,41 @@ pub async fn rolled_back_on_drop(b: Backend) {
     txn.insert("item", &s(&ITEM), &[item(50, 1, "gone", "1", true)])
         .await
         .expect("insert");
-    txn.delete("item", &s(&["id"]), &[vec![Value::Int(1)]])
-        .await
-        .expect("delete");
+    let keys = typed(
+        &*store,
+        "item",
+        &["id"],
+        vec![vec![Value::Int(50)], vec![Value::Int(1)], vec![Value::Int(3)]],
+    )
+    .await;
+    txn.delete("item", &s(&["id"]), &keys[1..2]).await.expect("delete");
     let seen = txn
-        .fetch(by_key(
-            "item",
-            &["id"],
-            &["id"],
-            vec![vec![Value::Int(50)], vec![Value::Int(1)]],
-        ))
+        .fetch(by_key("item", &["id"], &["id"], keys[..2].to_vec()))
         .await
         .expect("fetch");
-    assert_eq!(seen, vec![vec![Value::Int(50)]], "{b:?}: its own writes");
+    let seen = typed(&*store, "item", &["id"], seen).await;
+    assert_eq!(seen, keys[..1].to_vec(), "{b:?}: its own writes");
     drop(txn);
-    assert_eq!(all_items(&*store).await, items(), "{b:?}: rolled back");
+    assert_eq!(
+        all_items(&*store).await,
+        typed_items(&*store, items()).await,
+        "{b:?}: rolled back"
+    );
     // The store writes again after a rollback (no lock or connection left over).
     let mut txn = store.begin().await.expect("begin again");
-    txn.delete("item", &s(&["id"]), &[vec![Value::Int(3)]])
-        .await
-        .expect("delete");
+    txn.delete("item", &s(&["id"]), &keys[2..]).await.expect("delete");
     txn.commit().await.expect("commit");
     assert_eq!(all_items(&*store).await.len(), 2);
 }
 
 /// SQL a store runs to read cannot write, and says why.
 pub async fn read_only_sessions(b: Backend) {
-    if not_applicable(b, "read_only_sessions") {
-        return;
-    }
     let Some((_db, store)) = setup(b, "read_only_sessions").await else {
         return;
     };
+    if not_applicable(b, store.capabilities(), "read_only_sessions") {
+        return;
+    }
     seed(&*store).await;
     assert_eq!(
         store
@@ -763,11 +846,25 @@ pub async fn predicates(b: Backend) {
     let Some((db, store)) = setup(b, "predicates").await else {
         return;
     };
-    db.exec(WORDS).await;
+    put_words(&db).await;
     let keys = |want: &[(&str, i64, bool)]| -> Vec<(String, i64, bool)> {
         want.iter().map(|(k, n, f)| (k.to_string(), *n, *f)).collect()
     };
-    let kn = |k: &str, n: i64| vec![text(k), Value::Int(n)];
+    // Keys and bounds in the types of the key columns, as the engine sends them.
+    let (k_ty, n_ty) = {
+        let schema = schema(&*store, "word").await;
+        let ty = |c: &str| {
+            schema
+                .column(c)
+                .map(|c| c.ty.clone())
+                .or_else(|| schema.open_fields.clone())
+                .expect("a key column")
+        };
+        (ty("k"), ty("n"))
+    };
+    let kt = |k: &str| convert(&text(k), &k_ty).expect("k");
+    let nt = |n: i64| convert(&Value::Int(n), &n_ty).expect("n");
+    let kn = |k: &str, n: i64| vec![kt(k), nt(n)];
     let cols = s(&["k", "n"]);
     for raw in [false, true] {
         let all = word_keys(&*store, Predicate::All, Some(Predicate::All), raw).await;
@@ -787,7 +884,7 @@ pub async fn predicates(b: Backend) {
 
         let one = Predicate::In {
             columns: s(&["k"]),
-            values: vec![vec![text("a")]],
+            values: vec![vec![kt("a")]],
         };
         let got = word_keys(&*store, Predicate::All, Some(one), raw).await;
         let flagged: Vec<(String, i64)> = got.into_iter().filter(|r| r.2).map(|r| (r.0, r.1)).collect();
@@ -811,7 +908,7 @@ pub async fn predicates(b: Backend) {
 
         let open = Predicate::Range {
             columns: s(&["k"]),
-            from: Bound::Included(vec![text("a")]),
+            from: Bound::Included(vec![kt("a")]),
             to: Bound::Unbounded,
         };
         let got = word_keys(&*store, open, None, raw).await;
@@ -830,11 +927,11 @@ pub async fn predicates(b: Backend) {
             "{b:?}: an empty list"
         );
     }
-    let mut req = by_key("word", &["k", "n"], &["k"], vec![vec![text("a")], vec![text("ab")]]);
+    let mut req = by_key("word", &["k", "n"], &["k"], vec![vec![kt("a")], vec![kt("ab")]]);
     req.filter = Some(Predicate::Range {
         columns: s(&["n"]),
         from: Bound::Unbounded,
-        to: Bound::Excluded(vec![Value::Int(2)]),
+        to: Bound::Excluded(vec![nt(2)]),
     });
     let got = sorted_fetch(&*store, req).await;
     assert_eq!(got, vec![kn("a", 1), kn("ab", 1)], "{b:?}: a fetch filtered by a range");
@@ -880,8 +977,7 @@ pub async fn capabilities(b: Backend) {
 
 /// The ids of `item` rows 1 to 60 that `from` reads, through the one read
 /// interface a store and a transaction share.
-async fn read_ids(mut from: impl Read) -> Vec<Value> {
-    let keys = (1..=60).map(|i| vec![Value::Int(i)]).collect();
+async fn read_ids(mut from: impl Read, keys: Vec<Row>) -> Vec<Value> {
     let mut rows = from
         .fetch_for_update(by_key("item", &["id"], &["id"], keys))
         .await
@@ -897,18 +993,30 @@ pub async fn one_read_interface(b: Backend) {
         return;
     };
     seed(&*store).await;
-    let committed = vec![Value::Int(1), Value::Int(2), Value::Int(3)];
-    assert_eq!(read_ids(&*store).await, committed, "{b:?}: the store");
+    let ids = |ids: Vec<i64>| {
+        typed(
+            &*store,
+            "item",
+            &["id"],
+            ids.into_iter().map(|i| vec![Value::Int(i)]).collect(),
+        )
+    };
+    let keys = ids((1..=60).collect()).await;
+    let committed: Vec<Value> = ids(vec![1, 2, 3]).await.into_iter().flatten().collect();
+    let seen: Vec<Value> = ids(vec![1, 2, 3, 50]).await.into_iter().flatten().collect();
+    assert_eq!(read_ids(&*store, keys.clone()).await, committed, "{b:?}: the store");
     let mut txn = store.begin().await.expect("begin");
     txn.insert("item", &s(&ITEM), &[item(50, 1, "new", "1", true)])
         .await
         .expect("insert");
-    let mut seen = committed.clone();
-    seen.push(Value::Int(50));
-    assert_eq!(read_ids(&mut *txn).await, seen, "{b:?}: the transaction");
-    assert_eq!(read_ids(&*store).await, committed, "{b:?}: not committed yet");
+    assert_eq!(read_ids(&mut *txn, keys.clone()).await, seen, "{b:?}: the transaction");
+    assert_eq!(
+        read_ids(&*store, keys.clone()).await,
+        committed,
+        "{b:?}: not committed yet"
+    );
     txn.commit().await.expect("commit");
-    assert_eq!(read_ids(&*store).await, seen, "{b:?}: committed");
+    assert_eq!(read_ids(&*store, keys.clone()).await, seen, "{b:?}: committed");
 }
 
 /// What a store says of a `changed` column: whether an index starts with

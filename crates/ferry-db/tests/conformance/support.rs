@@ -23,9 +23,11 @@ pub enum Backend {
     /// folder runs no SQL.
     Dir,
     /// A MongoDB database (`FERRY_TEST_MONGODB_URL`). Its fixture is the
-    /// three collections, empty: documents have no declared columns, so it
-    /// runs the checks of `main.rs`'s `mongo` list and its own
-    /// (`cases_mongo.rs`).
+    /// three collections, empty, with unique indexes where the SQL fixture
+    /// has keys and unique constraints (documents declare no columns, so a
+    /// duplicate is refused by an index); rows go in as documents
+    /// ([`Db::words`]). It runs the shared checks whose behaviour applies
+    /// (see `main.rs`) and its own (`cases_mongo.rs`).
     Mongo,
 }
 
@@ -71,10 +73,73 @@ impl Db {
             for c in ["parent", "item", "word"] {
                 m.create_collection(c).await.expect("create a collection");
             }
+            // The SQL fixture's keys and unique constraints, as unique
+            // indexes of the documents that hold their fields (MongoDB's own
+            // checks put documents of other shapes in these collections).
+            let unique: [(&str, mongodb::bson::Document); 5] = [
+                ("parent", mongodb::bson::doc! { "id": 1 }),
+                ("parent", mongodb::bson::doc! { "name": 1 }),
+                ("item", mongodb::bson::doc! { "id": 1 }),
+                ("item", mongodb::bson::doc! { "parent_id": 1, "label": 1 }),
+                ("word", mongodb::bson::doc! { "k": 1, "n": 1 }),
+            ];
+            for (c, keys) in unique {
+                let mut held = mongodb::bson::Document::new();
+                for field in keys.keys() {
+                    held.insert(field.clone(), mongodb::bson::doc! { "$exists": true });
+                }
+                let options = mongodb::options::IndexOptions::builder()
+                    .unique(true)
+                    .partial_filter_expression(held)
+                    .build();
+                let index = mongodb::IndexModel::builder().keys(keys).options(options).build();
+                m.collection::<mongodb::bson::Document>(c)
+                    .create_index(index)
+                    .await
+                    .unwrap_or_else(|e| panic!("a unique index on {c}: {e}"));
+            }
         } else {
             db.exec(&fixture(backend)).await;
         }
         Some(db)
+    }
+
+    /// Puts rows `(k, n, v)` into the fixture table `word`, outside any
+    /// store: SQL `INSERT` (a `None` is NULL), or documents for MongoDB (a
+    /// `None` is an absent field, as the store writes it; `n` an int32 when
+    /// it fits, Ferry's form of a small integer).
+    pub async fn words(&self, rows: &[(String, i64, Option<String>)]) {
+        if self.backend == Backend::Mongo {
+            let docs: Vec<mongodb::bson::Document> = rows
+                .iter()
+                .map(|(k, n, v)| {
+                    let mut d = mongodb::bson::doc! { "k": k.as_str() };
+                    match i32::try_from(*n) {
+                        Ok(small) => d.insert("n", small),
+                        Err(_) => d.insert("n", *n),
+                    };
+                    if let Some(v) = v {
+                        d.insert("v", v.as_str());
+                    }
+                    d
+                })
+                .collect();
+            self.db
+                .mongo()
+                .await
+                .collection::<mongodb::bson::Document>("word")
+                .insert_many(docs)
+                .await
+                .expect("insert the words");
+            return;
+        }
+        let quote = |t: &str| format!("'{}'", t.replace('\'', "''"));
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(k, n, v)| format!("({}, {n}, {})", quote(k), v.as_deref().map_or("NULL".into(), quote)))
+            .collect();
+        self.exec(&format!("INSERT INTO word (k, n, v) VALUES {}", values.join(", ")))
+            .await;
     }
 
     /// The driver's handle on a MongoDB database.
