@@ -1027,7 +1027,10 @@ pub async fn changed_columns(b: Backend) {
         return;
     };
     let Some(sql) = store.as_sql() else {
-        // A folder cannot tell changed rows: plans read it whole.
+        // A store without SQL (a folder, MongoDB: `as_sql` is `None`
+        // exactly when `Capabilities::sql_predicates` is false, checked in
+        // `capabilities`) cannot tell changed rows: plans read it whole.
+        println!("N/A changed_columns::{b:?}: no SQL store, plans read the table whole");
         return;
     };
     seed(&*store).await;

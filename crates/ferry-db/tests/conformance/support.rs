@@ -2,7 +2,7 @@
 //! backend, and the fixture tables every backend is checked against.
 //!
 //! The databases, the server URLs (`FERRY_TEST_POSTGRES_URL` /
-//! `FERRY_TEST_MYSQL_URL`) and the skip policy come from the shared
+//! `FERRY_TEST_MYSQL_URL` / `FERRY_TEST_MONGODB_URL`) and the skip policy come from the shared
 //! `ferry-testdb` crate: without a variable a test prints a `SKIP` line and
 //! passes; with `CI=true` a missing variable or an unreachable server fails
 //! it.
