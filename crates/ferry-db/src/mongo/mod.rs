@@ -2,13 +2,15 @@
 //! database is the URL's path), through the official driver.
 //!
 //! Collections are tables and documents rows: a collection's schema is the
-//! union of the top-level fields of its documents (read by a full scan, in
-//! the order first seen, `_id` first), every field typed as a BSON value in
-//! Ferry's Extended JSON form ([`values`]), and open
+//! union of the top-level fields of its documents (computed by the server,
+//! in the order first seen, `_id` first), every field typed as a BSON value
+//! in Ferry's Extended JSON form ([`values`]), and open
 //! (`TableSchema::open_fields`): a field one side has not seen is absent
-//! there. Scans read the collection and order it in Ferry's key order in
+//! there. Scans come in Ferry's key order: streamed as the server sorts
+//! them, a batch at a time, when its order of the collection's `_id`s is
+//! Ferry's ([`MongoStore::server_orders_keys`]), else read and ordered in
 //! memory; fetches push their values down as a filter and check them
-//! exactly. A [`Predicate::Native`] is a MongoDB filter document written as
+//! exactly. Inserts and deletes by a one-field key go a batch at a time. A [`Predicate::Native`] is a MongoDB filter document written as
 //! Extended JSON (a table's `exclude`, a `--where`).
 //!
 //! Writes run in one multi-document transaction (a session), Ferry's own
@@ -103,6 +105,7 @@ fn driver(env: &str, table: &str, e: mongodb::error::Error) -> DbError {
     use mongodb::error::{ErrorKind, WriteFailure};
     let kind = match &*e.kind {
         ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000 => DbErrorKind::Constraint,
+        ErrorKind::InsertMany(m) if m.write_errors.iter().flatten().any(|w| w.code == 11000) => DbErrorKind::Constraint,
         ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
             DbErrorKind::Unreachable
         }
@@ -171,20 +174,35 @@ impl MongoStore {
         if !self.exists(table).await? {
             return Ok(None);
         }
+        // Computed by the server, so the client holds one document per
+        // field, not per document: each field with the first document
+        // (in `_id` order) and position it appears at, sorted by those,
+        // is the order first seen.
+        let pipeline = vec![
+            doc! { "$sort": { "_id": 1 } },
+            doc! { "$project": { "f": { "$objectToArray": "$$ROOT" } } },
+            doc! { "$unwind": { "path": "$f", "includeArrayIndex": "i" } },
+            doc! { "$group": { "_id": "$f.k", "d": { "$first": "$_id" }, "i": { "$first": "$i" } } },
+            doc! { "$sort": { "d": 1, "i": 1 } },
+        ];
         let mut cursor = self
             .coll(table)
-            .find(doc! {})
-            .sort(doc! { "_id": 1 })
+            .aggregate(pipeline)
+            .allow_disk_use(true)
             .await
             .map_err(|e| driver(&self.env, table, e))?;
         let mut names: Vec<String> = vec!["_id".into()];
-        let mut seen: HashSet<String> = names.iter().cloned().collect();
         while let Some(d) = cursor.try_next().await.map_err(|e| driver(&self.env, table, e))? {
-            for k in d.keys() {
-                if !seen.contains(k) {
-                    seen.insert(k.clone());
-                    names.push(k.clone());
-                }
+            let k = d.get_str("_id").map_err(|e| {
+                DbError::new(
+                    DbErrorKind::Query,
+                    &self.env,
+                    format!("the server's list of field names has an entry that is not a name ({e}): {d}"),
+                )
+                .table(table)
+            })?;
+            if k != "_id" {
+                names.push(k.to_string());
             }
         }
         Ok(Some(documents_schema(table, names)))
@@ -447,6 +465,156 @@ impl MongoStore {
         Ok(base)
     }
 
+    /// Whether the server's order of this collection's `_id`s is Ferry's
+    /// key order, so a scan can stream them sorted by the server: Ferry
+    /// orders field values by their Extended JSON text, which is the
+    /// server's order when every `_id` is an ObjectId (`{"$oid": hex}`,
+    /// byte order), or every `_id` is a string without a character the
+    /// JSON text escapes or that sorts before its closing quote (control
+    /// characters, space, `!`, `"`, a backslash): the server compares strings by
+    /// bytes. Numbers are not (`10` sorts before `9` as text), nor mixed
+    /// types. Asked with counts, in memory flat in the collection's size.
+    async fn server_orders_keys(&self, table: &str) -> Result<bool, DbError> {
+        let coll = self.coll(table);
+        let count = |f: Document| {
+            let coll = coll.clone();
+            async move { coll.count_documents(f).await.map_err(|e| driver(&self.env, table, e)) }
+        };
+        let others = count(doc! { "_id": { "$not": { "$type": "objectId" } } }).await?;
+        if others == 0 {
+            return Ok(true);
+        }
+        let not_strings = count(doc! { "_id": { "$not": { "$type": "string" } } }).await?;
+        if not_strings > 0 {
+            return Ok(false);
+        }
+        let unordered = count(doc! { "_id": { "$regex": "[\\x00-\\x22\\\\]" } }).await?;
+        Ok(unordered == 0)
+    }
+
+    /// A scan streamed in `_id` order as the server sorts it (see
+    /// [`MongoStore::server_orders_keys`]): one batch of documents in
+    /// memory at a time. A key out of order (the collection changed
+    /// meanwhile) ends the scan with an error.
+    fn stream_scan(
+        &self,
+        schema: TableSchema,
+        req: ScanRequest,
+        at: Vec<usize>,
+        order: Vec<usize>,
+    ) -> Result<RowBatches, DbError> {
+        let flag_filter = match &req.flag {
+            Some(Predicate::Native(text)) => Some(self.native(&req.table, text)?),
+            _ => None,
+        };
+        let mut query = Document::new();
+        if let Some(Predicate::Native(text)) = &req.filter {
+            query = self.native(&req.table, text)?;
+        }
+        let (tx, rx) = mpsc::channel(2);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let table = schema.name.clone();
+            let run = async {
+                let mut cursor = store
+                    .coll(&table)
+                    .find(query)
+                    .sort(doc! { "_id": if req.descending { -1 } else { 1 } })
+                    .batch_size(BATCH_ROWS as u32)
+                    .await
+                    .map_err(|e| driver(&store.env, &table, e))?;
+                let mut left = req.limit.unwrap_or(usize::MAX);
+                let mut last: Option<Row> = None;
+                let mut batch: Vec<(Bson, Row)> = Vec::new();
+                while left > 0 {
+                    let Some(d) = cursor.try_next().await.map_err(|e| driver(&store.env, &table, e))? else {
+                        break;
+                    };
+                    let row = store.row_of(&schema, &d)?;
+                    let key = pick(&row, &order);
+                    if let Some(prev) = &last {
+                        let o = key_cmp(prev, &key);
+                        if if req.descending { o.is_lt() } else { o.is_gt() } {
+                            return Err(DbError::new(
+                                DbErrorKind::Busy,
+                                &store.env,
+                                format!(
+                                    "the document {} came after {} out of key order: the collection's keys changed during the scan; run the command again",
+                                    values::to_json(d.get("_id").unwrap_or(&Bson::Null)),
+                                    prev.iter().map(|v| v.display_text()).collect::<Vec<_>>().join(", ")
+                                ),
+                            )
+                            .table(&table));
+                        }
+                    }
+                    last = Some(key);
+                    if let Some(p) = &req.filter {
+                        if !matches(&store.env, &schema, p, &row)? {
+                            continue;
+                        }
+                    }
+                    left -= 1;
+                    batch.push((d.get("_id").cloned().unwrap_or(Bson::Null), row));
+                    if batch.len() == BATCH_ROWS {
+                        let rows = store
+                            .flag_batch(&schema, &req, flag_filter.as_ref(), &at, std::mem::take(&mut batch))
+                            .await?;
+                        if tx.send(Ok(rows)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let rows = store
+                        .flag_batch(&schema, &req, flag_filter.as_ref(), &at, batch)
+                        .await?;
+                    let _ = tx.send(Ok(rows)).await;
+                }
+                Ok(())
+            };
+            if let Err(e) = run.await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    /// A batch of a streamed scan as the rows asked for, each with its
+    /// flag when one is asked (a native one asked of the server for the
+    /// batch's `_id`s).
+    async fn flag_batch(
+        &self,
+        schema: &TableSchema,
+        req: &ScanRequest,
+        native: Option<&Document>,
+        at: &[usize],
+        batch: Vec<(Bson, Row)>,
+    ) -> Result<Vec<Row>, DbError> {
+        let flagged = match native {
+            Some(f) => {
+                let ids: Vec<Bson> = batch.iter().map(|(id, _)| id.clone()).collect();
+                let q = and(doc! { "_id": { "$in": ids } }, f.clone());
+                Some(self.matching_ids(None, &schema.name, q).await?)
+            }
+            None => None,
+        };
+        let id_at = schema.columns.iter().position(|c| c.name == "_id");
+        let mut out = Vec::with_capacity(batch.len());
+        for (_, row) in batch {
+            let mut r = pick(&row, at);
+            match (&req.flag, &flagged) {
+                (None, _) => {}
+                (Some(_), Some(ids)) => {
+                    let id = id_at.map(|i| row[i].clone()).unwrap_or(Value::Null);
+                    r.push(Value::Bool(ids.contains(&encoded(&[id]))));
+                }
+                (Some(p), None) => r.push(Value::Bool(matches(&self.env, schema, p, &row)?)),
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
     /// The BSON to match a value with (an absent field matches `null`).
     fn bson_or_null(&self, schema: &TableSchema, column: &str, v: &Value) -> Result<Bson, DbError> {
         let ty = column_type(schema, column);
@@ -648,6 +816,10 @@ impl Store for MongoStore {
             .await?;
         let at = positions(&self.env, &schema, &req.columns)?;
         let order = positions(&self.env, &schema, &req.order_by)?;
+        let by_id = req.order_by.is_empty() || req.order_by == ["_id"];
+        if by_id && meta::record_schema(&req.table).is_none() && self.server_orders_keys(&req.table).await? {
+            return self.stream_scan(schema, req, at, order);
+        }
         let mut rows = self
             .select(None, &schema, Document::new(), req.filter.as_ref(), req.flag.as_ref())
             .await?;
@@ -817,6 +989,14 @@ async fn take_lock(db: &Database, owner: &str) -> Result<bool, mongodb::error::E
     }
 }
 
+/// The index of the document an `insert_many` failed at.
+fn failed_index(e: &mongodb::error::Error) -> Option<usize> {
+    match &*e.kind {
+        mongodb::error::ErrorKind::InsertMany(m) => m.write_errors.as_ref()?.first().map(|w| w.index),
+        _ => None,
+    }
+}
+
 fn is_duplicate(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match &*e.kind {
@@ -866,7 +1046,7 @@ struct MongoTxn {
     store: MongoStore,
     session: ClientSession,
     /// The schemas of the collections written, read once (a collection's
-    /// schema is a scan of it).
+    /// schema is an aggregation over all of it).
     schemas: std::collections::HashMap<String, TableSchema>,
 }
 
@@ -1000,12 +1180,22 @@ impl Read for MongoTxn {
 impl Txn for MongoTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let coll = self.store.coll(table);
-        for (i, r) in rows.iter().enumerate() {
-            let d = self.document(table, columns, r).await?;
-            coll.insert_one(d)
+        // One ordered `insert_many` per batch of rows: the first failing
+        // document stops it (and the transaction), and its error's index
+        // names the row.
+        for (n, chunk) in rows.chunks(BATCH_ROWS).enumerate() {
+            let mut docs = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                docs.push(self.document(table, columns, r).await?);
+            }
+            coll.insert_many(docs)
+                .ordered(true)
                 .session(&mut self.session)
                 .await
-                .map_err(|e| self.fail(e, table, i))?;
+                .map_err(|e| {
+                    let at = failed_index(&e).unwrap_or(0);
+                    self.fail(e, table, n * BATCH_ROWS + at)
+                })?;
         }
         Ok(())
     }
@@ -1082,12 +1272,47 @@ impl Txn for MongoTxn {
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let coll = self.store.coll(table);
-        for (i, k) in keys.iter().enumerate() {
-            let filter = self.key_filter(table, key, k).await?;
-            coll.delete_many(filter)
-                .session(&mut self.session)
-                .await
-                .map_err(|e| self.fail(e, table, i))?;
+        // Rows whose filters are one field each (a single-column key, or a
+        // record's `_id`) are deleted a batch at a time with `$in`; other
+        // keys one `delete_many` per row.
+        for (n, chunk) in keys.chunks(BATCH_ROWS).enumerate() {
+            let mut filters = Vec::with_capacity(chunk.len());
+            for k in chunk {
+                filters.push(self.key_filter(table, key, k).await?);
+            }
+            let field = filters.first().and_then(|f| f.keys().next().cloned());
+            let single = filters
+                .iter()
+                .all(|f| f.len() == 1 && f.keys().next() == field.as_ref());
+            match field {
+                Some(field) if single => {
+                    let list: Vec<Bson> = filters
+                        .into_iter()
+                        .map(|mut f| f.remove(&field).unwrap_or(Bson::Null))
+                        .collect();
+                    coll.delete_many(doc! { field: { "$in": list } })
+                        .session(&mut self.session)
+                        .await
+                        .map_err(|e| {
+                            let mut out = self.fail(e, table, n * BATCH_ROWS);
+                            out.message = format!(
+                                "{} (deleting rows {} to {} together)",
+                                out.message,
+                                n * BATCH_ROWS,
+                                n * BATCH_ROWS + chunk.len() - 1
+                            );
+                            out
+                        })?;
+                }
+                _ => {
+                    for (i, filter) in filters.into_iter().enumerate() {
+                        coll.delete_many(filter)
+                            .session(&mut self.session)
+                            .await
+                            .map_err(|e| self.fail(e, table, n * BATCH_ROWS + i))?;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -384,3 +384,167 @@ pub async fn a_standalone_server_refuses_writes() {
     let e = store.begin().await.err().expect("no transactions, no writes");
     assert!(e.message.contains("replica set"), "{e}");
 }
+
+/// The `_id` of a collection's `i`th document.
+type IdOf = Box<dyn Fn(usize) -> Bson>;
+
+/// Scans of collections larger than one batch ([`ferry_db::BATCH_ROWS`])
+/// come in Ferry's key order: streamed as the server sorts them when every
+/// `_id` is an ObjectId or a plain string, read and ordered in memory when
+/// the server's order differs (numbers, strings with a space, mixed
+/// types); limits, descending scans, filters and flags across batches.
+pub async fn large_scans_stream_in_key_order() {
+    let Some((db, store)) = setup("mongo_large_scans").await else {
+        return;
+    };
+    let n = ferry_db::BATCH_ROWS * 2 + 300;
+    // Inserted in an order that is neither the server's nor Ferry's.
+    let shuffled = |i: usize| (i * 7919) % n;
+    let oid = |i: usize| {
+        bson::oid::ObjectId::from_bytes([0x64, 0, 0, 0, 0, 0, 0, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+    };
+    let ids: Vec<(&str, IdOf)> = vec![
+        ("oids", Box::new(move |i| Bson::ObjectId(oid(i)))),
+        ("names", Box::new(|i| Bson::String(format!("k{i}")))),
+        (
+            "spaced",
+            Box::new(|i| {
+                Bson::String(if i % 2 == 0 {
+                    format!("k{}", i / 2)
+                } else {
+                    format!("k{} x", i / 2)
+                })
+            }),
+        ),
+        ("numbers", Box::new(|i| Bson::Int32(i as i32))),
+        (
+            "mixed",
+            Box::new(move |i| match i % 3 {
+                0 => Bson::ObjectId(oid(i)),
+                1 => Bson::String(format!("k{i}")),
+                _ => Bson::Int64(i as i64),
+            }),
+        ),
+    ];
+    for (coll, id) in &ids {
+        let docs = (0..n)
+            .map(|i| {
+                let i = shuffled(i);
+                let mut d = doc! { "_id": id(i), "n": i as i32 };
+                if i == n - 1 {
+                    d.insert("last", true);
+                }
+                d
+            })
+            .collect();
+        put(&db, coll, docs).await;
+        let schema = store.table_schema(coll).await.expect("schema").expect("collection");
+        let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["_id", "n", "last"], "{coll}: fields in the order first seen");
+
+        let all = scan(&*store, scan_req(coll, &["_id", "n"], None, None)).await;
+        assert_eq!(all.len(), n, "{coll}");
+        let mut want = all.clone();
+        want.sort_by(|a, b| ferry_core::value::key_cmp(&a[..1], &b[..1]));
+        assert_eq!(all, want, "{coll}: Ferry's key order");
+
+        let mut rx = store.scan(scan_req(coll, &["_id"], None, None)).await.expect("scan");
+        while let Some(b) = rx.recv().await {
+            assert!(
+                b.expect("batch").len() <= ferry_db::BATCH_ROWS,
+                "{coll}: batches of at most BATCH_ROWS"
+            );
+        }
+
+        let mut down = scan_req(coll, &["_id", "n"], None, None);
+        down.descending = true;
+        down.limit = Some(ferry_db::BATCH_ROWS + 10);
+        let got = scan(&*store, down).await;
+        let mut want: Vec<Row> = all.iter().rev().take(ferry_db::BATCH_ROWS + 10).cloned().collect();
+        assert_eq!(got.len(), want.len(), "{coll}: descending with a limit");
+        assert_eq!(got, std::mem::take(&mut want), "{coll}: descending with a limit");
+
+        let even = r#"{"n": {"$mod": [2, 0]}}"#;
+        let kept = scan(
+            &*store,
+            scan_req(coll, &["_id", "n"], Some(Predicate::native(even)), None),
+        )
+        .await;
+        let want: Vec<Row> = all
+            .iter()
+            .filter(|r| r[1].display_text().parse::<usize>().expect("n") % 2 == 0)
+            .cloned()
+            .collect();
+        assert_eq!(kept, want, "{coll}: a filter document across batches");
+        let flagged = scan(
+            &*store,
+            scan_req(coll, &["_id", "n"], None, Some(Predicate::native(even))),
+        )
+        .await;
+        assert_eq!(flagged.len(), n);
+        for r in &flagged {
+            let on = r[1].display_text().parse::<usize>().expect("n") % 2 == 0;
+            assert_eq!(r[2], Value::Bool(on), "{coll}: the flag of {}", r[0].display_text());
+        }
+        assert_eq!(
+            flagged.iter().map(|r| r[..2].to_vec()).collect::<Vec<_>>(),
+            all,
+            "{coll}"
+        );
+
+        let range = Predicate::Range {
+            columns: s(&["_id"]),
+            from: Bound::Included(vec![all[100][0].clone()]),
+            to: Bound::Excluded(vec![all[n - 100][0].clone()]),
+        };
+        let mid = scan(&*store, scan_req(coll, &["_id", "n"], Some(range), None)).await;
+        assert_eq!(mid, all[100..n - 100].to_vec(), "{coll}: a key range");
+    }
+}
+
+/// Writes of more rows than a batch: inserted and deleted a batch at a
+/// time, an error naming the row it failed at.
+pub async fn large_writes_are_batched() {
+    let Some((db, store)) = setup("mongo_large_writes").await else {
+        return;
+    };
+    let n = ferry_db::BATCH_ROWS * 2 + 5;
+    let cols = s(&["_id", "a"]);
+    let rows: Vec<Row> = (0..n)
+        .map(|i| vec![j(&i.to_string()), j(&(i * 2).to_string())])
+        .collect();
+    let m = db.mongo().await.collection::<Document>("item");
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &cols, &rows).await.expect("insert");
+    txn.commit().await.expect("commit");
+    assert_eq!(m.count_documents(doc! {}).await.expect("count"), n as u64);
+
+    // A duplicate in the second batch: named by its row, nothing written.
+    let at = ferry_db::BATCH_ROWS + 17;
+    let mut more: Vec<Row> = (n..n + ferry_db::BATCH_ROWS * 2)
+        .map(|i| vec![j(&i.to_string()), Value::Null])
+        .collect();
+    more[at] = vec![j("3"), Value::Null];
+    let mut txn = store.begin().await.expect("begin");
+    let e = txn.insert("item", &cols, &more).await.expect_err("a duplicate _id");
+    assert_eq!((e.kind, e.row), (ferry_db::DbErrorKind::Constraint, Some(at)), "{e}");
+    drop(txn);
+    assert_eq!(m.count_documents(doc! {}).await.expect("count"), n as u64);
+
+    // Deleted by a single-column key (batches of `$in`) and by a key of
+    // two fields (one by one).
+    let mut txn = store.begin().await.expect("begin");
+    let gone: Vec<Row> = (0..n).filter(|i| i % 3 != 0).map(|i| vec![j(&i.to_string())]).collect();
+    txn.delete("item", &s(&["_id"]), &gone).await.expect("delete");
+    txn.delete("item", &s(&["_id", "a"]), &[vec![j("0"), j("0")], vec![j("3"), j("7")]])
+        .await
+        .expect("delete by two fields");
+    txn.commit().await.expect("commit");
+    let left = (0..n).filter(|i| i % 3 == 0).count() - 1;
+    assert_eq!(m.count_documents(doc! {}).await.expect("count"), left as u64);
+    assert!(m.find_one(doc! { "_id": 0 }).await.expect("find").is_none());
+    assert!(
+        m.find_one(doc! { "_id": 3 }).await.expect("find").is_some(),
+        "a is 6, not 7"
+    );
+}

@@ -137,6 +137,8 @@ mod mongo_documents {
         fetches_match_exactly,
         writes_and_rollback,
         lock_document_expires,
+        large_scans_stream_in_key_order,
+        large_writes_are_batched,
         a_standalone_server_refuses_writes,
     );
 }
