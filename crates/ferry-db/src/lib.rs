@@ -547,6 +547,19 @@ pub(crate) fn closed(mut e: DbError, in_commit: bool) -> DbError {
 pub const LOCK_LOST: &str = "the writer lock was lost while this operation ran (the database connection holding it closed), so another writer may be working on it now; the transaction was rolled back and nothing was written. Run the command again";
 
 /// The error of a transaction whose writer lock was lost before its commit.
+/// A clone into the server database `db` failed (`why`) and the half-made
+/// database was dropped: one message for every server engine.
+pub(crate) fn clone_failed(env: &str, db: &str, why: DbError) -> DbError {
+    DbError::new(
+        DbErrorKind::Query,
+        env,
+        format!(
+            "cannot clone environment `{env}` into the database `{db}`: {}; the half-made database was dropped",
+            why.message
+        ),
+    )
+}
+
 pub(crate) fn lock_lost(env: &str) -> DbError {
     DbError::new(DbErrorKind::Busy, env, LOCK_LOST)
 }

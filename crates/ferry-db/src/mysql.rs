@@ -768,15 +768,7 @@ impl SqlStore for MySqlStore {
             conn.execute(format!("DROP DATABASE IF EXISTS {}", D.ident(&db)).as_str())
                 .await
                 .map_err(e)?;
-            return Err(DbError::new(
-                DbErrorKind::Query,
-                &self.env,
-                format!(
-                    "cannot clone environment `{}` into the database `{db}`: {}; the half-made database was dropped",
-                    self.env,
-                    err(&self.env, why).message
-                ),
-            ));
+            return Err(crate::clone_failed(&self.env, &db, err(&self.env, why)));
         }
         Ok(())
     }

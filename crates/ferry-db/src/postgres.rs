@@ -658,15 +658,7 @@ impl SqlStore for PgStore {
             conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", D.ident(&db)).as_str())
                 .await
                 .map_err(e)?;
-            return Err(DbError::new(
-                DbErrorKind::Query,
-                &self.env,
-                format!(
-                    "cannot clone environment `{}` into the database `{db}`: {}; the half-made database was dropped",
-                    self.env,
-                    err(&self.env, why).message
-                ),
-            ));
+            return Err(crate::clone_failed(&self.env, &db, err(&self.env, why)));
         }
         Ok(())
     }
