@@ -117,7 +117,7 @@ impl TableSpec {
                     Some(dst_env),
                     key.first().map(String::as_str),
                     format!(
-                        "with `natural_key`, new rows get the id `{dst_env}` assigns, so the key must be one column the target generates (auto-increment, serial, identity or SQLite INTEGER PRIMARY KEY)"
+                        "with `natural_key`, new rows get the id `{dst_env}` assigns, so the key must be one column the target generates (auto-increment, serial, identity, SQLite INTEGER PRIMARY KEY, or `_id` on MongoDB)"
                     ),
                 ));
                 return Err(problems);

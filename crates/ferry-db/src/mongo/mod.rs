@@ -647,11 +647,12 @@ fn documents_schema(table: &str, names: Vec<String>) -> TableSchema {
             .into_iter()
             .map(|n| ColumnSchema {
                 nullable: n != "_id",
+                // A document inserted without `_id` gets a new ObjectId.
+                has_default: n == "_id",
+                auto_increment: n == "_id",
                 name: n,
                 declared: "field".into(),
                 ty: field_type(),
-                has_default: false,
-                auto_increment: false,
             })
             .collect(),
         primary_key: vec!["_id".into()],
@@ -770,7 +771,7 @@ impl Store for MongoStore {
         Capabilities {
             transactions: self.transactions,
             raw_scans: false,
-            generated_ids: false,
+            generated_ids: true,
             sql_predicates: false,
             native_predicates: true,
         }
@@ -1237,15 +1238,43 @@ impl Txn for MongoTxn {
         Ok(())
     }
 
-    async fn insert_returning(&mut self, table: &str, _: &[String], _: &Row, key: &str) -> Result<Value, DbError> {
-        let mut e = DbError::new(
-            DbErrorKind::Query,
-            &self.store.env,
-            "Ferry writes documents with their `_id`: a MongoDB environment generates no key values for it",
-        )
-        .table(table);
-        e.column = Some(key.to_string());
-        Err(e)
+    /// Inserts one document without its `_id`: the server (the driver,
+    /// for the session) gives it a new ObjectId, returned in Ferry's form
+    /// (a `natural_key` table's new rows). A key other than `_id` is not
+    /// generated on MongoDB.
+    async fn insert_returning(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        row: &Row,
+        key: &str,
+    ) -> Result<Value, DbError> {
+        if key != "_id" {
+            let mut e = DbError::new(
+                DbErrorKind::Query,
+                &self.store.env,
+                format!("MongoDB generates only `_id` (an ObjectId), not `{key}`: key the collection by `_id` to let the target assign new documents' ids"),
+            )
+            .table(table);
+            e.column = Some(key.to_string());
+            return Err(e);
+        }
+        let d = self.document(table, columns, row).await?;
+        let inserted = self
+            .store
+            .coll(table)
+            .insert_one(d)
+            .session(&mut self.session)
+            .await
+            .map_err(|e| self.fail(e, table, 0))?;
+        values::decode(Some(&inserted.inserted_id), &field_type()).map_err(|m| {
+            DbError::new(
+                DbErrorKind::Query,
+                &self.store.env,
+                format!("the server generated an `_id` Ferry cannot read: {m}"),
+            )
+            .table(table)
+        })
     }
 
     async fn update(

@@ -548,3 +548,70 @@ pub async fn large_writes_are_batched() {
         "a is 6, not 7"
     );
 }
+
+/// A document inserted without `_id` gets a new ObjectId from the
+/// target, returned in Ferry's form (what a `natural_key` table's new rows
+/// need); another key column is refused, naming it; a rollback keeps
+/// nothing.
+pub async fn generated_object_ids() {
+    let Some((db, store)) = setup("mongo_generated_ids").await else {
+        return;
+    };
+    assert!(store.capabilities().generated_ids);
+    let schema = store.table_schema("parent").await.expect("schema").expect("parent");
+    let id = schema.column("_id").expect("_id");
+    assert!(id.auto_increment && id.has_default, "{id:?}");
+    let m = db.mongo().await.collection::<Document>("parent");
+    {
+        let mut txn = store.begin().await.expect("begin");
+        txn.insert_returning("parent", &s(&["name"]), &vec![j(r#""rolled back""#)], "_id")
+            .await
+            .expect("insert_returning");
+    }
+    assert_eq!(
+        m.count_documents(doc! {}).await.expect("count"),
+        0,
+        "dropped: nothing written"
+    );
+
+    let mut txn = store.begin().await.expect("begin");
+    let first = txn
+        .insert_returning("parent", &s(&["name"]), &vec![j(r#""Zürich 🏔️""#)], "_id")
+        .await
+        .expect("insert_returning");
+    let second = txn
+        .insert_returning("parent", &s(&["name"]), &vec![j(r#""Lyon""#)], "_id")
+        .await
+        .expect("insert_returning");
+    let e = txn
+        .insert_returning("parent", &s(&["name"]), &vec![j(r#""x""#)], "id")
+        .await
+        .expect_err("only _id is generated");
+    assert_eq!(e.column.as_deref(), Some("id"), "{e}");
+    assert!(e.message.contains("`_id`"), "{e}");
+    drop(txn);
+
+    let mut txn = store.begin().await.expect("begin");
+    let first = txn
+        .insert_returning("parent", &s(&["name"]), &vec![j(r#""Zürich 🏔️""#)], "_id")
+        .await
+        .unwrap_or_else(|e| panic!("insert_returning after {first:?} and {second:?}: {e}"));
+    let second = txn
+        .insert_returning("parent", &s(&["name"]), &vec![j(r#""Lyon""#)], "_id")
+        .await
+        .expect("insert_returning");
+    txn.commit().await.expect("commit");
+    assert_ne!(first, second);
+    for (id, name) in [(&first, "Zürich 🏔️"), (&second, "Lyon")] {
+        let Value::Json(oid) = id else {
+            panic!("a generated _id is Extended JSON: {id:?}");
+        };
+        let hex = oid["$oid"].as_str().unwrap_or_else(|| panic!("an ObjectId: {oid}"));
+        let found = m
+            .find_one(doc! { "_id": bson::oid::ObjectId::parse_str(hex).expect("hex") })
+            .await
+            .expect("find")
+            .unwrap_or_else(|| panic!("{name} under {hex}"));
+        assert_eq!(found.get_str("name").expect("name"), name);
+    }
+}

@@ -138,6 +138,7 @@ mod mongo_documents {
         writes_and_rollback,
         lock_document_expires,
         large_scans_stream_in_key_order,
+        generated_object_ids,
         large_writes_are_batched,
         a_standalone_server_refuses_writes,
     );

@@ -404,3 +404,68 @@ async fn filters_and_sql_on_mongodb() {
         0
     );
 }
+
+/// `natural_key` on MongoDB: cities matched by name, whatever their `_id`
+/// per environment; a new city gets the ObjectId production generates, and
+/// references to it are rewritten; a second diff is empty; a revert puts
+/// back the exact documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natural_keys_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    let path = w.dir.path().join("ferry.toml");
+    let text = std::fs::read_to_string(&path).expect("read ferry.toml");
+    let natural = text.replace(
+        "[tables.cities]\nkey = [\"_id\"]\n",
+        "[tables.cities]\nkey = [\"_id\"]\nnatural_key = [\"name\"]\n",
+    );
+    assert_ne!(natural, text);
+    std::fs::write(&path, natural).expect("write ferry.toml");
+    w.put("staging", staging_docs()).await;
+    let lyon = oid("64b0000000000000000000c1");
+    w.put(
+        "production",
+        vec![("cities", vec![doc! { "_id": lyon, "name": "Lyon" }])],
+    )
+    .await;
+    let before: Vec<(&str, Vec<Vec<u8>>)> = {
+        let mut out = Vec::new();
+        for c in COLLECTIONS {
+            out.push((c, w.raw("production", c).await));
+        }
+        out
+    };
+
+    let out = w.run_yes(&["promote", "staging", "production", "--json"]).expect(0);
+    let journal = id_of(&out, "promotion");
+    let cities = w.db("production").await.collection::<Document>("cities");
+    let mut found = Vec::new();
+    let mut cur = cities.find(doc! {}).await.expect("find");
+    while cur.advance().await.expect("next") {
+        found.push(cur.deserialize_current().expect("a city"));
+    }
+    assert_eq!(found.len(), 2, "Lyon matched by name, Zürich new: {found:?}");
+    let lyon_doc = found.iter().find(|d| d.get_str("name") == Ok("Lyon")).expect("Lyon");
+    assert_eq!(lyon_doc.get_object_id("_id"), Ok(lyon), "Lyon keeps production's id");
+    let zurich = found
+        .iter()
+        .find(|d| d.get_str("name") == Ok("Zürich 🏔️"))
+        .expect("Zürich arrived");
+    let zurich_id = zurich
+        .get_object_id("_id")
+        .unwrap_or_else(|_| panic!("a new city gets an ObjectId from production: {zurich}"));
+    let business = w.business("production").await.expect("the business arrived");
+    assert_eq!(
+        business.get("city_id"),
+        Some(&Bson::ObjectId(zurich_id)),
+        "staging's city 2 is production's new Zürich: {business}"
+    );
+    let again = w.run(&["diff", "staging", "production", "--json"]).expect(0).json();
+    assert_eq!(again["changes"].as_array().map(Vec::len), Some(0), "{again:#}");
+
+    w.run_yes(&["revert", &journal]).expect(0);
+    for (c, bytes) in before {
+        assert_eq!(w.raw("production", c).await, bytes, "{c} after the revert");
+    }
+}
