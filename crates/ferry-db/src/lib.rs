@@ -173,6 +173,9 @@ pub struct Capabilities {
     /// one (a `dir:` folder) holds no excluded rows, and the other side of
     /// a promotion evaluates a table's `exclude`.
     pub native_predicates: bool,
+    /// The store makes per-branch clones of its database beside it
+    /// ([`Store::create_branch_clone`]).
+    pub branch_clones: bool,
 }
 
 impl Capabilities {
@@ -183,6 +186,7 @@ impl Capabilities {
         generated_ids: true,
         sql_predicates: true,
         native_predicates: true,
+        branch_clones: true,
     };
 }
 
@@ -339,6 +343,35 @@ pub trait Store: Send + Sync {
             ),
         )
         .table(table))
+    }
+    /// Creates the per-branch clone `name` of this database beside it
+    /// (where [`registry::clone_url`] says it lives), holding `tables`
+    /// (parents first) with their rows: a SQL store's
+    /// [`SqlStore::create_clone`], or the store's own (MongoDB). Refuses
+    /// when the clone exists already; a clone that fails half-way is
+    /// removed.
+    async fn create_branch_clone(&self, name: &str, tables: &[String]) -> Result<(), DbError> {
+        match self.as_sql() {
+            Some(s) => s.create_clone(name, tables).await,
+            None => Err(DbError::new(
+                DbErrorKind::Query,
+                self.env(),
+                format!("a {} environment has no per-branch clones", self.engine()),
+            )),
+        }
+    }
+    /// Drops the per-branch clone `name` of this database (see
+    /// [`Store::create_branch_clone`]). A clone already gone is not an
+    /// error.
+    async fn drop_branch_clone(&self, name: &str) -> Result<(), DbError> {
+        match self.as_sql() {
+            Some(s) => s.drop_clone(name).await,
+            None => Err(DbError::new(
+                DbErrorKind::Query,
+                self.env(),
+                format!("a {} environment has no per-branch clones", self.engine()),
+            )),
+        }
     }
     /// Refreshes the planner statistics of one of Ferry's tables after it
     /// grew a lot (a baseline), so the next lookups use its index.

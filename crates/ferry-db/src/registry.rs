@@ -79,7 +79,7 @@ pub fn clone_url(url: &str, name: &str) -> Option<String> {
             };
             Some(format!("{head}{slashes}{dir}{stem}-{name}.{ext}"))
         }
-        Engine::Postgres | Engine::Mysql => {
+        Engine::Postgres | Engine::Mysql | Engine::Mongo => {
             let (before_query, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
             let after_scheme = before_query.find("//")? + 2;
             let slash = after_scheme + before_query[after_scheme..].find('/')?;
@@ -97,8 +97,6 @@ pub fn clone_url(url: &str, name: &str) -> Option<String> {
         // A folder of files has no clone: branch environments are cloned
         // from databases.
         Engine::Dir => None,
-        // Per-branch clones of a MongoDB database are not made yet.
-        Engine::Mongo => None,
     }
 }
 
@@ -150,6 +148,15 @@ mod tests {
             c("mysql://root@127.0.0.1/cms").as_deref(),
             Some("mysql://root@127.0.0.1/cms_feature_x")
         );
+        assert_eq!(
+            c("mongodb://u:pw@h1:27017,h2:27017/cms?replicaSet=rs0").as_deref(),
+            Some("mongodb://u:pw@h1:27017,h2:27017/cms_feature_x?replicaSet=rs0")
+        );
+        assert_eq!(
+            c("mongodb+srv://u@cluster.example.net/cms").as_deref(),
+            Some("mongodb+srv://u@cluster.example.net/cms_feature_x")
+        );
+        assert_eq!(c("mongodb://h/?directConnection=true"), None);
         assert_eq!(c("postgres://h"), None);
         assert_eq!(c("dir:content"), None);
     }

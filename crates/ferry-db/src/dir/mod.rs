@@ -368,6 +368,7 @@ impl Store for DirStore {
             generated_ids: false,
             sql_predicates: false,
             native_predicates: false,
+            branch_clones: false,
         }
     }
 

@@ -21,6 +21,7 @@
 //! `_ferry_lock` with an owner and an expiry that its holder renews while it
 //! lives, so a crashed writer holds it at most [`LOCK_TTL`].
 
+mod clone;
 pub mod values;
 
 use std::collections::HashSet;
@@ -774,6 +775,7 @@ impl Store for MongoStore {
             generated_ids: true,
             sql_predicates: false,
             native_predicates: true,
+            branch_clones: true,
         }
     }
 
@@ -939,6 +941,14 @@ impl Store for MongoStore {
             .count_documents(filter)
             .await
             .map_err(|e| driver(&self.env, table, e))
+    }
+
+    async fn create_branch_clone(&self, name: &str, tables: &[String]) -> Result<(), DbError> {
+        self.create_clone(name, tables).await
+    }
+
+    async fn drop_branch_clone(&self, name: &str) -> Result<(), DbError> {
+        self.drop_clone(name).await
     }
 
     fn records(&self) -> Box<dyn Records + '_> {

@@ -968,6 +968,7 @@ pub async fn capabilities(b: Backend) {
             generated_ids: b == Backend::Mongo,
             sql_predicates: false,
             native_predicates: b == Backend::Mongo,
+            branch_clones: b == Backend::Mongo,
         },
         _ => Capabilities::SQL,
     };

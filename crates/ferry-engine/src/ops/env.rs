@@ -22,7 +22,7 @@ use ferry_core::plan::Counts;
 use ferry_core::selection::Selection;
 use ferry_db::records;
 pub use ferry_db::records::BranchEnvRecord;
-use ferry_db::{SqlStore, Store};
+use ferry_db::Store;
 
 use super::Observer;
 use crate::error::{Error, Result};
@@ -97,12 +97,16 @@ pub fn clone_order(project: &crate::project::Project) -> Vec<String> {
     out
 }
 
-fn sql_of<'s>(store: &'s dyn Store, env: &str) -> Result<&'s dyn SqlStore> {
-    store.as_sql().ok_or_else(|| {
-        Error::Usage(format!(
-            "environment `{env}` is not a SQL database: per-branch environments are cloned from SQLite, PostgreSQL and MySQL environments only"
-        ))
-    })
+/// Refuses, before anything is made, an environment whose store makes no
+/// per-branch clones (a `dir:` folder).
+fn clonable(store: &dyn Store, env: &str) -> Result<()> {
+    if store.capabilities().branch_clones {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "environment `{env}` is a {} environment: per-branch environments are cloned from SQLite, PostgreSQL, MySQL and MongoDB environments only",
+        store.engine()
+    )))
 }
 
 /// Clones `req.from` into a new branch environment, records it in
@@ -159,7 +163,8 @@ pub async fn create(envs: &Envs, req: CreateRequest, observer: &dyn Observer) ->
     let with = Envs::new(project.with_branches(std::slice::from_ref(&record))?);
     let tables = clone_order(project);
     let lock = super::lock(&*parent, true, observer).await?;
-    sql_of(&*parent, &req.from)?.create_clone(&name, &tables).await?;
+    clonable(&*parent, &req.from)?;
+    parent.create_branch_clone(&name, &tables).await?;
     let recorded = async {
         let mut txn = parent.begin().await?;
         records::write_branch(txn.as_mut(), &record).await?;
@@ -169,7 +174,7 @@ pub async fn create(envs: &Envs, req: CreateRequest, observer: &dyn Observer) ->
     .await;
     drop(lock);
     if let Err(e) = recorded {
-        sql_of(&*parent, &req.from)?.drop_clone(&name).await?;
+        parent.drop_branch_clone(&name).await?;
         return Err(e);
     }
     let mut in_sync = Vec::new();
@@ -337,7 +342,7 @@ impl PreparedDestroy<'_> {
             Some(&b.name),
         )
         .await?;
-        sql_of(&*parent, &b.from)?.drop_clone(&b.name).await?;
+        parent.drop_branch_clone(&b.name).await?;
         if b.promotes_to != b.from {
             let target = self.envs.open(&b.promotes_to).await?;
             let mut txn = target.begin().await?;

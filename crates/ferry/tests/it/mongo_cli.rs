@@ -469,3 +469,88 @@ async fn natural_keys_on_mongodb() {
         assert_eq!(w.raw("production", c).await, bytes, "{c} after the revert");
     }
 }
+
+/// A per-branch environment on MongoDB: `env create` clones production's
+/// collections into a database beside it (documents byte for byte, a
+/// unique index); edited there, it is promoted
+/// back into production; `env destroy` drops its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_environment_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("production", staging_docs()).await;
+    let prod = w.db("production").await;
+    prod.collection::<Document>("cities")
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "name": 1 })
+                .options(mongodb::options::IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await
+        .expect("a unique index");
+    let clone_name = format!("{}_feature_mg_1", prod.name());
+    let client = prod.client().clone();
+    client.database(&clone_name).drop().await.expect("no clone left over");
+
+    let made = w
+        .run(&["env", "create", "feature/mg-1", "--from", "production", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(made["name"], "feature-mg-1", "{made}");
+    let clone = client.database(&clone_name);
+    for c in COLLECTIONS {
+        let mut cur = clone
+            .collection::<RawDocumentBuf>(c)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .expect("find");
+        let mut bytes = Vec::new();
+        while cur.advance().await.expect("next") {
+            bytes.push(cur.current().as_bytes().to_vec());
+        }
+        assert_eq!(
+            bytes,
+            w.raw("production", c).await,
+            "{c}: the clone holds the same bytes"
+        );
+    }
+    let index_names = clone
+        .collection::<Document>("cities")
+        .list_index_names()
+        .await
+        .expect("indexes");
+    assert!(index_names.iter().any(|n| n == "name_1"), "{index_names:?}");
+    let dup = clone
+        .collection::<Document>("cities")
+        .insert_one(doc! { "_id": 99, "name": "Lyon" })
+        .await;
+    assert!(dup.is_err(), "the unique index came along");
+
+    clone
+        .collection::<Document>("cities")
+        .update_one(doc! { "_id": 1 }, doc! { "$set": { "name": "Lyon (branch)" } })
+        .await
+        .expect("edit the branch");
+    let list = w.run(&["env", "list", "--json"]).expect(0).json();
+    assert_eq!(list[0]["pending"]["update"], 1, "{list:#}");
+    w.run_yes(&["promote", "feature-mg-1", "production"]).expect(0);
+    let lyon = prod
+        .collection::<Document>("cities")
+        .find_one(doc! { "_id": 1 })
+        .await
+        .expect("find")
+        .expect("Lyon");
+    assert_eq!(lyon.get_str("name"), Ok("Lyon (branch)"));
+
+    w.run_yes(&["env", "destroy", "feature-mg-1"]).expect(0);
+    let left = client
+        .list_database_names()
+        .filter(doc! { "name": &clone_name })
+        .await
+        .expect("list databases");
+    assert!(left.is_empty(), "the clone's database is dropped: {left:?}");
+    assert_eq!(w.run(&["env", "list", "--json"]).expect(0).json(), J::Array(Vec::new()));
+}
