@@ -554,3 +554,45 @@ async fn a_branch_environment_on_mongodb() {
     assert!(left.is_empty(), "the clone's database is dropped: {left:?}");
     assert_eq!(w.run(&["env", "list", "--json"]).expect(0).json(), J::Array(Vec::new()));
 }
+
+/// A collection that references itself: promoting one new field by
+/// `--id` brings the new field it depends on, not its new sibling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_references_itself_on_mongodb() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    let path = w.dir.path().join("ferry.toml");
+    let text = std::fs::read_to_string(&path).expect("read ferry.toml");
+    let with_self = text.replace(
+        "[tables.form_fields]\nkey = [\"_id\"]\n",
+        "[tables.form_fields]\nkey = [\"_id\"]\nreferences = { depends_on = \"form_fields\" }\n",
+    );
+    assert_ne!(with_self, text);
+    std::fs::write(&path, with_self).expect("write ferry.toml");
+    w.put("staging", staging_docs()).await;
+    w.run_yes(&["promote", "staging", "production"]).expect(0);
+    w.put(
+        "staging",
+        vec![(
+            "form_fields",
+            vec![
+                doc! { "_id": 3, "form_id": 1, "label": "Confirm ✅", "depends_on": 4 },
+                doc! { "_id": 4, "form_id": 1, "label": "Password" },
+                doc! { "_id": 5, "form_id": 1, "label": "Not asked for" },
+            ],
+        )],
+    )
+    .await;
+    let out = w
+        .run_yes(&["promote", "staging", "production", "--id", "form_fields:3", "--json"])
+        .expect(0);
+    assert_eq!(out.json()["counts"]["insert"], 2, "{}", out.all());
+    let fields = w.raw("production", "form_fields").await;
+    let staged = w.raw("staging", "form_fields").await;
+    assert_eq!(
+        fields,
+        staged[..4].to_vec(),
+        "fields 1 to 4, byte for byte, not field 5"
+    );
+}
