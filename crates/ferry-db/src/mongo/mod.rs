@@ -150,7 +150,7 @@ impl MongoStore {
             client,
             db,
             transactions,
-            owner: format!("{}-{}", std::process::id(), ulid_like()),
+            owner: format!("{}-{}", std::process::id(), ulid::Ulid::new()),
             held: Arc::default(),
         })
     }
@@ -624,21 +624,6 @@ impl MongoStore {
             .map_err(|m| value_error(&self.env, &schema.name, column, m))
     }
 }
-
-/// A short suffix unique to this store in this process (time, pid and a
-/// counter, hashed), so two stores of one process are distinct lock owners.
-fn ulid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let mut h = blake3::Hasher::new();
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    h.update(&n.to_le_bytes());
-    h.finalize().to_hex()[..16].to_string()
-}
-
-static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A collection's schema from its field names.
 fn documents_schema(table: &str, names: Vec<String>) -> TableSchema {
