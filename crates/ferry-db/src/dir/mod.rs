@@ -883,6 +883,7 @@ mod tests {
             foreign_keys: vec![],
             unique: vec![],
             open_fields: None,
+            carried: Vec::new(),
         }
     }
 

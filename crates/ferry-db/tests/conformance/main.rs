@@ -140,5 +140,7 @@ mod mongo_documents {
         large_scans_stream_in_key_order,
         large_writes_are_batched,
         a_standalone_server_refuses_writes,
+        field_order_is_carried,
+        large_updates_are_batched,
     );
 }
