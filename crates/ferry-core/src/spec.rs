@@ -629,6 +629,45 @@ mod tests {
     }
 
     #[test]
+    fn carried_columns_are_read_and_written_never_compared() {
+        let cfg = config(TABLE);
+        let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
+        let carrying = |names: &[&str]| TableSchema {
+            carried: vec![crate::schema::FIELD_ORDER.into()],
+            ..documents(names)
+        };
+        let spec = TableSpec::resolve(
+            &cfg,
+            ("staging", &carrying(&["_id", "name"])),
+            ("production", &carrying(&["_id", "name"])),
+            &keys,
+        )
+        .expect("resolves");
+        assert_eq!(spec.compared, ["name"]);
+        assert_eq!(spec.carried, [crate::schema::FIELD_ORDER]);
+        assert_eq!(spec.columns(), ["_id", "name", crate::schema::FIELD_ORDER]);
+        assert_eq!(spec.shown_columns(), ["_id", "name"]);
+        assert!(spec.target_columns.iter().any(|c| c == crate::schema::FIELD_ORDER));
+        let json = |t: &str| Value::Json(crate::value::Json::from_text(t).expect("JSON"));
+        let a = spec
+            .canonicalize(&[json("1"), json("\"x\""), json(r#"["_id", "name"]"#)])
+            .expect("canonical");
+        let b = spec
+            .canonicalize(&[json("1"), json("\"x\""), json(r#"["name", "_id"]"#)])
+            .expect("canonical");
+        assert_eq!(a.len(), 3, "the carried value travels with the row");
+        assert_eq!(spec.hash(&a), spec.hash(&b), "the order makes no difference");
+        // Only when both sides carry it; SQL-like schemas carry nothing.
+        let one = TableSpec::resolve(
+            &cfg,
+            ("staging", &documents(&["_id", "name"])),
+            ("production", &carrying(&["_id", "name"])),
+            &keys,
+        );
+        assert!(one.expect("resolves").carried.is_empty());
+    }
+
+    #[test]
     fn documents_and_sql_tables_do_not_mix() {
         let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
         let cfg = config(TABLE);

@@ -20,6 +20,15 @@
 //! (reads, diff and plan still work). The writer lock is a document in
 //! `_ferry_lock` with an owner and an expiry that its holder renews while it
 //! lives, so a crashed writer holds it at most [`LOCK_TTL`].
+//!
+//! A document's top-level field order is the carried column
+//! [`FIELD_ORDER`] of a user collection (`TableSchema::carried`, not one
+//! of its fields): read as the document's field names, never stored; a
+//! new document is written in the order it carries, and an update is a
+//! `$set`/`$unset` when that gives the order carried, else the whole
+//! document (read in the transaction, changed, ordered) as a replacement.
+//! Updates and upserts go as `update` commands of up to [`BATCH_ROWS`]
+//! statements, the failing statement's index naming its row.
 
 pub mod values;
 
@@ -169,7 +178,8 @@ impl MongoStore {
     }
 
     /// The schema of a user collection: its fields in the order first
-    /// seen over every document, `_id` first.
+    /// seen over every document, `_id` first, and the carried field order
+    /// ([`FIELD_ORDER`]; a document with a field of that name is refused).
     async fn documents_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
         if !self.exists(table).await? {
             return Ok(None);

@@ -435,7 +435,18 @@ async fn field_order_is_the_sources_and_reverts_exactly() {
         w.run_yes(&["promote", "staging", "production", "--table", "cities", "--json"])
             .expect(0)
     };
-    // (a)
+    // (a) Inserts: shown without the order, written each in its own.
+    for args in [
+        vec!["diff", "staging", "production", "--table", "cities", "--json"],
+        vec!["diff", "staging", "production", "--table", "cities"],
+    ] {
+        let shown = w.run(&args).expect(0);
+        assert!(
+            shown.all().contains("Nice") && !shown.all().contains(order),
+            "{}",
+            shown.all()
+        );
+    }
     promote(&w);
     assert_eq!(w.raw("staging", "cities").await, w.raw("production", "cities").await);
 
