@@ -55,6 +55,13 @@ pub struct TableSpec {
     /// still reads (`changed_margin`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub changed_margin_secs: i64,
+    /// Columns both stores derive from each row and write back with it
+    /// (`TableSchema::carried`: a MongoDB document's field order): read
+    /// with every row after the compared columns, written with every
+    /// insert and every update of a row, kept in before-images; never
+    /// compared, hashed nor shown as a difference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<String>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -82,6 +89,10 @@ impl TableSpec {
         if let Some(p) = kinds_disagree(cfg, source, target) {
             return Err(vec![p]);
         }
+        // Carried columns (a document's field order) are columns of a row
+        // image: read, written and kept in before-images, never compared.
+        let (src_full, dst_full) = (source.1.with_carried(), target.1.with_carried());
+        let (source, target) = ((source.0, &src_full), (target.0, &dst_full));
         let (source, target) = (widen_open(cfg, source, target.1), widen_open(cfg, target, source.1));
         let (source, target) = ((source.0, &source.1), (target.0, &target.1));
         let (dst_env, dst) = target;
@@ -98,13 +109,24 @@ impl TableSpec {
             }
         };
         problems.extend(missing_columns(cfg, &key, source, target));
+        let carried: Vec<String> = dst
+            .carried
+            .iter()
+            .filter(|c| source.1.carried.contains(c) && !key.contains(c))
+            .cloned()
+            .collect();
         let compared = compared_columns(cfg, &key, source, target, &mut problems);
         problems.extend(undeclared_foreign_keys(cfg, source, target));
         let (references, referenced_key) = resolve_references(cfg, keys, &mut problems);
         let types = dst
             .columns
             .iter()
-            .filter(|c| key.contains(&c.name) || compared.contains(&c.name) || cfg.stamp.contains_key(&c.name))
+            .filter(|c| {
+                key.contains(&c.name)
+                    || compared.contains(&c.name)
+                    || carried.contains(&c.name)
+                    || cfg.stamp.contains_key(&c.name)
+            })
             .map(|c| (c.name.clone(), c.ty.clone()))
             .collect();
         if !problems.is_empty() {
@@ -158,12 +180,24 @@ impl TableSpec {
             } else {
                 0
             },
+            carried,
         })
     }
 
     /// The columns read from both sides, in the order rows carry them: the
-    /// key columns, then the compared columns.
+    /// key columns, the compared columns, then the carried ones.
     pub fn columns(&self) -> Vec<String> {
+        self.key
+            .iter()
+            .chain(self.compared.iter())
+            .chain(self.carried.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The columns a front end shows of a row: [`TableSpec::columns`]
+    /// without the carried ones (a row's first values).
+    pub fn shown_columns(&self) -> Vec<String> {
         self.key.iter().chain(self.compared.iter()).cloned().collect()
     }
 
@@ -184,6 +218,7 @@ impl TableSpec {
         self.key
             .iter()
             .chain(self.compared.iter())
+            .chain(self.carried.iter())
             .zip(raw)
             .map(|(col, v)| {
                 let ty = self.types.get(col).unwrap_or(&any);
@@ -388,7 +423,7 @@ fn compared_columns(
     let mut compared = Vec::new();
     for c in &dst.columns {
         let n = &c.name;
-        if key.contains(n) || cfg.ignore.contains(n) || cfg.stamp.contains_key(n) {
+        if key.contains(n) || cfg.ignore.contains(n) || cfg.stamp.contains_key(n) || dst.carried.contains(n) {
             continue;
         }
         if src.column(n).is_none() {
@@ -405,7 +440,12 @@ fn compared_columns(
     }
     for c in &src.columns {
         let n = &c.name;
-        if dst.column(n).is_none() && !cfg.ignore.contains(n) && !cfg.stamp.contains_key(n) && !key.contains(n) {
+        if dst.column(n).is_none()
+            && !cfg.ignore.contains(n)
+            && !cfg.stamp.contains_key(n)
+            && !key.contains(n)
+            && !src.carried.contains(n)
+        {
             problems.push(problem(
                 Some(dst_env),
                 Some(n),
@@ -558,6 +598,7 @@ mod tests {
             foreign_keys: vec![],
             unique: vec![],
             open_fields: Some(ty),
+            carried: Vec::new(),
         }
     }
 
@@ -585,6 +626,45 @@ mod tests {
         assert_eq!(spec.compared, ["city_id", "name"]);
         assert_eq!(spec.target_columns, ["_id", "name", "city_id", "modified_at"]);
         assert!(spec.types["modified_at"].extended_json);
+    }
+
+    #[test]
+    fn carried_columns_are_read_and_written_never_compared() {
+        let cfg = config(TABLE);
+        let keys = BTreeMap::from([("businesses".to_string(), vec!["_id".to_string()])]);
+        let carrying = |names: &[&str]| TableSchema {
+            carried: vec![crate::schema::FIELD_ORDER.into()],
+            ..documents(names)
+        };
+        let spec = TableSpec::resolve(
+            &cfg,
+            ("staging", &carrying(&["_id", "name"])),
+            ("production", &carrying(&["_id", "name"])),
+            &keys,
+        )
+        .expect("resolves");
+        assert_eq!(spec.compared, ["name"]);
+        assert_eq!(spec.carried, [crate::schema::FIELD_ORDER]);
+        assert_eq!(spec.columns(), ["_id", "name", crate::schema::FIELD_ORDER]);
+        assert_eq!(spec.shown_columns(), ["_id", "name"]);
+        assert!(spec.target_columns.iter().any(|c| c == crate::schema::FIELD_ORDER));
+        let json = |t: &str| Value::Json(crate::value::Json::from_text(t).expect("JSON"));
+        let a = spec
+            .canonicalize(&[json("1"), json("\"x\""), json(r#"["_id", "name"]"#)])
+            .expect("canonical");
+        let b = spec
+            .canonicalize(&[json("1"), json("\"x\""), json(r#"["name", "_id"]"#)])
+            .expect("canonical");
+        assert_eq!(a.len(), 3, "the carried value travels with the row");
+        assert_eq!(spec.hash(&a), spec.hash(&b), "the order makes no difference");
+        // Only when both sides carry it; SQL-like schemas carry nothing.
+        let one = TableSpec::resolve(
+            &cfg,
+            ("staging", &documents(&["_id", "name"])),
+            ("production", &carrying(&["_id", "name"])),
+            &keys,
+        );
+        assert!(one.expect("resolves").carried.is_empty());
     }
 
     #[test]

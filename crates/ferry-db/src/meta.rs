@@ -251,5 +251,6 @@ pub fn record_schema(table: &str) -> Option<TableSchema> {
         foreign_keys: Vec::new(),
         unique: Vec::new(),
         open_fields: None,
+        carried: Vec::new(),
     })
 }

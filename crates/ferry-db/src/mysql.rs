@@ -690,6 +690,7 @@ async fn introspect(conn: &mut MySqlConnection, table: &str) -> Result<(Option<T
             foreign_keys,
             unique,
             open_fields: None,
+            carried: Vec::new(),
         }),
         sql,
     ))

@@ -593,6 +593,7 @@ async fn introspect(conn: &mut PgConnection, table: &str) -> Result<(Option<Tabl
             foreign_keys,
             unique,
             open_fields: None,
+            carried: Vec::new(),
         }),
         sql,
     ))

@@ -607,6 +607,7 @@ fn introspect(conn: &Connection, table: &str) -> rusqlite::Result<Option<TableSc
         foreign_keys,
         unique,
         open_fields: None,
+        carried: Vec::new(),
     }))
 }
 

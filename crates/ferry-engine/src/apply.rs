@@ -226,13 +226,16 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
         let Some(schema) = target.table_schema(table).await? else {
             return Err(refuse(table, format!("which does not exist in `{}`", plan.to)));
         };
+        let schema = schema.with_carried();
         let key = cfg.key.clone().unwrap_or_else(|| schema.primary_key.clone());
         let stamped: Vec<String> = cfg.stamp.keys().cloned().collect();
         let mut compared: Vec<String> = schema
             .columns
             .iter()
             .map(|c| c.name.clone())
-            .filter(|c| !key.contains(c) && !cfg.ignore.contains(c) && !stamped.contains(c))
+            .filter(|c| {
+                !key.contains(c) && !cfg.ignore.contains(c) && !stamped.contains(c) && !schema.carried.contains(c)
+            })
             .collect();
         compared.sort();
         let mut references = cfg.references.clone();
@@ -240,6 +243,7 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
             references.insert(c.clone(), t.clone());
         }
         let target_columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+        let carried: Vec<String> = schema.carried.iter().filter(|c| !key.contains(c)).cloned().collect();
         let list = |v: &[String]| format!("[{}]", v.join(", "));
         let differs: Vec<String> = [
             (
@@ -250,6 +254,7 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
             ("key", list(&spec.key), list(&key)),
             ("compared columns", list(&spec.compared), list(&compared)),
             ("stamped columns", list(&spec.stamped), list(&stamped)),
+            ("carried columns", list(&spec.carried), list(&carried)),
             ("ignored columns", list(&spec.ignored), list(&cfg.ignore)),
             ("columns", list(&spec.target_columns), list(&target_columns)),
             (
@@ -802,6 +807,9 @@ impl Writing<'_> {
         }
         let columns = spec.columns();
         for (set, group) in groups {
+            // The carried columns (a document's field order) go with every
+            // update of a row, after the changed ones.
+            let set: Vec<String> = set.into_iter().chain(spec.carried.iter().cloned()).collect();
             let set_cols: Vec<String> = set.iter().cloned().chain(self.stamp_columns()).collect();
             let rows: Vec<(Row, Row)> = group
                 .iter()

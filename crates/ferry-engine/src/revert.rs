@@ -124,7 +124,8 @@ async fn schemas_of(
                     original.to, r.table, original.id
                 ))
             })?;
-            schemas.insert(r.table.clone(), s);
+            // Row images hold the carried columns (a document's field order).
+            schemas.insert(r.table.clone(), s.with_carried());
         }
     }
     Ok(schemas)
@@ -408,8 +409,13 @@ fn moved_rows(rows: &[JournalRow], now: &[Option<Row>], schemas: &BTreeMap<Strin
         match (&r.after, cur) {
             (None, None) => {}
             (Some(after), Some(c)) => {
+                // A carried column (a document's field order) makes no row
+                // different: the order a promotion wrote may differ from
+                // the one read back (a stamped field the source lacks goes
+                // last), and the revert writes the order back anyway.
                 let diff: Vec<&str> = after
                     .iter()
+                    .filter(|(col, _)| !schema.carried.contains(col))
                     .filter(|(col, v)| !get(schema, c, col).is_some_and(|x| same(x, v, schema, col)))
                     .map(|(col, _)| col.as_str())
                     .collect();

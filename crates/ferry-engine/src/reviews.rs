@@ -197,7 +197,7 @@ pub async fn approved_upstream(project: &Project, source: &dyn Store, plan: &Pla
         };
         let ok = candidates.iter().any(|(row, by)| {
             let canonical: Option<Vec<Value>> = spec
-                .columns()
+                .shown_columns()
                 .iter()
                 .map(|c| {
                     let v = row.iter().find(|(rc, _)| rc == c).map(|(_, v)| v)?;

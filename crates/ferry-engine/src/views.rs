@@ -47,6 +47,16 @@ pub fn object(pairs: &[(String, Value)]) -> Map<String, J> {
     pairs.iter().map(|(c, v)| (c.clone(), v.to_plain_json())).collect()
 }
 
+/// A journal image as shown: without its carried columns (a document's
+/// field order, which the journal keeps for a revert).
+fn shown(pairs: &[(String, Value)]) -> Map<String, J> {
+    pairs
+        .iter()
+        .filter(|(c, _)| !ferry_core::schema::is_carried(c))
+        .map(|(c, v)| (c.clone(), v.to_plain_json()))
+        .collect()
+}
+
 /// What a promotion, revert or approval wrote: `insert`, `update`,
 /// `delete` (rows whose sync base alone was recorded are not counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -391,8 +401,8 @@ impl ShowView {
                     table: j.table.clone(),
                     key: object(&j.key),
                     action: j.action.clone(),
-                    before: j.before.as_deref().map(object),
-                    after: j.after.as_deref().map(object),
+                    before: j.before.as_deref().map(shown),
+                    after: j.after.as_deref().map(shown),
                 })
                 .collect(),
         }

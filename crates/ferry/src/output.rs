@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use ferry_core::json_diff::{self, Change};
 use ferry_core::plan::{key_label, Action, FieldDiff, Plan, PlanEntry, Reason};
+use ferry_core::schema::is_carried;
 use ferry_core::Value;
 use ferry_engine::apply::Promotion;
 use ferry_engine::journal::{JournalRow, PromotionRecord};
@@ -479,13 +480,14 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
         if let (None, Some(before), "delete") = (&j.after, &j.before, j.action.as_str()) {
             // Every field of the row the promotion removed.
             for (c, v) in before {
-                if !j.key.iter().any(|(kc, _)| kc == c) {
+                if !j.key.iter().any(|(kc, _)| kc == c) && !is_carried(c) {
                     let _ = writeln!(out, "            {c}: {}", ui::red(&short(v)));
                 }
             }
         }
         if let Some(after) = &j.after {
-            for (c, v) in after {
+            // A carried column (a document's field order) is no changed field.
+            for (c, v) in after.iter().filter(|(c, _)| !is_carried(c)) {
                 let old = j
                     .before
                     .as_ref()
@@ -536,7 +538,8 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
     let mut body = String::new();
     for j in rows.iter().rev() {
         let key = key_label(&j.key_values());
-        let is_key = |c: &str| j.key.iter().any(|(kc, _)| kc == c);
+        // Key and carried columns are not listed as restored fields.
+        let is_key = |c: &str| is_carried(c) || j.key.iter().any(|(kc, _)| kc == c);
         match (j.action.as_str(), &j.before, &j.after) {
             ("keep", _, _) => {
                 let _ = writeln!(

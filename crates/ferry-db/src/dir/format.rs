@@ -270,6 +270,7 @@ mod tests {
             foreign_keys: vec![],
             unique: vec![],
             open_fields: None,
+            carried: Vec::new(),
         };
         let row = vec![Value::Int(1), Value::Text("hi".into()), Value::Decimal("1.5".into())];
         let text = row_text(&schema, &row);

@@ -884,6 +884,7 @@ mod tests {
             foreign_keys: vec![],
             unique: vec![],
             open_fields: None,
+            carried: Vec::new(),
         }
     }
 

@@ -20,6 +20,15 @@
 //! (reads, diff and plan still work). The writer lock is a document in
 //! `_ferry_lock` with an owner and an expiry that its holder renews while it
 //! lives, so a crashed writer holds it at most [`LOCK_TTL`].
+//!
+//! A document's top-level field order is the carried column
+//! [`FIELD_ORDER`] of a user collection (`TableSchema::carried`, not one
+//! of its fields): read as the document's field names, never stored; a
+//! new document is written in the order it carries, and an update is a
+//! `$set`/`$unset` when that gives the order carried, else the whole
+//! document (read in the transaction, changed, ordered) as a replacement.
+//! Updates and upserts go as `update` commands of up to [`BATCH_ROWS`]
+//! statements, the failing statement's index naming its row.
 
 mod clone;
 pub mod values;
@@ -30,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_core::schema::{ColumnSchema, TableSchema};
+use ferry_core::schema::{ColumnSchema, TableSchema, FIELD_ORDER};
 use ferry_core::value::{key_cmp, ColumnType, LogicalType};
 use ferry_core::Value;
 use futures_util::TryStreamExt;
@@ -170,7 +179,8 @@ impl MongoStore {
     }
 
     /// The schema of a user collection: its fields in the order first
-    /// seen over every document, `_id` first.
+    /// seen over every document, `_id` first, and the carried field order
+    /// ([`FIELD_ORDER`]; a document with a field of that name is refused).
     async fn documents_schema(&self, table: &str) -> Result<Option<TableSchema>, DbError> {
         if !self.exists(table).await? {
             return Ok(None);
@@ -202,6 +212,16 @@ impl MongoStore {
                 )
                 .table(table)
             })?;
+            if k == FIELD_ORDER {
+                return Err(DbError::new(
+                    DbErrorKind::Query,
+                    &self.env,
+                    format!(
+                        "a document has a field `{FIELD_ORDER}`, the name Ferry uses for a document's field order: rename the field in every environment (e.g. db.{table}.updateMany({{}}, {{$rename: {{\"{FIELD_ORDER}\": \"field_order\"}}}}))"
+                    ),
+                )
+                .table(table));
+            }
             if k != "_id" {
                 names.push(k.to_string());
             }
@@ -277,12 +297,18 @@ impl MongoStore {
         Ok(out)
     }
 
-    /// A document as a row of every schema column.
+    /// A document as a row of every schema column (the field order of a
+    /// user collection's document, [`FIELD_ORDER`], as a JSON array of its
+    /// top-level field names).
     fn row_of(&self, schema: &TableSchema, d: &Document) -> Result<Row, DbError> {
+        let user = meta::record_schema(&schema.name).is_none();
         schema
             .columns
             .iter()
             .map(|c| {
+                if user && c.name == FIELD_ORDER {
+                    return Ok(field_order(d));
+                }
                 values::decode(d.get(&c.name), &c.ty).map_err(|m| {
                     let key = d.get("_id").map(|k| values::to_json(k).to_string()).unwrap_or_default();
                     let mut e = DbError::new(
@@ -645,7 +671,84 @@ fn documents_schema(table: &str, names: Vec<String>) -> TableSchema {
         foreign_keys: Vec::new(),
         unique: Vec::new(),
         open_fields: Some(field_type()),
+        carried: vec![FIELD_ORDER.into()],
     }
+}
+
+/// A document's top-level field names, in order, as the value of its
+/// [`FIELD_ORDER`] column.
+fn field_order(d: &Document) -> Value {
+    Value::Json(serde_json::Value::Array(d.keys().map(|k| serde_json::Value::String(k.clone())).collect()).into())
+}
+
+/// `d`'s fields in `order` (the names it lists that `d` has), then the
+/// others in their order in `d`.
+fn in_order(mut d: Document, order: &[String]) -> Document {
+    let mut out = Document::new();
+    for n in order {
+        if let Some(v) = d.remove(n) {
+            out.insert(n.clone(), v);
+        }
+    }
+    for (k, v) in d {
+        out.insert(k, v);
+    }
+    out
+}
+
+/// Whether two documents have the same fields in the same order.
+fn same_order(a: &Document, b: &Document) -> bool {
+    a.len() == b.len() && a.keys().zip(b.keys()).all(|(x, y)| x == y)
+}
+
+/// The field order a row carries in its [`FIELD_ORDER`] column (`None`:
+/// not among `columns`, or absent).
+fn carried_order(env: &str, table: &str, columns: &[String], row: &[Value]) -> Result<Option<Vec<String>>, DbError> {
+    let Some(i) = columns.iter().position(|c| c == FIELD_ORDER) else {
+        return Ok(None);
+    };
+    if row[i].is_null() {
+        return Ok(None);
+    }
+    let bad = |m: String| {
+        value_error(
+            env,
+            table,
+            FIELD_ORDER,
+            format!("the field order {m}: it is a list of field names"),
+        )
+    };
+    let mut j = ferry_core::extjson::from_value(&row[i]).map_err(bad)?;
+    if let serde_json::Value::String(text) = &j {
+        // A before-image read back as text.
+        j = serde_json::from_str(text).map_err(|e| bad(format!("`{text}` is not JSON ({e})")))?;
+    }
+    match j {
+        serde_json::Value::Array(names) => names
+            .into_iter()
+            .map(|n| match n {
+                serde_json::Value::String(s) => Ok(s),
+                other => Err(bad(format!("holds {other}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        other => Err(bad(format!("is {other}"))),
+    }
+}
+
+/// A document's values at `fields` (absent ones as null) as bytes: what
+/// a row's key filter and a document read for it share exactly (BSON
+/// types included, unlike the server's matching of numbers).
+fn signature(d: &Document, fields: &[String]) -> Vec<u8> {
+    let mut sig = Document::new();
+    for f in fields {
+        sig.insert(f.clone(), d.get(f).cloned().unwrap_or(Bson::Null));
+    }
+    let mut buf = Vec::new();
+    // Writing a document to a Vec cannot fail but for a key with a NUL,
+    // which no field name read from the server has.
+    let _ = sig.to_writer(&mut buf);
+    buf
 }
 
 /// A column's type: its schema's, or a field's for a field not seen yet.
@@ -1099,39 +1202,238 @@ impl MongoTxn {
                 .position(|c| c.name == columns[i])
                 .unwrap_or(usize::MAX)
         });
+        let user = meta::record_schema(table).is_none();
         for i in order {
             let c = &columns[i];
+            if user && c == FIELD_ORDER {
+                continue;
+            }
             let ty = column_type(&schema, c);
             if let Some(b) = values::encode(&row[i], &ty).map_err(|m| value_error(&self.store.env, table, c, m))? {
                 d.insert(c.clone(), b);
             }
         }
-        Ok(d)
+        // The order the row carries (the source document's), when it does.
+        match carried_order(&self.store.env, table, columns, row)? {
+            Some(names) if user => Ok(in_order(d, &names)),
+            _ => Ok(d),
+        }
     }
 
-    /// `$set` of the non-absent values and `$unset` of the absent ones.
-    async fn changes(&mut self, table: &str, columns: &[String], row: &[Value]) -> Result<Document, DbError> {
+    /// The values a row sets (`None`: the field is absent), its carried
+    /// field order left out.
+    async fn field_changes(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        row: &[Value],
+    ) -> Result<Vec<(String, Option<Bson>)>, DbError> {
         let schema = self.schema(table).await?;
-        let (mut set, mut unset) = (Document::new(), Document::new());
+        let user = meta::record_schema(table).is_none();
+        let mut out = Vec::with_capacity(columns.len());
         for (c, v) in columns.iter().zip(row) {
+            if user && c == FIELD_ORDER {
+                continue;
+            }
             let ty = column_type(&schema, c);
-            match values::encode(v, &ty).map_err(|m| value_error(&self.store.env, table, c, m))? {
-                Some(b) => {
-                    set.insert(c.clone(), b);
-                }
-                None => {
-                    unset.insert(c.clone(), "");
-                }
+            out.push((
+                c.clone(),
+                values::encode(v, &ty).map_err(|m| value_error(&self.store.env, table, c, m))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The documents of `filters` (one row's key filter each, all on the
+    /// same fields), read in the transaction: the document of each filter,
+    /// or `None` when there is none.
+    async fn current(&mut self, table: &str, filters: &[Document]) -> Result<Vec<Option<Document>>, DbError> {
+        let Some(first) = filters.first() else {
+            return Ok(Vec::new());
+        };
+        let fields: Vec<String> = first.keys().cloned().collect();
+        let query = match fields.as_slice() {
+            [one] => {
+                let list: Vec<Bson> = filters
+                    .iter()
+                    .map(|f| f.get(one).cloned().unwrap_or(Bson::Null))
+                    .collect();
+                doc! { one.clone(): { "$in": list } }
+            }
+            _ => doc! { "$or": filters.iter().cloned().map(Bson::Document).collect::<Vec<_>>() },
+        };
+        let mut by_key = std::collections::HashMap::new();
+        let mut cursor = self
+            .store
+            .coll(table)
+            .find(query)
+            .session(&mut self.session)
+            .await
+            .map_err(|e| driver(&self.store.env, table, e))?;
+        while let Some(d) = cursor.next(&mut self.session).await {
+            let d = d.map_err(|e| driver(&self.store.env, table, e))?;
+            by_key.insert(signature(&d, &fields), d);
+        }
+        Ok(filters
+            .iter()
+            .map(|f| by_key.get(&signature(f, &fields)).cloned())
+            .collect())
+    }
+
+    /// Runs `statements` (each `(row, {q, u, upsert, multi})`) as `update`
+    /// commands, ordered, up to [`BATCH_ROWS`] statements (and a few MiB)
+    /// per round trip. The first failing statement stops it (and the
+    /// transaction) and its error names its row.
+    async fn run_updates(&mut self, table: &str, statements: Vec<(usize, Document)>) -> Result<(), DbError> {
+        /// Well under the server's 16 MiB command size.
+        const BATCH_BYTES: usize = 8 << 20;
+        let mut batch: Vec<(usize, Document)> = Vec::new();
+        let mut bytes = 0;
+        let mut left = statements.into_iter().peekable();
+        while let Some((row, st)) = left.next() {
+            let mut buf = Vec::new();
+            st.to_writer(&mut buf).map_err(|e| self.bad_statement(table, row, e))?;
+            bytes += buf.len();
+            batch.push((row, st));
+            let full = batch.len() == BATCH_ROWS || bytes >= BATCH_BYTES;
+            if full || left.peek().is_none() {
+                self.update_command(table, std::mem::take(&mut batch)).await?;
+                bytes = 0;
             }
         }
-        let mut u = Document::new();
-        if !set.is_empty() {
-            u.insert("$set", set);
+        Ok(())
+    }
+
+    fn bad_statement(&self, table: &str, row: usize, e: impl std::fmt::Display) -> DbError {
+        DbError::new(
+            DbErrorKind::Query,
+            &self.store.env,
+            format!("the update cannot be written as BSON: {e}"),
+        )
+        .table(table)
+        .row(row)
+    }
+
+    /// One `update` command of `batch`; an error names the row of the
+    /// statement it reports (`writeErrors`' index).
+    async fn update_command(&mut self, table: &str, batch: Vec<(usize, Document)>) -> Result<(), DbError> {
+        let Some(first) = batch.first().map(|(r, _)| *r) else {
+            return Ok(());
+        };
+        let rows: Vec<usize> = batch.iter().map(|(r, _)| *r).collect();
+        let updates: Vec<Bson> = batch.into_iter().map(|(_, st)| Bson::Document(st)).collect();
+        let reply = self
+            .store
+            .db
+            .run_command(doc! { "update": table, "updates": updates, "ordered": true })
+            .session(&mut self.session)
+            .await
+            .map_err(|e| self.fail(e, table, first))?;
+        if let Some(Bson::Document(w)) = reply.get_array("writeErrors").ok().and_then(|a| a.first()) {
+            let index = w
+                .get_i32("index")
+                .ok()
+                .and_then(|i| usize::try_from(i).ok())
+                .unwrap_or(0);
+            let code = w.get_i32("code").unwrap_or(0);
+            let kind = if code == 11000 {
+                DbErrorKind::Constraint
+            } else {
+                DbErrorKind::Query
+            };
+            let message = w.get_str("errmsg").unwrap_or("the server refused the update");
+            return Err(DbError::new(kind, &self.store.env, format!("{message} (code {code})"))
+                .table(table)
+                .row(rows.get(index).copied().unwrap_or(first)));
         }
-        if !unset.is_empty() {
-            u.insert("$unset", unset);
+        if let Ok(w) = reply.get_document("writeConcernError") {
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.store.env,
+                format!("the server did not confirm the update: {w}"),
+            )
+            .table(table)
+            .row(first));
         }
-        Ok(u)
+        Ok(())
+    }
+
+    /// The statements that write `rows` (`columns` of each, by `key`):
+    /// `$set`/`$unset` of the values, or, when a row carries its field
+    /// order and the document's must change, the whole document (read in
+    /// the transaction) with the changes applied, in that order. With
+    /// `upsert`, a row without a document inserts it whole.
+    async fn statements(
+        &mut self,
+        table: &str,
+        key: &[String],
+        columns: &[String],
+        rows: &[(Row, Row)],
+        upsert: bool,
+    ) -> Result<Vec<(usize, Document)>, DbError> {
+        let carries = meta::record_schema(table).is_none() && columns.iter().any(|c| c == FIELD_ORDER);
+        let mut out = Vec::with_capacity(rows.len());
+        for (n, chunk) in rows.chunks(BATCH_ROWS).enumerate() {
+            let mut filters = Vec::with_capacity(chunk.len());
+            for (k, _) in chunk {
+                filters.push(self.key_filter(table, key, k).await?);
+            }
+            let current = if carries {
+                self.current(table, &filters).await?
+            } else {
+                vec![None; chunk.len()]
+            };
+            for (i, (((_, values), q), cur)) in chunk.iter().zip(filters).zip(current).enumerate() {
+                let row = n * BATCH_ROWS + i;
+                let changes = self.field_changes(table, columns, values).await?;
+                let st = match (carries, cur) {
+                    (true, Some(cur)) => {
+                        let order = carried_order(&self.store.env, table, columns, values)?;
+                        let mut d = cur.clone();
+                        for (c, b) in &changes {
+                            match b {
+                                Some(b) => {
+                                    d.insert(c.clone(), b.clone());
+                                }
+                                None => {
+                                    d.remove(c);
+                                }
+                            }
+                        }
+                        // `$set` keeps a field's place and appends a new
+                        // one: the whole document only when that is not
+                        // the order wanted.
+                        let wanted = match &order {
+                            Some(names) => in_order(d.clone(), names),
+                            None => d.clone(),
+                        };
+                        if wanted == cur && same_order(&wanted, &cur) {
+                            continue;
+                        }
+                        if same_order(&wanted, &d) {
+                            doc! { "q": q, "u": set_unset(&changes), "multi": false }
+                        } else {
+                            doc! { "q": q, "u": wanted, "multi": false }
+                        }
+                    }
+                    (true, None) if upsert => {
+                        let d = self.document(table, columns, values).await?;
+                        doc! { "q": q, "u": d, "upsert": true }
+                    }
+                    // Nothing to update.
+                    (true, None) => continue,
+                    (false, _) => {
+                        let u = set_unset(&changes);
+                        if u.is_empty() {
+                            continue;
+                        }
+                        doc! { "q": q, "u": u, "upsert": upsert, "multi": !upsert }
+                    }
+                };
+                out.push((row, st));
+            }
+        }
+        Ok(out)
     }
 
     fn fail(&self, e: mongodb::error::Error, table: &str, row: usize) -> DbError {
@@ -1151,6 +1453,29 @@ impl MongoStore {
             .await?
             .unwrap_or_else(|| documents_schema(table, vec!["_id".into()])))
     }
+}
+
+/// The `$set` of the non-absent values and `$unset` of the absent ones.
+fn set_unset(changes: &[(String, Option<Bson>)]) -> Document {
+    let (mut set, mut unset) = (Document::new(), Document::new());
+    for (c, b) in changes {
+        match b {
+            Some(b) => {
+                set.insert(c.clone(), b.clone());
+            }
+            None => {
+                unset.insert(c.clone(), "");
+            }
+        }
+    }
+    let mut u = Document::new();
+    if !set.is_empty() {
+        u.insert("$set", set);
+    }
+    if !unset.is_empty() {
+        u.insert("$unset", unset);
+    }
+    u
 }
 
 /// The `_id` of one of Ferry's records with this key, when `key` is its
@@ -1197,40 +1522,25 @@ impl Txn for MongoTxn {
     }
 
     async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
-        let coll = self.store.coll(table);
-        for (i, r) in rows.iter().enumerate() {
-            let key_values: Vec<Value> = key
-                .iter()
-                .map(|k| {
-                    columns
-                        .iter()
-                        .position(|c| c == k)
-                        .map_or(Value::Null, |p| r[p].clone())
-                })
-                .collect();
-            let filter = self.key_filter(table, key, &key_values).await?;
-            let found = coll
-                .find_one(filter.clone())
-                .session(&mut self.session)
-                .await
-                .map_err(|e| self.fail(e, table, i))?;
-            if found.is_some() {
-                let u = self.changes(table, columns, r).await?;
-                if !u.is_empty() {
-                    coll.update_one(filter, u)
-                        .session(&mut self.session)
-                        .await
-                        .map_err(|e| self.fail(e, table, i))?;
-                }
-            } else {
-                let d = self.document(table, columns, r).await?;
-                coll.insert_one(d)
-                    .session(&mut self.session)
-                    .await
-                    .map_err(|e| self.fail(e, table, i))?;
-            }
-        }
-        Ok(())
+        // Each row keyed by its key values, writing every column: one
+        // `update` statement with `upsert` per row, a batch per round trip.
+        let keyed: Vec<(Row, Row)> = rows
+            .iter()
+            .map(|r| {
+                let k = key
+                    .iter()
+                    .map(|k| {
+                        columns
+                            .iter()
+                            .position(|c| c == k)
+                            .map_or(Value::Null, |p| r[p].clone())
+                    })
+                    .collect();
+                (k, r.clone())
+            })
+            .collect();
+        let statements = self.statements(table, key, columns, &keyed, true).await?;
+        self.run_updates(table, statements).await
     }
 
     /// Inserts one document without its `_id`: the server (the driver,
@@ -1279,19 +1589,8 @@ impl Txn for MongoTxn {
         set: &[String],
         rows: &[(Row, Row)],
     ) -> Result<(), DbError> {
-        let coll = self.store.coll(table);
-        for (i, (k, values)) in rows.iter().enumerate() {
-            let filter = self.key_filter(table, key, k).await?;
-            let u = self.changes(table, set, values).await?;
-            if u.is_empty() {
-                continue;
-            }
-            coll.update_many(filter, u)
-                .session(&mut self.session)
-                .await
-                .map_err(|e| self.fail(e, table, i))?;
-        }
-        Ok(())
+        let statements = self.statements(table, key, set, rows, false).await?;
+        self.run_updates(table, statements).await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {

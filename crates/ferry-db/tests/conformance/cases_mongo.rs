@@ -615,3 +615,256 @@ pub async fn generated_object_ids() {
         assert_eq!(found.get_str("name").expect("name"), name);
     }
 }
+
+/// Every document of a collection as its BSON bytes, by `_id`.
+async fn raw_docs(db: &Db, coll: &str) -> Vec<Vec<u8>> {
+    let mut cur = db
+        .mongo()
+        .await
+        .collection::<RawDocumentBuf>(coll)
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .expect("find");
+    let mut out = Vec::new();
+    while cur.advance().await.expect("next") {
+        out.push(cur.current().as_bytes().to_vec());
+    }
+    out
+}
+
+fn bytes(d: &Document) -> Vec<u8> {
+    bson::to_vec(d).expect("BSON bytes")
+}
+
+/// A document's field order as its carried column holds it.
+fn order(names: &[&str]) -> Value {
+    j(&serde_json::to_string(names).expect("JSON"))
+}
+
+/// A document's top-level field order is a carried column
+/// (`_ferry_order`), not a field: read with every row asked for it,
+/// written with inserts and updates (the whole document when its order
+/// must change), never stored; a collection with a real field of that
+/// name is refused.
+pub async fn field_order_is_carried() {
+    let Some((db, store)) = setup("mongo_field_order").await else {
+        return;
+    };
+    let order_col = ferry_core::schema::FIELD_ORDER;
+    put(
+        &db,
+        "item",
+        vec![
+            doc! { "_id": 1, "a": 1, "b": "x" },
+            doc! { "_id": 2, "b": "y", "a": 2 },
+            doc! { "_id": 3, "c": true, "a": 3 },
+        ],
+    )
+    .await;
+    let schema = store.table_schema("item").await.expect("schema").expect("item");
+    let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["_id", "a", "b", "c"], "the order is no field");
+    assert_eq!(schema.carried, s(&[order_col]));
+    let cols = ["_id", "a", "b", "c", order_col];
+    let rows = scan(&*store, scan_req("item", &cols, None, None)).await;
+    assert_eq!(rows[1][4], order(&["_id", "b", "a"]), "{rows:?}");
+
+    // (a) Inserted elsewhere: each document in its own order, byte for byte.
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("word", &s(&cols), &rows).await.expect("insert");
+    txn.commit().await.expect("commit");
+    assert_eq!(raw_docs(&db, "word").await, raw_docs(&db, "item").await);
+
+    // (b) An update carrying another order: the document takes it, a new
+    // field at its place; one keeping its order is a `$set`.
+    let original = raw_docs(&db, "item").await;
+    let set = s(&["a", "d", order_col]);
+    let mut txn = store.begin().await.expect("begin");
+    txn.update(
+        "item",
+        &s(&["_id"]),
+        &set,
+        &[
+            (
+                vec![j("1")],
+                vec![j("10"), j("\"new\""), order(&["_id", "d", "b", "a"])],
+            ),
+            (vec![j("2")], vec![j("20"), Value::Null, order(&["_id", "b", "a"])]),
+        ],
+    )
+    .await
+    .expect("update");
+    txn.commit().await.expect("commit");
+    let now = raw_docs(&db, "item").await;
+    assert_eq!(now[0], bytes(&doc! { "_id": 1, "d": "new", "b": "x", "a": 10 }));
+    assert_eq!(now[1], bytes(&doc! { "_id": 2, "b": "y", "a": 20 }));
+    let field = db.mongo().await.collection::<Document>("item");
+    assert!(
+        field
+            .find_one(doc! { order_col: { "$exists": true } })
+            .await
+            .expect("find")
+            .is_none(),
+        "the order is never stored"
+    );
+
+    // (c) A field removed, then the before-images written back (as a
+    // revert does): every document byte-identical to before.
+    let mut txn = store.begin().await.expect("begin");
+    txn.update(
+        "item",
+        &s(&["_id"]),
+        &s(&["c", order_col]),
+        &[(vec![j("3")], vec![Value::Null, order(&["_id", "a"])])],
+    )
+    .await
+    .expect("update");
+    txn.commit().await.expect("commit");
+    assert_eq!(raw_docs(&db, "item").await[2], bytes(&doc! { "_id": 3, "a": 3 }));
+    let mut txn = store.begin().await.expect("begin");
+    txn.update(
+        "item",
+        &s(&["_id"]),
+        &s(&["a", "b", "c", "d", order_col]),
+        // The before-images: a, b, c as read, d absent, the order read.
+        &rows
+            .iter()
+            .map(|r| {
+                let mut v = r[1..4].to_vec();
+                v.extend([Value::Null, r[4].clone()]);
+                (vec![r[0].clone()], v)
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect("restore");
+    txn.commit().await.expect("commit");
+    assert_eq!(raw_docs(&db, "item").await, original, "restored byte for byte");
+
+    // An upsert of a new document carrying its order.
+    let mut txn = store.begin().await.expect("begin");
+    txn.upsert(
+        "item",
+        &s(&["_id"]),
+        &s(&["_id", "a", "b", order_col]),
+        &[vec![j("4"), j("4"), j("\"z\""), order(&["b", "_id", "a"])]],
+    )
+    .await
+    .expect("upsert");
+    txn.commit().await.expect("commit");
+    let four = field.find_one(doc! { "_id": 4 }).await.expect("find").expect("doc 4");
+    assert_eq!(four.keys().collect::<Vec<_>>(), ["_id", "b", "a"], "{four}");
+
+    // A real field of that name: refused, saying what to do.
+    put(&db, "clash", vec![doc! { "_id": 1, order_col: [1] }]).await;
+    let e = store.table_schema("clash").await.expect_err("a clash");
+    assert!(e.message.contains(order_col) && e.message.contains("rename"), "{e}");
+    assert_eq!(e.table.as_deref(), Some("clash"), "{e}");
+}
+
+/// Updates and upserts of more rows than a batch go a batch of `update`
+/// statements per round trip; a statement failing in the middle names
+/// its row and the transaction writes nothing.
+pub async fn large_updates_are_batched() {
+    let Some((db, store)) = setup("mongo_large_updates").await else {
+        return;
+    };
+    let n = ferry_db::BATCH_ROWS * 2 + 5;
+    let m = db.mongo().await.collection::<Document>("item");
+    let docs: Vec<Document> = (0..n as i32)
+        .map(|i| doc! { "_id": i, "slug": format!("s{i}"), "n": i })
+        .chain([doc! { "_id": -1, "slug": "taken" }])
+        .collect();
+    put(&db, "item", docs).await;
+    m.create_index(
+        mongodb::IndexModel::builder()
+            .keys(doc! { "slug": 1 })
+            .options(mongodb::options::IndexOptions::builder().unique(true).build())
+            .build(),
+    )
+    .await
+    .expect("a unique index");
+    let before = raw_docs(&db, "item").await;
+    let order_col = ferry_core::schema::FIELD_ORDER;
+    let update = |bad: Option<usize>, reorder: bool| -> Vec<(Row, Row)> {
+        (0..n)
+            .map(|i| {
+                let slug = if bad == Some(i) {
+                    "taken".to_string()
+                } else {
+                    format!("new{i}")
+                };
+                let mut v = vec![j(&format!("\"{slug}\""))];
+                if reorder {
+                    v.push(order(&["_id", "n", "slug"]));
+                }
+                (vec![j(&i.to_string())], v)
+            })
+            .collect()
+    };
+    for reorder in [false, true] {
+        let set = if reorder { s(&["slug", order_col]) } else { s(&["slug"]) };
+        let at = ferry_db::BATCH_ROWS + 17;
+        let mut txn = store.begin().await.expect("begin");
+        let e = txn
+            .update("item", &s(&["_id"]), &set, &update(Some(at), reorder))
+            .await
+            .expect_err("a duplicate slug");
+        assert_eq!(
+            (e.kind, e.row, e.table.as_deref()),
+            (ferry_db::DbErrorKind::Constraint, Some(at), Some("item")),
+            "{e}"
+        );
+        drop(txn);
+        assert_eq!(raw_docs(&db, "item").await, before, "nothing written");
+    }
+
+    let mut txn = store.begin().await.expect("begin");
+    txn.update("item", &s(&["_id"]), &s(&["slug", order_col]), &update(None, true))
+        .await
+        .expect("update");
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        m.count_documents(doc! { "slug": { "$regex": "^new" } })
+            .await
+            .expect("count"),
+        n as u64
+    );
+    let last = m
+        .find_one(doc! { "_id": n as i32 - 1 })
+        .await
+        .expect("find")
+        .expect("doc");
+    assert_eq!(
+        bytes(&last),
+        bytes(&doc! { "_id": n as i32 - 1, "n": n as i32 - 1, "slug": format!("new{}", n - 1) }),
+        "the order the row carries, in the last batch too"
+    );
+
+    // Upserts across batches: existing rows updated, new ones inserted; a
+    // failing one named.
+    let cols = s(&["_id", "slug"]);
+    let rows: Vec<Row> = (0..n + 10)
+        .map(|i| vec![j(&i.to_string()), j(&format!("\"up{i}\""))])
+        .collect();
+    let mut bad = rows.clone();
+    let at = ferry_db::BATCH_ROWS * 2 + 1;
+    bad[at][1] = j("\"taken\"");
+    let mut txn = store.begin().await.expect("begin");
+    let e = txn
+        .upsert("item", &s(&["_id"]), &cols, &bad)
+        .await
+        .expect_err("a duplicate slug");
+    assert_eq!((e.kind, e.row), (ferry_db::DbErrorKind::Constraint, Some(at)), "{e}");
+    drop(txn);
+    let mut txn = store.begin().await.expect("begin");
+    txn.upsert("item", &s(&["_id"]), &cols, &rows).await.expect("upsert");
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        m.count_documents(doc! { "slug": { "$regex": "^up" } })
+            .await
+            .expect("count"),
+        (n + 10) as u64
+    );
+}

@@ -141,5 +141,7 @@ mod mongo_documents {
         generated_object_ids,
         large_writes_are_batched,
         a_standalone_server_refuses_writes,
+        field_order_is_carried,
+        large_updates_are_batched,
     );
 }

@@ -180,7 +180,8 @@ fn assemble(
         selection: selection.words(),
         tables: pair.order.clone(),
         keys: pair.specs.iter().map(|(t, s)| (t.clone(), s.key.clone())).collect(),
-        columns: pair.specs.iter().map(|(t, s)| (t.clone(), s.columns())).collect(),
+        // What front ends show of a row: carried columns left out.
+        columns: pair.specs.iter().map(|(t, s)| (t.clone(), s.shown_columns())).collect(),
         specs: pair.specs.clone(),
         hash: String::new(),
         signature: String::new(),

@@ -160,7 +160,7 @@ impl Sides {
         env: String,
     ) -> mpsc::Receiver<Result<Vec<(SideRow, bool)>>> {
         let (tx, out) = mpsc::channel(4);
-        let n = spec.key.len() + spec.compared.len();
+        let n = spec.columns().len();
         tokio::spawn(async move {
             while let Some(batch) = rx.recv().await {
                 let converted = batch.map_err(Error::from).and_then(|rows| {

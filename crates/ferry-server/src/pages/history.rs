@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum_extra::extract::Form;
 use ferry_core::access::{self, Right};
 use ferry_core::plan::key_label;
+use ferry_core::schema::is_carried;
 use ferry_core::Value;
 use ferry_engine::error::Hint;
 use ferry_engine::journal::{self, JournalRow, PromotionRecord};
@@ -216,12 +217,14 @@ fn row(r: &JournalRow) -> Markup {
             .as_ref()
             .and_then(|i| i.iter().find(|(ic, _)| ic == c).map(|(_, v)| v.clone()))
     };
-    // The written columns, else (a delete) the columns the row had.
+    // The written columns, else (a delete) the columns the row had; a
+    // carried column (a document's field order) is no field.
     let columns: Vec<String> = match (&r.after, &r.before) {
         (Some(after), _) => after.iter().map(|(c, _)| c.clone()).collect(),
         (None, Some(before)) => before.iter().map(|(c, _)| c.clone()).collect(),
         (None, None) => Vec::new(),
     };
+    let columns: Vec<String> = columns.into_iter().filter(|c| !is_carried(c)).collect();
     html! {
         section.change data-testid="journal-row" data-key=(label) data-action=(r.action) {
             h3 { span class=(format!("action {}", r.action)) { (r.action) } " " span.mono { (label) } }
@@ -296,7 +299,8 @@ fn revert_section(
 /// before-image of what was updated, insert again what was deleted.
 fn restores(r: &JournalRow) -> Markup {
     let label = format!("{}:{}", r.table, key_label(&r.key_values()));
-    let is_key = |c: &str| r.key.iter().any(|(k, _)| k == c);
+    // Key and carried columns are not listed as restored fields.
+    let is_key = |c: &str| is_carried(c) || r.key.iter().any(|(k, _)| k == c);
     match (r.action.as_str(), &r.before, &r.after) {
         ("keep", _, _) => {
             html! { "keep " span.mono { (label) } span.muted { " (only its previous sync base is restored)" } }

@@ -264,7 +264,7 @@ fn moved_fields(r: &Review, e: &PlanEntry, now: Option<&[Value]>) -> Markup {
         return html! { p.notice.warning data-testid="change-moved" { "The row is gone from " (r.to) " since the review was made." } };
     };
     let mut lines = Vec::new();
-    for (c, column) in spec.columns().iter().enumerate().skip(spec.key.len()) {
+    for (c, column) in spec.shown_columns().iter().enumerate().skip(spec.key.len()) {
         let (Some(s), Some(t)) = (source.get(c), now.get(c)) else {
             continue;
         };

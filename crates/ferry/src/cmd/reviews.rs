@@ -82,7 +82,7 @@ fn moved_text(r: &Review, moved: &BTreeMap<usize, Option<Vec<Value>>>) -> String
             out.push_str("      the row is gone from the target\n");
             continue;
         };
-        for (c, column) in spec.columns().iter().enumerate().skip(spec.key.len()) {
+        for (c, column) in spec.shown_columns().iter().enumerate().skip(spec.key.len()) {
             let (s, t) = (&source[c], &now[c]);
             if s == t {
                 continue;

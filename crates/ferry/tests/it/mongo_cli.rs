@@ -596,3 +596,114 @@ async fn a_collection_references_itself_on_mongodb() {
         "fields 1 to 4, byte for byte, not field 5"
     );
 }
+
+/// A document's top-level field order is the source's, on insert, update
+/// and revert, without ever making two documents differ: (a) documents of
+/// one collection written in different orders arrive each in its own; (d)
+/// a document differing only in order is no difference and is not
+/// written; (b) an update gives the target document the source's order;
+/// (c) promotions that remove a field and add one, reverted, leave every
+/// document byte-identical to before. The order (`_ferry_order`) is never
+/// shown as a changed field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_order_is_the_sources_and_reverts_exactly() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    let order = ferry_core::schema::FIELD_ORDER;
+    w.put(
+        "staging",
+        vec![(
+            "cities",
+            vec![
+                doc! { "_id": 1, "name": "Lyon", "pop": 5 },
+                doc! { "_id": 2, "pop": 7, "name": "Nice" },
+                doc! { "_id": 3, "zone": "x", "name": "Bern" },
+            ],
+        )],
+    )
+    .await;
+    let promote = |w: &World| {
+        w.run_yes(&["promote", "staging", "production", "--table", "cities", "--json"])
+            .expect(0)
+    };
+    // (a) Inserts: shown without the order, written each in its own.
+    for args in [
+        vec!["diff", "staging", "production", "--table", "cities", "--json"],
+        vec!["diff", "staging", "production", "--table", "cities"],
+    ] {
+        let shown = w.run(&args).expect(0);
+        assert!(
+            shown.all().contains("Nice") && !shown.all().contains(order),
+            "{}",
+            shown.all()
+        );
+    }
+    promote(&w);
+    assert_eq!(w.raw("staging", "cities").await, w.raw("production", "cities").await);
+
+    // (d) Production reorders a document: no difference, nothing written.
+    let prod = w.db("production").await.collection::<Document>("cities");
+    let stag = w.db("staging").await.collection::<Document>("cities");
+    prod.replace_one(doc! { "_id": 1 }, doc! { "_id": 1, "pop": 5, "name": "Lyon" })
+        .await
+        .expect("reorder in production");
+    let reordered = w.raw("production", "cities").await;
+    let diff = w
+        .run(&["diff", "staging", "production", "--table", "cities", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(diff["changes"].as_array().map(Vec::len), Some(0), "{diff:#}");
+    let text = w.run(&["diff", "staging", "production", "--table", "cities"]).expect(0);
+    assert!(!text.all().contains("cities:1"), "{}", text.all());
+    let none = w.run_yes(&["promote", "staging", "production", "--table", "cities", "--json"]);
+    assert_eq!(none.code, 0, "{}", none.all());
+    assert_eq!(w.raw("production", "cities").await, reordered, "nothing written");
+
+    // (b) A change in staging: production's document takes staging's order.
+    stag.update_one(doc! { "_id": 1 }, doc! { "$set": { "pop": 6 } })
+        .await
+        .expect("edit staging");
+    let diff = w
+        .run(&["diff", "staging", "production", "--table", "cities", "--json"])
+        .expect(0);
+    assert!(!diff.stdout.contains(order), "{}", diff.stdout);
+    let text = w.run(&["diff", "staging", "production", "--table", "cities"]).expect(0);
+    assert!(!text.all().contains(order), "{}", text.all());
+    let out = promote(&w);
+    assert_eq!(out.json()["counts"]["update"], 1, "{}", out.all());
+    assert_eq!(w.raw("staging", "cities").await, w.raw("production", "cities").await);
+
+    // (c) A field removed from one document, one added in the middle of
+    // another (a field the collection has: a new one changes the
+    // collection's fields, another matter), then reverted: production
+    // byte for byte as before.
+    let before = w.raw("production", "cities").await;
+    stag.update_one(doc! { "_id": 2 }, doc! { "$unset": { "pop": "" } })
+        .await
+        .expect("remove a field");
+    stag.replace_one(
+        doc! { "_id": 3 },
+        doc! { "_id": 3, "zone": "x", "pop": 9, "name": "Bern" },
+    )
+    .await
+    .expect("add a field");
+    let out = promote(&w);
+    assert_eq!(out.json()["counts"]["update"], 2, "{}", out.all());
+    assert_eq!(w.raw("staging", "cities").await, w.raw("production", "cities").await);
+    let promotion = id_of(&out, "promotion");
+    for args in [
+        vec!["show", promotion.as_str()],
+        vec!["show", promotion.as_str(), "--json"],
+    ] {
+        let shown = w.run(&args).expect(0);
+        assert!(!shown.all().contains(order), "{}", shown.all());
+        assert!(shown.all().contains("pop"), "{}", shown.all());
+    }
+    w.run_yes(&["revert", &promotion]).expect(0);
+    assert_eq!(
+        w.raw("production", "cities").await,
+        before,
+        "revert restores every document's bytes, field order included"
+    );
+}
