@@ -62,6 +62,11 @@ pub struct TableSpec {
     /// compared, hashed nor shown as a difference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub carried: Vec<String>,
+    /// Both sides hold the table with open fields (MongoDB documents): a
+    /// field a row lacks (NULL) is left out of its row hash, so a field
+    /// that appears in some documents changes the hash of those alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -181,6 +186,7 @@ impl TableSpec {
                 0
             },
             carried,
+            open: src_full.open_fields.is_some() && dst_full.open_fields.is_some(),
         })
     }
 
@@ -241,12 +247,19 @@ impl TableSpec {
     /// the per-field hashes: what the merge compares for every row.
     pub fn row_hash(&self, row: &[Value]) -> crate::canonical::RowHash {
         let k = self.key.len();
-        crate::canonical::row_digest(self.compared.iter().map(String::as_str).zip(&row[k..]))
+        let present = |(_, v): &(&str, &Value)| !(self.open && v.is_null());
+        crate::canonical::row_digest(self.compared.iter().map(String::as_str).zip(&row[k..]).filter(present))
     }
 
+    /// The row hash (as [`TableSpec::row_hash`]) and one field hash per
+    /// compared column, in order (absent fields of an open table too).
     pub fn hash(&self, row: &[Value]) -> RowHashes {
         let k = self.key.len();
-        hash_row(self.compared.iter().map(String::as_str).zip(&row[k..]))
+        let mut h = hash_row(self.compared.iter().map(String::as_str).zip(&row[k..]));
+        if self.open {
+            h.row = self.row_hash(row);
+        }
+        h
     }
 
     /// The reference column that points back at this table, if any.

@@ -707,3 +707,51 @@ async fn field_order_is_the_sources_and_reverts_exactly() {
         "revert restores every document's bytes, field order included"
     );
 }
+
+/// A field name no document had before, added to one document, changes
+/// that document alone: the others stay in sync (no conflict on every row
+/// because the collection's fields grew), and production's own edit of
+/// another document is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_field_changes_only_its_document() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("staging", staging_docs()).await;
+    w.run_yes(&["promote", "staging", "production"]).expect(0);
+    let stag = w.db("staging").await.collection::<Document>("cities");
+    let prod = w.db("production").await.collection::<Document>("cities");
+    stag.update_one(doc! { "_id": 1 }, doc! { "$set": { "tagline": "Capitale des Gaules" } })
+        .await
+        .expect("a new field in staging");
+    prod.update_one(doc! { "_id": 2 }, doc! { "$set": { "name": "Zürich (prod)" } })
+        .await
+        .expect("an edit in production");
+    let diff = w
+        .run(&["diff", "staging", "production", "--table", "cities", "--json"])
+        .expect(0)
+        .json();
+    let changes = diff["changes"].as_array().expect("changes");
+    let actions: Vec<(String, String)> = changes
+        .iter()
+        .map(|c| (c["key"].to_string(), c["action"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert!(
+        changes.iter().all(|c| c["action"] != "conflict"),
+        "a new field makes no conflict: {diff:#}"
+    );
+    assert!(
+        actions.iter().any(|(k, a)| k.contains('1') && a == "update"),
+        "{diff:#}"
+    );
+    assert!(
+        !actions.iter().any(|(k, a)| k.contains('2') && a == "update"),
+        "production's edit is not overwritten: {diff:#}"
+    );
+    w.run_yes(&["promote", "staging", "production", "--table", "cities"])
+        .expect(0);
+    let lyon = prod.find_one(doc! { "_id": 1 }).await.expect("find").expect("Lyon");
+    assert_eq!(lyon.get_str("tagline"), Ok("Capitale des Gaules"), "{lyon}");
+    let zurich = prod.find_one(doc! { "_id": 2 }).await.expect("find").expect("Zürich");
+    assert_eq!(zurich.get_str("name"), Ok("Zürich (prod)"), "{zurich}");
+}
