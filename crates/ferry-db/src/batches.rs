@@ -6,7 +6,7 @@ use futures_util::{Stream, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::raw::{tag, RawBatch, RawSender};
-use crate::{Batch, DbError, Row, BATCH_ROWS};
+use crate::{Batch, DbError, KeyBlock, Row, BATCH_BLOCKS, BATCH_ROWS};
 
 /// Decodes `stream` into batches of [`BATCH_ROWS`] rows sent on `tx`, until
 /// the stream ends, an error (sent as the last item), or the receiver hangs up.
@@ -62,7 +62,24 @@ pub(crate) async fn send_raw<R, S>(
     send_with(stream, || sender.fresh(), add, fail, tx).await
 }
 
-/// The loop of both: `add` appends a row and gives the batch's length.
+/// Like [`send`], for [`crate::SqlStore::key_blocks`]: each row decoded
+/// into one block by `decode`.
+pub(crate) async fn send_blocks<R, S>(
+    stream: S,
+    decode: impl Fn(&R) -> Result<KeyBlock, sqlx::Error>,
+    fail: impl Fn(sqlx::Error) -> DbError,
+    tx: mpsc::Sender<Result<Vec<KeyBlock>, DbError>>,
+) where
+    S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    let add = |batch: &mut Vec<KeyBlock>, r: &R| {
+        batch.push(decode(r)?);
+        Ok(())
+    };
+    send_with(stream, || Vec::with_capacity(BATCH_BLOCKS), add, fail, tx).await
+}
+
+/// The loop of all three: `add` appends a row and gives the batch's length.
 async fn send_with<R, S, B: Batch>(
     mut stream: S,
     fresh: impl Fn() -> B,

@@ -121,6 +121,30 @@ impl Dialect {
         format!("SELECT max({}) FROM {}", self.ident(column), self.ident(table))
     }
 
+    /// The keys of `table` (one integer column) in blocks of 64
+    /// ([`crate::SqlStore::key_blocks`]): one row per block holding a key,
+    /// its smallest key then the mask of its keys (bit `k & 63` of block
+    /// `k >> 6`), in key order. The database aggregates, so one row
+    /// travels per 64 keys. SQLite, which runs in the process, has no row
+    /// to save: it reads the keys in order (`ORDER BY`, the rowid b-tree)
+    /// and the store folds them itself.
+    pub fn key_blocks(self, table: &str, column: &str) -> String {
+        let (t, c) = (self.ident(table), self.ident(column));
+        match self {
+            Dialect::Postgres => format!(
+                "SELECT min({c})::int8, bit_or(1::int8 << ({c}::int8 & 63)::int4) FROM {t} \
+                 GROUP BY {c}::int8 >> 6 ORDER BY 1"
+            ),
+            // Bit operations work on unsigned 64-bit integers: a negative
+            // key's block and bit are those of its two's complement, so
+            // the blocks are the same 64 keys as elsewhere.
+            Dialect::Mysql => format!(
+                "SELECT CAST(MIN({c}) AS SIGNED), BIT_OR(1 << ({c} & 63)) FROM {t} GROUP BY {c} >> 6 ORDER BY 1"
+            ),
+            Dialect::Sqlite => format!("SELECT {c} FROM {t} ORDER BY {c}"),
+        }
+    }
+
     /// Refreshes the planner statistics of a table.
     pub fn analyze(self, table: &str) -> String {
         match self {

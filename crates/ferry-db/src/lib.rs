@@ -58,6 +58,50 @@ pub(crate) trait Batch {
     fn is_full(&self) -> bool;
 }
 
+/// 64 consecutive integer keys of a table, as [`SqlStore::key_blocks`]
+/// reads them: the keys `block * 64 + i` for every bit `i` set in `mask`
+/// (so key `k` is bit `k & 63` of block `k >> 6`, negative keys
+/// included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyBlock {
+    pub block: i64,
+    pub mask: u64,
+}
+
+impl KeyBlock {
+    /// The block holding key `key` alone.
+    pub fn of(key: i64) -> KeyBlock {
+        KeyBlock {
+            block: key >> 6,
+            mask: 1 << (key & 63),
+        }
+    }
+
+    /// The keys whose bits are set in `mask`, in order.
+    pub fn keys(self) -> impl Iterator<Item = i64> {
+        let KeyBlock { block, mask } = self;
+        (0..64)
+            .filter(move |i| mask & (1 << i) != 0)
+            .map(move |i| (block << 6) | i)
+    }
+}
+
+/// Batches of [`KeyBlock`]s in ascending block order, each block once;
+/// the stream ends when the sender is dropped. An error ends the stream.
+pub type KeyBlocks = mpsc::Receiver<Result<Vec<KeyBlock>, DbError>>;
+
+/// Key blocks per streamed batch.
+pub const BATCH_BLOCKS: usize = 4096;
+
+impl Batch for Vec<KeyBlock> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+    fn is_full(&self) -> bool {
+        self.len() >= BATCH_BLOCKS
+    }
+}
+
 impl Batch for Vec<Row> {
     fn is_empty(&self) -> bool {
         Vec::is_empty(self)
@@ -431,6 +475,22 @@ pub trait SqlStore: Store {
             max,
         })
     }
+    /// Whether `column` of `table` holds nothing but integers of at most
+    /// 64 bits, so that [`SqlStore::key_blocks`] reads it: an integer
+    /// column (an unsigned `BIGINT` of MySQL, read as a decimal, is not
+    /// one). SQLite, whose columns hold any type, answers for the rowid
+    /// only.
+    async fn integer_key(&self, table: &str, column: &str) -> Result<bool, DbError> {
+        let schema = self.table_schema(table).await?;
+        let col = schema.as_ref().and_then(|s| s.column(column));
+        Ok(col.is_some_and(|c| c.ty.logical == ferry_core::LogicalType::Int))
+    }
+    /// The keys of `table`, whose key is the one integer column `column`
+    /// ([`SqlStore::integer_key`]), as [`KeyBlock`]s: the database
+    /// aggregates them (one row per 64 keys instead of one per key), which
+    /// is what a changed-only plan compares to find the keys on one side
+    /// only.
+    async fn key_blocks(&self, table: &str, column: &str) -> Result<KeyBlocks, DbError>;
     /// Whether `predicate` runs against `table`: the database's own error
     /// when it does not.
     async fn check_predicate(&self, table: &str, predicate: &str) -> Result<(), DbError> {

@@ -29,8 +29,8 @@ use crate::meta;
 use crate::raw::RawBatches;
 use crate::sqlx_store::{Introspected, SqlxBase, SqlxEngine, SqlxTxn};
 use crate::{
-    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Row, RowBatches, ScanRequest, SqlStore, Store, Txn,
-    WriterLock,
+    Capabilities, DbError, DbErrorKind, Engine, FetchRequest, KeyBlock, KeyBlocks, Row, RowBatches, ScanRequest,
+    SqlStore, Store, Txn, WriterLock,
 };
 
 const D: Dialect = Dialect::Mysql;
@@ -722,6 +722,24 @@ impl SqlStore for MySqlStore {
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {
         self.base.query_scalar(sql).await
+    }
+
+    /// Aggregated by the server (`BIT_OR` per block), which reads the
+    /// smallest index (every secondary index holds the primary key).
+    async fn key_blocks(&self, table: &str, column: &str) -> Result<KeyBlocks, DbError> {
+        let sql = D.key_blocks(table, column);
+        let mut conn = self.pool.acquire().await.map_err(|e| err(&self.env, e))?;
+        let (tx, rx) = mpsc::channel(4);
+        let (env, table) = (self.env.clone(), table.to_string());
+        tokio::spawn(async move {
+            let stream = sqlx::query(&sql).fetch(&mut *conn);
+            let decode = |r: &MySqlRow| {
+                let (min, mask): (i64, u64) = (r.try_get(0)?, r.try_get(1)?);
+                Ok(KeyBlock { block: min >> 6, mask })
+            };
+            crate::batches::send_blocks(stream, decode, |e| err(&env, e).table(&table), tx).await;
+        });
+        Ok(rx)
     }
 
     async fn create_clone(&self, name: &str, tables: &[String]) -> Result<(), DbError> {

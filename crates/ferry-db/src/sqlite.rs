@@ -20,8 +20,8 @@ use crate::dialect::{ColumnSql, Dialect, Plain};
 use crate::meta;
 use crate::raw::{self, tag, RawBatch, RawBatches};
 use crate::{
-    Batch, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, Read, Row, RowBatches, ScanRequest, SqlStore,
-    Store, Txn, WriterLock, BATCH_ROWS,
+    Batch, Capabilities, DbError, DbErrorKind, Engine, FetchRequest, KeyBlock, KeyBlocks, Read, Row, RowBatches,
+    ScanRequest, SqlStore, Store, Txn, WriterLock, BATCH_BLOCKS, BATCH_ROWS,
 };
 
 const D: Dialect = Dialect::Sqlite;
@@ -672,6 +672,93 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 impl SqlStore for SqliteStore {
     fn dialect(&self) -> Dialect {
         D
+    }
+
+    /// Only the rowid holds nothing but integers (any other column takes a
+    /// value of any type): the one primary key column declared `INTEGER`
+    /// of a table with rowids, and not `DESC` (no index of origin `pk`).
+    async fn integer_key(&self, table: &str, column: &str) -> Result<bool, DbError> {
+        let (table, column) = (table.to_string(), column.to_string());
+        self.blocking(move |s| {
+            s.read(|conn| {
+                conn.query_row(
+                    "SELECT (SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) = 1 \
+                       AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 AND upper(type) = 'INTEGER') \
+                       AND NOT EXISTS (SELECT 1 FROM pragma_index_list(?1) WHERE origin = 'pk')",
+                    [&table, &column],
+                    |r| r.get::<_, bool>(0),
+                )
+                .map_err(|e| s.err(e).table(&table))
+            })
+        })
+        .await
+    }
+
+    /// The keys read in rowid order and folded into blocks here: SQLite
+    /// runs in the process, so no row travels, and a fold costs less
+    /// than the sort a `GROUP BY` would make it run.
+    async fn key_blocks(&self, table: &str, column: &str) -> Result<KeyBlocks, DbError> {
+        let conn = self.connect(false)?;
+        let sql = D.key_blocks(table, column);
+        // Prepared here so a missing table fails the call itself.
+        conn.prepare(&sql).map_err(|e| self.err(e).table(table))?;
+        let (tx, rx) = mpsc::channel(4);
+        let (env, table, column) = (self.env.clone(), table.to_string(), column.to_string());
+        tokio::task::spawn_blocking(move || {
+            let fail = |e: rusqlite::Error| to_db_error(&env, e).table(&table);
+            let run = || -> Result<(), DbError> {
+                let mut stmt = conn.prepare(&sql).map_err(fail)?;
+                let mut rows = stmt.query([]).map_err(fail)?;
+                let mut batch = Vec::with_capacity(BATCH_BLOCKS);
+                let mut current: Option<KeyBlock> = None;
+                while let Some(r) = rows.next().map_err(fail)? {
+                    let key = match r.get_ref(0).map_err(fail)? {
+                        ValueRef::Integer(k) => k,
+                        other => {
+                            let mut e = DbError::new(
+                                DbErrorKind::Query,
+                                &env,
+                                format!(
+                                    "key column `{column}` holds {}, not an integer: plan with --full",
+                                    decode(other).display_text()
+                                ),
+                            )
+                            .table(&table);
+                            e.column = Some(column.clone());
+                            return Err(e);
+                        }
+                    };
+                    let one = KeyBlock::of(key);
+                    match current.as_mut() {
+                        Some(c) if c.block == one.block => c.mask |= one.mask,
+                        _ => {
+                            if let Some(done) = current.replace(one) {
+                                batch.push(done);
+                                if batch.len() >= BATCH_BLOCKS
+                                    && tx
+                                        .blocking_send(Ok(std::mem::replace(
+                                            &mut batch,
+                                            Vec::with_capacity(BATCH_BLOCKS),
+                                        )))
+                                        .is_err()
+                                {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                }
+                batch.extend(current);
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(rx)
     }
 
     async fn query_scalar(&self, sql: &str) -> Result<Option<Value>, DbError> {

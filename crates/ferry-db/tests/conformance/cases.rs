@@ -1078,3 +1078,83 @@ pub async fn changed_columns(b: Backend) {
         "{b:?}: an empty table"
     );
 }
+
+/// `SqlStore::key_blocks`: a table's integer keys in blocks of 64, each
+/// block once and in order, negative keys and gaps included, exact (the
+/// changed-only plan takes the bits that differ for the keys on one side
+/// only). `integer_key` says which columns it reads.
+pub async fn key_blocks(b: Backend) {
+    let Some((_db, store)) = setup(b, "key_blocks").await else {
+        return;
+    };
+    let Some(sql) = store.as_sql() else {
+        println!("N/A key_blocks::{b:?}: no SQL store, plans read the table whole");
+        return;
+    };
+    seed(&*store).await;
+    let keys: Vec<i64> = vec![-4097, -65, -64, -1, 63, 64, 127, 128, 5000, 1 << 40, (1 << 62) + 63];
+    let rows: Vec<Row> = keys
+        .iter()
+        .map(|k| vec![Value::Int(*k), text(&format!("p{k}"))])
+        .collect();
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("parent", &s(&["id", "name"]), &rows)
+        .await
+        .expect("insert parents");
+    txn.commit().await.expect("commit");
+    // `parent.id` is an integer key everywhere (on SQLite, the rowid);
+    // `item.id` is declared `INT PRIMARY KEY`, which on SQLite is not the
+    // rowid and may hold text; `word.k` is text.
+    assert!(sql.integer_key("parent", "id").await.expect("parent"), "{b:?}");
+    assert_eq!(
+        sql.integer_key("item", "id").await.expect("item"),
+        b != Backend::Sqlite,
+        "{b:?}: INT PRIMARY KEY"
+    );
+    assert!(!sql.integer_key("word", "k").await.expect("word"), "{b:?}");
+    let mut rx = sql.key_blocks("parent", "id").await.expect("key blocks");
+    let mut blocks = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        blocks.extend(batch.expect("a batch"));
+    }
+    assert!(
+        blocks.windows(2).all(|w| w[0].block < w[1].block),
+        "{b:?}: blocks in order, each once: {blocks:?}"
+    );
+    let read: Vec<i64> = blocks.iter().flat_map(|k| k.keys()).collect();
+    let mut expected = keys.clone();
+    expected.extend([1, 2]);
+    expected.sort();
+    assert_eq!(read, expected, "{b:?}");
+    // 1, 2 and 63 share block 0; -65 and -64 are blocks -2 and -1.
+    assert_eq!(
+        blocks.iter().find(|k| k.block == 0).map(|k| k.mask),
+        Some(0b110 | 1 << 63),
+        "{b:?}"
+    );
+    assert_eq!(blocks.first().map(|k| k.block), Some(-65), "{b:?}: -4097 >> 6");
+    // An empty table has no block; a missing one is an error naming it.
+    let mut txn = store.begin().await.expect("begin");
+    txn.delete_in("item", &[], "id", &[Value::Int(1), Value::Int(2), Value::Int(3)])
+        .await
+        .expect("delete items");
+    txn.commit().await.expect("commit");
+    let mut rx = sql
+        .key_blocks("item", "id")
+        .await
+        .expect("key blocks of an empty table");
+    while let Some(batch) = rx.recv().await {
+        assert_eq!(batch.expect("a batch"), Vec::new(), "{b:?}: an empty table");
+    }
+    let err = match sql.key_blocks("nowhere", "id").await {
+        Err(e) => e,
+        Ok(mut rx) => match rx.recv().await {
+            Some(Err(e)) => e,
+            other => panic!(
+                "{b:?}: blocks of a missing table: {:?}",
+                other.map(|r| r.map(|v| v.len()))
+            ),
+        },
+    };
+    assert_eq!(err.table.as_deref(), Some("nowhere"), "{b:?}: {err}");
+}

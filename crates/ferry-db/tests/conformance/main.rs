@@ -62,6 +62,7 @@ conformance!(
     own_tables,
     capabilities,
     changed_columns,
+    key_blocks,
     records_empty,
     records_paging,
     records_round_trip,
@@ -77,7 +78,7 @@ conformance!(
 /// declared types, generated keys or foreign keys), `generated_ids`
 /// (`Capabilities::generated_ids`), `read_only_sessions` and the SQL
 /// filters of `ordered_scans` (`Capabilities::sql_predicates`), and
-/// `changed_columns` (no SQL store).
+/// `changed_columns` and `key_blocks` (no SQL store).
 macro_rules! conformance_mongo {
     ($($check:ident),* $(,)?) => {
         mod mongo {
@@ -109,6 +110,7 @@ conformance_mongo!(
     own_tables,
     capabilities,
     changed_columns,
+    key_blocks,
     records_empty,
     records_paging,
     records_round_trip,

@@ -11,8 +11,18 @@
 //! exists on both sides, is equal to its sync base on both sides, so the
 //! three-way rules give it no entry. A changed-only read therefore compares
 //! the rows at or above the bound on either side, the keys present on one
-//! side only (a key-only scan of both sides), and the source rows matching
-//! `exclude`; closure and annotate fetch any other row they need by key.
+//! side only, and the source rows matching `exclude`; closure and annotate
+//! fetch any other row they need by key.
+//!
+//! The keys on one side only: where the key is one integer column on both
+//! sides, each database aggregates its keys into blocks of 64 (a bit mask
+//! each, [`ferry_db::SqlStore::key_blocks`]) and the plan compares the
+//! blocks, so one row per 64 keys travels, and the bits that differ are
+//! exactly the keys on one side only. A key deleted on both sides since
+//! the last sync is in no block (nor in a full plan's scans); a key deleted
+//! and inserted again is in both, and its new `changed` value brings it
+//! in. Other keys (text, several columns) are read whole by a key-only
+//! scan of both sides, and the plan says so once per table.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -44,6 +54,10 @@ pub(super) struct ChangedRead {
     pub column: String,
     pub source: SideBound,
     pub target: SideBound,
+    /// The keys on one side only are found by comparing key blocks the
+    /// databases aggregate ([`ferry_db::SqlStore::key_blocks`]: the key is
+    /// one integer column on both sides), not by reading every key.
+    pub blocks: bool,
 }
 
 /// How the tables with `changed` are read, and what a plan says of it.
@@ -238,12 +252,37 @@ pub(super) async fn prepare(
             .and_then(|s| Ok((s, side(stored.mark.target, cur_t, &tc.max, &pair.to)?)));
         match sides {
             Ok((source, target)) => {
+                let blocks = match spec.key.as_slice() {
+                    [k] => {
+                        let (s_int, t_int) = tokio::try_join!(src_sql.integer_key(t, k), dst_sql.integer_key(t, k))?;
+                        if !(s_int && t_int) {
+                            let env = if s_int { &pair.to } else { &pair.from };
+                            out.notes.push(format!(
+                                "`{t}`: inserts and deletes are found by reading every key of both sides: its key `{k}` is not an integer column in environment `{env}`{}",
+                                if pair.source.engine() == ferry_db::Engine::Sqlite || pair.target.engine() == ferry_db::Engine::Sqlite {
+                                    " (on SQLite, the rowid: `INTEGER PRIMARY KEY`)"
+                                } else {
+                                    ""
+                                }
+                            ));
+                        }
+                        s_int && t_int
+                    }
+                    _ => {
+                        out.notes.push(format!(
+                            "`{t}`: inserts and deletes are found by reading every key of both sides: its key ({}) has more than one column",
+                            spec.key.join(", ")
+                        ));
+                        false
+                    }
+                };
                 out.reads.insert(
                     t.clone(),
                     ChangedRead {
                         column: col,
                         source,
                         target,
+                        blocks,
                     },
                 );
             }
@@ -272,7 +311,45 @@ async fn missing_column(pair: &Pair, table: &str, column: &str) -> Result<Option
 /// at or above each side's bound.
 pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) -> Result<Vec<Vec<Value>>> {
     let pair = ctx.pair;
-    let key_scan = |flag: Option<Predicate>| ScanRequest {
+    let key_scan = |flag: Option<Predicate>| key_scan(spec, flag);
+    let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let all_s = matches!(read.source, SideBound::All);
+    let all_t = matches!(read.target, SideBound::All);
+    if read.blocks {
+        block_keys(ctx, spec, all_s || all_t, &mut keys).await?;
+        if let Some(ex) = &spec.exclude {
+            let req = ScanRequest {
+                filter: Some(Predicate::Native(ex.clone())),
+                ..key_scan(None)
+            };
+            add_scanned(ctx, spec, &pair.source, &pair.from, req, &mut keys).await?;
+        }
+    } else {
+        scanned_keys(ctx, spec, all_s || all_t, &mut keys).await?;
+    }
+    for (store, env, bound) in [
+        (&pair.source, &pair.from, &read.source),
+        (&pair.target, &pair.to, &read.target),
+    ] {
+        let SideBound::From(bound) = bound else { continue };
+        let req = ScanRequest {
+            filter: Some(Predicate::Range {
+                columns: vec![read.column.clone()],
+                from: std::ops::Bound::Included(vec![bound.clone()]),
+                to: std::ops::Bound::Unbounded,
+            }),
+            ..key_scan(None)
+        };
+        add_scanned(ctx, spec, store, env, req, &mut keys).await?;
+    }
+    let mut out: Vec<Vec<Value>> = keys.into_values().collect();
+    out.sort_by(|a, b| key_cmp(a, b));
+    Ok(out)
+}
+
+/// A key-only read of one table on one side, in key order.
+fn key_scan(spec: &TableSpec, flag: Option<Predicate>) -> ScanRequest {
+    ScanRequest {
         table: spec.name.clone(),
         columns: spec.key.clone(),
         order_by: spec.key.clone(),
@@ -280,15 +357,43 @@ pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) ->
         flag,
         descending: false,
         limit: None,
-    };
+    }
+}
+
+/// Adds the keys a key-only `req` reads from `store` to `keys`.
+async fn add_scanned(
+    ctx: &Ctx<'_>,
+    spec: &TableSpec,
+    store: &std::sync::Arc<dyn ferry_db::Store>,
+    env: &str,
+    req: ScanRequest,
+    keys: &mut BTreeMap<String, Vec<Value>>,
+) -> Result<()> {
+    let mut rx = store.scan(req).await?;
+    while let Some(batch) = rx.recv().await {
+        for raw in batch? {
+            let key = canonical_key(ctx, spec, env, &raw)?;
+            keys.entry(key_text(&key)).or_insert(key);
+        }
+    }
+    Ok(())
+}
+
+/// Adds to `keys` the keys on one side only (`both`: every key of either
+/// side) and the source's keys matching `exclude`, from a key-only scan
+/// of both sides.
+async fn scanned_keys(
+    ctx: &Ctx<'_>,
+    spec: &TableSpec,
+    both: bool,
+    keys: &mut BTreeMap<String, Vec<Value>>,
+) -> Result<()> {
+    let pair = ctx.pair;
     let (src, dst) = tokio::try_join!(
         pair.source
-            .scan_raw(key_scan(spec.exclude.clone().map(Predicate::Native))),
-        pair.target.scan_raw(key_scan(None))
+            .scan_raw(key_scan(spec, spec.exclude.clone().map(Predicate::Native))),
+        pair.target.scan_raw(key_scan(spec, None))
     )?;
-    let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let all_s = matches!(read.source, SideBound::All);
-    let all_t = matches!(read.target, SideBound::All);
     let k = spec.key.len();
     let mut s = KeyStream::new(src, &pair.from);
     let mut t = KeyStream::new(dst, &pair.to);
@@ -316,7 +421,7 @@ pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) ->
             }
             std::cmp::Ordering::Equal => {
                 if let Some((key, excluded)) = s_next.take() {
-                    if excluded || all_s || all_t {
+                    if excluded || both {
                         keys.entry(key_text(&key)).or_insert(key);
                     }
                 }
@@ -326,30 +431,96 @@ pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) ->
         }
     }
     debug_assert!(keys.values().all(|key| key.len() == k));
-    for (store, env, bound) in [
-        (&pair.source, &pair.from, &read.source),
-        (&pair.target, &pair.to, &read.target),
-    ] {
-        let SideBound::From(bound) = bound else { continue };
-        let req = ScanRequest {
-            filter: Some(Predicate::Range {
-                columns: vec![read.column.clone()],
-                from: std::ops::Bound::Included(vec![bound.clone()]),
-                to: std::ops::Bound::Unbounded,
-            }),
-            ..key_scan(None)
+    Ok(())
+}
+
+/// Adds to `keys` the keys on one side only (`both`: every key of either
+/// side), from the key blocks both databases aggregate: a block equal on
+/// both sides holds the same keys on both, and the bits that differ are
+/// the keys on one side only. Exact: no key is guessed from a checksum.
+async fn block_keys(
+    ctx: &Ctx<'_>,
+    spec: &TableSpec,
+    both: bool,
+    keys: &mut BTreeMap<String, Vec<Value>>,
+) -> Result<()> {
+    let pair = ctx.pair;
+    let column = &spec.key[0];
+    // Planned between SQL stores only (`prepare`).
+    let (Some(src_sql), Some(dst_sql)) = (pair.source.as_sql(), pair.target.as_sql()) else {
+        return scanned_keys(ctx, spec, both, keys).await;
+    };
+    let (src, dst) = tokio::try_join!(
+        src_sql.key_blocks(&spec.name, column),
+        dst_sql.key_blocks(&spec.name, column)
+    )?;
+    let mut s = BlockStream::new(src, &pair.from);
+    let mut t = BlockStream::new(dst, &pair.to);
+    let (mut s_next, mut t_next) = (s.next(spec).await?, t.next(spec).await?);
+    loop {
+        let block = match (s_next, t_next) {
+            (None, None) => break,
+            (Some(a), Some(b)) => a.block.min(b.block),
+            (Some(a), None) => a.block,
+            (None, Some(b)) => b.block,
         };
-        let mut rx = store.scan(req).await?;
-        while let Some(batch) = rx.recv().await {
-            for raw in batch? {
-                let key = canonical_key(ctx, spec, env, &raw)?;
-                keys.entry(key_text(&key)).or_insert(key);
+        let ms = s_next.filter(|x| x.block == block).map(|x| x.mask);
+        let mt = t_next.filter(|x| x.block == block).map(|x| x.mask);
+        if ms.is_some() {
+            s_next = s.next(spec).await?;
+        }
+        if mt.is_some() {
+            t_next = t.next(spec).await?;
+        }
+        let (ms, mt) = (ms.unwrap_or(0), mt.unwrap_or(0));
+        let mask = if both { ms | mt } else { ms ^ mt };
+        for k in (ferry_db::KeyBlock { block, mask }).keys() {
+            let key = canonical_key(ctx, spec, &pair.from, &[Value::Int(k)])?;
+            keys.entry(key_text(&key)).or_insert(key);
+        }
+    }
+    Ok(())
+}
+
+/// One side's key blocks, block by block, checked in ascending order.
+struct BlockStream<'e> {
+    rx: ferry_db::KeyBlocks,
+    batch: std::vec::IntoIter<ferry_db::KeyBlock>,
+    env: &'e str,
+    last: Option<i64>,
+}
+
+impl<'e> BlockStream<'e> {
+    fn new(rx: ferry_db::KeyBlocks, env: &'e str) -> BlockStream<'e> {
+        BlockStream {
+            rx,
+            batch: Vec::new().into_iter(),
+            env,
+            last: None,
+        }
+    }
+
+    async fn next(&mut self, spec: &TableSpec) -> Result<Option<ferry_db::KeyBlock>> {
+        loop {
+            if let Some(b) = self.batch.next() {
+                if self.last.is_some_and(|l| l >= b.block) {
+                    return Err(crate::error::Error::Data(format!(
+                        "environment `{}`, table `{}`: the blocks of keys came out of order (block {} after {}); plan with --full",
+                        self.env,
+                        spec.name,
+                        b.block,
+                        self.last.unwrap_or_default()
+                    )));
+                }
+                self.last = Some(b.block);
+                return Ok(Some(b));
+            }
+            match self.rx.recv().await {
+                Some(batch) => self.batch = batch?.into_iter(),
+                None => return Ok(None),
             }
         }
     }
-    let mut out: Vec<Vec<Value>> = keys.into_values().collect();
-    out.sort_by(|a, b| key_cmp(a, b));
-    Ok(out)
 }
 
 fn canonical_key(ctx: &Ctx<'_>, spec: &TableSpec, env: &str, raw: &[Value]) -> Result<Vec<Value>> {

@@ -6,6 +6,11 @@
 //! reverts, the plan that reads only the changed rows has exactly the
 //! entries of the plan that reads both sides whole (`--full`).
 //!
+//! Every edit is made to two tables alike: `items`, keyed by an integer
+//! (the keys on one side only found from the key blocks both databases
+//! aggregate; its keys spread over several blocks of 64, negative ones
+//! included), and `labels`, keyed by text (found by reading every key).
+//!
 //! SQLite runs as a property test; PostgreSQL and MariaDB run a few
 //! deterministic cases of the same strategy (each case makes databases).
 
@@ -21,11 +26,18 @@ use super::support::{Eng, World, USER};
 const S: &str = "staging";
 const P: &str = "production";
 
-/// Keys 1..=KEYS; key [`QA`] is a QA row in staging (`exclude`).
+/// Rows 1..=KEYS; row [`QA`] is a QA row in staging (`exclude`).
 const KEYS: u8 = 8;
 const QA: u8 = 7;
 
-const TABLES: &str = r#"
+/// The `items` key of row `i` (1..=KEYS): in blocks 0, 1, -1, -2 and far
+/// away, two of them sharing a block.
+fn key(i: u8) -> i64 {
+    [0, 1, 63, 64, -1, -65, 4_000_000_000_003, 130, -64][usize::from(i)]
+}
+
+/// `items` alone, for the fallbacks.
+const ITEMS: &str = r#"
 [tables.items]
 key = ["id"]
 changed = "modified_at"
@@ -34,15 +46,51 @@ stamp = { modified_at = "now" }
 exclude = "qa = 1"
 "#;
 
+const TABLES: &str = r#"
+[tables.items]
+key = ["id"]
+changed = "modified_at"
+changed_margin = "1s"
+stamp = { modified_at = "now" }
+exclude = "qa = 1"
+
+[tables.labels]
+key = ["code"]
+changed = "modified_at"
+changed_margin = "1s"
+stamp = { modified_at = "now" }
+exclude = "qa = 1"
+"#;
+
 fn schema(_env: &str, eng: Eng) -> String {
-    let ts = match eng {
-        Eng::Sqlite => "TEXT",
-        Eng::Postgres => "TIMESTAMP(6)",
-        Eng::Mysql => "DATETIME(6)",
+    // SQLite's integer key is the rowid (`INTEGER PRIMARY KEY`).
+    let (ts, int) = match eng {
+        Eng::Sqlite => ("TEXT", "INTEGER"),
+        Eng::Postgres => ("TIMESTAMP(6)", "BIGINT"),
+        Eng::Mysql => ("DATETIME(6)", "BIGINT"),
     };
     format!(
-        "CREATE TABLE items (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qa INTEGER NOT NULL, \
-         modified_at {ts} NOT NULL);\nCREATE INDEX items_modified_at ON items (modified_at);"
+        "CREATE TABLE items (id {int} NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qa INTEGER NOT NULL, \
+         modified_at {ts} NOT NULL);\nCREATE INDEX items_modified_at ON items (modified_at);\n\
+         CREATE TABLE labels (code VARCHAR(20) NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qa INTEGER NOT NULL, \
+         modified_at {ts} NOT NULL);\nCREATE INDEX labels_modified_at ON labels (modified_at);"
+    )
+}
+
+/// The statements that write row `i` into both tables.
+fn write_row(i: u8, name: char, qa: i32, at: &str) -> String {
+    let k = key(i);
+    format!(
+        "DELETE FROM items WHERE id = {k};\nINSERT INTO items (id, name, qa, modified_at) VALUES ({k}, '{name}', {qa}, '{at}');\n\
+         DELETE FROM labels WHERE code = 'k{i}';\nINSERT INTO labels (code, name, qa, modified_at) VALUES ('k{i}', '{name}', {qa}, '{at}')"
+    )
+}
+
+/// The statements that delete row `i` from both tables.
+fn delete_row(i: u8) -> String {
+    format!(
+        "DELETE FROM items WHERE id = {};\nDELETE FROM labels WHERE code = 'k{i}'",
+        key(i)
     )
 }
 
@@ -106,6 +154,17 @@ fn changed_only(plan: &Plan) -> bool {
     !plan.notes.0.iter().any(|n| n.starts_with("`items` is read whole"))
 }
 
+/// Whether a changed-only plan found the keys of `items` from key blocks
+/// and those of `labels` by reading every key, saying so.
+fn read_by_key_shape(plan: &Plan) -> bool {
+    !plan.notes.0.iter().any(|n| n.starts_with("`items`"))
+        && plan
+            .notes
+            .0
+            .iter()
+            .any(|n| n.starts_with("`labels`: inserts and deletes are found by reading every key"))
+}
+
 /// Runs one sequence; gives how many of its plans were changed-only
 /// (`None`: the engine's server is not configured, skipped).
 async fn run(eng: Eng, ops: &[Op]) -> Result<Option<usize>, TestCaseError> {
@@ -115,12 +174,7 @@ async fn run(eng: Eng, ops: &[Op]) -> Result<Option<usize>, TestCaseError> {
     // Both sides start alike (one row each), in sync: the baseline records
     // the first watermark.
     for env in [S, P] {
-        w.db(env)
-            .exec(&format!(
-                "INSERT INTO items (id, name, qa, modified_at) VALUES (1, 'a', 0, '{}')",
-                stamp(0)
-            ))
-            .await;
+        w.db(env).exec(&write_row(1, 'a', 0, &stamp(0))).await;
     }
     w.baseline(S, P).await;
     let mut changed = 0;
@@ -132,16 +186,12 @@ async fn run(eng: Eng, ops: &[Op]) -> Result<Option<usize>, TestCaseError> {
                 let env = if *prod { P } else { S };
                 let qa = i32::from(*id == QA && !prod);
                 w.db(env)
-                    .exec(&format!(
-                        "DELETE FROM items WHERE id = {id};\nINSERT INTO items (id, name, qa, modified_at) VALUES ({id}, '{}', {qa}, '{}')",
-                        (b'a' + name) as char,
-                        stamp(*age_ms)
-                    ))
+                    .exec(&write_row(*id, (b'a' + name) as char, qa, &stamp(*age_ms)))
                     .await;
             }
             Op::Delete { prod, id } => {
                 let env = if *prod { P } else { S };
-                w.db(env).exec(&format!("DELETE FROM items WHERE id = {id}")).await;
+                w.db(env).exec(&delete_row(*id)).await;
             }
             Op::Promote => {
                 let pair = w.pair(S, P).await;
@@ -188,6 +238,13 @@ async fn run(eng: Eng, ops: &[Op]) -> Result<Option<usize>, TestCaseError> {
         );
         prop_assert_eq!(&fast.excluded, &full.excluded, "{}: step {}", eng.name(), step);
         if changed_only(&fast) {
+            prop_assert!(
+                read_by_key_shape(&fast),
+                "{}: step {}: notes {:?}",
+                eng.name(),
+                step,
+                fast.notes.0
+            );
             changed += 1;
         }
     }
@@ -327,14 +384,7 @@ async fn untrusted_watermarks_fall_back_to_the_full_plan_and_say_why() {
          modified_at TEXT);"
             .to_string()
     };
-    let Some(w) = World::new(
-        "changed_fallbacks",
-        &[(S, Eng::Sqlite), (P, Eng::Sqlite)],
-        plain,
-        TABLES,
-    )
-    .await
-    else {
+    let Some(w) = World::new("changed_fallbacks", &[(S, Eng::Sqlite), (P, Eng::Sqlite)], plain, ITEMS).await else {
         return;
     };
     let row = |id: u8, age_ms: u16| {
