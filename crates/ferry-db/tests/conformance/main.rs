@@ -138,6 +138,8 @@ mod mongo_documents {
         writes_and_rollback,
         lock_document_expires,
         large_scans_stream_in_key_order,
+        key_order_is_the_servers,
+        numeric_ids_stream,
         large_writes_are_batched,
         a_standalone_server_refuses_writes,
     );
