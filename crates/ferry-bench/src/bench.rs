@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::db::{verify_equal, Db};
 use crate::external;
 use crate::gen::{ChangeSet, Workload, DEFAULT_SEED};
-use crate::schema::{ferry_toml, Engine, TABLES};
+use crate::schema::{ferry_toml_for, Engine, TABLES};
 use crate::sync;
 use crate::timed::{self, Op, Outcome};
 
@@ -245,6 +245,7 @@ impl Dbs {
             Engine::Sqlite => Db::Sqlite(dir.join(format!("{role}.db"))),
             Engine::Postgres => Db::Postgres(server.clone().unwrap_or_default(), format!("{tag}_{role}")),
             Engine::Mysql => Db::Mysql(server.clone().unwrap_or_default(), format!("{tag}_{role}")),
+            Engine::Mongo => Db::Mongo(server.clone().unwrap_or_default(), format!("{tag}_{role}")),
         };
         Dbs {
             production: named("production"),
@@ -315,7 +316,7 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
     }
 
     let config = dir.join("ferry.toml");
-    std::fs::write(&config, ferry_toml())?;
+    std::fs::write(&config, ferry_toml_for(engine))?;
     let (staging_url, production_url) = (dbs.staging.url(), dbs.production.url());
     let child = |op: Op| timed::run_child(&opts.exe, &config, op, &staging_url, &production_url);
 
@@ -358,7 +359,7 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         .await
         .context("saving production")?;
 
-    let scan_floor = scan_floor(dbs, opts, engine, log);
+    let scan_floor = scan_floor(dbs, opts, engine, log).await;
 
     let sqldiff = sqldiff(engine, dbs, dir, opts, log, &mut notes).await?;
 
@@ -394,15 +395,21 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
     })
 }
 
-/// The scan floor (reading both databases with the engine's own client),
-/// per run, when baselines are asked for.
-fn scan_floor(dbs: &Dbs, opts: &Options, engine: Engine, log: &Log) -> Maybe<Vec<f64>> {
+/// The scan floor (reading both databases with the engine's own client;
+/// on MongoDB the driver, as raw BSON), per run, when baselines are asked
+/// for.
+async fn scan_floor(dbs: &Dbs, opts: &Options, engine: Engine, log: &Log) -> Maybe<Vec<f64>> {
     if opts.baselines {
         log.say(engine, "scan floor");
         let mut v = Vec::new();
         let mut err = None;
         for _ in 0..opts.runs {
-            match external::scan_floor(&[&dbs.production, &dbs.staging]) {
+            let run = if engine == Engine::Mongo {
+                crate::mongo::scan_floor(&[dbs.production.url(), dbs.staging.url()]).await
+            } else {
+                external::scan_floor(&[&dbs.production, &dbs.staging])
+            };
+            match run {
                 Ok(s) => v.push(s),
                 Err(e) => {
                     err = Some(format!("{e:#}"));
@@ -553,7 +560,9 @@ async fn hand_sync(
     changes: (u64, u64, u64),
     notes: &mut Vec<String>,
 ) -> Result<Maybe<f64>> {
-    Ok(if opts.hand_sync {
+    Ok(if engine == Engine::Mongo {
+        Err("not written for MongoDB".to_string())
+    } else if opts.hand_sync {
         log.say(engine, "hand-written per-row sync");
         dbs.pristine
             .copy_to(&dbs.production)

@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand};
 /// against sqldiff, the scan floor and a hand-written per-row sync.
 ///
 /// SQLite always runs; PostgreSQL when FERRY_TEST_POSTGRES_URL is set,
-/// MariaDB when FERRY_TEST_MYSQL_URL is set (server URLs: the benchmark
-/// creates and drops its own databases there).
+/// MariaDB when FERRY_TEST_MYSQL_URL is set, MongoDB (when asked for) when
+/// FERRY_TEST_MONGODB_URL is set (server URLs: the benchmark creates and
+/// drops its own databases there).
 #[derive(Parser, Debug)]
 #[command(name = "ferry-bench", version)]
 struct Cli {
@@ -30,7 +31,8 @@ struct Cli {
     /// with the changes.
     #[arg(long)]
     change_scale: Option<f64>,
-    /// Engines to run, comma-separated: sqlite, postgres, mysql (mariadb).
+    /// Engines to run, comma-separated: sqlite, postgres, mysql (mariadb),
+    /// mongodb (the workload as documents; not run by default).
     #[arg(long, default_value = "sqlite,postgres,mysql", value_delimiter = ',')]
     engines: Vec<String>,
     /// Runs of each timed step (the median is reported).
@@ -136,7 +138,7 @@ pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
         match Engine::parse(e) {
             Some(e) if !engines.contains(&e) => engines.push(e),
             Some(_) => {}
-            None => bail!("unknown engine `{e}`: use sqlite, postgres or mysql"),
+            None => bail!("unknown engine `{e}`: use sqlite, postgres, mysql or mongodb"),
         }
     }
     let mut opts = Options::new(cli.scale, timed::default_exe()?);

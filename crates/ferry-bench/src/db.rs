@@ -25,6 +25,8 @@ pub enum Db {
     /// (server URL, database name)
     Postgres(String, String),
     Mysql(String, String),
+    /// (server URL, database name): the workload as documents (`mongo.rs`).
+    Mongo(String, String),
 }
 
 /// `url` with its database (path) replaced by `db`.
@@ -94,6 +96,7 @@ pub(crate) fn placeholder(engine: Engine, n: usize, kind: Kind) -> String {
         (Engine::Postgres, Kind::Json) => format!("${n}::jsonb"),
         (Engine::Postgres, _) => format!("${n}"),
         (Engine::Mysql, _) => "?".to_string(),
+        (Engine::Mongo, _) => String::new(),
     }
 }
 
@@ -149,6 +152,7 @@ fn dump_sql(engine: Engine, t: &Table) -> String {
                 .collect();
             format!("SELECT CONCAT_WS('|', {}) FROM {} ORDER BY id", cols.join(", "), t.name)
         }
+        Engine::Mongo => String::new(),
     }
 }
 
@@ -175,6 +179,7 @@ impl Db {
             Db::Sqlite(_) => Engine::Sqlite,
             Db::Postgres(..) => Engine::Postgres,
             Db::Mysql(..) => Engine::Mysql,
+            Db::Mongo(..) => Engine::Mongo,
         }
     }
 
@@ -184,6 +189,7 @@ impl Db {
             Db::Sqlite(p) => Db::Sqlite(p.with_file_name(format!("{name}.db"))),
             Db::Postgres(s, _) => Db::Postgres(s.clone(), name.to_string()),
             Db::Mysql(s, _) => Db::Mysql(s.clone(), name.to_string()),
+            Db::Mongo(s, _) => Db::Mongo(s.clone(), name.to_string()),
         }
     }
 
@@ -191,7 +197,7 @@ impl Db {
     pub fn url(&self) -> String {
         match self {
             Db::Sqlite(p) => format!("sqlite://{}", p.display()),
-            Db::Postgres(s, n) | Db::Mysql(s, n) => with_database(s, n),
+            Db::Postgres(s, n) | Db::Mysql(s, n) | Db::Mongo(s, n) => with_database(s, n),
         }
     }
 
@@ -205,7 +211,7 @@ impl Db {
     pub fn name(&self) -> String {
         match self {
             Db::Sqlite(p) => p.display().to_string(),
-            Db::Postgres(_, n) | Db::Mysql(_, n) => n.clone(),
+            Db::Postgres(_, n) | Db::Mysql(_, n) | Db::Mongo(_, n) => n.clone(),
         }
     }
 
@@ -230,6 +236,7 @@ impl Db {
                 c.execute(format!("DROP DATABASE IF EXISTS {n}").as_str()).await?;
                 c.close().await?;
             }
+            Db::Mongo(..) => crate::mongo::drop(&self.url()).await?,
         }
         Ok(())
     }
@@ -252,6 +259,8 @@ impl Db {
                     .await?;
                 c.close().await?;
             }
+            // A MongoDB database exists once a collection does.
+            Db::Mongo(..) => {}
         }
         Ok(())
     }
@@ -277,6 +286,7 @@ impl Db {
                 }
                 c.close().await?;
             }
+            Db::Mongo(..) => bail!("a MongoDB database runs no SQL"),
         }
         Ok(())
     }
@@ -287,12 +297,16 @@ impl Db {
 
     /// Creates the database with the workload's schema and production's rows.
     pub async fn create_production(&self, w: &Workload) -> Result<()> {
+        if let Db::Mongo(..) = self {
+            return crate::mongo::create_production(&self.url(), w).await;
+        }
         self.create_empty().await?;
         self.exec_all(&self.schema_ddl()).await?;
         match self {
             Db::Sqlite(p) => load_sqlite(p, w)?,
             Db::Postgres(..) => load_pg(&self.url(), w).await?,
             Db::Mysql(..) => load_my(&self.url(), w).await?,
+            Db::Mongo(..) => unreachable!("loaded above"),
         }
         Ok(())
     }
@@ -358,6 +372,7 @@ impl Db {
                 // whenever InnoDB's background task gets to them.
                 dst.analyze().await?;
             }
+            (Db::Mongo(..), Db::Mongo(..)) => crate::mongo::copy(&self.url(), &dst.url()).await?,
             _ => bail!("cannot copy between engines"),
         }
         Ok(())
@@ -366,6 +381,9 @@ impl Db {
     /// Applies the change set in one transaction.
     pub async fn apply(&self, cs: &ChangeSet) -> Result<()> {
         let engine = self.engine();
+        if engine == Engine::Mongo {
+            return crate::mongo::apply(&self.url(), cs).await;
+        }
         match self {
             Db::Sqlite(p) => {
                 let mut c = rusqlite::Connection::open(p)?;
@@ -408,6 +426,7 @@ impl Db {
                 tx.commit().await?;
                 c.close().await?;
             }
+            Db::Mongo(..) => unreachable!("applied above"),
         }
         Ok(())
     }
@@ -417,7 +436,7 @@ impl Db {
     /// in service. SQLite keeps none unless asked: nothing to do there.
     pub async fn analyze(&self) -> Result<()> {
         match self {
-            Db::Sqlite(_) => {}
+            Db::Sqlite(_) | Db::Mongo(..) => {}
             Db::Postgres(..) => {
                 let mut c = pg(&self.url()).await?;
                 c.execute("ANALYZE").await?;
@@ -443,6 +462,9 @@ impl Db {
 
     /// Row counts of the managed tables.
     pub async fn counts(&self) -> Result<Vec<u64>> {
+        if let Db::Mongo(..) = self {
+            return crate::mongo::counts(&self.url()).await;
+        }
         let mut out = Vec::new();
         for t in &TABLES {
             let sql = format!("SELECT count(*) FROM {}", t.name);
@@ -460,6 +482,7 @@ impl Db {
                     c.close().await?;
                     n
                 }
+                Db::Mongo(..) => unreachable!("counted above"),
             };
             out.push(n as u64);
         }
@@ -488,6 +511,7 @@ impl Db {
                 c.close().await?;
                 format!("MariaDB {v}, innodb_buffer_pool_size {} MB", pool >> 20)
             }
+            Db::Mongo(..) => crate::mongo::version(&self.url()).await?,
         })
     }
 }
@@ -646,6 +670,9 @@ async fn load_my(url: &str, w: &Workload) -> Result<()> {
 /// (every column compared, in id order). The error names the first
 /// difference.
 pub async fn verify_equal(a: &Db, b: &Db) -> Result<()> {
+    if let (Db::Mongo(..), Db::Mongo(..)) = (a, b) {
+        return crate::mongo::verify_equal((&a.name(), &a.url()), (&b.name(), &b.url())).await;
+    }
     for t in &TABLES {
         let sql = dump_sql(a.engine(), t);
         let mismatch = match (a, b) {

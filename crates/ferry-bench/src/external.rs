@@ -123,6 +123,7 @@ pub fn scan_floor(dbs: &[&Db]) -> Result<f64> {
                     }
                     run(&mut cmd, client)?
                 }
+                Db::Mongo(..) => bail!("MongoDB's scan floor is read with the driver (mongo::scan_floor)"),
             }
         }
     }

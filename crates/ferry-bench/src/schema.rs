@@ -143,15 +143,18 @@ pub fn table_index(name: &str) -> usize {
         .unwrap_or_else(|| panic!("{name}: not a workload table"))
 }
 
-/// The three engines.
+/// The engines: three SQL ones, and MongoDB (the workload as documents,
+/// run only when asked for with `--engines mongodb`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Engine {
     Sqlite,
     Postgres,
     Mysql,
+    Mongo,
 }
 
 impl Engine {
+    /// The engines run by default (the SQL ones).
     pub const ALL: [Engine; 3] = [Engine::Sqlite, Engine::Postgres, Engine::Mysql];
 
     /// The variable holding the server URL (`None` for SQLite).
@@ -160,6 +163,7 @@ impl Engine {
             Engine::Sqlite => None,
             Engine::Postgres => Some("FERRY_TEST_POSTGRES_URL"),
             Engine::Mysql => Some("FERRY_TEST_MYSQL_URL"),
+            Engine::Mongo => Some("FERRY_TEST_MONGODB_URL"),
         }
     }
 
@@ -168,6 +172,7 @@ impl Engine {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
             Engine::Mysql => "mysql",
+            Engine::Mongo => "mongodb",
         }
     }
 
@@ -176,6 +181,7 @@ impl Engine {
             "sqlite" | "sqlite3" => Some(Engine::Sqlite),
             "postgres" | "postgresql" | "pg" => Some(Engine::Postgres),
             "mysql" | "mariadb" => Some(Engine::Mysql),
+            "mongodb" | "mongo" => Some(Engine::Mongo),
             _ => None,
         }
     }
@@ -187,6 +193,7 @@ impl fmt::Display for Engine {
             Engine::Sqlite => "SQLite",
             Engine::Postgres => "PostgreSQL",
             Engine::Mysql => "MariaDB",
+            Engine::Mongo => "MongoDB",
         })
     }
 }
@@ -206,6 +213,8 @@ fn col_type(engine: Engine, c: &Col) -> &'static str {
         (Engine::Mysql, Kind::Json) => "JSON",
         (Engine::Mysql, Kind::Blob) => "BLOB",
         (Engine::Mysql, Kind::Ts) => "DATETIME",
+        // Documents have no declared types (see `mongo.rs`).
+        (Engine::Mongo, _) => "field",
     }
 }
 
@@ -290,11 +299,18 @@ pub const PRODUCTION_VAR: &str = "FERRY_BENCH_PRODUCTION_URL";
 /// is the parent; with `--changed`, `changed = "modified_at"` on every
 /// table.
 pub fn ferry_toml() -> String {
+    ferry_toml_for(Engine::Sqlite)
+}
+
+/// The configuration for one engine: on MongoDB every collection is keyed
+/// by `_id` (the workload's id), references and the parent by field.
+pub fn ferry_toml_for(engine: Engine) -> String {
+    let key = if engine == Engine::Mongo { "_id" } else { "id" };
     let mut s = format!(
         "pipeline = [\"staging\", \"production\"]\n\n[environments.staging]\nurl_env = \"{STAGING_VAR}\"\n\n[environments.production]\nurl_env = \"{PRODUCTION_VAR}\"\n"
     );
     for t in &TABLES {
-        s.push_str(&format!("\n[tables.{}]\nkey = [\"id\"]\n", t.name));
+        s.push_str(&format!("\n[tables.{}]\nkey = [\"{key}\"]\n", t.name));
         if changed() {
             s.push_str("changed = \"modified_at\"\n");
         }

@@ -233,6 +233,20 @@ impl TableSpec {
             .collect()
     }
 
+    /// Compares two canonical keys of this table in its key order:
+    /// [`key_cmp`](crate::value::key_cmp), with document fields (columns
+    /// typed [`ColumnType::extended_json`]) in MongoDB's BSON order
+    /// ([`crate::value::key_cmp_with`]). Every merge of this table's
+    /// scans compares with it.
+    pub fn key_cmp(&self, a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+        crate::value::key_cmp_with(a, b, |i| {
+            self.key
+                .get(i)
+                .and_then(|c| self.types.get(c))
+                .is_some_and(|t| t.extended_json)
+        })
+    }
+
     /// Converts the key columns at the start of a raw row.
     pub fn canonicalize_key(&self, raw: &[Value]) -> Result<Vec<Value>, (String, ConvertError)> {
         self.key

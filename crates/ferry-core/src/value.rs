@@ -845,13 +845,32 @@ impl Value {
 
 /// Compares two keys column by column with [`Value::key_cmp`].
 pub fn key_cmp(a: &[Value], b: &[Value]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let o = x.key_cmp(y);
+    key_cmp_with(a, b, |_| false)
+}
+
+/// Compares two keys column by column as [`key_cmp`] does, except that two
+/// `Json` values of a column for which `bson(column index)` holds (a column
+/// with [`ColumnType::extended_json`]: a MongoDB field) compare in
+/// MongoDB's BSON order ([`crate::extjson::bson_cmp`]), the order the
+/// server sorts them in. Other JSON (an SQL JSON column) keeps its text
+/// order, which the SQL stores' `ORDER BY` gives.
+pub fn key_cmp_with(a: &[Value], b: &[Value], bson: impl Fn(usize) -> bool) -> Ordering {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let o = match (x, y) {
+            (Value::Json(p), Value::Json(q)) if bson(i) => crate::extjson::bson_cmp(p.value(), q.value()),
+            _ => x.key_cmp(y),
+        };
         if o != Ordering::Equal {
             return o;
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// [`key_cmp_with`] for keys whose every column is a document field
+/// (extended JSON): the MongoDB store's own order.
+pub fn bson_key_cmp(a: &[Value], b: &[Value]) -> Ordering {
+    key_cmp_with(a, b, |_| true)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::cmp::Ordering;
 
 use ferry_core::schema::TableSchema;
 use ferry_core::spec::TableSpec;
-use ferry_core::value::{key_cmp, Value};
+use ferry_core::value::{key_cmp_with, Value};
 use ferry_db::{RawBatch, RawBatches};
 
 use tokio::sync::mpsc;
@@ -51,13 +51,13 @@ struct Side {
 
 impl Side {
     /// Makes a row current; false when the side is exhausted.
-    async fn fill(&mut self, table: &str, key_cols: &[String]) -> Result<bool> {
+    async fn fill(&mut self, table: &str, key_cols: &[String], bson: &[bool]) -> Result<bool> {
         while self.at >= self.batch.len() {
             let Some(next) = self.rx.recv().await else {
                 return Ok(false);
             };
             let next = next?;
-            check_order(&self.env, table, key_cols, self.last.as_deref(), &next)?;
+            check_order(&self.env, table, (key_cols, bson), self.last.as_deref(), &next)?;
             if !next.is_empty() {
                 self.last = Some(next.key(next.len() - 1).to_vec());
             }
@@ -100,12 +100,19 @@ impl Taken {
 
 /// Refuses a batch whose keys are not strictly increasing (a key that is
 /// not unique, or of mixed types): the merge would pair the wrong rows.
-fn check_order(env: &str, table: &str, key_cols: &[String], last: Option<&[Value]>, b: &RawBatch) -> Result<()> {
+/// `bson` says which key columns are document fields (BSON order).
+fn check_order(
+    env: &str,
+    table: &str,
+    (key_cols, bson): (&[String], &[bool]),
+    last: Option<&[Value]>,
+    b: &RawBatch,
+) -> Result<()> {
     let mut prev = last;
     for i in 0..b.len() {
         let key = b.key(i);
         if let Some(p) = prev {
-            if key_cmp(p, key) != Ordering::Less {
+            if key_cmp_with(p, key, |c| bson.get(c).copied().unwrap_or(false)) != Ordering::Less {
                 return Err(Error::Data(format!(
                     "environment `{env}`, table `{table}`: rows came out of key order ({} after {}); the key ({}) must be unique and of one type",
                     ferry_core::plan::key_label(key),
@@ -158,6 +165,9 @@ const CHUNK_READ: u64 = 64 * 1024;
 pub(crate) struct RawMerge {
     table: String,
     key_cols: Vec<String>,
+    /// Which key columns are document fields, compared in BSON order
+    /// ([`TableSpec::key_cmp`]).
+    bson: Vec<bool>,
     source: Side,
     target: Side,
 }
@@ -175,6 +185,11 @@ impl RawMerge {
         RawMerge {
             table: spec.name.clone(),
             key_cols: spec.key.clone(),
+            bson: spec
+                .key
+                .iter()
+                .map(|c| spec.types.get(c).is_some_and(|t| t.extended_json))
+                .collect(),
             source: side(from, src),
             target: side(to, dst),
         }
@@ -216,13 +231,18 @@ impl RawMerge {
     /// source row matches `exclude`; `None` at the end of both scans.
     async fn next_differing(&mut self) -> Result<Option<Differing>> {
         loop {
-            let s = self.source.fill(&self.table, &self.key_cols).await?;
-            let t = self.target.fill(&self.table, &self.key_cols).await?;
+            let s = self.source.fill(&self.table, &self.key_cols, &self.bson).await?;
+            let t = self.target.fill(&self.table, &self.key_cols, &self.bson).await?;
             let ord = match (s, t) {
                 (false, false) => return Ok(None),
                 (true, false) => Ordering::Less,
                 (false, true) => Ordering::Greater,
-                (true, true) => key_cmp(self.source.key(), self.target.key()),
+                (true, true) => {
+                    let bson = &self.bson;
+                    key_cmp_with(self.source.key(), self.target.key(), |c| {
+                        bson.get(c).copied().unwrap_or(false)
+                    })
+                }
             };
             let (source, target) = match ord {
                 Ordering::Less => (true, false),

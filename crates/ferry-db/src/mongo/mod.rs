@@ -6,10 +6,11 @@
 //! in the order first seen, `_id` first), every field typed as a BSON value
 //! in Ferry's Extended JSON form ([`values`]), and open
 //! (`TableSchema::open_fields`): a field one side has not seen is absent
-//! there. Scans come in Ferry's key order: streamed as the server sorts
-//! them, a batch at a time, when its order of the collection's `_id`s is
-//! Ferry's ([`MongoStore::server_orders_keys`]), else read and ordered in
-//! memory; fetches push their values down as a filter and check them
+//! there. Scans come in Ferry's key order, which for document fields is
+//! MongoDB's BSON order: streamed as the server sorts them, a batch at a
+//! time, unless a cheap check finds values the server orders otherwise
+//! ([`MongoStore::server_sort`]: embedded-document `_id`s, a collation),
+//! which are read and ordered in memory; fetches push their values down as a filter and check them
 //! exactly. Inserts and deletes by a one-field key go a batch at a time. A [`Predicate::Native`] is a MongoDB filter document written as
 //! Extended JSON (a table's `exclude`, a `--where`).
 //!
@@ -40,7 +41,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_core::schema::{ColumnSchema, TableSchema, FIELD_ORDER};
-use ferry_core::value::{key_cmp, ColumnType, LogicalType};
+use ferry_core::value::{bson_key_cmp, key_cmp, ColumnType, LogicalType};
 use ferry_core::Value;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
@@ -492,43 +493,84 @@ impl MongoStore {
         Ok(base)
     }
 
-    /// Whether the server's order of this collection's `_id`s is Ferry's
-    /// key order, so a scan can stream them sorted by the server: Ferry
-    /// orders field values by their Extended JSON text, which is the
-    /// server's order when every `_id` is an ObjectId (`{"$oid": hex}`,
-    /// byte order), or every `_id` is a string without a character the
-    /// JSON text escapes or that sorts before its closing quote (control
-    /// characters, space, `!`, `"`, a backslash): the server compares strings by
-    /// bytes. Numbers are not (`10` sorts before `9` as text), nor mixed
-    /// types. Asked with counts, in memory flat in the collection's size.
-    async fn server_orders_keys(&self, table: &str) -> Result<bool, DbError> {
-        let coll = self.coll(table);
-        let count = |f: Document| {
-            let coll = coll.clone();
-            async move { coll.count_documents(f).await.map_err(|e| driver(&self.env, table, e)) }
+    /// The sort document a scan ordered by `order_by` can ask the server
+    /// for, when the server's order of those fields is Ferry's key order
+    /// ([`key_order`]); `None` when the scan must be ordered in memory.
+    ///
+    /// Ferry orders document fields in MongoDB's BSON order
+    /// ([`ferry_core::extjson::bson_cmp`]), so the server's sort is Ferry's
+    /// except where Ferry's equality differs from the server's: an
+    /// embedded document's field order (Ferry compares documents with
+    /// their fields sorted, the server as written), a collection with a
+    /// default collation (strings compared by it, not by bytes), and, for
+    /// a field other than `_id`, arrays (sorted by an element), and an
+    /// absent field, which the server sorts with `null`. One `find` with
+    /// `limit 1` per field asks whether any document has such a value
+    /// (`$type` checks, which an index on the field answers), and
+    /// `listCollections` for the collation. Ferry's own collections sort
+    /// on their key field when it holds strings or integers, as in SQL.
+    async fn server_sort(&self, table: &str, order_by: &[String]) -> Result<Option<Document>, DbError> {
+        let fields: Vec<String> = if order_by.is_empty() {
+            vec!["_id".into()]
+        } else {
+            order_by.to_vec()
         };
-        let others = count(doc! { "_id": { "$not": { "$type": "objectId" } } }).await?;
-        if others == 0 {
-            return Ok(true);
+        let mut sort = Document::new();
+        for f in &fields {
+            sort.insert(f.clone(), 1);
         }
-        let not_strings = count(doc! { "_id": { "$not": { "$type": "string" } } }).await?;
-        if not_strings > 0 {
-            return Ok(false);
+        if let Some(rs) = meta::record_schema(table) {
+            let plain = fields.iter().all(|f| {
+                rs.column(f)
+                    .is_some_and(|c| matches!(c.ty.logical, LogicalType::Text | LogicalType::Int))
+            });
+            return Ok(plain.then_some(sort));
         }
-        let unordered = count(doc! { "_id": { "$regex": "[\\x00-\\x22\\\\]" } }).await?;
-        Ok(unordered == 0)
+        let coll = self.coll(table);
+        let options = self
+            .db
+            .list_collections()
+            .filter(doc! { "name": table })
+            .await
+            .map_err(|e| driver(&self.env, table, e))?
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| driver(&self.env, table, e))?;
+        if options.iter().any(|c| c.options.collation.is_some()) {
+            return Ok(None);
+        }
+        for f in &fields {
+            let odd = if f == "_id" {
+                doc! { "_id": { "$type": "object" } }
+            } else {
+                doc! { "$or": [
+                    { f.as_str(): { "$type": "object" } },
+                    { f.as_str(): { "$type": "array" } },
+                    { f.as_str(): null },
+                ] }
+            };
+            let found = coll
+                .find_one(odd)
+                .projection(doc! { "_id": 1 })
+                .await
+                .map_err(|e| driver(&self.env, table, e))?;
+            if found.is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(sort))
     }
 
-    /// A scan streamed in `_id` order as the server sorts it (see
-    /// [`MongoStore::server_orders_keys`]): one batch of documents in
-    /// memory at a time. A key out of order (the collection changed
-    /// meanwhile) ends the scan with an error.
+    /// A scan streamed in key order as the server sorts it by `sort` (see
+    /// [`MongoStore::server_sort`]): one batch of documents in memory at a
+    /// time. A key out of order (the collection changed meanwhile, or a
+    /// server whose order differs) ends the scan with an error.
     fn stream_scan(
         &self,
         schema: TableSchema,
         req: ScanRequest,
-        at: Vec<usize>,
-        order: Vec<usize>,
+        (at, order): (Vec<usize>, Vec<usize>),
+        sort: Document,
     ) -> Result<RowBatches, DbError> {
         let flag_filter = match &req.flag {
             Some(Predicate::Native(text)) => Some(self.native(&req.table, text)?),
@@ -546,8 +588,13 @@ impl MongoStore {
                 let mut cursor = store
                     .coll(&table)
                     .find(query)
-                    .sort(doc! { "_id": if req.descending { -1 } else { 1 } })
+                    .sort(if req.descending {
+                        sort.iter().map(|(k, _)| (k.clone(), Bson::Int32(-1))).collect()
+                    } else {
+                        sort
+                    })
                     .batch_size(BATCH_ROWS as u32)
+                    .allow_disk_use(true)
                     .await
                     .map_err(|e| driver(&store.env, &table, e))?;
                 let mut left = req.limit.unwrap_or(usize::MAX);
@@ -560,13 +607,13 @@ impl MongoStore {
                     let row = store.row_of(&schema, &d)?;
                     let key = pick(&row, &order);
                     if let Some(prev) = &last {
-                        let o = key_cmp(prev, &key);
+                        let o = key_order(&schema)(prev, &key);
                         if if req.descending { o.is_lt() } else { o.is_gt() } {
                             return Err(DbError::new(
                                 DbErrorKind::Busy,
                                 &store.env,
                                 format!(
-                                    "the document {} came after {} out of key order: the collection's keys changed during the scan; run the command again",
+                                    "the document {} came after {} out of Ferry's key order: the collection's keys changed during the scan (run the command again), or this server sorts them unlike MongoDB",
                                     values::to_json(d.get("_id").unwrap_or(&Bson::Null)),
                                     prev.iter().map(|v| v.display_text()).collect::<Vec<_>>().join(", ")
                                 ),
@@ -824,9 +871,21 @@ fn pick(row: &[Value], at: &[usize]) -> Row {
     at.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()
 }
 
+/// The key order of a collection's rows: documents' fields in MongoDB's
+/// BSON order ([`bson_key_cmp`]), Ferry's own records (strings, integers)
+/// as in SQL ([`key_cmp`]).
+fn key_order(schema: &TableSchema) -> fn(&[Value], &[Value]) -> std::cmp::Ordering {
+    if schema.open_fields.is_some() {
+        bson_key_cmp
+    } else {
+        key_cmp
+    }
+}
+
 /// Whether `row` matches a structural predicate (a native one was sent to
 /// the server with the query).
 fn matches(env: &str, schema: &TableSchema, p: &Predicate, row: &[Value]) -> Result<bool, DbError> {
+    let key_cmp = key_order(schema);
     Ok(match p {
         Predicate::All | Predicate::Native(_) => true,
         Predicate::In { columns, values } => {
@@ -907,14 +966,14 @@ impl Store for MongoStore {
             .await?;
         let at = positions(&self.env, &schema, &req.columns)?;
         let order = positions(&self.env, &schema, &req.order_by)?;
-        let by_id = req.order_by.is_empty() || req.order_by == ["_id"];
-        if by_id && meta::record_schema(&req.table).is_none() && self.server_orders_keys(&req.table).await? {
-            return self.stream_scan(schema, req, at, order);
+        if let Some(sort) = self.server_sort(&req.table, &req.order_by).await? {
+            return self.stream_scan(schema, req, (at, order), sort);
         }
         let mut rows = self
             .select(None, &schema, Document::new(), req.filter.as_ref(), req.flag.as_ref())
             .await?;
-        rows.sort_by(|(a, _), (b, _)| key_cmp(&pick(a, &order), &pick(b, &order)));
+        let cmp = key_order(&schema);
+        rows.sort_by(|(a, _), (b, _)| cmp(&pick(a, &order), &pick(b, &order)));
         if req.descending {
             rows.reverse();
         }

@@ -4,6 +4,7 @@
 //! filter documents; fetches match by BSON type, not by number value;
 //! writes, absent fields and rollback; the lock document's expiry.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -175,10 +176,11 @@ pub async fn scans_in_key_order_with_predicates() {
     .await;
     let keys = |rows: &[Row]| rows.iter().map(|r| r[0].display_text()).collect::<Vec<_>>();
     let all = scan(&*store, scan_req("word", &["_id", "n"], None, None)).await;
-    // Ferry's key order on these values (its `key_cmp`), whatever the
-    // server's own order: the same the merge of two environments uses.
+    // Ferry's key order on these values (BSON order: numbers by value
+    // before strings by bytes): the same the merge of two environments
+    // uses.
     let mut want = all.clone();
-    want.sort_by(|a, b| ferry_core::value::key_cmp(&a[..1], &b[..1]));
+    want.sort_by(|a, b| ferry_core::value::bson_key_cmp(&a[..1], &b[..1]));
     assert_eq!(all, want);
     assert_eq!(all.len(), 5);
 
@@ -389,10 +391,9 @@ pub async fn a_standalone_server_refuses_writes() {
 type IdOf = Box<dyn Fn(usize) -> Bson>;
 
 /// Scans of collections larger than one batch ([`ferry_db::BATCH_ROWS`])
-/// come in Ferry's key order: streamed as the server sorts them when every
-/// `_id` is an ObjectId or a plain string, read and ordered in memory when
-/// the server's order differs (numbers, strings with a space, mixed
-/// types); limits, descending scans, filters and flags across batches.
+/// come in Ferry's key order, MongoDB's BSON order, streamed as the server
+/// sorts them whatever the `_id`s' types (ObjectIds, strings, numbers,
+/// mixed); limits, descending scans, filters and flags across batches.
 pub async fn large_scans_stream_in_key_order() {
     let Some((db, store)) = setup("mongo_large_scans").await else {
         return;
@@ -445,7 +446,7 @@ pub async fn large_scans_stream_in_key_order() {
         let all = scan(&*store, scan_req(coll, &["_id", "n"], None, None)).await;
         assert_eq!(all.len(), n, "{coll}");
         let mut want = all.clone();
-        want.sort_by(|a, b| ferry_core::value::key_cmp(&a[..1], &b[..1]));
+        want.sort_by(|a, b| ferry_core::value::bson_key_cmp(&a[..1], &b[..1]));
         assert_eq!(all, want, "{coll}: Ferry's key order");
 
         let mut rx = store.scan(scan_req(coll, &["_id"], None, None)).await.expect("scan");
@@ -547,6 +548,234 @@ pub async fn large_writes_are_batched() {
         m.find_one(doc! { "_id": 3 }).await.expect("find").is_some(),
         "a is 6, not 7"
     );
+}
+
+/// A small deterministic generator (xorshift), so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `_id`s of every BSON type an `_id` may hold, none two of which the
+/// server holds equal (numbers are distinct by value across their types:
+/// int32 multiples of 3, int64 one above, doubles halves, decimals
+/// eighths, and the edges of each type's range).
+fn mixed_ids(rng: &mut Rng, n: usize) -> Vec<Bson> {
+    let mut out: Vec<Bson> = vec![
+        Bson::Null,
+        Bson::MinKey,
+        Bson::MaxKey,
+        Bson::Boolean(false),
+        Bson::Boolean(true),
+        Bson::Int64(i64::MAX),
+        Bson::Int64(i64::MIN),
+        Bson::Double(9_223_372_036_854_775_808.0),
+        Bson::Int64(9_007_199_254_740_993),
+        Bson::Double(9_007_199_254_740_992.0),
+        Bson::Double(f64::INFINITY),
+        Bson::Double(f64::NEG_INFINITY),
+        Bson::Double(f64::NAN),
+        Bson::Double(1e300),
+        Bson::Double(-1e-300),
+        Bson::Decimal128("0.3".parse().expect("decimal")),
+        Bson::Double(0.1),
+        Bson::String(String::new()),
+        Bson::Timestamp(bson::Timestamp { time: 5, increment: 1 }),
+        Bson::Timestamp(bson::Timestamp { time: 4, increment: 9 }),
+        Bson::Document(doc! { "a": 1i32 }),
+        Bson::Document(doc! { "a": 1i32, "b": "x" }),
+        Bson::Document(doc! { "a": "x" }),
+        Bson::Document(doc! { "b": 0i32 }),
+        Bson::Document(doc! {}),
+    ];
+    let pieces = [
+        "", " ", "!", "\"", "\\", "é", "😀", "\u{1}", "Z", "a", "10", "9", "k", "~",
+    ];
+    let mut strings: HashSet<String> = [String::new()].into();
+    let mut dates = HashSet::new();
+    let mut bins = HashSet::new();
+    let mut ints = HashSet::new();
+    while out.len() < n {
+        let v = rng.below(2000) as i64 - 1000;
+        let id = match rng.below(9) {
+            0 => Bson::Int32((v * 3) as i32),
+            1 => Bson::Int64(v * 3 + 1),
+            2 => Bson::Double(v as f64 * 3.0 + 0.5),
+            3 => Bson::Decimal128(format!("{}.125", v * 3).parse().expect("decimal")),
+            4 => {
+                let s: String = (0..rng.below(4))
+                    .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
+                    .collect();
+                Bson::String(s)
+            }
+            5 => {
+                let mut b = [0u8; 12];
+                for x in &mut b {
+                    *x = rng.below(256) as u8;
+                }
+                Bson::ObjectId(bson::oid::ObjectId::from_bytes(b))
+            }
+            6 => Bson::DateTime(bson::DateTime::from_millis(v * 86_400_000 + rng.below(1000) as i64)),
+            7 => {
+                let bytes: Vec<u8> = (0..rng.below(4)).map(|_| rng.below(256) as u8).collect();
+                // One subtype: SecantusDB orders binaries by their bytes
+                // alone, MongoDB (and Ferry) by length, subtype, bytes.
+                let subtype = 0u8;
+                Bson::Binary(bson::Binary {
+                    subtype: subtype.into(),
+                    bytes,
+                })
+            }
+            _ => Bson::Document(doc! { "a": v as i32, "b": [1i32, "x"] }),
+        };
+        // None two equal to the server.
+        let fresh = match &id {
+            Bson::String(s) => strings.insert(s.clone()),
+            Bson::DateTime(d) => dates.insert(d.timestamp_millis()),
+            // SecantusDB holds binaries equal by their bytes alone.
+            Bson::Binary(b) => bins.insert(b.bytes.clone()),
+            Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) | Bson::Document(_) => {
+                ints.insert(id.to_string())
+            }
+            _ => true,
+        };
+        if fresh {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// Ferry's key order of document fields is MongoDB's own sort order:
+/// `_id`s of every type, mixed in one collection, sorted by the server
+/// (ascending and descending) come in the order `bson_cmp` gives, and a
+/// store scan returns them in that order.
+pub async fn key_order_is_the_servers() {
+    let Some((db, store)) = setup("mongo_key_order").await else {
+        return;
+    };
+    for seed in [7u64, 1_234_567, 0x9e37_79b9_7f4a_7c15] {
+        let coll = format!("mixed{}", seed % 1000);
+        let ids = mixed_ids(&mut Rng(seed), 400);
+        put(&db, &coll, ids.iter().map(|id| doc! { "_id": id.clone() }).collect()).await;
+        for dir in [1i32, -1] {
+            let mut cursor = db
+                .mongo()
+                .await
+                .collection::<Document>(&coll)
+                .find(doc! {})
+                .sort(doc! { "_id": dir })
+                .await
+                .expect("find");
+            let mut served = Vec::new();
+            while let Some(d) = futures_util::TryStreamExt::try_next(&mut cursor).await.expect("next") {
+                served.push(ferry_db::mongo::values::to_json(d.get("_id").expect("_id")));
+            }
+            assert_eq!(served.len(), ids.len());
+            for w in served.windows(2) {
+                let o = ferry_core::extjson::bson_cmp(&w[0], &w[1]);
+                let want = if dir == 1 {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                };
+                assert_eq!(o, want, "seed {seed}: the server sorts {} before {}", w[0], w[1]);
+            }
+            let mut req = scan_req(&coll, &["_id"], None, None);
+            req.descending = dir == -1;
+            let scanned: Vec<serde_json::Value> = scan(&*store, req)
+                .await
+                .into_iter()
+                .map(|r| match &r[0] {
+                    Value::Json(j) => j.value().clone(),
+                    other => panic!("an _id read as {other:?}"),
+                })
+                .collect();
+            assert_eq!(scanned, served, "seed {seed}: the store's scan, in the server's order");
+        }
+    }
+}
+
+/// A collection of numeric `_id`s (int32, int64 and doubles mixed) is
+/// streamed as the server sorts it, both ways: no more than the channel's
+/// two batches are read ahead of the reader, so memory stays flat in the
+/// collection's size. `_id`s that are embedded documents with their
+/// fields in different orders are ordered in memory, by Ferry's rule.
+pub async fn numeric_ids_stream() {
+    let Some((db, store)) = setup("mongo_numeric_stream").await else {
+        return;
+    };
+    let n = ferry_db::BATCH_ROWS * 6 + 17;
+    let id = |i: usize| match i % 3 {
+        0 => Bson::Int32(i as i32),
+        1 => Bson::Int64(i as i64 - 3000),
+        _ => Bson::Double(i as f64 / 2.0 + 0.25),
+    };
+    let docs = (0..n)
+        .map(|i| doc! { "_id": id((i * 7919) % n), "n": i as i32 })
+        .collect();
+    put(&db, "numbers", docs).await;
+    for descending in [false, true] {
+        let mut req = scan_req("numbers", &["_id", "n"], None, None);
+        req.descending = descending;
+        let mut rx = store.scan(req).await.expect("scan");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            rx.len() <= 2,
+            "descending {descending}: {} batches read ahead: the scan was read whole, not streamed",
+            rx.len()
+        );
+        let mut rows: Vec<Row> = Vec::new();
+        let mut batches = 0;
+        while let Some(b) = rx.recv().await {
+            rows.extend(b.expect("batch"));
+            batches += 1;
+        }
+        assert_eq!(rows.len(), n);
+        assert!(batches > 5, "{batches} batches");
+        let mut want = rows.clone();
+        want.sort_by(|a, b| ferry_core::value::bson_key_cmp(&a[..1], &b[..1]));
+        if descending {
+            want.reverse();
+        }
+        assert_eq!(rows, want, "descending {descending}: Ferry's key order");
+        let first = if descending {
+            "6159"
+        } else {
+            r#"{"$numberLong": "-2999"}"#
+        };
+        assert_eq!(rows[0][0], j(first), "descending {descending}");
+    }
+
+    // Embedded documents whose fields come in different orders: the
+    // server orders them by their first field, Ferry with the fields
+    // sorted; the scan gives Ferry's order.
+    let docs = (0..50)
+        .map(|i: i32| {
+            if i % 2 == 0 {
+                doc! { "_id": { "b": i, "a": 50 - i } }
+            } else {
+                doc! { "_id": { "a": 50 - i, "b": i } }
+            }
+        })
+        .collect();
+    put(&db, "shapes", docs).await;
+    let rows = scan(&*store, scan_req("shapes", &["_id"], None, None)).await;
+    assert_eq!(rows.len(), 50);
+    let mut want = rows.clone();
+    want.sort_by(|a, b| ferry_core::value::bson_key_cmp(a, b));
+    assert_eq!(rows, want, "documents ordered with their fields sorted");
+    assert_eq!(rows[0][0], j(r#"{"a": 1, "b": 49}"#));
 }
 
 /// A document inserted without `_id` gets a new ObjectId from the

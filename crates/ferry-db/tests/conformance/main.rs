@@ -141,6 +141,8 @@ mod mongo_documents {
         lock_document_expires,
         large_scans_stream_in_key_order,
         generated_object_ids,
+        key_order_is_the_servers,
+        numeric_ids_stream,
         large_writes_are_batched,
         a_standalone_server_refuses_writes,
         field_order_is_carried,

@@ -381,7 +381,10 @@ fn keep_excluded(pair: &Pair, plan: &mut Plan, excluded: &Excluded, drop: bool) 
         order
             .get(a.table.as_str())
             .cmp(&order.get(b.table.as_str()))
-            .then_with(|| ferry_core::value::key_cmp(&a.key, &b.key))
+            .then_with(|| match pair.specs.get(&a.table) {
+                Some(spec) => spec.key_cmp(&a.key, &b.key),
+                None => ferry_core::value::key_cmp(&a.key, &b.key),
+            })
     });
     Ok(dropped)
 }

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::canonical::key_text;
 use ferry_core::spec::TableSpec;
-use ferry_core::value::{key_cmp, Value};
+use ferry_core::value::Value;
 use ferry_core::watermark::{unsupported, Mark, Watermark};
 use ferry_db::{Predicate, RawBatch, RawBatches, ScanRequest};
 
@@ -343,7 +343,7 @@ pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) ->
         add_scanned(ctx, spec, store, env, req, &mut keys).await?;
     }
     let mut out: Vec<Vec<Value>> = keys.into_values().collect();
-    out.sort_by(|a, b| key_cmp(a, b));
+    out.sort_by(|a, b| spec.key_cmp(a, b));
     Ok(out)
 }
 
@@ -404,7 +404,7 @@ async fn scanned_keys(
             (None, None) => break,
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some((a, _)), Some((b, _))) => key_cmp(a, b),
+            (Some((a, _)), Some((b, _))) => spec.key_cmp(a, b),
         };
         match ord {
             std::cmp::Ordering::Less => {

@@ -170,7 +170,10 @@ fn assemble(
     entries.sort_by(|a, b| {
         order[&a.table]
             .cmp(&order[&b.table])
-            .then_with(|| key_cmp(&a.key, &b.key))
+            .then_with(|| match pair.specs.get(&a.table) {
+                Some(spec) => spec.key_cmp(&a.key, &b.key),
+                None => key_cmp(&a.key, &b.key),
+            })
     });
     Plan {
         format: PLAN_FORMAT,

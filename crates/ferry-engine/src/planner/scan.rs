@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ferry_core::canonical::{key_text, RowHashes};
 use ferry_core::spec::TableSpec;
-use ferry_core::value::{key_cmp, Value};
+use ferry_core::value::Value;
 use ferry_db::raw::is_true;
 use ferry_db::{FetchRequest, Predicate, Row, ScanRequest};
 use tokio::sync::mpsc;
@@ -473,7 +473,7 @@ impl Merge {
             (None, None) => return Ok(None),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some((s, _)), Some((t, _))) => key_cmp(&s.row[..k], &t.row[..k]),
+            (Some((s, _)), Some((t, _))) => spec.key_cmp(&s.row[..k], &t.row[..k]),
         };
         Ok(Some(match ord {
             std::cmp::Ordering::Less => {
@@ -596,7 +596,7 @@ async fn next_item<T>(buf: &mut std::vec::IntoIter<T>, rx: &mut mpsc::Receiver<R
 
 pub(super) fn check_order(env: &str, spec: &TableSpec, last: &mut Option<Vec<Value>>, key: &[Value]) -> Result<()> {
     if let Some(prev) = last {
-        if key_cmp(prev, key) != std::cmp::Ordering::Less {
+        if spec.key_cmp(prev, key) != std::cmp::Ordering::Less {
             return Err(Error::Data(format!(
                 "environment `{env}`, table `{}`: rows came out of key order ({} after {}); the key ({}) must be unique and of one type",
                 spec.name,
