@@ -1727,21 +1727,25 @@ impl Txn for MongoTxn {
 
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         let env = self.store.env.clone();
-        // The writer lock, read inside the transaction: a writer whose
-        // lock expired (or was taken over) never commits.
-        let lock = self
-            .store
-            .db
-            .collection::<Document>(LOCK_COLLECTION)
-            .find_one(doc! { "_id": "writer" })
-            .session(&mut self.session)
-            .await
-            .map_err(|e| driver(&env, LOCK_COLLECTION, e))?;
+        // The writer lock as it is now, read outside the transaction (whose
+        // snapshot is as old as its first read: a long transaction would see
+        // the expiry of before the renewals): a writer whose lock expired,
+        // or will within a third of its life, or was taken over, never
+        // commits.
         if self.store.held.load(std::sync::atomic::Ordering::SeqCst) {
+            let lock = self
+                .store
+                .db
+                .collection::<Document>(LOCK_COLLECTION)
+                .find_one(doc! { "_id": "writer" })
+                .await
+                .map_err(|e| driver(&env, LOCK_COLLECTION, e))?;
+            let soon = mongodb::bson::DateTime::from_millis(
+                mongodb::bson::DateTime::now().timestamp_millis() + (LOCK_TTL / 3).as_millis() as i64,
+            );
             let mine = lock.is_some_and(|l| {
                 l.get_str("owner").is_ok_and(|o| o == self.store.owner)
-                    && l.get_datetime("expires")
-                        .is_ok_and(|t| *t > mongodb::bson::DateTime::now())
+                    && l.get_datetime("expires").is_ok_and(|t| *t > soon)
             });
             if !mine {
                 return Err(crate::lock_lost(&env));

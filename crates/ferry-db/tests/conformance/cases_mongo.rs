@@ -356,6 +356,34 @@ pub async fn lock_document_expires() {
     assert_eq!(e.kind, ferry_db::DbErrorKind::Busy, "{e}");
     drop(held);
     tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A transaction that outlives the expiry its snapshot saw commits when
+    // the lock was renewed meanwhile (the check reads the lock as it is
+    // now, not in the transaction's snapshot).
+    locks
+        .delete_one(doc! { "_id": "writer" })
+        .await
+        .expect("the thief is done");
+    let held = store.try_lock_writer().await.expect("try_lock").expect("free");
+    let in_ms = |ms: i64| bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() + ms);
+    locks
+        .update_one(doc! { "_id": "writer" }, doc! { "$set": { "expires": in_ms(1_500) } })
+        .await
+        .expect("about to expire");
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&["_id", "a"]), &[vec![j("1"), j("1")]])
+        .await
+        .expect("insert");
+    locks
+        .update_one(doc! { "_id": "writer" }, doc! { "$set": { "expires": in_ms(60_000) } })
+        .await
+        .expect("renewed");
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    txn.commit().await.expect("the renewed lock is held");
+    let items = db.mongo().await.collection::<Document>("item");
+    assert_eq!(items.count_documents(doc! {}).await.expect("count"), 1);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// A standalone server (`FERRY_TEST_MONGODB_STANDALONE_URL`, started by
