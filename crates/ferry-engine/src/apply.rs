@@ -300,6 +300,8 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
                 e.key.len(),
                 spec.key.len()
             ))
+        } else if e.action == Action::Insert && e.source.is_none() {
+            Some("an insert without the row it inserts".to_string())
         } else if let Some(row) = e.source.as_ref().filter(|r| r.len() != columns.len()) {
             Some(format!(
                 "a row of {} value(s) where the table has {} columns to write",
@@ -1003,8 +1005,20 @@ fn resolved_source(
     e: &PlanEntry,
     new_keys: &HashMap<(String, String), Vec<Value>>,
 ) -> Result<Row> {
-    let mut row = e.source.clone().unwrap_or_default();
     let columns = spec.columns();
+    let mut row = match &e.source {
+        Some(row) if row.len() == columns.len() => row.clone(),
+        _ => {
+            return Err(Error::Data(format!(
+                "{} -> {}: table `{}`, key {}: the plan's entry has no row image of its {} columns to write. Nothing was written; make a new plan",
+                plan.from,
+                plan.to,
+                e.table,
+                ferry_core::plan::key_label(&e.key),
+                columns.len()
+            )))
+        }
+    };
     crate::json_ids::resolve_json(plan, spec, e, &mut row, new_keys)?;
     for col in &e.deferred {
         let (Some(i), Some(table)) = (columns.iter().position(|c| c == col), spec.references.get(col)) else {

@@ -145,13 +145,14 @@ fn a_saved_plan_entry_must_have_its_table_shape() {
         .iter()
         .position(|e| e.table == "cities" && e.action == ferry_core::plan::Action::Insert)
         .expect("the plan inserts a city");
-    // A row image one value short, a key one value long, an unknown column
-    // to set: each would reach the database as a malformed statement.
+    // A row image one value short or missing, a key one value long, an
+    // unknown column to set: each would reach the database as a malformed statement.
     type Forge = fn(&mut ferry_core::plan::PlanEntry);
-    let forgeries: [(&str, Forge); 3] = [
+    let forgeries: [(&str, Forge); 4] = [
         ("a row of 1 value(s)", |e| {
             e.source.as_mut().expect("an insert's row").pop();
         }),
+        ("an insert without the row it inserts", |e| e.source = None),
         ("a key of 2 value(s)", |e| e.key.push(Value::Int(9))),
         ("a column `nope`", |e| e.set.push("nope".into())),
     ];
