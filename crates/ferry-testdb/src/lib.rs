@@ -305,6 +305,25 @@ impl Database {
         c.database(name)
     }
 
+    /// Every document of a MongoDB collection as its BSON bytes, in `_id`
+    /// order: what tests compare byte for byte (field order included).
+    pub async fn raw_docs(&self, coll: &str) -> Vec<Vec<u8>> {
+        use mongodb::bson::{doc, RawDocumentBuf};
+        let mut cur = self
+            .mongo()
+            .await
+            .collection::<RawDocumentBuf>(coll)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .unwrap_or_else(|e| panic!("find in {coll}: {e}"));
+        let mut out = Vec::new();
+        while cur.advance().await.unwrap_or_else(|e| panic!("next in {coll}: {e}")) {
+            out.push(cur.current().as_bytes().to_vec());
+        }
+        out
+    }
+
     /// Runs SQL (several statements allowed) through the drivers.
     pub async fn exec(&self, sql: &str) {
         if sql.trim().is_empty() {

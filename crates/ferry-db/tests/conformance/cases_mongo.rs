@@ -873,23 +873,6 @@ pub async fn generated_object_ids() {
     }
 }
 
-/// Every document of a collection as its BSON bytes, by `_id`.
-async fn raw_docs(db: &Db, coll: &str) -> Vec<Vec<u8>> {
-    let mut cur = db
-        .mongo()
-        .await
-        .collection::<RawDocumentBuf>(coll)
-        .find(doc! {})
-        .sort(doc! { "_id": 1 })
-        .await
-        .expect("find");
-    let mut out = Vec::new();
-    while cur.advance().await.expect("next") {
-        out.push(cur.current().as_bytes().to_vec());
-    }
-    out
-}
-
 fn bytes(d: &Document) -> Vec<u8> {
     bson::to_vec(d).expect("BSON bytes")
 }
@@ -931,11 +914,11 @@ pub async fn field_order_is_carried() {
     let mut txn = store.begin().await.expect("begin");
     txn.insert("word", &s(&cols), &rows).await.expect("insert");
     txn.commit().await.expect("commit");
-    assert_eq!(raw_docs(&db, "word").await, raw_docs(&db, "item").await);
+    assert_eq!(db.raw_docs("word").await, db.raw_docs("item").await);
 
     // (b) An update carrying another order: the document takes it, a new
     // field at its place; one keeping its order is a `$set`.
-    let original = raw_docs(&db, "item").await;
+    let original = db.raw_docs("item").await;
     let set = s(&["a", "d", order_col]);
     let mut txn = store.begin().await.expect("begin");
     txn.update(
@@ -953,7 +936,7 @@ pub async fn field_order_is_carried() {
     .await
     .expect("update");
     txn.commit().await.expect("commit");
-    let now = raw_docs(&db, "item").await;
+    let now = db.raw_docs("item").await;
     assert_eq!(now[0], bytes(&doc! { "_id": 1, "d": "new", "b": "x", "a": 10 }));
     assert_eq!(now[1], bytes(&doc! { "_id": 2, "b": "y", "a": 20 }));
     let field = db.mongo().await.collection::<Document>("item");
@@ -978,7 +961,7 @@ pub async fn field_order_is_carried() {
     .await
     .expect("update");
     txn.commit().await.expect("commit");
-    assert_eq!(raw_docs(&db, "item").await[2], bytes(&doc! { "_id": 3, "a": 3 }));
+    assert_eq!(db.raw_docs("item").await[2], bytes(&doc! { "_id": 3, "a": 3 }));
     let mut txn = store.begin().await.expect("begin");
     txn.update(
         "item",
@@ -997,7 +980,7 @@ pub async fn field_order_is_carried() {
     .await
     .expect("restore");
     txn.commit().await.expect("commit");
-    assert_eq!(raw_docs(&db, "item").await, original, "restored byte for byte");
+    assert_eq!(db.raw_docs("item").await, original, "restored byte for byte");
 
     // An upsert of a new document carrying its order.
     let mut txn = store.begin().await.expect("begin");
@@ -1042,7 +1025,7 @@ pub async fn large_updates_are_batched() {
     )
     .await
     .expect("a unique index");
-    let before = raw_docs(&db, "item").await;
+    let before = db.raw_docs("item").await;
     let order_col = ferry_core::schema::FIELD_ORDER;
     let update = |bad: Option<usize>, reorder: bool| -> Vec<(Row, Row)> {
         (0..n)
@@ -1074,7 +1057,7 @@ pub async fn large_updates_are_batched() {
             "{e}"
         );
         drop(txn);
-        assert_eq!(raw_docs(&db, "item").await, before, "nothing written");
+        assert_eq!(db.raw_docs("item").await, before, "nothing written");
     }
 
     let mut txn = store.begin().await.expect("begin");

@@ -147,6 +147,11 @@ impl Db {
         self.db.mongo().await
     }
 
+    /// Every document of a collection as its BSON bytes, by `_id`.
+    pub async fn raw_docs(&self, coll: &str) -> Vec<Vec<u8>> {
+        self.db.raw_docs(coll).await
+    }
+
     /// Opens a store on the database, as environment `env`, through the
     /// backend registry (as a project does).
     pub async fn open(&self, env: &str) -> Arc<dyn Store> {

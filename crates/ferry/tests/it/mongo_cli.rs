@@ -169,18 +169,8 @@ impl World {
 
     /// Every document of a collection, as its BSON bytes, by `_id`.
     async fn raw(&self, env: &str, coll: &str) -> Vec<Vec<u8>> {
-        let m = self.db(env).await;
-        let mut cur = m
-            .collection::<RawDocumentBuf>(coll)
-            .find(doc! {})
-            .sort(doc! { "_id": 1 })
-            .await
-            .expect("find");
-        let mut out = Vec::new();
-        while cur.advance().await.expect("next") {
-            out.push(cur.current().as_bytes().to_vec());
-        }
-        out
+        let (_, db) = self.dbs.iter().find(|(e, _)| e == env).expect("an environment");
+        db.raw_docs(coll).await
     }
 
     async fn business(&self, env: &str) -> Option<Document> {
@@ -754,4 +744,73 @@ async fn a_new_field_changes_only_its_document() {
     assert_eq!(lyon.get_str("tagline"), Ok("Capitale des Gaules"), "{lyon}");
     let zurich = prod.find_one(doc! { "_id": 2 }).await.expect("find").expect("Zürich");
     assert_eq!(zurich.get_str("name"), Ok("Zürich (prod)"), "{zurich}");
+}
+
+/// A per-branch clone whose database exists already is refused and leaves
+/// that database as it was; a clone that fails half-way (a managed
+/// collection missing in the parent, found after three were copied) drops
+/// what it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_clone_that_cannot_be_made_leaves_nothing_behind() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("production", staging_docs()).await;
+    let prod = w.db("production").await;
+    let clone_name = format!("{}_feature_mg_2", prod.name());
+    let client = prod.client().clone();
+    let clone = client.database(&clone_name);
+    clone.drop().await.expect("no clone left over");
+    let exists = |client: mongodb::Client, name: String| async move {
+        !client
+            .list_database_names()
+            .filter(doc! { "name": &name })
+            .await
+            .expect("list databases")
+            .is_empty()
+    };
+
+    // Someone's database has the clone's name: refused, left alone.
+    clone
+        .collection::<Document>("notes")
+        .insert_one(doc! { "_id": 1, "text": "mine" })
+        .await
+        .expect("a database in the way");
+    let text = w
+        .run(&["env", "create", "feature/mg-2", "--from", "production"])
+        .expect(1)
+        .all();
+    assert!(text.contains("exists already") && text.contains(&clone_name), "{text}");
+    assert_eq!(
+        clone
+            .collection::<Document>("notes")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        1,
+        "the database in the way is untouched"
+    );
+    assert!(
+        clone.list_collection_names().await.expect("collections") == vec!["notes".to_string()],
+        "nothing was copied into it"
+    );
+    assert_eq!(w.run(&["env", "list", "--json"]).expect(0).json(), J::Array(Vec::new()));
+    clone.drop().await.expect("drop the database in the way");
+
+    // The last managed collection is missing: the three copied before it
+    // are dropped with the half-made database.
+    prod.collection::<Document>("form_fields")
+        .drop()
+        .await
+        .expect("drop a collection");
+    let text = w
+        .run(&["env", "create", "feature/mg-2", "--from", "production"])
+        .expect(1)
+        .all();
+    assert!(text.contains("half-made database was dropped"), "{text}");
+    assert!(
+        !exists(client.clone(), clone_name.clone()).await,
+        "the clone's database is gone"
+    );
+    assert_eq!(w.run(&["env", "list", "--json"]).expect(0).json(), J::Array(Vec::new()));
 }
