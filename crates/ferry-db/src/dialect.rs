@@ -141,6 +141,8 @@ impl Dialect {
             Dialect::Mysql => format!(
                 "SELECT CAST(MIN({c}) AS SIGNED), BIT_OR(1 << ({c} & 63)) FROM {t} GROUP BY {c} >> 6 ORDER BY 1"
             ),
+            // The store folds the keys (it reads them unordered when their
+            // range is narrow enough: `sqlite.rs`).
             Dialect::Sqlite => format!("SELECT {c} FROM {t} ORDER BY {c}"),
         }
     }

@@ -41,6 +41,42 @@ impl ColumnSql for SqliteColumns {
 const PLAIN: Plain = Plain(D);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Widest key range, in blocks of 64 keys, that [`SqlStore::key_blocks`]
+/// folds in memory (a mask each: 32 MB, keys up to 268 million apart).
+const DENSE_BLOCKS: u64 = 1 << 22;
+
+/// Sends key blocks in batches of [`BATCH_BLOCKS`] from a blocking task.
+struct BlockSender<'a> {
+    tx: &'a mpsc::Sender<Result<Vec<KeyBlock>, DbError>>,
+    batch: Vec<KeyBlock>,
+}
+
+impl<'a> BlockSender<'a> {
+    fn new(tx: &'a mpsc::Sender<Result<Vec<KeyBlock>, DbError>>) -> BlockSender<'a> {
+        BlockSender {
+            tx,
+            batch: Vec::with_capacity(BATCH_BLOCKS),
+        }
+    }
+
+    /// Adds a block; false when the reader has gone (stop reading).
+    fn push(&mut self, b: KeyBlock) -> bool {
+        self.batch.push(b);
+        if self.batch.len() < BATCH_BLOCKS {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_BLOCKS));
+        self.tx.blocking_send(Ok(full)).is_ok()
+    }
+
+    /// Sends what is left.
+    fn finish(self) {
+        if !self.batch.is_empty() {
+            let _ = self.tx.blocking_send(Ok(self.batch));
+        }
+    }
+}
+
 /// `sqlite://PATH` or `sqlite:PATH`; a relative path starts at the folder
 /// of `ferry.toml`, and anything after `?` is ignored.
 pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
@@ -694,68 +730,103 @@ impl SqlStore for SqliteStore {
         .await
     }
 
-    /// The keys read in rowid order and folded into blocks here: SQLite
-    /// runs in the process, so no row travels, and a fold costs less
-    /// than the sort a `GROUP BY` would make it run.
+    /// The keys folded into blocks here: SQLite runs in the process, so no
+    /// row travels, and a fold costs less than the sort a `GROUP BY` would
+    /// make it run. The key is the rowid, which every index holds: read
+    /// without `ORDER BY`, SQLite walks its smallest index instead of the
+    /// table's pages (a few MB where the table holds hundreds), folding
+    /// into one mask per block of the key range. A range wider than
+    /// [`DENSE_BLOCKS`] blocks is read in rowid order instead, folding as
+    /// it goes: memory stays flat either way.
     async fn key_blocks(&self, table: &str, column: &str) -> Result<KeyBlocks, DbError> {
         let conn = self.connect(false)?;
-        let sql = D.key_blocks(table, column);
+        let (t, c) = (D.ident(table), D.ident(column));
+        // Two subqueries: SQLite finds a lone min() or max() of the rowid at
+        // the ends of the b-tree, but scans for both in one SELECT.
+        let bounds = format!("SELECT (SELECT min({c}) FROM {t}), (SELECT max({c}) FROM {t})");
+        let ordered = D.key_blocks(table, column);
         // Prepared here so a missing table fails the call itself.
-        conn.prepare(&sql).map_err(|e| self.err(e).table(table))?;
+        conn.prepare(&bounds).map_err(|e| self.err(e).table(table))?;
         let (tx, rx) = mpsc::channel(4);
         let (env, table, column) = (self.env.clone(), table.to_string(), column.to_string());
         tokio::task::spawn_blocking(move || {
             let fail = |e: rusqlite::Error| to_db_error(&env, e).table(&table);
-            let run = || -> Result<(), DbError> {
-                let mut stmt = conn.prepare(&sql).map_err(fail)?;
-                let mut rows = stmt.query([]).map_err(fail)?;
-                let mut batch = Vec::with_capacity(BATCH_BLOCKS);
-                let mut current: Option<KeyBlock> = None;
-                while let Some(r) = rows.next().map_err(fail)? {
-                    let key = match r.get_ref(0).map_err(fail)? {
-                        ValueRef::Integer(k) => k,
-                        other => {
-                            let mut e = DbError::new(
-                                DbErrorKind::Query,
-                                &env,
-                                format!(
-                                    "key column `{column}` holds {}, not an integer: plan with --full",
-                                    decode(other).display_text()
-                                ),
-                            )
-                            .table(&table);
-                            e.column = Some(column.clone());
-                            return Err(e);
+            let not_integer = |v: ValueRef<'_>| {
+                let mut e = DbError::new(
+                    DbErrorKind::Query,
+                    &env,
+                    format!(
+                        "key column `{column}` holds {}, not an integer: plan with --full",
+                        decode(v).display_text()
+                    ),
+                )
+                .table(&table);
+                e.column = Some(column.clone());
+                e
+            };
+            let mut out = BlockSender::new(&tx);
+            let run = |out: &mut BlockSender<'_>| -> Result<(), DbError> {
+                // One read transaction: the bounds and the keys are one snapshot.
+                conn.execute_batch("BEGIN").map_err(fail)?;
+                let (lo, hi): (Option<i64>, Option<i64>) = conn
+                    .query_row(&bounds, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(fail)?;
+                let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(()) };
+                let (first, span) = (lo >> 6, (hi >> 6).abs_diff(lo >> 6) + 1);
+                if span <= DENSE_BLOCKS {
+                    let mut masks = vec![0u64; span as usize];
+                    let mut stmt = conn.prepare(&format!("SELECT {c} FROM {t}")).map_err(fail)?;
+                    let mut rows = stmt.query([]).map_err(fail)?;
+                    while let Some(r) = rows.next().map_err(fail)? {
+                        let key = match r.get_ref(0).map_err(fail)? {
+                            ValueRef::Integer(k) if (lo..=hi).contains(&k) => k,
+                            other => return Err(not_integer(other)),
+                        };
+                        let one = KeyBlock::of(key);
+                        masks[(one.block - first) as usize] |= one.mask;
+                    }
+                    for (i, mask) in masks.into_iter().enumerate() {
+                        if mask != 0
+                            && !out.push(KeyBlock {
+                                block: first + i as i64,
+                                mask,
+                            })
+                        {
+                            return Ok(());
                         }
-                    };
-                    let one = KeyBlock::of(key);
-                    match current.as_mut() {
-                        Some(c) if c.block == one.block => c.mask |= one.mask,
-                        _ => {
-                            if let Some(done) = current.replace(one) {
-                                batch.push(done);
-                                if batch.len() >= BATCH_BLOCKS
-                                    && tx
-                                        .blocking_send(Ok(std::mem::replace(
-                                            &mut batch,
-                                            Vec::with_capacity(BATCH_BLOCKS),
-                                        )))
-                                        .is_err()
-                                {
-                                    return Ok(());
+                    }
+                } else {
+                    let mut stmt = conn.prepare(&ordered).map_err(fail)?;
+                    let mut rows = stmt.query([]).map_err(fail)?;
+                    let mut current: Option<KeyBlock> = None;
+                    while let Some(r) = rows.next().map_err(fail)? {
+                        let key = match r.get_ref(0).map_err(fail)? {
+                            ValueRef::Integer(k) => k,
+                            other => return Err(not_integer(other)),
+                        };
+                        let one = KeyBlock::of(key);
+                        match current.as_mut() {
+                            Some(c) if c.block == one.block => c.mask |= one.mask,
+                            _ => {
+                                if let Some(done) = current.replace(one) {
+                                    if !out.push(done) {
+                                        return Ok(());
+                                    }
                                 }
                             }
                         }
                     }
-                }
-                batch.extend(current);
-                if !batch.is_empty() {
-                    let _ = tx.blocking_send(Ok(batch));
+                    if let Some(done) = current {
+                        out.push(done);
+                    }
                 }
                 Ok(())
             };
-            if let Err(e) = run() {
-                let _ = tx.blocking_send(Err(e));
+            match run(&mut out) {
+                Ok(()) => out.finish(),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                }
             }
         });
         Ok(rx)
