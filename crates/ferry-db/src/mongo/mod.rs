@@ -87,7 +87,25 @@ pub struct MongoStore {
     /// Whether this store holds the writer lock now (its transactions then
     /// check, before committing, that it still does).
     held: Arc<std::sync::atomic::AtomicBool>,
+    /// The last [`Survey`] of each user collection, with when it was taken.
+    surveys: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Survey)>>>,
 }
+
+/// What one pass over a collection's documents found: its field names in
+/// the order first seen (`_id` order), and the fields the server sorts
+/// otherwise than Ferry ([`MongoStore::server_sort`]): `_id` when some
+/// `_id` is an embedded document; another field when some document lacks
+/// it or holds `null`, an embedded document or an array in it.
+#[derive(Clone, Debug, Default)]
+struct Survey {
+    names: Vec<String>,
+    odd: HashSet<String>,
+}
+
+/// How long a scan trusts the survey its plan's schema read took, instead
+/// of asking the server again: a scan that meets a key out of the server's
+/// order fails anyway, so a document changed meanwhile cannot slip through.
+const SURVEY_TTL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for MongoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +180,7 @@ impl MongoStore {
             transactions,
             owner: format!("{}-{}", std::process::id(), ulid::Ulid::new()),
             held: Arc::default(),
+            surveys: Arc::default(),
         })
     }
 
@@ -186,48 +205,96 @@ impl MongoStore {
         if !self.exists(table).await? {
             return Ok(None);
         }
-        // Computed by the server, so the client holds one document per
-        // field, not per document: each field with the first document
-        // (in `_id` order) and position it appears at, sorted by those,
-        // is the order first seen.
-        let pipeline = vec![
-            doc! { "$sort": { "_id": 1 } },
-            doc! { "$project": { "f": { "$objectToArray": "$$ROOT" } } },
-            doc! { "$unwind": { "path": "$f", "includeArrayIndex": "i" } },
-            doc! { "$group": { "_id": "$f.k", "d": { "$first": "$_id" }, "i": { "$first": "$i" } } },
-            doc! { "$sort": { "d": 1, "i": 1 } },
-        ];
-        let mut cursor = self
-            .coll(table)
-            .aggregate(pipeline)
-            .allow_disk_use(true)
-            .await
-            .map_err(|e| driver(&self.env, table, e))?;
-        let mut names: Vec<String> = vec!["_id".into()];
-        while let Some(d) = cursor.try_next().await.map_err(|e| driver(&self.env, table, e))? {
-            let k = d.get_str("_id").map_err(|e| {
+        // One pass over the documents in `_id` order, as raw BSON: each
+        // field name is kept once, the documents are not. (A server-side
+        // `$group` over `$objectToArray` reads every document too, and was
+        // several times slower than this on SecantusDB.)
+        let survey = self.survey(table).await?;
+        if survey.names.iter().any(|k| k == FIELD_ORDER) {
+            return Err(DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                format!(
+                    "a document has a field `{FIELD_ORDER}`, the name Ferry uses for a document's field order: rename the field in every environment (e.g. db.{table}.updateMany({{}}, {{$rename: {{\"{FIELD_ORDER}\": \"field_order\"}}}}))"
+                ),
+            )
+            .table(table));
+        }
+        let names = survey.names.clone();
+        self.surveys
+            .lock()
+            .map_err(|_| {
                 DbError::new(
                     DbErrorKind::Query,
                     &self.env,
-                    format!("the server's list of field names has an entry that is not a name ({e}): {d}"),
+                    "a scan panicked while holding the survey cache",
                 )
-                .table(table)
-            })?;
-            if k == FIELD_ORDER {
-                return Err(DbError::new(
-                    DbErrorKind::Query,
-                    &self.env,
-                    format!(
-                        "a document has a field `{FIELD_ORDER}`, the name Ferry uses for a document's field order: rename the field in every environment (e.g. db.{table}.updateMany({{}}, {{$rename: {{\"{FIELD_ORDER}\": \"field_order\"}}}}))"
-                    ),
-                )
-                .table(table));
-            }
-            if k != "_id" {
-                names.push(k.to_string());
+            })?
+            .insert(table.to_string(), (std::time::Instant::now(), survey));
+        Ok(Some(documents_schema(table, names)))
+    }
+
+    /// Reads every document of `table` once, in `_id` order, for its
+    /// [`Survey`].
+    async fn survey(&self, table: &str) -> Result<Survey, DbError> {
+        use mongodb::bson::spec::ElementType;
+        let fail = |e| driver(&self.env, table, e);
+        let mut cursor = self
+            .db
+            .collection::<mongodb::bson::RawDocumentBuf>(table)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .batch_size(BATCH_ROWS as u32)
+            .allow_disk_use(true)
+            .await
+            .map_err(fail)?;
+        let mut names: Vec<String> = vec!["_id".into()];
+        // Field -> documents holding it with a value the server sorts as Ferry does.
+        let mut plain: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut odd: HashSet<String> = HashSet::new();
+        let mut docs = 0u64;
+        while cursor.advance().await.map_err(fail)? {
+            docs += 1;
+            for elem in cursor.current().iter() {
+                let (k, v) = elem.map_err(|e| {
+                    DbError::new(
+                        DbErrorKind::Query,
+                        &self.env,
+                        format!("a document of the collection is not valid BSON: {e}"),
+                    )
+                    .table(table)
+                })?;
+                let kind = v.element_type();
+                match plain.get_mut(k) {
+                    Some(n) => *n += 1,
+                    None => {
+                        if k != "_id" {
+                            names.push(k.to_string());
+                        }
+                        plain.insert(k.to_string(), 1);
+                    }
+                }
+                let sorts_apart = if k == "_id" {
+                    kind == ElementType::EmbeddedDocument
+                } else {
+                    matches!(
+                        kind,
+                        ElementType::EmbeddedDocument | ElementType::Array | ElementType::Null
+                    )
+                };
+                if sorts_apart {
+                    odd.insert(k.to_string());
+                }
             }
         }
-        Ok(Some(documents_schema(table, names)))
+        // A field some document lacks sorts with `null` on the server.
+        odd.extend(
+            plain
+                .into_iter()
+                .filter(|(k, n)| *n < docs && k != "_id")
+                .map(|(k, _)| k),
+        );
+        Ok(Survey { names, odd })
     }
 
     /// The schema a read decodes rows with: a record schema for Ferry's
@@ -438,7 +505,10 @@ impl MongoStore {
         if req.values.is_empty() {
             return Ok(Vec::new());
         }
-        let query = self.match_filter(&schema, &req.match_columns, &req.values, &req.fixed)?;
+        let query = match record_ids(req) {
+            Some(ids) => doc! { "_id": { "$in": ids } },
+            None => self.match_filter(&schema, &req.match_columns, &req.values, &req.fixed)?,
+        };
         let rows = self
             .select(session, &schema, query, req.filter.as_ref(), req.flag.as_ref())
             .await?;
@@ -538,6 +608,24 @@ impl MongoStore {
             .map_err(|e| driver(&self.env, table, e))?;
         if options.iter().any(|c| c.options.collation.is_some()) {
             return Ok(None);
+        }
+        let surveyed = self
+            .surveys
+            .lock()
+            .map_err(|_| {
+                DbError::new(
+                    DbErrorKind::Query,
+                    &self.env,
+                    "a scan panicked while holding the survey cache",
+                )
+            })?
+            .get(table)
+            .filter(|(at, _)| at.elapsed() < SURVEY_TTL)
+            .map(|(_, s)| s.clone());
+        if let Some(survey) = surveyed {
+            // A field no document has sorts with `null`: odd too.
+            let apart = |f: &String| survey.odd.contains(f) || !survey.names.contains(f);
+            return Ok((!fields.iter().any(apart)).then_some(sort));
         }
         for f in &fields {
             let odd = if f == "_id" {
@@ -1539,6 +1627,39 @@ fn set_unset(changes: &[(String, Option<Bson>)]) -> Document {
 
 /// The `_id` of one of Ferry's records with this key, when `key` is its
 /// record schema's whole key.
+/// The `_id`s of the records a fetch from one of Ferry's collections
+/// names, when its fixed and matched columns hold the record's whole key
+/// as text: the server then finds each through its `_id` index (the key's
+/// fields have no index of their own, so a filter on them reads the whole
+/// collection: seconds per sync-base lookup at 10,000 keys). `None`: match
+/// the fields. The rows read are checked against the request either way.
+fn record_ids(req: &FetchRequest) -> Option<Vec<Bson>> {
+    let rs = meta::record_schema(&req.table)?;
+    let at: Vec<Result<usize, &Value>> = rs
+        .primary_key
+        .iter()
+        .map(|k| match req.match_columns.iter().position(|c| c == k) {
+            Some(i) => Some(Ok(i)),
+            None => req.fixed.iter().find(|(c, _)| c == k).map(|(_, v)| Err(v)),
+        })
+        .collect::<Option<_>>()?;
+    req.values
+        .iter()
+        .map(|row| {
+            let key: Vec<Value> = at
+                .iter()
+                .map(|a| match a {
+                    Ok(i) => row.get(*i).cloned(),
+                    Err(v) => Some((*v).clone()),
+                })
+                .collect::<Option<_>>()?;
+            key.iter()
+                .all(|v| matches!(v, Value::Text(_)))
+                .then(|| Bson::String(ferry_core::canonical::key_text(&key)))
+        })
+        .collect()
+}
+
 fn record_id(table: &str, key: &[String], values: &[Value]) -> Option<String> {
     let rs = meta::record_schema(table)?;
     (rs.primary_key == key).then(|| ferry_core::canonical::key_text(values))
