@@ -505,7 +505,7 @@ impl MongoStore {
         if req.values.is_empty() {
             return Ok(Vec::new());
         }
-        let query = match record_ids(req) {
+        let query = match record_ids(&req.table, &req.match_columns, &req.fixed, &req.values) {
             Some(ids) => doc! { "_id": { "$in": ids } },
             None => self.match_filter(&schema, &req.match_columns, &req.values, &req.fixed)?,
         };
@@ -1625,25 +1625,24 @@ fn set_unset(changes: &[(String, Option<Bson>)]) -> Document {
     u
 }
 
-/// The `_id` of one of Ferry's records with this key, when `key` is its
-/// record schema's whole key.
-/// The `_id`s of the records a fetch from one of Ferry's collections
-/// names, when its fixed and matched columns hold the record's whole key
-/// as text: the server then finds each through its `_id` index (the key's
+/// The `_id`s of the records of one of Ferry's collections that `values`
+/// of `columns` (with the `fixed` columns) name, when those hold the
+/// record's whole key as text: the server then finds each through its `_id` index (the key's
 /// fields have no index of their own, so a filter on them reads the whole
-/// collection: seconds per sync-base lookup at 10,000 keys). `None`: match
-/// the fields. The rows read are checked against the request either way.
-fn record_ids(req: &FetchRequest) -> Option<Vec<Bson>> {
-    let rs = meta::record_schema(&req.table)?;
+/// collection: seconds per sync-base lookup or delete at 10,000 keys).
+/// `None`: match the fields. Rows read are checked against the request
+/// either way.
+fn record_ids(table: &str, columns: &[String], fixed: &[(String, Value)], values: &[Row]) -> Option<Vec<Bson>> {
+    let rs = meta::record_schema(table)?;
     let at: Vec<Result<usize, &Value>> = rs
         .primary_key
         .iter()
-        .map(|k| match req.match_columns.iter().position(|c| c == k) {
+        .map(|k| match columns.iter().position(|c| c == k) {
             Some(i) => Some(Ok(i)),
-            None => req.fixed.iter().find(|(c, _)| c == k).map(|(_, v)| Err(v)),
+            None => fixed.iter().find(|(c, _)| c == k).map(|(_, v)| Err(v)),
         })
         .collect::<Option<_>>()?;
-    req.values
+    values
         .iter()
         .map(|row| {
             let key: Vec<Value> = at
@@ -1660,6 +1659,8 @@ fn record_ids(req: &FetchRequest) -> Option<Vec<Bson>> {
         .collect()
 }
 
+/// The `_id` of one of Ferry's records with this key, when `key` is its
+/// record schema's whole key.
 fn record_id(table: &str, key: &[String], values: &[Value]) -> Option<String> {
     let rs = meta::record_schema(table)?;
     (rs.primary_key == key).then(|| ferry_core::canonical::key_text(values))
@@ -1832,7 +1833,11 @@ impl Txn for MongoTxn {
         }
         let schema = self.schema(table).await?;
         let rows: Vec<Row> = values.iter().map(|v| vec![v.clone()]).collect();
-        let filter = self.store.match_filter(&schema, &[column.to_string()], &rows, fixed)?;
+        let columns = [column.to_string()];
+        let filter = match record_ids(table, &columns, fixed, &rows) {
+            Some(ids) => doc! { "_id": { "$in": ids } },
+            None => self.store.match_filter(&schema, &columns, &rows, fixed)?,
+        };
         self.store
             .coll(table)
             .delete_many(filter)
