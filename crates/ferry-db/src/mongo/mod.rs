@@ -88,7 +88,7 @@ pub struct MongoStore {
     /// check, before committing, that it still does).
     held: Arc<std::sync::atomic::AtomicBool>,
     /// The last [`Survey`] of each user collection, with when it was taken.
-    surveys: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Survey)>>>,
+    surveys: Arc<std::sync::Mutex<Surveys>>,
 }
 
 /// What one pass over a collection's documents found: its field names in
@@ -101,6 +101,9 @@ struct Survey {
     names: Vec<String>,
     odd: HashSet<String>,
 }
+
+/// Collection -> its last [`Survey`], with when it was taken.
+type Surveys = std::collections::HashMap<String, (std::time::Instant, Survey)>;
 
 /// How long a scan trusts the survey its plan's schema read took, instead
 /// of asking the server again: a scan that meets a key out of the server's
@@ -221,17 +224,20 @@ impl MongoStore {
             .table(table));
         }
         let names = survey.names.clone();
-        self.surveys
-            .lock()
-            .map_err(|_| {
-                DbError::new(
-                    DbErrorKind::Query,
-                    &self.env,
-                    "a scan panicked while holding the survey cache",
-                )
-            })?
+        self.surveys()?
             .insert(table.to_string(), (std::time::Instant::now(), survey));
         Ok(Some(documents_schema(table, names)))
+    }
+
+    /// The cache of [`Survey`]s, locked.
+    fn surveys(&self) -> Result<std::sync::MutexGuard<'_, Surveys>, DbError> {
+        self.surveys.lock().map_err(|_| {
+            DbError::new(
+                DbErrorKind::Query,
+                &self.env,
+                "a scan panicked while holding the survey cache",
+            )
+        })
     }
 
     /// Reads every document of `table` once, in `_id` order, for its
@@ -610,15 +616,7 @@ impl MongoStore {
             return Ok(None);
         }
         let surveyed = self
-            .surveys
-            .lock()
-            .map_err(|_| {
-                DbError::new(
-                    DbErrorKind::Query,
-                    &self.env,
-                    "a scan panicked while holding the survey cache",
-                )
-            })?
+            .surveys()?
             .get(table)
             .filter(|(at, _)| at.elapsed() < SURVEY_TTL)
             .map(|(_, s)| s.clone());
