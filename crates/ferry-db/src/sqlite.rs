@@ -780,6 +780,14 @@ impl SqlStore for SqliteStore {
                     while let Some(r) = rows.next().map_err(fail)? {
                         let key = match r.get_ref(0).map_err(fail)? {
                             ValueRef::Integer(k) if (lo..=hi).contains(&k) => k,
+                            ValueRef::Integer(k) => {
+                                return Err(DbError::new(
+                                    DbErrorKind::Query,
+                                    &env,
+                                    format!("key {k} is outside the range {lo}..={hi} read a moment before in the same transaction: plan with --full"),
+                                )
+                                .table(&table))
+                            }
                             other => return Err(not_integer(other)),
                         };
                         let one = KeyBlock::of(key);

@@ -953,6 +953,20 @@ fn positions(env: &str, schema: &TableSchema, names: &[String]) -> Result<Vec<us
         .collect()
 }
 
+/// The values of `names` in a row of `columns` (NULL for a name the row
+/// lacks).
+fn values_of(names: &[String], columns: &[String], row: &[Value]) -> Row {
+    names
+        .iter()
+        .map(|n| {
+            columns
+                .iter()
+                .position(|c| c == n)
+                .map_or(Value::Null, |i| row[i].clone())
+        })
+        .collect()
+}
+
 fn pick(row: &[Value], at: &[usize]) -> Row {
     at.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()
 }
@@ -1325,16 +1339,7 @@ impl MongoTxn {
         let schema = self.schema(table).await?;
         let mut d = Document::new();
         if let Some(rs) = meta::record_schema(table) {
-            let key: Vec<Value> = rs
-                .primary_key
-                .iter()
-                .map(|k| {
-                    columns
-                        .iter()
-                        .position(|c| c == k)
-                        .map_or(Value::Null, |i| row[i].clone())
-                })
-                .collect();
+            let key = values_of(&rs.primary_key, columns, row);
             d.insert("_id", ferry_core::canonical::key_text(&key));
         }
         // A new document's fields in the collection's order of fields
@@ -1703,21 +1708,7 @@ impl Txn for MongoTxn {
     async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         // Each row keyed by its key values, writing every column: one
         // `update` statement with `upsert` per row, a batch per round trip.
-        let keyed: Vec<(Row, Row)> = rows
-            .iter()
-            .map(|r| {
-                let k = key
-                    .iter()
-                    .map(|k| {
-                        columns
-                            .iter()
-                            .position(|c| c == k)
-                            .map_or(Value::Null, |p| r[p].clone())
-                    })
-                    .collect();
-                (k, r.clone())
-            })
-            .collect();
+        let keyed: Vec<(Row, Row)> = rows.iter().map(|r| (values_of(key, columns, r), r.clone())).collect();
         let statements = self.statements(table, key, columns, &keyed, true).await?;
         self.run_updates(table, statements).await
     }
