@@ -90,8 +90,11 @@ pub async fn run_here(config: &Path, op: Op) -> Result<Outcome> {
             out.notes = plan.notes.0.clone();
         }
         Op::Promote => {
-            let pair = pair::open(&project, "staging", "production").await?;
-            let _lock = lock::writer(&*pair.target, true, |_| {}).await?;
+            // As `ferry promote` does: the lock before the schemas.
+            pair::check_route(&project, "staging", "production")?;
+            let (source, target) = (project.open("staging").await?, project.open("production").await?);
+            let _lock = lock::writer(&*target, true, |_| {}).await?;
+            let pair = pair::resolve_opened(&project, "staging", "production", source, target, &sel).await?;
             let mut plan = planner::plan(&pair, &sel, Progress::hidden()).await?;
             plan.under_lock.0 = true;
             count(&mut out, &plan);

@@ -300,12 +300,38 @@ impl Envs {
     /// touches resolved; `route`: refuse a route the configuration does
     /// not declare (baseline takes any pair).
     pub async fn pair(&self, from: &str, to: &str, selection: &Selection, route: bool) -> Result<Pair> {
+        let stores = self.stores(from, to, selection, route).await?;
+        self.resolve(from, to, stores, selection).await
+    }
+
+    /// The first half of [`Envs::pair`]: both stores opened, no schema
+    /// read yet (a promotion takes the writer lock in between, so that
+    /// what it reads of the target is read under the lock).
+    pub async fn stores(
+        &self,
+        from: &str,
+        to: &str,
+        selection: &Selection,
+        route: bool,
+    ) -> Result<(Arc<dyn Store>, Arc<dyn Store>)> {
         if route {
             pair::check_route(&self.project, from, to)?;
         }
         pair::check_selection(&self.project, selection)?;
         let source = self.open(from).await?;
         let target = self.open(to).await?;
+        Ok((source, target))
+    }
+
+    /// The second half of [`Envs::pair`]: the tables `selection` touches,
+    /// resolved over the schemas read now.
+    pub async fn resolve(
+        &self,
+        from: &str,
+        to: &str,
+        (source, target): (Arc<dyn Store>, Arc<dyn Store>),
+        selection: &Selection,
+    ) -> Result<Pair> {
         let mut pair = pair::resolve_opened(&self.project, from, to, source, target, selection).await?;
         pair.full_plans = self.full_plans;
         Ok(pair)

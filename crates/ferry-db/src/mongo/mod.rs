@@ -32,6 +32,7 @@
 //! statements, the failing statement's index naming its row.
 
 mod clone;
+mod spill;
 pub mod values;
 
 use std::collections::HashSet;
@@ -89,6 +90,9 @@ pub struct MongoStore {
     held: Arc<std::sync::atomic::AtomicBool>,
     /// The last [`Survey`] of each user collection, with when it was taken.
     surveys: Arc<std::sync::Mutex<Surveys>>,
+    /// The documents of each collection's last survey, for the scan that
+    /// follows it ([`spill`]).
+    spills: Arc<std::sync::Mutex<spill::Spills>>,
 }
 
 /// What one pass over a collection's documents found: its field names in
@@ -184,6 +188,7 @@ impl MongoStore {
             owner: format!("{}-{}", std::process::id(), ulid::Ulid::new()),
             held: Arc::default(),
             surveys: Arc::default(),
+            spills: Arc::default(),
         })
     }
 
@@ -231,17 +236,37 @@ impl MongoStore {
 
     /// The cache of [`Survey`]s, locked.
     fn surveys(&self) -> Result<std::sync::MutexGuard<'_, Surveys>, DbError> {
-        self.surveys.lock().map_err(|_| {
+        self.locked(&self.surveys, "survey cache")
+    }
+
+    /// The surveys' spilled documents, locked.
+    fn spills(&self) -> Result<std::sync::MutexGuard<'_, spill::Spills>, DbError> {
+        self.locked(&self.spills, "surveys' spills")
+    }
+
+    fn locked<'a, T>(&self, m: &'a std::sync::Mutex<T>, what: &str) -> Result<std::sync::MutexGuard<'a, T>, DbError> {
+        m.lock().map_err(|_| {
             DbError::new(
                 DbErrorKind::Query,
                 &self.env,
-                "a scan panicked while holding the survey cache",
+                format!("a scan panicked while holding the {what}"),
             )
         })
     }
 
+    /// The spill of `table`'s last survey, when it may serve a scan now
+    /// (taken out: it serves one).
+    fn take_spill(&self, table: &str) -> Result<Option<spill::SpillReader>, DbError> {
+        Ok(self
+            .spills()?
+            .remove(table)
+            .filter(|s| s.fresh())
+            .map(spill::Spill::reader))
+    }
+
     /// Reads every document of `table` once, in `_id` order, for its
-    /// [`Survey`].
+    /// [`Survey`], and keeps the documents for the scan that follows
+    /// ([`spill`]).
     async fn survey(&self, table: &str) -> Result<Survey, DbError> {
         use mongodb::bson::spec::ElementType;
         let fail = |e| driver(&self.env, table, e);
@@ -250,6 +275,7 @@ impl MongoStore {
             .collection::<mongodb::bson::RawDocumentBuf>(table)
             .find(doc! {})
             .sort(doc! { "_id": 1 })
+            .hint(id_index())
             .batch_size(BATCH_ROWS as u32)
             .allow_disk_use(true)
             .await
@@ -259,8 +285,23 @@ impl MongoStore {
         let mut plain: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         let mut odd: HashSet<String> = HashSet::new();
         let mut docs = 0u64;
+        // A spill only saves a read: without a temporary file the scan
+        // reads the server.
+        let mut spilled = spill::SpillWriter::new()
+            .inspect_err(|e| tracing::warn!("no temporary file to keep the documents a survey reads: {e}"))
+            .ok();
         while cursor.advance().await.map_err(fail)? {
             docs += 1;
+            if let Some(w) = spilled.as_mut() {
+                match w.push(cursor.current()) {
+                    Ok(true) => {}
+                    Ok(false) => spilled = None,
+                    Err(e) => {
+                        tracing::warn!("cannot keep the documents a survey reads: {e}");
+                        spilled = None;
+                    }
+                }
+            }
             for elem in cursor.current().iter() {
                 let (k, v) = elem.map_err(|e| {
                     DbError::new(
@@ -300,6 +341,18 @@ impl MongoStore {
                 .filter(|(k, n)| *n < docs && k != "_id")
                 .map(|(k, _)| k),
         );
+        match spilled.map(spill::SpillWriter::finish).transpose() {
+            Ok(Some(sp)) => {
+                self.spills()?.insert(table.to_string(), sp);
+            }
+            Ok(None) => {
+                self.spills()?.remove(table);
+            }
+            Err(e) => {
+                tracing::warn!("cannot keep the documents a survey reads: {e}");
+                self.spills()?.remove(table);
+            }
+        }
         Ok(Survey { names, odd })
     }
 
@@ -666,28 +719,41 @@ impl MongoStore {
         if let Some(Predicate::Native(text)) = &req.filter {
             query = self.native(&req.table, text)?;
         }
+        // The whole collection in `_id` order: the `_id` index gives it.
+        let by_id = query.is_empty() && sort == doc! { "_id": 1 };
+        // The survey's documents, when they are what the server would send.
+        let spilled = if by_id && !req.descending {
+            self.take_spill(&req.table)?
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(2);
         let store = self.clone();
         tokio::spawn(async move {
             let table = schema.name.clone();
             let run = async {
-                let mut cursor = store
-                    .coll(&table)
-                    .find(query)
-                    .sort(if req.descending {
-                        sort.iter().map(|(k, _)| (k.clone(), Bson::Int32(-1))).collect()
-                    } else {
-                        sort
-                    })
-                    .batch_size(BATCH_ROWS as u32)
-                    .allow_disk_use(true)
-                    .await
-                    .map_err(|e| driver(&store.env, &table, e))?;
+                let mut cursor = match spilled {
+                    Some(r) => Docs::Spill(r),
+                    None => {
+                        let coll = store.coll(&table);
+                        let find = coll
+                            .find(query)
+                            .sort(if req.descending {
+                                sort.iter().map(|(k, _)| (k.clone(), Bson::Int32(-1))).collect()
+                            } else {
+                                sort
+                            })
+                            .batch_size(BATCH_ROWS as u32)
+                            .allow_disk_use(true);
+                        let find = if by_id { find.hint(id_index()) } else { find };
+                        Docs::Server(Box::new(find.await.map_err(|e| driver(&store.env, &table, e))?))
+                    }
+                };
                 let mut left = req.limit.unwrap_or(usize::MAX);
                 let mut last: Option<Row> = None;
                 let mut batch: Vec<(Bson, Row)> = Vec::new();
                 while left > 0 {
-                    let Some(d) = cursor.try_next().await.map_err(|e| driver(&store.env, &table, e))? else {
+                    let Some(d) = cursor.next(&store.env, &table).await? else {
                         break;
                     };
                     let row = store.row_of(&schema, &d)?;
@@ -781,6 +847,32 @@ impl MongoStore {
         values::encode(v, &ty)
             .map(|b| b.unwrap_or(Bson::Null))
             .map_err(|m| value_error(&self.env, &schema.name, column, m))
+    }
+}
+
+/// The `_id` index, as a hint for a read of a whole collection in `_id`
+/// order: MongoDB walks it for such a sort anyway; a server that would
+/// sort the documents itself (SecantusDB: a quarter slower than walking
+/// the index, measured) walks it too.
+fn id_index() -> mongodb::options::Hint {
+    mongodb::options::Hint::Keys(doc! { "_id": 1 })
+}
+
+/// Where a streamed scan's documents come from.
+enum Docs {
+    Server(Box<mongodb::Cursor<Document>>),
+    /// The documents the collection's survey just read ([`spill`]).
+    Spill(spill::SpillReader),
+}
+
+impl Docs {
+    async fn next(&mut self, env: &str, table: &str) -> Result<Option<Document>, DbError> {
+        match self {
+            Docs::Server(c) => c.try_next().await.map_err(|e| driver(env, table, e)),
+            Docs::Spill(r) => r
+                .next_doc()
+                .map_err(|m| DbError::new(DbErrorKind::Query, env, m).table(table)),
+        }
     }
 }
 
@@ -1116,6 +1208,7 @@ impl Store for MongoStore {
                 "this MongoDB server is standalone, without multi-document transactions, so Ferry cannot write its data, journal and sync base together: run it as a replica set (a one-member replica set is enough: `mongod --replSet rs0`, then `rs.initiate()`); reads, diff and plan work as they are",
             ));
         }
+        self.spills()?.clear();
         // Ferry's collections exist before the transaction (creating one
         // inside it is not allowed on every server version).
         for name in [
@@ -1157,6 +1250,8 @@ impl Store for MongoStore {
             .await
             .map_err(|e| driver(&self.env, LOCK_COLLECTION, e))?
         {
+            // What is read under the lock is read from the server.
+            self.spills()?.clear();
             Ok(Some(self.lock_guard()))
         } else {
             Ok(None)

@@ -386,6 +386,54 @@ pub async fn lock_document_expires() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// A scan that follows its collection's schema read reads the documents
+/// that read kept (one read of the collection per plan), but not once the
+/// store has taken the writer lock or begun a transaction since: what a
+/// promotion reads under its lock comes from the server.
+pub async fn the_lock_reads_afresh() {
+    let Some((db, store)) = setup("mongo_lock_afresh").await else {
+        return;
+    };
+    put(&db, "item", vec![doc! { "_id": 1, "n": 1 }, doc! { "_id": 2, "n": 2 }]).await;
+    let items = db.mongo().await.collection::<Document>("item");
+    let set = |n: i32| {
+        let items = items.clone();
+        async move {
+            items
+                .update_one(doc! { "_id": 1 }, doc! { "$set": { "n": n } })
+                .await
+                .expect("update");
+        }
+    };
+    let first_n = |rows: Vec<Row>| rows[0][1].clone();
+    let req = || scan_req("item", &["_id", "n"], None, None);
+
+    store.table_schema("item").await.expect("schema");
+    set(10).await;
+    assert_eq!(
+        first_n(scan(&*store, req()).await),
+        j("1"),
+        "the schema read's documents"
+    );
+    assert_eq!(first_n(scan(&*store, req()).await), j("10"), "they serve one scan");
+
+    store.table_schema("item").await.expect("schema");
+    set(20).await;
+    let held = store.try_lock_writer().await.expect("try_lock").expect("free");
+    assert_eq!(first_n(scan(&*store, req()).await), j("20"), "read under the lock");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    store.table_schema("item").await.expect("schema");
+    set(30).await;
+    drop(store.begin().await.expect("begin"));
+    assert_eq!(
+        first_n(scan(&*store, req()).await),
+        j("30"),
+        "read after a transaction began"
+    );
+}
+
 /// A standalone server (`FERRY_TEST_MONGODB_STANDALONE_URL`, started by
 /// `.ci/run`) has no multi-document transactions: writes are refused with
 /// the reason, reads work.

@@ -147,5 +147,6 @@ mod mongo_documents {
         a_standalone_server_refuses_writes,
         field_order_is_carried,
         large_updates_are_batched,
+        the_lock_reads_afresh,
     );
 }

@@ -179,16 +179,27 @@ async fn prepare_in<'a>(
             (target, source, plan.clone(), lock)
         }
         None => {
-            let pair = envs.pair(from, to, &req.selection, false).await?;
-            *opened = Some(pair.target.clone());
+            let (source, target) = envs.stores(from, to, &req.selection, false).await?;
             if !req.dry_run {
-                audit::require(project, &*pair.target, &req.user, Right::Promote, "promote", Some(from)).await?;
+                audit::require(project, &*target, &req.user, Right::Promote, "promote", Some(from)).await?;
             }
-            // Held from planning to commit: a second writer waits for this one.
+            // Held from reading the schemas to commit: a second writer
+            // waits for this one, and what is read of the target (its
+            // schemas too) is read under the lock.
             let lock = match req.dry_run {
                 true => None,
-                false => Some(super::lock(&*pair.target, req.wait, observer).await?),
+                false => {
+                    *opened = Some(target.clone());
+                    Some(super::lock(&*target, req.wait, observer).await?)
+                }
             };
+            // A configuration that does not resolve is reported, not
+            // audited (as before the lock came first).
+            let pair = envs
+                .resolve(from, to, (source, target), &req.selection)
+                .await
+                .inspect_err(|_| *opened = None)?;
+            *opened = Some(pair.target.clone());
             let mut plan = planner::plan(&pair, &req.selection, observer.progress()).await?;
             plan.under_lock.0 = lock.is_some();
             if let Some(expected) = &req.expect {
