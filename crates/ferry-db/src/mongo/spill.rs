@@ -133,4 +133,21 @@ mod tests {
         }
         assert_eq!(r.next_doc().unwrap(), None);
     }
+
+    #[test]
+    fn a_spill_cut_short_is_an_error_not_its_end() {
+        let raw = RawDocumentBuf::from_document(&doc! { "_id": 1, "name": "a" }).unwrap();
+        let bytes = raw.as_bytes();
+        for cut in [2, bytes.len() - 1] {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&bytes[..cut]).unwrap();
+            file.rewind().unwrap();
+            let spill = Spill {
+                file,
+                taken: Instant::now(),
+            };
+            let e = spill.reader().next_doc().expect_err("a document cut short");
+            assert!(e.contains("spill file"), "{e}");
+        }
+    }
 }
