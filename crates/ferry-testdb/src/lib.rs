@@ -179,8 +179,11 @@ async fn mongo_client(url: &str) -> Result<mongodb::Client, String> {
     mongodb::Client::with_options(o).map_err(|e| e.to_string())
 }
 
-/// Creates (pings, since MongoDB creates a database on its first write) or
-/// drops the database `name` on a MongoDB server.
+/// Creates or drops the database `name` on a MongoDB server. Creating
+/// asks `hello` (MongoDB creates a database on its first write), and
+/// refuses a server without a replica set: the tests that write through
+/// Ferry need transactions, and would otherwise fail one by one far from
+/// the cause.
 fn mongo_statement(server: &str, name: &str, drop: bool) -> Result<(), String> {
     let (server, name) = (server.to_string(), name.to_string());
     let url = server.clone();
@@ -188,12 +191,20 @@ fn mongo_statement(server: &str, name: &str, drop: bool) -> Result<(), String> {
         let c = mongo_client(&server).await?;
         let db = c.database(&name);
         if drop {
-            db.drop().await.map_err(|e| e.to_string())
+            return db.drop().await.map_err(|e| e.to_string());
+        }
+        let hello = db
+            .run_command(mongodb::bson::doc! { "hello": 1 })
+            .await
+            .map_err(|e| e.to_string())?;
+        if hello.contains_key("setName") {
+            Ok(())
         } else {
-            db.run_command(mongodb::bson::doc! { "ping": 1 })
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            Err(
+                "the server is standalone (its hello names no replica set), so it has no transactions: \
+                 point FERRY_TEST_MONGODB_URL at a replica set (secantusd-py without --standalone)"
+                    .to_string(),
+            )
         }
     })?;
     done.map_err(|e| redact(&e, &url))
