@@ -196,10 +196,25 @@ impl RawBatch {
         self.data.extend_from_slice(bytes);
     }
 
+    /// Appends a cell whose bytes come in parts.
+    pub fn push_cell_parts(&mut self, tag: u8, head: &[u8], rest: &[u8]) {
+        self.data.push(tag);
+        self.data
+            .extend_from_slice(&((head.len() + rest.len()) as u32).to_le_bytes());
+        self.data.extend_from_slice(head);
+        self.data.extend_from_slice(rest);
+    }
+
     /// Ends the row being built.
     pub fn end_row(&mut self, flag: bool) {
         self.ends.push(self.data.len());
         self.flags.push(flag);
+    }
+
+    /// Sets row `i`'s flag (a store that learns the flags of a batch's
+    /// rows once it holds them all, from one query).
+    pub fn set_flag(&mut self, i: usize, flag: bool) {
+        self.flags[i] = flag;
     }
 }
 

@@ -32,6 +32,7 @@
 //! statements, the failing statement's index naming its row.
 
 mod clone;
+mod raw_scan;
 mod spill;
 pub mod values;
 
@@ -464,14 +465,7 @@ impl MongoStore {
     ) -> Result<HashSet<Vec<u8>>, DbError> {
         let coll = self.coll(table);
         let mut out = HashSet::new();
-        let id_of = |d: &Document| -> Vec<u8> {
-            let mut buf = Vec::new();
-            ferry_core::canonical::encode_value(
-                &mut buf,
-                &Value::Json(d.get("_id").map(values::to_json).unwrap_or_default().into()),
-            );
-            buf
-        };
+        let id_of = |d: &Document| -> Vec<u8> { id_key(d.get("_id").unwrap_or(&Bson::Null)) };
         match session {
             Some(s) => {
                 let mut cursor = coll
@@ -1020,6 +1014,13 @@ fn and(a: Document, b: Document) -> Document {
     doc! { "$and": [a, b] }
 }
 
+/// The bytes [`MongoStore::matching_ids`] knows an `_id` by.
+fn id_key(id: &Bson) -> Vec<u8> {
+    let mut buf = Vec::new();
+    ferry_core::canonical::encode_value(&mut buf, &Value::Json(values::to_json(id).into()));
+    buf
+}
+
 fn encoded(values: &[Value]) -> Vec<u8> {
     let mut buf = Vec::new();
     for v in values {
@@ -1077,28 +1078,38 @@ fn key_order(schema: &TableSchema) -> fn(&[Value], &[Value]) -> std::cmp::Orderi
 /// Whether `row` matches a structural predicate (a native one was sent to
 /// the server with the query).
 fn matches(env: &str, schema: &TableSchema, p: &Predicate, row: &[Value]) -> Result<bool, DbError> {
-    let key_cmp = key_order(schema);
     Ok(match p {
         Predicate::All | Predicate::Native(_) => true,
-        Predicate::In { columns, values } => {
-            let mine = encoded(&pick(row, &positions(env, schema, columns)?));
+        Predicate::In { columns, .. } | Predicate::Range { columns, .. } => {
+            holds(schema, p, &pick(row, &positions(env, schema, columns)?))
+        }
+    })
+}
+
+/// Whether the values of the columns a structural predicate names (`mine`)
+/// satisfy it.
+fn holds(schema: &TableSchema, p: &Predicate, mine: &[Value]) -> bool {
+    let key_cmp = key_order(schema);
+    match p {
+        Predicate::All | Predicate::Native(_) => true,
+        Predicate::In { values, .. } => {
+            let mine = encoded(mine);
             values.iter().any(|v| encoded(v) == mine)
         }
-        Predicate::Range { columns, from, to } => {
-            let mine = pick(row, &positions(env, schema, columns)?);
+        Predicate::Range { from, to, .. } => {
             let above = match from {
                 Bound::Unbounded => true,
-                Bound::Included(b) => key_cmp(&mine, b).is_ge(),
-                Bound::Excluded(b) => key_cmp(&mine, b).is_gt(),
+                Bound::Included(b) => key_cmp(mine, b).is_ge(),
+                Bound::Excluded(b) => key_cmp(mine, b).is_gt(),
             };
             let below = match to {
                 Bound::Unbounded => true,
-                Bound::Included(b) => key_cmp(&mine, b).is_le(),
-                Bound::Excluded(b) => key_cmp(&mine, b).is_lt(),
+                Bound::Included(b) => key_cmp(mine, b).is_le(),
+                Bound::Excluded(b) => key_cmp(mine, b).is_lt(),
             };
             above && below
         }
-    })
+    }
 }
 
 #[async_trait]
@@ -1146,6 +1157,14 @@ impl Store for MongoStore {
             .await
             .map_err(|e| driver(&self.env, FORMAT_COLLECTION, e))?;
         Ok(found.is_some())
+    }
+
+    async fn scan_raw(&self, req: ScanRequest) -> Result<crate::RawBatches, DbError> {
+        if let Some(rx) = self.raw_scan(&req).await? {
+            return Ok(rx);
+        }
+        let (k, n) = (req.order_by.len(), req.columns.len());
+        Ok(crate::raw::from_rows(self.scan(req).await?, k, n))
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {

@@ -88,9 +88,23 @@ pub(super) struct SpillReader {
 impl SpillReader {
     /// The next document, or `None` at the end.
     pub fn next_doc(&mut self) -> Result<Option<Document>, String> {
+        let mut bytes = Vec::new();
+        if !self.next_raw(&mut bytes)? {
+            return Ok(None);
+        }
+        let raw = RawDocument::from_bytes(&bytes).map_err(|e| format!("the survey's spill file is not BSON: {e}"))?;
+        Document::try_from(raw)
+            .map(Some)
+            .map_err(|e| format!("the survey's spill file holds a document that does not decode: {e}"))
+    }
+
+    /// Reads the next document's bytes into `bytes` (replacing what it
+    /// held); `false` at the end. The bytes are checked by whoever parses
+    /// them.
+    pub fn next_raw(&mut self, bytes: &mut Vec<u8>) -> Result<bool, String> {
         let fail = |e: std::io::Error| format!("cannot read the survey's spill file: {e}");
         if self.input.fill_buf().map_err(fail)?.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         let mut len = [0u8; 4];
         self.input.read_exact(&mut len).map_err(fail)?;
@@ -98,13 +112,11 @@ impl SpillReader {
         if n < 5 {
             return Err(format!("the survey's spill file holds a document of {n} bytes"));
         }
-        let mut bytes = vec![0u8; n];
+        bytes.clear();
+        bytes.resize(n, 0);
         bytes[..4].copy_from_slice(&len);
         self.input.read_exact(&mut bytes[4..]).map_err(fail)?;
-        let raw = RawDocument::from_bytes(&bytes).map_err(|e| format!("the survey's spill file is not BSON: {e}"))?;
-        Document::try_from(raw)
-            .map(Some)
-            .map_err(|e| format!("the survey's spill file holds a document that does not decode: {e}"))
+        Ok(true)
     }
 }
 

@@ -148,5 +148,6 @@ mod mongo_documents {
         field_order_is_carried,
         large_updates_are_batched,
         the_lock_reads_afresh,
+        raw_scans_decode_as_scans,
     );
 }
