@@ -814,3 +814,64 @@ async fn a_branch_clone_that_cannot_be_made_leaves_nothing_behind() {
     );
     assert_eq!(w.run(&["env", "list", "--json"]).expect(0).json(), J::Array(Vec::new()));
 }
+
+/// A full plan compares documents by value, through the raw merge: the
+/// same values written otherwise (an embedded document's fields, the
+/// top-level fields in another order) plan nothing, while what the BSON
+/// types make different (int32 against int64, a field absent against
+/// `null`) is a change of exactly those documents (a conflict: both sides
+/// have them, with no sync base yet); after the promotion, nothing is left
+/// to plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_compare_by_value_not_by_bytes() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    let staging = vec![
+        doc! { "_id": 1, "name": "Lyon", "geo": { "lat": 45.76, "lng": 4.83 } },
+        doc! { "_id": 2, "name": "Zürich 🏔️", "size": 7i32 },
+        doc! { "_id": 3, "name": "Bern", "note": Bson::Null },
+        doc! { "_id": 4, "name": "Genève", "rank": 1i32 },
+        doc! { "_id": 5, "name": "Basel", "note": "every field on both sides: the raw merge applies" },
+    ];
+    let production = vec![
+        doc! { "_id": 1, "geo": { "lng": 4.83, "lat": 45.76 }, "name": "Lyon" },
+        doc! { "_id": 2, "name": "Zürich 🏔️", "size": 7i64 },
+        doc! { "_id": 3, "name": "Bern" },
+        doc! { "_id": 4, "rank": 1i32, "name": "Genève" },
+        doc! { "_id": 5, "name": "Basel", "note": "every field on both sides: the raw merge applies" },
+    ];
+    w.put("staging", vec![("cities", staging)]).await;
+    w.put("production", vec![("cities", production)]).await;
+    let diff = w
+        .run(&["diff", "staging", "production", "--table", "cities", "--json"])
+        .expect(0)
+        .json();
+    let mut changed: Vec<(String, String)> = diff["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| (c["key"].to_string(), c["action"].as_str().unwrap_or("").to_string()))
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            (r#"{"_id":2}"#.to_string(), "conflict".to_string()),
+            (r#"{"_id":3}"#.to_string(), "conflict".to_string())
+        ],
+        "{diff:#}"
+    );
+    w.run_yes(&["promote", "staging", "production", "--table", "cities", "--force"])
+        .expect(0);
+    let again = w
+        .run(&["diff", "staging", "production", "--table", "cities", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(again["changes"].as_array().map(Vec::len), Some(0), "{again:#}");
+    let prod = w.db("production").await.collection::<Document>("cities");
+    let zurich = prod.find_one(doc! { "_id": 2 }).await.expect("find").expect("Zürich");
+    assert_eq!(zurich.get("size"), Some(&Bson::Int32(7)), "{zurich}");
+    let bern = prod.find_one(doc! { "_id": 3 }).await.expect("find").expect("Bern");
+    assert_eq!(bern.get("note"), Some(&Bson::Null), "{bern}");
+}
