@@ -60,6 +60,11 @@ use crate::{
 /// How long a writer lock lasts without being renewed (its holder renews
 /// it every third of that while it lives).
 pub const LOCK_TTL: Duration = Duration::from_secs(30);
+/// The most values one `$in` lists. SecantusDB's `$in` costs more per
+/// value the longer its list (2,048 `_id`s of `_ferry_sync` looked up in
+/// lists of 512: 1.19 s; of 64: 0.22 s); MongoDB answers either alike,
+/// one index lookup per value, and the extra round trips are small.
+const IN_LIST: usize = 64;
 /// The collection of the writer lock's document.
 const LOCK_COLLECTION: &str = "_ferry_lock";
 /// The collection whose document says Ferry's records exist.
@@ -542,7 +547,23 @@ impl MongoStore {
         native_filter(text).map_err(|m| DbError::new(DbErrorKind::Query, &self.env, m).table(table))
     }
 
-    async fn fetch_in(&self, session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+    /// Fetches in lists of at most [`IN_LIST`] values.
+    async fn fetch_in(&self, mut session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+        if req.values.len() <= IN_LIST {
+            return self.fetch_list(session, req).await;
+        }
+        let mut out = Vec::new();
+        for chunk in req.values.chunks(IN_LIST) {
+            let part = FetchRequest {
+                values: chunk.to_vec(),
+                ..req.clone()
+            };
+            out.extend(self.fetch_list(session.as_deref_mut(), &part).await?);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_list(&self, session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
         let fixed_names: Vec<String> = req.fixed.iter().map(|(c, _)| c.clone()).collect();
         let schema = self
             .schema(
@@ -813,8 +834,7 @@ impl MongoStore {
         let flagged = match native {
             Some(f) => {
                 let ids: Vec<Bson> = batch.iter().map(|(id, _)| id.clone()).collect();
-                let q = and(doc! { "_id": { "$in": ids } }, f.clone());
-                Some(self.matching_ids(None, &schema.name, q).await?)
+                Some(self.flagged_ids(&schema.name, &ids, f).await?)
             }
             None => None,
         };
@@ -831,6 +851,18 @@ impl MongoStore {
                 (Some(p), None) => r.push(Value::Bool(matches(&self.env, schema, p, &row)?)),
             }
             out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Which of `ids` name a document `filter` matches (as
+    /// [`MongoStore::matching_ids`] gives them), asked in lists of at most
+    /// [`IN_LIST`].
+    async fn flagged_ids(&self, table: &str, ids: &[Bson], filter: &Document) -> Result<HashSet<Vec<u8>>, DbError> {
+        let mut out = HashSet::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let q = and(doc! { "_id": { "$in": chunk.to_vec() } }, filter.clone());
+            out.extend(self.matching_ids(None, table, q).await?);
         }
         Ok(out)
     }
@@ -1516,27 +1548,29 @@ impl MongoTxn {
             return Ok(Vec::new());
         };
         let fields: Vec<String> = first.keys().cloned().collect();
-        let query = match fields.as_slice() {
-            [one] => {
-                let list: Vec<Bson> = filters
-                    .iter()
-                    .map(|f| f.get(one).cloned().unwrap_or(Bson::Null))
-                    .collect();
-                doc! { one.clone(): { "$in": list } }
-            }
-            _ => doc! { "$or": filters.iter().cloned().map(Bson::Document).collect::<Vec<_>>() },
-        };
         let mut by_key = std::collections::HashMap::new();
-        let mut cursor = self
-            .store
-            .coll(table)
-            .find(query)
-            .session(&mut self.session)
-            .await
-            .map_err(|e| driver(&self.store.env, table, e))?;
-        while let Some(d) = cursor.next(&mut self.session).await {
-            let d = d.map_err(|e| driver(&self.store.env, table, e))?;
-            by_key.insert(signature(&d, &fields), d);
+        for chunk in filters.chunks(IN_LIST) {
+            let query = match fields.as_slice() {
+                [one] => {
+                    let list: Vec<Bson> = chunk
+                        .iter()
+                        .map(|f| f.get(one).cloned().unwrap_or(Bson::Null))
+                        .collect();
+                    doc! { one.clone(): { "$in": list } }
+                }
+                _ => doc! { "$or": chunk.iter().cloned().map(Bson::Document).collect::<Vec<_>>() },
+            };
+            let mut cursor = self
+                .store
+                .coll(table)
+                .find(query)
+                .session(&mut self.session)
+                .await
+                .map_err(|e| driver(&self.store.env, table, e))?;
+            while let Some(d) = cursor.next(&mut self.session).await {
+                let d = d.map_err(|e| driver(&self.store.env, table, e))?;
+                by_key.insert(signature(&d, &fields), d);
+            }
         }
         Ok(filters
             .iter()
@@ -1882,7 +1916,7 @@ impl Txn for MongoTxn {
         // Rows whose filters are one field each (a single-column key, or a
         // record's `_id`) are deleted a batch at a time with `$in`; other
         // keys one `delete_many` per row.
-        for (n, chunk) in keys.chunks(BATCH_ROWS).enumerate() {
+        for (n, chunk) in keys.chunks(IN_LIST).enumerate() {
             let mut filters = Vec::with_capacity(chunk.len());
             for k in chunk {
                 filters.push(self.key_filter(table, key, k).await?);
@@ -1901,12 +1935,12 @@ impl Txn for MongoTxn {
                         .session(&mut self.session)
                         .await
                         .map_err(|e| {
-                            let mut out = self.fail(e, table, n * BATCH_ROWS);
+                            let mut out = self.fail(e, table, n * IN_LIST);
                             out.message = format!(
                                 "{} (deleting rows {} to {} together)",
                                 out.message,
-                                n * BATCH_ROWS,
-                                n * BATCH_ROWS + chunk.len() - 1
+                                n * IN_LIST,
+                                n * IN_LIST + chunk.len() - 1
                             );
                             out
                         })?;
@@ -1916,7 +1950,7 @@ impl Txn for MongoTxn {
                         coll.delete_many(filter)
                             .session(&mut self.session)
                             .await
-                            .map_err(|e| self.fail(e, table, n * BATCH_ROWS + i))?;
+                            .map_err(|e| self.fail(e, table, n * IN_LIST + i))?;
                     }
                 }
             }
@@ -1935,18 +1969,20 @@ impl Txn for MongoTxn {
             return Ok(());
         }
         let schema = self.schema(table).await?;
-        let rows: Vec<Row> = values.iter().map(|v| vec![v.clone()]).collect();
         let columns = [column.to_string()];
-        let filter = match record_ids(table, &columns, fixed, &rows) {
-            Some(ids) => doc! { "_id": { "$in": ids } },
-            None => self.store.match_filter(&schema, &columns, &rows, fixed)?,
-        };
-        self.store
-            .coll(table)
-            .delete_many(filter)
-            .session(&mut self.session)
-            .await
-            .map_err(|e| driver(&self.store.env, table, e))?;
+        for chunk in values.chunks(IN_LIST) {
+            let rows: Vec<Row> = chunk.iter().map(|v| vec![v.clone()]).collect();
+            let filter = match record_ids(table, &columns, fixed, &rows) {
+                Some(ids) => doc! { "_id": { "$in": ids } },
+                None => self.store.match_filter(&schema, &columns, &rows, fixed)?,
+            };
+            self.store
+                .coll(table)
+                .delete_many(filter)
+                .session(&mut self.session)
+                .await
+                .map_err(|e| driver(&self.store.env, table, e))?;
+        }
         Ok(())
     }
 

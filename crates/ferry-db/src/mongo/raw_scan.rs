@@ -290,8 +290,7 @@ impl Reader {
         };
         let ids = std::mem::take(ids);
         let keys: Vec<Vec<u8>> = ids.iter().map(id_key).collect();
-        let q = super::and(doc! { "_id": { "$in": ids } }, filter.clone());
-        let matching = self.store.matching_ids(None, &self.schema.name, q).await?;
+        let matching = self.store.flagged_ids(&self.schema.name, &ids, filter).await?;
         for (i, k) in keys.iter().enumerate() {
             batch.set_flag(i, matching.contains(k));
         }
