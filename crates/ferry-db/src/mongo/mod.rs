@@ -219,6 +219,15 @@ impl MongoStore {
         if !self.exists(table).await? {
             return Ok(None);
         }
+        // Under the writer lock, the survey taken under it (the cache is
+        // emptied when the lock is taken and when a transaction commits):
+        // a promotion reads each collection's schema once, not again to
+        // check and to write the plan.
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some((_, survey)) = self.surveys()?.get(table) {
+                return Ok(Some(documents_schema(table, survey.names.clone())));
+            }
+        }
         // One pass over the documents in `_id` order, as raw BSON: each
         // field name is kept once, the documents are not. (A server-side
         // `$group` over `$objectToArray` reads every document too, and was
@@ -1301,8 +1310,10 @@ impl Store for MongoStore {
             .await
             .map_err(|e| driver(&self.env, LOCK_COLLECTION, e))?
         {
-            // What is read under the lock is read from the server.
+            // What is read under the lock is read from the server, and a
+            // survey taken under it serves the lock's later schema reads.
             self.spills()?.clear();
+            self.surveys()?.clear();
             Ok(Some(self.lock_guard()))
         } else {
             Ok(None)
@@ -2026,6 +2037,9 @@ impl Txn for MongoTxn {
             .session(&mut self.session)
             .await
             .map_err(|e| driver(&env, FORMAT_COLLECTION, e))?;
+        // What was surveyed under the lock no longer holds for what this
+        // transaction wrote (a stamp's new field, say).
+        self.store.surveys()?.clear();
         self.session.commit_transaction().await.map_err(|e| {
             let mut out = driver(&env, "", e);
             out.message = format!("{}; the transaction was not committed", out.message);

@@ -1225,3 +1225,54 @@ pub async fn raw_scans_decode_as_scans() {
         }
     }
 }
+
+/// Under the writer lock, a collection's schema is read once: the schema
+/// read under the lock serves the lock's later reads (a promotion checks
+/// the schema again before writing, and its transaction encodes with it)
+/// until a transaction commits. A schema read before the lock does not
+/// serve, nor does one once the lock is gone.
+pub async fn a_schema_read_under_the_lock_serves_until_a_commit() {
+    let Some((db, store)) = setup("mongo_schema_under_lock").await else {
+        return;
+    };
+    put(&db, "item", vec![doc! { "_id": 1, "a": 1 }]).await;
+    let items = db.mongo().await.collection::<Document>("item");
+    let fields = |s: Option<ferry_core::schema::TableSchema>| -> Vec<String> {
+        s.expect("item").columns.iter().map(|c| c.name.clone()).collect()
+    };
+    let add = |id: i32, field: &'static str| {
+        let items = items.clone();
+        async move {
+            items.insert_one(doc! { "_id": id, field: 1 }).await.expect("insert");
+        }
+    };
+    assert_eq!(fields(store.table_schema("item").await.expect("schema")), ["_id", "a"]);
+    add(2, "b").await;
+    let held = store.try_lock_writer().await.expect("try_lock").expect("free");
+    assert_eq!(
+        fields(store.table_schema("item").await.expect("schema")),
+        ["_id", "a", "b"],
+        "a read from before the lock does not serve"
+    );
+    add(3, "c").await;
+    assert_eq!(
+        fields(store.table_schema("item").await.expect("schema")),
+        ["_id", "a", "b"],
+        "the read under the lock serves"
+    );
+    let txn = store.begin().await.expect("begin");
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        fields(store.table_schema("item").await.expect("schema")),
+        ["_id", "a", "b", "c"],
+        "a commit ends it"
+    );
+    add(4, "d").await;
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        fields(store.table_schema("item").await.expect("schema")),
+        ["_id", "a", "b", "c", "d"],
+        "without the lock, every read is read"
+    );
+}

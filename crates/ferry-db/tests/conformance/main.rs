@@ -149,5 +149,6 @@ mod mongo_documents {
         large_updates_are_batched,
         the_lock_reads_afresh,
         raw_scans_decode_as_scans,
+        a_schema_read_under_the_lock_serves_until_a_commit,
     );
 }

@@ -111,14 +111,19 @@ async fn missing_in_target(ctx: &Ctx<'_>, table: &str, wants: Vec<(Value, String
     let in_target: HashSet<String> = if ctx.is_natural(table) {
         HashSet::new()
     } else {
-        ctx.pair
-            .target
+        let pair = ctx.pair;
+        // A key that does not convert is an error, never a row taken for
+        // missing (and pulled in over the target's).
+        pair.target
             .fetch(keys_request(spec, &wants))
             .await?
             .iter()
-            .filter_map(|r| spec.canonicalize_key(r).ok())
-            .map(|k| key_text(&k))
-            .collect()
+            .map(|r| {
+                spec.canonicalize_key(r)
+                    .map(|k| key_text(&k))
+                    .map_err(|(col, e)| super::rows::conv_err((&pair.from, &pair.to), spec, r, &pair.to, &col, e))
+            })
+            .collect::<Result<_>>()?
     };
     Ok(wants
         .into_iter()
