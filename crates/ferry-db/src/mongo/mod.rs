@@ -864,6 +864,16 @@ impl MongoStore {
         Ok(out)
     }
 
+    /// The schema a scan of `req` reads with.
+    async fn scan_schema(&self, req: &ScanRequest) -> Result<TableSchema, DbError> {
+        self.schema(
+            &req.table,
+            &[&req.columns, &req.order_by],
+            &[req.filter.as_ref(), req.flag.as_ref()],
+        )
+        .await
+    }
+
     /// Which of `ids` name a document `filter` matches (as
     /// [`MongoStore::matching_ids`] gives them), asked in lists of at most
     /// [`IN_LIST`].
@@ -1209,13 +1219,7 @@ impl Store for MongoStore {
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<RowBatches, DbError> {
-        let schema = self
-            .schema(
-                &req.table,
-                &[&req.columns, &req.order_by],
-                &[req.filter.as_ref(), req.flag.as_ref()],
-            )
-            .await?;
+        let schema = self.scan_schema(&req).await?;
         let at = positions(&self.env, &schema, &req.columns)?;
         let order = positions(&self.env, &schema, &req.order_by)?;
         if let Some(sort) = self.server_sort(&req.table, &req.order_by).await? {

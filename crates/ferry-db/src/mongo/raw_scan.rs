@@ -40,13 +40,7 @@ impl MongoStore {
         if meta::record_schema(&req.table).is_some() || req.descending {
             return Ok(None);
         }
-        let schema = self
-            .schema(
-                &req.table,
-                &[&req.columns, &req.order_by],
-                &[req.filter.as_ref(), req.flag.as_ref()],
-            )
-            .await?;
+        let schema = self.scan_schema(req).await?;
         let Some(sort) = self.server_sort(&req.table, &req.order_by).await? else {
             return Ok(None);
         };
