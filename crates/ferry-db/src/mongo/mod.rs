@@ -279,6 +279,41 @@ impl MongoStore {
             .map(spill::Spill::reader))
     }
 
+    /// The documents of an ordered scan of `table`: those `query` matches,
+    /// sorted by `sort` (descending when asked). The survey's kept documents
+    /// when the scan reads the whole collection in `_id` order, ascending
+    /// ([`spill`]); else a `find`, hinting the `_id` index for the whole
+    /// collection in `_id` order.
+    async fn ordered_documents(
+        &self,
+        table: &str,
+        query: Document,
+        sort: Document,
+        descending: bool,
+    ) -> Result<RawDocs, DbError> {
+        let by_id = query.is_empty() && sort == doc! { "_id": 1 };
+        if by_id && !descending {
+            if let Some(r) = self.take_spill(table)? {
+                return Ok(RawDocs::Spill(r, Vec::new()));
+            }
+        }
+        let sort = if descending {
+            sort.iter().map(|(k, _)| (k.clone(), Bson::Int32(-1))).collect()
+        } else {
+            sort
+        };
+        let coll = self.db.collection::<mongodb::bson::RawDocumentBuf>(table);
+        let find = coll
+            .find(query)
+            .sort(sort)
+            .batch_size(BATCH_ROWS as u32)
+            .allow_disk_use(true);
+        let find = if by_id { find.hint(id_index()) } else { find };
+        Ok(RawDocs::Server(Box::new(
+            find.await.map_err(|e| driver(&self.env, table, e))?,
+        )))
+    }
+
     /// Reads every document of `table` once, in `_id` order, for its
     /// [`Survey`], and keeps the documents for the scan that follows
     /// ([`spill`]).
@@ -728,7 +763,7 @@ impl MongoStore {
     /// [`MongoStore::server_sort`]): one batch of documents in memory at a
     /// time. A key out of order (the collection changed meanwhile, or a
     /// server whose order differs) ends the scan with an error.
-    fn stream_scan(
+    async fn stream_scan(
         &self,
         schema: TableSchema,
         req: ScanRequest,
@@ -743,43 +778,23 @@ impl MongoStore {
         if let Some(Predicate::Native(text)) = &req.filter {
             query = self.native(&req.table, text)?;
         }
-        // The whole collection in `_id` order: the `_id` index gives it.
-        let by_id = query.is_empty() && sort == doc! { "_id": 1 };
-        // The survey's documents, when they are what the server would send.
-        let spilled = if by_id && !req.descending {
-            self.take_spill(&req.table)?
-        } else {
-            None
-        };
+        let mut docs = self.ordered_documents(&req.table, query, sort, req.descending).await?;
         let (tx, rx) = mpsc::channel(2);
         let store = self.clone();
         tokio::spawn(async move {
             let table = schema.name.clone();
             let run = async {
-                let mut cursor = match spilled {
-                    Some(r) => Docs::Spill(r),
-                    None => {
-                        let coll = store.coll(&table);
-                        let find = coll
-                            .find(query)
-                            .sort(if req.descending {
-                                sort.iter().map(|(k, _)| (k.clone(), Bson::Int32(-1))).collect()
-                            } else {
-                                sort
-                            })
-                            .batch_size(BATCH_ROWS as u32)
-                            .allow_disk_use(true);
-                        let find = if by_id { find.hint(id_index()) } else { find };
-                        Docs::Server(Box::new(find.await.map_err(|e| driver(&store.env, &table, e))?))
-                    }
-                };
                 let mut left = req.limit.unwrap_or(usize::MAX);
                 let mut last: Option<Row> = None;
                 let mut batch: Vec<(Bson, Row)> = Vec::new();
-                while left > 0 {
-                    let Some(d) = cursor.next(&store.env, &table).await? else {
-                        break;
-                    };
+                while left > 0 && docs.advance(&store.env, &table).await? {
+                    let d = Document::try_from(docs.current(&store.env, &table)?).map_err(|e| {
+                        query_error(
+                            &store.env,
+                            &table,
+                            format!("a document of the collection does not decode: {e}"),
+                        )
+                    })?;
                     let row = store.row_of(&schema, &d)?;
                     let key = pick(&row, &order);
                     if let Some(prev) = &last {
@@ -903,22 +918,35 @@ fn id_index() -> mongodb::options::Hint {
     mongodb::options::Hint::Keys(doc! { "_id": 1 })
 }
 
-/// Where a streamed scan's documents come from.
-enum Docs {
-    Server(Box<mongodb::Cursor<Document>>),
-    /// The documents the collection's survey just read ([`spill`]).
-    Spill(spill::SpillReader),
+/// Where an ordered scan's documents come from
+/// ([`MongoStore::ordered_documents`]), one at a time as raw BSON.
+enum RawDocs {
+    Server(Box<mongodb::Cursor<mongodb::bson::RawDocumentBuf>>),
+    /// The documents the collection's survey just read, and the buffer of
+    /// the current one.
+    Spill(spill::SpillReader, Vec<u8>),
 }
 
-impl Docs {
-    async fn next(&mut self, env: &str, table: &str) -> Result<Option<Document>, DbError> {
+impl RawDocs {
+    /// Moves to the next document; `false` at the end.
+    async fn advance(&mut self, env: &str, table: &str) -> Result<bool, DbError> {
         match self {
-            Docs::Server(c) => c.try_next().await.map_err(|e| driver(env, table, e)),
-            Docs::Spill(r) => r
-                .next_doc()
-                .map_err(|m| DbError::new(DbErrorKind::Query, env, m).table(table)),
+            RawDocs::Server(c) => c.advance().await.map_err(|e| driver(env, table, e)),
+            RawDocs::Spill(r, buf) => r.next_raw(buf).map_err(|m| query_error(env, table, m)),
         }
     }
+
+    fn current(&self, env: &str, table: &str) -> Result<&mongodb::bson::RawDocument, DbError> {
+        match self {
+            RawDocs::Server(c) => Ok(c.current()),
+            RawDocs::Spill(_, buf) => mongodb::bson::RawDocument::from_bytes(buf)
+                .map_err(|e| query_error(env, table, format!("the survey's spill file is not BSON: {e}"))),
+        }
+    }
+}
+
+fn query_error(env: &str, table: &str, m: String) -> DbError {
+    DbError::new(DbErrorKind::Query, env, m).table(table)
 }
 
 /// A collection's schema from its field names.
@@ -1223,7 +1251,7 @@ impl Store for MongoStore {
         let at = positions(&self.env, &schema, &req.columns)?;
         let order = positions(&self.env, &schema, &req.order_by)?;
         if let Some(sort) = self.server_sort(&req.table, &req.order_by).await? {
-            return self.stream_scan(schema, req, (at, order), sort);
+            return self.stream_scan(schema, req, (at, order), sort).await;
         }
         let mut rows = self
             .select(None, &schema, Document::new(), req.filter.as_ref(), req.flag.as_ref())

@@ -1276,3 +1276,62 @@ pub async fn a_schema_read_under_the_lock_serves_until_a_commit() {
         "without the lock, every read is read"
     );
 }
+
+/// Lookups by more values than one `$in` lists (the store sends them in
+/// lists of 64) find every one: a fetch of 200 keys with a flag, the
+/// flags of a scan of 300 documents (decoded and raw), and a delete of
+/// 150 values.
+pub async fn lookups_of_many_values_find_every_one() {
+    let Some((db, store)) = setup("mongo_many_values").await else {
+        return;
+    };
+    let n = 300;
+    put(
+        &db,
+        "item",
+        (0..n).map(|i| doc! { "_id": i, "even": i % 2 == 0 }).collect(),
+    )
+    .await;
+    let even = Predicate::native(r#"{"even": true}"#);
+    let wanted: Vec<Row> = (0..200).map(|i| vec![j(&i.to_string())]).collect();
+    let mut got = store
+        .fetch(FetchRequest {
+            table: "item".into(),
+            columns: s(&["_id"]),
+            match_columns: s(&["_id"]),
+            values: wanted.clone(),
+            flag: Some(even.clone()),
+            filter: None,
+            fixed: Vec::new(),
+        })
+        .await
+        .expect("fetch");
+    got.sort_by_key(|r| r[0].display_text().parse::<i32>().expect("an integer _id"));
+    let want: Vec<Row> = (0..200)
+        .map(|i| vec![j(&i.to_string()), Value::Bool(i % 2 == 0)])
+        .collect();
+    assert_eq!(got, want, "every key fetched, each flagged");
+
+    let req = scan_req("item", &["_id", "even"], None, Some(even));
+    let flags: Vec<Value> = scan(&*store, req.clone())
+        .await
+        .into_iter()
+        .map(|r| r[2].clone())
+        .collect();
+    let want: Vec<Value> = (0..n).map(|i| Value::Bool(i % 2 == 0)).collect();
+    assert_eq!(flags, want, "a decoded scan's flags");
+    let mut rx = store.scan_raw(req).await.expect("scan_raw");
+    let mut raw_flags = Vec::new();
+    while let Some(b) = rx.recv().await {
+        let b = b.expect("batch");
+        raw_flags.extend((0..b.len()).map(|i| Value::Bool(b.flag(i))));
+    }
+    assert_eq!(raw_flags, want, "a raw scan's flags");
+
+    let mut txn = store.begin().await.expect("begin");
+    let gone: Vec<Value> = (0..150).map(|i| j(&i.to_string())).collect();
+    txn.delete_in("item", &[], "_id", &gone).await.expect("delete_in");
+    txn.commit().await.expect("commit");
+    let left = db.raw_docs("item").await.len();
+    assert_eq!(left, (n - 150) as usize, "every value deleted");
+}

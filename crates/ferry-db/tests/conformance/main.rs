@@ -150,5 +150,6 @@ mod mongo_documents {
         the_lock_reads_afresh,
         raw_scans_decode_as_scans,
         a_schema_read_under_the_lock_serves_until_a_commit,
+        lookups_of_many_values_find_every_one,
     );
 }
