@@ -65,6 +65,8 @@ pub const LOCK_TTL: Duration = Duration::from_secs(30);
 /// lists of 512: 1.19 s; of 64: 0.22 s); MongoDB answers either alike,
 /// one index lookup per value, and the extra round trips are small.
 const IN_LIST: usize = 64;
+/// How many lists of a lookup outside a transaction are asked at once.
+const LISTS_IN_FLIGHT: usize = 4;
 /// The collection of the writer lock's document.
 const LOCK_COLLECTION: &str = "_ferry_lock";
 /// The collection whose document says Ferry's records exist.
@@ -303,11 +305,10 @@ impl MongoStore {
             sort
         };
         let coll = self.db.collection::<mongodb::bson::RawDocumentBuf>(table);
-        let find = coll
-            .find(query)
-            .sort(sort)
-            .batch_size(BATCH_ROWS as u32)
-            .allow_disk_use(true);
+        // No `batch_size`: the server's batches (up to 16 MiB each) take
+        // fewer round trips than batches of `BATCH_ROWS` documents, and
+        // each holds at most 16 MiB, whatever the collection's size.
+        let find = coll.find(query).sort(sort).allow_disk_use(true);
         let find = if by_id { find.hint(id_index()) } else { find };
         Ok(RawDocs::Server(Box::new(
             find.await.map_err(|e| driver(&self.env, table, e))?,
@@ -320,13 +321,13 @@ impl MongoStore {
     async fn survey(&self, table: &str) -> Result<Survey, DbError> {
         use mongodb::bson::spec::ElementType;
         let fail = |e| driver(&self.env, table, e);
+        // The server's batches, as in `ordered_documents`.
         let mut cursor = self
             .db
             .collection::<mongodb::bson::RawDocumentBuf>(table)
             .find(doc! {})
             .sort(doc! { "_id": 1 })
             .hint(id_index())
-            .batch_size(BATCH_ROWS as u32)
             .allow_disk_use(true)
             .await
             .map_err(fail)?;
@@ -591,23 +592,12 @@ impl MongoStore {
         native_filter(text).map_err(|m| DbError::new(DbErrorKind::Query, &self.env, m).table(table))
     }
 
-    /// Fetches in lists of at most [`IN_LIST`] values.
-    async fn fetch_in(&self, mut session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
-        if req.values.len() <= IN_LIST {
-            return self.fetch_list(session, req).await;
-        }
-        let mut out = Vec::new();
-        for chunk in req.values.chunks(IN_LIST) {
-            let part = FetchRequest {
-                values: chunk.to_vec(),
-                ..req.clone()
-            };
-            out.extend(self.fetch_list(session.as_deref_mut(), &part).await?);
-        }
-        Ok(out)
-    }
-
-    async fn fetch_list(&self, session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+    /// Fetches in lists of at most [`IN_LIST`] values. Outside a
+    /// transaction, up to [`LISTS_IN_FLIGHT`] lists are asked at once: a
+    /// lookup of thousands of keys is that many round trips otherwise
+    /// (a session takes one operation at a time).
+    async fn fetch_in(&self, session: Option<&mut ClientSession>, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
+        use futures_util::StreamExt;
         let fixed_names: Vec<String> = req.fixed.iter().map(|(c, _)| c.clone()).collect();
         let schema = self
             .schema(
@@ -616,28 +606,62 @@ impl MongoStore {
                 &[req.filter.as_ref(), req.flag.as_ref()],
             )
             .await?;
-        let at = positions(&self.env, &schema, &req.columns)?;
-        let by = positions(&self.env, &schema, &req.match_columns)?;
-        let fixed_at = positions(&self.env, &schema, &fixed_names)?;
-        let fixed: Vec<Value> = req.fixed.iter().map(|(_, v)| v.clone()).collect();
-        if req.values.is_empty() {
-            return Ok(Vec::new());
+        let shape = FetchShape {
+            at: positions(&self.env, &schema, &req.columns)?,
+            by: positions(&self.env, &schema, &req.match_columns)?,
+            fixed_at: positions(&self.env, &schema, &fixed_names)?,
+            fixed: encoded(&req.fixed.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>()),
+            schema,
+        };
+        let mut out = Vec::new();
+        match session {
+            Some(session) => {
+                for chunk in req.values.chunks(IN_LIST) {
+                    out.extend(self.fetch_list(Some(&mut *session), req, &shape, chunk).await?);
+                }
+            }
+            None => {
+                let mut asked = futures_util::stream::FuturesOrdered::new();
+                for chunk in req.values.chunks(IN_LIST) {
+                    if asked.len() == LISTS_IN_FLIGHT {
+                        if let Some(part) = asked.next().await {
+                            out.extend(part?);
+                        }
+                    }
+                    asked.push_back(self.fetch_list(None, req, &shape, chunk));
+                }
+                while let Some(part) = asked.next().await {
+                    out.extend(part?);
+                }
+            }
         }
-        let query = match record_ids(&req.table, &req.match_columns, &req.fixed, &req.values) {
+        Ok(out)
+    }
+
+    /// The rows of `req` for one list of its values.
+    async fn fetch_list(
+        &self,
+        session: Option<&mut ClientSession>,
+        req: &FetchRequest,
+        shape: &FetchShape,
+        values: &[Row],
+    ) -> Result<Vec<Row>, DbError> {
+        let query = match record_ids(&req.table, &req.match_columns, &req.fixed, values) {
             Some(ids) => doc! { "_id": { "$in": ids } },
-            None => self.match_filter(&schema, &req.match_columns, &req.values, &req.fixed)?,
+            None => self.match_filter(&shape.schema, &req.match_columns, values, &req.fixed)?,
         };
         let rows = self
-            .select(session, &schema, query, req.filter.as_ref(), req.flag.as_ref())
+            .select(session, &shape.schema, query, req.filter.as_ref(), req.flag.as_ref())
             .await?;
-        let wanted: HashSet<Vec<u8>> = req.values.iter().map(|v| encoded(v)).collect();
-        let fixed_enc = encoded(&fixed);
+        let wanted: HashSet<Vec<u8>> = values.iter().map(|v| encoded(v)).collect();
         let mut out = Vec::new();
         for (row, f) in rows {
-            if encoded(&pick(&row, &fixed_at)) != fixed_enc || !wanted.contains(&encoded(&pick(&row, &by))) {
+            if encoded(&pick(&row, &shape.fixed_at)) != shape.fixed
+                || !wanted.contains(&encoded(&pick(&row, &shape.by)))
+            {
                 continue;
             }
-            let mut r = pick(&row, &at);
+            let mut r = pick(&row, &shape.at);
             if req.flag.is_some() {
                 r.push(Value::Bool(f));
             }
@@ -891,12 +915,22 @@ impl MongoStore {
 
     /// Which of `ids` name a document `filter` matches (as
     /// [`MongoStore::matching_ids`] gives them), asked in lists of at most
-    /// [`IN_LIST`].
+    /// [`IN_LIST`], [`LISTS_IN_FLIGHT`] at once.
     async fn flagged_ids(&self, table: &str, ids: &[Bson], filter: &Document) -> Result<HashSet<Vec<u8>>, DbError> {
+        use futures_util::StreamExt;
         let mut out = HashSet::new();
+        let mut asked = futures_util::stream::FuturesUnordered::new();
         for chunk in ids.chunks(IN_LIST) {
+            if asked.len() == LISTS_IN_FLIGHT {
+                if let Some(part) = asked.next().await {
+                    out.extend(part?);
+                }
+            }
             let q = and(doc! { "_id": { "$in": chunk.to_vec() } }, filter.clone());
-            out.extend(self.matching_ids(None, table, q).await?);
+            asked.push(self.matching_ids(None, table, q));
+        }
+        while let Some(part) = asked.next().await {
+            out.extend(part?);
         }
         Ok(out)
     }
@@ -908,6 +942,17 @@ impl MongoStore {
             .map(|b| b.unwrap_or(Bson::Null))
             .map_err(|m| value_error(&self.env, &schema.name, column, m))
     }
+}
+
+/// What a fetch reads once for all its lists: the schema, and where the
+/// columns it returns, matches and fixes sit in it (`fixed`: the fixed
+/// values, encoded).
+struct FetchShape {
+    schema: TableSchema,
+    at: Vec<usize>,
+    by: Vec<usize>,
+    fixed_at: Vec<usize>,
+    fixed: Vec<u8>,
 }
 
 /// The `_id` index, as a hint for a read of a whole collection in `_id`
@@ -1321,6 +1366,17 @@ impl Store for MongoStore {
                 }
             }
         }
+        // A journal's rows are read by promotion (a revert, `ferry log`):
+        // without an index that reads the whole collection. Creating an
+        // index that exists already is a no-op on the server.
+        self.coll(meta::JOURNAL)
+            .create_index(
+                mongodb::IndexModel::builder()
+                    .keys(doc! { "promotion_id": 1, "seq": 1 })
+                    .build(),
+            )
+            .await
+            .map_err(|e| driver(&self.env, meta::JOURNAL, e))?;
         let mut session = self
             .client
             .start_session()

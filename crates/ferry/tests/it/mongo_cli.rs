@@ -290,6 +290,18 @@ async fn the_demo_workflow_on_mongodb() {
         before,
         "revert restores the bytes"
     );
+    // A revert reads one promotion's journal through an index, not by
+    // reading the whole journal.
+    let plan = w
+        .db("production")
+        .await
+        .run_command(doc! { "explain": {
+            "find": "_ferry_journal",
+            "filter": { "promotion_id": { "$in": [promotion.as_str()] } },
+        } })
+        .await
+        .expect("explain");
+    assert!(plan.to_string().contains("IXSCAN"), "{plan}");
 
     let log = w.run(&["log", "production", "--json"]).expect(0).json();
     assert_eq!(
