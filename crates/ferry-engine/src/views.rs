@@ -144,9 +144,16 @@ impl EntryView {
             (_, true) => "kept",
             (_, false) => "not kept",
         });
+        let open = is_open(plan, &e.table);
         let row = match (e.action, &e.source, plan.columns.get(&e.table)) {
             (Action::Insert, Some(src), Some(cols)) => {
-                let row: Vec<(String, Value)> = cols.iter().cloned().zip(src.iter().cloned()).collect();
+                // A document's absent fields are not in what it writes.
+                let row: Vec<(String, Value)> = cols
+                    .iter()
+                    .cloned()
+                    .zip(src.iter().cloned())
+                    .filter(|(_, v)| !(open && v.is_null()))
+                    .collect();
                 Some(object(&row))
             }
             _ => None,
@@ -175,6 +182,11 @@ pub struct FieldView {
     pub source: Option<J>,
     pub target: Option<J>,
     pub base: Option<J>,
+    /// The sides (`target`, `source`, `base`) on which a document lacks
+    /// the field (MongoDB): their value above is `null`, which a BSON
+    /// `null` also is. Empty, and left out, for SQL tables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<PathView>>,
 }
@@ -194,14 +206,30 @@ impl FieldView {
                     .collect::<Vec<_>>()
             })
             .filter(|p| !p.is_empty());
+        let absent = if is_open(plan, &e.table) {
+            [("target", &f.target), ("source", &f.source), ("base", &f.base)]
+                .into_iter()
+                .filter(|(_, v)| v.as_ref().is_some_and(Value::is_null))
+                .map(|(side, _)| side)
+                .collect()
+        } else {
+            Vec::new()
+        };
         FieldView {
             column: f.column.clone(),
             source: f.source.as_ref().map(Value::to_plain_json),
             target: f.target.as_ref().map(Value::to_plain_json),
             base: f.base.as_ref().map(Value::to_plain_json),
+            absent,
             paths,
         }
     }
+}
+
+/// Whether `table`'s rows are documents with open fields (MongoDB), whose
+/// NULL is a field the document lacks.
+pub fn is_open(plan: &Plan, table: &str) -> bool {
+    plan.specs.get(table).is_some_and(|s| s.open)
 }
 
 /// One changed path of a JSON field.

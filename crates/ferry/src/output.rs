@@ -300,12 +300,23 @@ fn entry_line(plan: &Plan, e: &PlanEntry) -> String {
 /// the kept value of a skipped row, the three sides of a conflict, and
 /// old -> new of an update.
 fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
+    // A document (MongoDB) that lacks a field: said so, not shown as NULL,
+    // which a BSON `null` also prints as.
+    let open = ferry_engine::views::is_open(plan, &e.table);
+    let side = |v: Option<&Value>, show: &dyn Fn(&Value) -> String| match v {
+        None => "(none)".to_string(),
+        Some(v) if open && v.is_null() => "(absent)".to_string(),
+        Some(v) => show(v),
+    };
+    let target = |f: &FieldDiff| side(f.target.as_ref(), &short);
+    let source = |f: &FieldDiff| side(f.source.as_ref(), &|v| written(plan, e, &f.column, v));
     match e.action {
         Action::Insert => {
-            // Every field of a new row, NULLs too: nothing it brings is hidden.
+            // Every field of a new row, NULLs too: nothing it brings is
+            // hidden (a document's absent fields are not in what it brings).
             if let (Some(src), Some(cols)) = (&e.source, plan.columns.get(&e.table)) {
                 let k = plan.keys.get(&e.table).map_or(1, Vec::len);
-                for (c, v) in cols.iter().zip(src).skip(k) {
+                for (c, v) in cols.iter().zip(src).skip(k).filter(|(_, v)| !(open && v.is_null())) {
                     let _ = writeln!(out, "               {c}: {}", ui::green(&written(plan, e, c, v)));
                 }
             }
@@ -313,8 +324,7 @@ fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
         Action::Delete => {
             // Every field of the row the target loses.
             for f in &e.fields {
-                let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                let _ = writeln!(out, "               {}: {}", f.column, ui::red(&t));
+                let _ = writeln!(out, "               {}: {}", f.column, ui::red(&target(f)));
             }
         }
         Action::Skip if matches!(e.reason, Some(Reason::TargetNewer | Reason::KeptTarget)) => {
@@ -329,11 +339,7 @@ fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
                     out.push_str(&lines);
                     continue;
                 }
-                let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                let s = f
-                    .source
-                    .as_ref()
-                    .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                let (t, s) = (target(f), source(f));
                 let _ = writeln!(
                     out,
                     "               {}: kept in the target: {t} (the source has {s})",
@@ -348,14 +354,10 @@ fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
                     continue;
                 }
                 let base = match &f.base {
-                    Some(b) => short(b),
+                    Some(b) => side(Some(b), &short),
                     None => ui::dim("(base not kept)"),
                 };
-                let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                let s = f
-                    .source
-                    .as_ref()
-                    .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                let (t, s) = (target(f), source(f));
                 let _ = writeln!(
                     out,
                     "               {}: base {base}  target {}  source {}",
@@ -371,11 +373,7 @@ fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
                     out.push_str(&lines);
                     continue;
                 }
-                let t = f.target.as_ref().map_or("(none)".to_string(), short);
-                let s = f
-                    .source
-                    .as_ref()
-                    .map_or("(none)".to_string(), |v| written(plan, e, &f.column, v));
+                let (t, s) = (target(f), source(f));
                 let _ = writeln!(out, "               {}: {} -> {}", f.column, ui::red(&t), ui::green(&s));
             }
         }

@@ -89,12 +89,21 @@ pub fn entry(e: &EntryView) -> Markup {
     }
 }
 
+/// One side of a field: "absent" when the document lacks the field
+/// (MongoDB), which its `null` value would not tell from a BSON `null`.
+fn side(f: &FieldView, which: &str, v: Option<&J>) -> Markup {
+    if f.absent.contains(&which) {
+        return html! { span.muted.absent { "(absent)" } };
+    }
+    value(v)
+}
+
 /// One changed field: old -> new, and for JSON each changed path.
 fn change(f: &FieldView) -> Markup {
     html! {
-        span.field-old { (value(f.target.as_ref())) }
+        span.field-old { (side(f, "target", f.target.as_ref())) }
         " → "
-        span.field-new { (value(f.source.as_ref())) }
+        span.field-new { (side(f, "source", f.source.as_ref())) }
         @if let Some(paths) = &f.paths {
             ul.paths {
                 @for p in paths {
@@ -118,9 +127,9 @@ fn conflict(e: &EntryView) -> Markup {
             @for f in &e.fields {
                 tr data-column=(f.column) {
                     th { (f.column) }
-                    td { (value(f.base.as_ref())) }
-                    td.field-new { (value(f.source.as_ref())) }
-                    td.field-old { (value(f.target.as_ref())) }
+                    td { (side(f, "base", f.base.as_ref())) }
+                    td.field-new { (side(f, "source", f.source.as_ref())) }
+                    td.field-old { (side(f, "target", f.target.as_ref())) }
                 }
             }
         }
@@ -175,6 +184,7 @@ mod tests {
             source: Some(json!("new name")),
             target: Some(json!("old name")),
             base: Some(json!("base name")),
+            absent: Vec::new(),
             paths: None,
         };
         let html = entry(&view("update", None, vec![field.clone()])).into_string();
@@ -184,5 +194,35 @@ mod tests {
         for v in ["base name", "new name", "old name"] {
             assert!(html.contains(v), "{v}: {html}");
         }
+    }
+
+    #[test]
+    fn a_field_a_document_lacks_is_not_shown_as_null() {
+        // A document's field removed (source absent) and a BSON null set.
+        let removed = FieldView {
+            column: "name".into(),
+            source: Some(J::Null),
+            target: Some(json!("Lyon")),
+            base: None,
+            absent: vec!["source"],
+            paths: None,
+        };
+        let nulled = FieldView {
+            column: "team".into(),
+            source: Some(J::Null),
+            target: Some(json!("qa")),
+            base: None,
+            absent: Vec::new(),
+            paths: None,
+        };
+        let html = entry(&view("update", None, vec![removed, nulled])).into_string();
+        let (name, team) = (
+            html.find("data-column=\"name\"").unwrap(),
+            html.find("data-column=\"team\"").unwrap(),
+        );
+        assert!(html[name..team].contains("(absent)"), "{html}");
+        assert!(!html[name..team].contains("NULL"), "{html}");
+        assert!(html[team..].contains("NULL"), "{html}");
+        assert!(!html[team..].contains("(absent)"), "{html}");
     }
 }

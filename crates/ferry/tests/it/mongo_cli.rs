@@ -758,6 +758,66 @@ async fn a_new_field_changes_only_its_document() {
     assert_eq!(zurich.get_str("name"), Ok("Zürich (prod)"), "{zurich}");
 }
 
+/// A field a document lacks and a field holding BSON `null` are told
+/// apart by every diff: the text says "(absent)", the JSON names the
+/// absent sides (its `null` alone is a BSON `null` too), and a new
+/// document's row lists only the fields it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_tells_an_absent_field_from_a_null() {
+    let Some(w) = World::new(&[("staging", false), ("production", false)]).await else {
+        return;
+    };
+    w.put("staging", staging_docs()).await;
+    w.run_yes(&["promote", "staging", "production"]).expect(0);
+    let stag = w.db("staging").await.collection::<Document>("cities");
+    stag.update_one(doc! { "_id": 1 }, doc! { "$unset": { "name": 1 } })
+        .await
+        .expect("remove a field in staging");
+    stag.update_one(doc! { "_id": 2 }, doc! { "$set": { "name": Bson::Null } })
+        .await
+        .expect("set a field to null in staging");
+    stag.insert_one(doc! { "_id": 3 })
+        .await
+        .expect("a document without a name");
+
+    let text = w.run(&["diff", "staging", "production", "--table", "cities"]).expect(0);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    let field_after = |key: &str| {
+        let at = lines
+            .iter()
+            .position(|l| l.contains(&format!("_id={key}")))
+            .unwrap_or_else(|| panic!("no entry {key}: {}", text.stdout));
+        lines.get(at + 1).copied().unwrap_or("")
+    };
+    assert!(field_after("1").contains("-> (absent)"), "{}", text.stdout);
+    assert!(field_after("2").contains("-> null"), "{}", text.stdout);
+    assert!(!text.stdout.contains("NULL"), "no field shows as NULL: {}", text.stdout);
+
+    let diff = w
+        .run(&["diff", "staging", "production", "--table", "cities", "--json"])
+        .expect(0)
+        .json();
+    let change = |id: i64| {
+        diff["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .find(|c| c["key"]["_id"] == id)
+            .unwrap_or_else(|| panic!("no change of {id}: {diff:#}"))
+            .clone()
+    };
+    let removed = &change(1)["fields"][0];
+    assert_eq!(removed["source"], J::Null, "{removed}");
+    assert_eq!(removed["absent"], serde_json::json!(["source"]), "{removed}");
+    let nulled = &change(2)["fields"][0];
+    assert_eq!(nulled["source"], J::Null, "{nulled}");
+    assert!(
+        nulled.get("absent").is_none(),
+        "a BSON null is no absent field: {nulled}"
+    );
+    assert_eq!(change(3)["row"], serde_json::json!({"_id": 3}), "{diff:#}");
+}
+
 /// A per-branch clone whose database exists already is refused and leaves
 /// that database as it was; a clone that fails half-way (a managed
 /// collection missing in the parent, found after three were copied) drops
