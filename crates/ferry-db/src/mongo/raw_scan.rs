@@ -22,7 +22,9 @@ use ferry_core::value::ColumnType;
 use ferry_core::Value;
 use mongodb::bson::{Bson, Document, RawDocument};
 
-use super::{column_type, id_key, query_error, values, MongoStore, RawDocs};
+use super::read::id_key;
+use super::survey::RawDocs;
+use super::{column_type, query_error, values, MongoStore};
 use crate::raw::{self, RawBatch, RawBatches, RawSender};
 use crate::{meta, Batch, DbError, Predicate, ScanRequest};
 
@@ -230,7 +232,7 @@ impl Reader {
                     .map_err(|m| query_error(env, table, format!("a document's `{c}` {m}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(super::holds(&self.schema, p, &mine))
+        Ok(super::read::holds(&self.schema, p, &mine))
     }
 
     /// `batch` with each row's flag, asked of the server for the rows'
