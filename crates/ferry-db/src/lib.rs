@@ -220,6 +220,9 @@ pub struct Capabilities {
     /// The store makes per-branch clones of its database beside it
     /// ([`Store::create_branch_clone`]).
     pub branch_clones: bool,
+    /// Rows are documents with open fields (MongoDB): a NULL cell is a
+    /// field the document lacks, which views show as absent, not NULL.
+    pub open_fields: bool,
 }
 
 impl Capabilities {
@@ -231,6 +234,7 @@ impl Capabilities {
         sql_predicates: true,
         native_predicates: true,
         branch_clones: true,
+        open_fields: false,
     };
 }
 

@@ -420,7 +420,19 @@ pub struct ShowView {
 }
 
 impl ShowView {
-    pub fn new(r: &PromotionRecord, rows: &[JournalRow]) -> ShowView {
+    /// `open_fields`: the rows are documents (the store's
+    /// [`ferry_db::Capabilities::open_fields`]), whose images leave out
+    /// the fields a document lacks rather than show them as `null`.
+    pub fn new(r: &PromotionRecord, rows: &[JournalRow], open_fields: bool) -> ShowView {
+        // A BSON `null` is a JSON value, not NULL: only absent fields go.
+        let image = |pairs: &[(String, Value)]| {
+            let present: Vec<(String, Value)> = pairs
+                .iter()
+                .filter(|(_, v)| !(open_fields && v.is_null()))
+                .cloned()
+                .collect();
+            shown(&present)
+        };
         ShowView {
             entry: JournalEntryView::new(r),
             rows: rows
@@ -429,8 +441,8 @@ impl ShowView {
                     table: j.table.clone(),
                     key: object(&j.key),
                     action: j.action.clone(),
-                    before: j.before.as_deref().map(shown),
-                    after: j.after.as_deref().map(shown),
+                    before: j.before.as_deref().map(image),
+                    after: j.after.as_deref().map(image),
                 })
                 .collect(),
         }

@@ -467,7 +467,9 @@ pub fn log_text(records: &[PromotionRecord]) -> String {
     out
 }
 
-pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
+/// `open_fields`: the rows are documents (MongoDB), whose NULL is a field
+/// the document lacks: left out of whole rows, `(absent)` in a change.
+pub fn show_text(r: &PromotionRecord, rows: &[JournalRow], open_fields: bool) -> String {
     let mut out = log_text(std::slice::from_ref(r));
     if !r.selection.is_empty() {
         let _ = writeln!(out, "{}", ui::dim(&format!("selection: {}", r.selection.join(" "))));
@@ -478,7 +480,8 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
         if let (None, Some(before), "delete") = (&j.after, &j.before, j.action.as_str()) {
             // Every field of the row the promotion removed.
             for (c, v) in before {
-                if !j.key.iter().any(|(kc, _)| kc == c) && !is_carried(c) {
+                let absent = open_fields && v.is_null();
+                if !(j.key.iter().any(|(kc, _)| kc == c) || is_carried(c) || absent) {
                     let _ = writeln!(out, "            {c}: {}", ui::red(&short(v)));
                 }
             }
@@ -493,7 +496,8 @@ pub fn show_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
                     .map(|(_, bv)| bv);
                 match old {
                     Some(o) if o == v => {}
-                    Some(o) => change_lines(&mut out, c, o, v, "            "),
+                    Some(o) => change_lines(&mut out, c, o, v, "            ", open_fields),
+                    None if open_fields && v.is_null() => {}
                     None => {
                         let _ = writeln!(out, "            {c}: {}", ui::green(&short(v)));
                     }
@@ -512,16 +516,24 @@ fn field_json_lines(plan: &Plan, e: &PlanEntry, f: &ferry_core::plan::FieldDiff,
 }
 
 /// One column's change from `old` to `new` for people: path by path when
-/// both are JSON documents that differ inside, else `old -> new`.
-fn change_lines(out: &mut String, column: &str, old: &Value, new: &Value, indent: &str) {
+/// both are JSON documents that differ inside, else `old -> new` (a
+/// document's absent field as `(absent)` when `open_fields`).
+fn change_lines(out: &mut String, column: &str, old: &Value, new: &Value, indent: &str, open_fields: bool) {
+    let cell = |v: &Value| {
+        if open_fields && v.is_null() {
+            "(absent)".to_string()
+        } else {
+            short(v)
+        }
+    };
     match journal_json_pair(old, new).filter(|(a, b)| a != b) {
         Some((a, b)) => out.push_str(&json_path_lines(column, &a, &b, indent)),
         None => {
             let _ = writeln!(
                 out,
                 "{indent}{column}: {} -> {}",
-                ui::red(&short(old)),
-                ui::green(&short(new))
+                ui::red(&cell(old)),
+                ui::green(&cell(new))
             );
         }
     }
@@ -531,13 +543,16 @@ fn change_lines(out: &mut String, column: &str, old: &Value, new: &Value, indent
 /// deleted, the rows it updated go back to their before-image, the rows it
 /// deleted are inserted again (every field shown), and the rows it only
 /// recorded as in sync get their previous sync base back.
-pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
+/// `open_fields` as for [`show_text`].
+pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow], open_fields: bool) -> String {
     let (mut restore, mut remove, mut reinsert) = (0, 0, 0);
     let mut body = String::new();
     for j in rows.iter().rev() {
         let key = key_label(&j.key_values());
         // Key and carried columns are not listed as restored fields.
         let is_key = |c: &str| is_carried(c) || j.key.iter().any(|(kc, _)| kc == c);
+        // Whole rows list the fields a document has.
+        let listed = |(c, v): &&(String, Value)| !(is_key(c) || open_fields && v.is_null());
         match (j.action.as_str(), &j.before, &j.after) {
             ("keep", _, _) => {
                 let _ = writeln!(
@@ -551,7 +566,7 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
             (_, None, _) => {
                 remove += 1;
                 let _ = writeln!(body, "  {} {}:{key}", ui::red("- delete "), j.table);
-                for (c, v) in j.after.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                for (c, v) in j.after.iter().flatten().filter(listed) {
                     let _ = writeln!(body, "              {c}: {}", ui::red(&short(v)));
                 }
             }
@@ -562,7 +577,7 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
                     let old = j.before.iter().flatten().find(|(bc, _)| bc == c).map(|(_, v)| v);
                     match old {
                         Some(o) if o == now => {}
-                        Some(o) => change_lines(&mut body, c, now, o, "              "),
+                        Some(o) => change_lines(&mut body, c, now, o, "              ", open_fields),
                         None => {
                             let _ = writeln!(body, "              {c}: {} -> (not recorded)", ui::red(&short(now)));
                         }
@@ -572,7 +587,7 @@ pub fn revert_preview_text(r: &PromotionRecord, rows: &[JournalRow]) -> String {
             (_, Some(_), None) => {
                 reinsert += 1;
                 let _ = writeln!(body, "  {} {}:{key}", ui::green("+ insert "), j.table);
-                for (c, v) in j.before.iter().flatten().filter(|(c, _)| !is_key(c)) {
+                for (c, v) in j.before.iter().flatten().filter(listed) {
                     let _ = writeln!(body, "              {c}: {}", ui::green(&short(v)));
                 }
             }

@@ -369,6 +369,7 @@ impl Store for DirStore {
             sql_predicates: false,
             native_predicates: false,
             branch_clones: false,
+            open_fields: false,
         }
     }
 

@@ -253,6 +253,7 @@ impl Store for MongoStore {
             sql_predicates: false,
             native_predicates: true,
             branch_clones: true,
+            open_fields: true,
         }
     }
 

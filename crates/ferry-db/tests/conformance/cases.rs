@@ -971,6 +971,7 @@ pub async fn capabilities(b: Backend) {
             sql_predicates: false,
             native_predicates: b == Backend::Mongo,
             branch_clones: b == Backend::Mongo,
+            open_fields: b == Backend::Mongo,
         },
         _ => Capabilities::SQL,
     };

@@ -33,6 +33,14 @@ pub struct PreparedRevert<'a> {
     pub rows: Vec<JournalRow>,
 }
 
+impl PreparedRevert<'_> {
+    /// Whether the rows are documents whose NULL is an absent field
+    /// ([`ferry_db::Capabilities::open_fields`]), for showing them.
+    pub fn open_fields(&self) -> bool {
+        self.store.capabilities().open_fields
+    }
+}
+
 /// Finds the promotion and its rows, and takes the writer lock of its
 /// environment.
 pub async fn prepare<'a>(envs: &'a Envs, req: RevertRequest, observer: &dyn Observer) -> Result<PreparedRevert<'a>> {

@@ -176,7 +176,7 @@ pub async fn show(
 ) -> ApiResult<ShowView> {
     let (store, record) = revert_find::find_with(&state.envs(), &id).await?;
     let rows = journal::journal_rows(&*store, &id).await?;
-    Ok(Json(ShowView::new(&record, &rows)))
+    Ok(Json(ShowView::new(&record, &rows, store.capabilities().open_fields)))
 }
 
 /// `POST /promotions/{id}/revert` body.

@@ -112,7 +112,8 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     } else {
         Shown::Plain
     };
-    let body = promotion_body(&state, &user, &record, &rows, &shown);
+    let open = store.capabilities().open_fields;
+    let body = promotion_body(&state, &user, (&record, &rows, open), &shown);
     Ok(layout::page(&user, &format!("Promotion {id}"), body).into_response())
 }
 
@@ -142,12 +143,12 @@ fn why_not_revert(state: &AppState, user: &CurrentUser, record: &PromotionRecord
     .err()
 }
 
-/// The promotion page, and what it says about reverting.
+/// The promotion page, and what it says about reverting. `open_fields`:
+/// the rows are documents (MongoDB), whose NULL is a field they lack.
 fn promotion_body(
     state: &AppState,
     user: &CurrentUser,
-    record: &PromotionRecord,
-    rows: &[JournalRow],
+    (record, rows, open_fields): (&PromotionRecord, &[JournalRow], bool),
     shown: &Shown,
 ) -> Markup {
     let link = |id: &str| html! { a.mono href=(format!("/promotions/{}", encode(id))) { (id) } };
@@ -179,7 +180,7 @@ fn promotion_body(
         }
         h2 { "Rows" }
         @if rows.is_empty() { p.muted { "No rows." } }
-        @for r in rows { (row(r)) }
+        @for r in rows { (row(r, open_fields)) }
         (revert_section(state, user, record, rows, matches!(shown, Shown::Changed(_) | Shown::Refused(_))))
     }
 }
@@ -208,8 +209,13 @@ fn selection_text(words: &[String]) -> String {
 }
 
 /// One journalled row: what the promotion did, each column before and
-/// after (the columns it wrote; every column of an insert or a delete).
-fn row(r: &JournalRow) -> Markup {
+/// after (the columns it wrote; every column of an insert or a delete; a
+/// document's absent field as "(absent)").
+fn row(r: &JournalRow, open_fields: bool) -> Markup {
+    let cell = |v: Option<&Value>| match v {
+        Some(Value::Null) if open_fields => html! { span.muted.absent { "(absent)" } },
+        v => cells::maybe(v),
+    };
     let label = format!("{}:{}", r.table, key_label(&r.key_values()));
     let is_key = |c: &str| r.key.iter().any(|(k, _)| k == c);
     let find = |image: &Option<Vec<(String, Value)>>, c: &str| {
@@ -240,10 +246,10 @@ fn row(r: &JournalRow) -> Markup {
                             tr data-column=(c) class=(if before == after { "same" } else { "changed" }) {
                                 td.mono { (c) }
                                 td.field-old data-testid="before" {
-                                    @if r.before.is_none() { span.muted { "(no row)" } } @else { (cells::maybe(before.as_ref())) }
+                                    @if r.before.is_none() { span.muted { "(no row)" } } @else { (cell(before.as_ref())) }
                                 }
                                 td.field-new data-testid="after" {
-                                    @if r.after.is_none() { span.muted { "(deleted)" } } @else { (cells::maybe(after.as_ref())) }
+                                    @if r.after.is_none() { span.muted { "(deleted)" } } @else { (cell(after.as_ref())) }
                                 }
                             }
                         }
@@ -354,11 +360,11 @@ pub async fn revert(
     };
     let envs = state.envs();
     let prepared = revert_op::prepare(&envs, req, &Quiet).await?;
-    let (record, rows) = (prepared.record.clone(), prepared.rows.clone());
+    let (record, rows, open) = (prepared.record.clone(), prepared.rows.clone(), prepared.open_fields());
     let done = match prepared.commit().await {
         Ok(done) => done,
         Err(e) if matches!(e.hint_of(), Some(Hint::ForceRevert)) => {
-            let body = promotion_body(&state, &user, &record, &rows, &Shown::Refused(e.to_string()));
+            let body = promotion_body(&state, &user, (&record, &rows, open), &Shown::Refused(e.to_string()));
             let page = layout::page(&user, &format!("Promotion {id}"), body);
             return Ok((StatusCode::CONFLICT, page).into_response());
         }
@@ -376,7 +382,27 @@ pub async fn revert(
 
 #[cfg(test)]
 mod tests {
-    use super::selection_text;
+    use super::{row, selection_text, JournalRow, Value};
+
+    #[test]
+    fn a_documents_absent_field_is_shown_as_absent_not_null() {
+        let image = |name: Value| vec![("_id".to_string(), Value::Int(1)), ("name".to_string(), name)];
+        let r = JournalRow {
+            seq: 1,
+            table: "cities".into(),
+            key: vec![("_id".into(), Value::Int(1))],
+            action: "update".into(),
+            before: Some(image(Value::Text("Lyon".into()))),
+            after: Some(image(Value::Null)),
+            base_before: None,
+            source_key: None,
+        };
+        let document = row(&r, true).into_string();
+        assert!(document.contains("(absent)"), "{document}");
+        assert!(!document.contains("NULL"), "{document}");
+        let sql = row(&r, false).into_string();
+        assert!(sql.contains("NULL") && !sql.contains("(absent)"), "{sql}");
+    }
 
     #[test]
     fn a_selection_reads_without_command_line_flags() {

@@ -27,10 +27,11 @@ pub async fn run(g: &Global, env: Option<&str>, limit: usize) -> Result<u8> {
 pub async fn show(g: &Global, id: &str) -> Result<u8> {
     let (store, record) = revert::find_with(&envs(g)?, id).await?;
     let rows = journal::journal_rows(&*store, id).await?;
+    let open = store.capabilities().open_fields;
     if g.json {
-        print_json(&ShowView::new(&record, &rows))?;
+        print_json(&ShowView::new(&record, &rows, open))?;
     } else {
-        print_text(&output::show_text(&record, &rows))?;
+        print_text(&output::show_text(&record, &rows, open))?;
     }
     Ok(0)
 }

@@ -21,7 +21,11 @@ pub async fn run(g: &Global, id: &str, force: bool) -> Result<u8> {
     };
     let prepared = revert::prepare(&envs, req, &shown).await?;
     if !g.json {
-        print_text(&output::revert_preview_text(&prepared.record, &prepared.rows))?;
+        print_text(&output::revert_preview_text(
+            &prepared.record,
+            &prepared.rows,
+            prepared.open_fields(),
+        ))?;
     }
     let to = prepared.record.to.clone();
     if !ui::confirm(g, &format!("Revert {id} in {to}?"), &format!("reverting {id}"))? {

@@ -816,6 +816,34 @@ async fn a_diff_tells_an_absent_field_from_a_null() {
         "a BSON null is no absent field: {nulled}"
     );
     assert_eq!(change(3)["row"], serde_json::json!({"_id": 3}), "{diff:#}");
+
+    // The journal says the same: `show` and the revert's preview.
+    let done = w
+        .run_yes(&["promote", "staging", "production", "--table", "cities", "--json"])
+        .expect(0);
+    let id = id_of(&done, "promotion");
+    let shown = w.run(&["show", &id]).expect(0);
+    assert!(shown.stdout.contains("name: \"Lyon\" -> (absent)"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("-> null"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("NULL"), "{}", shown.stdout);
+    let json = w.run(&["show", &id, "--json"]).expect(0).json();
+    let rows = json["rows"].as_array().expect("rows");
+    let of = |id: i64| {
+        rows.iter()
+            .find(|r| r["key"]["_id"] == id)
+            .expect("a journal row")
+            .clone()
+    };
+    assert!(of(1)["after"].get("name").is_none(), "absent after: {json:#}");
+    assert_eq!(of(2)["after"]["name"], J::Null, "a BSON null stays: {json:#}");
+    assert_eq!(of(3)["after"], serde_json::json!({"_id": 3}), "{json:#}");
+    let preview = w.run_yes(&["revert", &id]).expect(0);
+    assert!(
+        preview.stdout.contains("name: (absent) -> \"Lyon\""),
+        "{}",
+        preview.stdout
+    );
+    assert!(!preview.stdout.contains("NULL"), "{}", preview.stdout);
 }
 
 /// A per-branch clone whose database exists already is refused and leaves
