@@ -248,7 +248,8 @@ impl Store for MongoStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             transactions: self.transactions,
-            raw_scans: false,
+            // Each field as the bytes of its BSON element (`raw_scan.rs`).
+            raw_scans: true,
             generated_ids: true,
             sql_predicates: false,
             native_predicates: true,

@@ -966,7 +966,7 @@ pub async fn capabilities(b: Backend) {
         // MongoDB: transactions on a replica set (the test server is one).
         Backend::Dir | Backend::Mongo => Capabilities {
             transactions: true,
-            raw_scans: false,
+            raw_scans: b == Backend::Mongo,
             generated_ids: b == Backend::Mongo,
             sql_predicates: false,
             native_predicates: b == Backend::Mongo,
