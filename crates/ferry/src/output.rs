@@ -48,6 +48,9 @@ fn quoted(s: &str) -> String {
 /// the rest into a visible "... N more bytes".
 const SHOWN_CHARS: usize = 60;
 
+/// How a field a document lacks (MongoDB; NULL in its row) is shown.
+const ABSENT: &str = "(absent)";
+
 /// A value for people: text quoted, NULL as `NULL`, and a long value cut
 /// after [`SHOWN_CHARS`] characters with "... N more bytes" saying how
 /// much of it is not shown (never cut silently).
@@ -305,7 +308,7 @@ fn entry_fields(plan: &Plan, e: &PlanEntry, out: &mut String) {
     let open = ferry_engine::views::is_open(plan, &e.table);
     let side = |v: Option<&Value>, show: &dyn Fn(&Value) -> String| match v {
         None => "(none)".to_string(),
-        Some(v) if open && v.is_null() => "(absent)".to_string(),
+        Some(v) if open && v.is_null() => ABSENT.to_string(),
         Some(v) => show(v),
     };
     let target = |f: &FieldDiff| side(f.target.as_ref(), &short);
@@ -521,7 +524,7 @@ fn field_json_lines(plan: &Plan, e: &PlanEntry, f: &ferry_core::plan::FieldDiff,
 fn change_lines(out: &mut String, column: &str, old: &Value, new: &Value, indent: &str, open_fields: bool) {
     let cell = |v: &Value| {
         if open_fields && v.is_null() {
-            "(absent)".to_string()
+            ABSENT.to_string()
         } else {
             short(v)
         }

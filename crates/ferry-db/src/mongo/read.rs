@@ -217,7 +217,6 @@ impl MongoStore {
         session: Option<&mut ClientSession>,
         req: &FetchRequest,
     ) -> Result<Vec<Row>, DbError> {
-        use futures_util::StreamExt;
         let fixed_names: Vec<String> = req.fixed.iter().map(|(c, _)| c.clone()).collect();
         let schema = self
             .schema(
@@ -241,18 +240,12 @@ impl MongoStore {
                 }
             }
             None => {
-                let mut asked = futures_util::stream::FuturesOrdered::new();
-                for chunk in req.values.chunks(IN_LIST) {
-                    if asked.len() == LISTS_IN_FLIGHT {
-                        if let Some(part) = asked.next().await {
-                            out.extend(part?);
-                        }
-                    }
-                    asked.push_back(self.fetch_list(None, req, &shape, chunk));
-                }
-                while let Some(part) = asked.next().await {
-                    out.extend(part?);
-                }
+                let lists: Vec<_> = req
+                    .values
+                    .chunks(IN_LIST)
+                    .map(|chunk| self.fetch_list(None, req, &shape, chunk))
+                    .collect();
+                out.extend(in_flight(lists).await?.into_iter().flatten());
             }
         }
         Ok(out)
@@ -542,22 +535,14 @@ impl MongoStore {
         ids: &[Bson],
         filter: &Document,
     ) -> Result<HashSet<Vec<u8>>, DbError> {
-        use futures_util::StreamExt;
-        let mut out = HashSet::new();
-        let mut asked = futures_util::stream::FuturesUnordered::new();
-        for chunk in ids.chunks(IN_LIST) {
-            if asked.len() == LISTS_IN_FLIGHT {
-                if let Some(part) = asked.next().await {
-                    out.extend(part?);
-                }
-            }
-            let q = and(doc! { "_id": { "$in": chunk.to_vec() } }, filter.clone());
-            asked.push(self.matching_ids(None, table, q));
-        }
-        while let Some(part) = asked.next().await {
-            out.extend(part?);
-        }
-        Ok(out)
+        let lists: Vec<_> = ids
+            .chunks(IN_LIST)
+            .map(|chunk| {
+                let q = and(doc! { "_id": { "$in": chunk.to_vec() } }, filter.clone());
+                self.matching_ids(None, table, q)
+            })
+            .collect();
+        Ok(in_flight(lists).await?.into_iter().flatten().collect())
     }
 
     /// The BSON to match a value with (an absent field matches `null`).
@@ -578,6 +563,27 @@ struct FetchShape {
     by: Vec<usize>,
     fixed_at: Vec<usize>,
     fixed: Vec<u8>,
+}
+
+/// Runs `lists` (lookups of one list of values each), at most
+/// [`LISTS_IN_FLIGHT`] at once, and gives their results in their order;
+/// the first error ends it.
+async fn in_flight<T>(lists: Vec<impl std::future::Future<Output = Result<T, DbError>>>) -> Result<Vec<T>, DbError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::with_capacity(lists.len());
+    let mut asked = futures_util::stream::FuturesOrdered::new();
+    for list in lists {
+        if asked.len() == LISTS_IN_FLIGHT {
+            if let Some(part) = asked.next().await {
+                out.push(part?);
+            }
+        }
+        asked.push_back(list);
+    }
+    while let Some(part) = asked.next().await {
+        out.push(part?);
+    }
+    Ok(out)
 }
 
 /// A document's top-level field names, in order, as the value of its
