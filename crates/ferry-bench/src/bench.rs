@@ -42,6 +42,9 @@ pub struct Options {
     /// Declare `changed = "modified_at"` (indexed) on every table
     /// (`--changed`): change-proportional plans.
     pub changed: bool,
+    /// With `changed`: `track_deletes = true`, the traces installed before
+    /// the baseline (`--track-deletes`).
+    pub track_deletes: bool,
 }
 
 impl Options {
@@ -60,6 +63,7 @@ impl Options {
             keep: false,
             parallel: false,
             changed: false,
+            track_deletes: false,
         }
     }
 }
@@ -161,6 +165,7 @@ pub fn server_url(engine: Engine) -> Option<String> {
 /// Runs the benchmark on every engine asked for.
 pub async fn run(opts: &Options) -> Result<Vec<EngineResult>> {
     crate::schema::set_changed(opts.changed);
+    crate::schema::set_track_deletes(opts.track_deletes);
     let tmp;
     let dir: PathBuf = match &opts.workdir {
         Some(d) => {
@@ -320,6 +325,10 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
     let (staging_url, production_url) = (dbs.staging.url(), dbs.production.url());
     let child = |op: Op| timed::run_child(&opts.exe, &config, op, &staging_url, &production_url);
 
+    if crate::schema::track_deletes() {
+        log.say(engine, "ferry track staging, production");
+        child(Op::Track).await?;
+    }
     log.say(engine, "ferry baseline");
     let baseline = child(Op::Baseline).await?;
     if baseline.recorded != rows || baseline.insert + baseline.update + baseline.delete + baseline.conflict != 0 {

@@ -57,6 +57,11 @@ struct Cli {
     /// read only the rows changed since the baseline's watermark.
     #[arg(long)]
     changed: bool,
+    /// With --changed: declare `track_deletes = true` too and install the
+    /// trace of deletes (`ferry track`) in both databases before the
+    /// baseline: plans read the deleted keys instead of blocks of keys.
+    #[arg(long, requires = "changed")]
+    track_deletes: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +155,7 @@ pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
     opts.hand_sync = !cli.no_hand_sync;
     opts.keep = cli.keep;
     opts.changed = cli.changed;
+    opts.track_deletes = cli.track_deletes;
     if opts.keep && opts.workdir.is_none() && opts.engines.contains(&Engine::Sqlite) {
         bail!("--keep needs --workdir DIR for the SQLite files");
     }

@@ -367,6 +367,24 @@ impl Db {
                         .with_context(|| format!("copying {a}.{t} to {b}"))?;
                 }
                 c.execute("SET FOREIGN_KEY_CHECKS = 1").await?;
+                // The triggers (Ferry's trace of deletes, `--track-deletes`),
+                // made after the rows are in, so the copy fires none.
+                let triggers: Vec<(String, String, String, String, String)> = sqlx::query_as(
+                    "SELECT CAST(TRIGGER_NAME AS CHAR), CAST(ACTION_TIMING AS CHAR), CAST(EVENT_MANIPULATION AS CHAR), \
+                     CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(ACTION_STATEMENT AS CHAR) FROM information_schema.TRIGGERS \
+                     WHERE TRIGGER_SCHEMA = ?",
+                )
+                .bind(a)
+                .fetch_all(&mut c)
+                .await?;
+                c.execute(format!("USE {b}").as_str()).await?;
+                for (name, timing, event, table, body) in triggers {
+                    c.execute(
+                        format!("CREATE TRIGGER `{name}` {timing} {event} ON `{table}` FOR EACH ROW {body}").as_str(),
+                    )
+                    .await
+                    .with_context(|| format!("copying the trigger {a}.{name} to {b}"))?;
+                }
                 c.close().await?;
                 // Fresh tables: give them their statistics now rather than
                 // whenever InnoDB's background task gets to them.

@@ -229,6 +229,20 @@ pub fn set_changed(on: bool) {
     CHANGED.store(on, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Whether the tables also declare `track_deletes = true`
+/// (`--track-deletes`, with `--changed`).
+static TRACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the `--track-deletes` mode for this process (see [`TRACK`]).
+pub fn set_track_deletes(on: bool) {
+    TRACK.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether this process runs the `--track-deletes` mode.
+pub fn track_deletes() -> bool {
+    TRACK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Whether this process runs the `--changed` mode.
 pub fn changed() -> bool {
     CHANGED.load(std::sync::atomic::Ordering::SeqCst)
@@ -313,6 +327,9 @@ pub fn ferry_toml_for(engine: Engine) -> String {
         s.push_str(&format!("\n[tables.{}]\nkey = [\"{key}\"]\n", t.name));
         if changed() {
             s.push_str("changed = \"modified_at\"\n");
+            if track_deletes() {
+                s.push_str("track_deletes = true\n");
+            }
         }
         let refs: Vec<&Col> = t.cols.iter().filter(|c| c.refs.is_some()).collect();
         if t.name == "form_fields" {

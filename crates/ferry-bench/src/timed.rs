@@ -23,6 +23,8 @@ pub enum Op {
     Promote,
     /// `ferry baseline staging production`.
     Baseline,
+    /// `ferry track staging` and `ferry track production` (`--track-deletes`).
+    Track,
 }
 
 impl Op {
@@ -31,6 +33,7 @@ impl Op {
             Op::Plan => "plan",
             Op::Promote => "promote",
             Op::Baseline => "baseline",
+            Op::Track => "track",
         }
     }
 
@@ -39,6 +42,7 @@ impl Op {
             "plan" => Some(Op::Plan),
             "promote" => Some(Op::Promote),
             "baseline" => Some(Op::Baseline),
+            "track" => Some(Op::Track),
             _ => None,
         }
     }
@@ -110,6 +114,20 @@ pub async fn run_here(config: &Path, op: Op) -> Result<Outcome> {
             let b = baseline::baseline(&pair, &sel, "ferry-bench", Progress::hidden()).await?;
             count(&mut out, &b.differing);
             out.recorded = b.recorded;
+        }
+        Op::Track => {
+            let envs = ferry_engine::registry::Envs::new(project);
+            for env in ["staging", "production"] {
+                let req = ferry_engine::ops::track::TrackRequest {
+                    env: env.into(),
+                    user: "ferry-bench".into(),
+                    wait: true,
+                };
+                let done = ferry_engine::ops::track::track(&envs, &req, &ferry_engine::ops::Quiet).await?;
+                if let Some(w) = done.iter().find_map(|t| t.warning.clone()) {
+                    bail!("{w}");
+                }
+            }
         }
     }
     out.secs = start.elapsed().as_secs_f64();

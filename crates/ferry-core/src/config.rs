@@ -243,6 +243,11 @@ pub struct TableConfig {
     /// How far before the last sync's watermark a changed-only plan reads
     /// (`changed_margin`, seconds; default [`DEFAULT_CHANGED_MARGIN_SECS`]).
     pub changed_margin_secs: i64,
+    /// With `changed`: Ferry keeps a trace of the table's deletes
+    /// (`track_deletes`, installed by `ferry track`), so that a plan finds
+    /// deleted keys without reading every key (docs/config.md).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub track_deletes: bool,
     #[serde(skip)]
     pub draft: BTreeMap<String, Value>,
     pub line: Option<usize>,
@@ -361,6 +366,7 @@ struct RawTable {
     draft: Option<Spanned<toml::Table>>,
     changed: Option<Spanned<String>>,
     changed_margin: Option<Spanned<String>>,
+    track_deletes: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -905,6 +911,21 @@ fn table(
         }
     }
     let (changed, changed_margin_secs) = table_changed(t, &key, &ignore, lines, &p, problems);
+    let track_deletes = t.track_deletes.as_ref().is_some_and(|d| *d.get_ref());
+    if let Some(d) = t.track_deletes.as_ref().filter(|d| *d.get_ref()) {
+        if t.changed.is_none() {
+            problems.push(p(
+                "`track_deletes` without `changed`: a trace of deletes serves change-proportional plans; name the changed column too, or remove it".into(),
+                lines.of(d),
+            ));
+        }
+        if key.as_ref().is_some_and(|k| k.len() != 1) {
+            problems.push(p(
+                "`track_deletes` needs a key of one integer column (the trace records deleted keys as integers)".into(),
+                lines.of(d),
+            ));
+        }
+    }
     TableConfig {
         name: name.to_string(),
         key,
@@ -918,6 +939,7 @@ fn table(
         exclude: t.exclude.as_ref().map(|e| e.get_ref().clone()),
         changed,
         changed_margin_secs,
+        track_deletes,
         draft,
         line,
         column_lines,
@@ -1455,6 +1477,41 @@ stamp = { at = "yesterday" }
             "{text}"
         );
         assert!(text.contains("url_env"), "{text}");
+    }
+
+    #[test]
+    fn track_deletes_needs_changed_and_a_one_column_key() {
+        let ok = GOOD.replace(
+            "ignore = [\"view_count\"]",
+            "ignore = [\"view_count\"]\nchanged = \"modified_at\"\ntrack_deletes = true",
+        );
+        let c = parse(&ok, Path::new("f.toml")).unwrap();
+        assert!(c.tables["businesses"].track_deletes);
+        assert!(!c.tables["cities"].track_deletes);
+        for (written, wanted) in [
+            ("track_deletes = true", "`track_deletes` without `changed`"),
+            (
+                "changed = \"modified_at\"\ntrack_deletes = true\nkey = [\"id\", \"name\"]",
+                "needs a key of one integer column",
+            ),
+        ] {
+            let bad = GOOD
+                .replace("key = [\"id\"]\nreferences = { city_id", "references = { city_id")
+                .replace(
+                    "ignore = [\"view_count\"]",
+                    &format!("ignore = [\"view_count\"]\n{written}"),
+                );
+            let err = parse(&bad, Path::new("f.toml")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(wanted), "{written}: {text}");
+            let line = err.problems[0].line.expect("a line");
+            assert!(
+                bad.lines()
+                    .nth(line - 1)
+                    .is_some_and(|l| l.starts_with("track_deletes")),
+                "{written}: line {line}: {text}"
+            );
+        }
     }
 
     #[test]

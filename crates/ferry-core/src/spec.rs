@@ -55,6 +55,11 @@ pub struct TableSpec {
     /// still reads (`changed_margin`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub changed_margin_secs: i64,
+    /// With `changed`: the databases keep a trace of the table's deletes
+    /// (`track_deletes`), which a changed-only plan reads instead of
+    /// every key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub track_deletes: bool,
     /// Columns both stores derive from each row and write back with it
     /// (`TableSchema::carried`: a MongoDB document's field order): read
     /// with every row after the compared columns, written with every
@@ -185,6 +190,7 @@ impl TableSpec {
             } else {
                 0
             },
+            track_deletes: cfg.changed.is_some() && cfg.track_deletes,
             carried,
             open: src_full.open_fields.is_some() && dst_full.open_fields.is_some(),
         })

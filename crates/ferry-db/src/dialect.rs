@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use ferry_core::Value;
 
-use crate::{FetchRequest, Predicate, Row, ScanRequest};
+use crate::{meta, FetchRequest, Predicate, Row, ScanRequest};
 
 /// Per-column SQL a store needs around identifiers and placeholders: casts
 /// for reading a type the driver cannot decode, casts for parameters, and
@@ -70,7 +70,7 @@ impl Dialect {
     }
 
     /// A string literal (quotes doubled), for the catalog queries below.
-    fn literal(self, text: &str) -> String {
+    pub fn literal(self, text: &str) -> String {
         let quoted = text.replace('\'', "''");
         match self {
             // MySQL also reads backslashes as escapes in literals.
@@ -144,6 +144,83 @@ impl Dialect {
             // The store folds the keys (it reads them unordered when their
             // range is narrow enough: `sqlite.rs`).
             Dialect::Sqlite => format!("SELECT {c} FROM {t} ORDER BY {c}"),
+        }
+    }
+
+    /// The statements that install Ferry's trace of deletes on `table`,
+    /// whose key is the one integer column `column` (`track_deletes`):
+    /// a trigger that writes every deleted key into [`meta::DELETED`]
+    /// with the database's UTC time, in the deleting transaction; on
+    /// PostgreSQL also one that records a `TRUNCATE` (which deletes no
+    /// row one by one) as a break of the trace.
+    pub fn delete_trace(self, table: &str, column: &str) -> Vec<String> {
+        let (t, c, name) = (self.ident(table), self.ident(column), trace_name(table));
+        let (lit, log, n) = (self.literal(table), self.ident(meta::DELETED), self.ident(&name));
+        match self {
+            Dialect::Postgres => {
+                let now = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')";
+                let trunc = self.ident(&format!("{name}_t"));
+                vec![
+                    format!("DROP TRIGGER IF EXISTS {n} ON {t}"),
+                    format!("DROP TRIGGER IF EXISTS {trunc} ON {t}"),
+                    format!(
+                        "CREATE OR REPLACE FUNCTION {n}() RETURNS trigger LANGUAGE plpgsql AS $ferry$ BEGIN \
+                         INSERT INTO {log} (table_name, row_key, at) SELECT {lit}, {c}::int8, {now} FROM ferry_gone; \
+                         RETURN NULL; END $ferry$"
+                    ),
+                    format!(
+                        "CREATE TRIGGER {n} AFTER DELETE ON {t} REFERENCING OLD TABLE AS ferry_gone \
+                         FOR EACH STATEMENT EXECUTE FUNCTION {n}()"
+                    ),
+                    format!(
+                        "CREATE OR REPLACE FUNCTION {trunc}() RETURNS trigger LANGUAGE plpgsql AS $ferry$ BEGIN \
+                         INSERT INTO {log} (table_name, row_key, at, kind) VALUES ({lit}, NULL, {now}, 'truncated'); \
+                         RETURN NULL; END $ferry$"
+                    ),
+                    format!(
+                        "CREATE TRIGGER {trunc} AFTER TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION {trunc}()"
+                    ),
+                ]
+            }
+            Dialect::Mysql => vec![
+                format!("DROP TRIGGER IF EXISTS {n}"),
+                format!(
+                    "CREATE TRIGGER {n} AFTER DELETE ON {t} FOR EACH ROW INSERT INTO {log} (table_name, row_key, at) \
+                 VALUES ({lit}, OLD.{c}, DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f'))"
+                ),
+            ],
+            Dialect::Sqlite => vec![
+                format!("DROP TRIGGER IF EXISTS {n}"),
+                format!(
+                    "CREATE TRIGGER {n} AFTER DELETE ON {t} BEGIN INSERT INTO {log} (table_name, row_key, at) \
+                 VALUES ({lit}, OLD.{c}, strftime('%Y-%m-%d %H:%M:%f', 'now')); END"
+                ),
+            ],
+        }
+    }
+
+    /// A query counting what breaks the trace of deletes of `table`
+    /// ([`Dialect::delete_trace`]) right now, as `missing * 2 + cascades`
+    /// (0: the trace is whole): `missing`, 1 when its trigger is gone or
+    /// disabled; `cascades`, on MySQL, 1 when a foreign key deletes rows
+    /// of the table in cascade (InnoDB fires no trigger for those).
+    pub fn delete_trace_probe(self, table: &str) -> String {
+        let (lit, name) = (self.literal(table), self.literal(&trace_name(table)));
+        match self {
+            Dialect::Postgres => format!(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({q}) AND tgname = {name} \
+                 AND tgenabled <> 'D') THEN 0::int8 ELSE 2::int8 END",
+                q = self.literal(&self.ident(table))
+            ),
+            Dialect::Mysql => format!(
+                "SELECT ((SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE() \
+                 AND event_object_table = {lit} AND trigger_name = {name}) = 0) * 2 \
+                 + ((SELECT count(*) FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE() \
+                 AND table_name = {lit} AND delete_rule = 'CASCADE') > 0)"
+            ),
+            Dialect::Sqlite => format!(
+                "SELECT (count(*) = 0) * 2 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = {lit} AND name = {name}"
+            ),
         }
     }
 
@@ -560,6 +637,19 @@ fn derived_alias(i: usize) -> String {
 
 fn reads(c: &dyn ColumnSql, cols: &[String]) -> String {
     cols.iter().map(|col| c.read(col)).collect::<Vec<_>>().join(", ")
+}
+
+/// The name of the trigger (and PostgreSQL function) of the trace of
+/// deletes of `table`: `_ferry_deleted_` and the table's name, shortened
+/// with a hash of it where identifiers would grow past 60 characters.
+pub fn trace_name(table: &str) -> String {
+    let name = format!("_ferry_deleted_{table}");
+    if name.len() <= 58 {
+        return name;
+    }
+    let head: String = table.chars().take(24).collect();
+    let hash = blake3::hash(table.as_bytes()).to_hex();
+    format!("_ferry_deleted_{head}_{}", &hash[..12])
 }
 
 #[cfg(test)]

@@ -742,6 +742,17 @@ pub trait Txn: Read {
     /// Called after rows with explicit values were inserted into a column
     /// the target generates, so its next generated value cannot collide.
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError>;
+    /// Runs one SQL statement of Ferry's own making (the DDL of
+    /// [`dialect::Dialect::delete_trace`]). A store without SQL refuses.
+    /// MySQL commits the transaction's earlier writes before DDL.
+    async fn execute_sql(&mut self, sql: &str) -> Result<(), DbError> {
+        let _ = sql;
+        Err(DbError::new(
+            DbErrorKind::Query,
+            "",
+            "this environment runs no SQL statements",
+        ))
+    }
     /// Commits. When the store holds its writer lock on a connection of
     /// its own (PostgreSQL, MySQL), first checks, inside this transaction,
     /// that the lock is still held, and otherwise rolls back and fails

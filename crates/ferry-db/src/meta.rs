@@ -34,6 +34,10 @@ pub const AUDIT: &str = "_ferry_audit";
 pub const REVIEWS: &str = "_ferry_reviews";
 pub const BRANCHES: &str = "_ferry_branches";
 pub const WATERMARKS: &str = "_ferry_watermarks";
+/// The trace of deletes of tables with `track_deletes` (one row per
+/// deleted key, written by the triggers `ferry track` installs; rows with
+/// a `kind` say when the trace began or was broken).
+pub const DELETED: &str = "_ferry_deleted";
 
 pub const WATERMARK_COLUMNS: [&str; 6] = [
     "peer_env",
@@ -213,7 +217,21 @@ pub fn migrations(dialect: Dialect) -> Vec<Vec<String>> {
         "CREATE TABLE {} (peer_env {key_text} NOT NULL, table_name {key_text} NOT NULL, source_mark {text}, \
          target_mark {text}, taken_at {text} NOT NULL, promotion_id {text}, PRIMARY KEY (peer_env, table_name))",
         q(WATERMARKS)
-    )]]
+    )],
+    // v7: the trace of deletes (`track_deletes`): `at` is UTC text
+    // (`YYYY-MM-DD HH:MM:SS.ffffff`), `kind` NULL for a deleted key,
+    // `installed` or `truncated` otherwise.
+    vec![
+        format!(
+            "CREATE TABLE {} (table_name {key_text} NOT NULL, row_key {bigint}, at {key_text} NOT NULL, kind {text})",
+            q(DELETED)
+        ),
+        format!(
+            "CREATE INDEX {} ON {} (table_name, at)",
+            q(&format!("{DELETED}_at")),
+            q(DELETED)
+        ),
+    ]]
 }
 
 /// The schema of one of Ferry's own tables as a store without SQL keeps

@@ -937,9 +937,13 @@ impl Store for MySqlStore {
                 continue;
             }
             for s in steps {
-                conn.execute(format!("{s} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
-                    .await
-                    .map_err(e)?;
+                // Tables and columns take the character set; an index has none.
+                let s = if s.starts_with("CREATE INDEX") {
+                    s.clone()
+                } else {
+                    format!("{s} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+                };
+                conn.execute(s.as_str()).await.map_err(e)?;
             }
             conn.execute(format!("DELETE FROM {}", D.ident(meta::SCHEMA)).as_str())
                 .await
@@ -1069,6 +1073,12 @@ impl Txn for MySqlTxn {
         values: &[Value],
     ) -> Result<(), DbError> {
         self.delete_in_chunks(table, fixed, column, values).await
+    }
+
+    async fn execute_sql(&mut self, sql: &str) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let conn = self.conn()?;
+        conn.execute(sql).await.map(|_| ()).map_err(|e| err(&env, e))
     }
 
     async fn advance_generated(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {

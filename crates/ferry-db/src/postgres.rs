@@ -984,6 +984,12 @@ impl Txn for PgTxn {
         self.delete_in_chunks(table, fixed, column, values).await
     }
 
+    async fn execute_sql(&mut self, sql: &str) -> Result<(), DbError> {
+        let env = self.env.clone();
+        let conn = self.conn()?;
+        conn.execute(sql).await.map(|_| ()).map_err(|e| err(&env, e))
+    }
+
     async fn advance_generated(&mut self, table: &str, column: &str) -> Result<(), DbError> {
         let env = self.env.clone();
         let sql = format!(

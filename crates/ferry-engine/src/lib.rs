@@ -25,6 +25,7 @@ pub mod registry;
 pub mod revert;
 pub mod reviews;
 pub mod saved;
+pub mod traces;
 pub mod views;
 pub mod watermarks;
 

@@ -300,6 +300,11 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Install in ENV the trace of deletes of the tables with `track_deletes` (a trigger each).
+    #[command(
+        after_help = "Examples:\n  ferry track staging\n  ferry track production\n\nRun it in both environments of a pair, then promote (or `ferry baseline`) once: plans read the keys deleted since the last sync from the trace instead of comparing every key. Installing again makes only what is missing."
+    )]
+    Track { env: String },
     /// Write ENV's managed tables into DIR as canonical JSON files (one per row), making DIR equal.
     #[command(
         after_help = "Examples:\n  ferry export production content\n  git diff content/\n\nA `dir:` environment (url = \"dir:content\") reads and writes the same folder."

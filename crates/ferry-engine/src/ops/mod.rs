@@ -15,6 +15,7 @@ pub mod promote;
 pub mod refresh;
 pub mod revert;
 pub mod review;
+pub mod track;
 
 use ferry_core::plan::Plan;
 

@@ -37,7 +37,7 @@ use super::rows::conv_err;
 use super::select::Mode;
 use crate::error::Result;
 use crate::pair::Pair;
-use crate::watermarks;
+use crate::{traces, watermarks};
 
 /// What a changed-only read of one side reads beyond its keys.
 #[derive(Clone, Debug)]
@@ -58,6 +58,11 @@ pub(super) struct ChangedRead {
     /// databases aggregate ([`ferry_db::SqlStore::key_blocks`]: the key is
     /// one integer column on both sides), not by reading every key.
     pub blocks: bool,
+    /// The keys deleted on either side since the last sync, from the
+    /// databases' trace of deletes (`track_deletes`, [`crate::traces`]):
+    /// with them the keys on one side only need no block of keys. `None`:
+    /// no trace, or one the plan cannot trust (it says why).
+    pub deleted: Option<Vec<i64>>,
 }
 
 /// How the tables with `changed` are read, and what a plan says of it.
@@ -80,221 +85,304 @@ pub(super) async fn prepare(
     is_natural: impl Fn(&str) -> bool,
     keep_equal: bool,
 ) -> Result<Reading> {
+    let shared = Shared::default();
+    let natural: HashMap<&str, bool> = pair.order.iter().map(|t| (t.as_str(), is_natural(t))).collect();
+    // The tables are looked at together: each costs a few round trips per
+    // side, none depends on another.
+    let ones = futures_util::future::try_join_all(pair.order.iter().filter_map(|t| {
+        let col = pair.specs[t].changed.clone()?;
+        Some(prepare_table(
+            pair,
+            has_meta,
+            t,
+            col,
+            modes.get(t),
+            natural[t.as_str()],
+            keep_equal,
+            &shared,
+        ))
+    }))
+    .await?;
     let mut out = Reading::default();
-    let mut watermarks_here: Option<bool> = None;
-    let mut source_rewinds: Option<bool> = None;
-    for t in &pair.order {
-        let spec = &pair.specs[t];
-        let Some(col) = spec.changed.clone() else { continue };
-        match modes.get(t) {
-            Some(Mode::Scan(None)) => {}
-            Some(Mode::Scan(Some(_))) => {
-                out.notes.push(format!(
-                    "`{t}`: a `--where` selection compares the rows it matches, not the rows changed since the last sync"
-                ));
-                continue;
-            }
-            _ => continue,
+    for (t, one) in pair.order.iter().filter(|t| pair.specs[*t].changed.is_some()).zip(ones) {
+        out.notes.extend(one.notes);
+        if let Some(m) = one.mark {
+            out.marks.insert(t.clone(), m);
         }
-        if is_natural(t) {
-            out.notes.push(format!(
-                "`{t}` is read whole: it is matched by natural key (or keyed by such a table), which reads both sides whole anyway"
-            ));
-            continue;
-        }
-        let (Some(src_sql), Some(dst_sql)) = (pair.source.as_sql(), pair.target.as_sql()) else {
-            let env = if pair.source.as_sql().is_none() {
-                &pair.from
-            } else {
-                &pair.to
-            };
-            out.notes.push(format!(
-                "`{t}` is read whole: environment `{env}` cannot read only the rows changed since the last sync (it is not an SQL database)"
-            ));
-            continue;
-        };
-        if let Some(note) = missing_column(pair, t, &col).await? {
-            out.notes.push(note);
-            continue;
-        }
-        let (sc, tc) = tokio::try_join!(src_sql.changed_column(t, &col), dst_sql.changed_column(t, &col))?;
-        if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
-            .iter()
-            .find(|(c, _)| !c.indexed)
-            .map(|(_, e)| e)
-        {
-            // Nor are marks taken: reading them would scan the table. The
-            // first promotion after the index is made records them.
-            out.notes.push(format!(
-                "`{t}` is read whole: no index starts with `{col}` in environment `{env}`; create one (CREATE INDEX ... ON {t} ({col})) to read only the changed rows"
-            ));
-            continue;
-        }
-        if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
-            .iter()
-            .find(|(c, _)| c.has_nulls)
-            .map(|(_, e)| e)
-        {
-            out.notes.push(format!(
-                "`{t}` is read whole: some rows hold NULL in `{col}` in environment `{env}`, so their changes cannot be told; set it on every row (and on every write)"
-            ));
-            continue;
-        }
-        let mut current = [None, None];
-        let mut bad = None;
-        for (i, (c, env)) in [(&sc, &pair.from), (&tc, &pair.to)].into_iter().enumerate() {
-            if let Some(v) = &c.max {
-                match Mark::of(v) {
-                    Some(m) => current[i] = Some(m),
-                    None => {
-                        bad = Some(format!(
-                            "`{t}` is read whole: `{col}` in environment `{env}` cannot be ordered in time: {}",
-                            unsupported(v)
-                        ))
-                    }
-                }
-            }
-        }
-        if let [Some(a), Some(b)] = current {
-            if !a.same_kind(b) {
-                bad = Some(format!(
-                    "`{t}` is read whole: `{col}` holds times in one environment and numbers in the other"
-                ));
-            }
-        }
-        if let Some(note) = bad {
-            out.notes.push(note);
-            continue;
-        }
-        let [cur_s, cur_t] = current;
-        // A mark is never later than now: a row dated in the future must
-        // not hide the edits made before that date.
-        let read_at = crate::journal::now();
-        let now = Mark::Micros(read_at.timestamp_micros());
-        let capped = |m: Option<Mark>, other: Option<Mark>| match m.or(other) {
-            Some(Mark::Micros(_)) => Some(m.map_or(now, |m| m.min(now))),
-            _ => m,
-        };
-        out.marks.insert(
-            t.clone(),
-            Watermark {
-                source: capped(cur_s, cur_t),
-                target: capped(cur_t, cur_s),
-                taken_at: read_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            },
-        );
-        if pair.full_plans || keep_equal {
-            continue;
-        }
-        let here = match watermarks_here {
-            Some(h) => h,
-            None => *watermarks_here.insert(has_meta && watermarks::present(&*pair.target).await?),
-        };
-        let stored = if here {
-            watermarks::read(&*pair.target, &pair.from, t).await?
-        } else {
-            None
-        };
-        let Some(stored) = stored else {
-            out.notes.push(format!(
-                "`{t}` is read whole: no watermark of `{}` -> `{}` yet (the first plan since `changed` was declared, or after a revert or a partial promotion's review); the next promotion that leaves the table in sync records one",
-                pair.from, pair.to
-            ));
-            continue;
-        };
-        let in_source = match source_rewinds {
-            Some(h) => h,
-            None => *source_rewinds.insert(pair.source.has_meta().await? && watermarks::present(&*pair.source).await?),
-        };
-        let mut rewound = None;
-        for (store, env, has) in [(&pair.source, &pair.from, in_source), (&pair.target, &pair.to, here)] {
-            if has {
-                if let Some((at, by)) = watermarks::rewound_at(&**store, t).await? {
-                    // The promotion that recorded the watermark wrote its
-                    // own rows in sync: only a later write rewinds.
-                    if at > stored.mark.taken_at && (by.is_none() || by != stored.promotion_id) {
-                        rewound = Some(env);
-                    }
-                }
-            }
-        }
-        if let Some(env) = rewound {
-            out.notes.push(format!(
-                "`{t}` is read whole: Ferry wrote rows of it in environment `{env}` with older `{col}` values (a revert, a refresh, or a promotion that does not stamp `{col}`) since the last sync"
-            ));
-            continue;
-        }
-        let margin = spec.changed_margin_secs;
-        let side = |mark: Option<Mark>, cur: Option<Mark>, like: &Option<Value>, env: &str| match (mark, cur, like) {
-            // Empty at the last sync: every row came since. Empty now:
-            // nothing to read beyond the keys.
-            (None, _, _) | (_, None, _) | (_, _, None) => Ok(SideBound::All),
-            (Some(w), Some(c), Some(like)) => {
-                let bound = w.minus(margin);
-                if !w.same_kind(c) {
-                    return Err(format!(
-                        "`{t}` is read whole: `{col}` in environment `{env}` no longer holds the kind of value the watermark was taken from"
-                    ));
-                }
-                if c < bound {
-                    return Err(format!(
-                        "`{t}` is read whole: the newest `{col}` in environment `{env}` is older than the last sync's watermark minus the margin (did a clock go backwards?)"
-                    ));
-                }
-                bound.bound(like).map(SideBound::From).ok_or_else(|| {
-                    format!(
-                        "`{t}` is read whole: `{col}` in environment `{env}` holds values the watermark cannot bound"
-                    )
-                })
-            }
-        };
-        let sides = side(stored.mark.source, cur_s, &sc.max, &pair.from)
-            .and_then(|s| Ok((s, side(stored.mark.target, cur_t, &tc.max, &pair.to)?)));
-        match sides {
-            Ok((source, target)) => {
-                let blocks = match spec.key.as_slice() {
-                    [k] => {
-                        let (s_int, t_int) = tokio::try_join!(src_sql.integer_key(t, k), dst_sql.integer_key(t, k))?;
-                        if !(s_int && t_int) {
-                            let env = if s_int { &pair.to } else { &pair.from };
-                            out.notes.push(format!(
-                                "`{t}`: inserts and deletes are found by reading every key of both sides: its key `{k}` is not an integer column in environment `{env}`{}",
-                                if pair.source.engine() == ferry_db::Engine::Sqlite || pair.target.engine() == ferry_db::Engine::Sqlite {
-                                    " (on SQLite, the rowid: `INTEGER PRIMARY KEY`)"
-                                } else {
-                                    ""
-                                }
-                            ));
-                        }
-                        s_int && t_int
-                    }
-                    _ => {
-                        out.notes.push(format!(
-                            "`{t}`: inserts and deletes are found by reading every key of both sides: its key ({}) has more than one column",
-                            spec.key.join(", ")
-                        ));
-                        false
-                    }
-                };
-                out.reads.insert(
-                    t.clone(),
-                    ChangedRead {
-                        column: col,
-                        source,
-                        target,
-                        blocks,
-                    },
-                );
-            }
-            Err(note) => out.notes.push(note),
+        if let Some(r) = one.read {
+            out.reads.insert(t.clone(), r);
         }
     }
     Ok(out)
 }
 
+/// What the environments say once per plan, asked by the first table that
+/// needs it.
+#[derive(Default)]
+struct Shared {
+    /// The target holds `_ferry_watermarks` (and Ferry's tables).
+    watermarks_here: tokio::sync::OnceCell<bool>,
+    /// The source holds them (its rewinds are read).
+    source_rewinds: tokio::sync::OnceCell<bool>,
+}
+
+/// How one table with `changed` is read.
+#[derive(Default)]
+struct One {
+    read: Option<ChangedRead>,
+    mark: Option<Watermark>,
+    notes: Vec<String>,
+}
+
+/// [`prepare`] for table `t`, whose `changed` column is `col`.
+#[allow(clippy::too_many_arguments)]
+async fn prepare_table(
+    pair: &Pair,
+    has_meta: bool,
+    t: &String,
+    col: String,
+    mode: Option<&Mode>,
+    is_natural: bool,
+    keep_equal: bool,
+    shared: &Shared,
+) -> Result<One> {
+    let mut one = One::default();
+    let spec = &pair.specs[t];
+    match mode {
+        Some(Mode::Scan(None)) => {}
+        Some(Mode::Scan(Some(_))) => {
+            one.notes.push(format!(
+                "`{t}`: a `--where` selection compares the rows it matches, not the rows changed since the last sync"
+            ));
+            return Ok(one);
+        }
+        _ => return Ok(one),
+    }
+    if is_natural {
+        one.notes.push(format!(
+            "`{t}` is read whole: it is matched by natural key (or keyed by such a table), which reads both sides whole anyway"
+        ));
+        return Ok(one);
+    }
+    let (Some(src_sql), Some(dst_sql)) = (pair.source.as_sql(), pair.target.as_sql()) else {
+        let env = if pair.source.as_sql().is_none() {
+            &pair.from
+        } else {
+            &pair.to
+        };
+        one.notes.push(format!(
+            "`{t}` is read whole: environment `{env}` cannot read only the rows changed since the last sync (it is not an SQL database)"
+        ));
+        return Ok(one);
+    };
+    if let Some(note) = missing_column(pair, t, &col).await? {
+        one.notes.push(note);
+        return Ok(one);
+    }
+    let (sc, tc) = tokio::try_join!(src_sql.changed_column(t, &col), dst_sql.changed_column(t, &col))?;
+    if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
+        .iter()
+        .find(|(c, _)| !c.indexed)
+        .map(|(_, e)| e)
+    {
+        // Nor are marks taken: reading them would scan the table. The
+        // first promotion after the index is made records them.
+        one.notes.push(format!(
+            "`{t}` is read whole: no index starts with `{col}` in environment `{env}`; create one (CREATE INDEX ... ON {t} ({col})) to read only the changed rows"
+        ));
+        return Ok(one);
+    }
+    if let Some(env) = [(&sc, &pair.from), (&tc, &pair.to)]
+        .iter()
+        .find(|(c, _)| c.has_nulls)
+        .map(|(_, e)| e)
+    {
+        one.notes.push(format!(
+            "`{t}` is read whole: some rows hold NULL in `{col}` in environment `{env}`, so their changes cannot be told; set it on every row (and on every write)"
+        ));
+        return Ok(one);
+    }
+    let mut current = [None, None];
+    let mut bad = None;
+    for (i, (c, env)) in [(&sc, &pair.from), (&tc, &pair.to)].into_iter().enumerate() {
+        if let Some(v) = &c.max {
+            match Mark::of(v) {
+                Some(m) => current[i] = Some(m),
+                None => {
+                    bad = Some(format!(
+                        "`{t}` is read whole: `{col}` in environment `{env}` cannot be ordered in time: {}",
+                        unsupported(v)
+                    ))
+                }
+            }
+        }
+    }
+    if let [Some(a), Some(b)] = current {
+        if !a.same_kind(b) {
+            bad = Some(format!(
+                "`{t}` is read whole: `{col}` holds times in one environment and numbers in the other"
+            ));
+        }
+    }
+    if let Some(note) = bad {
+        one.notes.push(note);
+        return Ok(one);
+    }
+    let [cur_s, cur_t] = current;
+    // A mark is never later than now: a row dated in the future must
+    // not hide the edits made before that date.
+    let read_at = crate::journal::now();
+    let now = Mark::Micros(read_at.timestamp_micros());
+    let capped = |m: Option<Mark>, other: Option<Mark>| match m.or(other) {
+        Some(Mark::Micros(_)) => Some(m.map_or(now, |m| m.min(now))),
+        _ => m,
+    };
+    one.mark = Some(Watermark {
+        source: capped(cur_s, cur_t),
+        target: capped(cur_t, cur_s),
+        taken_at: read_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    });
+    if pair.full_plans || keep_equal {
+        return Ok(one);
+    }
+    let here = *shared
+        .watermarks_here
+        .get_or_try_init(|| async {
+            Ok::<_, crate::error::Error>(has_meta && watermarks::present(&*pair.target).await?)
+        })
+        .await?;
+    let stored = if here {
+        watermarks::read(&*pair.target, &pair.from, t).await?
+    } else {
+        None
+    };
+    let Some(stored) = stored else {
+        one.notes.push(format!(
+            "`{t}` is read whole: no watermark of `{}` -> `{}` yet (the first plan since `changed` was declared, or after a revert or a partial promotion's review); the next promotion that leaves the table in sync records one",
+            pair.from, pair.to
+        ));
+        return Ok(one);
+    };
+    let in_source = *shared
+        .source_rewinds
+        .get_or_try_init(|| async {
+            Ok::<_, crate::error::Error>(pair.source.has_meta().await? && watermarks::present(&*pair.source).await?)
+        })
+        .await?;
+    let mut rewound = None;
+    for (store, env, has) in [(&pair.source, &pair.from, in_source), (&pair.target, &pair.to, here)] {
+        if has {
+            if let Some((at, by)) = watermarks::rewound_at(&**store, t).await? {
+                // The promotion that recorded the watermark wrote its
+                // own rows in sync: only a later write rewinds.
+                if at > stored.mark.taken_at && (by.is_none() || by != stored.promotion_id) {
+                    rewound = Some(env);
+                }
+            }
+        }
+    }
+    if let Some(env) = rewound {
+        one.notes.push(format!(
+            "`{t}` is read whole: Ferry wrote rows of it in environment `{env}` with older `{col}` values (a revert, a refresh, or a promotion that does not stamp `{col}`) since the last sync"
+        ));
+        return Ok(one);
+    }
+    let margin = spec.changed_margin_secs;
+    let side = |mark: Option<Mark>, cur: Option<Mark>, like: &Option<Value>, env: &str| match (mark, cur, like) {
+        // Empty at the last sync: every row came since. Empty now:
+        // nothing to read beyond the keys.
+        (None, _, _) | (_, None, _) | (_, _, None) => Ok(SideBound::All),
+        (Some(w), Some(c), Some(like)) => {
+            let bound = w.minus(margin);
+            if !w.same_kind(c) {
+                return Err(format!(
+                    "`{t}` is read whole: `{col}` in environment `{env}` no longer holds the kind of value the watermark was taken from"
+                ));
+            }
+            if c < bound {
+                return Err(format!(
+                    "`{t}` is read whole: the newest `{col}` in environment `{env}` is older than the last sync's watermark minus the margin (did a clock go backwards?)"
+                ));
+            }
+            bound.bound(like).map(SideBound::From).ok_or_else(|| {
+                format!("`{t}` is read whole: `{col}` in environment `{env}` holds values the watermark cannot bound")
+            })
+        }
+    };
+    let sides = side(stored.mark.source, cur_s, &sc.max, &pair.from)
+        .and_then(|s| Ok((s, side(stored.mark.target, cur_t, &tc.max, &pair.to)?)));
+    match sides {
+        Ok((source, target)) => {
+            let blocks = match spec.key.as_slice() {
+                [k] => {
+                    let (s_int, t_int) = tokio::try_join!(src_sql.integer_key(t, k), dst_sql.integer_key(t, k))?;
+                    if !(s_int && t_int) {
+                        let env = if s_int { &pair.to } else { &pair.from };
+                        one.notes.push(format!(
+                            "`{t}`: inserts and deletes are found by reading every key of both sides: its key `{k}` is not an integer column in environment `{env}`{}",
+                            if pair.source.engine() == ferry_db::Engine::Sqlite || pair.target.engine() == ferry_db::Engine::Sqlite {
+                                " (on SQLite, the rowid: `INTEGER PRIMARY KEY`)"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                    s_int && t_int
+                }
+                _ => {
+                    one.notes.push(format!(
+                        "`{t}`: inserts and deletes are found by reading every key of both sides: its key ({}) has more than one column",
+                        spec.key.join(", ")
+                    ));
+                    false
+                }
+            };
+            let deleted = match (&source, &target) {
+                (SideBound::From(_), SideBound::From(_)) if blocks && spec.track_deletes => {
+                    let since = &stored.mark.taken_at;
+                    let (s, d) = tokio::try_join!(
+                        traces::read(&*pair.source, t, since, margin),
+                        traces::read(&*pair.target, t, since, margin)
+                    )?;
+                    match s.and_then(|s| Ok((s, d?))) {
+                        Ok((mut s, d)) => {
+                            s.extend(d);
+                            Some(s)
+                        }
+                        Err(why) => {
+                            one.notes.push(format!(
+                                "`{t}`: inserts and deletes are found from blocks of keys, not from the trace of deletes: {why}"
+                            ));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            one.read = Some(ChangedRead {
+                column: col,
+                source,
+                target,
+                blocks,
+                deleted,
+            });
+        }
+        Err(note) => one.notes.push(note),
+    }
+    Ok(one)
+}
+
 /// A note when `column` is missing from `table` on either side (the plan
 /// then reads it whole).
 async fn missing_column(pair: &Pair, table: &str, column: &str) -> Result<Option<String>> {
+    // A compared column exists on both sides (the pair was resolved so).
+    if pair
+        .specs
+        .get(table)
+        .is_some_and(|s| s.compared.iter().any(|c| c == column))
+    {
+        return Ok(None);
+    }
     for (store, env) in [(&pair.source, &pair.from), (&pair.target, &pair.to)] {
         let schema = store.table_schema(table).await?;
         if schema.is_none_or(|s| s.column(column).is_none()) {
@@ -314,8 +402,19 @@ pub(super) async fn keys(ctx: &Ctx<'_>, spec: &TableSpec, read: &ChangedRead) ->
     let mut keys: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let all_s = matches!(read.source, SideBound::All);
     let all_t = matches!(read.target, SideBound::All);
-    if read.blocks {
+    if let Some(deleted) = &read.deleted {
+        // Both sides are read from a bound (`prepare`): every key on one
+        // side only was inserted (its `changed` is past the bound) or
+        // deleted (traced) since the last sync.
+        for k in deleted {
+            let key = canonical_key(ctx, spec, &pair.from, &[Value::Int(*k)])?;
+            keys.entry(key_text(&key)).or_insert(key);
+        }
+    }
+    if read.blocks && read.deleted.is_none() {
         block_keys(ctx, spec, all_s || all_t, &mut keys).await?;
+    }
+    if read.blocks {
         if let Some(ex) = &spec.exclude {
             let req = ScanRequest {
                 filter: Some(Predicate::Native(ex.clone())),

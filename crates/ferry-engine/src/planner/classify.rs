@@ -140,7 +140,7 @@ pub(super) async fn table(
             entries.record_equal(&spec.name, key, hashes, None)?;
         }
         selected.extend(batch.selected);
-        classify(ctx, entries, spec, batch.candidates).await?;
+        classify(ctx, entries, spec, batch.candidates, batch.bases).await?;
     }
     Ok(selected)
 }
@@ -151,14 +151,20 @@ pub(super) async fn classify(
     entries: &mut Entries<'_>,
     spec: &TableSpec,
     mut cands: Vec<Candidate>,
+    bases: Option<HashMap<String, SyncBase>>,
 ) -> Result<()> {
     for c in cands.iter_mut() {
         for side in [c.source.as_mut(), c.target.as_mut()].into_iter().flatten() {
             with_fields(spec, side);
         }
     }
-    let keys: Vec<&Vec<Value>> = cands.iter().filter(|c| !c.no_base).map(|c| &c.key).collect();
-    let bases = sync_bases(ctx, spec, &keys).await?;
+    let bases = match bases {
+        Some(b) => b,
+        None => {
+            let keys: Vec<&Vec<Value>> = cands.iter().filter(|c| !c.no_base).map(|c| &c.key).collect();
+            sync_bases(ctx, spec, &keys).await?
+        }
+    };
     for c in cands {
         if c.no_base {
             // A natural-key row only in the target: shown, never touched,
@@ -250,7 +256,11 @@ pub(super) async fn classify(
 }
 
 /// Looks up the sync base of the given keys.
-async fn sync_bases(ctx: &Ctx<'_>, spec: &TableSpec, keys: &[&Vec<Value>]) -> Result<HashMap<String, SyncBase>> {
+pub(super) async fn sync_bases(
+    ctx: &Ctx<'_>,
+    spec: &TableSpec,
+    keys: &[&Vec<Value>],
+) -> Result<HashMap<String, SyncBase>> {
     if !ctx.has_meta || keys.is_empty() {
         return Ok(HashMap::new());
     }

@@ -179,7 +179,7 @@ async fn pull_in(ctx: &Ctx<'_>, entries: &mut Entries<'_>, table: &str, v: Value
         }
         Some(c) => {
             let key = c.key.clone();
-            classify::classify(ctx, entries, spec, vec![c]).await?;
+            classify::classify(ctx, entries, spec, vec![c], None).await?;
             if entries.is_left_behind(table, &key) {
                 return Ok(());
             }

@@ -79,8 +79,11 @@ impl<'a> Planner<'a> {
     /// rows were equal when a sink was set with [`Planner::on_equal`].
     pub async fn run(self, selection: &Selection) -> Result<(Plan, u64)> {
         let pair = self.pair;
+        let started = std::time::Instant::now();
+        let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "plan: {what}");
         let selected = select::select(pair, selection)?;
         let matched = natural::load(pair, self.has_meta).await?;
+        step("natural keys matched");
         let keep_equal = self.equal.is_some();
         let reading = changed::prepare(
             pair,
@@ -90,11 +93,10 @@ impl<'a> Planner<'a> {
             keep_equal,
         )
         .await?;
+        step("changed-only reads prepared");
         let ctx = Ctx::new(pair, self.has_meta, matched, keep_equal, reading.reads, self.progress);
         let mut entries = Entries::new(selected.skips, self.equal);
         select_rows(&ctx, &mut entries, selected.modes, selected.ids).await?;
-        let started = std::time::Instant::now();
-        let step = |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "plan: {what}");
         step("tables merged");
         closure::pull_references(&ctx, &mut entries).await?;
         step("references pulled");
@@ -130,7 +132,9 @@ async fn select_rows(
         let scanned_fully = matches!(modes.get(&t), Some(Mode::Scan(None)));
         if let Some(mode) = modes.get(&t).cloned() {
             let track = !scanned_fully;
+            let started = std::time::Instant::now();
             selected_keys.extend(classify::table(ctx, entries, spec, mode, false, None, track).await?);
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "plan: table {t} read");
         }
         if !scanned_fully {
             if let Some(keys) = ids.remove(&t) {

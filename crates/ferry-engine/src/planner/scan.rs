@@ -10,14 +10,17 @@
 //! raw images ([`crate::merge`]). Named keys, children and the keys a
 //! `--where` predicate matches are fetched from both sides.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use ferry_core::canonical::{key_text, RowHashes};
+use ferry_core::rules::SyncBase;
 use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
 use ferry_db::raw::is_true;
 use ferry_db::{FetchRequest, Predicate, Row, ScanRequest};
+use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::context::Ctx;
@@ -45,6 +48,9 @@ pub(super) struct Batch {
     pub equal: Vec<(Vec<Value>, RowHashes)>,
     /// Every selected key read, when tracked (children follow them).
     pub selected: Vec<Vec<Value>>,
+    /// The sync bases of the candidates, when read with them (a chunk of
+    /// known keys); `None`: [`super::classify::classify`] reads them.
+    pub bases: Option<HashMap<String, SyncBase>>,
 }
 
 impl Batch {
@@ -61,15 +67,42 @@ pub(super) struct TableScan<'c> {
     ctx: &'c Ctx<'c>,
     spec: &'c TableSpec,
     track: bool,
-    source: Source,
+    source: Source<'c>,
+}
+
+/// Chunks of known keys read ahead: each gives its candidates, their sync
+/// bases and how many keys it held.
+type KeyedChunks<'c> =
+    Pin<Box<dyn Stream<Item = Result<(Vec<Candidate>, HashMap<String, SyncBase>, u64)>> + Send + 'c>>;
+
+/// How many chunks of known keys are read at once: the next one is in
+/// flight (both sides and the sync base) while one is classified.
+const KEYED_AHEAD: usize = 2;
+
+/// Reads `chunks` of `spec`'s keys from both sides and their sync bases,
+/// [`KEYED_AHEAD`] chunks at a time, in order.
+fn keyed<'c>(ctx: &'c Ctx<'c>, spec: &'c TableSpec, keys: Vec<Vec<Value>>) -> KeyedChunks<'c> {
+    let chunks: Vec<Vec<Vec<Value>>> = keys.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
+    let read = move |chunk: Vec<Vec<Value>>| async move {
+        let n = chunk.len() as u64;
+        let refs: Vec<&Vec<Value>> = chunk.iter().collect();
+        let (cands, bases) = tokio::try_join!(
+            fetch_candidates(ctx, spec, &spec.key, chunk.clone(), false, None),
+            super::classify::sync_bases(ctx, spec, &refs)
+        )?;
+        Ok((cands, bases, n))
+    };
+    Box::pin(futures_util::stream::iter(chunks).map(read).buffered(KEYED_AHEAD))
 }
 
 /// Where a [`TableScan`]'s batches come from.
-enum Source {
+enum Source<'c> {
     /// Read at once (named keys, children, a natural-key table): one batch.
     Once(Option<Vec<Candidate>>),
-    /// The keys a `--where` predicate matches, fetched a chunk at a time.
-    Keys(std::vec::IntoIter<Vec<Vec<Value>>>, Box<dyn TableProgress>),
+    /// The keys a `--where` predicate matches (or a changed-only read
+    /// compares), fetched a chunk at a time with their sync bases, the
+    /// next chunk in flight while one is classified ([`KEYED_AHEAD`]).
+    Keys(KeyedChunks<'c>, Box<dyn TableProgress>),
     /// Both sides streamed in key order, canonical.
     Merge(Box<Merge>),
     /// Both sides streamed as raw images.
@@ -99,8 +132,7 @@ pub(super) async fn open<'c>(
                 let keys = super::changed::keys(ctx, spec, read).await?;
                 let bar = ctx.progress.table(&spec.name);
                 bar.set_total(keys.len() as u64);
-                let chunks: Vec<Vec<Vec<Value>>> = keys.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
-                Source::Keys(chunks.into_iter(), bar)
+                Source::Keys(keyed(ctx, spec, keys), bar)
             }
             // The raw merge sees only the keys that differ: it cannot give
             // every selected key.
@@ -122,8 +154,7 @@ pub(super) async fn open<'c>(
                 let keys = matching_keys(ctx, spec, &filter).await?;
                 let bar = ctx.progress.table(&spec.name);
                 bar.set_total(keys.len() as u64);
-                let chunks: Vec<Vec<Vec<Value>>> = keys.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
-                Source::Keys(chunks.into_iter(), bar)
+                Source::Keys(keyed(ctx, spec, keys), bar)
             }
             Mode::Keys(keys) => {
                 let cands = fetch_candidates(ctx, spec, &spec.key, keys.clone(), explicit, pulled_by).await?;
@@ -208,12 +239,14 @@ impl TableScan<'_> {
         let (ctx, spec) = (self.ctx, self.spec);
         let batch = match &mut self.source {
             Source::Once(cands) => cands.take().map(Batch::of),
-            Source::Keys(chunks, bar) => match chunks.next() {
-                Some(chunk) => {
-                    let n = chunk.len() as u64;
-                    let cands = fetch_candidates(ctx, spec, &spec.key, chunk, false, None).await?;
+            Source::Keys(chunks, bar) => match chunks.next().await {
+                Some(read) => {
+                    let (cands, bases, n) = read?;
                     bar.inc(n);
-                    Some(Batch::of(cands))
+                    Some(Batch {
+                        bases: Some(bases),
+                        ..Batch::of(cands)
+                    })
                 }
                 None => {
                     bar.finish();

@@ -14,6 +14,7 @@ mod refresh;
 mod revert;
 mod reviews;
 mod serve;
+mod track;
 
 use anyhow::Result;
 use ferry_core::selection::{parse_id, parse_skip, parse_where, Selection};
@@ -74,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Serve { bind, secure_cookies } => serve::run(g, bind, secure_cookies).await,
         Command::User { action } => serve::user(g, action).await,
         Command::Env { action } => env::run(g, action).await,
+        Command::Track { env } => track::run(g, &env).await,
         Command::Baseline {
             from,
             to,

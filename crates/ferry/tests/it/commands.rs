@@ -1593,3 +1593,63 @@ fn changed_tables_say_why_they_are_read_whole_and_diff_full_agrees() {
     f.run(&["promote", "staging", "production", "--full", "--dry-run"])
         .expect(0);
 }
+
+/// `ferry track` installs the trace of deletes where `track_deletes` asks
+/// for it (once), refuses without such a table, and a plan then reads the
+/// deleted keys from it: `diff` finds the delete with no note of blocks.
+#[test]
+fn track_installs_the_trace_of_deletes_and_plans_use_it() {
+    let f = Fixture::new();
+    // Without `track_deletes` anywhere: a usage error naming the setting.
+    let out = f.run(&["track", "staging"]).expect(2);
+    assert!(out.stderr.contains("track_deletes"), "{}", out.stderr);
+    assert!(f.ferry_tables("staging").is_empty(), "nothing written");
+    let config = CONFIG.replace(
+        "[tables.menus]\nkey = [\"id\"]\n",
+        "[tables.menus]\nkey = [\"id\"]\nchanged = \"modified_at\"\ntrack_deletes = true\n",
+    );
+    f.write_config(&config);
+    for env in ["staging", "production"] {
+        f.exec(
+            env,
+            "ALTER TABLE menus ADD COLUMN modified_at TEXT NOT NULL DEFAULT '2020-01-01 00:00:00';\n\
+             CREATE INDEX menus_m ON menus (modified_at);",
+        );
+    }
+    let out = f.run(&["track", "staging"]).expect(0);
+    assert!(
+        out.stdout
+            .contains("Installed the trace of deletes of `menus` in staging"),
+        "{}",
+        out.stdout
+    );
+    let v = f.run(&["track", "staging", "--json"]).expect(0).json();
+    assert_eq!(v["environment"], "staging", "{v}");
+    assert_eq!(v["tables"][0]["table"], "menus", "{v}");
+    assert_eq!(v["tables"][0]["created"], false, "installed once: {v}");
+    f.run(&["track", "production"]).expect(0);
+    // The menus alike on both sides (production has none), then in sync;
+    // a delete in staging.
+    f.exec(
+        "production",
+        "INSERT INTO menus (id, parent_id, label) VALUES (1, 3, 'Leaf'), (2, 3, 'Leaf two'), (3, 5, 'Section'), (5, NULL, 'Root');",
+    );
+    f.run(&["baseline", "staging", "production", "--yes", "--table", "menus"])
+        .expect(0);
+    f.exec("staging", "DELETE FROM menus WHERE id = 2");
+    let v = f
+        .run(&["diff", "staging", "production", "--table", "menus", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        summary(&v),
+        vec![("menus".to_string(), 2, "delete".to_string(), None)],
+        "{v}"
+    );
+    assert!(v.get("notes").is_none(), "the trace is read, not blocks of keys: {v}");
+    let deleted = f.scalar(
+        "staging",
+        "SELECT group_concat(row_key) FROM _ferry_deleted WHERE kind IS NULL",
+    );
+    assert_eq!(deleted, "2");
+}

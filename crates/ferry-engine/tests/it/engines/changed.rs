@@ -155,7 +155,8 @@ fn changed_only(plan: &Plan) -> bool {
 }
 
 /// Whether a changed-only plan found the keys of `items` from key blocks
-/// and those of `labels` by reading every key, saying so.
+/// (or its trace of deletes) and those of `labels` by reading every key,
+/// saying so.
 fn read_by_key_shape(plan: &Plan) -> bool {
     !plan.notes.0.iter().any(|n| n.starts_with("`items`"))
         && plan
@@ -165,12 +166,33 @@ fn read_by_key_shape(plan: &Plan) -> bool {
             .any(|n| n.starts_with("`labels`: inserts and deletes are found by reading every key"))
 }
 
+/// [`TABLES`] with `items`' deletes traced (`track_deletes`).
+fn traced_tables() -> String {
+    TABLES.replacen(
+        "exclude = \"qa = 1\"\n",
+        "exclude = \"qa = 1\"\ntrack_deletes = true\n",
+        1,
+    )
+}
+
 /// Runs one sequence; gives how many of its plans were changed-only
-/// (`None`: the engine's server is not configured, skipped).
-async fn run(eng: Eng, ops: &[Op]) -> Result<Option<usize>, TestCaseError> {
-    let Some(w) = World::new("changed", &[(S, eng), (P, eng)], schema, TABLES).await else {
+/// (`None`: the engine's server is not configured, skipped). `traced`:
+/// `items` keeps a trace of its deletes, installed before the first
+/// baseline, which plans read instead of its key blocks.
+async fn run(eng: Eng, ops: &[Op], traced: bool) -> Result<Option<usize>, TestCaseError> {
+    let tables = if traced { traced_tables() } else { TABLES.to_string() };
+    let Some(w) = World::new("changed", &[(S, eng), (P, eng)], schema, &tables).await else {
         return Ok(None);
     };
+    if traced {
+        let pair = w.pair(S, P).await;
+        for store in [&pair.source, &pair.target] {
+            let done = ferry_engine::traces::install(&**store, &[("items".into(), "id".into())])
+                .await
+                .unwrap_or_else(|e| panic!("install the trace: {e}"));
+            assert!(done[0].created && done[0].warning.is_none(), "{done:?}");
+        }
+    }
     // Both sides start alike (one row each), in sync: the baseline records
     // the first watermark.
     for env in [S, P] {
@@ -310,11 +332,11 @@ fn scenarios() -> Vec<Vec<Op>> {
 
 /// Runs the [`scenarios`] and `cases` random sequences on `eng`
 /// (deterministic), and checks that the changed-only path was taken.
-fn check(eng: Eng, cases: u32) {
+fn check(eng: Eng, cases: u32, traced: bool) {
     let rt = runtime();
     let mut ran_scenarios = None;
     for ops in scenarios() {
-        match rt.block_on(run(eng, &ops)) {
+        match rt.block_on(run(eng, &ops, traced)) {
             Ok(n) => ran_scenarios = n.or(ran_scenarios),
             Err(e) => panic!("{}: {e}", eng.name()),
         }
@@ -332,7 +354,7 @@ fn check(eng: Eng, cases: u32) {
     );
     let ran: std::cell::Cell<Option<usize>> = std::cell::Cell::new(None);
     let result = runner.run(&ops(), |ops| {
-        if let Some(n) = rt.block_on(run(eng, &ops))? {
+        if let Some(n) = rt.block_on(run(eng, &ops, traced))? {
             ran.set(Some(ran.get().unwrap_or(0) + n));
         }
         Ok(())
@@ -352,17 +374,32 @@ fn check(eng: Eng, cases: u32) {
 
 #[test]
 fn changed_only_plans_equal_full_plans_sqlite() {
-    check(Eng::Sqlite, 24);
+    check(Eng::Sqlite, 24, false);
 }
 
 #[test]
 fn changed_only_plans_equal_full_plans_postgres() {
-    check(Eng::Postgres, 3);
+    check(Eng::Postgres, 3, false);
 }
 
 #[test]
 fn changed_only_plans_equal_full_plans_mariadb() {
-    check(Eng::Mysql, 3);
+    check(Eng::Mysql, 3, false);
+}
+
+#[test]
+fn traced_deletes_plans_equal_full_plans_sqlite() {
+    check(Eng::Sqlite, 24, true);
+}
+
+#[test]
+fn traced_deletes_plans_equal_full_plans_postgres() {
+    check(Eng::Postgres, 3, true);
+}
+
+#[test]
+fn traced_deletes_plans_equal_full_plans_mariadb() {
+    check(Eng::Mysql, 3, true);
 }
 
 /// The plan's note for `items`, if it read it whole.
@@ -460,5 +497,136 @@ async fn untrusted_watermarks_fall_back_to_the_full_plan_and_say_why() {
         narrowed.notes.0.iter().any(|n| n.contains("`--where`")),
         "{:?}",
         narrowed.notes.0
+    );
+}
+
+/// Installs `items`' trace of deletes in `env`; gives whether it was made.
+async fn track(w: &World, env: &str) -> bool {
+    let pair = w.pair(S, P).await;
+    let store = if env == S { &pair.source } else { &pair.target };
+    let done = ferry_engine::traces::install(&**store, &[("items".into(), "id".into())])
+        .await
+        .unwrap_or_else(|e| panic!("install the trace in {env}: {e}"));
+    assert!(done[0].warning.is_none(), "{done:?}");
+    done[0].created
+}
+
+/// Where the trace of deletes cannot be trusted the plan compares blocks
+/// of keys instead and says why, once; every plan is the full plan all the
+/// same. On every engine configured.
+async fn untrusted_traces(eng: Eng) {
+    let tables = ITEMS.replacen("exclude", "track_deletes = true\nexclude", 1);
+    let Some(w) = World::new("traces", &[(S, eng), (P, eng)], schema, &tables).await else {
+        return;
+    };
+    for env in [S, P] {
+        for i in 1..=5 {
+            w.db(env).exec(&write_row(i, 'a', 0, &stamp(0))).await;
+        }
+    }
+    let check = |why: &'static str| {
+        let w = &w;
+        async move {
+            let (fast, full) = (plan(w, false).await, plan(w, true).await);
+            assert_eq!(
+                super::support::summary(&fast),
+                super::support::summary(&full),
+                "{}: {why}",
+                eng.name()
+            );
+            assert!(
+                note(&fast).contains(why),
+                "{}: expected a note saying {why:?}; notes {:?}",
+                eng.name(),
+                fast.notes.0
+            );
+        }
+    };
+    w.baseline(S, P).await;
+    check("no trace of deletes in environment `staging` (run `ferry track staging`)").await;
+    assert!(track(&w, S).await);
+    assert!(!track(&w, S).await, "a second install makes nothing");
+    check("the trace of its deletes in environment `staging` began after the last sync").await;
+    assert!(track(&w, P).await);
+    w.db(S).exec(&delete_row(2)).await;
+    check("began after the last sync").await;
+    // A sync after the install: the trace is read, no blocks, no note.
+    assert!(w.promote_all(S, P).await.1.is_some());
+    w.db(S).exec(&delete_row(3)).await;
+    w.db(P).exec(&delete_row(1)).await;
+    let (fast, full) = (plan(&w, false).await, plan(&w, true).await);
+    assert_eq!(note(&fast), "", "{}: the trace is used", eng.name());
+    assert_eq!(super::support::summary(&fast), super::support::summary(&full));
+    assert_eq!(
+        full.counts().delete,
+        1,
+        "{}: {:?}",
+        eng.name(),
+        super::support::summary(&full)
+    );
+    w.db(S).exec(&delete_row(1)).await;
+    assert!(w.promote_all(S, P).await.1.is_some());
+    assert_eq!(note(&plan(&w, false).await), "", "{}: in sync", eng.name());
+    // The trigger dropped (by hand): noticed, and installed again.
+    let name = ferry_db::dialect::trace_name("items");
+    let drop = match eng {
+        Eng::Postgres => format!("DROP TRIGGER \"{name}\" ON items"),
+        Eng::Mysql => format!("DROP TRIGGER `{name}`"),
+        Eng::Sqlite => format!("DROP TRIGGER \"{name}\""),
+    };
+    w.db(P).exec(&drop).await;
+    check("missing or disabled in environment `production` (run `ferry track production`)").await;
+    assert!(track(&w, P).await);
+    check("the trace of its deletes in environment `production` began after the last sync").await;
+    w.baseline(S, P).await;
+    assert_eq!(note(&plan(&w, false).await), "", "{}: in sync again", eng.name());
+    if eng == Eng::Postgres {
+        w.db(P)
+            .exec(&format!("TRUNCATE items;\n{}", write_row(4, 'b', 0, &stamp(0))))
+            .await;
+        check("truncated in environment `production`").await;
+        w.db(P).exec("ALTER TABLE items DISABLE TRIGGER ALL").await;
+        check("missing or disabled in environment `production`").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_traces_fall_back_to_blocks_of_keys_sqlite() {
+    untrusted_traces(Eng::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_traces_fall_back_to_blocks_of_keys_postgres() {
+    untrusted_traces(Eng::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_traces_fall_back_to_blocks_of_keys_mariadb() {
+    untrusted_traces(Eng::Mysql).await;
+}
+
+/// On MySQL/MariaDB a table whose rows a foreign key deletes in cascade
+/// gets no trigger call for them: `track` warns, and plans compare keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascading_deletes_on_mariadb_are_not_traced() {
+    let schema = |_: &str, _: Eng| {
+        "CREATE TABLE lists (id BIGINT NOT NULL PRIMARY KEY);\n\
+         CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, list_id BIGINT NOT NULL, modified_at DATETIME(6) NOT NULL, \
+         FOREIGN KEY (list_id) REFERENCES lists (id) ON DELETE CASCADE);\n\
+         CREATE INDEX items_m ON items (modified_at);"
+            .to_string()
+    };
+    let tables =
+        "[tables.items]\nkey = [\"id\"]\nchanged = \"modified_at\"\ntrack_deletes = true\nkeep_ids = [\"list_id\"]\n";
+    let Some(w) = World::new("traces_cascade", &[(S, Eng::Mysql), (P, Eng::Mysql)], schema, tables).await else {
+        return;
+    };
+    let pair = w.pair(S, P).await;
+    let done = ferry_engine::traces::install(&*pair.source, &[("items".into(), "id".into())])
+        .await
+        .expect("install");
+    assert!(
+        done[0].warning.as_deref().is_some_and(|m| m.contains("in cascade")),
+        "{done:?}"
     );
 }
