@@ -45,6 +45,9 @@ pub struct Options {
     /// With `changed`: `track_deletes = true`, the traces installed before
     /// the baseline (`--track-deletes`).
     pub track_deletes: bool,
+    /// Time the plans only, no promote (`--plan-only`: at S=10 restoring
+    /// production before each promote takes many minutes).
+    pub plan_only: bool,
 }
 
 impl Options {
@@ -64,6 +67,7 @@ impl Options {
             parallel: false,
             changed: false,
             track_deletes: false,
+            plan_only: false,
         }
     }
 }
@@ -384,7 +388,12 @@ async fn run_engine(engine: Engine, dbs: &Dbs, dir: &Path, opts: &Options, log: 
         }
     }
 
-    let promote = promote_runs(engine, dbs, opts, log, &child, changes).await?;
+    let promote = if opts.plan_only {
+        notes.push("--plan-only: no promote was run".into());
+        Vec::new()
+    } else {
+        promote_runs(engine, dbs, opts, log, &child, changes).await?
+    };
 
     let hand_sync = hand_sync(engine, dbs, opts, log, changes, &mut notes).await?;
 

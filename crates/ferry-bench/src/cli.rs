@@ -62,6 +62,10 @@ struct Cli {
     /// baseline: plans read the deleted keys instead of blocks of keys.
     #[arg(long, requires = "changed")]
     track_deletes: bool,
+    /// Time the plans only; run no promote (S=10, where restoring
+    /// production before each promote takes many minutes).
+    #[arg(long)]
+    plan_only: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,6 +160,7 @@ pub async fn main(args: Vec<String>, command: &str) -> Result<()> {
     opts.keep = cli.keep;
     opts.changed = cli.changed;
     opts.track_deletes = cli.track_deletes;
+    opts.plan_only = cli.plan_only;
     if opts.keep && opts.workdir.is_none() && opts.engines.contains(&Engine::Sqlite) {
         bail!("--keep needs --workdir DIR for the SQLite files");
     }

@@ -106,9 +106,9 @@ pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
 pub struct SqliteStore {
     env: String,
     path: PathBuf,
-    /// Reading connections kept between lookups: opening one reads the
+    /// A reading connection kept between lookups: opening one reads the
     /// schema again, and a plan makes hundreds of lookups.
-    reader: Arc<Mutex<Vec<Connection>>>,
+    reader: Arc<Mutex<Option<Connection>>>,
 }
 
 impl SqliteStore {
@@ -248,20 +248,17 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    /// Runs `f` on a kept reading connection (opened on first use; a
-    /// concurrent caller takes another, and up to [`KEPT_READERS`] are
-    /// kept, each with its page cache warm).
+    /// Runs `f` on the kept reading connection (opened on first use; a
+    /// concurrent caller opens one of its own).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
-        let kept = self.reader.lock().ok().and_then(|mut r| r.pop());
+        let kept = self.reader.lock().ok().and_then(|mut r| r.take());
         let conn = match kept {
             Some(conn) => conn,
             None => self.connect(false)?,
         };
         let out = f(&conn);
         if let Ok(mut r) = self.reader.lock() {
-            if r.len() < KEPT_READERS {
-                r.push(conn);
-            }
+            *r = Some(conn);
         }
         out
     }
@@ -653,10 +650,6 @@ fn introspect(conn: &Connection, table: &str) -> rusqlite::Result<Option<TableSc
 fn chunk_size(per_row: usize) -> usize {
     (D.max_params() / per_row.max(1)).clamp(1, 500)
 }
-
-/// How many idle reading connections a store keeps: a plan reads a chunk
-/// of keys ahead, from both sides and the sync base at once.
-const KEPT_READERS: usize = 4;
 
 fn fetch_on(conn: &Connection, env: &str, req: &FetchRequest) -> Result<Vec<Row>, DbError> {
     let mut out = Vec::new();

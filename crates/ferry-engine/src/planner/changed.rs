@@ -31,6 +31,7 @@ use ferry_core::spec::TableSpec;
 use ferry_core::value::Value;
 use ferry_core::watermark::{unsupported, Mark, Watermark};
 use ferry_db::{Predicate, RawBatch, RawBatches, ScanRequest};
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::context::Ctx;
 use super::rows::conv_err;
@@ -87,22 +88,34 @@ pub(super) async fn prepare(
 ) -> Result<Reading> {
     let shared = Shared::default();
     let natural: HashMap<&str, bool> = pair.order.iter().map(|t| (t.as_str(), is_natural(t))).collect();
-    // The tables are looked at together: each costs a few round trips per
-    // side, none depends on another.
-    let ones = futures_util::future::try_join_all(pair.order.iter().filter_map(|t| {
-        let col = pair.specs[t].changed.clone()?;
-        Some(prepare_table(
-            pair,
-            has_meta,
-            t,
-            col,
-            modes.get(t),
-            natural[t.as_str()],
-            keep_equal,
-            &shared,
-        ))
-    }))
-    .await?;
+    // On servers the tables are looked at together: each costs a few round
+    // trips per side, none depends on another. SQLite reads in this
+    // process: there it would only spread the same work over more threads.
+    let in_process = [&pair.source, &pair.target]
+        .iter()
+        .all(|s| s.engine() == ferry_db::Engine::Sqlite);
+    let at_once = if in_process { 1 } else { pair.order.len().max(1) };
+    let tables: Vec<_> = pair
+        .order
+        .iter()
+        .filter_map(|t| {
+            let col = pair.specs[t].changed.clone()?;
+            Some(prepare_table(
+                pair,
+                has_meta,
+                t,
+                col,
+                modes.get(t),
+                natural[t.as_str()],
+                keep_equal,
+                &shared,
+            ))
+        })
+        .collect();
+    let ones: Vec<One> = futures_util::stream::iter(tables)
+        .buffered(at_once)
+        .try_collect()
+        .await?;
     let mut out = Reading::default();
     for (t, one) in pair.order.iter().filter(|t| pair.specs[*t].changed.is_some()).zip(ones) {
         out.notes.extend(one.notes);
