@@ -747,10 +747,11 @@ pub trait Txn: Read {
     /// MySQL commits the transaction's earlier writes before DDL.
     async fn execute_sql(&mut self, sql: &str) -> Result<(), DbError> {
         let _ = sql;
+        let env = self.env().to_string();
         Err(DbError::new(
             DbErrorKind::Query,
-            "",
-            "this environment runs no SQL statements",
+            &env,
+            format!("environment `{env}` runs no SQL statements"),
         ))
     }
     /// Commits. When the store holds its writer lock on a connection of

@@ -55,12 +55,12 @@ pub async fn install(store: &dyn Store, tables: &[(String, String)]) -> Result<V
     let d = sql.dialect();
     let mut states = Vec::new();
     for (table, _) in tables {
-        states.push(broken(store, table).await?);
+        states.push(state(store, table).await?);
     }
     let mut txn = store.begin().await?;
     let mut out = Vec::new();
     for ((table, column), state) in tables.iter().zip(states) {
-        let created = state & 2 != 0;
+        let created = state.missing;
         if created {
             for stmt in d.delete_trace(table, column) {
                 txn.execute_sql(&stmt).await.map_err(|e| Error::from(e.table(table)))?;
@@ -73,19 +73,34 @@ pub async fn install(store: &dyn Store, tables: &[(String, String)]) -> Result<V
         out.push(Installed {
             table: table.clone(),
             created,
-            warning: (state & 1 != 0).then(|| cascade_note(&env, table)),
+            warning: state.cascades.then(|| cascade_note(&env, table)),
         });
     }
     txn.commit().await?;
     Ok(out)
 }
 
-/// [`ferry_db::dialect::Dialect::delete_trace_probe`] of `table`: 0 when
-/// its trace is whole now.
-async fn broken(store: &dyn Store, table: &str) -> Result<i64> {
-    let Some(sql) = store.as_sql() else { return Ok(2) };
+/// What breaks the trace of deletes of a table right now.
+struct State {
+    /// Its trigger is gone or disabled (or the store runs no SQL).
+    missing: bool,
+    /// A foreign key deletes its rows in cascade (MySQL fires no trigger).
+    cascades: bool,
+}
+
+/// [`ferry_db::dialect::Dialect::delete_trace_probe`] of `table`.
+async fn state(store: &dyn Store, table: &str) -> Result<State> {
+    let Some(sql) = store.as_sql() else {
+        return Ok(State {
+            missing: true,
+            cascades: false,
+        });
+    };
     match sql.query_scalar(&sql.dialect().delete_trace_probe(table)).await? {
-        Some(Value::Int(n)) => Ok(n),
+        Some(Value::Int(n)) => Ok(State {
+            missing: n & 2 != 0,
+            cascades: n & 1 != 0,
+        }),
         other => Err(Error::Data(format!(
             "environment `{}`, table `{table}`: the probe of the trace of deletes gave {other:?}, not a number",
             store.env()
@@ -119,14 +134,14 @@ pub async fn read(
             "no trace of deletes in environment `{env}` (run `ferry track {env}`)"
         )));
     }
-    match broken(store, table).await? {
-        0 => {}
-        n if n & 2 != 0 => {
-            return Ok(Err(format!(
-                "its trigger of the trace of deletes is missing or disabled in environment `{env}` (run `ferry track {env}`)"
-            )))
-        }
-        _ => return Ok(Err(cascade_note(env, table))),
+    let now = state(store, table).await?;
+    if now.missing {
+        return Ok(Err(format!(
+            "its trigger of the trace of deletes is missing or disabled in environment `{env}` (run `ferry track {env}`)"
+        )));
+    }
+    if now.cascades {
+        return Ok(Err(cascade_note(env, table)));
     }
     let taken = DateTime::parse_from_rfc3339(since)
         .map_err(|e| {
@@ -181,18 +196,23 @@ pub async fn read(
             }
         }
     }
-    let parsed = installed.as_deref().map(|i| NaiveDateTime::parse_from_str(i, AT));
-    Ok(match parsed {
-        None => Err(format!(
+    let Some(installed) = installed else {
+        return Ok(Err(format!(
             "no trace of its deletes in environment `{env}` (run `ferry track {env}`)"
-        )),
-        Some(Err(_)) => return Err(damaged(format!("says it was installed at `{}`", installed.unwrap_or_default()))),
-        Some(Ok(_)) if installed.as_deref().is_some_and(|i| i > taken_text.as_str()) => Err(format!(
+        )));
+    };
+    if NaiveDateTime::parse_from_str(&installed, AT).is_err() {
+        return Err(damaged(format!("says it was installed at `{installed}`")));
+    }
+    Ok(if installed > taken_text {
+        Err(format!(
             "the trace of its deletes in environment `{env}` began after the last sync (the next promotion that leaves the table in sync makes it usable)"
-        )),
-        Some(Ok(_)) if truncated => Err(format!(
+        ))
+    } else if truncated {
+        Err(format!(
             "it was truncated in environment `{env}` since the last sync (a TRUNCATE deletes no row one by one)"
-        )),
-        Some(Ok(_)) => Ok(keys),
+        ))
+    } else {
+        Ok(keys)
     })
 }

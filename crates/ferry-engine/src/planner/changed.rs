@@ -88,13 +88,13 @@ pub(super) async fn prepare(
 ) -> Result<Reading> {
     let shared = Shared::default();
     let natural: HashMap<&str, bool> = pair.order.iter().map(|t| (t.as_str(), is_natural(t))).collect();
-    // On servers the tables are looked at together: each costs a few round
-    // trips per side, none depends on another. SQLite reads in this
-    // process: there it would only spread the same work over more threads.
-    let in_process = [&pair.source, &pair.target]
-        .iter()
-        .all(|s| s.engine() == ferry_db::Engine::Sqlite);
-    let at_once = if in_process { 1 } else { pair.order.len().max(1) };
+    // Between servers the tables are looked at together: each costs a few
+    // round trips per side, none depends on another.
+    let at_once = if pair.reads_in_process() {
+        1
+    } else {
+        pair.order.len().max(1)
+    };
     let tables: Vec<_> = pair
         .order
         .iter()

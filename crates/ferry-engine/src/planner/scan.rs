@@ -83,12 +83,7 @@ const KEYED_AHEAD: usize = 2;
 /// [`KEYED_AHEAD`] chunks at a time, in order.
 fn keyed<'c>(ctx: &'c Ctx<'c>, spec: &'c TableSpec, keys: Vec<Vec<Value>>) -> KeyedChunks<'c> {
     let chunks: Vec<Vec<Vec<Value>>> = keys.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
-    // SQLite reads in this process: reading ahead there only spreads the
-    // same work over more threads (measured at S=1: no faster, and 40 MB
-    // more at the peak of a promotion).
-    let in_process = [&ctx.pair.source, &ctx.pair.target]
-        .iter()
-        .all(|s| s.engine() == ferry_db::Engine::Sqlite);
+    let in_process = ctx.pair.reads_in_process();
     let read = move |chunk: Vec<Vec<Value>>| async move {
         let n = chunk.len() as u64;
         let refs: Vec<&Vec<Value>> = chunk.iter().collect();

@@ -630,3 +630,52 @@ async fn cascading_deletes_on_mariadb_are_not_traced() {
         "{done:?}"
     );
 }
+
+/// The error paths of the trace: a key that is not one integer column is
+/// refused before anything is written, and a damaged row of the trace
+/// fails the plan, naming the environment and the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_key_is_refused_and_a_damaged_trace_fails_the_plan() {
+    let tables = traced_tables();
+    let Some(w) = World::new("traces_errors", &[(S, Eng::Sqlite), (P, Eng::Sqlite)], schema, &tables).await else {
+        return;
+    };
+    let pair = w.pair(S, P).await;
+    let refused = ferry_engine::traces::install(&*pair.source, &[("labels".into(), "code".into())])
+        .await
+        .expect_err("a text key");
+    assert!(
+        refused
+            .to_string()
+            .contains("environment `staging`, table `labels`: the key `code` is not an integer column"),
+        "{refused}"
+    );
+    assert!(
+        pair.source
+            .table_schema(ferry_db::meta::DELETED)
+            .await
+            .expect("schema")
+            .is_none(),
+        "nothing was written"
+    );
+    for env in [S, P] {
+        w.db(env).exec(&write_row(1, 'a', 0, &stamp(0))).await;
+        assert!(track(&w, env).await);
+    }
+    w.baseline(S, P).await;
+    w.db(S)
+        .exec(&format!(
+            "INSERT INTO _ferry_deleted (table_name, row_key, at, kind) VALUES ('items', NULL, '{}', NULL)",
+            stamp(0)
+        ))
+        .await;
+    let err = ferry_engine::planner::plan(&w.pair(S, P).await, &Selection::default(), Progress::hidden())
+        .await
+        .expect_err("a damaged trace");
+    assert!(
+        err.to_string()
+            .contains("environment `staging`: a row of `_ferry_deleted` for table `items` holds the key"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("plan with --full"), "{err}");
+}
