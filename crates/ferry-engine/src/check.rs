@@ -127,6 +127,16 @@ pub async fn check(project: &Project) -> CheckReport {
                     }
                 }
             }
+            if t.track_deletes {
+                let key = t.key.clone().unwrap_or_else(|| found[name].primary_key.clone());
+                if let [column] = key.as_slice() {
+                    match crate::traces::check(&*store, name, column).await {
+                        Ok(Some(why)) => warnings.push(ConfigProblem::new(why).at(t.line).env(env).table(name)),
+                        Ok(None) => {}
+                        Err(e) => problems.extend(problems_of(e, env)),
+                    }
+                }
+            }
             // A store without a query language (a `dir:` folder) holds no
             // excluded rows: the other side of each promotion evaluates `exclude`.
             let evaluates = store.capabilities().native_predicates;

@@ -109,9 +109,34 @@ async fn state(store: &dyn Store, table: &str) -> Result<State> {
 }
 
 fn cascade_note(env: &str, table: &str) -> String {
-    format!(
-        "environment `{env}`, table `{table}`: a foreign key deletes its rows in cascade, which MySQL does without firing triggers; plans find its deletes from the keys instead"
-    )
+    format!("environment `{env}`, table `{table}`: {CASCADES}")
+}
+
+const CASCADES: &str = "a foreign key deletes its rows in cascade, which MySQL does without firing triggers; plans find its deletes from the keys instead";
+
+/// What `ferry check` says of the trace of deletes of `table` (key
+/// `column`) in `store` when plans cannot use it, without naming the
+/// environment or the table (the caller does); `None` when they can, or
+/// when `store` runs no SQL (its plans read it whole anyway). Reads only.
+pub async fn check(store: &dyn Store, table: &str, column: &str) -> Result<Option<String>> {
+    let env = store.env();
+    let Some(sql) = store.as_sql() else {
+        return Ok(None);
+    };
+    if !sql.integer_key(table, column).await? {
+        return Ok(Some(format!(
+            "`track_deletes`: the key `{column}` is not an integer column here, so its deletes cannot be traced and plans compare its keys instead (remove `track_deletes`)"
+        )));
+    }
+    let installed = store.table_schema(meta::DELETED).await?.is_some();
+    let now = state(store, table).await?;
+    Ok(if !installed || now.missing {
+        Some(format!(
+            "`track_deletes`: no trace of deletes here, or its trigger is missing or disabled, so changed-only plans compare every key of both sides instead (run `ferry track {env}`)"
+        ))
+    } else {
+        now.cascades.then(|| format!("`track_deletes`: {CASCADES}"))
+    })
 }
 
 /// The keys of `table` deleted in `store` at or after `since` minus

@@ -1616,6 +1616,26 @@ fn track_installs_the_trace_of_deletes_and_plans_use_it() {
              CREATE INDEX menus_m ON menus (modified_at);",
         );
     }
+    // `ferry check` says where the trace is missing: a warning, not a
+    // problem (plans compare the keys instead).
+    let trace_warnings = |v: &serde_json::Value| -> Vec<String> {
+        v["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter(|w| w["message"].as_str().is_some_and(|m| m.contains("track_deletes")))
+            .map(|w| format!("{} {} {}", w["environment"], w["table"], w["message"]))
+            .collect()
+    };
+    let v = f.run(&["check", "--json"]).expect(0).json();
+    let warned = trace_warnings(&v);
+    assert_eq!(warned.len(), 2, "{v:#}");
+    assert!(
+        warned[0].starts_with("\"staging\" \"menus\"") && warned[0].contains("run `ferry track staging`"),
+        "{warned:?}"
+    );
+    let out = f.run(&["check"]).expect(0);
+    assert!(out.stdout.contains("run `ferry track production`"), "{}", out.stdout);
     let out = f.run(&["track", "staging"]).expect(0);
     assert!(
         out.stdout
@@ -1627,6 +1647,17 @@ fn track_installs_the_trace_of_deletes_and_plans_use_it() {
     assert_eq!(v["environment"], "staging", "{v}");
     assert_eq!(v["tables"][0]["table"], "menus", "{v}");
     assert_eq!(v["tables"][0]["created"], false, "installed once: {v}");
+    f.run(&["track", "production"]).expect(0);
+    let v = f.run(&["check", "--json"]).expect(0).json();
+    assert!(trace_warnings(&v).is_empty(), "{v:#}");
+    // A trigger dropped by hand: `check` says so again.
+    f.exec("production", "DROP TRIGGER _ferry_deleted_menus");
+    let v = f.run(&["check", "--json"]).expect(0).json();
+    let warned = trace_warnings(&v);
+    assert!(
+        warned.len() == 1 && warned[0].contains("missing or disabled"),
+        "{warned:?}"
+    );
     f.run(&["track", "production"]).expect(0);
     // The menus alike on both sides (production has none), then in sync;
     // a delete in staging.
