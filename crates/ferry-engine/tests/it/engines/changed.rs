@@ -622,6 +622,15 @@ async fn cascading_deletes_on_mariadb_are_not_traced() {
         return;
     };
     let pair = w.pair(S, P).await;
+    let before = ferry_engine::traces::check(&*pair.source, "items", "id")
+        .await
+        .expect("check");
+    assert!(
+        before
+            .as_deref()
+            .is_some_and(|m| m.contains("run `ferry track staging`")),
+        "{before:?}"
+    );
     let done = ferry_engine::traces::install(&*pair.source, &[("items".into(), "id".into())])
         .await
         .expect("install");
@@ -629,6 +638,11 @@ async fn cascading_deletes_on_mariadb_are_not_traced() {
         done[0].warning.as_deref().is_some_and(|m| m.contains("in cascade")),
         "{done:?}"
     );
+    // `ferry check` says so too, once the trace is there.
+    let after = ferry_engine::traces::check(&*pair.source, "items", "id")
+        .await
+        .expect("check");
+    assert!(after.as_deref().is_some_and(|m| m.contains("in cascade")), "{after:?}");
 }
 
 /// The error paths of the trace: a key that is not one integer column is
@@ -657,6 +671,14 @@ async fn a_text_key_is_refused_and_a_damaged_trace_fails_the_plan() {
             .expect("schema")
             .is_none(),
         "nothing was written"
+    );
+    let said = ferry_engine::traces::check(&*pair.source, "labels", "code")
+        .await
+        .expect("check");
+    assert!(
+        said.as_deref()
+            .is_some_and(|m| m.contains("the key `code` is not an integer column")),
+        "{said:?}"
     );
     for env in [S, P] {
         w.db(env).exec(&write_row(1, 'a', 0, &stamp(0))).await;
