@@ -259,6 +259,11 @@ pub struct TableConfig {
 }
 
 impl TableConfig {
+    /// The key: the configured one, else the table's primary key.
+    pub fn key_or(&self, primary_key: &[String]) -> Vec<String> {
+        self.key.clone().unwrap_or_else(|| primary_key.to_vec())
+    }
+
     /// The line of `column` in the file, else the table's line.
     pub fn line_of(&self, column: Option<&str>) -> Option<usize> {
         column.and_then(|c| self.column_lines.get(c).copied()).or(self.line)

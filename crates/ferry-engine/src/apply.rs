@@ -227,7 +227,7 @@ pub async fn check_saved(project: &crate::project::Project, target: &dyn Store, 
             return Err(refuse(table, format!("which does not exist in `{}`", plan.to)));
         };
         let schema = schema.with_carried();
-        let key = cfg.key.clone().unwrap_or_else(|| schema.primary_key.clone());
+        let key = cfg.key_or(&schema.primary_key);
         let stamped: Vec<String> = cfg.stamp.keys().cloned().collect();
         let mut compared: Vec<String> = schema
             .columns

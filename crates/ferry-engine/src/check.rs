@@ -128,7 +128,7 @@ pub async fn check(project: &Project) -> CheckReport {
                 }
             }
             if t.track_deletes {
-                let key = t.key.clone().unwrap_or_else(|| found[name].primary_key.clone());
+                let key = t.key_or(&found[name].primary_key);
                 if let [column] = key.as_slice() {
                     match crate::traces::check(&*store, name, column).await {
                         Ok(Some(why)) => warnings.push(ConfigProblem::new(why).at(t.line).env(env).table(name)),

@@ -192,11 +192,7 @@ pub fn resolve(
     let keys: BTreeMap<String, Vec<String>> = tables
         .iter()
         .map(|(n, t)| {
-            let key = t
-                .key
-                .clone()
-                .or_else(|| to.1.get(n).map(|s| s.primary_key.clone()))
-                .unwrap_or_default();
+            let key = t.key_or(to.1.get(n).map_or(&[][..], |s| &s.primary_key));
             (n.clone(), key)
         })
         .collect();

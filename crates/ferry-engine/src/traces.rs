@@ -128,14 +128,36 @@ pub async fn check(store: &dyn Store, table: &str, column: &str) -> Result<Optio
             "`track_deletes`: the key `{column}` is not an integer column here, so its deletes cannot be traced and plans compare its keys instead (remove `track_deletes`)"
         )));
     }
-    let installed = store.table_schema(meta::DELETED).await?.is_some();
-    let now = state(store, table).await?;
-    Ok(if !installed || now.missing {
-        Some(format!(
+    Ok(match unusable(store, table).await? {
+        Some(Unusable::NotInstalled | Unusable::Missing) => Some(format!(
             "`track_deletes`: no trace of deletes here, or its trigger is missing or disabled, so changed-only plans compare every key of both sides instead (run `ferry track {env}`)"
-        ))
+        )),
+        Some(Unusable::Cascades) => Some(format!("`track_deletes`: {CASCADES}")),
+        None => None,
+    })
+}
+
+/// Why the trace of deletes of `table` in `store` cannot be used now,
+/// whatever its rows say.
+enum Unusable {
+    /// `_ferry_deleted` does not exist.
+    NotInstalled,
+    /// The table's trigger is gone or disabled.
+    Missing,
+    /// A foreign key deletes its rows in cascade (MySQL fires no trigger).
+    Cascades,
+}
+
+/// What [`check`] and [`read`] look at before any row of the trace.
+async fn unusable(store: &dyn Store, table: &str) -> Result<Option<Unusable>> {
+    if store.table_schema(meta::DELETED).await?.is_none() {
+        return Ok(Some(Unusable::NotInstalled));
+    }
+    let now = state(store, table).await?;
+    Ok(if now.missing {
+        Some(Unusable::Missing)
     } else {
-        now.cascades.then(|| format!("`track_deletes`: {CASCADES}"))
+        now.cascades.then_some(Unusable::Cascades)
     })
 }
 
@@ -154,19 +176,18 @@ pub async fn read(
     let Some(sql) = store.as_sql() else {
         return Ok(Err(format!("environment `{env}` keeps no trace of deletes")));
     };
-    if store.table_schema(meta::DELETED).await?.is_none() {
-        return Ok(Err(format!(
+    let why = match unusable(store, table).await? {
+        Some(Unusable::NotInstalled) => Some(format!(
             "no trace of deletes in environment `{env}` (run `ferry track {env}`)"
-        )));
-    }
-    let now = state(store, table).await?;
-    if now.missing {
-        return Ok(Err(format!(
+        )),
+        Some(Unusable::Missing) => Some(format!(
             "its trigger of the trace of deletes is missing or disabled in environment `{env}` (run `ferry track {env}`)"
-        )));
-    }
-    if now.cascades {
-        return Ok(Err(cascade_note(env, table)));
+        )),
+        Some(Unusable::Cascades) => Some(cascade_note(env, table)),
+        None => None,
+    };
+    if let Some(why) = why {
+        return Ok(Err(why));
     }
     let taken = DateTime::parse_from_rfc3339(since)
         .map_err(|e| {
