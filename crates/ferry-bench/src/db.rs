@@ -16,7 +16,7 @@ use sqlx::query::Query;
 use sqlx::{Connection, Executor, MySql, MySqlConnection, PgConnection, Postgres, Row as _};
 
 use crate::gen::{ChangeSet, Op, Row, Workload, V};
-use crate::schema::{ddl, Engine, Kind, Table, TABLES};
+use crate::schema::{ddl, ddl_after_load, Engine, Kind, Table, TABLES};
 
 /// One database of the benchmark.
 #[derive(Clone, Debug)]
@@ -366,6 +366,8 @@ impl Db {
                         .await
                         .with_context(|| format!("copying {a}.{t} to {b}"))?;
                 }
+                c.execute(format!("USE {b}").as_str()).await?;
+                add_after_load(&mut c).await?;
                 c.execute("SET FOREIGN_KEY_CHECKS = 1").await?;
                 // The triggers (Ferry's trace of deletes, `--track-deletes`),
                 // made after the rows are in, so the copy fires none.
@@ -377,7 +379,6 @@ impl Db {
                 .bind(a)
                 .fetch_all(&mut c)
                 .await?;
-                c.execute(format!("USE {b}").as_str()).await?;
                 for (name, timing, event, table, body) in triggers {
                     c.execute(
                         format!("CREATE TRIGGER `{name}` {timing} {event} ON `{table}` FOR EACH ROW {body}").as_str(),
@@ -671,6 +672,7 @@ async fn load_my(url: &str, w: &Workload) -> Result<()> {
         }
         tx.commit().await?;
     }
+    add_after_load(&mut c).await?;
     c.execute("SET FOREIGN_KEY_CHECKS = 1").await?;
     c.execute(
         format!(
@@ -681,6 +683,15 @@ async fn load_my(url: &str, w: &Workload) -> Result<()> {
     )
     .await?;
     c.close().await?;
+    Ok(())
+}
+
+/// Adds what [`ddl_after_load`] leaves for after the load, on a MariaDB
+/// connection to the loaded database with `FOREIGN_KEY_CHECKS = 0`.
+async fn add_after_load(c: &mut MySqlConnection) -> Result<()> {
+    for s in TABLES.iter().flat_map(|t| ddl_after_load(Engine::Mysql, t)) {
+        c.execute(s.as_str()).await.with_context(|| s.clone())?;
+    }
     Ok(())
 }
 
