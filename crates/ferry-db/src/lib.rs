@@ -223,6 +223,12 @@ pub struct Capabilities {
     /// Rows are documents with open fields (MongoDB): a NULL cell is a
     /// field the document lacks, which views show as absent, not NULL.
     pub open_fields: bool,
+    /// How many reads of rows by key are worth having in flight at once:
+    /// one where the reads would only contend for the same CPU (SQLite, in
+    /// the process), more where each read waits on the disk (MariaDB's
+    /// InnoDB reads the pages its buffer pool lacks with `O_DIRECT`, one at
+    /// a time per statement).
+    pub reads_at_once: usize,
 }
 
 impl Capabilities {
@@ -235,6 +241,7 @@ impl Capabilities {
         native_predicates: true,
         branch_clones: true,
         open_fields: false,
+        reads_at_once: 2,
     };
 }
 

@@ -106,10 +106,17 @@ pub(crate) const BACKEND: crate::registry::Backend = crate::registry::Backend {
 pub struct SqliteStore {
     env: String,
     path: PathBuf,
-    /// A reading connection kept between lookups: opening one reads the
-    /// schema again, and a plan makes hundreds of lookups.
-    reader: Arc<Mutex<Option<Connection>>>,
+    /// Reading connections kept between lookups: opening one reads the
+    /// schema again, and its page cache starts empty (every lookup then
+    /// reads the b-tree's inner pages again); a plan makes hundreds of
+    /// lookups, a few at a time ([`KEPT_READERS`]).
+    readers: Arc<Mutex<Vec<Connection>>>,
 }
+
+/// How many reading connections a store keeps: a plan reads a chunk's
+/// target rows and their sync bases at once, and the next chunk's while
+/// one is classified.
+const KEPT_READERS: usize = 3;
 
 impl SqliteStore {
     /// Opens an existing database file (never creates one).
@@ -127,7 +134,7 @@ impl SqliteStore {
         let store = SqliteStore {
             env: env.to_string(),
             path: path.to_path_buf(),
-            reader: Arc::default(),
+            readers: Arc::default(),
         };
         store.roll_back_hot_journal();
         let journal = store.journal_path();
@@ -248,17 +255,19 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    /// Runs `f` on the kept reading connection (opened on first use; a
-    /// concurrent caller opens one of its own).
+    /// Runs `f` on a kept reading connection, or on a new one when all are
+    /// in use (kept afterwards, up to [`KEPT_READERS`]).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
-        let kept = self.reader.lock().ok().and_then(|mut r| r.take());
+        let kept = self.readers.lock().ok().and_then(|mut r| r.pop());
         let conn = match kept {
             Some(conn) => conn,
             None => self.connect(false)?,
         };
         let out = f(&conn);
-        if let Ok(mut r) = self.reader.lock() {
-            *r = Some(conn);
+        if let Ok(mut r) = self.readers.lock() {
+            if r.len() < KEPT_READERS {
+                r.push(conn);
+            }
         }
         out
     }
@@ -976,7 +985,10 @@ fn remove_database_files(path: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::SQL
+        Capabilities {
+            reads_at_once: 1,
+            ..Capabilities::SQL
+        }
     }
 
     fn as_sql(&self) -> Option<&dyn SqlStore> {

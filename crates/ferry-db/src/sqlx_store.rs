@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use ferry_core::schema::TableSchema;
 use ferry_core::Value;
 use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::query::Query;
 use sqlx::{Connection, Database, Executor, IntoArguments};
 
@@ -44,6 +45,10 @@ where
     /// What decoding the rows of one read needs, worked out once per read.
     type RowInfo: Send + Sync;
     const D: Dialect;
+    /// [`crate::Capabilities::reads_at_once`]: a fetch of many keys reads
+    /// them in pieces of [`FETCH_PIECE`], this many at once, each on a
+    /// pooled connection of its own.
+    const READS_AT_ONCE: usize;
 
     /// A driver error as Ferry reports it (kind, column, message).
     fn err(env: &str, e: sqlx::Error) -> DbError;
@@ -146,11 +151,41 @@ where
         Ok(E::meta_version(&mut conn).await.map_err(|e| self.err(e))?.is_some())
     }
 
-    /// [`crate::Store::fetch`], on a reading connection.
+    /// [`crate::Store::fetch`], on reading connections: in pieces, several
+    /// at once, where the engine's reads wait on the disk
+    /// ([`SqlxEngine::READS_AT_ONCE`]).
     pub(crate) async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.table_sql(&req.table).await?;
-        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-        fetch_on::<E>(&mut conn, &self.env, &cols, &req, false).await
+        if E::READS_AT_ONCE <= 1 || req.values.len() <= FETCH_PIECE {
+            let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+            return fetch_on::<E>(&mut conn, &self.env, &cols, &req, false).await;
+        }
+        let cols = &cols;
+        let reads: Vec<BoxFuture<'_, Result<Vec<Row>, DbError>>> = req
+            .values
+            .chunks(FETCH_PIECE)
+            .map(|values| {
+                let piece = FetchRequest {
+                    table: req.table.clone(),
+                    columns: req.columns.clone(),
+                    match_columns: req.match_columns.clone(),
+                    values: values.to_vec(),
+                    flag: req.flag.clone(),
+                    filter: req.filter.clone(),
+                    fixed: req.fixed.clone(),
+                };
+                let read: BoxFuture<'_, Result<Vec<Row>, DbError>> = Box::pin(async move {
+                    let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+                    fetch_on::<E>(&mut conn, &self.env, cols, &piece, false).await
+                });
+                read
+            })
+            .collect();
+        let parts: Vec<Vec<Row>> = futures_util::stream::iter(reads)
+            .buffered(E::READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(parts.concat())
     }
 
     /// [`crate::SqlStore::query_scalar`], in a read-only session.
@@ -174,6 +209,10 @@ where
             .map_err(|e| self.err(e).table(table))
     }
 }
+
+/// How many keys one piece of a fetch read at once holds
+/// ([`SqlxEngine::READS_AT_ONCE`]).
+const FETCH_PIECE: usize = 512;
 
 /// Reads the rows `req` matches, in chunks; `for_update` locks them until
 /// the transaction ends ([`Dialect::fetch_for_update`]).

@@ -35,6 +35,13 @@ impl Pair {
     /// at once there only spreads the same work over more threads
     /// (measured at S=1: no faster, and 40 MB more at a promotion's peak),
     /// where between servers it overlaps their work with Ferry's.
+    /// How many reads by key a plan keeps in flight: the more of the two
+    /// stores' [`ferry_db::Capabilities::reads_at_once`].
+    pub fn reads_at_once(&self) -> usize {
+        let [s, t] = [&self.source, &self.target].map(|s| s.capabilities().reads_at_once);
+        s.max(t).max(1)
+    }
+
     pub fn reads_in_process(&self) -> bool {
         [&self.source, &self.target]
             .iter()

@@ -370,6 +370,7 @@ impl Store for DirStore {
             native_predicates: false,
             branch_clones: false,
             open_fields: false,
+            reads_at_once: 2,
         }
     }
 

@@ -255,6 +255,7 @@ impl Store for MongoStore {
             native_predicates: true,
             branch_clones: true,
             open_fields: true,
+            reads_at_once: 2,
         }
     }
 

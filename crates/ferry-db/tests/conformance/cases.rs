@@ -491,6 +491,41 @@ pub async fn fetch_by_values(b: Backend) {
     assert!(none.is_empty());
 }
 
+/// A fetch of more keys than one statement holds, which the server stores
+/// read in pieces, several at once: every row comes back once, and an
+/// error in any piece fails the fetch.
+pub async fn fetch_in_pieces(b: Backend) {
+    let Some((_db, store)) = setup(b, "fetch_in_pieces").await else {
+        return;
+    };
+    seed(&*store).await;
+    let more: Vec<Row> = (10..1310)
+        .map(|id| item(id, 1 + id % 2, &format!("item {id}"), "2", id % 3 == 0))
+        .collect();
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &more).await.expect("insert items");
+    txn.commit().await.expect("commit");
+    // Keys 1 to 1,400 in a shuffled order: 1,303 exist.
+    let mut keys: Vec<i64> = (1..=1400).collect();
+    keys.sort_by_key(|k| (k * 7919) % 1400);
+    let values = keys.iter().map(|k| vec![Value::Int(*k)]).collect();
+    let req = by_key_typed(&*store, "item", &["id"], &["id"], values).await;
+    let rows = store.fetch(req.clone()).await.expect("fetch");
+    let mut got: Vec<i64> = rows
+        .iter()
+        .map(|r| r[0].display_text().parse().expect("an integer id"))
+        .collect();
+    got.sort_unstable();
+    let want: Vec<i64> = [1, 2, 3].into_iter().chain(10..1310).collect();
+    assert_eq!(got, want, "{b:?}: each row once");
+    if store.capabilities().sql_predicates {
+        let mut bad = req;
+        bad.flag = Some(Predicate::native("no_such_column > 1"));
+        let e = store.fetch(bad).await.expect_err("a flag naming no column");
+        assert_eq!((e.kind, e.env.as_str()), (DbErrorKind::Query, "conf"), "{b:?}");
+    }
+}
+
 /// Insert, update, upsert, delete and delete_in, committed.
 pub async fn writes(b: Backend) {
     let Some((_db, store)) = setup(b, "writes").await else {
@@ -972,6 +1007,17 @@ pub async fn capabilities(b: Backend) {
             native_predicates: b == Backend::Mongo,
             branch_clones: b == Backend::Mongo,
             open_fields: b == Backend::Mongo,
+            reads_at_once: 2,
+        },
+        // In the process: one read at a time.
+        Backend::Sqlite => Capabilities {
+            reads_at_once: 1,
+            ..Capabilities::SQL
+        },
+        // InnoDB reads the pages its buffer pool lacks from the disk.
+        Backend::Mariadb => Capabilities {
+            reads_at_once: 6,
+            ..Capabilities::SQL
         },
         _ => Capabilities::SQL,
     };

@@ -75,31 +75,26 @@ pub(super) struct TableScan<'c> {
 type KeyedChunks<'c> =
     Pin<Box<dyn Stream<Item = Result<(Vec<Candidate>, HashMap<String, SyncBase>, u64)>> + Send + 'c>>;
 
-/// How many chunks of known keys are read at once: the next one is in
-/// flight (both sides and the sync base) while one is classified.
-const KEYED_AHEAD: usize = 2;
-
-/// Reads `chunks` of `spec`'s keys from both sides and their sync bases,
-/// [`KEYED_AHEAD`] chunks at a time, in order.
+/// Reads `chunks` of `spec`'s keys from both sides and their sync bases
+/// (the three at once), [`Pair::reads_at_once`] chunks at a time, in order:
+/// the next chunk is in flight while one is classified where reads wait on
+/// a disk or a server.
 fn keyed<'c>(ctx: &'c Ctx<'c>, spec: &'c TableSpec, keys: Vec<Vec<Value>>) -> KeyedChunks<'c> {
     let chunks: Vec<Vec<Vec<Value>>> = keys.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
-    let in_process = ctx.pair.reads_in_process();
     let read = move |chunk: Vec<Vec<Value>>| async move {
         let n = chunk.len() as u64;
         let refs: Vec<&Vec<Value>> = chunk.iter().collect();
-        let (cands, bases) = if in_process {
-            let cands = fetch_candidates(ctx, spec, &spec.key, chunk.clone(), false, None).await?;
-            (cands, super::classify::sync_bases(ctx, spec, &refs).await?)
-        } else {
-            tokio::try_join!(
-                fetch_candidates(ctx, spec, &spec.key, chunk.clone(), false, None),
-                super::classify::sync_bases(ctx, spec, &refs)
-            )?
-        };
+        let (cands, bases) = tokio::try_join!(
+            fetch_candidates(ctx, spec, &spec.key, chunk.clone(), false, None),
+            super::classify::sync_bases(ctx, spec, &refs)
+        )?;
         Ok((cands, bases, n))
     };
-    let ahead = if in_process { 1 } else { KEYED_AHEAD };
-    Box::pin(futures_util::stream::iter(chunks).map(read).buffered(ahead))
+    Box::pin(
+        futures_util::stream::iter(chunks)
+            .map(read)
+            .buffered(ctx.pair.reads_at_once()),
+    )
 }
 
 /// Where a [`TableScan`]'s batches come from.
@@ -108,7 +103,7 @@ enum Source<'c> {
     Once(Option<Vec<Candidate>>),
     /// The keys a `--where` predicate matches (or a changed-only read
     /// compares), fetched a chunk at a time with their sync bases, the
-    /// next chunk in flight while one is classified ([`KEYED_AHEAD`]).
+    /// next chunks in flight while one is classified ([`keyed`]).
     Keys(KeyedChunks<'c>, Box<dyn TableProgress>),
     /// Both sides streamed in key order, canonical.
     Merge(Box<Merge>),
