@@ -31,10 +31,6 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// Both sides are SQLite, read in this process: reading several things
-    /// at once there only spreads the same work over more threads
-    /// (measured at S=1: no faster, and 40 MB more at a promotion's peak),
-    /// where between servers it overlaps their work with Ferry's.
     /// How many reads by key a plan keeps in flight: the more of the two
     /// stores' [`ferry_db::Capabilities::reads_at_once`].
     pub fn reads_at_once(&self) -> usize {
@@ -42,6 +38,10 @@ impl Pair {
         s.max(t).max(1)
     }
 
+    /// Both sides are SQLite, read in this process: looking at every table
+    /// at once there only spreads the same work over more threads
+    /// (measured at S=1: no faster, and 40 MB more at a promotion's peak),
+    /// where between servers it overlaps their work with Ferry's.
     pub fn reads_in_process(&self) -> bool {
         [&self.source, &self.target]
             .iter()
