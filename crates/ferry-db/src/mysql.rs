@@ -34,8 +34,6 @@ use crate::{
 };
 
 const D: Dialect = Dialect::Mysql;
-/// See [`SqlxEngine::READS_AT_ONCE`] for `My`.
-const READS_AT_ONCE: usize = 6;
 
 const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
     sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES', 'NO_AUTO_VALUE_ON_ZERO')";
@@ -119,7 +117,7 @@ impl SqlxEngine for My {
     /// Measured on the benchmark's changed-only plan (128 MB buffer pool,
     /// docs/performance.md): 2 at once 1.93 s at S=1 and 4.25 s at S=10,
     /// 6 at once 1.39 s and 2.75 s; 10 at once gained nothing at S=1.
-    const READS_AT_ONCE: usize = READS_AT_ONCE;
+    const READS_AT_ONCE: usize = 6;
 
     fn err(env: &str, e: sqlx::Error) -> DbError {
         err(env, e)
@@ -506,7 +504,7 @@ impl MySqlStore {
         let pool = MySqlPoolOptions::new()
             // A plan reads a chunk's rows and their sync bases from the
             // target at once, `READS_AT_ONCE` chunks at a time.
-            .max_connections(2 * READS_AT_ONCE as u32)
+            .max_connections(2 * My::READS_AT_ONCE as u32)
             .acquire_timeout(Duration::from_secs(15))
             // The pool only reads: see `READ_ONLY`.
             .after_connect(|conn, _| {

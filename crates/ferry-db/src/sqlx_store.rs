@@ -161,24 +161,19 @@ where
             return fetch_on::<E>(&mut conn, &self.env, &cols, &req, false).await;
         }
         let cols = &cols;
-        let reads: Vec<BoxFuture<'_, Result<Vec<Row>, DbError>>> = req
-            .values
+        let mut shape = req;
+        let values = std::mem::take(&mut shape.values);
+        let reads: Vec<BoxFuture<'_, Result<Vec<Row>, DbError>>> = values
             .chunks(FETCH_PIECE)
             .map(|values| {
                 let piece = FetchRequest {
-                    table: req.table.clone(),
-                    columns: req.columns.clone(),
-                    match_columns: req.match_columns.clone(),
                     values: values.to_vec(),
-                    flag: req.flag.clone(),
-                    filter: req.filter.clone(),
-                    fixed: req.fixed.clone(),
+                    ..shape.clone()
                 };
-                let read: BoxFuture<'_, Result<Vec<Row>, DbError>> = Box::pin(async move {
+                Box::pin(async move {
                     let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
                     fetch_on::<E>(&mut conn, &self.env, cols, &piece, false).await
-                });
-                read
+                }) as BoxFuture<'_, _>
             })
             .collect();
         let parts: Vec<Vec<Row>> = futures_util::stream::iter(reads)
