@@ -129,12 +129,10 @@ pub async fn check(project: &Project) -> CheckReport {
             }
             if t.track_deletes {
                 let key = t.key_or(&found[name].primary_key);
-                if let [column] = key.as_slice() {
-                    match crate::traces::check(&*store, name, column).await {
-                        Ok(Some(why)) => warnings.push(ConfigProblem::new(why).at(t.line).env(env).table(name)),
-                        Ok(None) => {}
-                        Err(e) => problems.extend(problems_of(e, env)),
-                    }
+                match crate::traces::check(&*store, name, &key).await {
+                    Ok(Some(why)) => warnings.push(ConfigProblem::new(why).at(t.line).env(env).table(name)),
+                    Ok(None) => {}
+                    Err(e) => problems.extend(problems_of(e, env)),
                 }
             }
             // A store without a query language (a `dir:` folder) holds no

@@ -114,14 +114,22 @@ fn cascade_note(env: &str, table: &str) -> String {
 
 const CASCADES: &str = "a foreign key deletes its rows in cascade, which MySQL does without firing triggers; plans find its deletes from the keys instead";
 
-/// What `ferry check` says of the trace of deletes of `table` (key
-/// `column`) in `store` when plans cannot use it, without naming the
+/// What `ferry check` says of the trace of deletes of `table` (keyed by
+/// `key` in `store`) when plans cannot use it, without naming the
 /// environment or the table (the caller does); `None` when they can, or
 /// when `store` runs no SQL (its plans read it whole anyway). Reads only.
-pub async fn check(store: &dyn Store, table: &str, column: &str) -> Result<Option<String>> {
+pub async fn check(store: &dyn Store, table: &str, key: &[String]) -> Result<Option<String>> {
     let env = store.env();
     let Some(sql) = store.as_sql() else {
         return Ok(None);
+    };
+    let [column] = key else {
+        // A configured key has one column (the config says so); a primary
+        // key taken from the schema may have several.
+        return Ok(Some(format!(
+            "`track_deletes`: the key ({}) has more than one column, so its deletes cannot be traced and plans compare its keys instead (remove `track_deletes`, or set a `key` of one integer column)",
+            key.join(", ")
+        )));
     };
     if !sql.integer_key(table, column).await? {
         return Ok(Some(format!(

@@ -622,7 +622,7 @@ async fn cascading_deletes_on_mariadb_are_not_traced() {
         return;
     };
     let pair = w.pair(S, P).await;
-    let before = ferry_engine::traces::check(&*pair.source, "items", "id")
+    let before = ferry_engine::traces::check(&*pair.source, "items", &["id".into()])
         .await
         .expect("check");
     assert!(
@@ -639,7 +639,7 @@ async fn cascading_deletes_on_mariadb_are_not_traced() {
         "{done:?}"
     );
     // `ferry check` says so too, once the trace is there.
-    let after = ferry_engine::traces::check(&*pair.source, "items", "id")
+    let after = ferry_engine::traces::check(&*pair.source, "items", &["id".into()])
         .await
         .expect("check");
     assert!(after.as_deref().is_some_and(|m| m.contains("in cascade")), "{after:?}");
@@ -672,12 +672,21 @@ async fn a_text_key_is_refused_and_a_damaged_trace_fails_the_plan() {
             .is_none(),
         "nothing was written"
     );
-    let said = ferry_engine::traces::check(&*pair.source, "labels", "code")
+    let said = ferry_engine::traces::check(&*pair.source, "labels", &["code".into()])
         .await
         .expect("check");
     assert!(
         said.as_deref()
             .is_some_and(|m| m.contains("the key `code` is not an integer column")),
+        "{said:?}"
+    );
+    // A primary key of two columns (no `key` configured) cannot be traced.
+    let said = ferry_engine::traces::check(&*pair.source, "labels", &["code".into(), "id".into()])
+        .await
+        .expect("check");
+    assert!(
+        said.as_deref()
+            .is_some_and(|m| m.contains("the key (code, id) has more than one column")),
         "{said:?}"
     );
     for env in [S, P] {
