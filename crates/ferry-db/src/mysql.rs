@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::dialect::{ColumnSql, Dialect};
 use crate::meta;
 use crate::raw::RawBatches;
-use crate::sqlx_store::{Introspected, SqlxBase, SqlxEngine, SqlxTxn};
+use crate::sqlx_store::{keys_of, read_ahead, Introspected, SqlxBase, SqlxEngine, SqlxTxn};
 use crate::{
     Capabilities, DbError, DbErrorKind, Engine, FetchRequest, KeyBlock, KeyBlocks, Row, RowBatches, ScanRequest,
     SqlStore, Store, Txn, WriterLock,
@@ -118,6 +118,10 @@ impl SqlxEngine for My {
     /// docs/performance.md): 2 at once 1.93 s at S=1 and 4.25 s at S=10,
     /// 6 at once 1.39 s and 2.75 s; 10 at once gained nothing at S=1.
     const READS_AT_ONCE: usize = 6;
+    /// The same waits slow a promotion's transaction down: its re-check,
+    /// updates, deletes and sync-base writes visit rows all over tables
+    /// larger than the buffer pool (docs/performance.md, round six).
+    const READS_AHEAD: bool = true;
 
     fn err(env: &str, e: sqlx::Error) -> DbError {
         err(env, e)
@@ -967,39 +971,51 @@ impl Store for MySqlStore {
                 .map_err(e)?;
         }
         conn.execute("START TRANSACTION").await.map_err(e)?;
-        Ok(Box::new(MySqlTxn::new(&self.env, conn, self.lock.clone())))
+        Ok(Box::new(MySqlTxn::new(&self.base, conn)))
     }
 }
 
 type MySqlTxn = SqlxTxn<My>;
 
 impl SqlxTxn<My> {
-    /// Runs `sql` once per row; `names` are the columns of each row's values.
     /// Runs a multi-row statement (`sql_for(n)` for `n` rows of
     /// `names` values each) over `rows` in chunks under the placeholder
     /// limit. When a chunk fails, its rows run one by one to name the one
     /// that fails (after rolling the chunk back to a savepoint where the
-    /// engine aborts the transaction on an error).
+    /// engine aborts the transaction on an error). When the rows exist
+    /// already (found by `key`, a part of `names`), each chunk's rows are
+    /// read ahead while the one before it is written ([`read_ahead`]).
     async fn exec_batched(
         &mut self,
         table: &str,
         cols: &TableSql,
-        names: &[String],
+        (names, key): (&[String], Option<&[String]>),
         rows: Vec<Vec<Value>>,
         sql_for: impl Fn(usize) -> String,
     ) -> Result<(), DbError> {
-        let per_chunk = chunk_size(names.len());
+        let chunks: Vec<&[Vec<Value>]> = rows.chunks(chunk_size(names.len())).collect();
+        let (env, ahead) = (self.env.clone(), self.ahead.clone());
+        let read_ahead = |i: usize| {
+            let keys = ahead
+                .as_ref()
+                .zip(key)
+                .zip(chunks.get(i))
+                .and_then(|((_, key), chunk)| keys_of(table, key, names, chunk));
+            read_ahead::<My>(ahead.as_ref(), &env, cols, keys)
+        };
+        read_ahead(0).await?;
         let mut start = 0;
-        for chunk in rows.chunks(per_chunk) {
+        for (i, chunk) in chunks.iter().enumerate() {
             if chunk.len() > 1 {
                 let mut flat = Vec::with_capacity(chunk.len() * names.len());
-                for values in chunk {
+                for values in *chunk {
                     flat.extend(cols.fit(names, values));
                 }
                 let conn = self.conn()?;
-                let done = bind_all(sqlx::query(&sql_for(chunk.len())), &flat)
-                    .execute(&mut *conn)
-                    .await;
+                let sql = sql_for(chunk.len());
+                let write = bind_all(sqlx::query(&sql), &flat).execute(&mut *conn);
+                let (done, next) = futures_util::future::join(write, read_ahead(i + 1)).await;
+                next?;
                 // A failed statement is rolled back alone: retry its rows one by one.
                 if done.is_ok() {
                     start += chunk.len();
@@ -1024,7 +1040,7 @@ impl Txn for MySqlTxn {
     async fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
-        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
+        self.exec_batched(table, &cols, (columns, None), rows.to_vec(), |n| {
             D.insert(table, columns, n, &*c)
         })
         .await
@@ -1033,7 +1049,7 @@ impl Txn for MySqlTxn {
     async fn upsert(&mut self, table: &str, key: &[String], columns: &[String], rows: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
-        self.exec_batched(table, &cols, columns, rows.to_vec(), |n| {
+        self.exec_batched(table, &cols, (columns, Some(key)), rows.to_vec(), |n| {
             D.upsert(table, key, columns, n, &*c)
         })
         .await
@@ -1066,15 +1082,19 @@ impl Txn for MySqlTxn {
         let c = cols.clone();
         let rows = rows.iter().map(|(k, v)| v.iter().chain(k).cloned().collect()).collect();
         let names: Vec<String> = set.iter().chain(key).cloned().collect();
-        self.exec_batched(table, &cols, &names, rows, |n| D.update_many(table, key, set, n, &*c))
-            .await
+        self.exec_batched(table, &cols, (&names, Some(key)), rows, |n| {
+            D.update_many(table, key, set, n, &*c)
+        })
+        .await
     }
 
     async fn delete(&mut self, table: &str, key: &[String], keys: &[Row]) -> Result<(), DbError> {
         let cols = self.cols(table).await?;
         let c = cols.clone();
-        self.exec_batched(table, &cols, key, keys.to_vec(), |n| D.delete_many(table, key, n, &*c))
-            .await
+        self.exec_batched(table, &cols, (key, Some(key)), keys.to_vec(), |n| {
+            D.delete_many(table, key, n, &*c)
+        })
+        .await
     }
 
     async fn delete_in(

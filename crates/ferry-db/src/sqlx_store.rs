@@ -49,6 +49,11 @@ where
     /// them in pieces of [`FETCH_PIECE`], this many at once, each on a
     /// pooled connection of its own.
     const READS_AT_ONCE: usize;
+    /// Whether a write transaction reads the rows of its next chunk ahead,
+    /// through the pool, while it writes the current one (see
+    /// [`read_ahead`]): for an engine whose statements wait on the disk
+    /// page by page.
+    const READS_AHEAD: bool;
 
     /// A driver error as Ferry reports it (kind, column, message).
     fn err(env: &str, e: sqlx::Error) -> DbError;
@@ -158,7 +163,7 @@ where
         let cols = self.table_sql(&req.table).await?;
         if E::READS_AT_ONCE <= 1 || req.values.len() <= FETCH_PIECE {
             let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-            return fetch_on::<E>(&mut conn, &self.env, &cols, &req, false).await;
+            return fetch_on::<E>(&mut conn, &self.env, &cols, &req, Locking::No).await;
         }
         let cols = &cols;
         let mut shape = req;
@@ -172,7 +177,7 @@ where
                 };
                 Box::pin(async move {
                     let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-                    fetch_on::<E>(&mut conn, &self.env, cols, &piece, false).await
+                    fetch_on::<E>(&mut conn, &self.env, cols, &piece, Locking::No).await
                 }) as BoxFuture<'_, _>
             })
             .collect();
@@ -209,36 +214,146 @@ where
 /// ([`SqlxEngine::READS_AT_ONCE`]).
 const FETCH_PIECE: usize = 512;
 
-/// Reads the rows `req` matches, in chunks; `for_update` locks them until
-/// the transaction ends ([`Dialect::fetch_for_update`]).
+/// Whether [`fetch_on`] locks the rows it reads.
+pub(crate) enum Locking<'p, E: SqlxEngine>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
+    for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
+{
+    No,
+    /// Until the transaction ends ([`Dialect::fetch_for_update`]), reading
+    /// each chunk's rows ahead through this pool, if any ([`read_ahead`]).
+    ForUpdate(Option<&'p sqlx::Pool<E::Db>>),
+}
+
+/// Reads the rows `req` matches, in chunks.
 pub(crate) async fn fetch_on<E: SqlxEngine>(
     conn: &mut Conn<E>,
     env: &str,
     cols: &E::Cols,
     req: &FetchRequest,
-    for_update: bool,
+    locking: Locking<'_, E>,
 ) -> Result<Vec<Row>, DbError>
 where
     for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
     for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
 {
     let info = E::row_info(cols, &req.columns);
+    let (for_update, pool) = match locking {
+        Locking::No => (false, None),
+        Locking::ForUpdate(pool) => (true, pool),
+    };
+    let chunks: Vec<&[Row]> = req.values.chunks(E::chunk_size(req.match_columns.len())).collect();
+    let ahead = |i: usize| {
+        let keys = pool.and(chunks.get(i)).map(|chunk| FetchRequest {
+            columns: req.match_columns.clone(),
+            values: chunk.to_vec(),
+            flag: None,
+            filter: None,
+            ..req.clone()
+        });
+        read_ahead::<E>(pool, env, cols, keys)
+    };
+    ahead(0).await?;
     let mut out = Vec::new();
-    for chunk in req.values.chunks(E::chunk_size(req.match_columns.len())) {
+    for (i, chunk) in chunks.iter().enumerate() {
         let (sql, flat) = if for_update {
             E::D.fetch_for_update(req, chunk, cols)
         } else {
             E::D.fetch(req, chunk, cols)
         };
-        let rows = E::bind(sqlx::query(&sql), &flat)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| E::err(env, e).table(&req.table))?;
+        let read = E::bind(sqlx::query(&sql), &flat).fetch_all(&mut *conn);
+        let (rows, next) = futures_util::future::join(read, ahead(i + 1)).await;
+        let rows = rows.map_err(|e| E::err(env, e).table(&req.table))?;
+        next?;
         for r in &rows {
             out.push(E::decode_row(r, &info).map_err(|e| E::err(env, e).table(&req.table))?);
         }
     }
     Ok(out)
+}
+
+/// The fewest rows a write reads ahead: for fewer, the extra round trip
+/// costs about what it saves.
+const AHEAD_AT_LEAST: usize = 64;
+
+/// Reads the rows `keys` matches through `pool` (when there are both), in
+/// [`SqlxEngine::READS_AT_ONCE`] pieces at once, and drops them: a write
+/// transaction's next chunk,
+/// read while it writes the current one. On InnoDB a statement fetches the
+/// pages its buffer pool lacks one after another, each a wait on the
+/// disk; read ahead from several connections, the pages are in the pool
+/// when the transaction's statement needs them. The reads are plain
+/// consistent reads: they take no lock and see nothing uncommitted, and
+/// what they find does not matter, only that the pages were fetched.
+pub(crate) async fn read_ahead<E: SqlxEngine>(
+    pool: Option<&sqlx::Pool<E::Db>>,
+    env: &str,
+    cols: &E::Cols,
+    keys: Option<FetchRequest>,
+) -> Result<(), DbError>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
+    for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
+{
+    let (Some(pool), Some(mut keys)) = (pool, keys) else {
+        return Ok(());
+    };
+    if keys.values.len() < AHEAD_AT_LEAST {
+        return Ok(());
+    }
+    let values = std::mem::take(&mut keys.values);
+    let piece = values.len().div_ceil(E::READS_AT_ONCE.max(1));
+    let shape = &keys;
+    let reads = values.chunks(piece).map(|values| async move {
+        let piece = FetchRequest {
+            values: values.to_vec(),
+            ..shape.clone()
+        };
+        let mut conn = pool.acquire().await.map_err(|e| E::err(env, e))?;
+        fetch_on::<E>(&mut conn, env, cols, &piece, Locking::No).await.map(drop)
+    });
+    futures_util::future::try_join_all(reads).await.map(drop)
+}
+
+/// The keys of `rows` (the values of `names` each) that a write finds its
+/// rows by, as a fetch of `table` reading only `key`: the columns whose
+/// value is the same in every row are fixed (an index-friendly
+/// `a = $1 AND b IN (...)`), the others matched.
+/// `None` when `names` lacks a column of `key`.
+pub(crate) fn keys_of(table: &str, key: &[String], names: &[String], rows: &[Vec<Value>]) -> Option<FetchRequest> {
+    let at: Vec<usize> = key
+        .iter()
+        .map(|k| names.iter().position(|n| n == k))
+        .collect::<Option<_>>()?;
+    let (mut fixed, mut matched) = (Vec::new(), Vec::new());
+    for (n, (&i, col)) in at.iter().zip(key).enumerate() {
+        let first = rows.first().map(|r| &r[i]);
+        let same = first.is_some_and(|v| !v.is_null() && rows.iter().all(|r| &r[i] == v));
+        // At least one column is matched: the values list the rows.
+        if same && (n + 1 < key.len() || !matched.is_empty()) {
+            fixed.push((col.clone(), first.cloned().unwrap_or(Value::Null)));
+        } else {
+            matched.push(i);
+        }
+    }
+    Some(FetchRequest {
+        table: table.to_string(),
+        columns: key.to_vec(),
+        match_columns: matched.iter().map(|&i| names[i].clone()).collect(),
+        values: rows
+            .iter()
+            .map(|r| matched.iter().map(|&i| r[i].clone()).collect())
+            .collect(),
+        flag: None,
+        filter: None,
+        fixed,
+    })
+}
+
+/// The error of a use of a transaction after its commit.
+fn closed_txn(env: &str) -> DbError {
+    DbError::new(DbErrorKind::Query, env, "the transaction is closed")
 }
 
 /// A write transaction on a connection of its own: closing the connection
@@ -253,6 +368,9 @@ where
     pub(crate) tables: HashMap<String, Arc<E::Cols>>,
     /// The store's writer lock, checked before the commit.
     pub(crate) lock: LockHolder,
+    /// The store's reading connections, when the engine reads a write's
+    /// rows ahead ([`SqlxEngine::READS_AHEAD`], [`read_ahead`]).
+    pub(crate) ahead: Option<sqlx::Pool<E::Db>>,
 }
 
 impl<E: SqlxEngine> SqlxTxn<E>
@@ -260,19 +378,19 @@ where
     for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
     for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
 {
-    pub(crate) fn new(env: &str, conn: Conn<E>, lock: LockHolder) -> Self {
+    /// A transaction on `conn` of the store whose base is `base`.
+    pub(crate) fn new(base: &SqlxBase<E>, conn: Conn<E>) -> Self {
         SqlxTxn {
-            env: env.to_string(),
+            env: base.env.clone(),
             conn: Some(conn),
             tables: HashMap::new(),
-            lock,
+            lock: base.lock.clone(),
+            ahead: E::READS_AHEAD.then(|| base.pool.clone()),
         }
     }
 
     pub(crate) fn conn(&mut self) -> Result<&mut Conn<E>, DbError> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &self.env, "the transaction is closed"))
+        self.conn.as_mut().ok_or_else(|| closed_txn(&self.env))
     }
 
     /// The table's column SQL, read inside the transaction once.
@@ -322,18 +440,35 @@ where
         let cols = self.cols(table).await?;
         let env = self.env.clone();
         let names: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
-        let conn = self.conn()?;
-        for chunk in values.chunks(E::chunk_size(1).saturating_sub(fixed.len()).max(1)) {
+        let ahead = self.ahead.clone();
+        let chunks: Vec<&[Value]> = values
+            .chunks(E::chunk_size(1).saturating_sub(fixed.len()).max(1))
+            .collect();
+        let read_ahead = |i: usize| {
+            let keys = ahead.as_ref().and(chunks.get(i)).map(|chunk| FetchRequest {
+                table: table.to_string(),
+                columns: vec![column.to_string()],
+                match_columns: vec![column.to_string()],
+                values: chunk.iter().map(|v| vec![v.clone()]).collect(),
+                flag: None,
+                filter: None,
+                fixed: fixed.to_vec(),
+            });
+            read_ahead::<E>(ahead.as_ref(), &env, &cols, keys)
+        };
+        read_ahead(0).await?;
+        let conn = self.conn.as_mut().ok_or_else(|| closed_txn(&env))?;
+        for (i, chunk) in chunks.iter().enumerate() {
             let sql = E::D.delete_in(table, &names, column, chunk.len(), &*cols);
             let params: Vec<Value> = fixed
                 .iter()
                 .map(|(_, v)| v.clone())
                 .chain(chunk.iter().cloned())
                 .collect();
-            E::bind(sqlx::query(&sql), &params)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| E::err(&env, e).table(table))?;
+            let delete = E::bind(sqlx::query(&sql), &params).execute(&mut *conn);
+            let (done, next) = futures_util::future::join(delete, read_ahead(i + 1)).await;
+            done.map_err(|e| E::err(&env, e).table(table))?;
+            next?;
         }
         Ok(())
     }
@@ -343,10 +478,7 @@ where
     /// rolls back with [`lock_lost`].
     pub(crate) async fn commit_checked(mut self) -> Result<(), DbError> {
         let env = self.env.clone();
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| DbError::new(DbErrorKind::Query, &env, "the transaction is closed"))?;
+        let mut conn = self.conn.take().ok_or_else(|| closed_txn(&env))?;
         if let Some(id) = self.lock.held_by() {
             let held = E::lock_held(&mut conn, id).await.map_err(|e| E::err(&env, e))?;
             if !held {
@@ -377,12 +509,68 @@ where
     async fn fetch(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();
-        fetch_on::<E>(self.conn()?, &env, &cols, &req, false).await
+        fetch_on::<E>(self.conn()?, &env, &cols, &req, Locking::No).await
     }
 
     async fn fetch_for_update(&mut self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
         let cols = self.cols(&req.table).await?;
         let env = self.env.clone();
-        fetch_on::<E>(self.conn()?, &env, &cols, &req, true).await
+        let conn = self.conn.as_mut().ok_or_else(|| closed_txn(&env))?;
+        fetch_on::<E>(conn, &env, &cols, &req, Locking::ForUpdate(self.ahead.as_ref())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: &str) -> Value {
+        Value::Text(t.to_string())
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn the_keys_a_write_reads_ahead_fix_what_every_row_shares() {
+        // `_ferry_sync`'s rows: one environment and table, many row keys.
+        let cols = names(&["source_env", "table_name", "row_key", "row_hash"]);
+        let key = names(&["source_env", "table_name", "row_key"]);
+        let row = |k: &str| vec![text("staging"), text("forms"), text(k), Value::Bytes(vec![1])];
+        let keys = keys_of("_ferry_sync", &key, &cols, &[row("1"), row("2")]).expect("the key is written");
+        assert_eq!(keys.columns, key);
+        assert_eq!(
+            keys.fixed,
+            vec![
+                ("source_env".to_string(), text("staging")),
+                ("table_name".to_string(), text("forms"))
+            ]
+        );
+        assert_eq!(keys.match_columns, names(&["row_key"]));
+        assert_eq!(keys.values, vec![vec![text("1")], vec![text("2")]]);
+
+        // One row: its last key column is still matched.
+        let one = keys_of("_ferry_sync", &key, &cols, &[row("1")]).expect("the key is written");
+        assert_eq!((one.fixed.len(), one.match_columns.clone()), (2, names(&["row_key"])));
+
+        // An update's values come first, its key last; a column that
+        // differs is matched, a shared NULL is not fixed.
+        let cols = names(&["label", "a", "b"]);
+        let key = names(&["a", "b"]);
+        let rows = vec![
+            vec![text("x"), Value::Int(1), Value::Null],
+            vec![text("y"), Value::Int(2), Value::Null],
+        ];
+        let keys = keys_of("t", &key, &cols, &rows).expect("the key is written");
+        assert!(keys.fixed.is_empty());
+        assert_eq!(keys.match_columns, key);
+        assert_eq!(
+            keys.values,
+            vec![vec![Value::Int(1), Value::Null], vec![Value::Int(2), Value::Null]]
+        );
+
+        // A key column the write does not give: nothing to read ahead by.
+        assert!(keys_of("t", &names(&["id"]), &names(&["label"]), &[vec![text("x")]]).is_none());
     }
 }

@@ -513,7 +513,9 @@ async fn apply_in<'a>(
             stamps: &stamps,
         };
         w.insert(es, txn, &mut written, &mut new_keys, clash).await?;
+        step(&format!("{table}: inserted"));
         w.update(es, txn, &mut written, &new_keys).await?;
+        step(&format!("{table}: updated"));
     }
     step("inserted and updated");
     delete(plan, by_table, txn, &mut written).await?;

@@ -587,6 +587,99 @@ pub async fn writes(b: Backend) {
     assert_eq!(all_items(&*store).await, typed_items(&*store, want).await, "{b:?}");
 }
 
+/// Writes and a locked read of thousands of rows in one transaction, each
+/// more than one statement holds (a store may read a statement's rows
+/// ahead while it runs the one before, on other connections): every row
+/// is read once and written as asked, and the transaction sees its own
+/// writes.
+pub async fn writes_in_chunks(b: Backend) {
+    let Some((_db, store)) = setup(b, "writes_in_chunks").await else {
+        return;
+    };
+    seed(&*store).await;
+    let many: Vec<Row> = (10..1310)
+        .map(|id| item(id, 1 + id % 2, &format!("item {id}"), "2", true))
+        .collect();
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &many).await.expect("insert items");
+    txn.commit().await.expect("commit");
+    // In a shuffled order: a statement's rows are not a range of keys.
+    let shuffled = |ids: std::ops::Range<i64>| {
+        let mut ids: Vec<i64> = ids.collect();
+        ids.sort_by_key(|k| (k * 7919) % 1409);
+        ids
+    };
+    let ids = |ids: &[i64]| {
+        typed(
+            &*store,
+            "item",
+            &["id"],
+            ids.iter().map(|i| vec![Value::Int(*i)]).collect(),
+        )
+    };
+
+    let mut txn = store.begin().await.expect("begin");
+    let locked = txn
+        .fetch_for_update(by_key("item", &["id"], &["id"], ids(&shuffled(1..1400)).await))
+        .await
+        .expect("fetch_for_update");
+    let mut got: Vec<String> = locked.iter().map(|r| r[0].display_text()).collect();
+    got.sort_by_key(|k| k.parse::<i64>().expect("an integer id"));
+    let want: Vec<String> = [1, 2, 3].into_iter().chain(10..1310).map(|i| i.to_string()).collect();
+    assert_eq!(got, want, "{b:?}: each locked row once");
+
+    // Ids 200 to 1,399 written whole: 1,110 over existing rows, 90 new.
+    let upserted: Vec<Row> = shuffled(200..1400)
+        .into_iter()
+        .map(|id| item(id, 1 + id % 2, &format!("upserted {id}"), "3", false))
+        .collect();
+    txn.upsert("item", &s(&["id"]), &s(&ITEM), &upserted)
+        .await
+        .expect("upsert");
+    // Ids 10 to 1,259 relabelled.
+    let relabel: Vec<(Row, Row)> = ids(&shuffled(10..1260))
+        .await
+        .into_iter()
+        .map(|k| {
+            let label = format!("new {}", k[0].display_text());
+            (k, vec![text(&label)])
+        })
+        .collect();
+    txn.update("item", &s(&["id"]), &s(&["label"]), &relabel)
+        .await
+        .expect("update");
+    // Ids 10 to 299 deleted by key; of ids 300 to 1,399, those under
+    // parent 2 (the odd ones).
+    txn.delete("item", &s(&["id"]), &ids(&shuffled(10..300)).await)
+        .await
+        .expect("delete");
+    let under_2: Vec<Value> = ids(&shuffled(300..1400)).await.into_iter().flatten().collect();
+    txn.delete_in(
+        "item",
+        &[(
+            "parent_id".into(),
+            typed1(&*store, "item", "parent_id", Value::Int(2)).await,
+        )],
+        "id",
+        &under_2,
+    )
+    .await
+    .expect("delete_in");
+    let seen = txn
+        .fetch(by_key("item", &["id"], &["id"], ids(&shuffled(1..1400)).await))
+        .await
+        .expect("fetch in the transaction");
+    txn.commit().await.expect("commit");
+
+    let mut want = items();
+    for id in (300..1400).filter(|id| id % 2 == 0) {
+        let label = if id < 1260 { "new" } else { "upserted" };
+        want.push(item(id, 1, &format!("{label} {id}"), "3", false));
+    }
+    assert_eq!(seen.len(), want.len(), "{b:?}: the transaction sees its writes");
+    assert_eq!(all_items(&*store).await, typed_items(&*store, want).await, "{b:?}");
+}
+
 /// A write refused by a constraint names the table and the failing row.
 pub async fn write_errors_name_the_row(b: Backend) {
     let Some((_db, store)) = setup(b, "write_errors_name_the_row").await else {
