@@ -7,7 +7,7 @@ use ferry_core::schema::{ForeignKey, TableSchema};
 use ferry_core::value::{convert, LogicalType, Value};
 use ferry_db::raw::is_true;
 use ferry_db::{
-    meta, Capabilities, DbErrorKind, FetchRequest, KeyBlock, Predicate, Read, Row, ScanRequest, Store, BATCH_ROWS,
+    meta, Capabilities, DbErrorKind, FetchRequest, KeyBlock, Predicate, Read, Row, ScanRequest, Store, Txn, BATCH_ROWS,
 };
 
 use crate::support::{Backend, Db};
@@ -526,6 +526,15 @@ pub async fn fetch_in_pieces(b: Backend) {
     }
 }
 
+/// Deletes the items of `ids` that are under parent 2 (`delete_in`, the
+/// parent a fixed column).
+async fn delete_under_parent_2(store: &dyn Store, txn: &mut dyn Txn, ids: &[Value]) {
+    let parent = typed1(store, "item", "parent_id", Value::Int(2)).await;
+    txn.delete_in("item", &[("parent_id".into(), parent)], "id", ids)
+        .await
+        .expect("delete_in");
+}
+
 /// Insert, update, upsert, delete and delete_in, committed.
 pub async fn writes(b: Backend) {
     let Some((_db, store)) = setup(b, "writes").await else {
@@ -568,17 +577,7 @@ pub async fn writes(b: Backend) {
     .into_iter()
     .flatten()
     .collect();
-    txn.delete_in(
-        "item",
-        &[(
-            "parent_id".into(),
-            typed1(&*store, "item", "parent_id", Value::Int(2)).await,
-        )],
-        "id",
-        &gone,
-    )
-    .await
-    .expect("delete_in");
+    delete_under_parent_2(&*store, txn.as_mut(), &gone).await;
     txn.commit().await.expect("commit");
 
     let mut second = item(2, 1, "second", "20", false);
@@ -654,17 +653,7 @@ pub async fn writes_in_chunks(b: Backend) {
         .await
         .expect("delete");
     let under_2: Vec<Value> = ids(&shuffled(300..1400)).await.into_iter().flatten().collect();
-    txn.delete_in(
-        "item",
-        &[(
-            "parent_id".into(),
-            typed1(&*store, "item", "parent_id", Value::Int(2)).await,
-        )],
-        "id",
-        &under_2,
-    )
-    .await
-    .expect("delete_in");
+    delete_under_parent_2(&*store, txn.as_mut(), &under_2).await;
     let seen = txn
         .fetch(by_key("item", &["id"], &["id"], ids(&shuffled(1..1400)).await))
         .await
