@@ -1015,9 +1015,11 @@ impl SqlxTxn<My> {
                 let sql = sql_for(chunk.len());
                 let write = bind_all(sqlx::query(&sql), &flat).execute(&mut *conn);
                 let (done, next) = futures_util::future::join(write, read_ahead(i + 1)).await;
-                next?;
-                // A failed statement is rolled back alone: retry its rows one by one.
+                // A failed statement is rolled back alone: retry its rows one
+                // by one (whose error names the row, before any of the read
+                // ahead).
                 if done.is_ok() {
+                    next?;
                     start += chunk.len();
                     continue;
                 }
