@@ -218,44 +218,43 @@ pub async fn write_bases_text(
     bases: &[(String, Option<SyncBase>)],
 ) -> Result<()> {
     let key = meta::columns(&["source_env", "table_name", "row_key"]);
-    // A few thousand rows per call: the store splits a call into
-    // statements, and one that reads a write's rows ahead (MySQL) reads
-    // each statement's rows while it runs the one before; the rows of a
-    // call are built at once, so they are not all the table's.
-    for chunk in bases.chunks(5_000) {
-        // Forgotten rows are deleted; the others are written over (an upsert
-        // finds existing rows by the primary key, statistics or not).
-        let forget: Vec<Value> = chunk
-            .iter()
-            .filter(|(_, b)| b.is_none())
-            .map(|(k, _)| Value::Text(k.clone()))
-            .collect();
-        if !forget.is_empty() {
-            let fixed = [
-                ("source_env".to_string(), Value::Text(from.into())),
-                ("table_name".to_string(), Value::Text(table.into())),
-            ];
-            txn.delete_in(meta::SYNC, &fixed, "row_key", &forget).await?;
-        }
-        let rows: Vec<Row> = chunk
-            .iter()
-            .filter_map(|(k, b)| {
-                let b = b.as_ref()?;
-                Some(vec![
-                    Value::Text(from.into()),
-                    Value::Text(table.into()),
-                    Value::Text(k.clone()),
-                    Value::Bytes(b.row.to_vec()),
-                    Value::Bytes(b.packed_fields()),
-                    opt_text(promotion.map(str::to_string)),
-                    opt_text(b.target_key.clone()),
-                ])
-            })
-            .collect();
-        if !rows.is_empty() {
-            txn.upsert(meta::SYNC, &key, &meta::columns(&meta::SYNC_COLUMNS), &rows)
-                .await?;
-        }
+    // Forgotten rows are deleted; the others are written over (an upsert
+    // finds existing rows by the primary key, statistics or not). Each is
+    // one call: the store splits it into statements, and a store that
+    // reads a write's rows ahead (MySQL) reads each statement's rows while
+    // it runs the one before, which it cannot do across calls (5,000 rows
+    // a call cost a MariaDB promote 0.3 s of 4.2). The rows are the plan's
+    // (or a baseline's batch): built at once, like the plan's entries.
+    let forget: Vec<Value> = bases
+        .iter()
+        .filter(|(_, b)| b.is_none())
+        .map(|(k, _)| Value::Text(k.clone()))
+        .collect();
+    if !forget.is_empty() {
+        let fixed = [
+            ("source_env".to_string(), Value::Text(from.into())),
+            ("table_name".to_string(), Value::Text(table.into())),
+        ];
+        txn.delete_in(meta::SYNC, &fixed, "row_key", &forget).await?;
+    }
+    let rows: Vec<Row> = bases
+        .iter()
+        .filter_map(|(k, b)| {
+            let b = b.as_ref()?;
+            Some(vec![
+                Value::Text(from.into()),
+                Value::Text(table.into()),
+                Value::Text(k.clone()),
+                Value::Bytes(b.row.to_vec()),
+                Value::Bytes(b.packed_fields()),
+                opt_text(promotion.map(str::to_string)),
+                opt_text(b.target_key.clone()),
+            ])
+        })
+        .collect();
+    if !rows.is_empty() {
+        txn.upsert(meta::SYNC, &key, &meta::columns(&meta::SYNC_COLUMNS), &rows)
+            .await?;
     }
     Ok(())
 }
