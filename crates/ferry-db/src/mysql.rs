@@ -44,6 +44,11 @@ const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
 /// the writer lock open connections of their own.
 const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 
+/// The session of the connections a write transaction reads ahead through
+/// (`SqlxBase::ahead`): no wait for a metadata lock on MariaDB, one second
+/// on MySQL, whose least it is (it takes 0 as 1).
+const AHEAD_LOCK_WAIT: &str = "SET SESSION lock_wait_timeout = 0";
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TableSql {
     /// columns read through `CAST(... AS CHAR)`
@@ -118,10 +123,6 @@ impl SqlxEngine for My {
     /// docs/performance.md): 2 at once 1.93 s at S=1 and 4.25 s at S=10,
     /// 6 at once 1.39 s and 2.75 s; 10 at once gained nothing at S=1.
     const READS_AT_ONCE: usize = 6;
-    /// The same waits slow a promotion's transaction down: its re-check,
-    /// updates, deletes and sync-base writes visit rows all over tables
-    /// larger than the buffer pool (docs/performance.md, round six).
-    const READS_AHEAD: bool = true;
 
     fn err(env: &str, e: sqlx::Error) -> DbError {
         err(env, e)
@@ -150,6 +151,13 @@ impl SqlxEngine for My {
     }
     fn decode_first(row: &MySqlRow) -> Result<Value, sqlx::Error> {
         decode(row, 0, false)
+    }
+    /// 1205, "Lock wait timeout exceeded" (a metadata lock too, past
+    /// `lock_wait_timeout`).
+    fn lock_timed_out(e: &sqlx::Error) -> bool {
+        e.as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+            .is_some_and(|d| d.number() == 1205)
     }
     fn lock_held(conn: &mut MySqlConnection, id: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
         Box::pin(async move {
@@ -518,8 +526,26 @@ impl MySqlStore {
                 })
             })
             .connect_lazy_with(options.clone());
+        // A promotion's transaction waits on InnoDB's reads of the pages its
+        // buffer pool lacks, one after another, in its re-check, updates,
+        // deletes and sync-base writes (rows all over tables larger than the
+        // pool): it reads each next chunk's rows ahead on these connections
+        // (docs/performance.md, round six). They wait at most a second for a
+        // table's metadata lock (MySQL's least; MariaDB waits none), and
+        // then the transaction goes on without them (`SqlxBase::ahead`).
+        let ahead = MySqlPoolOptions::new()
+            .max_connections(My::READS_AT_ONCE as u32)
+            .acquire_timeout(Duration::from_secs(15))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    session(conn).await?;
+                    conn.execute(READ_ONLY).await?;
+                    conn.execute(AHEAD_LOCK_WAIT).await.map(|_| ())
+                })
+            })
+            .connect_lazy_with(options.clone());
         Ok(MySqlStore {
-            base: SqlxBase::new(env, pool),
+            base: SqlxBase::new(env, pool).reading_ahead(ahead),
             options,
         })
     }

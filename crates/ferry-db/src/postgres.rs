@@ -123,9 +123,6 @@ impl SqlxEngine for Pg {
     /// CPU, and more than two at once only contend for it (the
     /// benchmark's plan took as long with 4 or 8).
     const READS_AT_ONCE: usize = 2;
-    /// PostgreSQL reads through the system's file cache, which holds the
-    /// benchmark's tables: nothing to win by reading a write's rows ahead.
-    const READS_AHEAD: bool = false;
 
     fn err(env: &str, e: sqlx::Error) -> DbError {
         err(env, e)
@@ -452,6 +449,9 @@ impl PgStore {
             .after_connect(|conn, _| Box::pin(async move { conn.execute(READ_ONLY).await.map(|_| ()) }))
             .connect_lazy_with(options.clone());
         Ok(PgStore {
+            // No reading ahead (`SqlxBase::ahead`): PostgreSQL reads
+            // through the system's file cache, which holds the benchmark's
+            // tables, and a write has nothing to win by it.
             base: SqlxBase::new(env, pool),
             options,
         })

@@ -49,11 +49,6 @@ where
     /// them in pieces of [`FETCH_PIECE`], this many at once, each on a
     /// pooled connection of its own.
     const READS_AT_ONCE: usize;
-    /// Whether a write transaction reads the rows of its next chunk ahead,
-    /// through the pool, while it writes the current one (see
-    /// [`read_ahead`]): for an engine whose statements wait on the disk
-    /// page by page.
-    const READS_AHEAD: bool;
 
     /// A driver error as Ferry reports it (kind, column, message).
     fn err(env: &str, e: sqlx::Error) -> DbError;
@@ -73,6 +68,12 @@ where
     fn meta_version(conn: &mut Conn<Self>) -> BoxFuture<'_, Result<Option<i64>, sqlx::Error>>;
     /// The first column of a gate's query, whose type is not declared.
     fn decode_first(row: &<Self::Db as Database>::Row) -> Result<Value, sqlx::Error>;
+    /// Whether `e` says a statement gave up waiting for a lock (a read
+    /// ahead's connections wait for none: [`SqlxBase::ahead`]).
+    fn lock_timed_out(e: &sqlx::Error) -> bool {
+        let _ = e;
+        false
+    }
 }
 
 /// The state and the reads every sqlx store shares: the environment, the
@@ -89,6 +90,16 @@ where
     pub(crate) tables: Mutex<HashMap<String, Arc<E::Cols>>>,
     /// The connection holding this store's writer lock, checked before commits.
     pub(crate) lock: LockHolder,
+    /// Where a write transaction reads the rows of its next chunk ahead
+    /// while it writes the current one ([`read_ahead`]), for an engine
+    /// whose statements wait on the disk page by page: read-only
+    /// connections of their own that give up at once (or after a second)
+    /// on a table's metadata lock rather than wait for it. A schema change
+    /// asked for while the transaction holds a table waits for the
+    /// transaction, and every read of that table queues behind the schema
+    /// change; a read ahead that waited there would wait for the
+    /// transaction that waits for it.
+    pub(crate) ahead: Option<sqlx::Pool<E::Db>>,
 }
 
 impl<E: SqlxEngine> SqlxBase<E>
@@ -102,6 +113,16 @@ where
             pool,
             tables: Mutex::new(HashMap::new()),
             lock: LockHolder::default(),
+            ahead: None,
+        }
+    }
+
+    /// The base, with the connections write transactions read ahead
+    /// through ([`SqlxBase::ahead`]).
+    pub(crate) fn reading_ahead(self, pool: sqlx::Pool<E::Db>) -> Self {
+        SqlxBase {
+            ahead: Some(pool),
+            ..self
         }
     }
 
@@ -222,8 +243,8 @@ where
 {
     No,
     /// Until the transaction ends ([`Dialect::fetch_for_update`]), reading
-    /// each chunk's rows ahead through this pool, if any ([`read_ahead`]).
-    ForUpdate(Option<&'p sqlx::Pool<E::Db>>),
+    /// each chunk's rows ahead, if the transaction does ([`read_ahead`]).
+    ForUpdate(Option<&'p Ahead<E>>),
 }
 
 /// Reads the rows `req` matches, in chunks.
@@ -241,7 +262,7 @@ where
     let info = E::row_info(cols, &req.columns);
     let (for_update, pool) = match locking {
         Locking::No => (false, None),
-        Locking::ForUpdate(pool) => (true, pool),
+        Locking::ForUpdate(ahead) => (true, ahead),
     };
     let chunks: Vec<&[Row]> = req.values.chunks(E::chunk_size(req.match_columns.len())).collect();
     let ahead = |i: usize| {
@@ -277,17 +298,48 @@ where
 /// costs about what it saves.
 const AHEAD_AT_LEAST: usize = 64;
 
-/// Reads the rows `keys` matches through `pool` (when there are both), in
+/// What a write transaction reads ahead through: the store's connections
+/// for it ([`SqlxBase::ahead`]), and whether it stopped.
+pub(crate) struct Ahead<E: SqlxEngine>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
+    for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
+{
+    pool: sqlx::Pool<E::Db>,
+    /// Set once a read ahead found a table's metadata lock wanted by a
+    /// schema change: the transaction reads nothing ahead after that.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<E: SqlxEngine> Clone for Ahead<E>
+where
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
+    for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
+{
+    fn clone(&self) -> Self {
+        Ahead {
+            pool: self.pool.clone(),
+            stopped: self.stopped.clone(),
+        }
+    }
+}
+
+/// Reads the rows `keys` matches through `ahead` (when there are both), in
 /// [`SqlxEngine::READS_AT_ONCE`] pieces at once, and drops them: a write
 /// transaction's next chunk,
 /// read while it writes the current one. On InnoDB a statement fetches the
 /// pages its buffer pool lacks one after another, each a wait on the
 /// disk; read ahead from several connections, the pages are in the pool
 /// when the transaction's statement needs them. The reads are plain
-/// consistent reads: they take no lock and see nothing uncommitted, and
-/// what they find does not matter, only that the pages were fetched.
+/// consistent reads: they take no row lock and see nothing uncommitted,
+/// and what they find does not matter, only that the pages were fetched.
+///
+/// A read that gives up on a table's metadata lock (a schema change waits
+/// for the transaction, and reads queue behind it: [`SqlxBase::ahead`])
+/// stops the reading ahead for the rest of the transaction, which goes on
+/// without it; any other error fails the write like its own would.
 pub(crate) async fn read_ahead<E: SqlxEngine>(
-    pool: Option<&sqlx::Pool<E::Db>>,
+    ahead: Option<&Ahead<E>>,
     env: &str,
     cols: &E::Cols,
     keys: Option<FetchRequest>,
@@ -296,22 +348,31 @@ where
     for<'c> &'c mut Conn<E>: Executor<'c, Database = E::Db>,
     for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
 {
-    let (Some(pool), Some(mut keys)) = (pool, keys) else {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (Some(ahead), Some(mut keys)) = (ahead, keys) else {
         return Ok(());
     };
-    if keys.values.len() < AHEAD_AT_LEAST {
+    if keys.values.len() < AHEAD_AT_LEAST || ahead.stopped.load(Relaxed) {
         return Ok(());
     }
     let values = std::mem::take(&mut keys.values);
     let piece = values.len().div_ceil(E::READS_AT_ONCE.max(1));
     let shape = &keys;
     let reads = values.chunks(piece).map(|values| async move {
-        let piece = FetchRequest {
-            values: values.to_vec(),
-            ..shape.clone()
-        };
-        let mut conn = pool.acquire().await.map_err(|e| E::err(env, e))?;
-        fetch_on::<E>(&mut conn, env, cols, &piece, Locking::No).await.map(drop)
+        let mut conn = ahead.pool.acquire().await.map_err(|e| E::err(env, e))?;
+        for chunk in values.chunks(E::chunk_size(shape.match_columns.len())) {
+            let (sql, flat) = E::D.fetch(shape, chunk, cols);
+            match E::bind(sqlx::query(&sql), &flat).execute(&mut *conn).await {
+                Ok(_) => {}
+                Err(e) if E::lock_timed_out(&e) => {
+                    tracing::debug!(table = %shape.table, "no more reading ahead: a schema change waits for the table");
+                    ahead.stopped.store(true, Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(E::err(env, e).table(&shape.table)),
+            }
+        }
+        Ok(())
     });
     futures_util::future::try_join_all(reads).await.map(drop)
 }
@@ -368,9 +429,9 @@ where
     pub(crate) tables: HashMap<String, Arc<E::Cols>>,
     /// The store's writer lock, checked before the commit.
     pub(crate) lock: LockHolder,
-    /// The store's reading connections, when the engine reads a write's
-    /// rows ahead ([`SqlxEngine::READS_AHEAD`], [`read_ahead`]).
-    pub(crate) ahead: Option<sqlx::Pool<E::Db>>,
+    /// What the transaction reads a write's rows ahead through, when its
+    /// store does ([`SqlxBase::ahead`], [`read_ahead`]).
+    pub(crate) ahead: Option<Ahead<E>>,
 }
 
 impl<E: SqlxEngine> SqlxTxn<E>
@@ -385,7 +446,10 @@ where
             conn: Some(conn),
             tables: HashMap::new(),
             lock: base.lock.clone(),
-            ahead: E::READS_AHEAD.then(|| base.pool.clone()),
+            ahead: base.ahead.clone().map(|pool| Ahead {
+                pool,
+                stopped: Default::default(),
+            }),
         }
     }
 

@@ -669,6 +669,83 @@ pub async fn writes_in_chunks(b: Backend) {
     assert_eq!(all_items(&*store).await, typed_items(&*store, want).await, "{b:?}");
 }
 
+/// A schema change asked for while a write transaction holds a table waits
+/// for the transaction, and the transaction does not wait for it: its writes
+/// of many rows (which a store may read ahead on connections of its own,
+/// whose reads of the table queue behind the schema change) and its commit
+/// go through, and then the change runs. The check applies to a store of
+/// SQL read through several connections: SQLite reads through one at a
+/// time (`reads_at_once`), and a folder or MongoDB has no schema to change.
+pub async fn writes_beside_a_waiting_schema_change(b: Backend) {
+    let Some((db, store)) = setup(b, "writes_beside_a_waiting_schema_change").await else {
+        return;
+    };
+    let caps = store.capabilities();
+    if !caps.sql_predicates || caps.reads_at_once < 2 {
+        return;
+    }
+    seed(&*store).await;
+    let many: Vec<Row> = (10..1310)
+        .map(|id| item(id, 1 + id % 2, &format!("item {id}"), "2", true))
+        .collect();
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &many).await.expect("insert items");
+    txn.commit().await.expect("commit");
+    let keys = typed(
+        &*store,
+        "item",
+        &["id"],
+        (1..1310).map(|i| vec![Value::Int(i)]).collect(),
+    )
+    .await;
+    let relabel = |label: &str| -> Vec<(Row, Row)> {
+        keys.iter()
+            .map(|k| (k.clone(), vec![text(&format!("{label} {}", k[0].display_text()))]))
+            .collect()
+    };
+
+    let mut txn = store.begin().await.expect("begin");
+    // The transaction holds the table from its first write.
+    txn.update("item", &s(&["id"]), &s(&["label"]), &relabel("first")[..1])
+        .await
+        .expect("first update");
+    let committed = std::sync::OnceLock::new();
+    let alter = async {
+        db.exec("ALTER TABLE item ADD COLUMN extra INTEGER").await;
+        std::time::Instant::now()
+    };
+    let writes = async {
+        // Time for the schema change to be asked for, and wait.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        txn.fetch_for_update(by_key("item", &["id"], &["id"], keys.clone()))
+            .await
+            .expect("fetch_for_update");
+        txn.update("item", &s(&["id"]), &s(&["label"]), &relabel("new"))
+            .await
+            .expect("update");
+        txn.commit().await.expect("commit");
+        let _ = committed.set(std::time::Instant::now());
+    };
+    let (altered, ()) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        futures_util::future::join(alter, writes),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{b:?}: the transaction and the schema change waited for each other"));
+    let committed = *committed.get().expect("committed");
+    assert!(
+        altered >= committed,
+        "{b:?}: the schema change waited for the transaction"
+    );
+    let labels: Vec<String> = all_items(&*store).await.iter().map(|r| r[2].display_text()).collect();
+    assert_eq!(labels.len(), 1303, "{b:?}");
+    assert!(
+        labels.iter().all(|l| l.starts_with("new ")),
+        "{b:?}: {:?}",
+        &labels[..3]
+    );
+}
+
 /// A write refused by a constraint names the table and the failing row.
 pub async fn write_errors_name_the_row(b: Backend) {
     let Some((_db, store)) = setup(b, "write_errors_name_the_row").await else {

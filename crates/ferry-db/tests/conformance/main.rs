@@ -54,6 +54,7 @@ conformance!(
     fetch_in_pieces,
     writes,
     writes_in_chunks,
+    writes_beside_a_waiting_schema_change,
     write_errors_name_the_row,
     generated_ids,
     writer_locks,
