@@ -586,6 +586,18 @@ pub async fn writes(b: Backend) {
     assert_eq!(all_items(&*store).await, typed_items(&*store, want).await, "{b:?}");
 }
 
+/// The seed, and items 10 to 1,309 (under parents 1 and 2 in turn),
+/// committed: more rows than one statement of a chunked write holds.
+async fn seed_many(store: &dyn Store) {
+    seed(store).await;
+    let many: Vec<Row> = (10..1310)
+        .map(|id| item(id, 1 + id % 2, &format!("item {id}"), "2", true))
+        .collect();
+    let mut txn = store.begin().await.expect("begin");
+    txn.insert("item", &s(&ITEM), &many).await.expect("insert items");
+    txn.commit().await.expect("commit");
+}
+
 /// Writes and a locked read of thousands of rows in one transaction, each
 /// more than one statement holds (a store may read a statement's rows
 /// ahead while it runs the one before, on other connections): every row
@@ -595,13 +607,7 @@ pub async fn writes_in_chunks(b: Backend) {
     let Some((_db, store)) = setup(b, "writes_in_chunks").await else {
         return;
     };
-    seed(&*store).await;
-    let many: Vec<Row> = (10..1310)
-        .map(|id| item(id, 1 + id % 2, &format!("item {id}"), "2", true))
-        .collect();
-    let mut txn = store.begin().await.expect("begin");
-    txn.insert("item", &s(&ITEM), &many).await.expect("insert items");
-    txn.commit().await.expect("commit");
+    seed_many(&*store).await;
     // In a shuffled order: a statement's rows are not a range of keys.
     let shuffled = |ids: std::ops::Range<i64>| {
         let mut ids: Vec<i64> = ids.collect();
@@ -684,13 +690,7 @@ pub async fn writes_beside_a_waiting_schema_change(b: Backend) {
     if !caps.sql_predicates || caps.reads_at_once < 2 {
         return;
     }
-    seed(&*store).await;
-    let many: Vec<Row> = (10..1310)
-        .map(|id| item(id, 1 + id % 2, &format!("item {id}"), "2", true))
-        .collect();
-    let mut txn = store.begin().await.expect("begin");
-    txn.insert("item", &s(&ITEM), &many).await.expect("insert items");
-    txn.commit().await.expect("commit");
+    seed_many(&*store).await;
     let keys = typed(
         &*store,
         "item",
