@@ -45,9 +45,10 @@ const SESSION: &str = "SET time_zone = '+00:00', NAMES utf8mb4, \
 const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 
 /// The session of the connections a write transaction reads ahead through
-/// (`SqlxBase::ahead`): no wait for a metadata lock on MariaDB, one second
-/// on MySQL, whose least it is (it takes 0 as 1).
-const AHEAD_LOCK_WAIT: &str = "SET SESSION lock_wait_timeout = 0";
+/// (`SqlxBase::ahead`): a second's wait for a metadata lock at most, a
+/// value every MySQL and MariaDB accepts (MySQL's least; 0, no wait, is
+/// MariaDB's own).
+const AHEAD_LOCK_WAIT: &str = "SET SESSION lock_wait_timeout = 1";
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TableSql {
@@ -531,8 +532,8 @@ impl MySqlStore {
         // deletes and sync-base writes (rows all over tables larger than the
         // pool): it reads each next chunk's rows ahead on these connections
         // (docs/performance.md, round six). They wait at most a second for a
-        // table's metadata lock (MySQL's least; MariaDB waits none), and
-        // then the transaction goes on without them (`SqlxBase::ahead`).
+        // table's metadata lock, and then the transaction goes on without
+        // them (`SqlxBase::ahead`).
         let ahead = MySqlPoolOptions::new()
             .max_connections(My::READS_AT_ONCE as u32)
             .acquire_timeout(Duration::from_secs(15))

@@ -93,7 +93,7 @@ where
     /// Where a write transaction reads the rows of its next chunk ahead
     /// while it writes the current one ([`read_ahead`]), for an engine
     /// whose statements wait on the disk page by page: read-only
-    /// connections of their own that give up at once (or after a second)
+    /// connections of their own that give up after a second
     /// on a table's metadata lock rather than wait for it. A schema change
     /// asked for while the transaction holds a table waits for the
     /// transaction, and every read of that table queues behind the schema
