@@ -69,7 +69,7 @@ where
     /// The first column of a gate's query, whose type is not declared.
     fn decode_first(row: &<Self::Db as Database>::Row) -> Result<Value, sqlx::Error>;
     /// Whether `e` says a statement gave up waiting for a lock (a read
-    /// ahead's connections wait for none: [`SqlxBase::ahead`]).
+    /// ahead's connections wait a second at most: [`SqlxBase::ahead`]).
     fn lock_timed_out(e: &sqlx::Error) -> bool {
         let _ = e;
         false
@@ -93,8 +93,8 @@ where
     /// Where a write transaction reads the rows of its next chunk ahead
     /// while it writes the current one ([`read_ahead`]), for an engine
     /// whose statements wait on the disk page by page: read-only
-    /// connections of their own that give up after a second
-    /// on a table's metadata lock rather than wait for it. A schema change
+    /// connections of their own that give up on a table's metadata lock
+    /// after a second rather than wait for it. A schema change
     /// asked for while the transaction holds a table waits for the
     /// transaction, and every read of that table queues behind the schema
     /// change; a read ahead that waited there would wait for the
@@ -260,20 +260,20 @@ where
     for<'q> Args<'q, E>: IntoArguments<'q, E::Db>,
 {
     let info = E::row_info(cols, &req.columns);
-    let (for_update, pool) = match locking {
+    let (for_update, through) = match locking {
         Locking::No => (false, None),
         Locking::ForUpdate(ahead) => (true, ahead),
     };
     let chunks: Vec<&[Row]> = req.values.chunks(E::chunk_size(req.match_columns.len())).collect();
     let ahead = |i: usize| {
-        let keys = pool.and(chunks.get(i)).map(|chunk| FetchRequest {
+        let keys = through.and(chunks.get(i)).map(|chunk| FetchRequest {
             columns: req.match_columns.clone(),
             values: chunk.to_vec(),
             flag: None,
             filter: None,
             ..req.clone()
         });
-        read_ahead::<E>(pool, env, cols, keys)
+        read_ahead::<E>(through, env, cols, keys)
     };
     ahead(0).await?;
     let mut out = Vec::new();
