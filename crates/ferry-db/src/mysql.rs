@@ -19,7 +19,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use ferry_core::schema::{ColumnSchema, ForeignKey, TableSchema};
 use ferry_core::value::{fit, round_to_single, ColumnType, LogicalType, Value};
 use futures_util::future::BoxFuture;
-use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
 use sqlx::{Column, ConnectOptions, Connection, Executor, MySql, Row as _, TypeInfo};
 use tokio::sync::mpsc;
@@ -482,6 +482,24 @@ async fn session(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
     conn.execute(SESSION).await.map(|_| ())
 }
 
+/// A pool of at most `max` connections, opened when needed, each running
+/// [`SESSION`] and then `statements` (`READ_ONLY`, ...) when it connects.
+fn reading_pool(options: &MySqlConnectOptions, max: usize, statements: &'static [&'static str]) -> MySqlPool {
+    MySqlPoolOptions::new()
+        .max_connections(max as u32)
+        .acquire_timeout(Duration::from_secs(15))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                session(conn).await?;
+                for statement in statements {
+                    conn.execute(*statement).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options.clone())
+}
+
 impl MySqlStore {
     /// Connects to `url` (`mysql://` or `mariadb://`). Errors never show the password.
     pub async fn connect(env: &str, url: &str) -> Result<MySqlStore, DbError> {
@@ -514,19 +532,10 @@ impl MySqlStore {
         // fails at once rather than after the pool's acquire timeout.
         let probe = options.connect().await.map_err(unreachable)?;
         let _ = probe.close().await;
-        let pool = MySqlPoolOptions::new()
-            // A plan reads a chunk's rows and their sync bases from the
-            // target at once, `READS_AT_ONCE` chunks at a time.
-            .max_connections(2 * My::READS_AT_ONCE as u32)
-            .acquire_timeout(Duration::from_secs(15))
-            // The pool only reads: see `READ_ONLY`.
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    session(conn).await?;
-                    conn.execute(READ_ONLY).await.map(|_| ())
-                })
-            })
-            .connect_lazy_with(options.clone());
+        // A plan reads a chunk's rows and their sync bases from the target
+        // at once, `READS_AT_ONCE` chunks at a time. The pool only reads:
+        // see `READ_ONLY`.
+        let pool = reading_pool(&options, 2 * My::READS_AT_ONCE, &[READ_ONLY]);
         // A promotion's transaction waits on InnoDB's reads of the pages its
         // buffer pool lacks, one after another, in its re-check, updates,
         // deletes and sync-base writes (rows all over tables larger than the
@@ -534,17 +543,7 @@ impl MySqlStore {
         // (docs/performance.md, round six). They wait at most a second for a
         // table's metadata lock, and then the transaction goes on without
         // them (`SqlxBase::ahead`).
-        let ahead = MySqlPoolOptions::new()
-            .max_connections(My::READS_AT_ONCE as u32)
-            .acquire_timeout(Duration::from_secs(15))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    session(conn).await?;
-                    conn.execute(READ_ONLY).await?;
-                    conn.execute(AHEAD_LOCK_WAIT).await.map(|_| ())
-                })
-            })
-            .connect_lazy_with(options.clone());
+        let ahead = reading_pool(&options, My::READS_AT_ONCE, &[READ_ONLY, AHEAD_LOCK_WAIT]);
         Ok(MySqlStore {
             base: SqlxBase::new(env, pool).reading_ahead(ahead),
             options,
