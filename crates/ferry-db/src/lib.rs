@@ -224,10 +224,10 @@ pub struct Capabilities {
     /// field the document lacks, which views show as absent, not NULL.
     pub open_fields: bool,
     /// How many reads of rows by key are worth having in flight at once:
-    /// one where the reads would only contend for the same CPU (SQLite, in
-    /// the process), more where each read waits on the disk (MariaDB's
-    /// InnoDB reads the pages its buffer pool lacks with `O_DIRECT`, one at
-    /// a time per statement).
+    /// two where the reads share this machine's CPU (SQLite, in the
+    /// process, on the two cores it is measured on), more where each read
+    /// waits on the disk (MariaDB's InnoDB reads the pages its buffer pool
+    /// lacks with `O_DIRECT`, one at a time per statement).
     pub reads_at_once: usize,
 }
 

@@ -116,7 +116,11 @@ pub struct SqliteStore {
 /// How many reading connections a store keeps: a plan reads a chunk's
 /// target rows and their sync bases at once, and the next chunk's while
 /// one is classified.
-const KEPT_READERS: usize = 3;
+const KEPT_READERS: usize = 4;
+
+/// A fetch of more keys than this reads in two halves at once
+/// ([`Capabilities::reads_at_once`]).
+const FETCH_HALVED: usize = 512;
 
 impl SqliteStore {
     /// Opens an existing database file (never creates one).
@@ -985,10 +989,7 @@ fn remove_database_files(path: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            reads_at_once: 1,
-            ..Capabilities::SQL
-        }
+        Capabilities::SQL
     }
 
     fn as_sql(&self) -> Option<&dyn SqlStore> {
@@ -1064,9 +1065,24 @@ impl Store for SqliteStore {
         Ok(rx.with_decoder(Arc::new(raw::decode_image)))
     }
 
-    async fn fetch(&self, req: FetchRequest) -> Result<Vec<Row>, DbError> {
-        self.blocking(move |s| s.read(|conn| fetch_on(conn, &s.env, &req)))
-            .await
+    async fn fetch(&self, mut req: FetchRequest) -> Result<Vec<Row>, DbError> {
+        if req.values.len() <= FETCH_HALVED {
+            return self
+                .blocking(move |s| s.read(|conn| fetch_on(conn, &s.env, &req)))
+                .await;
+        }
+        // Many keys (a plan's look-ups of the rows its changes reference):
+        // two halves at once, each on a reading connection of its own.
+        let mut values = std::mem::take(&mut req.values);
+        let second = FetchRequest {
+            values: values.split_off(values.len() / 2),
+            ..req.clone()
+        };
+        let first = FetchRequest { values, ..req };
+        let read = |req: FetchRequest| self.blocking(move |s| s.read(|conn| fetch_on(conn, &s.env, &req)));
+        let (mut rows, more) = tokio::try_join!(read(first), read(second))?;
+        rows.extend(more);
+        Ok(rows)
     }
 
     async fn try_lock_writer(&self) -> Result<Option<WriterLock>, DbError> {
@@ -1284,6 +1300,29 @@ impl Txn for SqliteTxn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `.cargo/config.toml` compiles SQLite without the one shared page
+    /// cache behind a global mutex, and without counting memory under
+    /// another: a plan's reads on several threads would wait on them.
+    #[test]
+    fn compiled_for_reading_on_many_threads() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite was built with ENABLE_MEMORY_MANAGEMENT (is LIBSQLITE3_FLAGS from .cargo/config.toml lost?): {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite counts its memory (is LIBSQLITE3_FLAGS from .cargo/config.toml lost?): {options:?}"
+        );
+    }
 
     #[test]
     fn declared_types_map_to_logical_types() {

@@ -679,15 +679,15 @@ pub async fn writes_in_chunks(b: Backend) {
 /// for the transaction, and the transaction does not wait for it: its writes
 /// of many rows (which a store may read ahead on connections of its own,
 /// whose reads of the table queue behind the schema change) and its commit
-/// go through, and then the change runs. The check applies to a store of
-/// SQL read through several connections: SQLite reads through one at a
-/// time (`reads_at_once`), and a folder or MongoDB has no schema to change.
+/// go through, and then the change runs. The check applies to a database
+/// server: SQLite's transaction reads through no other connection (its one
+/// writer holds the whole file), and a folder or MongoDB has no schema to
+/// change.
 pub async fn writes_beside_a_waiting_schema_change(b: Backend) {
     let Some((db, store)) = setup(b, "writes_beside_a_waiting_schema_change").await else {
         return;
     };
-    let caps = store.capabilities();
-    if !caps.sql_predicates || caps.reads_at_once < 2 {
+    if store.as_sql().is_none() || b == Backend::Sqlite {
         return;
     }
     seed_many(&*store).await;
@@ -1167,11 +1167,6 @@ pub async fn capabilities(b: Backend) {
             branch_clones: b == Backend::Mongo,
             open_fields: b == Backend::Mongo,
             reads_at_once: 2,
-        },
-        // In the process: one read at a time.
-        Backend::Sqlite => Capabilities {
-            reads_at_once: 1,
-            ..Capabilities::SQL
         },
         // InnoDB reads the pages its buffer pool lacks from the disk.
         Backend::Mariadb => Capabilities {

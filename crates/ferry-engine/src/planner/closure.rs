@@ -32,8 +32,14 @@ pub(super) async fn pull_references(ctx: &Ctx<'_>, entries: &mut Entries<'_>) ->
         if needed.is_empty() {
             return drop_unneeded_pulls(ctx, entries);
         }
-        for (table, wants) in needed {
-            for (v, by) in missing_in_target(ctx, &table, wants).await? {
+        // Each table's look-up is one read of the target; they run at once.
+        let missing = futures_util::future::try_join_all(needed.into_iter().map(|(table, wants)| async move {
+            let missing = missing_in_target(ctx, &table, wants).await?;
+            Ok::<_, Error>((table, missing))
+        }))
+        .await?;
+        for (table, missing) in missing {
+            for (v, by) in missing {
                 pull_in(ctx, entries, &table, v, by).await?;
             }
         }
