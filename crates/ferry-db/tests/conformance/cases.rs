@@ -491,9 +491,9 @@ pub async fn fetch_by_values(b: Backend) {
     assert!(none.is_empty());
 }
 
-/// A fetch of more keys than one statement holds, which the server stores
-/// read in pieces, several at once: every row comes back once, and an
-/// error in any piece fails the fetch.
+/// A fetch of more keys than one statement holds, which the SQL stores
+/// read in pieces, several at once (SQLite in two halves, on two threads):
+/// every row comes back once, and an error in any piece fails the fetch.
 pub async fn fetch_in_pieces(b: Backend) {
     let Some((_db, store)) = setup(b, "fetch_in_pieces").await else {
         return;
